@@ -1,0 +1,125 @@
+"""Polls every meter on one bus on its own schedule; a dead meter is skipped for a while so the
+live ones keep theirs.
+
+Each meter has an interval; the poller always serves the meter most overdue. After `fail_limit`
+consecutive failed polls a meter is put aside for `backoff_s` (then tried once again), the way
+Neuron's device_degrade or ESPHome's offline_skip_updates do. Readings go to a sink
+(sink(meter_id, values, ts)); faults and recoveries to the event function.
+"""
+
+import asyncio
+
+from nengjian import log, timeutil
+from nengjian.bus.rs485 import BusTimeout, Line
+from nengjian.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.proto import modbus
+
+
+class PolledMeter:
+    def __init__(self, cfg, driver, line):
+        self.id = cfg["id"]
+        self.cfg = cfg
+        self.driver = driver
+        self.line = line
+        self.interval_ms = cfg["interval_s"] * 1000
+        self.timeout_ms = cfg["timeout_ms"]
+        self.retries = cfg["retries"]
+        self.gap_ms = cfg["gap_ms"]
+        self.fail_limit = cfg["fail_limit"]
+        self.backoff_ms = cfg["backoff_s"] * 1000
+        self.next_due = ticks_ms()
+        self.failures = 0
+        self.offline = False
+        self.values = {}
+        self.stats = {"polls": 0, "ok": 0, "failed": 0, "timeouts": 0, "crc": 0, "exceptions": 0}
+        self.last_error = ""
+        self.last_ok = 0
+
+
+def make_line(profile, cfg):
+    line = dict(profile.get("line") or {})
+    line.update(cfg.get("line") or {})
+    return Line(line.get("baud", 9600), line.get("bits", 8), line.get("parity", "N"), line.get("stop", 1))
+
+
+class BusPoller:
+    def __init__(self, bus, meters, sink, event, trusted_clock):
+        self.bus = bus
+        self.meters = meters
+        self._sink = sink
+        self._event = event
+        self._trusted = trusted_clock
+        self.progress = 0  # advances every loop turn; the supervisor watches it
+        self.cycles = 0
+
+    def _most_due(self):
+        best = None
+        best_late = None
+        now = ticks_ms()
+        for m in self.meters:
+            late = ticks_diff(now, m.next_due)
+            if best is None or late > best_late:
+                best = m
+                best_late = late
+        return best, best_late
+
+    async def run(self):
+        while True:
+            m, late = self._most_due()
+            if late < 0:
+                await asyncio.sleep_ms(min(-late, 1000))
+                self.progress += 1
+                continue
+            await self.poll_once(m)
+            self.progress += 1
+
+    async def poll_once(self, m):
+        m.stats["polls"] += 1
+        # Schedule from the due time, not from now, so a slow bus does not drift every meter.
+        m.next_due = ticks_add(m.next_due, m.interval_ms)
+        if ticks_diff(m.next_due, ticks_ms()) < 0:
+            m.next_due = ticks_add(ticks_ms(), m.interval_ms)
+        err = None
+        for _attempt in range(m.retries + 1):
+            try:
+                await m.driver.read(self.bus, m.line, m.timeout_ms, m.gap_ms, m.values)
+                err = None
+                break
+            except BusTimeout as e:
+                m.stats["timeouts"] += 1
+                err = e
+            except modbus.CrcError as e:
+                m.stats["crc"] += 1
+                err = e
+            except modbus.ModbusException as e:
+                m.stats["exceptions"] += 1
+                err = e
+            except ValueError as e:  # frame errors of any protocol
+                err = e
+        if err is not None:
+            self._failed(m, err)
+            return False
+        ts = timeutil.now()
+        m.stats["ok"] += 1
+        m.last_ok = ts
+        if m.offline or m.failures >= m.fail_limit:
+            self._event("meter", "meter %s answers again after %d failed polls" % (m.id, m.failures))
+        m.failures = 0
+        m.offline = False
+        if not self._trusted():
+            log.warn("poll", "clock not trusted: reading of %s not stored" % m.id)
+            return False
+        self._sink(m, m.values, ts)
+        return True
+
+    def _failed(self, m, err):
+        m.stats["failed"] += 1
+        m.failures += 1
+        m.last_error = str(err)
+        log.warn("poll", "meter %s (%s addr %s): %s" % (m.id, self.bus.name, m.cfg["address"], err))
+        if m.failures == m.fail_limit:
+            m.offline = True
+            self._event("meter", "meter %s offline after %d failed polls (%s); retry every %d s"
+                        % (m.id, m.failures, err, m.backoff_ms // 1000))
+        if m.failures >= m.fail_limit:
+            m.next_due = ticks_add(ticks_ms(), m.backoff_ms)

@@ -1,0 +1,59 @@
+"""Decode numbers from Modbus register bytes: u16..u64, s16..s64, float32/64 in any word order.
+
+Word orders name where the big-endian bytes A B C D (E F G H) stand on the wire: ABCD is big-endian,
+CDAB swaps 16-bit words, BADC swaps bytes inside words, DCBA is little-endian. For 64-bit values the
+same rule applies to the four words.
+"""
+
+import struct
+
+SIZES = {"u16": 2, "s16": 2, "u32": 4, "s32": 4, "f32": 4, "u64": 8, "s64": 8, "f64": 8}
+_FORMATS = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i", "f32": ">f", "u64": ">Q", "s64": ">q", "f64": ">d"}
+ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
+
+_scratch = bytearray(8)
+
+
+def registers(type_name):
+    return SIZES[type_name] // 2
+
+
+def decode(buf, offset, type_name, order="ABCD"):
+    """Value of type_name at buf[offset:], read in the given word order."""
+    size = SIZES[type_name]
+    s = _scratch
+    if order == "ABCD" or size == 2 and order in ("CDAB",):
+        for i in range(size):
+            s[i] = buf[offset + i]
+    elif order == "DCBA" or size == 2 and order == "BADC":
+        for i in range(size):
+            s[i] = buf[offset + size - 1 - i]
+    elif order == "CDAB":
+        words = size // 2
+        for w in range(words):
+            src = offset + 2 * (words - 1 - w)
+            s[2 * w] = buf[src]
+            s[2 * w + 1] = buf[src + 1]
+    elif order == "BADC":
+        for i in range(0, size, 2):
+            s[i] = buf[offset + i + 1]
+            s[i + 1] = buf[offset + i]
+    else:
+        raise ValueError("unknown word order " + order)
+    return struct.unpack_from(_FORMATS[type_name], s, 0)[0]
+
+
+def encode(value, type_name, order="ABCD"):
+    """Bytes for value as a meter would send them (used by simulators and tests)."""
+    size = SIZES[type_name]
+    raw = struct.pack(_FORMATS[type_name], value)
+    if order == "ABCD" or size == 2 and order == "CDAB":
+        return raw
+    if order == "DCBA" or size == 2 and order == "BADC":
+        return bytes(reversed(raw))
+    if order == "CDAB":
+        words = [raw[i:i + 2] for i in range(0, size, 2)]
+        return b"".join(reversed(words))
+    if order == "BADC":
+        return bytes(raw[i ^ 1] for i in range(size))
+    raise ValueError("unknown word order " + order)

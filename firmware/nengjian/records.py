@@ -1,0 +1,38 @@
+"""The kinds of record the gateway stores, and their field order (CBOR arrays on flash).
+
+READING  [1, ts, meter, point, value, quality]            a meter reading (cumulative, exact Decimal)
+VALUE    [2, ts, dataCode, statType, statStart, value, valid, inputType, scope]
+                                                         a platform value, uploaded to every destination
+EVENT    [3, ts, kind, text]                              ledger: fault, recovery, loss, config, visit
+
+Times are UTC seconds. A VALUE carries its code and scope so later config changes never alter
+what was already recorded.
+"""
+
+READING = 1
+VALUE = 2
+EVENT = 3
+
+# VALUE fields
+V_TS = 1
+V_CODE = 2
+V_STAT_TYPE = 3
+V_STAT_START = 4
+V_VALUE = 5
+V_VALID = 6
+V_INPUT = 7
+V_SCOPE = 8
+
+# quality of a READING
+GOOD = 0
+OUT_OF_RANGE = 1
+
+# statType
+REALTIME = 0
+DAY = 1
+MONTH = 2
+YEAR = 3
+
+# inputType
+FIELD_INSTRUMENT = 4
+MANUAL = 5

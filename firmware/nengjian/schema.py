@@ -1,0 +1,95 @@
+"""A small JSON-Schema (draft 2020-12 subset) validator for configs and meter profiles on the gateway.
+
+Supports: type, enum, const, required, properties, additionalProperties (bool or schema),
+items, minItems, maxItems, minimum, maximum, minLength, maxLength, pattern, $ref to #/$defs/NAME.
+The host checks the same schema files with the full `jsonschema` package; tests keep the two in
+agreement. Errors name the field path, e.g. `meters[1].address: 300 is more than 247`.
+"""
+
+try:
+    import re
+except ImportError:  # pragma: no cover
+    re = None
+
+
+class SchemaError(ValueError):
+    def __init__(self, path, msg):
+        super().__init__("%s: %s" % (path or "(top)", msg))
+        self.path = path
+
+
+_TYPES = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+}
+
+
+def _type_ok(value, t):
+    if t == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t == "null":
+        return value is None
+    return isinstance(value, _TYPES[t])
+
+
+def validate(value, schema, root=None, path=""):
+    """Raise SchemaError naming the first field that breaks the schema."""
+    if root is None:
+        root = schema
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.split("/")[-1]
+        schema = root["$defs"][name]
+    t = schema.get("type")
+    if t is not None:
+        types = t if isinstance(t, list) else [t]
+        if not any(_type_ok(value, x) for x in types):
+            raise SchemaError(path, "expected %s, got %r" % (" or ".join(types), value))
+    if "enum" in schema and value not in schema["enum"]:
+        raise SchemaError(path, "%r is not one of %s" % (value, ", ".join(repr(x) for x in schema["enum"])))
+    if "const" in schema and value != schema["const"]:
+        raise SchemaError(path, "must be %r" % (schema["const"],))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise SchemaError(path, "%r is less than %r" % (value, schema["minimum"]))
+        if "maximum" in schema and value > schema["maximum"]:
+            raise SchemaError(path, "%r is more than %r" % (value, schema["maximum"]))
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            raise SchemaError(path, "%r is shorter than %d" % (value, schema["minLength"]))
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise SchemaError(path, "%r is longer than %d" % (value, schema["maxLength"]))
+        pat = schema.get("pattern")
+        if pat and re is not None and not re.match(pat, value):
+            raise SchemaError(path, "%r does not match %s" % (value, pat))
+    if isinstance(value, dict):
+        for key in schema.get("required", ()):
+            if key not in value:
+                raise SchemaError(_join(path, key), "required field missing")
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for key in value:
+            sub = props.get(key)
+            if sub is not None:
+                validate(value[key], sub, root, _join(path, key))
+            elif extra is False:
+                raise SchemaError(_join(path, key), "unknown field")
+            elif isinstance(extra, dict):
+                validate(value[key], extra, root, _join(path, key))
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            raise SchemaError(path, "needs at least %d item(s)" % schema["minItems"])
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise SchemaError(path, "allows at most %d item(s)" % schema["maxItems"])
+        items = schema.get("items")
+        if items:
+            for i, v in enumerate(value):
+                validate(v, items, root, "%s[%d]" % (path, i))
+
+
+def _join(path, key):
+    return key if not path else path + "." + key

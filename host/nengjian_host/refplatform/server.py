@@ -1,0 +1,454 @@
+"""HTTP(S) front of the reference platform and its in-process Python API (RefPlatform).
+
+Owns: the threaded server, request parsing (content type, length, strict JSON), the fault behaviour on
+the wire, the admin endpoints, TLS set-up and clean shutdown. Session logic lives in service.py.
+"""
+
+import json
+import socket
+import ssl
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from urllib.parse import parse_qs, urlsplit
+
+from . import validate as v
+from .faults import NO_ANSWER_MODES, FaultSwitch
+from .service import Service
+from .store import Store
+from .variants import VARIANTS
+
+MAX_BODY = 4 * 1024 * 1024
+IDLE_TIMEOUT_S = 30.0
+
+
+class RequestError(Exception):
+    """A request the platform cannot read at all: answered with this HTTP status and a JSON body."""
+
+    def __init__(self, status, message):
+        Exception.__init__(self, message)
+        self.status = status
+        self.message = message
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def _unique_keys(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError("duplicate key %r" % key)
+        obj[key] = value
+    return obj
+
+
+def parse_json_body(raw):
+    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, an object at the top."""
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError:
+        raise RequestError(400, "body is not UTF-8") from None
+    except ValueError as exc:
+        raise RequestError(400, "malformed JSON: %s" % exc) from None
+    if not isinstance(obj, dict):
+        raise RequestError(400, "body must be a JSON object")
+    return obj
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # A bound-then-closed port must be reusable at once by the next test.
+    allow_reuse_address = True
+
+    def __init__(self, address, platform):
+        self.platform = platform
+        self._conn_lock = threading.Lock()
+        self._connections = set()
+        self._workers = set()
+        ThreadingHTTPServer.__init__(self, address, _Handler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn), which can stall for seconds.
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def finish_request(self, request, client_address):
+        worker = threading.current_thread()
+        with self._conn_lock:
+            self._connections.add(request)
+            self._workers.add(worker)
+        try:
+            ctx = self.platform.ssl_context
+            if ctx is not None:
+                request.settimeout(IDLE_TIMEOUT_S)
+                try:
+                    tls = ctx.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    self.platform._count_tls_failure()
+                    return
+                with self._conn_lock:
+                    self._connections.discard(request)
+                    self._connections.add(tls)
+                request = tls
+            try:
+                _Handler(request, client_address, self)
+            finally:
+                if request is not None and ctx is not None:
+                    request.close()
+        finally:
+            with self._conn_lock:
+                self._connections.discard(request)
+                self._workers.discard(worker)
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timeout, reset) is normal traffic for a fault-injecting server.
+        pass
+
+    def close_connections(self):
+        with self._conn_lock:
+            conns, workers = list(self._connections), list(self._workers)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return workers
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "NengjianRefPlatform/0.1"
+    timeout = IDLE_TIMEOUT_S
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        self._route("GET")
+
+    def do_POST(self):
+        self._route("POST")
+
+    def do_PUT(self):
+        self._route("PUT")
+
+    def do_DELETE(self):
+        self._route("DELETE")
+
+    # -- wire helpers -----------------------------------------------------------------------------
+    def _send(self, status, payload):
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+
+    def _abort(self):
+        """Drop the connection with a TCP reset and no answer."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            self.rfile.close()
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _drop(self):
+        """Close the connection without an answer (orderly FIN)."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _read_body(self, require_json=True):
+        """The parsed JSON object; RequestError for anything unreadable."""
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") or length is None:
+            self.close_connection = True
+            raise RequestError(411, "Content-Length required")
+        try:
+            n = int(length)
+            if n < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            raise RequestError(400, "bad Content-Length") from None
+        if n > MAX_BODY:
+            self.close_connection = True
+            raise RequestError(413, "body larger than %d bytes" % MAX_BODY)
+        raw = self.rfile.read(n)
+        if len(raw) != n:
+            self.close_connection = True
+            raise RequestError(400, "body shorter than Content-Length")
+        ctype = self.headers.get("Content-Type", "")
+        if require_json or ctype:
+            _check_content_type(ctype)
+        return parse_json_body(raw)
+
+    def _base_url(self):
+        host = self.headers.get("Host")
+        if not host:
+            host = "%s:%d" % (self.server.platform.host, self.server.platform.port)
+        scheme = "https" if self.server.platform.ssl_context is not None else "http"
+        return "%s://%s" % (scheme, host)
+
+    def _bearer(self):
+        auth = self.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip()
+        return None
+
+    # -- routing ----------------------------------------------------------------------------------
+    def _route(self, method):
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/admin/"):
+            self._admin(method, parts.path, parse_qs(parts.query))
+        else:
+            self._api(method, parts.path)
+
+    def _api(self, method, path):
+        platform = self.server.platform
+        faults = platform.faults
+        generation, mode, params = faults.snapshot()
+        if mode == "down":
+            faults.count_hit(mode)
+            self._abort()
+            return
+        try:
+            if method != "POST":
+                raise RequestError(405, "use POST")
+            body = self._read_body()
+            parse_error = None
+        except RequestError as exc:
+            body, parse_error = None, exc
+        response = None
+        while True:
+            if mode == "slow":
+                faults.count_hit(mode)
+                faults.pause(params["delay_s"])
+            if faults.closing:
+                self._abort()
+                return
+            if response is None and (mode not in NO_ANSWER_MODES or params["store_first"]):
+                if parse_error is not None:
+                    response = (parse_error.status,
+                                {"responseCode": str(parse_error.status), "responseMessage": parse_error.message})
+                else:
+                    rejects = params["data_code"] if mode == "reject_code" else ()
+                    response = platform.service.handle(path, body, self._base_url(), self._bearer(), rejects)
+            if mode not in NO_ANSWER_MODES:
+                break
+            faults.count_hit(mode)
+            platform._log("platform: fault %s on %s" % (mode, path))
+            if mode == "http500":
+                self.close_connection = True
+                self._send(500, {"responseCode": "500", "responseMessage": "internal server error (fault switch)"})
+                return
+            if mode == "reset":
+                self._abort()
+                return
+            # hang: wait for the switch to move, then carry on under the new mode
+            if not faults.wait_change(generation, params["max_s"]):
+                self._drop()
+                return
+            generation, mode, params = faults.snapshot()
+        self._send(*response)
+
+    def _admin(self, method, path, query):
+        platform = self.server.platform
+        try:
+            if path == "/admin/fault" and method == "POST":
+                body = self._read_body(require_json=False)
+                mode = body.pop("mode", None)
+                if not isinstance(mode, str):
+                    raise RequestError(400, "mode required")
+                try:
+                    state = platform.set_fault(mode, **body)
+                except (TypeError, ValueError) as exc:
+                    raise RequestError(400, str(exc)) from None
+                self._send(200, {"responseCode": "0", "responseMessage": "ok", "fault": state})
+            elif path == "/admin/fault" and method == "GET":
+                self._send(200, platform.faults.state())
+            elif path == "/admin/records" and method == "GET":
+                ent = query.get("enterpriseCode", [None])[0]
+                code = query.get("dataCode", [None])[0]
+                self._send(200, platform.records(enterprise_code=ent, data_code=code))
+            elif path == "/admin/stats" and method == "GET":
+                self._send(200, platform.stats())
+            elif path == "/admin/devices" and method == "GET":
+                self._send(200, platform.devices())
+            elif path == "/admin/clear" and method == "POST":
+                body = self._read_body(require_json=False)
+                platform.clear(devices=bool(body.get("devices", False)))
+                self._send(200, {"responseCode": "0", "responseMessage": "ok"})
+            else:
+                raise RequestError(404, "no such admin endpoint %s %s" % (method, path))
+        except RequestError as exc:
+            self._send(exc.status, {"responseCode": str(exc.status), "responseMessage": exc.message})
+
+
+def _check_content_type(ctype):
+    fields = [f.strip().lower() for f in ctype.split(";")]
+    if fields[0] != "application/json":
+        raise RequestError(400, "Content-Type must be application/json, got %r" % ctype)
+    for param in fields[1:]:
+        if param.startswith("charset=") and param[8:].strip('"') not in ("utf-8", "utf8"):
+            raise RequestError(400, "charset must be UTF-8, got %r" % ctype)
+
+
+class RefPlatform:
+    """The reference platform, in-process: ``with RefPlatform(...) as p: ... p.url ...``.
+
+    Arguments (all keyword-friendly):
+      db_path            SQLite file, or ":memory:" (default)
+      host, port         listen address; port 0 picks a free port (see .port / .url)
+      period_s           real-time period statDate must align to (default 900; divides a day, whole minutes)
+      valid_encoding     "json" (true/false), "shandong" ("0" valid), "yunnan" ("1" valid)
+      variant            "plain", "mtls", "sm4-ecb", "sm4-cbc-token" (see variants.py)
+      upload_time        daily slot returned at registration
+      success_code       responseCode of a success (default "0"; Yunnan answers 200)
+      certfile, keyfile  serve HTTPS with this certificate
+      client_ca          CA file for client certificates (required by, and only with, variant "mtls")
+      pin, token_ttl_s   Yunnan password PIN and token lifetime (variant "sm4-cbc-token")
+      hang_s             default max_s of the "hang" fault
+      future_tolerance_s how far statDate/uploadDate may lie ahead of server time
+      max_batch          reject batches with more records (default: no limit)
+      clock              callable returning POSIX seconds (default time.time); sets "server time"
+      log                callable(str) for one-line event reports (default: silent)
+      reg_version, dic_version  returned by /api/dicVersion
+    """
+
+    def __init__(self, db_path=":memory:", host="127.0.0.1", port=0, period_s=900, valid_encoding="json",
+                 variant="plain", upload_time="01:38:00", success_code="0", certfile=None, keyfile=None,
+                 client_ca=None, pin="123456", token_ttl_s=3600, hang_s=60.0, future_tolerance_s=300,
+                 max_batch=None, clock=None, log=None, reg_version="1", dic_version="1"):
+        if variant not in VARIANTS:
+            raise ValueError("unknown variant %r (one of %s)" % (variant, ", ".join(VARIANTS)))
+        if valid_encoding not in v.VALID_ENCODINGS:
+            raise ValueError("unknown valid encoding %r (one of %s)" % (valid_encoding, ", ".join(v.VALID_ENCODINGS)))
+        if not (isinstance(period_s, int) and period_s > 0 and period_s % 60 == 0 and 86400 % period_s == 0):
+            raise ValueError("period_s must be whole minutes that divide a day, got %r" % (period_s,))
+        if (variant == "mtls") != (client_ca is not None):
+            raise ValueError("variant 'mtls' needs client_ca, and client_ca needs variant 'mtls'")
+        if client_ca is not None and certfile is None:
+            raise ValueError("mutual TLS needs certfile/keyfile too")
+        self.host = host
+        self._requested_port = port
+        self.variant = variant
+        self._log_fn = log
+        self._log_lock = threading.Lock()
+        self.ssl_context = None
+        if certfile is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(certfile, keyfile)
+            if client_ca is not None:
+                ctx.load_verify_locations(client_ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ssl_context = ctx
+        self.faults = FaultSwitch(hang_s)
+        self.store = Store(db_path)
+        self.service = Service(
+            self.store, variant=variant, period_s=period_s, valid_encoding=valid_encoding,
+            upload_time=upload_time, success_code=success_code, reg_version=reg_version,
+            dic_version=dic_version, pin=pin, token_ttl_s=token_ttl_s,
+            future_tolerance_s=future_tolerance_s, max_batch=max_batch, clock=clock, log=self._log)
+        self._server = None
+        self._thread = None
+        self._tls_failures = 0
+        self._started_at = None
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self):
+        if self._server is not None:
+            return self
+        self._server = _Server((self.host, self._requested_port), self)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="refplatform", daemon=True)
+        self._thread.start()
+        self._started_at = time.time()
+        return self
+
+    def close(self):
+        """Stop serving: release hung requests, close every connection, close the database."""
+        if self._server is None:
+            return
+        self.faults.close()
+        self._server.shutdown()
+        self._server.server_close()
+        for worker in self._server.close_connections():
+            worker.join(5.0)
+        self._thread.join(5.0)
+        self._server = None
+        self.store.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def port(self):
+        return self._server.server_address[1] if self._server else self._requested_port
+
+    @property
+    def url(self):
+        """Base URL, e.g. http://127.0.0.1:8080 (register at url + "/api/register")."""
+        scheme = "https" if self.ssl_context is not None else "http"
+        host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
+        return "%s://%s:%d" % (scheme, host, self.port)
+
+    # -- test-facing API --------------------------------------------------------------------------
+    def set_fault(self, mode, **params):
+        """Switch the fault mode (see faults.py); returns the new state dict."""
+        state = self.faults.set(mode, **params)
+        self._log("platform: fault mode now %s" % json.dumps(state, sort_keys=True))
+        return state
+
+    @property
+    def fault(self):
+        return self.faults.state()
+
+    def records(self, enterprise_code=None, data_code=None):
+        return self.store.records(enterprise_code=enterprise_code, data_code=data_code)
+
+    def devices(self):
+        return self.store.devices()
+
+    def stats(self):
+        out = self.service.counters()
+        counts = self.store.counts()
+        out.update(keys=counts["keys"], duplicates=counts["repeats"], devices=counts["devices"],
+                   fault=self.faults.state(), faultHits=self.faults.hit_counts(),
+                   tlsFailures=self._tls_failures)
+        return out
+
+    def clear(self, devices=False):
+        self.store.clear(devices=devices)
+
+    def expire_tokens(self):
+        """Forget every issued bearer token (the next data call gets 401)."""
+        self.service.tokens.expire_all()
+
+    def _count_tls_failure(self):
+        with self._log_lock:
+            self._tls_failures += 1
+
+    def _log(self, line):
+        if self._log_fn is not None:
+            with self._log_lock:
+                self._log_fn(line)

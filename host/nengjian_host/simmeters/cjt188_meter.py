@@ -1,0 +1,183 @@
+"""Simulated CJ/T 188 water / gas / heat meter (CPython, for tests and the sim board).
+
+Written independently of the firmware codec (firmware/nengjian/proto/cjt188.py). It serves the
+901FH read with the CJ/T 188-2004 layouts described there (water/gas L=16H, heat T=20H..29H L=2EH)
+and the 810AH read address. Like a meter on a shared bus it answers only its own type (or AAH) and
+address, answers the AA..AA wildcard only when configured only_meter=True, and is silent for the
+99..99 broadcast, for replies of other meters and for anything it cannot parse.
+
+di_order: "any" (default) accepts the DI as 1F 90 or 90 1F and echoes it as received; "low_first" /
+"high_first" emulate a picky meter that only understands one order (silence otherwise).
+Counters advance with the injected clock at .rates (units per second) and roll over at the field
+width; tests set them with set()/set_raw(). The real-time field comes from .now() (default: the
+host's local time).
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import ROUND_HALF_EVEN, Decimal
+
+# name: (nbytes, decimals)
+FIELDS = {
+    "flow": (4, 2),
+    "settle_flow": (4, 2),
+    "heat": (4, 2),
+    "settle_heat": (4, 2),
+    "power": (4, 2),
+    "flow_rate": (4, 4),
+    "supply_temp": (3, 2),
+    "return_temp": (3, 2),
+    "work_hours": (3, 0),
+}
+DEFAULT_UNITS = {"flow": 0x2C, "settle_flow": 0x2C, "heat": 0x05, "settle_heat": 0x05, "power": 0x17,
+                 "flow_rate": 0x35}
+BROADCAST = bytes([0x99] * 7)
+
+
+def addr_to_wire(address: str) -> bytes:
+    address = address.rjust(14, "0")
+    return bytes(int(address[i:i + 2], 16) for i in range(12, -2, -2))
+
+
+def to_bcd(raw: int, nbytes: int) -> bytes:
+    digits = str(raw).rjust(2 * nbytes, "0")
+    if raw < 0 or len(digits) > 2 * nbytes:
+        raise ValueError("value does not fit")
+    return bytes(int(digits[i:i + 2], 16) for i in range(len(digits) - 2, -2, -2))
+
+
+def make_frame(meter_type: int, addr_wire: bytes, ctrl: int, data: bytes, preamble: int = 0) -> bytes:
+    body = bytes([0x68, meter_type]) + addr_wire + bytes([ctrl, len(data)]) + data
+    return b"\xfe" * preamble + body + bytes([sum(body) & 0xFF, 0x16])
+
+
+def _find(buf: bytes):
+    i = buf.find(b"\x68")
+    if i < 0 or len(buf) - i < 11:
+        return None
+    end = i + 13 + buf[i + 10]
+    return (i, end) if end <= len(buf) else None
+
+
+def split(buf: bytes) -> int:
+    """End index of the first complete CJ/T 188 frame in buf (noise before it included), 0 if none."""
+    found = _find(bytes(buf))
+    return found[1] if found else 0
+
+
+def parse_frame(buf: bytes):
+    """(meter_type, addr_wire, ctrl, data) of the first well-formed frame, or None."""
+    buf = bytes(buf)
+    found = _find(buf)
+    if not found:
+        return None
+    frame = buf[found[0]:found[1]]
+    if sum(frame[:-2]) & 0xFF != frame[-2] or frame[-1] != 0x16:
+        return None
+    return frame[1], frame[2:9], frame[9], frame[11:-2]
+
+
+class Cjt188Meter:
+    protocol = "cjt188"
+    split = staticmethod(split)
+
+    def __init__(self, meter_type: int, address: str, values: dict | None = None, units: dict | None = None,
+                 rates: dict | None = None, status: int = 0, only_meter: bool = False, di_order: str = "any",
+                 preamble: int = 4, clock=time.monotonic, now=None):
+        self.meter_type = meter_type
+        self.address = address.rjust(14, "0")
+        self.wire = addr_to_wire(self.address)
+        self.units = dict(DEFAULT_UNITS, **(units or {}))
+        self.rates = dict(rates or {})
+        self.status = status
+        self.only_meter = only_meter
+        self.di_order = di_order
+        self.preamble = preamble
+        self.clock = clock
+        self.now = now or (lambda: time.localtime()[:6])
+        self.online = True
+        self.requests = 0
+        self._base = {name: 0 for name in FIELDS}
+        self._t0 = {name: clock() for name in FIELDS}
+        for name, value in (values or {}).items():
+            self.set(name, value)
+
+    @property
+    def heat_meter(self) -> bool:
+        return 0x20 <= self.meter_type <= 0x29
+
+    def set(self, name: str, value) -> None:
+        dec = FIELDS[name][1]
+        self.set_raw(name, int((Decimal(str(value)) * (10 ** dec)).to_integral_value(ROUND_HALF_EVEN)))
+
+    def set_raw(self, name: str, raw: int) -> None:
+        if name not in FIELDS:
+            raise KeyError(name)
+        self._base[name] = raw
+        self._t0[name] = self.clock()
+
+    def raw(self, name: str) -> int:
+        nbytes, dec = FIELDS[name]
+        raw = self._base[name]
+        rate = self.rates.get(name)
+        if rate:
+            raw += int(Decimal(str(rate)) * Decimal(str(self.clock() - self._t0[name])) * (10 ** dec))
+        return raw % (10 ** (2 * nbytes))
+
+    def value(self, name: str) -> Decimal:
+        return Decimal(self.raw(name)).scaleb(-FIELDS[name][1])
+
+    def _di_ok(self, data: bytes, di: int) -> bool:
+        lo, hi = di & 0xFF, di >> 8
+        if data[:2] == bytes([lo, hi]):
+            return self.di_order in ("any", "low_first")
+        if data[:2] == bytes([hi, lo]):
+            return self.di_order in ("any", "high_first")
+        return False
+
+    def _time(self) -> bytes:
+        y, mo, d, h, mi, s = self.now()[:6]
+        return to_bcd(s, 1) + to_bcd(mi, 1) + to_bcd(h, 1) + to_bcd(d, 1) + to_bcd(mo, 1) + to_bcd(y, 2)
+
+    def _value(self, name: str, with_unit: bool = True) -> bytes:
+        out = to_bcd(self.raw(name), FIELDS[name][0])
+        return out + bytes([self.units[name]]) if with_unit else out
+
+    def payload(self) -> bytes:
+        """The 901F data after DI and SER."""
+        st = bytes([self.status & 0xFF, (self.status >> 8) & 0xFF])
+        if self.heat_meter:
+            return (self._value("settle_heat") + self._value("heat") + self._value("power")
+                    + self._value("flow_rate") + self._value("flow") + self._value("supply_temp", False)
+                    + self._value("return_temp", False) + self._value("work_hours", False) + self._time() + st)
+        return self._value("flow") + self._value("settle_flow") + self._time() + st
+
+    def respond(self, request: bytes):
+        """Reply bytes for one request (bytes may carry preamble/noise), or None for silence."""
+        if not self.online:
+            return None
+        parsed = parse_frame(request)
+        if parsed is None:
+            return None
+        meter_type, wire, ctrl, data = parsed
+        if ctrl & 0x80 or wire == BROADCAST:
+            return None
+        if meter_type not in (self.meter_type, 0xAA):
+            return None
+        wildcard = 0xAA in wire
+        if wildcard:
+            if not all(w in (0xAA, m) for w, m in zip(wire, self.wire)) or not self.only_meter:
+                return None
+        elif wire != self.wire:
+            return None
+        self.requests += 1
+        if ctrl == 0x01 and len(data) == 3 and self._di_ok(data, 0x901F):
+            return make_frame(self.meter_type, self.wire, 0x81, data + self.payload(), self.preamble)
+        if ctrl == 0x03 and len(data) == 3 and self._di_ok(data, 0x810A):
+            return make_frame(self.meter_type, self.wire, 0x83, data, self.preamble)
+        if len(data) == 3 and {bytes(data[:2]), bytes(data[1::-1])} & {b"\x1f\x90", b"\x0a\x81"}:
+            return None  # a known DI in the order this meter does not understand
+        ser = data[2] if len(data) >= 3 else 0
+        return make_frame(self.meter_type, self.wire, (ctrl & 0x3F) | 0xC0,
+                          bytes([ser, self.status & 0xFF, (self.status >> 8) & 0xFF]), self.preamble)

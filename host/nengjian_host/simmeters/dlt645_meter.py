@@ -1,0 +1,197 @@
+"""Simulated DL/T 645-2007 / -1997 electricity meter (CPython, for tests and the sim board).
+
+Written independently of the firmware codec (firmware/nengjian/proto/dlt645.py) so that tests
+cross-check two readings of the standard rather than one codec against itself.
+
+Behaviour, as a real meter on a shared RS-485 bus:
+- answers read data (2007 11H / 1997 01H) for its own address; unknown DIs get an error reply
+  (2007 D1H "no such data", 1997 C1H "wrong DI");
+- answers read address (13H) and wildcard-addressed reads only when configured only_meter=True
+  (with several meters on a bus a wildcard would make them all talk at once);
+- stays silent for other addresses, for broadcasts (99..99; a time sync is recorded in
+  .synced_time) and for anything it cannot parse;
+- counters advance with the injected clock at .rates (engineering units per second), wrap like a
+  register at the field's width, and can be set by tests with set()/set_raw().
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import ROUND_HALF_EVEN, Decimal
+
+BIAS = 0x33
+BROADCAST = bytes([0x99] * 6)
+
+# (nbytes, decimals, signed); an independent copy of the SPEC section 5 table.
+ITEMS_2007 = {
+    0x00000000: (4, 2, True),  # combined active energy (sign bit)
+    0x00010000: (4, 2, False),  # forward active energy
+    0x00020000: (4, 2, False),  # reverse active energy
+    0x00010100: (4, 2, False),
+    0x00010200: (4, 2, False),
+    0x00010300: (4, 2, False),
+    0x00010400: (4, 2, False),
+    0x02010100: (2, 1, False),  # phase A..C voltage
+    0x02010200: (2, 1, False),
+    0x02010300: (2, 1, False),
+    0x02020100: (3, 3, True),  # phase A..C current
+    0x02020200: (3, 3, True),
+    0x02020300: (3, 3, True),
+    0x02030000: (3, 4, True),  # total active power kW
+    0x02060000: (2, 3, True),  # total power factor
+    0x02800002: (2, 2, False),  # frequency
+}
+ITEMS_1997 = {
+    0x9010: (4, 2, False),
+    0x9020: (4, 2, False),
+    0xB611: (2, 0, False),
+    0xB621: (2, 2, False),
+    0xB630: (3, 4, False),
+    0xB650: (2, 3, False),
+}
+
+
+def addr_to_wire(address: str) -> bytes:
+    address = address.rjust(12, "0")
+    return bytes(int(address[i:i + 2], 16) for i in range(10, -2, -2))
+
+
+def to_bcd(raw: int, nbytes: int, signed: bool) -> bytes:
+    neg = raw < 0
+    digits = str(abs(raw)).rjust(2 * nbytes, "0")
+    if len(digits) > 2 * nbytes:
+        raise ValueError("value too wide")
+    out = bytearray(int(digits[i:i + 2], 16) for i in range(len(digits) - 2, -2, -2))
+    if signed:
+        if out[-1] & 0x80:
+            raise ValueError("value too wide for a signed field")
+        if neg:
+            out[-1] |= 0x80
+    elif neg:
+        raise ValueError("negative value in an unsigned field")
+    return bytes(out)
+
+
+def make_frame(addr_wire: bytes, ctrl: int, plain: bytes, preamble: int = 0) -> bytes:
+    body = bytes([0x68]) + addr_wire + bytes([0x68, ctrl, len(plain)]) + bytes((b + BIAS) & 0xFF for b in plain)
+    return b"\xfe" * preamble + body + bytes([sum(body) & 0xFF, 0x16])
+
+
+def _find(buf: bytes):
+    """(start, end) of the first complete frame (a 68 with its partner 68 seven bytes on), or None."""
+    for i in range(len(buf)):
+        if buf[i] == 0x68 and (i + 7 >= len(buf) or buf[i + 7] == 0x68):
+            if len(buf) - i < 10:
+                return None
+            end = i + 12 + buf[i + 9]
+            return (i, end) if end <= len(buf) else None
+    return None
+
+
+def split(buf: bytes) -> int:
+    """End index of the first complete 645 frame in buf (noise before it included), 0 if none yet."""
+    found = _find(buf)
+    return found[1] if found else 0
+
+
+def parse_frame(buf: bytes):
+    """(addr_wire, ctrl, plain_data) of the first well-formed frame, or None."""
+    found = _find(buf)
+    if not found:
+        return None
+    frame = buf[found[0]:found[1]]
+    if sum(frame[:-2]) & 0xFF != frame[-2] or frame[-1] != 0x16:
+        return None
+    return bytes(frame[1:7]), frame[8], bytes((b - BIAS) & 0xFF for b in frame[10:-2])
+
+
+class Dlt645Meter:
+    protocol = "dlt645"
+    split = staticmethod(split)
+
+    def __init__(self, address: str, values: dict | None = None, rates: dict | None = None,
+                 only_meter: bool = False, v1997: bool = False, preamble: int = 4, clock=time.monotonic):
+        self.address = address.rjust(12, "0")
+        self.wire = addr_to_wire(self.address)
+        self.only_meter = only_meter
+        self.v1997 = v1997
+        self.items = ITEMS_1997 if v1997 else ITEMS_2007
+        self.preamble = preamble
+        self.clock = clock
+        self.rates = dict(rates or {})
+        self.online = True  # False: a dead meter, never answers
+        self.synced_time = None  # (YY, MM, DD, hh, mm, ss) of the last broadcast time sync
+        self.requests = 0
+        self._base: dict[int, int] = {}
+        self._t0: dict[int, float] = {}
+        for di, value in (values or {}).items():
+            self.set(di, value)
+
+    # -- values --------------------------------------------------------------------------------
+    def set(self, di: int, value) -> None:
+        """Set a value in engineering units (int, str, Decimal or float: rounded to the field)."""
+        dec = self.items[di][1]
+        raw = int((Decimal(str(value)) * (10 ** dec)).to_integral_value(ROUND_HALF_EVEN))
+        self.set_raw(di, raw)
+
+    def set_raw(self, di: int, raw: int) -> None:
+        if di not in self.items:
+            raise KeyError(hex(di))
+        self._base[di] = raw
+        self._t0[di] = self.clock()
+
+    def raw(self, di: int) -> int:
+        nbytes, dec, signed = self.items[di]
+        raw = self._base[di]
+        rate = self.rates.get(di)
+        if rate:
+            raw += int(Decimal(str(rate)) * Decimal(str(self.clock() - self._t0[di])) * (10 ** dec))
+        if not signed:
+            raw %= 10 ** (2 * nbytes)  # a register rolls over at its width
+        return raw
+
+    def value(self, di: int) -> Decimal:
+        return Decimal(self.raw(di)).scaleb(-self.items[di][1])
+
+    # -- protocol ------------------------------------------------------------------------------
+    def _addressed(self, wire: bytes) -> bool:
+        if wire == self.wire:
+            return True
+        if 0xAA in wire and all(w == 0xAA or w == m for w, m in zip(wire, self.wire)):
+            return self.only_meter
+        return False
+
+    def respond(self, request: bytes):
+        """Reply bytes for one request (bytes may carry preamble/noise), or None for silence."""
+        if not self.online:
+            return None
+        parsed = parse_frame(bytes(request))
+        if parsed is None:
+            return None
+        wire, ctrl, data = parsed
+        if ctrl & 0x80:
+            return None  # another slave's reply
+        if wire == BROADCAST:
+            text = data[::-1].hex()
+            if ctrl == 0x08 and len(data) == 6 and text.isdigit():
+                self.synced_time = tuple(int(text[i:i + 2]) for i in range(0, 12, 2))
+            return None
+        if not self._addressed(wire):
+            return None
+        self.requests += 1
+        if not self.v1997 and ctrl == 0x13 and not data:
+            return make_frame(self.wire, 0x93, self.wire, self.preamble)
+        if self.v1997 and ctrl == 0x01 and len(data) == 2:
+            return self._read(data, 2, 0x81, 0xC1, 0x02)
+        if not self.v1997 and ctrl == 0x11 and len(data) == 4:
+            return self._read(data, 4, 0x91, 0xD1, 0x02)
+        if not self.v1997 and ctrl == 0x12:
+            return make_frame(self.wire, 0xD2, bytes([0x02]), self.preamble)  # no follow-up data here
+        return make_frame(self.wire, (ctrl & 0x1F) | 0xC0, bytes([0x01]), self.preamble)
+
+    def _read(self, data: bytes, di_bytes: int, ok: int, err: int, no_data: int) -> bytes:
+        di = int.from_bytes(data[:di_bytes], "little")
+        if di not in self.items or di not in self._base:
+            return make_frame(self.wire, err, bytes([no_data]), self.preamble)
+        nbytes, _, signed = self.items[di]
+        return make_frame(self.wire, ok, data[:di_bytes] + to_bcd(self.raw(di), nbytes, signed), self.preamble)

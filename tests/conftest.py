@@ -1,0 +1,8 @@
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Firmware modules are plain Python that also runs on CPython: codec property tests import them directly.
+for p in (ROOT / "tests", ROOT / "firmware", ROOT / "host"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))

