@@ -3,6 +3,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Firmware modules are plain Python that also runs on CPython: codec property tests import them directly.
-for p in (ROOT / "tests", ROOT / "firmware", ROOT / "host"):
+for p in (ROOT / "tests", ROOT / "tests" / "e2e", ROOT / "firmware", ROOT / "host"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))

@@ -16,6 +16,7 @@ so timing code runs as it would on the ESP32.
 import os
 import select
 import termios
+import time
 
 import vfs
 
@@ -164,6 +165,20 @@ def rs485_ports():
         if path:
             ports["rs485_%d" % i] = (lambda p=path: PtyPort(p))
     return ports
+
+
+_CLOCK_SPEED = float(os.getenv("NJ_CLOCK_SPEED") or "1")
+_CLOCK_T0 = float(os.getenv("NJ_CLOCK_T0") or "0")
+_CLOCK_S0 = float(os.getenv("NJ_CLOCK_S0") or "0")
+
+
+def utc_now():
+    """The RTC. Tests may run it faster than real time (NJ_CLOCK_SPEED, from host time NJ_CLOCK_T0
+    at simulated time NJ_CLOCK_S0) so that a day of 15-minute periods passes in minutes."""
+    t = time.time()
+    if _CLOCK_SPEED == 1 and not _CLOCK_S0:
+        return int(t)
+    return int(_CLOCK_S0 + (t - _CLOCK_T0) * _CLOCK_SPEED)
 
 
 def clock_trusted():

@@ -13,6 +13,7 @@ import gc
 import sys
 
 import board
+
 from nengjian import config, intervals, log, records, timeutil
 from nengjian.bus.rs485 import Bus
 from nengjian.meters import modbus_meter, poller
@@ -58,7 +59,8 @@ class Gateway:
             self.readings += 1
             for index in self.items_by_point.get((meter.id, point), ()):
                 self.intervals.feed(index, ts, value)
-        log.info("poll", "%s %s" % (meter.id, " ".join("%s=%s" % (k, v.text()) for k, v in values.items())))
+        log.info("poll", "%s at %s: %s" % (meter.id, timeutil.iso_utc(ts),
+                                             " ".join("%s=%s" % (k, v.text()) for k, v in values.items())))
 
     def build_meters(self):
         ports = board.rs485_ports()
@@ -101,12 +103,12 @@ class Gateway:
                     slot = timeutil.slot_start(rec[1], period)
                     cur = first_in_slot.get(index)
                     if cur is None or slot > cur[0]:
-                        first_in_slot[index] = (slot, rec[4])
+                        first_in_slot[index] = (slot, rec[1], rec[4])
             return False
 
         self.store.scan(max(1, self.store.last_seq - 5000), visit)
-        for index, (slot, value) in first_in_slot.items():
-            self.intervals.restore(index, slot, value)
+        for index, (_slot, ts, value) in first_in_slot.items():
+            self.intervals.restore(index, ts, value)
         return len(first_in_slot)
 
     # ---- background tasks
@@ -171,21 +173,26 @@ def _load_profile(name):
 async def safe_mode(reason):
     """Keep the console alive, repeat the reason, and come back when the config is fixed."""
     log.error("safe", "SAFE MODE: %s" % reason)
-    log.error("safe", "fix %s/site.json (nengjian provision / mpremote) - it is re-read every 10 s" % board.CONFIG_DIR)
+    log.error("safe", "fix %s/site.json (nengjian provision / mpremote): it is re-read every 5 s" % board.CONFIG_DIR)
     ticks = 0
+    last = reason
     while True:
-        await asyncio.sleep_ms(10000)
+        await asyncio.sleep_ms(5000)
         ticks += 1
         try:
             config.load(board.CONFIG_DIR + "/site.json", _load_profile)
             log.info("safe", "config is valid now: starting")
             return
         except config.ConfigError as e:
-            if ticks % 6 == 0:
-                log.error("safe", "SAFE MODE: %s" % e)
+            now = "config: %s" % e
+            if now != last or ticks % 12 == 0:
+                log.error("safe", "SAFE MODE: %s" % now)
+                last = now
 
 
 async def main_async():
+    if hasattr(board, "utc_now"):
+        timeutil.set_source(board.utc_now)
     impl = sys.implementation
     log.info("boot", "nengjian %s on board %s, %s %s" % (
         VERSION, board.NAME, impl.name, ".".join(str(x) for x in impl.version[:3])))

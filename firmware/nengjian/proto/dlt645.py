@@ -133,7 +133,7 @@ class MeterErrorReply(Exception):
     """The meter understood the request and refused it (D1H / C1H / CJ/T 188 abnormal reply)."""
 
     def __init__(self, code, names, control=0):
-        Exception.__init__(self, "meter error 0x%02X %s" % (code, "|".join(names)))
+        super().__init__("meter error 0x%02X %s" % (code, "|".join(names)))
         self.code = code
         self.names = names
         self.control = control
@@ -403,8 +403,9 @@ def _frame(buf, n):
 def parse_reply(buf, n, addr, func):
     """Validate a complete reply to function func from addr (None: any; AA bytes match any).
 
-    Returns (control, data_offset, data_length); data bytes are still +33H. Raises the typed
-    errors above; an abnormal reply raises MeterErrorReply with the decoded error byte.
+    n is the count of valid bytes in buf (None: all). Returns (control, data_offset, data_length);
+    data bytes are still +33H. Raises the typed errors above; an abnormal reply raises
+    MeterErrorReply with the error byte decoded (1997 names for functions below 11H except 08H).
     """
     s, c, length = _frame(buf, n)
     if not c & DIR_BIT:

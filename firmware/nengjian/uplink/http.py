@@ -48,8 +48,10 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
                 asyncio.open_connection(host, port, ssl=ssl if scheme == "https" else None), timeout_ms)
         except asyncio.TimeoutError:
             raise HttpError("connect timeout after %d ms" % timeout_ms)
+        default_port = 443 if scheme == "https" else 80
+        host_header = host if port == default_port else "%s:%d" % (host, port)
         head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n" % (
-            method, path, host, len(body))
+            method, path, host_header, len(body))
         if headers:
             for k, v in headers.items():
                 head += "%s: %s\r\n" % (k, v)

@@ -8,8 +8,10 @@ import json
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from urllib.parse import parse_qs, urlsplit
@@ -61,6 +63,9 @@ def parse_json_body(raw):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # close() joins the workers itself, after it has shut their connections (a keep-alive worker would
+    # otherwise hold server_close() for the whole idle timeout).
+    block_on_close = False
     # A bound-then-closed port must be reusable at once by the next test.
     allow_reuse_address = True
 
@@ -105,8 +110,12 @@ class _Server(ThreadingHTTPServer):
                 self._workers.discard(worker)
 
     def handle_error(self, request, client_address):
-        # A client that gave up (timeout, reset) is normal traffic for a fault-injecting server.
-        pass
+        # A client that gave up (timeout, reset) is normal traffic for a fault-injecting server;
+        # anything else is a platform bug and must show.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        self.platform.service.count_internal_error()
+        traceback.print_exc(file=sys.stderr)
 
     def close_connections(self):
         with self._conn_lock:
@@ -248,8 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
                     response = (parse_error.status,
                                 {"responseCode": str(parse_error.status), "responseMessage": parse_error.message})
                 else:
-                    rejects = params["data_code"] if mode == "reject_code" else ()
-                    response = platform.service.handle(path, body, self._base_url(), self._bearer(), rejects)
+                    response = self._handle_api(path, body, params["data_code"] if mode == "reject_code" else ())
             if mode not in NO_ANSWER_MODES:
                 break
             faults.count_hit(mode)
@@ -267,6 +275,17 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             generation, mode, params = faults.snapshot()
         self._send(*response)
+
+    def _handle_api(self, path, body, rejects):
+        platform = self.server.platform
+        try:
+            return platform.service.handle(path, body, self._base_url(), self._bearer(), rejects)
+        except Exception:
+            # A bug in the platform must be visible to the test that hit it, not look like a fault.
+            platform.service.count_internal_error()
+            traceback.print_exc(file=sys.stderr)
+            self.close_connection = True
+            return 500, {"responseCode": "500", "responseMessage": "reference platform internal error"}
 
     def _admin(self, method, path, query):
         platform = self.server.platform
@@ -376,7 +395,7 @@ class RefPlatform:
         if self._server is not None:
             return self
         self._server = _Server((self.host, self._requested_port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="refplatform", daemon=True)
         self._thread.start()
         self._started_at = time.time()

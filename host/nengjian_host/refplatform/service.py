@@ -40,8 +40,7 @@ class Service:
         self.valid_encoding = valid_encoding
         self.upload_time = upload_time
         self.success_code = success_code
-        self.reg_version = reg_version
-        self.dic_version = dic_version
+        self.versions = {"regVersion": reg_version, "dicVersion": dic_version}
         self.pin = pin
         self.tokens = TokenBook(token_ttl_s)
         self.future_tolerance_s = future_tolerance_s
@@ -50,7 +49,7 @@ class Service:
         self._log = log or (lambda line: None)
         self._lock = threading.Lock()
         self._counters = {"batchesAccepted": 0, "batchesRejected": 0, "recordsAccepted": 0,
-                          "recordsRejected": 0, "requests": {}}
+                          "recordsRejected": 0, "internalErrors": 0, "requests": {}}
 
     # -- plumbing ---------------------------------------------------------------------------------
     def now_cst(self):
@@ -69,6 +68,9 @@ class Service:
     def _count(self, key, n=1):
         with self._lock:
             self._counters[key] += n
+
+    def count_internal_error(self):
+        self._count("internalErrors")
 
     def counters(self):
         with self._lock:
@@ -163,7 +165,7 @@ class Service:
         _, bad = self._known_device(body)
         if bad:
             return bad
-        return self._ok(regVersion=self.reg_version, dicVersion=self.dic_version)
+        return self._ok(**self.versions)
 
     def token(self, body):
         bad = self._exact_keys(body, ("deviceId", "enterpriseCode", "password"))

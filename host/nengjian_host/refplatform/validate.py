@@ -89,7 +89,10 @@ def parse_wire_time(text):
     """'yyyy-MM-dd HH:mm:ss' (CST, naive) -> datetime; ValueError if malformed or not a real date."""
     if not isinstance(text, str) or not _TIME_RE.fullmatch(text):
         raise ValueError("not in the form yyyy-MM-dd HH:mm:ss")
-    return datetime.strptime(text, WIRE_TIME)
+    try:
+        return datetime.strptime(text, WIRE_TIME)
+    except ValueError:
+        raise ValueError("not a real date and time") from None
 
 
 def format_wire_time(dt):

@@ -8,7 +8,12 @@ meters share one RS-485 pair:
     master, path = open_pty()
     thread, stop = start(master, [Dlt645Meter("123456789012", {0x00010000: "1234.56"})])
     ... the gateway opens `path` ...
-    stop.set(); thread.join()
+    stop.set(); thread.join(); close_pty(master)
+
+or, on a device path such as PtyWire.meters_path (the convention of the Modbus sim meters):
+
+    with SimBus(wire.meters_path, [Cjt188Meter(0x10, "78330011223344", {"flow": "12.5"})]):
+        ...
 
 serve() collects bytes; as soon as they hold a complete frame of a protocol one of the meters
 speaks, that frame goes to those meters and their replies are written (two replies at once is a
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import os
 import select
+import termios
 import threading
 import time
 import tty
@@ -27,7 +33,7 @@ import tty
 from .cjt188_meter import Cjt188Meter
 from .dlt645_meter import Dlt645Meter
 
-__all__ = ["Cjt188Meter", "Dlt645Meter", "close_pty", "open_pty", "serve", "start"]
+__all__ = ["Cjt188Meter", "Dlt645Meter", "SimBus", "close_pty", "open_pty", "serve", "start"]
 
 
 def open_pty() -> tuple[int, str]:
@@ -99,3 +105,33 @@ def start(fd: int, meters, **kwargs) -> tuple[threading.Thread, threading.Event]
     thread = threading.Thread(target=serve, args=(fd, meters, stop), kwargs=kwargs, daemon=True)
     thread.start()
     return thread, stop
+
+
+class SimBus:
+    """Context manager: meters served on a device path (a pty end or a real serial port) in a thread."""
+
+    def __init__(self, path: str, meters, **serve_kwargs):
+        self.path = path
+        self.meters = list(meters)
+        self.serve_kwargs = serve_kwargs
+        self._fd = -1
+        self._thread: threading.Thread | None = None
+        self._stop: threading.Event | None = None
+
+    def __enter__(self) -> SimBus:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            tty.setraw(self._fd)
+        except termios.error:
+            pass  # not a tty (a FIFO or socket in tests)
+        self._thread, self._stop = start(self._fd, self.meters, **self.serve_kwargs)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._stop:
+            self._stop.set()
+        if self._thread:
+            self._thread.join(2)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

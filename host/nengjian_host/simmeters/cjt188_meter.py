@@ -96,7 +96,8 @@ class Cjt188Meter:
         self.preamble = preamble
         self.clock = clock
         self.now = now or (lambda: time.localtime()[:6])
-        self.online = True
+        self.online = True  # False: a dead meter, never answers
+        self.bad_checksum = False  # fault: replies carry a wrong CS
         self.requests = 0
         self._base = {name: 0 for name in FIELDS}
         self._t0 = {name: clock() for name in FIELDS}
@@ -155,6 +156,12 @@ class Cjt188Meter:
 
     def respond(self, request: bytes):
         """Reply bytes for one request (bytes may carry preamble/noise), or None for silence."""
+        reply = self._respond(request)
+        if reply and self.bad_checksum:
+            reply = reply[:-2] + bytes([reply[-2] ^ 0xFF]) + reply[-1:]
+        return reply
+
+    def _respond(self, request: bytes):
         if not self.online:
             return None
         parsed = parse_frame(request)

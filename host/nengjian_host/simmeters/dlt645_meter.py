@@ -120,6 +120,7 @@ class Dlt645Meter:
         self.clock = clock
         self.rates = dict(rates or {})
         self.online = True  # False: a dead meter, never answers
+        self.bad_checksum = False  # fault: replies carry a wrong CS
         self.synced_time = None  # (YY, MM, DD, hh, mm, ss) of the last broadcast time sync
         self.requests = 0
         self._base: dict[int, int] = {}
@@ -163,6 +164,12 @@ class Dlt645Meter:
 
     def respond(self, request: bytes):
         """Reply bytes for one request (bytes may carry preamble/noise), or None for silence."""
+        reply = self._respond(request)
+        if reply and self.bad_checksum:
+            reply = reply[:-2] + bytes([reply[-2] ^ 0xFF]) + reply[-1:]
+        return reply
+
+    def _respond(self, request: bytes):
         if not self.online:
             return None
         parsed = parse_frame(bytes(request))

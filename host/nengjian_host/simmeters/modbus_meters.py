@@ -16,8 +16,8 @@ import logging
 import struct
 import threading
 import time
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer

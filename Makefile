@@ -1,0 +1,35 @@
+# Nengjian: two commands on a fresh machine.
+#   make run    start the gateway on the sim board with simulated meters and a local platform
+#   make test   install what is needed and run every test
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DURATION ?= 0
+HEAP ?= 256k
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/nengjian sim --duration $(DURATION) --heap $(HEAP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check firmware boards host tests bench
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) run build .pytest_cache .ruff_cache
