@@ -15,8 +15,7 @@ import sys
 import board
 
 from nengjian import config, intervals, log, records, timeutil
-from nengjian.bus.rs485 import Bus
-from nengjian.meters import modbus_meter, poller
+from nengjian.meters import factory
 from nengjian.meters import profile as profiles
 from nengjian.store.store import Store
 from nengjian.uplink import delivery, ndrc
@@ -63,27 +62,7 @@ class Gateway:
                                              " ".join("%s=%s" % (k, v.text()) for k, v in values.items())))
 
     def build_meters(self):
-        ports = board.rs485_ports()
-        wanted = {}
-        for it in self.cfg["items"]:
-            wanted.setdefault(it["meter"], []).append(it["point"])
-        for b in self.cfg["buses"]:
-            factory = ports.get(b["port"])
-            if factory is None:
-                raise config.ConfigError("buses: board %s has no port %r (has %s)"
-                                         % (board.NAME, b["port"], ", ".join(sorted(ports)) or "none"))
-            bus = Bus(b["name"], factory())
-            meters = []
-            for m in self.cfg["meters"]:
-                if m["bus"] != b["name"]:
-                    continue
-                prof = self.cfg["_profiles"][m["profile"]]
-                if prof["protocol"] != "modbus-rtu":
-                    raise config.ConfigError("meters: protocol %s not built into this firmware" % prof["protocol"])
-                drv = modbus_meter.ModbusMeter(m, prof, sorted(set(wanted.get(m["id"], ()))))
-                meters.append(poller.PolledMeter(m, drv, poller.make_line(prof, m)))
-            if meters:
-                self.pollers.append(poller.BusPoller(bus, meters, self.on_reading, self.event, board.clock_trusted))
+        self.pollers = factory.build_pollers(self.cfg, board, self.on_reading, self.event)
 
     def build_destinations(self):
         links = board.network_links()
