@@ -420,7 +420,7 @@ def test_envelope_rules(platform, body, fragment):
     assert platform.records() == []
 
 
-def test_max_batch(tmp_path, clock):
+def test_max_batch(clock):
     with RefPlatform(db_path=":memory:", max_batch=2, clock=clock) as p:
         device = register(p)["deviceId"]
         batch = [record(statDate="2021-10-08 00:%02d:00" % m) for m in (0, 15, 30)]
@@ -597,7 +597,7 @@ def test_fault_reject_code(platform):
     assert upload(platform, device, batch[:1])[1]["accepted"] == 1
 
 
-def test_close_releases_a_hung_request(tmp_path, clock):
+def test_close_releases_a_hung_request(clock):
     p = RefPlatform(db_path=":memory:", clock=clock).start()
     device = register(p)["deviceId"]
     p.set_fault("hang")
@@ -642,9 +642,13 @@ def test_cli_prints_listening_and_accepted_batches(tmp_path):
         assert line == "platform: accepted 1 record(s) from %s: 00-00-0000-023300-11 %s = 1.25" % (
             SAMPLE_ENTERPRISE, rec["statDate"])
         assert (tmp_path / "run" / "p.sqlite").exists()
-    finally:
         proc.terminate()
-        proc.wait(10)
+        assert proc.wait(10) == 0
+        assert proc.stdout.read().strip() == "platform: stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 # -- security variants -----------------------------------------------------------------------------
@@ -667,7 +671,7 @@ def test_sm4_ecb_helper_matches_gmssl():
         assert sm4_ecb_encrypt_hex(key, text) == _gmssl_ecb_hex(key, text)
 
 
-def test_sm4_ecb_variant(tmp_path, clock):
+def test_sm4_ecb_variant(clock):
     with RefPlatform(db_path=":memory:", variant="sm4-ecb", valid_encoding="shandong", clock=clock) as p:
         reply = register(p)
         key = reply["secretKey"]
@@ -710,7 +714,7 @@ def test_yunnan_password_helper_matches_gmssl():
         _gmssl_yunnan_password("a1b2c3d4e5f60718293a4b5c6d7e8f90", SAMPLE_ENTERPRISE, "123456")
 
 
-def test_sm4_cbc_token_variant(tmp_path, clock):
+def test_sm4_cbc_token_variant(clock):
     with RefPlatform(db_path=":memory:", variant="sm4-cbc-token", valid_encoding="yunnan", pin="8642",
                      token_ttl_s=600, clock=clock) as p:
         reply = register(p)

@@ -46,15 +46,15 @@ def main(argv=None):
         client_ca=args.client_ca, pin=args.pin, token_ttl_s=args.token_ttl, max_batch=args.max_batch,
         log=say)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Installed explicitly: a shell that starts us in the background (make run ... &) leaves SIGINT
+    # ignored, and Ctrl-C must still stop the platform cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     with platform:
         if args.fault != "ok":
             platform.set_fault(args.fault)
         say("listening on %s" % platform.url)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
     say("platform: stopped")
     return 0

@@ -349,6 +349,10 @@ class RefPlatform:
       clock              callable returning POSIX seconds (default time.time); sets "server time"
       log                callable(str) for one-line event reports (default: silent)
       reg_version, dic_version  returned by /api/dicVersion
+
+    Methods: start(), close() (or use as a context manager), set_fault(mode, **params), fault (property),
+    records(enterprise_code=None, data_code=None), devices(), stats(), clear(devices=False),
+    expire_tokens(); properties url and port (the real port once started).
     """
 
     def __init__(self, db_path=":memory:", host="127.0.0.1", port=0, period_s=900, valid_encoding="json",

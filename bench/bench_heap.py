@@ -1,0 +1,58 @@
+"""Smallest MicroPython heap the gateway runs in, doing what `make run` does.
+
+For each heap size the real firmware runs on the sim rig (two pymodbus meters, the reference
+platform, clock at 12x) until 4 interval values are accepted by the platform, or it fails
+(MemoryError, crash, or nothing accepted in time). Prints one line per size and the smallest that
+worked. On a 64-bit host objects take about twice the room they take on an ESP32.
+"""
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "host"), str(ROOT / "tests" / "e2e")]
+
+from simrig import SimRig  # noqa: E402
+
+SIZES = ["32k", "48k", "64k", "96k", "128k", "192k", "256k"]
+
+
+def trial(heap: str) -> tuple[bool, str, float]:
+    with tempfile.TemporaryDirectory() as d:
+        rig = SimRig(Path(d))
+        try:
+            gw = rig.gateway_process(heap=heap).start()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 40:
+                if len(rig.platform.records()) >= 4:
+                    gw.stop()
+                    out = gw.output()
+                    free = [int(x.split("heap_free=")[1].split()[0]) for x in out.splitlines() if "heap_free=" in x]
+                    return True, "ok" + (f", heap_free at status {min(free)} B" if free else ""), time.monotonic() - t0
+                if not gw.alive():
+                    break
+                time.sleep(0.2)
+            gw.stop()
+            out = gw.output()
+            reason = "MemoryError" if "MemoryError" in out else ("exited" if not gw.alive() else "no values in 40 s")
+            return False, reason, time.monotonic() - t0
+        finally:
+            rig.close()
+
+
+def main():
+    smallest = None
+    for heap in SIZES:
+        ok, why, secs = trial(heap)
+        print(f"heap {heap:>5}: {'works' if ok else 'FAILS'} ({why}; {secs:.1f} s)", flush=True)
+        if ok and smallest is None:
+            smallest = heap
+        if ok:
+            break
+    print(f"smallest heap that runs the make-run workload: {smallest or 'none tried'}")
+
+
+if __name__ == "__main__":
+    main()
