@@ -9,7 +9,7 @@ DURATION ?= 0
 HEAP ?= 256k
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test lint bench clean firmware-sim
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,12 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check firmware boards host tests bench
 
-test: $(STAMP) lint
+test: $(STAMP) lint firmware-sim
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The sim board runs the firmware compiled to .mpy, as a gateway does (build/sim-mpy).
+firmware-sim: $(STAMP)
+	$(BIN)/python -c "from nengjian_host import simbuild; print('sim firmware:', simbuild.firmware_path())"
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

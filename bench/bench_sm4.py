@@ -6,7 +6,9 @@
 Prints microseconds per 16-byte block for the firmware kernels and for per-byte alternatives kept
 here only to show why the firmware uses T-tables, microseconds per data[] record of 8 fields encrypted
 as the Shandong variant does, and heap allocated per block and per record (measured outside the
-timed loops: gc.mem_alloc() scans the heap).
+timed loops: gc.mem_alloc() scans the heap). Then the uplink's own figures: the ndrc-json profile
+building a whole upload body (nengjian.uplink.ndrc encode) for 1 and 50 records, plain and sm4-ecb,
+and what SM4 adds per record and per 50-record batch.
 """
 
 import gc
@@ -201,4 +203,48 @@ def main():
     print("%-50s %8d bytes" % ("T-table size", len(sm4._T) * 4))
 
 
+def _batch(n):
+    from nengjian import records
+    from nengjian.store.cbor import Decimal
+
+    t0 = 1633622400  # 2021-10-07 16:00 UTC, a period start
+    return [(i + 1, [records.VALUE, t0 + 900 * i, "00-00-0000-023300-11", records.REALTIME, t0 + 900 * i,
+                     Decimal(1234500 + i, -2), True, records.FIELD_INSTRUMENT, 1]) for i in range(n)]
+
+
+def _encode_loop(p, b, now, n):
+    for _ in range(n):
+        p.encode(b, now)
+
+
+def profile_bodies():
+    from nengjian.uplink import ndrc
+
+    now = 1633622400 + 50 * 900
+    per = {}
+    for security in ("plain", "sm4-ecb"):
+        p = ndrc.NdrcJson({"name": "bench", "profile": "ndrc-json", "url": "http://p/api/register",
+                           "security": security, "valid": "shandong"},
+                          {"code": "91330000573973053F", "region": "441900"}, "/nonexistent")
+        p.session = {"deviceId": "0ef6ecea08bf84c7b639c3e9b84ed546", "centerDataURL": "http://p/api/data",
+                     "secretKey": "0123456789abcdeffedcba9876543210"}
+        for n in (1, 50):
+            b = _batch(n)
+            size = len(p.encode(b, now))
+            reps = (400 if MPY else 100) // n + 1
+            us = timed(_encode_loop, reps, p, b, now)
+            per[(security, n)] = us
+            print("%-50s %8.1f us (%d bytes)" % ("profile body, %s, %d record(s)" % (security, n), us, size))
+        if hasattr(gc, "mem_alloc"):
+            b = _batch(50)
+            gc.collect()
+            a = gc.mem_alloc()
+            p.encode(b, now)  # garbage included; a collection in between would hide some of it
+            print("%-50s %8d bytes" % ("heap allocated building a 50-record %s body" % security, gc.mem_alloc() - a))
+    sm4_50 = per[("sm4-ecb", 50)] - per[("plain", 50)]
+    print("%-50s %8.1f us" % ("SM4 cost per record (sm4-ecb - plain, 50)", sm4_50 / 50))
+    print("%-50s %8.1f us" % ("SM4 cost per 50-record batch", sm4_50))
+
+
 main()
+profile_bodies()

@@ -1,5 +1,14 @@
-"""Entry point on every board: start the gateway (Ctrl-C gives the console back)."""
+"""Entry point on every board: pick the application slot, start the gateway (Ctrl-C gives the
+console back)."""
 
-from nengjian import app
+import board
+
+if hasattr(board, "APP_DIR"):  # boards with signed updates: run the active A/B slot
+    from nengjian import ota
+
+    ota.activate(board.APP_DIR)
+    del ota
+
+from nengjian import app  # noqa: E402
 
 app.main()

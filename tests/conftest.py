@@ -6,3 +6,6 @@ ROOT = Path(__file__).resolve().parent.parent
 for p in (ROOT / "tests", ROOT / "tests" / "e2e", ROOT / "firmware", ROOT / "host"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
+
+# The hardware-in-the-loop rig fixtures (rig, dut, bus, platform) and options (--rig, --rig-file ...).
+pytest_plugins = ["plugin", "pytester"]

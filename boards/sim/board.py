@@ -6,6 +6,9 @@ by the host launcher (`nengjian sim`, tests):
   NJ_SIM_DIR     directory of this simulated gateway: config/ (the app filesystem's /config) and
                  data.img (the data partition, a littlefs2 image in a file)
   NJ_BUS<n>      pty path wired to RS-485 port rs485_<n> (the meters' side is the other end)
+  NJ_PULSE<n>    file driving pulse input pulse_<n>: a test appends '0' / '1' characters (line
+                 levels; other bytes are ignored); levels read in one go arrive at one instant,
+                 so "0101" written at once is contact bounce and "0", pause, "1" a clean pulse
   NJ_DATA_KB     size of the data partition (default 4096 KiB, the target boards' data partition)
   NJ_PROFILES    directory of meter profiles (default <repo>/profiles/meters)
 
@@ -157,6 +160,79 @@ class PtyPort:
         return n or 0
 
 
+class SimPin:
+    """A pulse input pin, machine.Pin-like (value(), irq()), driven from a file the test appends to.
+
+    The unix port has no interrupts: irq() starts an event-loop task that reads the file every
+    few milliseconds and calls the handler once per level change, as a pin interrupt would.
+    """
+
+    IRQ_FALLING = 1
+    IRQ_RISING = 2
+    POLL_MS = 3
+
+    def __init__(self, path, level=1):
+        self.path = path
+        with open(path, "ab"):
+            pass
+        self._f = open(path, "rb")
+        self._level = level
+        self._handler = None
+        self._trigger = 0
+        self._buf = bytearray(64)
+        self.edges = 0
+
+    def value(self):
+        return self._level
+
+    def irq(self, handler=None, trigger=3):
+        import asyncio
+
+        self._handler = handler
+        self._trigger = trigger
+        self._gen = getattr(self, "_gen", 0) + 1  # one pump: a new irq() (app restart) replaces it
+        if handler is not None:
+            asyncio.create_task(self._pump(self._gen))
+
+    def feed(self):
+        """Apply what the file holds now; returns the number of level changes."""
+        changes = 0
+        while True:
+            n = self._f.readinto(self._buf)
+            if not n:
+                return changes
+            for i in range(n):
+                c = self._buf[i]
+                if c not in (48, 49):
+                    continue
+                level = c - 48
+                if level == self._level:
+                    continue
+                self._level = level
+                changes += 1
+                self.edges += 1
+                want = self.IRQ_RISING if level else self.IRQ_FALLING
+                if self._handler is not None and self._trigger & want:
+                    self._handler(self)
+
+    async def _pump(self, gen):
+        import asyncio
+
+        while gen == self._gen:
+            self.feed()
+            await asyncio.sleep_ms(self.POLL_MS)
+
+
+def pulse_inputs():
+    """name -> factory of the pin; only inputs wired by the launcher (NJ_PULSE<n>) exist."""
+    inputs = {}
+    for i in range(8):
+        path = os.getenv("NJ_PULSE%d" % i)
+        if path:
+            inputs["pulse_%d" % i] = (lambda p=path: SimPin(p))
+    return inputs
+
+
 def rs485_ports():
     """name -> factory of the port; only ports wired by the launcher exist."""
     ports = {}
@@ -197,26 +273,157 @@ class Watchdog:
         self.feeds += 1
 
 
-def network_links():
-    """The sim's network is the host's: one link that is always up."""
-    return [HostLink()]
+# ---- network (owned by the uplink: links, modem, PPP stand-in) ---------------------------------
+#   NJ_LINKS       preference order, comma-separated: "host" (default), "modem", "host,modem"
+#   NJ_MODEM       pty path of the simulated AT modem (nengjian_host.simmodem)
+#   NJ_MODEM_CTL   file the PWRKEY pulses are written to (the simulated modem watches it)
+#   NJ_MODEM_TIMING  JSON overriding nengjian.net.modem.TIMING (tests shorten the waits)
+#   NJ_APN, NJ_SIM_PIN  what a site config would give
+#   NJ_ETH_CTL     file whose content "down" unplugs the host link (failover tests)
+
+
+def network_links(cfg=None):
+    """Links in preference order. The sim's data path is always the host's network; the modem
+    link only differs in how it comes up (AT dialogue on a pty) and goes down (NO CARRIER)."""
+    cfg = cfg or {}
+    order = (os.getenv("NJ_LINKS") or ("modem" if os.getenv("NJ_MODEM") else "host")).split(",")
+    out = []
+    for name in order:
+        name = name.strip()
+        if name == "host":
+            out.append(HostLink())
+        elif name == "modem":
+            out.append(sim_modem_link(cfg))
+    return out
 
 
 class HostLink:
+    """The host's network, standing in for Ethernet; NJ_ETH_CTL can unplug it. (The Link interface
+    of nengjian.net.links, written out so that importing the board does not compile that module.)"""
+
     name = "host"
     kind = "ethernet"
+    max_batch = 0
+
+    def __init__(self):
+        self._ctl = os.getenv("NJ_ETH_CTL")
+        self.state = "down"
+        self.last_error = ""
+        self.ups = 0
+        self.failures = 0
+
+    def _plugged(self):
+        if not self._ctl:
+            return True
+        try:
+            with open(self._ctl) as f:
+                return f.read().strip() != "down"
+        except OSError:
+            return True
 
     async def up(self):
-        return True
+        if self._plugged():
+            self.state = "up"
+            self.ups += 1
+            self.failures = 0
+            self.last_error = ""
+            return True
+        self.state = "failed"
+        self.failures += 1
+        self.last_error = "no carrier (cable unplugged)"
+        return False
 
     def is_up(self):
-        return True
+        # Up until the supervisor (if any) says otherwise: without one, the host network just works.
+        return self.state != "failed" and self._plugged()
+
+    async def down(self):
+        self.state = "down"
+
+    async def power_cycle(self):
+        self.state = "down"
+
+    def rssi(self):
+        return None
 
     def status(self):
-        return {"link": "host", "up": True}
+        return {"link": self.name, "kind": self.kind, "state": self.state, "up": self.is_up(),
+                "error": self.last_error, "ups": self.ups, "failures": self.failures}
+
+
+class SimPwrKey:
+    """PWRKEY of the simulated modem: each press is written to NJ_MODEM_CTL as 'pulse <ms>'."""
+
+    def __init__(self, path):
+        self.path = path
+        self._t = 0
+
+    def on(self):
+        self._t = time.ticks_ms()
+
+    def off(self):
+        ms = time.ticks_diff(time.ticks_ms(), self._t)
+        with open(self.path, "a") as f:
+            f.write("pulse %d\n" % ms)
+
+
+class SimPPP:
+    """Stands in for network.PPP (the unix port has none): the data path is the host network.
+
+    While "connected" the modem's UART is the PPP stream; the only thing the simulated modem
+    ever says in data mode is NO CARRIER, which the driver's URC parser turns into carrier_lost."""
+
+    def __init__(self, modem):
+        self.modem = modem
+        self._up = False
+
+    def connect(self, **kw):
+        self._up = True
+
+    def isconnected(self):
+        if self._up:
+            self.modem.drain_urcs()
+            if self.modem.carrier_lost:
+                self._up = False
+        return self._up
+
+    def disconnect(self):
+        self._up = False
+
+    def ifconfig(self):
+        return ("10.64.0.2", "255.255.255.255", "10.64.0.1", "127.0.0.53")
+
+
+def sim_modem_link(cfg=None):
+    import json
+
+    from nengjian.net import cellular, modem
+
+    cfg = cfg or {}
+    timing = json.loads(os.getenv("NJ_MODEM_TIMING") or "{}")
+    ctl = os.getenv("NJ_MODEM_CTL")
+    m = modem.Modem(PtyPort(os.getenv("NJ_MODEM")), SimPwrKey(ctl) if ctl else None,
+                    apn=cfg.get("apn", os.getenv("NJ_APN") or "cmnet"),
+                    pin=cfg.get("pin", os.getenv("NJ_SIM_PIN")), dial=cfg.get("dial", "atd"), timing=timing)
+    return cellular.CellularLink(m, SimPPP, name="4g")
 
 
 def unique_id():
     return (os.getenv("NJ_SIM_ID") or "sim-0000").encode()
 
 
+# ---- console (the USB serial port of the sim is the process's stdio on a pty; see nengjian_host.sim)
+
+RESET_LINE = "@sim reset"
+
+
+def reset():
+    """machine.reset() of the sim: the launcher (nengjian_host.sim.SimGateway, the sim's "hardware")
+    sees this line on the console, kills the process and boots it again. Without a launcher
+    nothing can restart the process: it then stops here, as a board with a stuck reset would."""
+    import sys
+
+    sys.stdout.write(RESET_LINE + "\n")
+    for _ in range(100):
+        time.sleep_ms(100)
+    raise SystemExit(1)

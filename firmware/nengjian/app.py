@@ -14,7 +14,7 @@ import sys
 
 import board
 
-from nengjian import config, intervals, log, records, timeutil
+from nengjian import alarms, config, console, health, intervals, log, records, timeutil
 from nengjian.meters import factory
 from nengjian.meters import profile as profiles
 from nengjian.store.store import Store
@@ -34,7 +34,19 @@ class Gateway:
         self.items_by_point = {}  # (meter id, point) -> [item index]
         for i, it in enumerate(cfg["items"]):
             self.items_by_point.setdefault((it["meter"], it["point"]), []).append(i)
-        self.intervals = intervals.Intervals(cfg["items"], cfg["realtime_period_s"], self._emit_value, self.event)
+        self.intervals = intervals.Intervals(cfg["items"], cfg["realtime_period_s"], self._emit_value, self.event,
+                                             cfg["intervals"])
+        self.tce = None
+        if cfg.get("tce"):  # imported only where configured: it costs heap a plain site does not need
+            from nengjian import tce
+
+            self.tce = tce.Tce(cfg, self._emit_value, self.event, data_dir + "/tce.json")
+        self.alarms = alarms.Alarms([it["code"] for it in cfg["items"]], cfg["realtime_period_s"], self.event,
+                                    cfg["alarms"], data_dir + "/alarms.json")
+        self.boot_guard = None
+        self.updater = None
+        self.supervisor = None
+        self.heartbeat = None
         self.readings = 0
 
     # ---- ledger
@@ -47,8 +59,15 @@ class Gateway:
 
     def _emit_value(self, rec):
         self.store.append(rec)
+        self.observe_value(rec)
         log.info("value", "%s %s = %s%s" % (rec[records.V_CODE], timeutil.cst_text(rec[records.V_STAT_START]),
                                             rec[records.V_VALUE].text(), "" if rec[records.V_VALID] else " (invalid)"))
+
+    def observe_value(self, rec):
+        """Every VALUE stored (metered or manual) counts toward tce totals and clears gap alarms."""
+        if self.tce is not None:
+            self.tce.observe(rec)
+        self.alarms.observe(rec)
 
     # ---- meters
     def on_reading(self, meter, values, ts):
@@ -67,28 +86,13 @@ class Gateway:
     def build_destinations(self):
         links = board.network_links()
         for d in self.cfg["destinations"]:
-            prof = ndrc.NdrcJson(d, self.cfg["enterprise"], self.data_dir)
+            prof = ndrc.build(d, self.cfg["enterprise"], self.data_dir, board.CONFIG_DIR, self.event)
             self.destinations.append(delivery.Destination(prof, self.store, d["batch"], self.event,
                                                           links[0].is_up if links else None))
 
     def restore_intervals(self):
-        """Find, per item, the first reading of the newest period on record (scan recent segments)."""
-        period = self.cfg["realtime_period_s"]
-        first_in_slot = {}
-
-        def visit(seq, rec):
-            if rec[0] == records.READING:
-                for index in self.items_by_point.get((rec[2], rec[3]), ()):
-                    slot = timeutil.slot_start(rec[1], period)
-                    cur = first_in_slot.get(index)
-                    if cur is None or slot > cur[0]:
-                        first_in_slot[index] = (slot, rec[1], rec[4])
-            return False
-
-        self.store.scan(max(1, self.store.last_seq - 5000), visit)
-        for index, (_slot, ts, value) in first_in_slot.items():
-            self.intervals.restore(index, ts, value)
-        return len(first_in_slot)
+        """Interval state from its per-period file plus a replay of the readings stored since."""
+        return self.intervals.resume(self.store, self.data_dir + "/intervals.json")
 
     # ---- background tasks
     async def flush_loop(self):
@@ -111,34 +115,49 @@ class Gateway:
                 for m in p.meters:
                     if m.offline:
                         parts.append("%s:offline" % m.id)
+            now = timeutil.now()
+            if self.tce is not None:
+                self.tce.tick(now)
+            if board.clock_trusted():
+                parts += ["%s:%s" % (a["level"].upper(), a["code"]) for a in self.alarms.check(now)]
             log.info("status", " ".join(parts))
+            if self.updater and self.supervisor and self.updater.check_trial(self.supervisor.uptime_ms // 1000):
+                self.store.flush()
+                board.reset()
 
-    async def supervisor(self, wdt):
-        """Feeds the watchdog only while every poller and destination loop keeps moving."""
-        loops = self.pollers + self.destinations
-        seen = [x.progress for x in loops]
-        stalled_since = [0] * len(loops)
-        while True:
-            await asyncio.sleep_ms(1000)
-            ok = True
-            for i, x in enumerate(loops):
-                if x.progress != seen[i]:
-                    seen[i] = x.progress
-                    stalled_since[i] = 0
-                else:
-                    stalled_since[i] += 1
-                    # A destination may legitimately wait up to a request timeout plus back-off.
-                    if stalled_since[i] > 360:
-                        ok = False
-            if ok:
-                wdt.feed()
+    def _watch(self, safe):
+        """The supervisor feeds the watchdog only while every poller and destination moves."""
+        hc = self.cfg["health"]
+        sup = health.Supervisor(board.Watchdog(30000), self.event, hc["healthy_s"], before_reset=self.store.flush)
+        for i, p in enumerate(self.pollers):
+            sup.register("bus%d" % i, p, 120)
+        for d in self.destinations:
+            # A destination may legitimately wait a request timeout plus its back-off cap.
+            sup.register("uplink:" + d.name, d, 600)
+        if self.boot_guard is not None and not safe:
+            sup.on_healthy(self.boot_guard.clear)
+        if self.updater is not None:
+            sup.on_healthy(self.updater.confirm)
+        self.supervisor = sup
+        self.heartbeat = health.Heartbeat(hc["heartbeat_s"], self.event, health.standard_sources(
+            sup, self.store, [d.name for d in self.destinations], self.data_dir, board.network_links()))
+        return [sup.run(), self.heartbeat.run()]
 
-    async def run(self):
+    async def _leave_safe_mode_later(self):
+        await asyncio.sleep_ms(self.cfg["health"]["safe_hold_s"] * 1000)
+        self.boot_guard.retry_normal()
+        self.event("health", "leaving crash-loop safe mode for a normal start")
+        self.store.flush()
+        board.reset()
+
+    async def run(self, safe=False):
         tasks = [asyncio.create_task(p.run()) for p in self.pollers]
         tasks += [asyncio.create_task(d.run()) for d in self.destinations]
         tasks.append(asyncio.create_task(self.flush_loop()))
         tasks.append(asyncio.create_task(self.status_loop()))
-        tasks.append(asyncio.create_task(self.supervisor(board.Watchdog(30000))))
+        tasks += [asyncio.create_task(c) for c in self._watch(safe)]
+        if safe and self.boot_guard is not None:
+            tasks.append(asyncio.create_task(self._leave_safe_mode_later()))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -152,6 +171,7 @@ def _load_profile(name):
 async def safe_mode(reason):
     """Keep the console alive, repeat the reason, and come back when the config is fixed."""
     log.error("safe", "SAFE MODE: %s" % reason)
+    console.safe(reason)
     log.error("safe", "fix %s/site.json (nengjian provision / mpremote): it is re-read every 5 s" % board.CONFIG_DIR)
     ticks = 0
     last = reason
@@ -161,12 +181,14 @@ async def safe_mode(reason):
         try:
             config.load(board.CONFIG_DIR + "/site.json", _load_profile)
             log.info("safe", "config is valid now: starting")
+            console.safe(None)
             return
         except config.ConfigError as e:
             now = "config: %s" % e
             if now != last or ticks % 12 == 0:
                 log.error("safe", "SAFE MODE: %s" % now)
                 last = now
+                console.safe(now)
 
 
 async def main_async():
@@ -175,6 +197,7 @@ async def main_async():
     impl = sys.implementation
     log.info("boot", "nengjian %s on board %s, %s %s" % (
         VERSION, board.NAME, impl.name, ".".join(str(x) for x in impl.version[:3])))
+    console.start(board, VERSION)
     while True:
         try:
             data = board.mount_data()
@@ -182,23 +205,38 @@ async def main_async():
             await safe_mode("data volume will not mount (%s); stored data is left untouched" % e)
             continue
         store_dir = data + "/store"
+        global _guard, _quick
+        if _guard is None:  # once per boot, not per config reload
+            _guard = health.BootGuard(data + "/boots")
+            _quick = _guard.boot()
+        guard, quick = _guard, _quick
         try:
             cfg = config.load(board.CONFIG_DIR + "/site.json", _load_profile)
         except config.ConfigError as e:
             _unmount(data)
             await safe_mode("config: %s" % e)
             continue
+        config.release_validators()
+        gc.collect()
         sc = cfg["store"]
         store = Store(store_dir, [d["name"] for d in cfg["destinations"]], segment_bytes=sc["segment_kb"] * 1024,
                       segments=sc["segments"], flush_records=sc["flush_records"], flush_ms=sc["flush_s"] * 1000)
         gw = None
         store._on_event = lambda k, t: log.warn("store", "%s: %s" % (k, t))
         store.open()
+        guard.limit = cfg["health"]["crash_limit"]
+        crash_loop = quick > guard.limit
         try:
             gw = Gateway(cfg, store, data)
             store._on_event = gw.event
-            gw.build_meters()
+            gw.boot_guard = guard
+            if crash_loop:
+                gw.event("health", "SAFE MODE: %d quick restarts in a row; meters not polled, console and "
+                                   "uploads kept" % (quick - 1))
+            else:
+                gw.build_meters()
             gw.build_destinations()
+            _start_updater(gw, cfg)
         except config.ConfigError as e:
             store.close()
             _unmount(data)
@@ -208,7 +246,25 @@ async def main_async():
         log.info("boot", "store: last record %d, %d item(s) resumed; %d meter(s) on %d bus(es), %d destination(s)" % (
             store.last_seq, restored, len(cfg["meters"]), len(gw.pollers), len(gw.destinations)))
         gw.event("boot", "started firmware %s" % VERSION)
-        await gw.run()
+        console.attach(gw)
+        await gw.run(safe=crash_loop)
+
+
+def _start_updater(gw, cfg):
+    """Signed updates are possible only where the vendor's public key was provisioned."""
+    key_path = board.CONFIG_DIR + "/ota_key.json"
+    app_dir = getattr(board, "APP_DIR", None)
+    if app_dir is None:
+        return
+    try:
+        open(key_path).close()
+    except OSError:
+        return
+    from nengjian import ota
+
+    gw.updater = ota.Updater(app_dir, ota.load_key(key_path), board.NAME, gw.event, cfg["ota"]["window_s"],
+                             cfg["ota"]["max_boots"])
+    gw.updater.take_log()
 
 
 def _unmount(path):
@@ -220,8 +276,24 @@ def _unmount(path):
         pass
 
 
+_ran = False
+_guard = None
+_quick = 0
+
+
 def main():
+    # Ctrl-C (KeyboardInterrupt) is never caught below this point: it is how a crew's laptop
+    # (mpremote) gets the REPL without a power cycle. Here it ends the application cleanly.
+    global _ran
+    if _ran:  # started again from the REPL: fresh event loop, data volume mounted anew
+        asyncio.new_event_loop()
+        _unmount(board.DATA_MOUNT)
+    _ran = True
     try:
         asyncio.run(main_async())
     except KeyboardInterrupt:
         log.info("boot", "stopped from the console")
+        pulse = sys.modules.get("nengjian.meters.pulse")
+        if pulse is not None:
+            pulse.stop_all()  # save pulse counts on a clean stop
+        console.stopped()

@@ -19,7 +19,7 @@ CST = timezone(timedelta(hours=8))
 
 
 class SimRig:
-    def __init__(self, tmp_path, units=(1, 2), power_kw=(600.0, 120.0)):
+    def __init__(self, tmp_path, units=(1, 2), power_kw=(600.0, 120.0), platform_kw=None):
         self.tmp = tmp_path
         self.t0 = time.time()
         # Start the simulated day a little before a period boundary.
@@ -28,7 +28,9 @@ class SimRig:
         self.meters = SimModbusMeters(self.wire.meters_path,
                                       [SimMeter(u, power_kw=p, energy_kwh=5000.0 * u) for u, p in zip(units, power_kw)],
                                       speedup=SPEED).start()
-        self.platform = RefPlatform(db_path=str(tmp_path / "platform.sqlite"), period_s=PERIOD, clock=self.now).start()
+        # platform_kw: further RefPlatform options (variant, certfile/keyfile, client_ca, success_code, ...)
+        self.platform = RefPlatform(db_path=str(tmp_path / "platform.sqlite"), period_s=PERIOD, clock=self.now,
+                                    **(platform_kw or {})).start()
         self.units = units
         self.gateway: SimGateway | None = None
 
@@ -92,3 +94,53 @@ def values_from_console(text: str) -> list[tuple[str, str, str]]:
 
 def cst_to_utc(text: str) -> int:
     return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CST).timestamp())
+
+
+def make_pki(path, host="127.0.0.1"):
+    """Test certificates (EC P-256, written with `cryptography`) under `path`, PEM and DER:
+    ca (trusted), rogue (another CA), srv (for `host`, by ca), rogue-srv (for `host`, by rogue),
+    self (self-signed for `host`), cli (client, by ca), rogue-cli (client, by rogue); keys as NAME.key
+    (PKCS#8 PEM) and NAME.key.der. Returns path."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    path.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        san = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        san = x509.DNSName(host)
+    made = {}
+
+    def one(name, cn, issuer=None, ca=False, server=False):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        ikey, iname = (key, subject) if issuer is None else (made[issuer][0], made[issuer][1].subject)
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(iname).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+             .not_valid_after(now + dt.timedelta(days=30))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if server:
+            b = b.add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        cert = b.sign(ikey, hashes.SHA256())
+        made[name] = (key, cert)
+        (path / (name + ".pem")).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (path / (name + ".der")).write_bytes(cert.public_bytes(serialization.Encoding.DER))
+        (path / (name + ".key")).write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (path / (name + ".key.der")).write_bytes(key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    one("ca", "nengjian test CA", ca=True)
+    one("rogue", "rogue CA", ca=True)
+    one("srv", host, "ca", server=True)
+    one("rogue-srv", host, "rogue", server=True)
+    one("self", host, server=True)
+    one("cli", "91330000573973053F", "ca")
+    one("rogue-cli", "91330000573973053F", "rogue")
+    return path

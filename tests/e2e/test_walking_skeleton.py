@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from simrig import PERIOD, cst_to_utc, readings_from_console, values_from_console
 
-pytestmark = [pytest.mark.e2e]
+# Written against the sim rig (SimRig API, clock x12): skipped with the reason on a desk rig.
+pytestmark = [pytest.mark.e2e, pytest.mark.needs("fast_clock", "flash_image")]
 
 CODE_TO_METER = {"00-00-0000-023300-11": "m1", "01-00-0000-023300-11": "m2"}
 

@@ -7,11 +7,17 @@ inter-request delay if longer), drop stale bytes, drive DE, send, release DE whe
 shifted the last bit out, then read until the protocol's framer says the reply is whole or the
 meter's timeout passes. The framer is a protocol's `bytes_needed`-style function, so the bus waits
 for exactly as many characters as are still due instead of polling blindly.
+
+A port is any object with configure(baud, bits, parity, stop), de(on), write(buf), txdone(),
+readinto(buf) -> count (0 when nothing is there, never blocking): the sim board's PtyPort, or
+nengjian.bus.uart_port.UartPort on an ESP32.
 """
 
 import asyncio
 
 from nengjian.compat import ticks_add, ticks_diff, ticks_ms
+
+TXDONE_LIMIT_MS = 50
 
 
 class BusTimeout(Exception):
@@ -59,6 +65,9 @@ class Line:
     def wire_ms(self, nbytes):
         return (nbytes * self.char_us + 999) // 1000
 
+    def describe(self):
+        return "%d %d%s%d" % (self.baud, self.bits, self.parity, self.stop)
+
 
 class Bus:
     def __init__(self, name, port, buffer_size=256):
@@ -67,17 +76,14 @@ class Bus:
         self.lock = asyncio.Lock()
         self.tx = bytearray(buffer_size)
         self.rx = bytearray(buffer_size)
+        self._txv = memoryview(self.tx)
         self._rxv = memoryview(self.rx)
         self._line = None
         self._idle_since = ticks_ms()
-        self.stats = {"transactions": 0, "timeouts": 0, "noise_bytes": 0, "line_switches": 0}
+        self.stats = {"transactions": 0, "timeouts": 0, "noise_bytes": 0, "line_switches": 0,
+                      "rx_bytes": 0}
 
-    async def transact(self, line, tx_len, framer, timeout_ms, gap_ms=0):
-        """Send self.tx[:tx_len], return the number of reply bytes in self.rx.
-
-        framer(rx, n) -> bytes still needed (0 when whole). Raises BusTimeout. The caller must
-        hold self.lock for the whole exchange (and its parsing of self.rx).
-        """
+    async def _send(self, line, tx_len, gap_ms):
         port = self.port
         if not line.same(self._line):
             port.configure(line.baud, line.bits, line.parity, line.stop)
@@ -88,31 +94,45 @@ class Bus:
             await asyncio.sleep_ms(wait)
         stale = port.readinto(self.rx)
         while stale:
-            # Unsolicited frames or noise: drop them so they cannot be taken for our reply.
+            # Unsolicited frames, late replies or noise: drop them so they cannot pass for our reply.
             self.stats["noise_bytes"] += stale
             stale = port.readinto(self.rx)
-        self.stats["transactions"] += 1
         port.de(1)
-        port.write(memoryview(self.tx)[:tx_len])
-        await asyncio.sleep_ms(line.wire_ms(tx_len))
-        spins = 0
-        while not port.txdone() and spins < 50:
-            await asyncio.sleep_ms(1)
-            spins += 1
+        port.write(self._txv[:tx_len])
+        # Sleep through most of the frame, then watch the shift register: DE must drop right after
+        # the last stop bit, or the meter's first reply bytes collide with our own driver.
+        wire = line.wire_ms(tx_len)
+        if wire > 1:
+            await asyncio.sleep_ms(wire - 1)
+        t0 = ticks_ms()
+        while not port.txdone():
+            if ticks_diff(ticks_ms(), t0) > TXDONE_LIMIT_MS:
+                break
         port.de(0)
+
+    async def transact(self, line, tx_len, framer, timeout_ms, gap_ms=0):
+        """Send self.tx[:tx_len], return the number of reply bytes in self.rx.
+
+        framer(rx, n) -> bytes still needed (0 when whole). Raises BusTimeout. The caller must
+        hold self.lock for the whole exchange (and its parsing of self.rx).
+        """
+        await self._send(line, tx_len, gap_ms)
+        self.stats["transactions"] += 1
+        port = self.port
         deadline = ticks_add(ticks_ms(), timeout_ms)
         n = 0
         rx = self.rx
         size = len(rx)
-        need = framer(rx, 0)
+        need = _need(framer, rx, 0)
         while True:
             if n < size:
                 got = port.readinto(self._rxv[n:])
                 if got:
                     n += got
-                    need = framer(rx, n)
+                    need = _need(framer, rx, n)
                     if need <= 0:
                         self._idle_since = ticks_ms()
+                        self.stats["rx_bytes"] += n
                         return n
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0 or n >= size:
@@ -120,4 +140,18 @@ class Bus:
             await asyncio.sleep_ms(max(1, min(left, line.wire_ms(need))))
         self._idle_since = ticks_ms()
         self.stats["timeouts"] += 1
+        self.stats["rx_bytes"] += n
         raise BusTimeout(n)
+
+    async def send(self, line, tx_len, gap_ms=0):
+        """A frame that gets no reply (a broadcast time sync): the same silences, no reading."""
+        await self._send(line, tx_len, gap_ms)
+        self._idle_since = ticks_ms()
+
+
+def _need(framer, rx, n):
+    # A framer that cannot make sense of the bytes says "complete": the parser then names the error.
+    try:
+        return framer(rx, n)
+    except ValueError:
+        return 0

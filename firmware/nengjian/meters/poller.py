@@ -4,7 +4,13 @@ live ones keep theirs.
 Each meter has an interval; the poller always serves the meter most overdue. After `fail_limit`
 consecutive failed polls a meter is put aside for `backoff_s` (then tried once again), the way
 Neuron's device_degrade or ESPHome's offline_skip_updates do. Readings go to a sink
-(sink(meter_id, values, ts)); faults and recoveries to the event function.
+(sink(meter, values, ts)); faults and recoveries to the event function.
+
+Failures are counted per kind in PolledMeter.stats: timeouts, crc (CRC or checksum), exceptions
+(the meter refused: Modbus exception, DL/T 645 / CJ/T 188 error reply), frames (other malformed or
+foreign replies) and errors (anything unexpected from a driver: logged, never allowed to stop the
+bus for the other meters). Drivers with background work (pulse inputs) offer `background()`,
+started once when the poller runs.
 """
 
 import asyncio
@@ -13,6 +19,9 @@ from nengjian import log, timeutil
 from nengjian.bus.rs485 import BusTimeout, Line
 from nengjian.compat import ticks_add, ticks_diff, ticks_ms
 from nengjian.proto import modbus
+
+# Class names rather than imports: the DL/T 645 and CJ/T 188 codecs load only when a site uses them.
+_CHECK_ERRORS = ("CrcError", "ChecksumError")
 
 
 class PolledMeter:
@@ -31,7 +40,8 @@ class PolledMeter:
         self.failures = 0
         self.offline = False
         self.values = {}
-        self.stats = {"polls": 0, "ok": 0, "failed": 0, "timeouts": 0, "crc": 0, "exceptions": 0}
+        self.stats = {"polls": 0, "ok": 0, "failed": 0, "timeouts": 0, "crc": 0, "exceptions": 0,
+                      "frames": 0, "errors": 0}
         self.last_error = ""
         self.last_ok = 0
 
@@ -64,6 +74,10 @@ class BusPoller:
         return best, best_late
 
     async def run(self):
+        for m in self.meters:
+            bg = getattr(m.driver, "background", None)
+            if bg is not None:
+                asyncio.create_task(bg())
         while True:
             m, late = self._most_due()
             if late < 0:
@@ -88,14 +102,16 @@ class BusPoller:
             except BusTimeout as e:
                 m.stats["timeouts"] += 1
                 err = e
-            except modbus.CrcError as e:
-                m.stats["crc"] += 1
+            except ValueError as e:  # frame errors of any protocol (CRC or checksum counted apart)
+                m.stats["crc" if type(e).__name__ in _CHECK_ERRORS else "frames"] += 1
                 err = e
-            except modbus.ModbusException as e:
-                m.stats["exceptions"] += 1
+            except Exception as e:
                 err = e
-            except ValueError as e:  # frame errors of any protocol
-                err = e
+                if isinstance(e, modbus.ModbusException) or hasattr(e, "names"):
+                    m.stats["exceptions"] += 1  # the meter refused (Modbus exception, error reply)
+                else:  # a driver bug must not stop the other meters on this bus
+                    m.stats["errors"] += 1
+                    log.error("poll", "meter %s: driver error %s: %s" % (m.id, type(e).__name__, e))
         if err is not None:
             self._failed(m, err)
             return False

@@ -1,4 +1,5 @@
-"""Decode numbers from Modbus register bytes: u16..u64, s16..s64, float32/64 in any word order.
+"""Decode numbers from Modbus register bytes: u16..u64, s16..s64, float32/64 in any word order,
+and scale them to exact decimal mantissas.
 
 Word orders name where the big-endian bytes A B C D (E F G H) stand on the wire: ABCD is big-endian,
 CDAB swaps 16-bit words, BADC swaps bytes inside words, DCBA is little-endian. For 64-bit values the
@@ -57,3 +58,22 @@ def encode(value, type_name, order="ABCD"):
     if order == "BADC":
         return bytes(raw[i ^ 1] for i in range(size))
     raise ValueError("unknown word order " + order)
+
+
+def mantissa(v, k):
+    """v * 10**k as an integer (the mantissa of a Decimal whose exponent is the point's).
+
+    Integers are exact for k >= 0 and rounded half away from zero for k < 0; floats (float32 holds
+    about 7 significant digits) are rounded to the nearest integer. Raises ValueError for NaN or
+    infinity: a meter that sends them has no reading to give.
+    """
+    if isinstance(v, float):
+        if v != v or v - v != 0.0:
+            raise ValueError("meter sent a non-finite float")
+        return int(round(v * 10 ** k))
+    if k >= 0:
+        return v * 10 ** k
+    d = 10 ** -k
+    if v >= 0:
+        return (v + d // 2) // d
+    return -((-v + d // 2) // d)

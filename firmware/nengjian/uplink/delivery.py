@@ -1,38 +1,105 @@
 """Delivers stored values to one destination from its own cursor; many destinations run side by side.
 
 Each destination is one asyncio task reading from the store after its own acknowledgement cursor,
-oldest first, so a platform that is down or slow holds back nothing but itself. The cursor moves
-only when the platform says yes. A record the platform rejects is written to the ledger with the
-platform's reason and skipped (never retried forever); transport failures and unclear answers
-back off exponentially with jitter up to a cap, and the batch is resent until acknowledged (the
-platform's natural key makes a resend after a lost acknowledgement harmless).
+oldest first, so a platform that is down or slow holds back nothing but itself (every network wait
+is bounded by the profile's timeout; store reads and encoding are bounded by the batch size). The
+cursor moves only when the platform says yes. A record the platform rejects is written to the ledger
+with the platform's reason and skipped (never retried forever); transport failures and unclear
+answers back off exponentially with jitter up to a cap, and the batch is resent until acknowledged
+(the platform's natural key makes a resend after a lost acknowledgement harmless).
+
+Back-fill and fresh data. After an outage the cursor lane works through the backlog oldest first.
+Fresh values are offered to the destination as they are produced (`offer`); whenever the cursor
+lane is behind them, each round first sends the durable fresh values (a small batch), then one
+back-fill batch, so real-time data keeps its period while the backlog drains. Values acknowledged
+ahead of the cursor are remembered (`_ahead`) and passed over when the cursor lane reaches them.
+Correctness never depends on the offers: an offer that is dropped (queue full, reboot) is simply
+delivered later by the cursor lane. `_ahead` lives in RAM: after a reboot mid-back-fill the values
+sent ahead (at most AHEAD_MAX) go once more with the cursor lane - harmless by the natural key.
+Without offers (or with the fresh lane full) delivery is plain oldest-first.
+
+Batch size: the profile's limit (`batch`), capped by the link (`batch_cap()`), halved after a
+timeout, an out-of-memory or repeated unclear refusals (a platform's undeclared size limit, a slow
+4G uplink, a fragmented heap), doubled again after a run of successes but not back to a size that
+failed until CEILING_FOR batches have gone through.
 """
 
 import asyncio
+import gc
 import os
 
 from nengjian import log, records, timeutil
+from nengjian.compat import ticks_diff, ticks_ms
 from nengjian.uplink import http, ndrc
 
 BACKOFF_MIN_MS = 2000
 BACKOFF_MAX_MS = 300000
+IDLE_MS = 5000
+FRESH_MAX = 64  # fresh values queued in RAM (references to records the app already built)
+AHEAD_MAX = 512  # values acknowledged ahead of the cursor, remembered until the cursor passes
+GROW_AFTER = 3  # successes in a row before a shrunk batch grows again
+CEILING_FOR = 100  # batches during which a size that failed stays out of reach
+SHRINK_AFTER = 2  # unclear refusals in a row before the batch shrinks
 
 
 class Destination:
-    def __init__(self, profile, store, batch, event, link_up=None):
+    def __init__(self, profile, store, batch, event, link_up=None, clock_ok=None, batch_cap=None,
+                 backoff_min_ms=BACKOFF_MIN_MS, backoff_max_ms=BACKOFF_MAX_MS):
         self.name = profile.name
         self.profile = profile
         self.store = store
         self.batch = batch
+        self.size = batch  # current batch size
         self._event = event
         self._link_up = link_up
+        self._clock_ok = clock_ok
+        self._batch_cap = batch_cap
+        self.backoff_min_ms = backoff_min_ms
+        self.backoff_max_ms = backoff_max_ms
         self.wake = asyncio.Event()
         self.backoff_ms = 0
         self.failing = False
-        self._skip = set()
+        self._fail_since = 0
+        self._skip = set()  # rejected by the platform: passed over, never resent
+        self._ahead = set()  # acknowledged through the fresh lane, ahead of the cursor
+        self._fresh = []  # [(seq, record)] offered, not yet delivered
+        self._ok_run = 0
+        self._unclear_run = 0
+        self._ceiling = batch  # a size that failed is not grown back to for CEILING_FOR batches
+        self._ceiling_left = 0
         self.progress = 0
-        self.stats = {"sent": 0, "batches": 0, "rejected": 0, "failures": 0, "last_ok": 0}
+        self.stats = {"sent": 0, "batches": 0, "rejected": 0, "failures": 0, "last_ok": 0,
+                      "fresh": 0, "fresh_dropped": 0}
         self.last_error = ""
+
+    # ---- fed by the app
+    def offer(self, seq, rec):
+        """A new VALUE record was appended as `seq`: a candidate for the fresh lane."""
+        q = self._fresh
+        if len(q) >= FRESH_MAX:
+            q.pop(0)
+            self.stats["fresh_dropped"] += 1
+        q.append((seq, rec))
+
+    def kick(self):
+        """The network came back: try at once instead of finishing the back-off."""
+        self.backoff_ms = 0
+        self.wake.set()
+
+    def status(self):
+        return {"name": self.name, "cursor": self.store.cursor(self.name), "backlog": self.store.backlog(self.name),
+                "failing": self.failing, "error": self.last_error, "batch": self.size,
+                "backoff_ms": self.backoff_ms, "stats": self.stats}
+
+    # ---- helpers
+    def _limit(self):
+        cap = self._batch_cap() if self._batch_cap is not None else 0
+        return min(self.size, cap) if cap else self.size
+
+    def _ready(self):
+        if self._link_up is not None and not self._link_up():
+            return False
+        return self._clock_ok is None or self._clock_ok()
 
     def _jittered(self):
         b = self.backoff_ms
@@ -45,52 +112,188 @@ class Destination:
         except asyncio.TimeoutError:
             pass
 
-    async def run(self):
-        while True:
+    async def _backoff(self):
+        self.backoff_ms = min(self.backoff_max_ms, max(self.backoff_min_ms, self.backoff_ms * 2))
+        wait = self._jittered()
+        log.warn("uplink", "%s: %s; retry in %d s" % (self.name, self.last_error, wait // 1000))
+        start = ticks_ms()
+        # Sleep in slices so the watchdog supervisor sees this loop alive, and a kick() (link back)
+        # ends the wait early.
+        while self.backoff_ms and ticks_diff(ticks_ms(), start) < wait:
             self.progress += 1
-            if self._link_up is not None and not self._link_up():
-                await self._idle(2000)
+            await asyncio.sleep_ms(min(1000, max(1, wait - ticks_diff(ticks_ms(), start))))
+
+    def _fresh_ready(self, after):
+        """Durable offered values beyond `after` (not covered by the cursor lane's batch)."""
+        q = self._fresh
+        while q and q[0][0] <= after:
+            q.pop(0)
+        durable = self.store.durable_seq
+        out = []
+        limit = self._limit()
+        for seq, rec in q:
+            if seq > durable or len(out) >= limit:
+                break
+            if seq not in self._skip:
+                out.append((seq, rec))
+        return out
+
+    def _passed(self, last):
+        """The cursor reached `last`: forget what lies at or before it."""
+        if self._skip:
+            self._skip = set(s for s in self._skip if s > last)
+        if self._ahead:
+            self._ahead = set(s for s in self._ahead if s > last)
+
+    def _shrink(self, why):
+        if self.size > 1:
+            self.size = max(1, self.size // 2)
+            self._ceiling = self.size
+            self._ceiling_left = CEILING_FOR
+            log.info("uplink", "%s: %s: batch size now %d" % (self.name, why, self.size))
+
+    # ---- one exchange
+    async def _send(self, batch):
+        """Upload; returns the ndrc Result (transport failures become RETRY)."""
+        try:
+            result = await self.profile.ensure_session()
+            if result is None:
+                result = await self.profile.upload(batch, timeutil.now())
+        except http.HttpError as e:
+            result = ndrc.Result(ndrc.RETRY, str(e))
+            if e.timeout:
+                self._shrink("timeout")
+            self._unclear_run = 0
+            return result
+        if result.kind == ndrc.RETRY:
+            self._unclear_run += 1
+            if self._unclear_run >= SHRINK_AFTER and not _oom(result):
+                self._unclear_run = 0
+                self._shrink("refused repeatedly")
+        else:
+            self._unclear_run = 0
+        return result
+
+    def _out_of_memory(self, result):
+        """A batch too large for the heap right now: a local condition, not the platform's, so it is
+        retried at once with half the batch (backing off only when a single record does not fit)."""
+        if not _oom(result) or self.size <= 1:
+            return False
+        self._shrink("out of memory")
+        gc.collect()
+        return True
+
+    def _on_ok(self, n):
+        self.stats["sent"] += n
+        self.stats["batches"] += 1
+        self.stats["last_ok"] = timeutil.now()
+        if self.failing:
+            self._event("uplink", "%s: delivering again after %d failure(s) over %d s (last: %s); backlog %d" % (
+                self.name, self.stats["failures"], timeutil.now() - self._fail_since, self.last_error,
+                self.store.backlog(self.name)))
+        self.failing = False
+        self.backoff_ms = 0
+        self._ok_run += 1
+        if self._ceiling_left:
+            self._ceiling_left -= 1
+            if not self._ceiling_left:
+                self._ceiling = self.batch
+        if self._ok_run >= GROW_AFTER and self.size < self._ceiling:
+            self.size = min(self._ceiling, self.size * 2)
+            self._ok_run = 0
+
+    def _on_rejected(self, batch, result):
+        for index, reason in result.rejected:
+            seq, rec = batch[index]
+            if seq in self._skip:
                 continue
-            batch, last = self.store.read(self.name, self.batch, (records.VALUE,))
-            if self._skip:
-                batch = [r for r in batch if r[0] not in self._skip]
-            if not batch:
-                if last > self.store.cursor(self.name):
-                    self.store.ack(self.name, last)
-                    continue
-                await self._idle(5000)
-                continue
+            self._skip.add(seq)
+            self.stats["rejected"] += 1
+            self._event("rejected", "%s refused %s %s (record %d): %s" % (
+                self.name, rec[records.V_CODE], timeutil.cst_text(rec[records.V_STAT_START]), seq, reason))
+
+    async def _on_retry(self, result):
+        self.stats["failures"] += 1
+        self._ok_run = 0
+        self.last_error = result.reason
+        if not self.failing:
+            self._fail_since = timeutil.now()
+            self._event("uplink", "%s: delivery failing: %s" % (self.name, result.reason))
+        self.failing = True
+        await self._backoff()
+
+    # ---- the task
+    async def run(self):
+        """Deliver forever. A bug or a MemoryError in one round is logged and backed off from; it
+        never ends this destination's task (nor anyone else's)."""
+        while True:
             try:
-                result = await self.profile.ensure_session()
-                if result is None:
-                    result = await self.profile.upload(batch, timeutil.now())
-            except http.HttpError as e:
-                result = ndrc.Result(ndrc.RETRY, str(e))
-            if result.kind == ndrc.OK:
-                self.store.ack(self.name, last)
-                self._skip = set(s for s in self._skip if s > last)
-                self.stats["sent"] += len(batch)
-                self.stats["batches"] += 1
-                self.stats["last_ok"] = timeutil.now()
-                log.info("uplink", "%s: %d value(s) accepted, up to record %d" % (self.name, len(batch), last))
-                if self.failing:
-                    self._event("uplink", "%s: delivering again after failures (%s)" % (self.name, self.last_error))
-                self.failing = False
-                self.backoff_ms = 0
-            elif result.kind == ndrc.REJECTED:
-                for index, reason in result.rejected:
-                    seq, rec = batch[index]
-                    self._skip.add(seq)
-                    self.stats["rejected"] += 1
-                    self._event("rejected", "%s refused %s %s (record %d): %s" % (
-                        self.name, rec[records.V_CODE], timeutil.cst_text(rec[records.V_STAT_START]), seq, reason))
-            else:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the task must survive whatever one round hits
                 self.stats["failures"] += 1
-                self.last_error = result.reason
-                if not self.failing:
-                    self._event("uplink", "%s: delivery failing: %s" % (self.name, result.reason))
-                self.failing = True
-                self.backoff_ms = min(BACKOFF_MAX_MS, max(BACKOFF_MIN_MS, self.backoff_ms * 2))
-                wait = self._jittered()
-                log.warn("uplink", "%s: %s; retry in %d s" % (self.name, result.reason, wait // 1000))
-                await asyncio.sleep_ms(wait)
+                self.last_error = "internal: %s %s" % (type(e).__name__, e)
+                gc.collect()
+                if isinstance(e, MemoryError) and self.size > 1:
+                    self._shrink("out of memory")  # a local condition: retried at once, smaller
+                    continue
+                self._event("uplink", "%s: round failed: %s" % (self.name, self.last_error))
+                await self._backoff()
+
+    async def _round(self):
+        self.progress += 1
+        if not self._ready():
+            await self._idle(2000)
+            return
+        batch, last = self.store.read(self.name, self._limit(), (records.VALUE,))
+        if self._skip or self._ahead:
+            batch = [r for r in batch if r[0] not in self._skip and r[0] not in self._ahead]
+        if len(self._ahead) < AHEAD_MAX:
+            fresh = self._fresh_ready(last)
+            if fresh and not await self._send_fresh(fresh):
+                return
+        if not batch:
+            if last > self.store.cursor(self.name):
+                self.store.ack(self.name, last)
+                self._passed(last)
+                return
+            await self._idle(IDLE_MS)
+            return
+        result = await self._send(batch)
+        if result.kind == ndrc.OK:
+            self.store.ack(self.name, last)
+            self._passed(last)
+            self._on_ok(len(batch))
+            log.info("uplink", "%s: %d value(s) accepted, up to record %d" % (self.name, len(batch), last))
+        elif result.kind == ndrc.REJECTED:
+            self._on_rejected(batch, result)
+        else:
+            batch = None
+            if not self._out_of_memory(result):
+                await self._on_retry(result)
+
+    async def _send_fresh(self, fresh):
+        """Send fresh values ahead of the back-fill; True if the round may go on to the back-fill."""
+        result = await self._send(fresh)
+        if result.kind == ndrc.OK:
+            for seq, _rec in fresh:
+                self._ahead.add(seq)
+            top = fresh[-1][0]
+            self._fresh = [x for x in self._fresh if x[0] > top]
+            self.stats["fresh"] += len(fresh)
+            self._on_ok(len(fresh))
+            log.info("uplink", "%s: %d fresh value(s) accepted ahead of the back-fill (cursor %d)" % (
+                self.name, len(fresh), self.store.cursor(self.name)))
+            return True
+        if result.kind == ndrc.REJECTED:
+            self._on_rejected(fresh, result)
+            return False
+        if not self._out_of_memory(result):
+            await self._on_retry(result)
+        return False
+
+
+def _oom(result):
+    # The profile turns a MemoryError while encoding into RETRY "out of memory ..." (see ndrc.upload).
+    return "out of memory" in result.reason

@@ -4,9 +4,11 @@ Each meter's cumulative energy advances in real time from its simulated load. Re
 the `sim-energy` profile (profiles/meters/sim-energy.json), holding registers:
   0-1  total active energy, u32 ABCD, 0.01 kWh
   2-3  total active power, float32 ABCD, kW
-Faults a test can switch per unit: silent (no reply at all), bad_crc (reply with a broken CRC).
-Requests to units that do not exist get silence, as on a real shared bus (pymodbus itself would
-answer them with exception 4).
+Faults a test can switch per unit: silent (no reply at all), bad_crc (reply with a broken CRC),
+exception (answer with that exception code), delay_s (answer that late: a meter slower than the
+gateway's timeout), truncate (drop that many bytes from the end of each reply), reply_unit (answer
+with another unit id, CRC recomputed: a wrong slave id). Requests to units that do not exist get
+silence, as on a real shared bus (pymodbus itself would answer them with exception 4).
 """
 
 from __future__ import annotations
@@ -32,12 +34,24 @@ class SimMeter:
     silent: bool = False
     bad_crc: bool = False
     exception: int = 0  # answer every request with this Modbus exception code
+    delay_s: float = 0.0  # answer this much later
+    truncate: int = 0  # drop this many bytes from the end of each reply
+    reply_unit: int = 0  # answer as this unit id instead (0: own id)
     requests: int = field(default=0)
 
     def registers(self) -> list[int]:
         hundredths = int(round(self.energy_kwh * 100)) & 0xFFFFFFFF
         p = struct.unpack(">HH", struct.pack(">f", self.power_kw))
         return [hundredths >> 16, hundredths & 0xFFFF, p[0], p[1]]
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
 
 
 # pymodbus logs a traceback for every request to a unit it does not serve; on a shared bus that is
@@ -74,6 +88,8 @@ class SimModbusMeters:
     async def _action(self, meter, function_code, start_address, address, count, current_registers, set_values):
         """Refresh the registers from the simulated load just before pymodbus answers."""
         self._advance()
+        if meter.delay_s:
+            await asyncio.sleep(meter.delay_s)
         if meter.exception:
             return ExcCodes(meter.exception)
         regs = meter.registers()
@@ -92,6 +108,12 @@ class SimModbusMeters:
         m = self.meters.get(data[0])
         if m is None or m.silent:
             return b""
+        if m.reply_unit:
+            body = bytes([m.reply_unit]) + data[1:-2]
+            crc = _crc16(body)
+            data = body + bytes([crc & 0xFF, crc >> 8])
+        if m.truncate:
+            data = data[:max(0, len(data) - m.truncate)]
         if m.bad_crc:
             return data[:-1] + bytes([data[-1] ^ 0xFF])
         return data

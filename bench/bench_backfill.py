@@ -1,0 +1,143 @@
+"""Benchmark: drain a 3-day backlog from the sim board's store to a local reference platform.
+
+    .venv/bin/python bench/bench_backfill.py            # both data sets, batch 100
+    .venv/bin/python bench/bench_backfill.py --quick    # the 15-minute set only
+    .venv/bin/python bench/bench_backfill.py --batch 50 --heap 256k
+
+32 meters (items) for 3 days: 15-minute data = 9,216 values, 1-minute data = 138,240 values. The
+backlog is written into the store on the sim board's littlefs data image by one MicroPython process
+(the same Store class the gateway uses), then a second process - the one measured, started with
+-X heapsize=HEAP - drains it through the real delivery code and the ndrc-json profile to a
+RefPlatform on localhost (HTTP, so TLS cost is not in the figures).
+
+Figures printed: drain time and values/s; live heap after imports (base) and its peak during the
+drain (gc.collect() + gc.mem_alloc() once per upload, right before the request, when the decoded
+batch and the encoded body are both alive), and peak minus base = the drain's working set; then the
+smallest -X heapsize that completes a short drain (bisection). On a 64-bit host MicroPython objects
+take about twice what they take on an ESP32, and on the ESP32 the modules are frozen into flash, so
+the base does not sit in the heap there: the working set is the figure to hold against 64 KiB.
+Nothing is asserted about speed; the platform's record count is checked (nothing lost or doubled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "firmware"), str(ROOT / "host")]
+
+import drain_harness as H  # noqa: E402
+from mpyrun import micropython_binary, mpy_env  # noqa: E402
+from nengjian_host.refplatform import RefPlatform  # noqa: E402
+
+ITEMS = 32
+DAYS = 3
+SETS = [("15-min", 900), ("1-min", 60)]
+
+
+def run(code_params: dict, sim_dir: Path, heap: str, data_kb: int, timeout: float):
+    env = mpy_env("sim", {"NJ_DRAIN": json.dumps(code_params), "NJ_SIM_DIR": str(sim_dir),
+                          "NJ_DATA_KB": str(data_kb)})
+    cmd = [micropython_binary(), "-X", "heapsize=" + heap, "-c", H.SCRIPT]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def seed(sim_dir: Path, period: int, n: int, data_kb: int, segments: int):
+    p = H.params(dests=[{"name": "city", "url": "http://127.0.0.1:9/", "batch": 1}], items=ITEMS,
+                 period=period, seed=n, seed_only=True, segments=segments)
+    t = time.monotonic()
+    proc = run(p, sim_dir, "2m", data_kb, 3600)
+    if proc.returncode != 0:
+        raise SystemExit("seeding failed:\n" + proc.stdout[-2000:] + proc.stderr[-2000:])
+    return time.monotonic() - t
+
+
+def drain(sim_dir: Path, platform: RefPlatform, period: int, batch: int, heap: str, data_kb: int,
+          segments: int, limit_s: int):
+    p = H.params(dests=[{"name": "city", "url": platform.url + "/api/register", "batch": batch,
+                         "timeout_ms": 30000}],
+                 items=ITEMS, period=period, limit_s=limit_s, segments=segments)
+    t = time.monotonic()
+    proc = run(p, sim_dir, heap, data_kb, limit_s + 120)
+    wall = time.monotonic() - t
+    try:
+        return H.result(proc.stdout), wall, proc
+    except AssertionError:
+        return None, wall, proc
+
+
+def one_set(name: str, period: int, batch: int, heap: str, work: Path):
+    n = ITEMS * DAYS * 86400 // period
+    data_kb = max(4096, (n * 72 // 1024) * 3 // 2 // 4 * 4)
+    segments = min(256, max(16, data_kb // 64 * 3 // 4))
+    sim_dir = work / name
+    sim_dir.mkdir(parents=True)
+    seed_s = seed(sim_dir, period, n, data_kb, segments)
+    with RefPlatform(db_path=str(work / (name + ".sqlite")), period_s=period) as platform:
+        r, wall, proc = drain(sim_dir, platform, period, batch, heap, data_kb, segments, 1800)
+        if r is None or "city" not in r["drained_ms"]:
+            print("  %s: drain did not finish:\n%s\n%s" % (name, proc.stdout[-1500:], proc.stderr[-1500:]))
+            return None
+        stats = platform.stats()
+    ms = r["drained_ms"]["city"]
+    print("%-7s %7d values  seed %5.1f s  drain %7.1f s  %6.0f values/s  uploads %5d  base heap %6d B  "
+          "peak %6d B  working set %6d B (%.1f KiB)  platform keys %d, repeats %d" % (
+              name, n, seed_s, ms / 1000.0, n * 1000.0 / ms, r["uploads"], r["base_heap"], r["peak_heap"],
+              r["peak_heap"] - r["base_heap"], (r["peak_heap"] - r["base_heap"]) / 1024.0, stats["keys"],
+              stats["duplicates"]))
+    if stats["keys"] != n or stats["duplicates"]:
+        print("  !! expected %d keys and no repeats" % n)
+    return r
+
+
+def smallest_heap(batch: int, work: Path):
+    """Bisect -X heapsize (KiB) for a 2,000-value drain with this batch size."""
+    sim_dir = work / "bisect"
+    sim_dir.mkdir(parents=True)
+    seed(sim_dir, 60, 2000, 4096, 16)
+    lo, hi = 64, 512
+    while hi - lo > 8:
+        mid = (lo + hi) // 2
+        fresh = work / ("bisect-%d" % mid)
+        shutil.copytree(sim_dir, fresh)
+        with RefPlatform(period_s=60) as platform:
+            r, _wall, _proc = drain(fresh, platform, 60, batch, "%dk" % mid, 4096, 16, 120)
+            ok = r is not None and "city" in r["drained_ms"] and platform.stats()["keys"] == 2000
+            if ok:
+                ok = not any("MemoryError" in e for e in r["events"])
+        if ok:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--heap", default="256k")
+    ap.add_argument("--quick", action="store_true", help="15-minute data only, no bisection")
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="nj-bench-backfill-"))
+    try:
+        print("3-day backlog, %d items, batch %d, -X heapsize=%s (MicroPython unix port, 64-bit)" % (
+            ITEMS, args.batch, args.heap))
+        for name, period in SETS[:1] if args.quick else SETS:
+            one_set(name, period, args.batch, args.heap, work)
+        if not args.quick:
+            print("smallest -X heapsize completing a drain with batch %d: %d KiB" % (
+                args.batch, smallest_heap(args.batch, work)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Block devices for the sim board and the store's tests: RAM- or file-backed, counting every read,
+program and erase, and able to cut the power at the Nth program or erase.
+
+Owns: the littlefs block-device protocol (readblocks/writeblocks with an offset, ioctl 1-6) for
+devices that are not real flash, NOR-flash program semantics (a program only clears bits), and the
+fault model of a power cut:
+
+    CLEAN   operations 1..N persist; N+1 and later do not
+    TORN    operation N persists only in part: a program writes the first half of its bytes, an
+            erase blanks the first half of the block (the rest keeps its old bytes)
+    ERASED  the cut lands between an erase and the programs meant to fill the block: an erase at N
+            persists, a program at N does not (its bytes stay erased)
+
+After the cut every call returns -5 (EIO), as a dead chip would fail, until power_on().
+
+littlefs calls these methods from C, sometimes with the MicroPython heap locked (a file closed by
+the garbage collector): readblocks, writeblocks and ioctl allocate nothing. Copies go through viper
+helpers on MicroPython (slicing a memoryview would allocate); the RAM image is preallocated,
+one bytearray per block.
+"""
+
+import sys
+
+EIO = -5
+CLEAN = 0
+TORN = 1
+ERASED = 2
+MODES = ("clean", "torn", "erased")
+
+if False:  # names the viper emitter provides; declared here for linters only
+    ptr8 = None
+
+if sys.implementation.name == "micropython":
+    import micropython
+
+    @micropython.viper
+    def _program(dst, doff: int, src, n: int):
+        # NOR flash: programming can only clear bits.
+        d = ptr8(dst)
+        s = ptr8(src)
+        i = 0
+        while i < n:
+            d[doff + i] = d[doff + i] & s[i]
+            i += 1
+
+    @micropython.viper
+    def _read(dst, src, soff: int, n: int):
+        d = ptr8(dst)
+        s = ptr8(src)
+        i = 0
+        while i < n:
+            d[i] = s[soff + i]
+            i += 1
+
+    @micropython.viper
+    def _fill(dst, off: int, n: int):
+        d = ptr8(dst)
+        i = 0
+        while i < n:
+            d[off + i] = 0xFF
+            i += 1
+
+    @micropython.viper
+    def _blank(src, off: int, n: int) -> int:
+        s = ptr8(src)
+        i = 0
+        while i < n:
+            if s[off + i] != 0xFF:
+                return 0
+            i += 1
+        return 1
+
+else:  # CPython: allocation does not matter there
+
+    def _program(dst, doff, src, n):
+        dst[doff:doff + n] = bytes(a & b for a, b in zip(dst[doff:doff + n], src[:n]))
+
+    def _read(dst, src, soff, n):
+        dst[:n] = src[soff:soff + n]
+
+    def _fill(dst, off, n):
+        dst[off:off + n] = b"\xff" * n
+
+    def _blank(src, off, n):
+        return 1 if src[off:off + n] == b"\xff" * n else 0
+
+
+class _Faults:
+    """Counters and the power-cut state shared by both devices."""
+
+    def _init_faults(self):
+        self.reads = 0
+        self.progs = 0
+        self.prog_bytes = 0
+        self.erases = 0
+        self.ops = 0  # programs + erases since the counters were reset
+        self.cut = False
+        self._cut_at = 0
+        self._mode = CLEAN
+        self.cut_op = 0  # the op the power died on, and what it was ("prog"/"erase")
+        self.cut_kind = ""
+        self._dead = False
+
+    def reset_counters(self):
+        self.reads = self.progs = self.prog_bytes = self.erases = self.ops = 0
+
+    def arm(self, n, mode=CLEAN):
+        """Cut the power at the nth program/erase from now (n >= 1); 0 disarms."""
+        if self._dead:
+            raise OSError(EIO)
+        self._cut_at = self.ops + n if n else 0
+        self._mode = mode
+        self.cut = False
+
+    def power_on(self):
+        if self._dead:
+            raise OSError(EIO)
+        self.cut = False
+        self._cut_at = 0
+
+    def kill(self):
+        """Cut the power for good: littlefs objects still holding this device (files the garbage
+        collector has yet to close) can never write again, whatever device is made next."""
+        self.cut = True
+        self._dead = True
+
+    def _step(self):
+        """Count one program/erase and say what to do with it: 0 do it, 1 do half of it (the cut,
+        torn), 2 fail it (after the cut), 3 the cut in erased mode (an erase is done, a program is not)."""
+        if self.cut:
+            return 2
+        self.ops += 1
+        if self._cut_at and self.ops >= self._cut_at:
+            self.cut = True
+            self.cut_op = self.ops
+            if self._mode == TORN:
+                return 1
+            if self._mode == ERASED:
+                return 3
+            return 0
+        return 0
+
+
+class RAMBlockDevice(_Faults):
+    """A littlefs block device in RAM: one preallocated bytearray per block (littlefs never reads or
+    writes across a block boundary, and many small buffers fit a fragmented heap where one large one
+    would not)."""
+
+    def __init__(self, blocks, block_size=4096, data=None):
+        self.blocks = blocks
+        self.block_size = block_size
+        if data is None:
+            data = [bytearray(block_size) for _ in range(blocks)]
+            for b in data:
+                _fill(b, 0, block_size)
+        self.data = data  # may be shared: a new device object on the same image after a cut
+        self._init_faults()
+
+    def readblocks(self, block, buf, offset=0):
+        if self.cut:
+            return EIO
+        self.reads += 1
+        _read(buf, self.data[block], offset, len(buf))
+        return 0
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:
+            offset = 0
+        act = self._step()
+        if act == 2:
+            return EIO
+        n = len(buf)
+        self.progs += 1
+        self.prog_bytes += n
+        if act == 1:
+            n = n // 2
+            self.cut_kind = "prog"
+        elif act == 3:
+            self.cut_kind = "prog"
+            return EIO
+        _program(self.data[block], offset, buf, n)
+        return EIO if act else 0
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.blocks
+        if op == 5:
+            return self.block_size
+        if op == 6:
+            act = self._step()
+            if act == 2:
+                return EIO
+            self.erases += 1
+            n = self.block_size
+            if act == 1:
+                n = n // 2
+            if act:
+                self.cut_kind = "erase"
+            _fill(self.data[arg], 0, n)
+            return EIO if act == 1 else 0
+        if self.cut and op == 3:
+            return EIO
+        return 0
+
+    # ---- outside littlefs callbacks (these may allocate)
+    def snapshot(self):
+        """The image as [(block, bytes)] for the blocks that are not blank: cheap to keep."""
+        bs = self.block_size
+        return [(i, bytes(b)) for i, b in enumerate(self.data) if not _blank(b, 0, bs)]
+
+    def restore(self, snap):
+        for b in self.data:
+            _fill(b, 0, self.block_size)
+        for i, content in snap:
+            self.data[i][:] = content
+        self.power_on()
+
+    def image(self):
+        return b"".join(bytes(b) for b in self.data)
+
+    def save(self, path):
+        with open(path, "wb") as f:
+            for b in self.data:
+                f.write(b)
+
+    def load(self, path):
+        with open(path, "rb") as f:
+            for b in self.data:
+                f.readinto(b)
+
+
+class FileBlockDevice(_Faults):
+    """A littlefs block device backed by a host file (the sim board's data.img), with the same
+    counters and power cut. A program is written as given (the file is trusted to hold erased bytes
+    where littlefs programs)."""
+
+    def __init__(self, path, blocks, block_size=4096):
+        self.block_size = block_size
+        self.blocks = blocks
+        try:
+            self._f = open(path, "r+b")
+        except OSError:
+            self._f = open(path, "w+b")
+        self._erased = b"\xff" * block_size
+        self._one = bytearray(1)
+        end = self._f.seek(0, 2)
+        want = blocks * block_size
+        if end < want:
+            self._f.seek(end - end % block_size)
+            for _ in range((want - end + block_size - 1) // block_size):
+                self._f.write(self._erased)
+        self._init_faults()
+
+    def readblocks(self, block, buf, offset=0):
+        if self.cut:
+            return EIO
+        self.reads += 1
+        self._f.seek(block * self.block_size + offset)
+        self._f.readinto(buf)
+        return 0
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:
+            offset = 0
+        act = self._step()
+        if act == 2:
+            return EIO
+        self.progs += 1
+        self.prog_bytes += len(buf)
+        self._f.seek(block * self.block_size + offset)
+        if act == 0:
+            self._f.write(buf)
+            return 0
+        self.cut_kind = "prog"
+        if act == 1:
+            one = self._one
+            for i in range(len(buf) // 2):  # byte by byte: a slice of buf would allocate
+                one[0] = buf[i]
+                self._f.write(one)
+        return EIO
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.blocks
+        if op == 5:
+            return self.block_size
+        if op == 6:
+            act = self._step()
+            if act == 2:
+                return EIO
+            self.erases += 1
+            self._f.seek(arg * self.block_size)
+            if act == 1:
+                self.cut_kind = "erase"
+                one = self._one
+                one[0] = 0xFF
+                for _ in range(self.block_size // 2):
+                    self._f.write(one)
+                return EIO
+            if act:
+                self.cut_kind = "erase"
+            self._f.write(self._erased)
+            return 0
+        if op == 3:
+            if self.cut:
+                return EIO
+            self._f.flush()
+        return 0
+
+    def close(self):
+        self._f.close()

