@@ -13,9 +13,10 @@ RefPlatform on localhost (HTTP, so TLS cost is not in the figures).
 Figures printed: drain time and values/s; live heap after imports (base) and its peak during the
 drain (gc.collect() + gc.mem_alloc() once per upload, right before the request, when the decoded
 batch and the encoded body are both alive), and peak minus base = the drain's working set; then the
-smallest -X heapsize that completes a short drain (bisection). On a 64-bit host MicroPython objects
-take about twice what they take on an ESP32, and on the ESP32 the modules are frozen into flash, so
-the base does not sit in the heap there: the working set is the figure to hold against 64 KiB.
+smallest -X heapsize that completes a short drain (bisection). The firmware runs compiled to .mpy as
+on the sim board (--source: from .py). On a 64-bit host MicroPython objects take about twice what
+they take on an ESP32, and on the ESP32 the modules are frozen into flash, so their bytecode does not
+sit in the heap there: the working set is the figure to hold against 64 KiB.
 Nothing is asserted about speed; the platform's record count is checked (nothing lost or doubled).
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "firmware"), str(ROOT 
 
 import drain_harness as H  # noqa: E402
 from mpyrun import micropython_binary, mpy_env  # noqa: E402
+from nengjian_host import simbuild  # noqa: E402
 from nengjian_host.refplatform import RefPlatform  # noqa: E402
 
 ITEMS = 32
@@ -42,9 +45,16 @@ DAYS = 3
 SETS = [("15-min", 900), ("1-min", 60)]
 
 
+SOURCE = False  # --source: run the firmware from .py instead of the .mpy the sim board runs
+
+
 def run(code_params: dict, sim_dir: Path, heap: str, data_kb: int, timeout: float):
     env = mpy_env("sim", {"NJ_DRAIN": json.dumps(code_params), "NJ_SIM_DIR": str(sim_dir),
                           "NJ_DATA_KB": str(data_kb)})
+    if not SOURCE:
+        # As the sim board (and the ESP32, frozen) runs it: compiled, so the heap holds data, not
+        # the compiler's work and the bytecode of every module.
+        env["MICROPYPATH"] = os.pathsep.join([str(simbuild.firmware_path()), str(ROOT / "boards" / "sim"), ".frozen"])
     cmd = [micropython_binary(), "-X", "heapsize=" + heap, "-c", H.SCRIPT]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -124,11 +134,14 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--heap", default="256k")
     ap.add_argument("--quick", action="store_true", help="15-minute data only, no bisection")
+    ap.add_argument("--source", action="store_true", help="run the firmware from source, not compiled .mpy")
     args = ap.parse_args(argv)
+    global SOURCE
+    SOURCE = args.source
     work = Path(tempfile.mkdtemp(prefix="nj-bench-backfill-"))
     try:
-        print("3-day backlog, %d items, batch %d, -X heapsize=%s (MicroPython unix port, 64-bit)" % (
-            ITEMS, args.batch, args.heap))
+        print("3-day backlog, %d items, batch %d, -X heapsize=%s (MicroPython unix port, 64-bit, firmware %s)" % (
+            ITEMS, args.batch, args.heap, "from source" if SOURCE else "compiled .mpy"))
         for name, period in SETS[:1] if args.quick else SETS:
             one_set(name, period, args.batch, args.heap, work)
         if not args.quick:

@@ -47,6 +47,7 @@ class Gateway:
         self.updater = None
         self.supervisor = None
         self.heartbeat = None
+        self.links = []
         self.readings = 0
 
     # ---- ledger
@@ -85,6 +86,7 @@ class Gateway:
 
     def build_destinations(self):
         links = board.network_links()
+        self.links = links
         for d in self.cfg["destinations"]:
             prof = ndrc.build(d, self.cfg["enterprise"], self.data_dir, board.CONFIG_DIR, self.event)
             self.destinations.append(delivery.Destination(prof, self.store, d["batch"], self.event,

@@ -32,10 +32,12 @@ HELP = (
     "  sha256 PATH [LEN]    hash of a file (or of its first LEN bytes)",
     "  put PATH SIZE SHA256 write a config file (then +BASE64 lines)",
     "  scan JSON            search the RS-485 buses for meters",
+    "  visit TEXT           record an inspection visit in the ledger (who, what was checked)",
+    "  manual JSON          store a manual entry (coal/oil delivery): code, stat_type, stat_start, value, scope",
     "  reset                reset the board",
     "  help                 this list",
 )
-COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "reset", "help")
+COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "manual", "reset", "help")
 
 
 async def run(con, rid, cmd, args, text):
@@ -60,6 +62,10 @@ async def run(con, rid, cmd, args, text):
         _put_data(con, rid, text)
     elif cmd == "scan":
         await _scan(con, rid, text or "{}")
+    elif cmd == "visit":
+        _visit(con, rid, text)
+    elif cmd == "manual":
+        _manual(con, rid, text)
     elif cmd == "reset":
         con.answer(rid, {"reset": True}, True)
         await asyncio.sleep_ms(100)
@@ -410,3 +416,42 @@ def _remove(path):
         os.remove(path)
     except OSError:
         pass
+
+
+def _visit(con, rid, text):
+    """The 30-day inspection the regulation asks for, kept in the gateway's own ledger."""
+    gw = con.gw
+    if gw is None:
+        con.fail(rid, "the application is not running (safe mode): nothing to record into")
+        return
+    text = (text or "").strip()
+    if not text:
+        con.fail(rid, "visit needs a text: who came and what was checked")
+        return
+    gw.event("visit", text[:200])
+    gw.store.flush()
+    con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq}, True)
+
+
+def _manual(con, rid, text):
+    """A value no meter measures, entered by the crew: stored as a VALUE with inputType 5."""
+    gw = con.gw
+    if gw is None:
+        con.fail(rid, "the application is not running (safe mode): manual entries need the store")
+        return
+    import json
+
+    from nengjian import manual
+
+    try:
+        req = json.loads(text or "")
+        seq, _rec = manual.enter(gw.store, req["code"], int(req["stat_type"]), req["stat_start"], str(req["value"]),
+                                 int(req.get("scope", 1)), observe=gw.observe_value, who=str(req.get("who", "")))
+    except manual.ManualError as e:
+        con.fail(rid, str(e))
+        return
+    except (ValueError, KeyError, TypeError) as e:
+        con.fail(rid, "manual wants JSON with code, stat_type, stat_start, value, scope (%s)" % e)
+        return
+    gw.store.flush()
+    con.answer(rid, {"stored": True, "seq": seq}, True)

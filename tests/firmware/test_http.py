@@ -115,9 +115,14 @@ async def one(c):
             if c.get("tls"):
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                 ctx.verify_mode = ssl.CERT_NONE
-            status, body = await http.request(c.get("method", "POST"), c["url"], c.get("body", "x").encode(),
+            body, length = c.get("body", "x").encode(), None
+            if c.get("stream"):  # a generator of chunks with the total announced
+                data, n = body, c["stream"]
+                body = (data[i:i + n] for i in range(0, len(data), n))
+                length = len(data) + c.get("lie", 0)
+            status, body = await http.request(c.get("method", "POST"), c["url"], body,
                                               {"Content-Type": "application/json"}, c.get("timeout", 2000),
-                                              ssl=ctx, max_body=c.get("max_body", 16384))
+                                              ssl=ctx, max_body=c.get("max_body", 16384), length=length)
             out["status"] = status
             out["body"] = body.decode()
     except http.HttpError as e:
@@ -153,6 +158,9 @@ def results():
     cases["drip"]["timeout"] = 1500
     cases["hang"]["timeout"] = 800
     cases["refused"] = {"url": "http://127.0.0.1:%d/" % dead_port}
+    cases["stream"] = {"url": cases["echo"]["url"], "body": "r" * 20000, "stream": 170, "max_body": 32768}
+    cases["stream_short"] = {"url": cases["echo"]["url"], "body": "r" * 1000, "stream": 170, "lie": 5}
+    cases["stream_long"] = {"url": cases["echo"]["url"], "body": "r" * 1000, "stream": 170, "lie": -5}
     cases["not-tls"] = {"url": "https://127.0.0.1:%d/" % servers["not-tls"].port, "tls": True}
     cases["head"]["method"] = "HEAD"
     cases["probe_ok"] = {"url": "http://127.0.0.1:%d/api/register" % servers["head"].port, "probe": True}
@@ -176,6 +184,12 @@ def test_ok_answer_and_date_hook(results):
 
 def test_large_utf8_body_goes_out_whole(results):
     assert results["echo"]["status"] == 201 and results["echo"]["body"] == "\u80fd\u6e90" * 3000
+
+
+def test_streamed_body(results):
+    assert results["stream"]["status"] == 201 and results["stream"]["body"] == "r" * 20000
+    assert "1000 bytes, 1005 announced" in results["stream_short"]["error"]
+    assert "longer than its announced 995 bytes" in results["stream_long"]["error"]
 
 
 def test_head_has_no_body(results):

@@ -145,6 +145,16 @@ def test_encode_yields_to_the_loop_between_sm4_records(tmp_path):
     assert n >= 19  # the other task ran between records
 
 
+def test_small_bodies_reuse_the_buffer_kept_since_start(tmp_path):
+    p = seeded(tmp_path, "sm4-ecb")
+    now = int(time.time())
+    small = asyncio.run(p._encode(batch_of(specs(2)), now))
+    assert isinstance(small, memoryview) and small.obj is p._body  # no allocation for the body itself
+    assert bytes(small) == p.encode(batch_of(specs(2)), now)
+    big = asyncio.run(p._encode(batch_of(specs(20)), now))  # 11 KB: more than the kept 4 KB
+    assert isinstance(big, bytearray) and big == p.encode(batch_of(specs(20)), now)
+
+
 # --- CPython: answers, with a scripted HTTP layer -------------------------------------------------
 
 class ScriptedHttp:
@@ -155,7 +165,7 @@ class ScriptedHttp:
         self.calls = []
 
     async def request(self, method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384):
-        self.calls.append((url.rsplit("/", 1)[-1], json.loads(body), dict(headers or {})))
+        self.calls.append((url.rsplit("/", 1)[-1], json.loads(bytes(body)), dict(headers or {})))
         status, payload = self.answers.pop(0)
         return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode()
 

@@ -211,19 +211,25 @@ async def _send_body(writer, body, dl):
         await _within(dl, writer.drain())
 
 
-async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384):
+async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384, length=None):
     """Send one request; return (status, body bytes). Raises HttpError on any transport failure.
 
-    `body` is bytes, or a list/tuple of byte strings sent one after the other (a profile can hand
-    over its encoded records without joining them into one large allocation)."""
+    `body` is bytes; or a list/tuple of byte strings sent one after the other; or, with `length`
+    (the total in bytes, for Content-Length), any iterable of byte strings - a generator that encodes
+    one record at a time streams a batch of any size in the heap of one record. A profile can thus
+    hand over its records without joining them into one large allocation (on a fragmented heap a
+    20 kB bytearray can fail with 300 kB free)."""
     global last_answer_ms
     scheme, host, port, path = split_url(url)
     if scheme == "https" and ssl is None:
         raise HttpError("https needs a TLS context")
-    parts = body if isinstance(body, (list, tuple)) else (body,)
-    size = 0
-    for p in parts:
-        size += len(p)
+    if length is not None:
+        parts, size = body, length
+    else:
+        parts = body if isinstance(body, (list, tuple)) else (body,)
+        size = 0
+        for p in parts:
+            size += len(p)
     dl = _Deadline(timeout_ms)
     writer = None
     try:
@@ -237,9 +243,15 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
                 head += "%s: %s\r\n" % (k, v)
         writer.write(head.encode() + b"\r\n")
         await _within(dl, writer.drain())
+        sent = 0
         for p in parts:
             if p:
+                sent += len(p)
+                if sent > size:
+                    raise HttpError("body longer than its announced %d bytes" % size)
                 await _send_body(writer, p, dl)
+        if sent != size:
+            raise HttpError("body of %d bytes, %d announced" % (sent, size))
         status_line = await _readline(reader, dl)
         parts = status_line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):

@@ -63,6 +63,7 @@ SM4_ECB = "sm4-ecb"
 TOKEN = "sm4-cbc-token"
 
 CONTENT_TYPE = "application/json;charset=UTF-8"
+BODY_BUF = 4096  # bytes kept per destination for upload bodies: 15 plain or 7 SM4 records
 TOKEN_MARGIN_S = 60  # renew a token this long before the platform says it runs out
 BODY_SHOWN = 200  # bytes of an answer quoted in a reason
 
@@ -112,6 +113,9 @@ class NdrcJson:
         self._token_until = 0
         self._cipher = None
         self._cipher_key = None
+        # Allocated at start, while the heap is whole: after hours of traffic a heap of about an
+        # ESP32's size was seen with 12 KB free and no free block above 336 bytes (sim, 256k).
+        self._body = bytearray(BODY_BUF)
         if self.security in (SM4_ECB, TOKEN):
             # At start, while the heap is whole: the cipher's tables are one 4 KB block, which a
             # heap fragmented by hours of traffic may no longer offer.
@@ -345,10 +349,10 @@ class NdrcJson:
             self._cipher_key = key
         return self._cipher
 
-    # The body is written into one bytearray of its exact size, allocated before the records are
-    # formatted: SM4 leaves a few KB of short-lived garbage per record, and a join of many parts
-    # kept alive across it needed a contiguous block the sim's 256 KB heap (about an ESP32's free
-    # RAM) no longer had for a 50-record SM4 batch (23 KB).
+    # The body is written into one buffer of its exact size (the kept one when it fits), allocated
+    # before the records are formatted: SM4 leaves a few KB of short-lived garbage per record, and
+    # a join of many parts kept alive across it needed a contiguous block the sim's 256 KB heap
+    # (about an ESP32's free RAM) no longer had for a 50-record SM4 batch (23 KB).
     def _head(self):
         return ('{"deviceId":%s,"enterpriseCode":%s,"data":[' % (
             _quote(self.session["deviceId"]), _quote(self.enterprise["code"]))).encode()
@@ -414,9 +418,11 @@ class NdrcJson:
         return buf
 
     async def _encode(self, batch, now):
-        # encode(), with a turn of the event loop after each SM4 record (a 50-record batch is 400
-        # field encryptions: tens of milliseconds on an ESP32) and after every 16 plain ones.
-        buf = bytearray(self._size(batch, now))
+        # encode(), into the kept buffer when the body fits, with a turn of the event loop after
+        # each SM4 record (a 50-record batch is 400 field encryptions: tens of milliseconds on an
+        # ESP32) and after every 16 plain ones. The body is valid until the next call.
+        size = self._size(batch, now)
+        buf = memoryview(self._body)[:size] if size <= len(self._body) else bytearray(size)
         sm4 = self.security == SM4_ECB
         for i in self._fill(buf, batch, now):
             if sm4 or i & 15 == 15:
