@@ -174,6 +174,17 @@ for slot in range(DAYS * 96):
             if len(b) < 64:
                 break
 secs = time.ticks_diff(time.ticks_ms(), t) / 1000
+span = [10 ** 12, 0]
+
+
+def spans(q, r):
+    if r[0] == R.VALUE:
+        span[0] = min(span[0], r[4])
+        span[1] = max(span[1], r[4])
+
+
+s.history(spans)
+s.scan(1, spans)
 hist_bytes = sum(g.size for g in s._hist.segs.values())
 hist_values = [0]
 
@@ -188,7 +199,8 @@ st = os.statvfs("/d")
 out = {"values": DAYS * 96 * 64, "folds": s.stats["folds"], "history_values": hist_values[0],
        "history_bytes": hist_bytes, "history_segments": len(s._hist.segs), "main_segments": len(s._main.segs),
        "pool": s.segment_count, "stored_bytes": s.stats["bytes"], "prog_bytes": dev.prog_bytes, "erases": dev.erases,
-       "used_blocks": st[2] - st[3], "expired": s.stats["history_expired"], "secs": secs}
+       "used_blocks": st[2] - st[3], "expired": s.stats["history_expired"], "secs": secs,
+       "kept_days": (span[1] - span[0]) / 86400 + 1 / 96, "enospc": s.stats["enospc"], "lost": s.stats["lost"]}
 s.close()
 print("JSON" + json.dumps(out))
 '''
@@ -254,12 +266,28 @@ def main():
           % (c["folds"], c["history_values"], c["history_bytes"], bpv, 100 * bpv / full))
     print("   days of 15-min data for 64 items per MiB: full records %.1f, history %.1f"
           % (2 ** 20 / (per_day * full), 2 ** 20 / (per_day * bpv)))
-    hist_room = (c["pool"] - 6) * 65536  # the main ring works in 2 + 4 segments at steady state
-    print("   4 MiB volume, pool %d x 64 KiB: history room %.2f MiB = %.0f days, + %.1f days in the main ring"
-          % (c["pool"], hist_room / 2 ** 20, hist_room / (per_day * bpv), 6 * 65536 / (per_day * full)))
+    # The main ring works in 2 + 4 segments; a history segment takes whole folds (one commit each)
+    # and starts anew when the next fold may not fit: it fills to k folds of the size seen.
+    seg = 65536 - 8 * 16
+    fold_out = c["history_bytes"] / max(1, c["folds"])
+    k = max(1, int(seg / fold_out - 0.25))
+    fill = min(1.0, k * fold_out / seg)
+    hist_room = (c["pool"] - 6) * seg * fill
+    print("   4 MiB volume, pool %d x 64 KiB: history %d segments filled to %.0f %% = %.2f MiB = %.0f days,"
+          % (c["pool"], c["pool"] - 6, 100 * fill, hist_room / 2 ** 20, hist_room / (per_day * bpv)))
+    print("   + %.1f days in the main ring" % (6 * 65536 / (per_day * full)))
     print("   6 months (183 days) of history need %.2f MiB at this rate" % (183 * per_day * bpv / 2 ** 20))
     print("   fold cost: %.2f bytes programmed per byte stored; simulated %d days in %.0f s on this PC"
           % (c["prog_bytes"] / c["stored_bytes"], days, c["secs"]))
+    if "--long" in sys.argv:
+        days = 230
+        c = run(CAPACITY, heap="512k", PATH=os.path.join(tmp, "long.img"), DAYS=days, SEGMENTS=56)
+        print("\n== capacity, measured: %d simulated days on the 4 MiB volume (%.0f s)" % (days, c["secs"]))
+        print("   kept: %.1f days of values (%d in history, %.2f bytes each); history records expired %d;"
+              % (c["kept_days"], c["history_values"], c["history_bytes"] / max(1, c["history_values"]), c["expired"]))
+        print("   ENOSPC %d, lost %d, used blocks %d of 1024" % (c["enospc"], c["lost"], c["used_blocks"]))
+    else:
+        print("   (bench/bench_store.py --long simulates 230 days and measures what is kept: about 5 minutes)")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ class Gateway:
                 self.tce.tick(now)
             if board.clock_trusted():
                 parts += ["%s:%s" % (a["level"].upper(), a["code"]) for a in self.alarms.check(now)]
+            parts += ["STORE:%s" % k for k in sorted(self.store.alarms)]
             log.info("status", " ".join(parts))
             if self.updater and self.supervisor and self.updater.check_trial(self.supervisor.uptime_ms // 1000):
                 self.store.flush()
@@ -224,13 +225,15 @@ async def main_async():
         store = Store(store_dir, [d["name"] for d in cfg["destinations"]], segment_bytes=sc["segment_kb"] * 1024,
                       segments=sc["segments"], flush_records=sc["flush_records"], flush_ms=sc["flush_s"] * 1000)
         gw = None
-        store._on_event = lambda k, t: log.warn("store", "%s: %s" % (k, t))
+        store.on_event = lambda k, t: log.warn("store", "%s: %s" % (k, t))
         store.open()
         guard.limit = cfg["health"]["crash_limit"]
         crash_loop = quick > guard.limit
         try:
             gw = Gateway(cfg, store, data)
-            store._on_event = gw.event
+            store.on_event = gw.event
+            for kind, text in store.open_events:  # what recovery found goes into the ledger too
+                store.append([records.EVENT, timeutil.now(), kind, text])
             gw.boot_guard = guard
             if crash_loop:
                 gw.event("health", "SAFE MODE: %d quick restarts in a row; meters not polled, console and "

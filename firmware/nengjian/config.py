@@ -14,7 +14,7 @@ DEFAULTS_METER = {"interval_s": 60, "timeout_ms": 500, "retries": 1, "gap_ms": 0
                   "backoff_s": 300}
 DEFAULTS_DEST = {"batch": 50, "valid": "json", "timeout_ms": 15000, "security": "plain", "success_code": "0",
                  "insecure_self_signed": False}
-DEFAULTS_STORE = {"flush_records": 16, "flush_s": 5, "segment_kb": 64, "segments": 48}
+DEFAULTS_STORE = {"flush_records": 64, "flush_s": 5, "segment_kb": 64, "segments": 56}
 
 
 class ConfigError(ValueError):

@@ -256,7 +256,7 @@ def test_rejected_values_go_to_the_ledger_and_the_rest_flows(urig):
 
 
 def _app_wires_the_link_supervisor():
-    return "Supervisor(" in (paths.FIRMWARE / "nengjian" / "app.py").read_text()
+    return "nengjian.net import supervisor" in (paths.FIRMWARE / "nengjian" / "app.py").read_text()
 
 
 @pytest.mark.skipif(not _app_wires_the_link_supervisor(),

@@ -9,8 +9,9 @@ Partition assumed
 -----------------
 A 4 MiB littlefs data partition (1024 blocks of 4 KiB) on boards with 8 MB of flash or more
 (esp32s3-4g has 16 MB, esp32-eth WROVER 4-8 MB). docs/STORE.md has the arithmetic: a VALUE record
-takes 54 bytes as written, so full records hold about 3 days of 15-minute data for 64 items per MiB;
-folded into history a value takes about 3 bytes, and the 4 MiB partition holds about 6 months.
+takes 54 bytes as written, so full records hold 3.2 days of 15-minute data for 64 items per MiB;
+folded into history a value takes about 2.5 bytes (68 days per MiB), and the 4 MiB partition keeps
+about 194 days (measured by bench/bench_store.py --long). Raw READINGs expire first.
 
 On flash (directory `root`)
 ---------------------------
