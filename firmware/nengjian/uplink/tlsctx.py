@@ -137,6 +137,7 @@ def explain(message, dest, errno=None):
         return "TLS: the platform's certificate was rejected: %s (pinned CA %s; check the file and the URL's host name)" % (
             text.replace("malformed response: ", ""), dest.get("ca"))
     # A server that refuses a client certificate closes the handshake: we see only EPIPE or a reset.
-    if dest.get("client_cert") and (errno in (_EPIPE, _ECONNRESET) or "fatal alert" in text.lower()):
+    low = text.lower()
+    if dest.get("client_cert") and (errno in (_EPIPE, _ECONNRESET) or "fatal alert" in low or "fatal_alert" in low):
         return "%s (TLS: the platform may have refused our client certificate %s)" % (text, dest["client_cert"])
     return message
