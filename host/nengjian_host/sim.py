@@ -92,7 +92,7 @@ def _close_all(fds: list[int]) -> None:
 class SimGateway:
     def __init__(self, workdir: str | Path, buses: dict[int, str] | None = None, heap: str = DEFAULT_HEAP,
                  env: dict | None = None, echo=None, data_kb: int = 4096):
-        self.dir = Path(workdir)
+        self.dir = Path(workdir).resolve()  # the firmware runs with its own cwd
         self.buses = buses or {}
         self.heap = heap
         self.extra_env = env or {}
