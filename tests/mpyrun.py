@@ -31,7 +31,8 @@ def micropython_binary() -> str:
 
 def mpy_env(board: str = "sim", extra: dict | None = None) -> dict:
     env = dict(os.environ)
-    env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE), str(BOARDS / board), ".frozen"])
+    # boards/common: modules the ESP32 boards share (board.json "shared"; lib/ on a gateway)
+    env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE), str(BOARDS / board), str(BOARDS / "common"), ".frozen"])
     if extra:
         env.update({k: str(v) for k, v in extra.items()})
     return env

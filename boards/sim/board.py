@@ -3,8 +3,10 @@
 The only module that knows this is a simulation. Everything comes from environment variables set
 by the host launcher (`nengjian sim`, tests):
 
-  NJ_SIM_DIR     directory of this simulated gateway: config/ (the app filesystem's /config) and
-                 data.img (the data partition, a littlefs2 image in a file)
+  NJ_SIM_DIR     directory of this simulated gateway: config/ (the app filesystem's /config),
+                 app/ (APP_DIR: the A/B slots of signed updates, nengjian.ota; the .mpy tree the
+                 launcher runs is the built-in package) and data.img (the data partition, a
+                 littlefs2 image in a file)
   NJ_BUS<n>      pty path wired to RS-485 port rs485_<n> (the meters' side is the other end)
   NJ_PULSE<n>    file driving pulse input pulse_<n>: a test appends '0' / '1' characters (line
                  levels; other bytes are ignored); levels read in one go arrive at one instant,
@@ -27,6 +29,10 @@ NAME = "sim"
 DATA_MOUNT = "/data"
 _DIR = os.getenv("NJ_SIM_DIR") or "."
 CONFIG_DIR = _DIR + "/config"
+# Relative where the process runs in the gateway's directory (the launcher starts it there): each
+# module loaded from a slot interns its path as __file__, and "app/a/nengjian/..." costs about what
+# "/app/a/..." costs on a board, where a temporary directory's long name costs some 4 KB of heap.
+APP_DIR = "app" if os.getcwd() == _DIR else _DIR + "/app"
 PROFILE_DIR = os.getenv("NJ_PROFILES") or "profiles/meters"
 BLOCK_SIZE = 4096
 
@@ -419,11 +425,14 @@ RESET_LINE = "@sim reset"
 
 def reset():
     """machine.reset() of the sim: the launcher (nengjian_host.sim.SimGateway, the sim's "hardware")
-    sees this line on the console, kills the process and boots it again. Without a launcher
-    nothing can restart the process: it then stops here, as a board with a stuck reset would."""
+    sees this line on the console, kills the process and boots it again (main.py, so an update's
+    slot is selected anew). Without a launcher nothing can restart the process: it then stops here,
+    as a board with a stuck reset would. (An exit code cannot say it: `micropython -i` turns
+    SystemExit into the REPL.)"""
     import sys
 
-    sys.stdout.write(RESET_LINE + "\n")
+    # On a line of its own even if the console was cut off mid-line.
+    sys.stdout.write("\n" + RESET_LINE + "\n")
     for _ in range(100):
         time.sleep_ms(100)
     raise SystemExit(1)

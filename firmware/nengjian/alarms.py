@@ -10,15 +10,12 @@ can carry alarms (subscribe). Which platforms get them is the profile's business
 Valid data means a VALUE with valid = true of any statType for the item's code: what the platform
 counts. Times are the gateway's UTC clock; `check` is called only while the clock is trusted (the
 caller's guard), and an age below zero (clock behind the data) raises nothing. The state is kept
-in a small file (written tmp + rename when an alarm changes and at most hourly otherwise) so a
+in a small file (nengjian.statefile; written when an alarm changes and at most hourly otherwise) so a
 reboot neither forgets a gap nor raises an alarm a second time; a gateway that was off for three
 days raises the alarm at its first check and clears it when data returns, leaving both in the ledger.
 """
 
-import json
-import os
-
-from nengjian import records, timeutil
+from nengjian import records, statefile, timeutil
 
 WARNING = "warning"
 ALARM = "alarm"
@@ -132,31 +129,27 @@ class Alarms:
 
     def _save(self, now):
         self._saved_at = now
-        if not self._path:
-            return
-        tmp = self._path + ".new"
-        try:
-            with open(tmp, "w") as f:
-                json.dump({"v": 1, "last": self.last, "level": self.level, "raised_at": self.raised_at}, f)
-            os.rename(tmp, self._path)
-        except OSError as e:
-            self._event("alarm", "alarm state not saved: %s" % e)
+        if self._path:
+            statefile.save(self._path, {"last": self.last, "level": self.level, "raised_at": self.raised_at}, 1,
+                           lambda why: self._event("alarm", "alarm state not saved: %s" % why))
 
     def _load(self):
         if not self._path:
             return
+        doc = statefile.load(self._path, 1, self._unreadable)
+        if doc is None:
+            return
         try:
-            with open(self._path) as f:
-                doc = json.load(f)
-            if doc.get("v") == 1:
-                self.last = doc["last"]
-                self.level = doc["level"]
-                self.raised_at = doc.get("raised_at") or {}
-        except OSError:
-            pass
-        except (ValueError, KeyError, TypeError) as e:
-            self._event("alarm", "alarm state unreadable (%s): watching every item from now" % e)
+            last, level, raised_at = doc["last"], doc["level"], doc.get("raised_at") or {}
+            if not (isinstance(last, dict) and isinstance(level, dict) and isinstance(raised_at, dict)):
+                raise TypeError("not a mapping")
+        except (KeyError, TypeError) as e:
+            self._unreadable(repr(e))
+            return
+        self.last, self.level, self.raised_at = last, level, raised_at
 
+    def _unreadable(self, why):
+        self._event("alarm", "alarm state unreadable (%s): watching every item from now" % why)
 
 def _dur(s):
     if s >= 86400:

@@ -17,6 +17,7 @@ import board
 from nengjian import alarms, config, console, health, intervals, log, records, timeutil
 from nengjian.meters import factory
 from nengjian.meters import profile as profiles
+from nengjian.net import supervisor as netsup
 from nengjian.store.store import Store
 from nengjian.uplink import delivery, ndrc
 
@@ -48,6 +49,8 @@ class Gateway:
         self.supervisor = None
         self.heartbeat = None
         self.links = []
+        self.net = None
+        self.clock = None
         self.readings = 0
 
     # ---- ledger
@@ -59,7 +62,9 @@ class Gateway:
         self.store.append([records.EVENT, timeutil.now(), kind, text])
 
     def _emit_value(self, rec):
-        self.store.append(rec)
+        seq = self.store.append(rec)
+        for d in self.destinations:  # the fresh lane: sent on time even behind a back-fill
+            d.offer(seq, rec)
         self.observe_value(rec)
         log.info("value", "%s %s = %s%s" % (rec[records.V_CODE], timeutil.cst_text(rec[records.V_STAT_START]),
                                             rec[records.V_VALUE].text(), "" if rec[records.V_VALID] else " (invalid)"))
@@ -85,12 +90,29 @@ class Gateway:
         self.pollers = factory.build_pollers(self.cfg, board, self.on_reading, self.event)
 
     def build_destinations(self):
-        links = board.network_links()
-        self.links = links
+        """One delivery task per platform, all behind one link supervisor (Ethernet, 4G, ...)."""
+        net = self.cfg["network"]
+        self.links = board.network_links(net)
+        self.net = netsup.Supervisor(self.links, self.event, probe_urls=[d["url"] for d in self.cfg["destinations"]],
+                                     keepalive_s=net["keepalive_s"], failback_s=net["failback_s"])
         for d in self.cfg["destinations"]:
-            prof = ndrc.build(d, self.cfg["enterprise"], self.data_dir, board.CONFIG_DIR, self.event)
-            self.destinations.append(delivery.Destination(prof, self.store, d["batch"], self.event,
-                                                          links[0].is_up if links else None))
+            prof = ndrc.build(d, self.cfg["enterprise"], self.data_dir, board.CONFIG_DIR, self.event,
+                              getattr(board, "credentials", None))
+            dest = delivery.Destination(prof, self.store, d["batch"], self.event, self.net.is_up,
+                                        board.clock_trusted, self.net.batch_cap)
+            if d.get("notices") or d.get("coefficients"):  # imported only where a platform takes them
+                from nengjian.uplink import centerinfo
+
+                dest.info = centerinfo.CenterInfo(prof, d.get("notices") or (), d.get("coefficients"),
+                                                  self.tce.set_platform if self.tce else None, self.event)
+                self.alarms.subscribe(dest.info.alarm)
+            self.destinations.append(dest)
+        self.net.on_change.append(self._link_changed)
+
+    def _link_changed(self, link):
+        if link is not None:
+            for d in self.destinations:
+                d.kick()
 
     def restore_intervals(self):
         """Interval state from its per-period file plus a replay of the readings stored since."""
@@ -137,13 +159,19 @@ class Gateway:
         for d in self.destinations:
             # A destination may legitimately wait a request timeout plus its back-off cap.
             sup.register("uplink:" + d.name, d, 600)
+        if self.net is not None:
+            # A modem bring-up (power-on, registration, dial) may take minutes; a hung one is power-cycled.
+            sup.register("network", self.net, 600)
         if self.boot_guard is not None and not safe:
             sup.on_healthy(self.boot_guard.clear)
         if self.updater is not None:
             sup.on_healthy(self.updater.confirm)
         self.supervisor = sup
         self.heartbeat = health.Heartbeat(hc["heartbeat_s"], self.event, health.standard_sources(
-            sup, self.store, [d.name for d in self.destinations], self.data_dir, board.network_links()))
+            sup, self.store, [d.name for d in self.destinations], self.data_dir, self.links))
+        for d in self.destinations:
+            if d.info is not None:
+                self.heartbeat.subscribe(d.info.heartbeat)
         return [sup.run(), self.heartbeat.run()]
 
     async def _leave_safe_mode_later(self):
@@ -156,6 +184,10 @@ class Gateway:
     async def run(self, safe=False):
         tasks = [asyncio.create_task(p.run()) for p in self.pollers]
         tasks += [asyncio.create_task(d.run()) for d in self.destinations]
+        if self.net is not None:
+            tasks.append(asyncio.create_task(self.net.run()))
+            if self.clock is not None:
+                tasks.append(asyncio.create_task(self.clock.run(self.net.is_up)))
         tasks.append(asyncio.create_task(self.flush_loop()))
         tasks.append(asyncio.create_task(self.status_loop()))
         tasks += [asyncio.create_task(c) for c in self._watch(safe)]
@@ -241,6 +273,7 @@ async def main_async():
             else:
                 gw.build_meters()
             gw.build_destinations()
+            _start_clock(gw)
             _start_updater(gw, cfg)
         except config.ConfigError as e:
             store.close()
@@ -253,6 +286,18 @@ async def main_async():
         gw.event("boot", "started firmware %s" % VERSION)
         console.attach(gw)
         await gw.run(safe=crash_loop)
+
+
+def _start_clock(gw):
+    """Boards that can set their clock sync it by NTP, or from the platform's Date header when NTP
+    is silent; until then readings are not stamped (board.clock_trusted asks clocksync)."""
+    if not hasattr(board, "set_utc"):
+        return  # the sim: the host keeps its clock
+    from nengjian import clocksync
+    from nengjian.uplink import http
+
+    gw.clock = clocksync.init(board.set_utc, trusted=False, event=gw.event)
+    http.on_date = clocksync.from_platform
 
 
 def _start_updater(gw, cfg):

@@ -34,10 +34,11 @@ HELP = (
     "  scan JSON            search the RS-485 buses for meters",
     "  visit TEXT           record an inspection visit in the ledger (who, what was checked)",
     "  manual JSON          store a manual entry (coal/oil delivery): code, stat_type, stat_start, value, scope",
+    "  ota [SIZE SHA256]    update state; with SIZE: receive a signed bundle (+BASE64 lines), install on trial",
     "  reset                reset the board",
     "  help                 this list",
 )
-COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "manual", "reset", "help")
+COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "manual", "ota", "reset", "help")
 
 
 async def run(con, rid, cmd, args, text):
@@ -66,6 +67,8 @@ async def run(con, rid, cmd, args, text):
         _visit(con, rid, text)
     elif cmd == "manual":
         _manual(con, rid, text)
+    elif cmd == "ota":
+        _ota(con, rid, args)
     elif cmd == "reset":
         con.answer(rid, {"reset": True}, True)
         await asyncio.sleep_ms(100)
@@ -106,9 +109,17 @@ def status(con):
         st["site"] = gw.cfg.get("site", {}).get("name")
         st["readings"] = gw.readings
     st["links"] = _links(con)
-    for link in st["links"]:
-        if not link.get("up", True):
-            alarms.append("link %s down" % link.get("link", link.get("name", "?")))
+    net = getattr(gw, "net", None)
+    if net is not None:
+        # A standby link that is down (4G while Ethernet carries the data) is no alarm; no link is.
+        st["network"] = {"active": net.active.name if net.active else None, "up": net.is_up(),
+                         "stats": net.stats}
+        if not net.is_up():
+            alarms.append("no network link up")
+    else:
+        for link in st["links"]:
+            if not link.get("up", True):
+                alarms.append("link %s down" % link.get("link", link.get("name", "?")))
     meters = []
     dests = []
     if gw is not None:
@@ -349,8 +360,14 @@ def _start_put(con, rid, path, size, sha):
     if size < 0 or size > 65536 or len(sha) != 64:
         con.fail(rid, "put needs SIZE (0..65536) and a 64-digit sha256")
         return
+    _open_put(con, rid, path, size, sha, None)
+
+
+def _open_put(con, rid, path, size, sha, done):
+    """Receive SIZE bytes into PATH.new; done(con, rid, PATH.new) takes them once the sha256 matches
+    (None: rename to PATH)."""
     f = open(path + ".new", "wb")
-    con._put = [path, size, sha.lower(), f, hashlib.sha256(), 0]
+    con._put = [path, size, sha.lower(), f, hashlib.sha256(), 0, done]
     con._put_ms = ticks_ms()
     _put_check(con, rid)
 
@@ -378,7 +395,7 @@ def _put_data(con, rid, b64):
 
 
 def _put_check(con, rid):
-    path, size, sha, f, h, have = con._put
+    path, size, sha, f, h, have, done = con._put
     if have < size:
         con.answer(rid, {"have": have}, True)
         return
@@ -388,6 +405,9 @@ def _put_check(con, rid):
     if got != sha:
         _remove(path + ".new")
         con.fail(rid, "put: sha256 of what arrived is %s, not %s: nothing written" % (got, sha))
+        return
+    if done is not None:
+        done(con, rid, path + ".new")
         return
     os.rename(path + ".new", path)
     log.info("console", "%s written (%d bytes)" % (path, size))
@@ -416,6 +436,58 @@ def _remove(path):
         os.remove(path)
     except OSError:
         pass
+
+
+# ---- signed updates (nengjian.ota): the gateway's Updater does every check
+OTA_STATE = ("active", "version", "state", "boots", "max_boots", "window_s", "previous", "previous_version",
+             "failure")
+
+
+def _ota(con, rid, args):
+    # The application's own updater (loaded at boot: importing it later may not fit a fragmented heap).
+    up = getattr(con.gw, "updater", None) if con.gw is not None else None
+    if up is None:
+        con.fail(rid, "no signed updates here: %s" % (
+            "the application is not running" if con.gw is None else
+            "board %s has no app slots or %s/ota_key.json (the vendor key) is missing" % (
+                con.board.NAME, con.board.CONFIG_DIR)))
+        return
+    if not args:
+        p = up.state()
+        st = dict((k, p.get(k)) for k in OTA_STATE)
+        st["running"] = con.version
+        con.answer(rid, st, True)
+        return
+    size, sha = int(args[0]), args[1]
+    if len(sha) != 64:
+        con.fail(rid, "ota needs SIZE and a 64-digit sha256")
+        return
+    from nengjian.ota import OtaError
+
+    try:
+        path = up.incoming(size)
+    except OtaError as e:
+        con.fail(rid, "update refused: %s" % e)
+        return
+    _open_put(con, rid, path, size, sha, _ota_install)
+
+
+def _ota_install(con, rid, path):
+    from nengjian.ota import OtaError
+
+    gw = con.gw
+    try:
+        man = gw.updater.install_file(path)
+    except OtaError as e:
+        con.fail(rid, "update refused: %s" % e)
+        return
+    finally:
+        _remove(path)
+        gw.store.flush()  # the ledger's install or refusal is on flash before a reset
+    p = gw.updater.state()
+    con.answer(rid, {"installed": man["version"], "slot": p.get("active"), "state": p.get("state"),
+                     "files": len(man["files"]), "verify_ms": gw.updater.last_verify_ms,
+                     "applies": "after reset"}, True)
 
 
 def _visit(con, rid, text):

@@ -16,17 +16,20 @@ Heartbeat: every `heartbeat_s` a ledger EVENT of kind "heartbeat" ("uptime=... h
 flash_free=... backlog.NAME=... link=... rssi=..."), and the same as a dict to subscribers (a
 platform profile that takes it).
 
-Crash loop: BootGuard keeps a boot counter in a file on the data volume, incremented (tmp +
-rename) at every boot and cleared once the run is healthy. More than `limit` boots in a row that
-never got healthy mean a crash loop: the app then starts safe mode - console and uploads of what is
-stored kept alive, no meters - and after `safe_hold_s` tries a normal start again with the counter
-at the limit, so one more quick crash brings safe mode straight back.
+Crash loop: BootGuard keeps a boot counter in a file on the data volume (a nengjian.statefile
+holding a bare number, so the files of older firmware read the same and they read ours),
+incremented at every boot and cleared once the run is healthy; a torn counter counts as one quick
+crash. More than `limit` boots in a row that never got healthy mean a crash loop: the app then
+starts safe mode - console and uploads of what is stored kept alive, no meters - and after
+`safe_hold_s` tries a normal start again with the counter at the limit, so one more quick crash
+brings safe mode straight back.
 """
 
 import asyncio
 import gc
 import os
 
+from nengjian import log, statefile
 from nengjian.compat import ticks_diff, ticks_ms
 
 
@@ -214,23 +217,19 @@ class BootGuard:
         self.crash_loop = False
 
     def _read(self):
-        try:
-            with open(self.path) as f:
-                return int(f.read().strip() or "0")
-        except OSError:
-            return 0
-        except ValueError:
+        torn = []
+        n = statefile.load(self.path, None, torn.append)
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return n
+        if torn or n is not None:
             # A torn write: count it as one quick crash rather than none.
+            log.warn("health", "boot counter %s unreadable (%s): counted as one quick crash" % (
+                self.path, torn[0] if torn else "not a count"))
             return 1
+        return 0
 
     def _write(self, n):
-        tmp = self.path + ".new"
-        try:
-            with open(tmp, "w") as f:
-                f.write("%d\n" % n)
-            os.rename(tmp, self.path)
-        except OSError:
-            pass
+        statefile.save(self.path, n, None)  # a failure is logged; the count in RAM goes on
         self.count = n
 
     def boot(self):

@@ -54,7 +54,7 @@ event.
 
 Reboot (our choice: a state file plus the store)
 ------------------------------------------------
-`resume(store, path)` loads `path` (JSON, written to path.new and renamed over path at most once a
+`resume(store, path)` loads `path` (a nengjian.statefile: JSON, replaced atomically, at most once a
 period, after the store is flushed so the state is never ahead of the data), then replays the
 READINGs stored after the state was written through the same code, quietly, matching the VALUEs
 already stored: values the replay derives that the store lacks (a power cut between a reading and
@@ -64,10 +64,7 @@ reboots, which a scan of recent records could not give. Without a state file (fi
 5000 records are replayed.
 """
 
-import json
-import os
-
-from nengjian import records, timeutil
+from nengjian import records, statefile, timeutil
 from nengjian.store.cbor import Decimal
 
 DAY_S = 86400
@@ -433,14 +430,10 @@ class Intervals:
         for st in self.states:
             if st.t is not None:
                 items[st.code] = [getattr(st, name) for name in _SAVED]
-        tmp = self._path + ".new"
-        try:
-            with open(tmp, "w") as f:
-                # streamed: the text of 256 items is never one string in RAM
-                json.dump({"v": STATE_VERSION, "period": self.period, "seq": store.last_seq, "items": items}, f)
-            os.rename(tmp, self._path)
-        except OSError as e:
-            self._note("store", "interval state not saved (%s): a reboot replays more records" % e)
+        # streamed by statefile: the text of 256 items is never one string in RAM
+        statefile.save(self._path, {"period": self.period, "seq": store.last_seq, "items": items}, STATE_VERSION,
+                       lambda why: self._note("store", "interval state not saved (%s): a reboot replays more "
+                                                       "records" % why))
         self._dirty = False
         now_slot = timeutil.slot_start(max(st.t or 0 for st in self.states), self.period)
         self._save_after = now_slot + self.period + self.tolerance
@@ -448,17 +441,19 @@ class Intervals:
 
     def load(self, path):
         """Restore items from a state file; returns the store seq it was written at, or None."""
+        def unreadable(why):
+            self._event("store", "interval state %s unreadable (%s): replaying recent records only" % (path, why))
+
+        doc = statefile.load(path, STATE_VERSION, unreadable)
+        if doc is None:
+            return None
         try:
-            with open(path) as f:
-                doc = json.load(f)
-            if doc.get("v") != STATE_VERSION:
-                raise ValueError("version")
             items = doc["items"]
             seq = int(doc["seq"])
-        except OSError:
-            return None
+            if not isinstance(items, dict):
+                raise TypeError("items not a mapping")
         except (ValueError, KeyError, TypeError) as e:
-            self._event("store", "interval state %s unreadable (%s): replaying recent records only" % (path, e))
+            unreadable(repr(e))
             return None
         same_period = doc.get("period") == self.period
         for st in self.states:

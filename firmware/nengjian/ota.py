@@ -31,8 +31,15 @@ slot ("" = the firmware's built-in package), the previous one, and the state:
   `max_boots` times without confirming is rolled back at the next boot (a crash loop before
   healthy); a trial that runs but is not healthy within `window_s` rolls itself back (check_trial).
 - "confirmed": health.Supervisor reported healthy (confirm()).
-What happened (installed, confirmed, rolled back and why) is left in the pointer's "log" for the
-app to write to the ledger once the store is open (take_log()).
+What happened (installed, each trial boot, a trial that failed to start, confirmed, rolled back
+and why) is left in the pointer's "log" for the app to write to the ledger once the store is open
+(take_log()).
+
+Boot (firmware/main.py): activate() picks the slot before anything else imports nengjian; a trial
+whose package raises while it starts is recorded with failed() and the board is reset at once (a
+board sitting in the REPL would never count the next boot), so a crash at import is rolled back
+after max_boots boots. On the sim board the slots live in the gateway's directory (NJ_SIM_DIR/app)
+and the crew pushes a bundle over the console (`ota` command, `nengjian ota push`).
 SPEC 7 (updates stranded devices after partition or flash changes): the bundle names the boards it
 is for and the .mpy format it needs; anything else is refused before a byte is written.
 """
@@ -113,6 +120,13 @@ def _rmtree(path):
         os.remove(path)
 
 
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 def _makedirs(path):
     cur = "/" if path.startswith("/") else ""
     for part in path.split("/"):
@@ -156,11 +170,15 @@ def select(root):
         return None
     if p.get("state") == "trial":
         if p.get("boots", 0) >= p.get("max_boots", 2):
-            _log(p, "rolled back from %s to %s: not healthy after %d boot(s)" % (
-                p.get("version"), p.get("previous_version") or "built-in", p.get("boots", 0)))
+            why = p.get("failure")
+            _log(p, "rolled back from %s to %s: not healthy after %d boot(s)%s" % (
+                p.get("version"), p.get("previous_version") or "built-in", p.get("boots", 0),
+                "; it failed to start: " + why if why else ""))
             _rollback(p)
         else:
             p["boots"] = p.get("boots", 0) + 1
+            _log(p, "trial boot %d of %d: %s from slot %s" % (p["boots"], p.get("max_boots", 2), p.get("version"),
+                                                              p.get("active")))
         try:
             write_pointer(root, p)
         except OSError:
@@ -178,17 +196,42 @@ def _rollback(p):
     p["previous_version"] = None
     p["state"] = "confirmed"
     p["boots"] = 0
+    p.pop("failure", None)
+
+
+def _forget_package():
+    for name in list(sys.modules):
+        if name == "nengjian" or name.startswith("nengjian."):
+            del sys.modules[name]
 
 
 def activate(root):
-    """select() and make `import nengjian` load from the chosen slot (main.py calls this first)."""
+    """select() and make `import nengjian` load from the chosen slot (main.py calls this first).
+    Every nengjian module loaded so far (this one included) is dropped either way: the application
+    imports what it needs from the right place, and no heap is kept for this module."""
     slot = select(root)
     if slot:
         sys.path.insert(0, slot)
-        for name in list(sys.modules):
-            if name == "nengjian" or name.startswith("nengjian."):
-                del sys.modules[name]
+    _forget_package()
     return slot
+
+
+def trial(root):
+    """True while the active slot is on trial (main.py: a failure to start then resets the board)."""
+    p = read_pointer(root)
+    return bool(p and p.get("state") == "trial")
+
+
+def failed(root, why):
+    """The version on trial raised while starting: keep why for the ledger (the reset that follows
+    counts the next trial boot, or rolls back)."""
+    p = read_pointer(root)
+    if not p or p.get("state") != "trial":
+        return
+    why = why[:160]
+    p["failure"] = why
+    _log(p, "%s failed to start on trial boot %d: %s" % (p.get("version"), p.get("boots", 0), why))
+    write_pointer(root, p)
 
 
 # ---- install
@@ -225,6 +268,15 @@ class Updater:
         with open(path, "rb") as f:
             return self.install(f)
 
+    def incoming(self, size):
+        """Where a bundle of `size` bytes is received before install_file() (the console's `ota`).
+        OtaError if it will not fit beside what is there."""
+        if size <= HEAD:
+            raise OtaError("a bundle of %d bytes is no bundle" % size)
+        _makedirs(self.root)
+        self._room(size)
+        return self.root + "/incoming.njota"
+
     def install(self, f):
         """Verify the bundle read from file object f and switch it in as a trial (reboot to run it).
         Returns the manifest. OtaError (nothing switched, the spare slot emptied) if anything is wrong."""
@@ -235,6 +287,16 @@ class Updater:
             raise
 
     def _install(self, f):
+        # The manifest (some KB) goes to a file while it is hashed and is parsed from there: no
+        # buffer of its size is needed in a heap the running application has fragmented.
+        _makedirs(self.root)
+        mpath = self.root + "/incoming.manifest"
+        try:
+            return self._install_from(f, mpath)
+        finally:
+            _remove(mpath)
+
+    def _install_from(self, f, mpath):
         from nengjian.compat import ticks_diff, ticks_ms
 
         head = f.read(HEAD)
@@ -244,17 +306,29 @@ class Updater:
         slen = int.from_bytes(head[12:16], "little")
         if not 0 < mlen <= MAX_MANIFEST or not 0 < slen <= MAX_SIG:
             raise OtaError("bundle header damaged")
-        mbytes = f.read(mlen)
+        buf = bytearray(CHUNK)
+        mv = memoryview(buf)
+        h = sha256()
+        left = mlen
+        with open(mpath, "wb") as out:
+            while left:
+                n = f.readinto(mv[:min(CHUNK, left)])
+                if not n:
+                    break
+                h.update(mv[:n])
+                out.write(mv[:n])
+                left -= n
         sig = f.read(slen)
-        if len(mbytes) != mlen or len(sig) != slen:
+        if left or len(sig) != slen:
             raise OtaError("bundle truncated in its header")
         t0 = ticks_ms()
-        ok = rsa_verify(self.key, sha256(mbytes).digest(), sig)
+        ok = rsa_verify(self.key, h.digest(), sig)
         self.last_verify_ms = ticks_diff(ticks_ms(), t0)
         if not ok:
             raise OtaError("signature does not verify with vendor key %s" % (self.key[3] or "(no id)"))
         try:
-            man = json.loads(mbytes)
+            with open(mpath) as mf:
+                man = json.load(mf)
             files = man["files"]
             version = man["version"]
         except (ValueError, KeyError, TypeError):
@@ -283,8 +357,6 @@ class Updater:
         _makedirs(self.root)
         _rmtree(slot)
         try:
-            buf = bytearray(CHUNK)
-            mv = memoryview(buf)
             for path, size, digest in files:
                 full = slot + "/" + path
                 _makedirs(full.rsplit("/", 1)[0])
@@ -300,8 +372,7 @@ class Updater:
                         left -= n
                 if _hex(h.digest()) != digest:
                     raise OtaError("%s does not match its hash in the signed manifest" % path)
-            with open(slot + "/" + MANIFEST, "wb") as out:
-                out.write(mbytes)
+            os.rename(mpath, slot + "/" + MANIFEST)
         except OtaError:
             _rmtree(slot)
             raise
@@ -344,6 +415,7 @@ class Updater:
             return False
         p["state"] = "confirmed"
         p["boots"] = 0
+        p.pop("failure", None)
         write_pointer(self.root, p)
         self._note("version %s confirmed healthy: kept" % p.get("version"))
         return True

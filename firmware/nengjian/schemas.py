@@ -37,6 +37,11 @@ _PULSE_SITE = {
     }),
 }
 
+def _obj(properties):
+    """A closed object: no keys but these (a typo in a site config is an error, not ignored)."""
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 SITE = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "nengjian/site.schema.json",
@@ -151,69 +156,60 @@ SITE = {
                     "pin": {"type": "string", "minLength": 1, "maxLength": 14},
                     "password_upper": {"type": "boolean"},
                     "token_url": {"type": "string", "minLength": 8, "maxLength": 200},
+                    # the info channel (nengjian.uplink.centerinfo): our notices to centerInfoURL, the
+                    # platform's tce coefficients from centerInfoDownloadURL; off unless the platform
+                    # is known to take them (SPEC 3.1 does not define these bodies)
+                    "notices": {"type": "array", "maxItems": 2, "items": {"enum": ["alarm", "heartbeat"]}},
+                    "coefficients": {"type": "boolean"},
                 },
             },
         },
-        "intervals": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "daily": {"type": "boolean"},
-                "monthly": {"type": "boolean"},
-                "estimate_max_gap_s": {"type": "integer", "minimum": 60, "maximum": 86400},
-                "estimated_valid": {"type": "boolean"},
-            },
-        },
-        "tce": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                # energy code (4 digits) -> kgce per base unit (nengjian.tce)
-                "coefficients": {"type": "object", "additionalProperties": {"type": ["number", "string"]}},
-                # energy code -> unit of values no meter profile names (manual entries)
-                "units": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 12}},
-                # comprehensive-energy item (energy code 0000, whole plant) that carries the site total
-                "item": {"type": "string", "minLength": 20, "maxLength": 20},
-                "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
-                "outputs": {"enum": ["subtract", "ignore"]},
-            },
-        },
-        "alarms": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "warn_s": {"type": "integer", "minimum": 600, "maximum": 2592000},
-                "alarm_s": {"type": "integer", "minimum": 600, "maximum": 7776000},
-            },
-        },
-        "health": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "heartbeat_s": {"type": "integer", "minimum": 60, "maximum": 86400},
-                "healthy_s": {"type": "integer", "minimum": 30, "maximum": 86400},
-                "crash_limit": {"type": "integer", "minimum": 1, "maximum": 50},
-                "safe_hold_s": {"type": "integer", "minimum": 600, "maximum": 604800},
-            },
-        },
-        "ota": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "window_s": {"type": "integer", "minimum": 300, "maximum": 86400},
-                "max_boots": {"type": "integer", "minimum": 1, "maximum": 10},
-            },
-        },
-        "store": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "flush_records": {"type": "integer", "minimum": 1, "maximum": 256},
-                "flush_s": {"type": "integer", "minimum": 0, "maximum": 600},
-                "segment_kb": {"type": "integer", "minimum": 4, "maximum": 1024},
-                "segments": {"type": "integer", "minimum": 4, "maximum": 256},
-            },
-        },
+        "intervals": _obj({
+            "daily": {"type": "boolean"},
+            "monthly": {"type": "boolean"},
+            "estimate_max_gap_s": {"type": "integer", "minimum": 60, "maximum": 86400},
+            "estimated_valid": {"type": "boolean"},
+        }),
+        "tce": _obj({
+            # energy code (4 digits) -> kgce per base unit (nengjian.tce)
+            "coefficients": {"type": "object", "additionalProperties": {"type": ["number", "string"]}},
+            # energy code -> unit of values no meter profile names (manual entries)
+            "units": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 12}},
+            # comprehensive-energy item (energy code 0000, whole plant) that carries the site total
+            "item": {"type": "string", "minLength": 20, "maxLength": 20},
+            "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
+            "outputs": {"enum": ["subtract", "ignore"]},
+        }),
+        "alarms": _obj({
+            "warn_s": {"type": "integer", "minimum": 600, "maximum": 2592000},
+            "alarm_s": {"type": "integer", "minimum": 600, "maximum": 7776000},
+        }),
+        "health": _obj({
+            "heartbeat_s": {"type": "integer", "minimum": 60, "maximum": 86400},
+            "healthy_s": {"type": "integer", "minimum": 30, "maximum": 86400},
+            "crash_limit": {"type": "integer", "minimum": 1, "maximum": 50},
+            "safe_hold_s": {"type": "integer", "minimum": 600, "maximum": 604800},
+        }),
+        "ota": _obj({
+            "window_s": {"type": "integer", "minimum": 300, "maximum": 86400},
+            "max_boots": {"type": "integer", "minimum": 1, "maximum": 10},
+        }),
+        # the uplink's links (nengjian.net): 4G APN and SIM PIN, dial command, keepalive probe gap,
+        # how often a less preferred link tries the better one again; on a board whose modem is
+        # optional (esp32_eth) an APN here says the modem is fitted
+        "network": _obj({
+            "apn": {"type": "string", "minLength": 1, "maxLength": 63},
+            "pin": {"type": "string", "pattern": "^[0-9][0-9][0-9][0-9][0-9]?[0-9]?[0-9]?[0-9]?$"},
+            "dial": {"enum": ["atd", "cgdata"]},
+            "keepalive_s": {"type": "integer", "minimum": 60, "maximum": 3600},
+            "failback_s": {"type": "integer", "minimum": 60, "maximum": 86400},
+        }),
+        "store": _obj({
+            "flush_records": {"type": "integer", "minimum": 1, "maximum": 256},
+            "flush_s": {"type": "integer", "minimum": 0, "maximum": 600},
+            "segment_kb": {"type": "integer", "minimum": 4, "maximum": 1024},
+            "segments": {"type": "integer", "minimum": 4, "maximum": 256},
+        }),
     },
 }
 

@@ -3,10 +3,11 @@ and month, and the comprehensive-energy value (energy code 0000) when the site c
 
 Coefficients are kgce per base unit of an energy code, exact decimals. Precedence: a coefficient
 the platform distributed (set_platform, e.g. Yunnan's convertRation converted by the profile to
-kgce per base unit) > the site's `tce.coefficients` > the GB/T 2589-2020 reference values below
-(SPEC 4; the standard's appendix was not seen: electricity and heat are *sure*, coal, oils, LPG and
-natural gas *fairly sure*; coke, steam and fresh water have no energy code in SPEC 3.3 and so no
-default here: configure them by code).
+kgce per base unit; kept in the state file, so it holds across reboots until the platform sends
+another, and a new or changed one is a ledger event) > the site's `tce.coefficients` > the GB/T
+2589-2020 reference values below (SPEC 4; the standard's appendix was not seen: electricity and
+heat are *sure*, coal, oils, LPG and natural gas *fairly sure*; coke, steam and fresh water have
+no energy code in SPEC 3.3 and so no default here: configure them by code).
 
 Units: an item's values are in its meter point's unit (profile `unit`), or for codes no meter
 measures (manual entries) in `tce.units[energy code]`, else in the base unit. Units convert within
@@ -23,14 +24,13 @@ has sent its DAY (MONTH) value, or, if some never do, 2 h after the day's end (1
 month's end) as invalid, with an event naming what is missing. A value that arrives later (a
 manual delivery entered next morning) re-emits the period's total with the same natural key: the
 platform keeps the last, and the ledger says it was revised. The value is in tce (kgce / 1000),
-rounded half up to `tce.decimals` places (default 4). Sums not yet final are kept in a small
-state file so a reboot at 00:01 does not lose the values that came at 00:00.
+rounded half up to `tce.decimals` places (default 4). Sums not yet final and the platform's
+coefficients are kept in a small state file (nengjian.statefile; {"v": 1, "sums", "sent",
+"platform": {energy code: decimal text}}) so a reboot at 00:01 does not lose the values that came
+at 00:00; a file that cannot be read is a ledger event and the open totals start again.
 """
 
-import json
-import os
-
-from nengjian import identity, records, timeutil
+from nengjian import identity, records, statefile, timeutil
 from nengjian.manual import parse_decimal
 from nengjian.store.cbor import Decimal
 
@@ -102,6 +102,12 @@ def round_to(d, places):
 ZERO = Decimal(0, 0)
 
 
+def _same(a, b):
+    """a and b are the same number (0.1230 and 0.123 are)."""
+    e = min(a.exponent, b.exponent)
+    return a.mantissa * 10 ** (a.exponent - e) == b.mantissa * 10 ** (b.exponent - e)
+
+
 def _key(stat, start):
     return "%d:%d" % (stat, start)
 
@@ -125,18 +131,23 @@ class Tce:
         meters = {}
         for m in cfg.get("meters") or ():
             meters[m["id"]] = m
-        self.expected = []  # online whole-plant codes whose day/month values make a total complete
+        self._whole = []  # online whole-plant codes that count
         for it in cfg.get("items") or ():
             m = meters.get(it.get("meter"))
             prof = profiles.get(m["profile"]) if m else None
             point = (prof or {}).get("points", {}).get(it.get("point")) or {}
             if point.get("unit"):
                 self.item_units[it["code"]] = point["unit"]
-            if it["scope"] == 1 and self.sign(it["code"], 1) and self.factor(it["code"]) is not None:
-                self.expected.append(it["code"])
+            if it["scope"] == 1 and self.sign(it["code"], 1):
+                self._whole.append(it["code"])
         self.sums = {}  # "stat:start" -> {code: [mantissa, exponent, valid]}
         self.sent = {}  # "stat:start" -> "value text" last emitted
         self._load()
+        self._expect()
+
+    def _expect(self):
+        # Those with a coefficient make a total complete; a platform coefficient can add one.
+        self.expected = [c for c in self._whole if self.factor(c) is not None]
 
     # ---- coefficients
     def coefficient(self, energy):
@@ -151,8 +162,19 @@ class Tce:
         return None, None
 
     def set_platform(self, energy, kgce_per_base_unit):
-        """A coefficient distributed by the platform (wins over site and defaults until reboot)."""
-        self.platform[energy] = dec(kgce_per_base_unit)
+        """A coefficient distributed by the platform: wins over site and defaults, kept in the state
+        file across reboots until the platform sends another. A new or changed one is a ledger event
+        (the same value again is not)."""
+        coef = dec(kgce_per_base_unit)
+        old, src = self.coefficient(energy)
+        if src == "platform" and _same(old, coef):
+            return
+        self.platform[energy] = coef
+        base = DEFAULTS.get(energy, (None, "base unit"))[1]
+        self._note("tce", "platform coefficient for energy %s: %s kgce/%s (was %s)" % (
+            energy, coef.text(), base, "%s, %s" % (old.text(), src) if old is not None else "none"))
+        self._expect()
+        self._save()
 
     def factor(self, code):
         """kgce per unit of the values of data code `code`, or None (no coefficient or units that
@@ -312,27 +334,32 @@ class Tce:
     def _save(self):
         if not self._path:
             return
-        tmp = self._path + ".new"
-        try:
-            with open(tmp, "w") as f:
-                json.dump({"v": 1, "sums": self.sums, "sent": self.sent}, f)
-            os.rename(tmp, self._path)
-        except OSError as e:
-            self._note("tce", "state not saved: %s" % e)
+        platform = {}
+        for energy, coef in self.platform.items():
+            platform[energy] = coef.text()
+        statefile.save(self._path, {"sums": self.sums, "sent": self.sent, "platform": platform}, 1,
+                       lambda why: self._note("tce", "state not saved: %s" % why))
 
     def _load(self):
         if not self._path:
             return
+        doc = statefile.load(self._path, 1, self._unreadable)
+        if doc is None:
+            return
         try:
-            with open(self._path) as f:
-                doc = json.load(f)
-            if doc.get("v") == 1:
-                self.sums = doc["sums"]
-                self.sent = doc["sent"]
-        except OSError:
-            pass
-        except (ValueError, KeyError, TypeError) as e:
-            self._note("tce", "state unreadable (%s): open totals start again" % e)
+            sums, sent = doc["sums"], doc["sent"]
+            platform = {}
+            for energy, text in (doc.get("platform") or {}).items():  # absent before platform ones were kept
+                platform[energy] = dec(text)
+            if not (isinstance(sums, dict) and isinstance(sent, dict)):
+                raise TypeError("not a mapping")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            self._unreadable(repr(e))
+            return
+        self.sums, self.sent, self.platform = sums, sent, platform
+
+    def _unreadable(self, why):
+        self._note("tce", "state unreadable (%s): open totals start again, platform coefficients are forgotten" % why)
 
 
 def _split(k):

@@ -9,10 +9,13 @@ What goes in the app filesystem (MicroPython mounts `vfs` at / and imports from 
 
     /main.py                 source: MicroPython runs main.py only as source
     /lib/board.mpy           boards/<name>/board.py, compiled
+    /lib/<shared>.mpy        board code several boards share: boards/common/<shared>.py for each
+                             file board.json lists under "shared" (the ESP32 boards: esp32_common.py)
     /lib/nengjian/...        firmware modules, compiled (.mpy) where it helps
     /profiles/meters/*.json  meter profiles
     /config/...              site config, identity, CA (written by `nengjian provision`)
     /bundle.json             manifest: versions and the sha256 of every file above (incremental sync)
+    /app/...                 never in a bundle: the gateway's signed-update slots (a board's APP_DIR)
 
 Modules compiled to .mpy need no compiler RAM on the gateway at import. A module using
 @micropython.viper/native/asm needs machine code for the board's CPU: it is compiled only when
@@ -54,6 +57,8 @@ SUBTYPES = {
              "undefined": 0x06, "esphttpd": 0x80, "fat": 0x81, "spiffs": 0x82, "littlefs": 0x83},
 }
 FLAGS = {"encrypted": 0x1, "readonly": 0x2}
+SHARED_DIR = "common"  # boards/common/: modules a board.json "shared" list names
+RESERVED = "app/"  # the gateway writes its update slots here (nengjian.ota, board APP_DIR)
 VIPER = re.compile(r"^\s*@micropython\.(viper|native|asm_\w+)", re.M)
 
 
@@ -304,6 +309,11 @@ def collect(board: Board, compile: bool = True, firmware_dir: Path = paths.FIRMW
     if not board_py.exists():
         raise BundleError("board %s has no board.py yet (boards/%s/board.py)" % (board.name, board.name))
     sources.append(("lib/board.py", board_py))
+    for name in board.spec.get("shared") or ():
+        src = board.dir.parent / SHARED_DIR / name
+        if "/" in name or not name.endswith(".py") or not src.exists():
+            raise BundleError("board %s: shared module %r is not a file in boards/%s/" % (board.name, name, SHARED_DIR))
+        sources.append(("lib/" + name, src))
 
     files: dict[str, bytes] = {}
     compiled, kept = [], []
@@ -323,6 +333,10 @@ def collect(board: Board, compile: bool = True, firmware_dir: Path = paths.FIRMW
         files["profiles/meters/" + prof.name] = prof.read_bytes()
     if extra:
         files.update(extra)
+    clash = sorted(p for p in files if p.startswith(RESERVED))
+    if clash:
+        raise BundleError("%s: %s belongs to the gateway's update slots, not to a bundle" % (", ".join(clash),
+                                                                                             RESERVED))
     manifest = {
         "board": board.name,
         "chip": board.chip,

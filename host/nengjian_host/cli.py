@@ -541,9 +541,12 @@ def _cmd_ota(args) -> int:
 
 
 def _add_ota_command(sub) -> None:
-    o = sub.add_parser("ota", help="build, sign and check application update bundles",
+    from nengjian_host import ota as ota_mod
+
+    o = sub.add_parser("ota", help="build, sign, check and push application update bundles",
                        description="Vendor side of signed updates: make the key pair, build a signed bundle of "
-                                   "the nengjian package, check a bundle as a gateway would.")
+                                   "the nengjian package, check a bundle as a gateway would. Crew side: push a "
+                                   "bundle to a gateway over its console, show a gateway's update state.")
     osub = o.add_subparsers(dest="ota_cmd", metavar="ACTION", required=True)
     ok = osub.add_parser("keygen", help="new RSA-3072 vendor key pair (private PEM, gateway public JSON)")
     ok.add_argument("--id", required=True, help="key name, e.g. vendor-2026 (goes into the public key file)")
@@ -557,6 +560,7 @@ def _add_ota_command(sub) -> None:
     ov = osub.add_parser("verify", help="check a bundle's signature and file hashes against a public key")
     ov.add_argument("bundle")
     ov.add_argument("--pub", required=True, help="gateway public key JSON")
+    ota_mod.add_gateway_commands(osub, _port_args)  # push, state: their own func
     o.set_defaults(func=_cmd_ota)
 
 

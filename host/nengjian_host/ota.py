@@ -1,17 +1,28 @@
-"""Build and sign application update bundles for the gateway (format: firmware/nengjian/ota.py).
+"""Build, sign and push application update bundles for the gateway (format: firmware/nengjian/ota.py).
 
 The vendor's private key (RSA-3072, PEM) stays on the build machine; gateways get the public half
-as a small JSON file at provisioning. `build` packs the `nengjian` package (sources, or .mpy files
-compiled as nengjian_host.bundle compiles the app filesystem when `mpy=True`), writes the manifest with each file's size
-and SHA-256, and signs the manifest with RSASSA-PKCS1-v1_5 / SHA-256. `read`/`verify` check a
-bundle here with the `cryptography` package - an implementation independent of the gateway's.
+as a small JSON file at provisioning (config/ota_key.json). `build` packs the `nengjian` package
+(sources, or .mpy files compiled as nengjian_host.bundle compiles the app filesystem when
+`mpy=True`), stamps the bundle's version into its app.py (so the running gateway reports it),
+writes the manifest with each file's size and SHA-256, and signs the manifest with
+RSASSA-PKCS1-v1_5 / SHA-256. `read`/`verify` check a bundle here with the `cryptography` package -
+an implementation independent of the gateway's.
+
+Crew side (`nengjian ota push` / `ota state`): `push` sends a bundle over the gateway's USB console
+(`ota SIZE SHA256`, then `+BASE64` lines; the gateway stores it, checks it with its own key and
+installs it into the spare slot), resets the gateway and waits until it answers again, reporting
+the version it now runs on trial (it confirms itself once healthy, or rolls back).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 import struct
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,24 +60,43 @@ def load_private(path: Path):
     return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
 
 
+VERSION_LINE = re.compile(rb'^VERSION = "[^"\n]*"$', re.M)
+APP_MODULE = "nengjian/app.py"
+
+
+def stamp_version(text: bytes, version: str) -> bytes:
+    """app.py with VERSION set to the bundle's version (ValueError if app.py has no such line)."""
+    if not re.fullmatch(r"[0-9A-Za-z.+_-]{1,32}", version):
+        raise ValueError("version %r: use letters, digits and . + _ - (at most 32)" % version)
+    new, n = VERSION_LINE.subn(b'VERSION = "' + version.encode() + b'"', text, count=1)
+    if n != 1:
+        raise ValueError("%s has no VERSION = \"...\" line to stamp the bundle's version into" % APP_MODULE)
+    return new
+
+
 def collect(package_dir: Path = paths.FIRMWARE / "nengjian", mpy: bool = False,
-            march: str | None = None) -> list[tuple[str, bytes]]:
+            march: str | None = None, version: str | None = None) -> list[tuple[str, bytes]]:
     """(path in the slot, content) of every module of the package, in a stable order. With mpy, each
     is compiled as the app filesystem's modules are (nengjian_host.bundle); a module with viper code
-    stays source unless the board names its architecture (`march`)."""
+    stays source unless the board names its architecture (`march`). With version, app.py carries it."""
     from nengjian_host import bundle
 
     out = []
-    for src in sorted(package_dir.rglob("*.py")):
-        if "__pycache__" in src.parts:
-            continue
-        rel = "nengjian/" + src.relative_to(package_dir).as_posix()
-        text = src.read_bytes()
-        native = bundle.needs_native(text.decode())
-        if mpy and (march or not native):
-            out.append((rel[:-3] + ".mpy", bundle.compile_module(src, rel, march if native else None)))
-        else:
-            out.append((rel, text))
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sorted(package_dir.rglob("*.py")):
+            if "__pycache__" in src.parts:
+                continue
+            rel = "nengjian/" + src.relative_to(package_dir).as_posix()
+            text = src.read_bytes()
+            if version is not None and rel == APP_MODULE:
+                text = stamp_version(text, version)
+                src = Path(tmp) / "app.py"
+                src.write_bytes(text)
+            native = bundle.needs_native(text.decode())
+            if mpy and (march or not native):
+                out.append((rel[:-3] + ".mpy", bundle.compile_module(src, rel, march if native else None)))
+            else:
+                out.append((rel, text))
     return out
 
 
@@ -112,7 +142,7 @@ def build(out: Path, private_key_path: Path, version: str, boards: list[str],
             if len(marches) > 1:
                 raise ValueError("boards %s differ in native architecture: build one bundle each" % boards)
             march = marches.pop()
-        files = collect(mpy=mpy, march=march)
+        files = collect(mpy=mpy, march=march, version=version)
     man = manifest(files, version, boards, mpy_version() if mpy else None)
     data = pack(man, sign(load_private(private_key_path), man), files)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -158,3 +188,139 @@ def verify(data: bytes, public: dict) -> list[str]:
         if hashlib.sha256(content).hexdigest() != digests[path]:
             problems.append("%s does not match its hash" % path)
     return problems
+
+
+# ---- crew side: push a bundle to a gateway over its USB console
+PUSH_CHUNK = 720  # bytes per `+BASE64` line: 960 characters, inside the console's 1024-byte lines
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def push(con, data: bytes, progress=None, install_timeout: float = 120.0) -> dict:
+    """Send a bundle over a gateway's console (nengjian_host.device.Console). The gateway stores it,
+    then verifies and installs it into its spare slot as the last line arrives. Returns the gateway's
+    answer ({"installed": version, "slot", "state": "trial", "files", "verify_ms"}); DeviceError with
+    the gateway's reason if it refuses (nothing is switched then)."""
+    from nengjian_host.device import DeviceError
+
+    con.request("ota %d %s" % (len(data), hashlib.sha256(data).hexdigest()))
+    end: dict = {}
+    for off in range(0, len(data), PUSH_CHUNK):
+        chunk = data[off:off + PUSH_CHUNK]
+        last = off + len(chunk) >= len(data)
+        # The last line waits for the signature check and the install (flash writes on a board).
+        end = con.request("+" + base64.b64encode(chunk).decode(),
+                          timeout=max(con.timeout, install_timeout) if last else None)[-1]
+        if progress is not None:
+            progress(off + len(chunk), len(data))
+    if not end.get("installed"):
+        raise DeviceError("the gateway did not confirm the install (answer %s)" % end)
+    return end
+
+
+def wait_running(port_spec: str | None, baud: int = 115200, timeout: float = 90.0,
+                 settle: float = 1.0) -> tuple[dict, dict] | None:
+    """After a reset: (status, ota state) once the gateway's application answers again, or None."""
+    from nengjian_host.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
+
+    time.sleep(settle)  # the reset comes a moment after its answer: do not ask the old run
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            port = resolve_port(port_spec)  # a native-USB board's port goes away while it resets
+            with Console(port, baud=baud, timeout=3) as con:
+                st = con.status()
+                if st.get("mode") == "run":
+                    state = con.request("ota")[-1]
+                    return st, state
+        except (PortNotFound, DeviceGone, DeviceError, OSError):
+            pass
+        time.sleep(1)
+    return None
+
+
+def add_gateway_commands(osub, port_args) -> None:
+    """`ota push` and `ota state` under the `ota` command (cli.py passes its --port arguments)."""
+    op = osub.add_parser("push", help="send a signed bundle to a gateway over its console, install it, reset",
+                         description="Send a bundle over the gateway's USB console while it runs. The gateway "
+                                     "checks the signature with its own vendor key (config/ota_key.json), "
+                                     "installs it into the spare slot and, after the reset, runs it on trial: "
+                                     "it keeps it once healthy (health.healthy_s), and goes back to the version "
+                                     "before if it is not (ota.max_boots failed starts, ota.window_s). Exit 1: "
+                                     "refused (nothing switched) or the gateway came back with another version; "
+                                     "3: gateway not reachable.")
+    op.add_argument("bundle", help="the .njota file (`nengjian ota build`)")
+    port_args(op, 30.0)
+    op.add_argument("--no-reset", action="store_true", help="install only: the new version starts at the next reset")
+    op.add_argument("--boot-timeout", type=float, default=90.0,
+                    help="seconds to wait for the gateway to answer after the reset (default 90)")
+    op.add_argument("--json", action="store_true", help="the result as JSON")
+    op.set_defaults(func=cli_push)
+    os_ = osub.add_parser("state", help="a gateway's update state: running version, slot, trial or confirmed")
+    port_args(os_)
+    os_.set_defaults(func=cli_state)
+
+
+def _say(args, text: str, doc: dict) -> None:
+    print(json.dumps(doc) if getattr(args, "json", False) else text)
+
+
+def cli_push(args) -> int:
+    from nengjian_host.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
+
+    try:
+        data = Path(args.bundle).read_bytes()
+        man, _sig, _files = read(data)
+        version = json.loads(man)["version"]
+    except (OSError, ValueError, KeyError, struct.error) as e:
+        print(f"error: {args.bundle}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        port = resolve_port(args.port)
+        with Console(port, baud=args.baud, timeout=args.timeout) as con:
+            ans = push(con, data)
+            if not args.no_reset:
+                con.reset()
+    except (PortNotFound, DeviceGone) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except DeviceError as e:
+        print(f"error: the gateway refused the update: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    doc = {"installed": ans}
+    what = "installed %s in slot %s (%d files, signature checked in %s ms)" % (
+        version, ans.get("slot"), ans.get("files", 0), ans.get("verify_ms"))
+    if args.no_reset:
+        _say(args, what + "; it runs on trial from the next reset", doc)
+        return EXIT_OK
+    back = wait_running(args.port, args.baud, args.boot_timeout)
+    if back is None:
+        doc["error"] = "no answer after the reset"
+        _say(args, what + f"; reset, but the gateway did not answer within {args.boot_timeout:.0f} s", doc)
+        return EXIT_UNREACHABLE
+    st, state = back
+    doc.update(status={"firmware": st.get("firmware"), "uptime_s": st.get("uptime_s")}, ota=state)
+    if st.get("firmware") != version:
+        _say(args, what + "; but the gateway came back with firmware %s: the update did not start (see "
+             "`nengjian status --events 20`)" % st.get("firmware"), doc)
+        return EXIT_FAILED
+    _say(args, what + "; the gateway runs %s on %s (boot %s of %s): it keeps it once healthy" % (
+        version, state.get("state"), state.get("boots"), state.get("max_boots")), doc)
+    return EXIT_OK
+
+
+def cli_state(args) -> int:
+    from nengjian_host.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
+
+    try:
+        with Console(resolve_port(args.port), baud=args.baud, timeout=args.timeout) as con:
+            state = con.request("ota")[-1]
+    except (PortNotFound, DeviceGone) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for k in ("id", "end", "ok"):
+        state.pop(k, None)
+    print(json.dumps(state))
+    return EXIT_OK

@@ -43,7 +43,7 @@ from nengjian_host import bundle as bundle_mod
 from nengjian_host import paths, siteconfig
 from nengjian_host.devicefiles import DeviceFiles, DeviceUnreachable
 
-fw_identity = siteconfig.fw_config.identity  # the firmware's own check (firmware/nengjian/identity.py)
+fw_identity = siteconfig.fw_identity  # the firmware's own check (firmware/nengjian/identity.py)
 
 NVS_NAMESPACE = "nj"
 REQUIRED_COLUMNS = ("serial", "mac", "board", "config")

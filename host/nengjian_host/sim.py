@@ -15,6 +15,9 @@ environment, and plays the board's hardware around it:
   after the application stops on Ctrl-C, as on the ESP32; Ctrl-D there (exit code 0) and the
   board's reset() (a "@sim reset" line) boot the firmware again like a soft or hard reset.
   `stop()` is a clean stop: Ctrl-C on the console, then Ctrl-D leaves the REPL.
+- Signed updates. The compiled tree (simbuild) is the built-in package; `<dir>/app` is the board's
+  APP_DIR, where the firmware keeps the A/B slots of updates a crew pushed over the console
+  (`nengjian ota push`). Every boot, however it comes, runs main.py, which picks the slot.
 
 Input typed while no firmware runs is dropped, like bytes sent to a board held in reset; output no
 one reads is dropped once the crew port's buffer is full, like a USB CDC with no host attached.

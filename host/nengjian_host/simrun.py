@@ -45,12 +45,14 @@ def run(workdir: Path, duration: float, heap: str, meters: int, period_s: int, i
         started = time.monotonic()
         code = 0
         try:
-            while gw.alive():
+            while not gw.down():  # a reset the gateway asks for (an update, the console) is no exit
                 time.sleep(0.2)
                 if duration and time.monotonic() - started >= duration:
                     break
             else:
-                say("[sim]     ", f"gateway exited with code {gw.proc.returncode}")
+                rc = gw.proc.poll() if gw.proc else None
+                say("[sim]     ", "gateway stopped: " + ("its application left to the REPL" if rc is None
+                                                        else f"exit code {rc}"))
                 code = 1
         except KeyboardInterrupt:
             pass

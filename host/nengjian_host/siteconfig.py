@@ -16,6 +16,7 @@ if str(paths.FIRMWARE) not in sys.path:
     sys.path.insert(0, str(paths.FIRMWARE))
 
 from nengjian import config as fw_config  # noqa: E402
+from nengjian import identity as fw_identity  # noqa: E402, F401 - provision's USCC check
 from nengjian import schemas as fw_schemas  # noqa: E402
 from nengjian.meters import profile as fw_profile  # noqa: E402
 

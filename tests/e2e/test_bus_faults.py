@@ -10,60 +10,18 @@ are simulator features.
 
 from __future__ import annotations
 
-import os
 import re
-import select
-import threading
 import time
-import tty
 from decimal import Decimal
 
 import pytest
 from nengjian_host import scan as host_scan
-from nengjian_host.simmeters import Cjt188Meter, Dlt645Meter, open_pty, start
+from nengjian_host.simmeters import Cjt188Meter, Dlt645Meter
+from plugin.simkit import ExtraDrop
 
 pytestmark = [pytest.mark.e2e]
 
 POLL = re.compile(r" poll\s+(\S+) at \S+: (.*)$")
-
-
-class ExtraDrop:
-    """Simulated 68H-framed meters as a second drop on the rig's wire (they hear every request)."""
-
-    def __init__(self, wire, meters):
-        self.wire = wire
-        self.master, path = open_pty()
-        self.thread, self.stop_event = start(self.master, meters)
-        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-        tty.setraw(self.fd)
-        self._prev = wire.tap
-        wire.tap = self._tap
-        self._running = True
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _tap(self, direction, data):
-        if self._prev:
-            self._prev(direction, data)
-        if direction == "to_meters":
-            os.write(self.fd, data)
-
-    def _read(self):
-        while self._running:
-            ready, _, _ = select.select([self.fd], [], [], 0.05)
-            if ready:
-                try:
-                    data = os.read(self.fd, 512)
-                except OSError:
-                    return
-                self.wire.inject_noise(data, "gateway")
-
-    def close(self):
-        self._running = False
-        self.stop_event.set()
-        self.thread.join(2)
-        self.reader.join(2)
-        os.close(self.fd)
 
 
 def polls(text: str) -> list[tuple[str, dict]]:

@@ -255,12 +255,6 @@ def test_rejected_values_go_to_the_ledger_and_the_rest_flows(urig):
     assert SPEED == 12
 
 
-def _app_wires_the_link_supervisor():
-    return "nengjian.net import supervisor" in (paths.FIRMWARE / "nengjian" / "app.py").read_text()
-
-
-@pytest.mark.skipif(not _app_wires_the_link_supervisor(),
-                    reason="app.py does not run nengjian.net.supervisor yet (wiring proposed in issue 5)")
 def test_values_over_4g_survive_failover_and_a_dropped_call(urig, tmp_path):
     """Ethernet (the host link) first; unplugged, the gateway fails over to the simulated 4G modem,
     which drops its call once: re-dialled, and every value still arrives once."""

@@ -107,6 +107,23 @@ def test_gateway_off_for_three_days_raises_then_clears(tmp_path):
     assert [t.split()[0] for k, t in rig2.events if k == "alarm"] == ["RAISED", "RAISED", "CLEARED", "CLEARED"]
 
 
+def test_torn_state_file_watches_every_item_from_now_with_an_event(tmp_path):
+    path = str(tmp_path / "alarms.json")
+    rig = Rig(path)
+    rig.feed(A, T0)
+    rig.al.check(T0 + 30 * H)  # both raised, saved
+    whole = open(path).read()
+    assert whole.startswith('{"v": 1, ')  # the format older firmware wrote and reads
+    with open(path, "w") as f:
+        f.write(whole[: len(whole) // 2])  # torn
+    rig2 = Rig(path, now=T0 + 31 * H)
+    assert [k for k, t in rig2.events] == ["alarm"] and "alarm state unreadable" in rig2.events[0][1]
+    assert rig2.events[0][1].endswith(": watching every item from now")
+    assert rig2.al.last == {A: T0 + 31 * H, B: T0 + 31 * H} and rig2.al.check(T0 + 32 * H) == []
+    assert json.load(open(path))["last"] == {A: T0 + 31 * H, B: T0 + 31 * H}  # written whole again
+    assert [a["code"] for a in rig2.al.check(T0 + 55 * H)] == [A, B]
+
+
 def test_a_broken_hook_does_not_stop_alarms():
     rig = Rig()
 

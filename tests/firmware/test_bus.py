@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import threading
-import tty
 
 import pytest
 from mpyrun import run_mpy
@@ -20,6 +17,7 @@ from nengjian.bus import rs485
 from nengjian_host.simmeters import Cjt188Meter, Dlt645Meter, open_pty, start
 from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
 from nengjian_host.wire import PtyWire
+from plugin.simkit import ExtraDrop
 
 pytestmark = [pytest.mark.mpy]
 
@@ -57,46 +55,6 @@ def run_script(body: str, wire_path: str, timeout: float = 90, env: dict | None 
     e.update(env or {})
     proc = run_mpy(PRELUDE + body, env=e, timeout=timeout, heap="512k")
     return [json.loads(line[1:]) for line in proc.stdout.splitlines() if line.startswith("@")]
-
-
-class ExtraDrop:
-    """Simulated 68H-framed meters as a second drop on a PtyWire: they hear every request and
-    their replies go to the gateway, alongside the pymodbus meters on the wire's meter end."""
-
-    def __init__(self, wire: PtyWire, meters):
-        self.wire = wire
-        self.master, path = open_pty()
-        self.thread, self.stop_event = start(self.master, meters)
-        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-        tty.setraw(self.fd)
-        self._prev = wire.tap
-        wire.tap = self._tap
-        self._running = True
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _tap(self, direction, data):
-        if self._prev:
-            self._prev(direction, data)
-        if direction == "to_meters":
-            os.write(self.fd, data)
-
-    def _read(self):
-        while self._running:
-            ready, _, _ = select.select([self.fd], [], [], 0.05)
-            if ready:
-                try:
-                    data = os.read(self.fd, 512)
-                except OSError:
-                    return
-                self.wire.inject_noise(data, "gateway")
-
-    def close(self):
-        self._running = False
-        self.stop_event.set()
-        self.thread.join(2)
-        self.reader.join(2)
-        os.close(self.fd)
 
 
 @pytest.fixture
@@ -506,6 +464,12 @@ class machine:
     Pin = Pin
     UART = UART
 sys.modules['machine'] = machine
+class esp32:  # imported by the ESP32 boards' shared module; not used by the bus
+    pass
+class network:
+    pass
+sys.modules['esp32'] = esp32
+sys.modules['network'] = network
 """
 
 

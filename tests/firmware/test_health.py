@@ -164,6 +164,18 @@ def test_torn_boot_counter_counts_as_a_crash(tmp_path):
     assert health.BootGuard(str(path)).boot() == 2
 
 
+def test_boot_counter_of_older_firmware_reads_and_ours_reads_back(tmp_path, capsys):
+    path = tmp_path / "boots"
+    path.write_text("3\n")  # as older firmware wrote it
+    assert health.BootGuard(str(path)).boot() == 4
+    assert int(path.read_text().strip() or "0") == 4  # older firmware (a rollback) reads ours
+    (tmp_path / "boots.new").write_text("9")  # a save cut before its rename: the committed count wins
+    assert health.BootGuard(str(path)).boot() == 5
+    path.write_text('{"v": 1')
+    assert health.BootGuard(str(path)).boot() == 2  # torn: one quick crash, and said so
+    assert "boot counter %s unreadable" % path in capsys.readouterr().out
+
+
 @pytest.mark.mpy
 def test_supervisor_with_real_tasks_on_micropython(tmp_path):
     code = r"""

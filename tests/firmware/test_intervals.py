@@ -297,6 +297,26 @@ def test_reboot_mid_day_keeps_the_day_value(tmp_path):
     assert rig.iv.saves > 10
 
 
+def test_torn_state_file_replays_recent_records_with_an_event(tmp_path):
+    store = FakeStore()
+    path = tmp_path / "iv.json"
+    rig = Rig(period=900, store=store, path=str(path))
+    m = run_steady(rig, JAN1 - 60, JAN1 + 13 * 3600 + 7, 60, 10)
+    whole = path.read_text()
+    assert whole.startswith('{"v": 1, ')
+    path.write_text(whole[: len(whole) // 2])
+    rig.events.clear()
+    rig.boot()
+    assert rig.kinds() == ["store"]
+    assert rig.events[0][1].startswith("interval state %s unreadable (not complete JSON: " % path)
+    assert rig.events[0][1].endswith("): replaying recent records only")
+    run_steady(rig, JAN1 + 13 * 3600 + 67, JAN1 + 86400 + 120, 60, 10, m0=m)
+    # the store held under 5000 records: the replay alone rebuilt the counter and the day anchor
+    assert [(timeutil.cst_text(r[4]), r[5].text()) for r in rig.values(records.DAY)] == [
+        ("2024-01-01 00:00:00", "144.00")]
+    assert json.loads(path.read_text())["v"] == 1  # written whole again
+
+
 def test_power_cut_between_reading_and_value_emits_the_value_at_resume(tmp_path):
     store = FakeStore()
     rig = Rig(period=900, store=store, path=str(tmp_path / "iv.json"))

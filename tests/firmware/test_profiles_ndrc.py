@@ -122,37 +122,20 @@ def test_sm4_ecb_body_decrypts_to_the_plain_one_with_gmssl(tmp_path, encoding):
         assert decrypt_record(crypt, KEY, encoding) == clear  # the platform's decryption (gmssl)
 
 
-def test_encode_yields_to_the_loop_between_sm4_records(tmp_path):
-    p = seeded(tmp_path, "sm4-ecb")
-    ticks = []
-
-    async def other():
-        for _ in range(200):
-            ticks.append(1)
-            await asyncio.sleep(0)
-
-    now = int(time.time())
-
-    async def main():
-        t = asyncio.ensure_future(other())
-        body = await p._encode(batch_of(specs(20)), now)
-        n = len(ticks)
-        await t
-        return body, n
-
-    body, n = asyncio.run(main())
-    assert body == p.encode(batch_of(specs(20)), now)
-    assert n >= 19  # the other task ran between records
-
-
-def test_small_bodies_reuse_the_buffer_kept_since_start(tmp_path):
-    p = seeded(tmp_path, "sm4-ecb")
-    now = int(time.time())
-    small = asyncio.run(p._encode(batch_of(specs(2)), now))
-    assert isinstance(small, memoryview) and small.obj is p._body  # no allocation for the body itself
-    assert bytes(small) == p.encode(batch_of(specs(2)), now)
-    big = asyncio.run(p._encode(batch_of(specs(20)), now))  # 11 KB: more than the kept 4 KB
-    assert isinstance(big, bytearray) and big == p.encode(batch_of(specs(20)), now)
+def test_the_body_streams_through_the_kept_buffer(tmp_path):
+    """No allocation the size of the body: chunks are views of the 4 KB buffer kept since start,
+    they add up to the measured Content-Length, and the whole is the encoded batch."""
+    for security in ("plain", "sm4-ecb"):
+        p = seeded(tmp_path, security)
+        now = int(time.time())
+        batch = batch_of(specs(40))
+        whole = bytearray()
+        for chunk in p._stream(batch, now):
+            assert isinstance(chunk, memoryview) and chunk.obj is p._body, security
+            whole += chunk
+        assert len(whole) == p._size(batch, now) > ndrc.BODY_BUF, security
+        doc = json.loads(bytes(whole))
+        assert len(doc["data"]) == 40 and whole == p.encode(batch, now)
 
 
 # --- CPython: answers, with a scripted HTTP layer -------------------------------------------------
@@ -164,7 +147,12 @@ class ScriptedHttp:
         self.answers = list(answers)
         self.calls = []
 
-    async def request(self, method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384):
+    async def request(self, method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384,
+                      length=None):
+        if length is not None:  # streamed: chunks, each valid only until the next is taken
+            whole = b"".join(bytes(c) for c in body)
+            assert len(whole) == length
+            body = whole
         self.calls.append((url.rsplit("/", 1)[-1], json.loads(bytes(body)), dict(headers or {})))
         status, payload = self.answers.pop(0)
         return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -767,3 +755,35 @@ def test_records_the_platform_refuses_come_back_by_index_on_micropython(tmp_path
         assert plat.records() == []  # the platform stores a batch whole or not at all
         assert m.cmd(op="upload", records=[recs[0], recs[2]])["result"] == [ndrc.OK, "", []]
         assert_stored(plat, [recs[0], recs[2]])
+
+
+def test_a_client_key_provisioned_on_the_board_serves_mutual_tls(tmp_path):
+    """On the ESP32 the client key lives in the nj_keys partition (board.credentials()), not in the
+    config directory: mutual TLS takes it from there, on MicroPython, and the handshake succeeds
+    against a platform that requires a client certificate; without it the error names the file."""
+    from mpyrun import run_mpy
+
+    pki = make_pki(tmp_path / "pki")
+    cfgdir = tmp_path / "config"
+    cfgdir.mkdir()
+    (cfgdir / "ca.pem").write_bytes((pki / "ca.pem").read_bytes())
+    (cfgdir / "cli.pem").write_bytes((pki / "cli.pem").read_bytes())
+    with RefPlatform(variant="mtls", certfile=str(pki / "srv.pem"), keyfile=str(pki / "srv.key"),
+                     client_ca=str(pki / "ca.pem")).start() as plat:
+        code = """
+import asyncio
+from nengjian.uplink import http, tlsctx
+d = {"url": %r, "ca": "ca.pem", "client_cert": "cli.pem", "client_key": "cli.key", "security": "mtls"}
+key = open(%r, "rb").read()
+try:
+    tlsctx.build(d, %r)
+except tlsctx.TlsSetupError as e:
+    print("WITHOUT:", e)
+ctx, _ = tlsctx.build(d, %r, lambda: {"key": key})
+st, body = asyncio.run(http.request("POST", d["url"], b'{"region":"441900","enterpriseCode":"91330000573973053F"}',
+                                    {"Content-Type": "application/json;charset=UTF-8"}, 10000, ctx))
+print("STATUS", st, body)
+""" % (plat.url + "/api/register", str(pki / "cli.key"), str(cfgdir), str(cfgdir))
+        out = run_mpy(code, timeout=60).stdout
+    assert "WITHOUT: client_key: cannot read" in out and "cli.key" in out
+    assert "STATUS 200" in out and '"deviceId"' in out

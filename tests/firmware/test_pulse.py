@@ -127,13 +127,49 @@ def test_store_persists_by_count_time_and_stop(tmp_path):
     pulse._stores.clear()
 
 
-def test_a_torn_file_falls_back_to_the_complete_one(tmp_path):
+def test_a_torn_file_falls_back_to_a_complete_new_one(tmp_path):
     path = str(tmp_path / "pulse.json")
-    with open(path + ".tmp", "w") as f:
+    with open(path + ".new", "w") as f:  # a save whose rename a power cut stopped
         f.write(json.dumps({"v": 1, "counts": {"pulse_0": 41}}))
     with open(path, "w") as f:
         f.write('{"v": 1, "coun')
     assert pulse.PulseStore(path).counter("pulse_0").count == 41
+    assert json.load(open(path))["counts"] == {"pulse_0": 41} and not os.path.exists(path + ".new")
+
+
+def test_the_temporary_file_of_older_firmware_is_read_once(tmp_path):
+    path = str(tmp_path / "pulse.json")
+    with open(path + ".tmp", "w") as f:  # older firmware: a first save cut before its rename
+        f.write(json.dumps({"v": 1, "counts": {"pulse_0": 41}}))
+    assert pulse.PulseStore(path).counter("pulse_0").count == 41
+    assert json.load(open(path))["counts"] == {"pulse_0": 41} and not os.path.exists(path + ".tmp")
+    with open(path + ".tmp", "w") as f:  # beside a readable pulse.json: removed unread
+        f.write(json.dumps({"v": 1, "counts": {"pulse_0": 7}}))
+    assert pulse.PulseStore(path).counter("pulse_0").count == 41 and not os.path.exists(path + ".tmp")
+
+
+def test_a_torn_file_alone_counts_from_zero_and_says_so(tmp_path, capsys):
+    path = str(tmp_path / "pulse.json")
+    with open(path, "w") as f:
+        f.write('{"v": 1, "counts": {"pulse_0": 4')
+    s = pulse.PulseStore(path)
+    c = s.counter("pulse_0")
+    assert c.count == 0 and not s.dirty()
+    out = capsys.readouterr().out
+    assert "pulse" in out and path + " unreadable (not complete JSON" in out and "counting from zero" in out
+    c.count = 3
+    assert s.persist() and json.load(open(path)) == {"v": 1, "counts": {"pulse_0": 3}}
+
+
+def test_a_failed_write_is_logged_and_retried_later(tmp_path, capsys):
+    path = str(tmp_path / "gone" / "pulse.json")
+    s = pulse.PulseStore(path)
+    c = s.counter("pulse_0", persist_pulses=1)
+    c.count = 1
+    assert not s.service(0) and s.writes == 0 and s.dirty()
+    assert "cannot persist counts to " + path in capsys.readouterr().out
+    os.mkdir(str(tmp_path / "gone"))
+    assert s.service(1) and s.writes == 1 and not s.dirty()
 
 
 # ---- the pulse meter on MicroPython, driven through the sim board's pin ----------------------

@@ -35,6 +35,23 @@ def mk(root, ev, **kw):
     return Store(root, kw.pop("dests", ("city", "prov")), on_event=lambda k, t: ev.append([k, t]), **args)
 
 
+def opened(root, ev=None, **kw):
+    """mk() and open(): the store and the list its events go to (a new one unless given)."""
+    if ev is None:
+        ev = []
+    s = mk(root, ev, **kw)
+    s.open()
+    return s, ev
+
+
+def ten_values(root):
+    """The recovery scenarios' start: values 0-9 appended to a new store, which is left open."""
+    s, _ = opened(root)
+    for i in range(10):
+        s.append(value(i))
+    return s
+
+
 def value(i, code=CODE, exp=-2, valid=True, ts=None, start=None):
     return [R.VALUE, ts if ts is not None else T0 + i * 900 + 905, code, 0,
             start if start is not None else T0 + i * 900, Decimal(1000 + i * 7, exp), valid, 4, 1]
@@ -68,17 +85,11 @@ def frames(data):
 
 
 def sc_torn_tail(root):
-    ev = []
-    s = mk(root, ev)
-    s.open()
-    for i in range(10):
-        s.append(value(i))
+    s = ten_values(root)
     s.close()
     good = file_of(root, "s00.seg")
     put_file(root, "s00.seg", good + b"\xa5\x30\x00\x0b\x00\x00\x00\x82\x02")
-    ev = []
-    s = mk(root, ev)
-    s.open()
+    s, ev = opened(root)
     got = seqs_of(s)
     n = s.append(value(10))
     s.flush()
@@ -88,19 +99,13 @@ def sc_torn_tail(root):
 
 
 def sc_middle(root):
-    ev = []
-    s = mk(root, ev)
-    s.open()
-    for i in range(10):
-        s.append(value(i))
+    s = ten_values(root)
     s.close()
     data = bytearray(file_of(root, "s00.seg"))
     off, n = frames(data)[4]
     data[off + HEAD + 5] ^= 0x40  # one bit of record 5's payload
     put_file(root, "s00.seg", data)
-    ev = []
-    s = mk(root, ev)
-    s.open()
+    s, ev = opened(root)
     got = seqs_of(s)
     recs, last = s.read("city", 100, (R.VALUE,))
     n2 = s.append(value(10))
@@ -110,19 +115,13 @@ def sc_middle(root):
 
 
 def sc_cursor_damaged(root):
-    ev = []
-    s = mk(root, ev)
-    s.open()
-    for i in range(10):
-        s.append(value(i))
+    s = ten_values(root)
     s.flush()
     s.ack("city", 6)
     s.ack("prov", 8)
     s.close()
     put_file(root, "c-city", b"7 123\n")
-    ev = []
-    s = mk(root, ev)
-    s.open()
+    s, ev = opened(root)
     recs, last = s.read("city", 3)
     out = {"events": ev, "city": s.cursor("city"), "prov": s.cursor("prov"), "first_read": [q for q, _ in recs]}
     s.close()
@@ -130,17 +129,11 @@ def sc_cursor_damaged(root):
 
 
 def sc_cursor_past(root):
-    ev = []
-    s = mk(root, ev)
-    s.open()
-    for i in range(10):
-        s.append(value(i))
+    s = ten_values(root)
     s.close()
     import binascii
     put_file(root, "c-city", b"1000 %d\n" % binascii.crc32(b"1000"))
-    ev = []
-    s = mk(root, ev)
-    s.open()
+    s, ev = opened(root)
     out = {"events": ev, "city": s.cursor("city"), "prov": s.cursor("prov"), "next": s.append(value(10))}
     s.flush()
     recs, last = s.read("city", 10)
@@ -150,9 +143,7 @@ def sc_cursor_past(root):
 
 
 def sc_clock_back(root):
-    ev = []
-    s = mk(root, ev, flush_records=4)
-    s.open()
+    s, ev = opened(root, flush_records=4)
     ts = [T0 + 3600 - 60 * i for i in range(40)]  # every record older than the one before
     want = []
     for i, t in enumerate(ts):
@@ -193,9 +184,7 @@ def sc_clock_back(root):
 
 
 def sc_full_unacked(root):
-    ev = []
-    s = mk(root, ev, segments=5)
-    s.open()
+    s, ev = opened(root, segments=5)
     seqs = []
     for i in range(200):
         seqs.append(s.append(value(i)))
@@ -216,9 +205,7 @@ def sc_full_unacked(root):
 
 
 def sc_retention(root):
-    ev = []
-    s = mk(root, ev, segments=6, segment_bytes=512)
-    s.open()
+    s, ev = opened(root, segments=6, segment_bytes=512)
     n = 900
     for i in range(n):
         s.append(value(i // 2, code="00-00-0000-0%d3300-11" % (i % 2)))
@@ -246,9 +233,7 @@ def sc_retention(root):
 
 
 def sc_raw_expiry(root):
-    ev = []
-    s = mk(root, ev, raw_segments=3, raw_segment_bytes=512)
-    s.open()
+    s, ev = opened(root, raw_segments=3, raw_segment_bytes=512)
     for i in range(300):
         s.append([R.READING, T0 + i * 60, "m1", "kwh", Decimal(100000 + i, -2), 0])
         if i % 30 == 0:
@@ -275,9 +260,7 @@ def sc_fold_runs(root):
     def key_crc(r):
         return binascii.crc32(cbor.encode([r[i] for i in (2, 3, 4, 5, 6, 7, 8)]))
 
-    ev = []
-    s = mk(root, ev, segments=12)
-    s.open()
+    s, _ = opened(root, segments=12)
     want = {}
     start = T0
     for i in range(150):
@@ -299,9 +282,7 @@ def sc_fold_runs(root):
             s.ack("prov", last)
     s.close()
     folds = s.stats["folds"]
-    ev = []
-    s = mk(root, ev, segments=12)
-    s.open()
+    s, _ = opened(root, segments=12)
     seen = bytearray(150)
     events = [0, 0, 0]  # events, values in history, values matching nothing
 
@@ -328,16 +309,14 @@ def sc_restarts(root):
     ev = []
     seen = []
     for boot in range(6):
-        s = mk(root, ev)
-        s.open()
+        s, _ = opened(root, ev)
         for i in range(17):
             seen.append(s.append(value(boot * 17 + i)))
         s.flush()
         recs, last = s.read("city", 5, (R.VALUE,))
         s.ack("city", last)
         s.close()
-    s = mk(root, ev)
-    s.open()
+    s, _ = opened(root, ev)
     names = sorted(os.listdir(root))
     out = {"seen": seen, "last": s.last_seq, "city": s.cursor("city"), "prov": s.cursor("prov"),
            "names": names, "events": ev}
@@ -346,9 +325,7 @@ def sc_restarts(root):
 
 
 def sc_long_event(root):
-    ev = []
-    s = mk(root, ev)
-    s.open()
+    s, ev = opened(root)
     n = s.append([R.EVENT, T0, "rejected", "city refused: " + "x" * 3000])
     s.flush()
     got = []
@@ -358,9 +335,7 @@ def sc_long_event(root):
 
 
 def sc_read_kinds(root):
-    ev = []
-    s = mk(root, ev, flush_records=100)
-    s.open()
+    s, ev = opened(root, flush_records=100)
     for i in range(12):
         s.append([R.READING, T0 + i, "m1", "kwh", Decimal(i, 0), 0])
         s.append(value(i))

@@ -128,6 +128,67 @@ def test_state_survives_a_reboot(tmp_path):
     assert [r[5].text() for r in out] == ["3.9988"]
 
 
+def test_torn_state_file_starts_the_open_totals_again_with_an_event(tmp_path):
+    path = tmp_path / "tce.json"
+    out, events = [], []
+    t = tce.Tce(site(), out.append, lambda k, x: events.append((k, x)), str(path))
+    t.observe(day_value(ELEC, Decimal(1000000, -2)))
+    whole = path.read_text()
+    assert whole.startswith('{"v": 1, ')
+    path.write_text(whole[:-3])
+    t = tce.Tce(site(), out.append, lambda k, x: events.append((k, x)), str(path))
+    assert [k for k, _x in events] == ["tce"] and events[0][1].startswith("state unreadable (")
+    assert "open totals start again" in events[0][1]
+    assert t.sums == {} and t.sent == {}
+    for code, v in ((ELEC, Decimal(1000000, -2)), (GAS, Decimal(2000, 0)), (HEAT, Decimal(10, 0))):
+        t.observe(day_value(code, v))
+    assert [r[5].text() for r in out] == ["3.9988"]
+
+
+def test_state_files_of_older_firmware_still_load(tmp_path):
+    path = tmp_path / "tce.json"
+    k = "%d:%d" % (records.DAY, DAY1)
+    path.write_text(json.dumps({"v": 1, "sums": {k: {ELEC: [1000000, -2, True], GAS: [2000, 0, True]}},
+                                "sent": {}}))
+    out, events = [], []
+    t = tce.Tce(site(), out.append, lambda k, x: events.append(x), str(path))
+    t.observe(day_value(HEAT, Decimal(10, 0)))
+    assert [r[5].text() for r in out] == ["3.9988"] and events == []
+
+
+def test_platform_coefficient_survives_a_restart_and_wins(tmp_path):
+    path = str(tmp_path / "tce.json")
+    cfg = site({"item": COMP, "coefficients": {"3300": "0.404"}})
+    events = []
+    t = tce.Tce(cfg, None, lambda k, x: events.append((k, x)), path)
+    t.set_platform("3300", "0.1230")
+    t.set_platform("3300", "0.123")  # the same value again: no event, no write
+    t.set_platform("1500", 1.33)
+    assert [k for k, _x in events] == ["tce", "tce"]
+    assert events[0][1] == "platform coefficient for energy 3300: 0.1230 kgce/kWh (was 0.404, site)"
+    assert events[1][1] == "platform coefficient for energy 1500: 1.33 kgce/m3 (was 1.2143, GB/T 2589)"
+    t2 = tce.Tce(cfg, None, lambda k, x: events.append((k, x)), path)  # a restart
+    assert t2.coefficient("3300") == (Decimal(1230, -4), "platform")
+    assert t2.coefficient("1500") == (Decimal(133, -2), "platform")
+    assert len(events) == 2
+    t2.set_platform("3300", "0.1230")  # told again after the restart: nothing new
+    assert len(events) == 2
+    t2.set_platform("3300", "0.1231")  # changed
+    assert events[-1] == ("tce", "platform coefficient for energy 3300: 0.1231 kgce/kWh (was 0.1230, platform)")
+    assert tce.Tce(cfg, None, None, path).coefficient("3300") == (Decimal(1231, -4), "platform")
+
+
+def test_a_platform_coefficient_makes_an_unpriced_item_expected(tmp_path):
+    other = "00-00-0000-014000-11"  # an energy code with no reference value
+    cfg = site()
+    cfg["items"].append({"code": other, "meter": "mg", "point": "m3", "scope": 1})
+    t = tce.Tce(cfg, None, None, str(tmp_path / "tce.json"))
+    assert other not in t.expected  # no coefficient: a total does not wait for it
+    t.set_platform("4000", "2")
+    assert other in t.expected
+    assert other in tce.Tce(cfg, None, None, str(tmp_path / "tce.json")).expected  # after a restart too
+
+
 @given(st.decimals(min_value=0, max_value=10 ** 9, places=3, allow_nan=False), st.integers(0, 6))
 def test_rounding_is_exact_half_up(x, places):
     d = Decimal(int(x.scaleb(3)), -3)

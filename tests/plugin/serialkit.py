@@ -22,6 +22,7 @@ from nengjian_host.refplatform import RefPlatform
 from nengjian_host.sim import demo_site
 from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
 
+from plugin.kitbase import DutBase, RigBase
 from plugin.simkit import Bus
 
 
@@ -156,7 +157,7 @@ class TeePort:
         self.ser.close()
 
 
-class SerialDut:
+class SerialDut(DutBase):
     """The gateway on the desk rig: same API as SimDut."""
 
     kind = "serial"
@@ -218,37 +219,12 @@ class SerialDut:
         except Exception:  # no answer: not alive
             return False
 
-    def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.5)
-        raise AssertionError("timed out waiting for %s\n%s" % (what, self.output()[-3000:]))
-
     def console(self) -> Console:
         if self._console is None:
             con = Console(self.port, baud=self.baud, timeout=15)
             con._ser = self.tee  # share the one reader of the port
             self._console = con
         return self._console
-
-    def status(self) -> dict:
-        return self.console().status()
-
-    def events(self, n: int = 50) -> list[dict]:
-        return self.console().events(n)
-
-    def read_file(self, path: str) -> bytes:
-        got = self.console().get(path)
-        if got is None:
-            raise FileNotFoundError(path)
-        return got
-
-    def put_config(self, cfg: dict) -> dict:
-        import json
-
-        return self.console().put("config/site.json", json.dumps(cfg, indent=1).encode()) or {}
 
     def repl(self) -> RawRepl:
         self.tee.close()
@@ -299,7 +275,7 @@ class SerialDut:
         self.tee.close()
 
 
-class SerialRigRuntime:
+class SerialRigRuntime(RigBase):
     """What the `rig` fixture holds on a desk rig."""
 
     def __init__(self, spec, echo=None, units=(1, 2), power_kw=(600.0, 120.0)):
@@ -312,17 +288,6 @@ class SerialRigRuntime:
         self._dut = None
         self.speed = 1
         self.period = 60
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def caps(self) -> set:
-        return self.spec.caps
-
-    def has(self, cap: str) -> bool:
-        return cap in self.spec.caps
 
     def now(self) -> float:
         return time.time()

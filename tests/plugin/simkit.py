@@ -2,19 +2,27 @@
 and the real firmware on the MicroPython unix port (nengjian_host.sim.SimGateway).
 
 Time can run fast on the gateway's RTC, the meters' energy and the platform's clock alike (one
-SimClock), so a day of 15-minute periods passes in minutes.
+SimClock), so a day of 15-minute periods passes in minutes. ExtraDrop hangs 68H-framed meters
+(DL/T 645, CJ/T 188) on the same wire, for a mixed bus.
 """
 
 from __future__ import annotations
 
+import os
+import select
+import threading
 import time
+import tty
 from pathlib import Path
 
 from nengjian_host.device import Console, RawRepl
 from nengjian_host.refplatform import RefPlatform
 from nengjian_host.sim import SimGateway, demo_site
+from nengjian_host.simmeters import open_pty, start
 from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
 from nengjian_host.wire import PtyWire
+
+from plugin.kitbase import DutBase, RigBase
 
 
 class SimClock:
@@ -77,12 +85,53 @@ class Bus:
         self.wire.close()
 
 
-class SimDut:
+class ExtraDrop:
+    """Simulated 68H-framed meters as a second drop on a PtyWire: they hear every request and
+    their replies go to the gateway, alongside the pymodbus meters on the wire's meter end."""
+
+    def __init__(self, wire: PtyWire, meters):
+        self.wire = wire
+        self.master, path = open_pty()
+        self.thread, self.stop_event = start(self.master, meters)
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.fd)
+        self._prev = wire.tap
+        wire.tap = self._tap
+        self._running = True
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _tap(self, direction, data):
+        if self._prev:
+            self._prev(direction, data)
+        if direction == "to_meters":
+            os.write(self.fd, data)
+
+    def _read(self):
+        while self._running:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(self.fd, 512)
+                except OSError:
+                    return
+                self.wire.inject_noise(data, "gateway")
+
+    def close(self):
+        self._running = False
+        self.stop_event.set()
+        self.thread.join(2)
+        self.reader.join(2)
+        os.close(self.fd)
+
+
+class SimDut(DutBase):
     """The gateway under test on the sim rig (SimGateway inside). Common DUT API: start, expect,
     output, alive, console/status/events/read_file, put_config, reset, power_cut, power_off/on,
     set_link, stop, wait_for; sim only: gateway, image()."""
 
     kind = "sim"
+    poll_s = 0.2
 
     def __init__(self, workdir: Path, bus: Bus, platform: RefPlatform, clock: SimClock, heap: str, echo=None):
         self.bus = bus
@@ -126,38 +175,14 @@ class SimDut:
     def alive(self) -> bool:
         return self.gateway.alive()
 
-    def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            if self.gateway.down():
-                raise AssertionError("gateway stopped while waiting for %s:\n%s" % (what, self.output()[-3000:]))
-            time.sleep(0.2)
-        raise AssertionError("timed out waiting for %s\n%s" % (what, self.output()[-3000:]))
+    def stopped(self) -> bool:
+        return self.gateway.down()
 
     # ---- console
     def console(self) -> Console:
         if self._console is None:
             self._console = Console(self.port, timeout=15).open()
         return self._console
-
-    def status(self) -> dict:
-        return self.console().status()
-
-    def events(self, n: int = 50) -> list[dict]:
-        return self.console().events(n)
-
-    def read_file(self, path: str) -> bytes:
-        got = self.console().get(path)
-        if got is None:
-            raise FileNotFoundError(path)
-        return got
-
-    def put_config(self, cfg: dict) -> dict:
-        import json
-
-        return self.console().put("config/site.json", json.dumps(cfg, indent=1).encode()) or {}
 
     def repl(self) -> RawRepl:
         """mpremote's raw REPL (stops the application; start it again with reset())."""
@@ -195,7 +220,7 @@ class SimDut:
         self.gateway.close()
 
 
-class SimRigRuntime:
+class SimRigRuntime(RigBase):
     """What the `rig` fixture holds on the sim rig. Resources start when first used; also offers the
     older SimRig API (gateway_process, meters, platform, site, wait_for, now) for existing tests."""
 
@@ -213,18 +238,7 @@ class SimRigRuntime:
         self._dut: SimDut | None = None
         self.gateway: SimGateway | None = None
 
-    # ---- capabilities
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def caps(self) -> set:
-        return self.spec.caps
-
-    def has(self, cap: str) -> bool:
-        return cap in self.spec.caps
-
+    # ---- clock (name, caps, has: RigBase)
     @property
     def speed(self) -> float:
         return self.clock.speed

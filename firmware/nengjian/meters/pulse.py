@@ -9,14 +9,15 @@ settled. Bounces shorter than debounce_ms are dropped; a pulse counts when the l
 active level (`edge` falling, the default for a pulled-up open collector, or rising). The handler
 does integer arithmetic only: it allocates nothing and may run as an interrupt.
 
-Persistence. Counts of every input go to one small file on the data volume (<data>/pulse.json),
-written to a temporary file and renamed over the old one, so the file on flash always holds a
-complete, earlier state. It is written when `persist_s` seconds have passed since the last write
-with new pulses, when any input has `persist_pulses` new pulses, and on a clean stop
-(`stop_all()`). What a power cut loses is only what was counted since the last write: at most
-persist_pulses - 1 pulses of an input, and at most persist_s seconds of pulses; a pulse already
-persisted is never lost. Shorter intervals lose less and wear the flash more (defaults: 60 s, 100
-pulses; littlefs spreads the writes).
+Persistence. Counts of every input go to one small file on the data volume (<data>/pulse.json,
+{"v": 1, "counts": {input: count}}, a nengjian.statefile: written to pulse.json.new and renamed
+over the old one), so the file on flash always holds a complete, earlier state; one that cannot
+be read is logged and the counts start from zero. It is written when `persist_s` seconds have
+passed since the last write with new pulses, when any input has `persist_pulses` new pulses, and
+on a clean stop (`stop_all()`). What a power cut loses is only what was counted since the last
+write: at most persist_pulses - 1 pulses of an input, and at most persist_s seconds of pulses; a
+pulse already persisted is never lost. Shorter intervals lose less and wear the flash more
+(defaults: 60 s, 100 pulses; littlefs spreads the writes).
 
 Value. total = start + pulses / per_unit, an exact Decimal with `decimals` places (per_unit a
 divisor of 10**decimals, e.g. 100 pulses per m3 with 2 decimals, stays exact; otherwise it rounds
@@ -25,11 +26,10 @@ field `pulses` gives the raw count.
 """
 
 import asyncio
-import json
 import os
 import sys
 
-from nengjian import log
+from nengjian import log, statefile
 from nengjian.compat import ticks_diff, ticks_ms
 from nengjian.meters import profile as profiles
 from nengjian.store.cbor import Decimal
@@ -119,7 +119,7 @@ class PulseCounter:
 
 
 class PulseStore:
-    """The counts of every input, persisted together in one file (tmp + rename)."""
+    """The counts of every input, persisted together in one file (nengjian.statefile)."""
 
     def __init__(self, path):
         self.path = path
@@ -132,18 +132,26 @@ class PulseStore:
         self._saved = self._load()
 
     def _load(self):
-        for path in (self.path, self.path + ".tmp"):
-            try:
-                with open(path) as f:
-                    data = json.load(f)
-                counts = data.get("counts")
-                if isinstance(counts, dict):
-                    return counts
-            except OSError:
-                continue
-            except (ValueError, AttributeError) as e:
-                log.warn("pulse", "%s unreadable (%s)" % (path, e))
-        return {}
+        why = []
+        doc = statefile.load(self.path, 1, why.append)
+        legacy = self.path + ".tmp"
+        if doc is None:
+            # Firmware before statefile wrote pulse.json.tmp: whole, it is a save cut before its
+            # rename, newer than anything else here (the reasoning of statefile's NAME.new).
+            doc = statefile.load(legacy, 1, why.append)
+            if doc is not None:
+                try:
+                    os.rename(legacy, self.path)
+                except OSError:
+                    pass
+        statefile.remove(legacy)  # read once: a stale copy must never be taken up later
+        counts = doc.get("counts") if doc is not None else None
+        if doc is not None and not isinstance(counts, dict):
+            why.append("no counts")
+            counts = None
+        if counts is None and why:
+            log.warn("pulse", "%s unreadable (%s): counting from zero" % (self.path, why[0]))
+        return counts or {}
 
     def counter(self, name, debounce_ms=20, active=0, persist_s=None, persist_pulses=None):
         c = self.counters.get(name)
@@ -163,20 +171,23 @@ class PulseStore:
         return False
 
     def persist(self):
+        """Write every count now. True once on flash; False (logged) if the write failed."""
         counts = {}
         for name, c in self.counters.items():
             counts[name] = c.count
         for name, v in self._saved.items():
             counts.setdefault(name, v)  # inputs not configured now keep their count
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps({"v": 1, "counts": counts}))
-        os.rename(tmp, self.path)
+        if not statefile.save(self.path, {"counts": counts}, 1, self._not_saved):
+            return False
         for name, c in self.counters.items():
             c.saved = counts[name]
         self._saved = counts
         self._last = ticks_ms()
         self.writes += 1
+        return True
+
+    def _not_saved(self, why):
+        log.warn("pulse", "cannot persist counts to %s: %s" % (self.path, why))
 
     def service(self, now):
         """Settle edges; persist when due. Returns True when it wrote the file."""
@@ -189,13 +200,9 @@ class PulseStore:
         if not due and ticks_diff(now, self._last) >= self.persist_ms and self.dirty():
             due = True
         if due:
-            try:
-                self.persist()
-            except OSError as e:
-                log.warn("pulse", "cannot persist counts to %s: %s" % (self.path, e))
-                self._last = now
-                return False
-            return True
+            if self.persist():
+                return True
+            self._last = now  # try again after persist_s, not at every turn
         return False
 
     async def run(self):
@@ -229,10 +236,7 @@ def stop_all():
         for c in s.counters.values():
             c.flush()
         if s.dirty():
-            try:
-                s.persist()
-            except OSError as e:
-                log.warn("pulse", "cannot persist counts on stop: %s" % e)
+            s.persist()
 
 
 def _atexit():

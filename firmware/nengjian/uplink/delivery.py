@@ -35,7 +35,7 @@ from nengjian.uplink import http, ndrc
 BACKOFF_MIN_MS = 2000
 BACKOFF_MAX_MS = 300000
 IDLE_MS = 5000
-FRESH_MAX = 64  # fresh values queued in RAM (references to records the app already built)
+FRESH_MAX = 16  # fresh values queued in RAM: the newest, each a reference to a record the app built
 AHEAD_MAX = 512  # values acknowledged ahead of the cursor, remembered until the cursor passes
 GROW_AFTER = 3  # successes in a row before a shrunk batch grows again
 CEILING_FOR = 100  # batches during which a size that failed stays out of reach
@@ -56,6 +56,7 @@ class Destination:
         self._batch_cap = batch_cap
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
+        self.info = None  # centerinfo.CenterInfo where the destination opts in to the info channel
         self.wake = asyncio.Event()
         self.backoff_ms = 0
         self.failing = False
@@ -246,6 +247,8 @@ class Destination:
         if not self._ready():
             await self._idle(2000)
             return
+        if self.info is not None and self.info.due() and await self.profile.ensure_session() is None:
+            await self.info.step()  # never blocks the data: a failure holds the info channel only
         batch, last = self.store.read(self.name, self._limit(), (records.VALUE,))
         if self._skip or self._ahead:
             batch = [r for r in batch if r[0] not in self._skip and r[0] not in self._ahead]

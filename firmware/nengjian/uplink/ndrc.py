@@ -45,7 +45,6 @@ on an HTTP 2xx; `errors: [{index, reason}]` names records refused for good (REJE
 is RETRY with the reason and the body logged.
 """
 
-import asyncio
 import json
 import os
 from binascii import hexlify
@@ -81,10 +80,10 @@ class _Stop(Exception):
     """Ends an exchange early with the Result in args[0]."""
 
 
-def build(dest, enterprise, state_dir, config_dir=".", event=None):
+def build(dest, enterprise, state_dir, config_dir=".", event=None, credentials=None):
     """The profile object for one checked destination of the site config."""
     if dest["profile"] == "ndrc-json":
-        return NdrcJson(dest, enterprise, state_dir, config_dir=config_dir, event=event)
+        return NdrcJson(dest, enterprise, state_dir, config_dir=config_dir, event=event, credentials=credentials)
     raise ValueError("unknown platform profile %r" % dest["profile"])
 
 
@@ -93,7 +92,7 @@ def _quote(s):
 
 
 class NdrcJson:
-    def __init__(self, dest, enterprise, state_dir, ssl=None, config_dir=".", event=None):
+    def __init__(self, dest, enterprise, state_dir, ssl=None, config_dir=".", event=None, credentials=None):
         self.name = dest["name"]
         self.dest = dest
         self.url = dest["url"]
@@ -103,6 +102,7 @@ class NdrcJson:
         self.success_code = str(dest.get("success_code", "0"))
         self.enterprise = enterprise
         self.config_dir = config_dir
+        self.credentials = credentials  # the board's credentials(): read once, when TLS is set up
         self._event = event or (lambda kind, text: log.warn("event", "%s: %s" % (kind, text)))
         self.ssl = ssl
         self.tls_notes = []
@@ -172,14 +172,14 @@ class NdrcJson:
             from nengjian.uplink import tlsctx
 
             try:
-                self.ssl, self.tls_notes = tlsctx.build(self.dest, self.config_dir)
+                self.ssl, self.tls_notes = tlsctx.build(self.dest, self.config_dir, self.credentials)
             except tlsctx.TlsSetupError as e:
                 raise _Stop(Result(RETRY, "TLS set-up: %s" % e))
             for note in self.tls_notes:
                 log.warn("uplink", "%s: %s" % (self.name, note))
         return self.ssl
 
-    async def _request(self, url, body, headers):
+    async def _request(self, url, body, headers, length=None):
         if url.startswith("https://"):
             ssl = self._tls()
         elif self.url.startswith("https://"):
@@ -188,6 +188,8 @@ class NdrcJson:
         else:
             ssl = None
         try:
+            if length is not None:
+                return await http.request("POST", url, body(), headers, self.timeout_ms, ssl, length=length)
             return await http.request("POST", url, body, headers, self.timeout_ms, ssl)
         except http.HttpError as e:
             from nengjian.uplink import tlsctx
@@ -198,22 +200,22 @@ class NdrcJson:
                 raise _Stop(Result(RETRY, clear))
             raise
 
-    async def _call(self, url, body, auth=True):
+    async def _call(self, url, body, auth=True, length=None):
         """(status, body) of one POST; under the token variant with the bearer token, renewed and
-        resent once on a 401."""
+        resent once on a 401. With `length`, body is a function giving the chunks anew for each send."""
         headers = {"Content-Type": CONTENT_TYPE}
         use_token = auth and self.security == TOKEN
         if use_token:
             if self._token is None or timeutil.now() >= self._token_until:
                 await self._fetch_token()
             headers["Authorization"] = "Bearer " + self._token
-        status, data = await self._request(url, body, headers)
+        status, data = await self._request(url, body, headers, length)
         if status == 401 and use_token:
             log.info("uplink", "%s: token refused (%s): fetching a new one" % (self.name, _excerpt(data)))
             self._token = None
             await self._fetch_token()
             headers["Authorization"] = "Bearer " + self._token
-            status, data = await self._request(url, body, headers)
+            status, data = await self._request(url, body, headers, length)
         return status, data
 
     def _success(self, status, ans):
@@ -263,6 +265,8 @@ class NdrcJson:
         self.session = {"enterpriseCode": ent["code"], "region": ent["region"], "registerURL": self.url,
                         "deviceId": dev, "centerDataURL": data_url,
                         "loadDicVersionURL": ans.get("loadDicVersionURL"), "tokenURL": ans.get("tokenURL"),
+                        "centerInfoURL": ans.get("centerInfoURL"),
+                        "centerInfoDownloadURL": ans.get("centerInfoDownloadURL"),
                         "uploadTime": ans.get("uploadTime"), "secretKey": key}
         self._save()
         self._checked = False
@@ -349,10 +353,11 @@ class NdrcJson:
             self._cipher_key = key
         return self._cipher
 
-    # The body is written into one buffer of its exact size (the kept one when it fits), allocated
-    # before the records are formatted: SM4 leaves a few KB of short-lived garbage per record, and
-    # a join of many parts kept alive across it needed a contiguous block the sim's 256 KB heap
-    # (about an ESP32's free RAM) no longer had for a 50-record SM4 batch (23 KB).
+    # The body is streamed: formatted record by record into the 4 KB buffer kept since start and
+    # sent a buffer at a time, with Content-Length measured beforehand. A body in one allocation of
+    # its own size (20 KB for 50 SM4 records) needed a contiguous block that a heap the size of an
+    # ESP32's, fragmented by hours of traffic, no longer had; measuring formats plain records twice
+    # but SM4 fields only by length, and nothing larger than one record is ever allocated.
     def _head(self):
         return ('{"deviceId":%s,"enterpriseCode":%s,"data":[' % (
             _quote(self.session["deviceId"]), _quote(self.enterprise["code"]))).encode()
@@ -374,67 +379,65 @@ class NdrcJson:
                 timeutil.cst_text(r[records.V_STAT_START]), upload, str(r[records.V_SCOPE]),
                 self._valid(r[records.V_VALID]))
 
-    def _fill(self, buf, batch, now):
-        """Write the body into buf (None: only measure it); yields after each record, returns the size."""
+    def _pieces(self, batch, now, measure=False):
+        """The body piece by piece, as bytes; when measuring, an SM4 field is given as its length."""
         cipher = self._sm4() if self.security == SM4_ECB else None
-        if cipher is not None:
+        if cipher is not None and not measure:
             from nengjian.crypto.sm4 import ecb_encrypt as sm4_ecb
         upload = timeutil.cst_text(now)
-        mv = memoryview(buf) if buf is not None else None
-        head = self._head()
-        pos = _put(mv, 0, head)
+        yield self._head()
         for i, (_seq, r) in enumerate(batch):
             if i:
-                pos = _put(mv, pos, b",")
+                yield b","
             if cipher is None:
-                pos = _put(mv, pos, self._plain(r, upload))
-            else:
-                for k, text in enumerate(self._texts(r, upload)):
-                    pos = _put(mv, pos, _SM4_KEYS[k])
-                    if mv is None:
-                        pos += 32 * (len(text) // 16 + 1)  # hex of the PKCS#7-padded blocks
-                    else:
-                        pos = _put(mv, pos, hexlify(sm4_ecb(cipher, text.encode())))
-                pos = _put(mv, pos, b'"}')
-            yield i
-        pos = _put(mv, pos, b"]}")
-        if mv is not None and pos != len(buf):
-            raise ValueError("body size %d, measured %d" % (pos, len(buf)))
-        return pos
+                yield self._plain(r, upload)
+                continue
+            for k, text in enumerate(self._texts(r, upload)):
+                yield _SM4_KEYS[k]
+                yield 32 * (len(text) // 16 + 1) if measure else hexlify(sm4_ecb(cipher, text.encode()))
+            yield b'"}'
+        yield b"]}"
 
     def _size(self, batch, now):
-        g = self._fill(None, batch, now)
-        try:
-            while True:
-                next(g)
-        except StopIteration as e:
-            return e.value
+        n = 0
+        for p in self._pieces(batch, now, True):
+            n += p if isinstance(p, int) else len(p)
+        return n
+
+    def _stream(self, batch, now):
+        """The body in chunks of at most the kept buffer; each chunk is valid until the next one is
+        asked for (the HTTP client sends a chunk completely before it asks)."""
+        mv = memoryview(self._body)
+        cap = len(mv)
+        pos = 0
+        for p in self._pieces(batch, now):
+            n = len(p)
+            if pos + n > cap:
+                if pos:
+                    yield mv[:pos]
+                    pos = 0
+                if n > cap:
+                    yield p
+                    continue
+            mv[pos:pos + n] = p
+            pos += n
+        if pos:
+            yield mv[:pos]
 
     def encode(self, batch, now):
-        """The upload body for records [(seq, VALUE record)], as a bytearray."""
-        buf = bytearray(self._size(batch, now))
-        for _ in self._fill(buf, batch, now):
-            pass
-        return buf
-
-    async def _encode(self, batch, now):
-        # encode(), into the kept buffer when the body fits, with a turn of the event loop after
-        # each SM4 record (a 50-record batch is 400 field encryptions: tens of milliseconds on an
-        # ESP32) and after every 16 plain ones. The body is valid until the next call.
-        size = self._size(batch, now)
-        buf = memoryview(self._body)[:size] if size <= len(self._body) else bytearray(size)
-        sm4 = self.security == SM4_ECB
-        for i in self._fill(buf, batch, now):
-            if sm4 or i & 15 == 15:
-                await asyncio.sleep(0)
-        return buf
+        """The whole upload body for records [(seq, VALUE record)], as a bytearray (tests, benches)."""
+        out = bytearray()
+        for chunk in self._stream(batch, now):
+            out += chunk
+        return out
 
     async def upload(self, batch, now):
         try:
             if not self.session:
                 return Result(RETRY, "no session")
-            body = await self._encode(batch, now)
-            status, data = await self._call(self.session["centerDataURL"], body)
+            size = self._size(batch, now)
+            status, data = await self._call(self.session["centerDataURL"], lambda: self._stream(batch, now),
+                                            length=size)
             return self._judge(status, data, len(batch))
         except _Stop as s:
             return s.args[0]
@@ -478,12 +481,6 @@ class NdrcJson:
 
 _SM4_KEYS = (b'{"dataCode":"', b'","dataValue":"', b'","inputType":"', b'","statType":"', b'","statDate":"',
              b'","uploadDate":"', b'","scope":"', b'","valid":"')
-
-
-def _put(mv, pos, b):
-    if mv is not None:
-        mv[pos:pos + len(b)] = b
-    return pos + len(b)
 
 
 def _mem_free():

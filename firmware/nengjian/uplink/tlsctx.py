@@ -86,8 +86,22 @@ def _read(config_dir, name, what):
         raise TlsSetupError("%s: cannot read %s (%s)" % (what, path, e))
 
 
-def build(dest, config_dir):
+def _read_or_provisioned(config_dir, name, what, credentials, which):
+    """A client certificate or key from the config directory or, when no such file is there, from
+    the board's provisioned credentials (on the ESP32 the private key lives in the nj_keys NVS
+    partition, never on the app filesystem a crew's laptop backs up)."""
+    try:
+        return _read(config_dir, name, what)
+    except TlsSetupError:
+        pem = credentials().get(which) if credentials is not None else None
+        if not pem:
+            raise
+        return pem
+
+
+def build(dest, config_dir, credentials=None):
     """(context, notes) for an https destination; notes are lines worth logging once.
+    `credentials`: the board's credentials() (dict with PEM "key" / "cert"), or None.
 
     Raises TlsSetupError naming the field and the file when a file is missing or unusable."""
     if tls is None:
@@ -110,8 +124,10 @@ def build(dest, config_dir):
     cert_name = dest.get("client_cert")
     if cert_name:
         key_name = dest.get("client_key")
-        chain = der_blocks(_read(config_dir, cert_name, "client_cert"), "client_cert " + cert_name)
-        keys = der_blocks(_read(config_dir, key_name, "client_key"), "client_key " + key_name)
+        chain = der_blocks(_read_or_provisioned(config_dir, cert_name, "client_cert", credentials, "cert"),
+                           "client_cert " + cert_name)
+        keys = der_blocks(_read_or_provisioned(config_dir, key_name, "client_key", credentials, "key"),
+                          "client_key " + key_name)
         if len(chain) > 1:
             # mbedtls takes one DER certificate per call here: the platform must know the issuer.
             notes.append("client_cert %s holds %d certificates: only the first is presented" % (cert_name, len(chain)))

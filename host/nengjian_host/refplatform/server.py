@@ -349,6 +349,8 @@ class RefPlatform:
       clock              callable returning POSIX seconds (default time.time); sets "server time"
       log                callable(str) for one-line event reports (default: silent)
       reg_version, dic_version  returned by /api/dicVersion
+      coefficients       {energy code: kgce per unit} served by /api/centerInfoDownload as
+                         data: [{"energyCode", "convertRation"}] (our reading of Yunnan's convertRation)
 
     Methods: start(), close() (or use as a context manager), set_fault(mode, **params), fault (property),
     records(enterprise_code=None, data_code=None), devices(), stats(), clear(devices=False),
@@ -358,7 +360,7 @@ class RefPlatform:
     def __init__(self, db_path=":memory:", host="127.0.0.1", port=0, period_s=900, valid_encoding="json",
                  variant="plain", upload_time="01:38:00", success_code="0", certfile=None, keyfile=None,
                  client_ca=None, pin="123456", token_ttl_s=3600, hang_s=60.0, future_tolerance_s=300,
-                 max_batch=None, clock=None, log=None, reg_version="1", dic_version="1"):
+                 max_batch=None, clock=None, log=None, reg_version="1", dic_version="1", coefficients=None):
         if variant not in VARIANTS:
             raise ValueError("unknown variant %r (one of %s)" % (variant, ", ".join(VARIANTS)))
         if valid_encoding not in v.VALID_ENCODINGS:
@@ -388,7 +390,8 @@ class RefPlatform:
             self.store, variant=variant, period_s=period_s, valid_encoding=valid_encoding,
             upload_time=upload_time, success_code=success_code, reg_version=reg_version,
             dic_version=dic_version, pin=pin, token_ttl_s=token_ttl_s,
-            future_tolerance_s=future_tolerance_s, max_batch=max_batch, clock=clock, log=self._log)
+            future_tolerance_s=future_tolerance_s, max_batch=max_batch, clock=clock, log=self._log,
+            coefficients=coefficients)
         self._server = None
         self._thread = None
         self._tls_failures = 0
@@ -451,6 +454,10 @@ class RefPlatform:
 
     def devices(self):
         return self.store.devices()
+
+    def center_infos(self):
+        """Bodies posted to centerInfoURL (a gateway's notices), oldest first, with receivedAt."""
+        return self.store.center_infos()
 
     def stats(self):
         out = self.service.counters()

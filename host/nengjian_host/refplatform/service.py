@@ -33,7 +33,7 @@ _NEEDS_TOKEN = ("dicVersion", "data", "centerInfo", "centerInfoDownload")
 class Service:
     def __init__(self, store, variant="plain", period_s=900, valid_encoding="json", upload_time="01:38:00",
                  success_code="0", reg_version="1", dic_version="1", pin="123456", token_ttl_s=3600,
-                 future_tolerance_s=300, max_batch=None, clock=None, log=None):
+                 future_tolerance_s=300, max_batch=None, clock=None, log=None, coefficients=None):
         self.store = store
         self.variant = variant
         self.period_s = period_s
@@ -45,6 +45,7 @@ class Service:
         self.tokens = TokenBook(token_ttl_s)
         self.future_tolerance_s = future_tolerance_s
         self.max_batch = max_batch
+        self.coefficients = dict(coefficients or {})
         self.clock = clock or time.time
         self._log = log or (lambda line: None)
         self._lock = threading.Lock()
@@ -202,7 +203,8 @@ class Service:
         _, bad = self._known_device(body)
         if bad:
             return bad
-        return self._ok(data=[])
+        return self._ok(data=[{"energyCode": code, "convertRation": ratio}
+                              for code, ratio in sorted(self.coefficients.items())])
 
     def data(self, body, reject_codes=()):
         bad = self._exact_keys(body, ("deviceId", "enterpriseCode", "data"))

@@ -5,6 +5,7 @@ resend overwrites the row and bumps `received_count`, so "every key present once
 sent" are both answerable. One connection shared by the handler threads, serialised by a lock.
 """
 
+import json
 import os
 import secrets
 import sqlite3
@@ -160,6 +161,11 @@ class Store:
         with self._lock, self._db:
             self._db.execute("INSERT INTO center_info (device_id, received_at, body) VALUES (?, ?, ?)",
                              (device_id, now_text, body_text))
+
+    def center_infos(self):
+        with self._lock:
+            rows = self._db.execute("SELECT received_at, body FROM center_info ORDER BY id").fetchall()
+        return [dict(json.loads(body), receivedAt=at) for at, body in rows]
 
     def clear(self, devices=False):
         """Forget records and base data (and registrations too when `devices`)."""

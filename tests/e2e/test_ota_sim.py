@@ -1,0 +1,167 @@
+"""Signed updates end to end on the sim board: a crew pushes a bundle over the console
+(`nengjian ota push`), the gateway checks it with its own vendor key, installs it into a slot under
+its APP_DIR, resets, runs it on trial, confirms it once healthy and keeps it across restarts. A bundle
+signed by another key switches nothing; a version that crashes at import is rolled back after
+ota.max_boots boots, with the reason in the ledger.
+
+The built-in package is the .mpy tree simbuild compiles (source with NJ_SIM_SOURCE=1); the bundles
+carry .mpy compiled for the sim (x64) by host/nengjian_host/ota.py."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import shutil
+
+import pytest
+from nengjian_host import bundle as app_bundle
+from nengjian_host import cli
+from nengjian_host import ota as host_ota
+
+pytestmark = [pytest.mark.e2e]
+
+NEW = "0.2.0-sim"
+CRASH = "0.3.0-crash"
+BOOTED = r"event\s+boot: started firmware (\S+)"
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ota")
+    host_ota.keygen(d / "vendor.pem", d / "vendor.pub.json", "test-vendor")
+    host_ota.keygen(d / "other.pem", d / "other.pub.json", "not-the-vendor")
+    march = app_bundle.load_board("sim").mpy_march
+    good = host_ota.collect(mpy=True, march=march, version=NEW)
+    host_ota.build(d / "good.njota", d / "vendor.pem", NEW, ["sim"], files=good, mpy=True)
+    host_ota.build(d / "rogue.njota", d / "other.pem", NEW, ["sim"], files=good, mpy=True)
+    src = d / "app.py"
+    src.write_text('raise RuntimeError("app of %s breaks at import")\n' % CRASH)
+    broken = app_bundle.compile_module(src, "nengjian/app.py", None)
+    crash = [(p, broken if p == "nengjian/app.mpy" else b) for p, b in host_ota.collect(mpy=True, march=march,
+                                                                                       version=CRASH)]
+    assert any(p == "nengjian/app.mpy" for p, _b in crash)
+    host_ota.build(d / "crash.njota", d / "vendor.pem", CRASH, ["sim"], files=crash, mpy=True)
+    return d
+
+
+def _ota_cli(*argv) -> tuple[int, str, str]:
+    """`nengjian ota ACTION ...`: through cli.main once cli.py wires `ota push/state`, else through the
+    same handlers on a parser of their own."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            args = cli.build_parser().parse_args(["ota", *argv])
+        except SystemExit:
+            err.seek(0)
+            err.truncate()
+            p = argparse.ArgumentParser(prog="nengjian ota")
+            host_ota.add_gateway_commands(p.add_subparsers(dest="ota_cmd", required=True), cli._port_args)
+            args = p.parse_args(list(argv))
+        code = args.func(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _json(out: str) -> dict:
+    """The CLI's JSON line (with --rig-echo the gateway's console lines print in between)."""
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+
+def _start(dut, bundles, max_boots=2):
+    if dut.kind != "sim":
+        pytest.skip("the bundles are built for the sim board")
+    cfg = dut.site()
+    cfg["health"] = {"healthy_s": 30}  # the schema's shortest: confirm comes 30 s after a boot
+    cfg["ota"] = {"max_boots": max_boots}
+    app_dir = dut.gateway.dir / "app"
+    shutil.rmtree(app_dir, ignore_errors=True)
+    # Provisioning puts the vendor's public key beside the site config.
+    shutil.copy(bundles / "vendor.pub.json", dut.gateway.dir / "config" / "ota_key.json")
+    dut.start(cfg)
+    return dut.expect(BOOTED, timeout=60).group(1), app_dir
+
+
+def _texts(dut, n=60):
+    return [(e["kind"], e["text"]) for e in dut.events(n)]
+
+
+@pytest.mark.needs("console", "reset")
+def test_pushed_update_runs_on_trial_confirms_when_healthy_and_stays(dut, bundles):
+    builtin, app_dir = _start(dut, bundles)
+    assert builtin != NEW
+    state = dut.console().request("ota")[-1]
+    assert state["active"] == "" and state["running"] == builtin
+
+    code, out, err = _ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
+    assert code == 0, out + err
+    doc = _json(out)
+    assert doc["installed"]["installed"] == NEW and doc["installed"]["slot"] == "a"
+    assert doc["status"]["firmware"] == NEW
+    assert doc["ota"]["state"] == "trial" and doc["ota"]["boots"] == 1 and doc["ota"]["version"] == NEW
+    assert (app_dir / "a" / "nengjian" / "app.mpy").exists()
+    assert dut.expect(BOOTED, timeout=30).group(1) == NEW
+
+    dut.expect(r"event\s+ota: version %s confirmed healthy" % re.escape(NEW), timeout=120)
+    texts = _texts(dut)
+    assert ("boot", "started firmware %s" % builtin) in texts
+    assert any(k == "ota" and t.startswith("installed %s in slot a" % NEW) for k, t in texts)
+    assert ("ota", "trial boot 1 of 2: %s from slot a" % NEW) in texts
+    assert ("boot", "started firmware %s" % NEW) in texts
+    assert not any("rolled back" in t or "update refused" in t for _k, t in texts)
+
+    # The confirm is kept: another reset boots the same version, not on trial, nothing counted.
+    boots = dut.gateway.boots
+    dut.reset()
+    assert dut.expect(BOOTED, timeout=60).group(1) == NEW
+    assert dut.gateway.boots == boots + 1
+    code, out, err = _ota_cli("state", "--port", dut.port)
+    assert code == 0, err
+    state = _json(out)
+    assert (state["active"], state["version"], state["state"], state["boots"], state["running"]) == (
+        "a", NEW, "confirmed", 0, NEW)
+    assert state["previous_version"] is None  # the built-in package before it
+    texts = _texts(dut)
+    assert [t for _k, t in texts if t.startswith("trial boot")] == ["trial boot 1 of 2: %s from slot a" % NEW]
+
+
+@pytest.mark.needs("console")
+def test_bundle_signed_with_another_key_switches_nothing(dut, bundles):
+    builtin, app_dir = _start(dut, bundles)
+    code, out, err = _ota_cli("push", str(bundles / "rogue.njota"), "--port", dut.port)
+    assert code == 1, out + err
+    assert "signature does not verify with vendor key test-vendor" in err
+    state = dut.console().request("ota")[-1]
+    assert state["active"] == "" and state["state"] == "confirmed" and state["running"] == builtin
+    assert not (app_dir / "a").exists() and not (app_dir / "b").exists()
+    assert not (app_dir / "incoming.njota.new").exists()
+    assert any(k == "ota" and "update refused: signature does not verify" in t for k, t in _texts(dut))
+    # Never reset: the gateway went on running the built-in package.
+    assert dut.gateway.boots == 1 and dut.alive()
+    assert dut.status()["firmware"] == builtin
+
+
+@pytest.mark.needs("console", "reset")
+def test_version_crashing_at_import_is_rolled_back_after_max_boots(dut, bundles):
+    builtin, app_dir = _start(dut, bundles, max_boots=2)
+    code, out, err = _ota_cli("push", str(bundles / "crash.njota"), "--port", dut.port, "--json")
+    # Installed, but after the reset the gateway came back with the version before it.
+    assert code == 1, out + err
+    doc = _json(out)
+    assert doc["installed"]["installed"] == CRASH and doc["status"]["firmware"] == builtin
+    assert doc["ota"]["active"] == "" and doc["ota"]["state"] == "confirmed"
+    assert dut.expect(BOOTED, timeout=30).group(1) == builtin
+    # The first boot, two trial boots that crash at import, the rolled-back boot.
+    assert dut.gateway.boots == 4
+    assert dut.output().count("update on trial failed to start: resetting") == 2
+    assert "app of %s breaks at import" % CRASH in dut.output()
+
+    texts = [t for k, t in _texts(dut) if k == "ota"]
+    why = "RuntimeError: app of %s breaks at import" % CRASH
+    assert "%s failed to start on trial boot 1: %s" % (CRASH, why) in texts
+    assert "%s failed to start on trial boot 2: %s" % (CRASH, why) in texts
+    assert ("rolled back from %s to built-in: not healthy after 2 boot(s); it failed to start: %s"
+            % (CRASH, why)) in texts
+    state = dut.console().request("ota")[-1]
+    assert state["running"] == builtin and state["failure"] is None
