@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 0
-HEAP ?= 256k
+HEAP ?= 288k
 PYTEST_ARGS ?=
 
 .PHONY: venv run test lint bench clean firmware-sim

@@ -16,7 +16,7 @@ sys.path[:0] = [str(ROOT / "host"), str(ROOT / "tests" / "e2e")]
 
 from simrig import SimRig  # noqa: E402
 
-SIZES = ["32k", "48k", "64k", "96k", "128k", "192k", "256k"]
+SIZES = ["128k", "192k", "224k", "256k", "288k", "320k"]
 
 
 def trial(heap: str) -> tuple[bool, str, float]:

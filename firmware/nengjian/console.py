@@ -67,7 +67,10 @@ class Console:
         self.version = version
         self.gw = None
         self.safe_reason = None
-        self._line = bytearray()
+        # The line is gathered in a buffer allocated once, at start: growing one byte by byte needs
+        # ever larger contiguous blocks, which a long-running gateway's heap may no longer have.
+        self._line = bytearray(LINE_MAX)
+        self._n = 0
         self._human = False
         self._over = False
         self._b1 = bytearray(1)
@@ -139,8 +142,8 @@ class Console:
             if c == 10 or c == 13:
                 if self._human:
                     sys.stdout.write("\r\n")
-                line = bytes(self._line)
-                self._line = bytearray()
+                line = bytes(memoryview(self._line)[:self._n])
+                self._n = 0
                 self._human = False
                 if self._over:
                     self._over = False
@@ -151,16 +154,17 @@ class Console:
                     except Exception as e:  # the console must outlive any one request
                         self._crashed(None, "console", e)
                 continue
-            if not self._line:
+            if not self._n:
                 self._human = c != 35  # '#': a host's request, not echoed
             if c == 8 or c == 127:
-                if self._line:
-                    self._line = self._line[:-1]
+                if self._n:
+                    self._n -= 1
                     if self._human:
                         sys.stdout.write("\b \b")
                 continue
-            if len(self._line) < LINE_MAX:
-                self._line.append(c)
+            if self._n < LINE_MAX:
+                self._line[self._n] = c
+                self._n += 1
                 if self._human and 32 <= c < 127:
                     sys.stdout.write(chr(c))
             else:

@@ -17,8 +17,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 def _cmd_sim(args) -> int:
     from nengjian_host import simrun
 
-    return simrun.run(Path(args.dir), args.duration, args.heap, args.meters, args.period, args.interval,
-                      not args.keep)
+    heap = args.heap or ("384k" if args.modem else "288k")
+    return simrun.run(Path(args.dir), args.duration, heap, args.meters, args.period, args.interval,
+                      not args.keep, modem=args.modem)
 
 
 def _cmd_check_config(args) -> int:
@@ -575,13 +576,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Start simulated Modbus meters, the reference platform and the real firmware "
                                    "on the MicroPython unix port; show readings taken, stored and accepted.")
     s.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
-    s.add_argument("--heap", default="256k", help="MicroPython heap, like an ESP32 without PSRAM (default 256k)")
+    s.add_argument("--heap", help="MicroPython heap: default 288k, about an ESP32 without PSRAM on this 64-bit "
+                                  "host; 384k with --modem (the 4G board, an ESP32-S3, has PSRAM; the modem "
+                                  "driver needs some 20 KB more)")
     s.add_argument("--meters", type=int, default=2, help="simulated meters on the bus (default 2)")
     s.add_argument("--period", type=int, default=60, choices=[60, 300, 900],
                    help="real-time period in seconds (the platform standard is 900; 60 shows data sooner)")
     s.add_argument("--interval", type=int, default=5, help="poll interval of each meter in seconds")
     s.add_argument("--dir", default="run/sim", help="where the sim keeps the flash image and platform database")
     s.add_argument("--keep", action="store_true", help="keep the previous run's flash and database")
+    s.add_argument("--modem", action="store_true",
+                   help="upload over 4G through a simulated AT modem (power-on, SIM, registration, dial, PPP) "
+                        "instead of Ethernet")
     s.set_defaults(func=_cmd_sim)
 
     c = sub.add_parser("check-config", help="check a site config file before it goes to a gateway",

@@ -40,7 +40,7 @@ CJT188_TYPES = {0x10: "cjt188-water", 0x11: "cjt188-water", 0x12: "cjt188-water"
 class SimTransport:
     """Runs firmware code on the sim board in a fresh MicroPython process."""
 
-    def __init__(self, buses: dict[int, str], heap: str = "256k", env: dict | None = None):
+    def __init__(self, buses: dict[int, str], heap: str = "288k", env: dict | None = None):
         self.buses = buses
         self.heap = heap
         self.extra_env = env or {}
@@ -198,7 +198,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cjt188", action="store_true", help="also probe for a CJ/T 188 meter")
     p.add_argument("--json", action="store_true", help="print the finds as JSON lines only")
     p.add_argument("--sim-bus", metavar="PTY", help="scan a simulated gateway whose port is wired to PTY")
-    p.add_argument("--heap", default="256k", help="MicroPython heap of the simulated gateway")
+    p.add_argument("--heap", default="288k", help="MicroPython heap of the simulated gateway")
 
 
 def options_from(args) -> dict:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from nengjian_host import paths, simbuild
 
-DEFAULT_HEAP = "256k"
+DEFAULT_HEAP = "288k"
 RESET_LINE = "@sim reset"  # boards/sim/board.py reset()
 _BANNER = re.compile(r'^MicroPython .*; |Type "help\(\)" for more information')
 

@@ -7,6 +7,7 @@ the platform accepts. Ctrl-C (or --duration) stops everything cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -19,7 +20,9 @@ from nengjian_host.wire import PtyWire
 
 
 def run(workdir: Path, duration: float, heap: str, meters: int, period_s: int, interval_s: int,
-        fresh: bool, out=sys.stdout) -> int:
+        fresh: bool, out=sys.stdout, modem: bool = False) -> int:
+    """With `modem`, the gateway's only link is 4G through the simulated AT modem (power-on, SIM,
+    registration, dial, PPP) instead of Ethernet: the modem driver and link supervisor at work."""
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -32,8 +35,16 @@ def run(workdir: Path, duration: float, heap: str, meters: int, period_s: int, i
     loads = [SimMeter(u, power_kw=250.0 / u, energy_kwh=10000.0 * u) for u in units]
     with PtyWire() as wire, SimModbusMeters(wire.meters_path, loads), \
             RefPlatform(db_path=str(workdir / "platform.sqlite"), port=0, period_s=period_s,
-                        log=lambda line: say("[platform]", line)) as platform:
-        gw = SimGateway(workdir / "gateway", {0: wire.gateway_path}, heap=heap,
+                        log=lambda line: say("[platform]", line)) as platform, contextlib.ExitStack() as stack:
+        env = {}
+        if modem:
+            from nengjian_host.simmodem import SimModem
+
+            ctl = workdir / "modem-pwrkey"
+            sim_modem = stack.enter_context(SimModem(str(ctl)))
+            env = {"NJ_MODEM": sim_modem.path, "NJ_MODEM_CTL": str(ctl), "NJ_LINKS": "modem"}
+            say("[sim]     ", f"4G modem (simulated, Quectel AT set) on {sim_modem.path}; data over the host network")
+        gw = SimGateway(workdir / "gateway", {0: wire.gateway_path}, heap=heap, env=env,
                         echo=lambda line: say("[gateway] ", line))
         gw.write_config(demo_site(platform.url + "/api/register", units=units, period_s=period_s,
                                   interval_s=interval_s))

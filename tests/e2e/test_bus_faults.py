@@ -130,7 +130,7 @@ def test_host_scan_finds_the_meters_through_the_sim_gateway(sim_rig):
     drop = ExtraDrop(rig.wire, [Dlt645Meter("123456789012", {0x00010000: "1"}, only_meter=True)])
     events = []
     try:
-        transport = host_scan.SimTransport({0: rig.wire.gateway_path}, heap="256k")
+        transport = host_scan.SimTransport({0: rig.wire.gateway_path}, heap="288k")
         res = host_scan.run_on(transport, {"addresses": [1, 4], "bauds": [9600], "parities": ["N"],
                                            "dlt645_bauds": [2400]}, lambda k, p: events.append(k), timeout=120)
     finally:

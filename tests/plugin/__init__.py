@@ -13,7 +13,7 @@ Options:
     --rig sim                 (default) the firmware on the MicroPython unix port, ptys, fast clock
     --rig serial --port P --bus-port B [--platform-url URL]
     --rig-file tests/rigs/NAME.json   a described rig (docs/RIG.md)
-    --sim-heap 256k           MicroPython heap of the sim gateway
+    --sim-heap 288k           MicroPython heap of the sim gateway
 
 Markers:
     @pytest.mark.needs("power_cut", "bus_noise")   skipped, with the reason, where the rig lacks one
@@ -33,7 +33,7 @@ import pytest
 
 from plugin.rigspec import CAPABILITIES, RigFileError, from_options, load_file
 
-DEFAULT_HEAP = "256k"
+DEFAULT_HEAP = "288k"
 
 
 def pytest_addoption(parser):
