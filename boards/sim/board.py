@@ -414,6 +414,19 @@ def sim_modem_link(cfg=None):
     return cellular.CellularLink(m, SimPPP, name="4g")
 
 
+def credentials():
+    """What `nengjian provision` put in the sim's nj_keys/ directory ({"key", "cert"}: PEM bytes);
+    the ESP32 boards read the same from their nj_keys NVS partition."""
+    out = {}
+    for name in ("key", "cert"):
+        try:
+            with open(_DIR + "/nj_keys/" + name + ".pem", "rb") as f:
+                out[name] = f.read()
+        except OSError:
+            pass
+    return out
+
+
 def unique_id():
     return (os.getenv("NJ_SIM_ID") or "sim-0000").encode()
 

@@ -35,6 +35,10 @@ never start with "@nj ", so a host picks answers out of the console stream. Line
                             "port", default rs485_0): "find" and "progress" answers, then the count.
                             Through the gateway's own Bus when it polls that port (the scan takes
                             the bus lock per probe), else on a fresh one
+    visit TEXT              record a crew's inspection visit in the ledger
+    manual JSON             store a manual entry (coal/oil delivery) as a value to upload
+    ota [SIZE SHA256]       without arguments: the update slots; with them: receive a signed
+                            bundle as `put` does, verify it, install it in the spare slot
     reset                   answer, then reset the board
 
 Long answers (get, sha256, events) give the scheduler back between lines, so polling and delivery

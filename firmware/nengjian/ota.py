@@ -234,6 +234,20 @@ def failed(root, why):
     write_pointer(root, p)
 
 
+def _copy_hashed(src, dst, left, mv):
+    """Copy `left` bytes from src to dst through the buffer mv; (sha256 of what was copied, bytes
+    missing when src ended early)."""
+    h = sha256()
+    while left:
+        n = src.readinto(mv[:min(len(mv), left)])
+        if not n:
+            break
+        h.update(mv[:n])
+        dst.write(mv[:n])
+        left -= n
+    return h, left
+
+
 # ---- install
 class Updater:
     def __init__(self, root, key, board, event=None, window_s=1800, max_boots=2):
@@ -308,16 +322,8 @@ class Updater:
             raise OtaError("bundle header damaged")
         buf = bytearray(CHUNK)
         mv = memoryview(buf)
-        h = sha256()
-        left = mlen
         with open(mpath, "wb") as out:
-            while left:
-                n = f.readinto(mv[:min(CHUNK, left)])
-                if not n:
-                    break
-                h.update(mv[:n])
-                out.write(mv[:n])
-                left -= n
+            h, left = _copy_hashed(f, out, mlen, mv)
         sig = f.read(slen)
         if left or len(sig) != slen:
             raise OtaError("bundle truncated in its header")
@@ -360,16 +366,10 @@ class Updater:
             for path, size, digest in files:
                 full = slot + "/" + path
                 _makedirs(full.rsplit("/", 1)[0])
-                h = sha256()
-                left = size
                 with open(full, "wb") as out:
-                    while left:
-                        n = f.readinto(mv[:min(CHUNK, left)])
-                        if not n:
-                            raise OtaError("bundle truncated in %s" % path)
-                        h.update(mv[:n])
-                        out.write(mv[:n])
-                        left -= n
+                    h, left = _copy_hashed(f, out, size, mv)
+                if left:
+                    raise OtaError("bundle truncated in %s" % path)
                 if _hex(h.digest()) != digest:
                     raise OtaError("%s does not match its hash in the signed manifest" % path)
             os.rename(mpath, slot + "/" + MANIFEST)

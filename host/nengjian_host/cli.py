@@ -191,7 +191,8 @@ def _cmd_provision(args) -> int:
             gateways = [provision.Gateway(serial=args.serial, mac=args.mac, board=args.board, config=cfg,
                                           gateway=args.gateway or "",
                                           cert_pem=provision._read_opt(Path("."), args.cert, "--cert"),
-                                          ca_pem=provision._read_opt(Path("."), args.ca, "--ca"))]
+                                          ca_pem=provision._read_opt(Path("."), args.ca, "--ca"),
+                                          ota_key=provision._read_opt(Path("."), args.ota_key, "--ota-key"))]
             bad = []
     except provision.ProvisionError as e:
         return _fail(args, EXIT_USAGE, str(e))
@@ -389,6 +390,8 @@ def _add_installer_commands(sub) -> None:
     pv.add_argument("--gateway", help="gateway id (default: site.gateway in the config, else the serial)")
     pv.add_argument("--cert", help="platform-issued certificate (PEM) for this gateway's key")
     pv.add_argument("--ca", help="platform CA certificate (PEM)")
+    pv.add_argument("--ota-key", help="vendor public key for signed updates (the .pub.json of `nengjian ota keygen`); "
+                                      "without it the gateway accepts no update")
     pv.add_argument("--batch", metavar="CSV", help="provision every row of a CSV of sites")
     pv.add_argument("--sim-dir", help="target: a sim gateway directory")
     pv.add_argument("--out", help="target: a staging directory per gateway, for `nengjian flash --provisioned`")

@@ -47,7 +47,7 @@ fw_identity = siteconfig.fw_identity  # the firmware's own check (firmware/nengj
 
 NVS_NAMESPACE = "nj"
 REQUIRED_COLUMNS = ("serial", "mac", "board", "config")
-OPTIONAL_COLUMNS = ("gateway", "site", "cert", "ca", "target")
+OPTIONAL_COLUMNS = ("gateway", "site", "cert", "ca", "ota_key", "target")
 
 
 class ProvisionError(ValueError):
@@ -77,6 +77,7 @@ class Gateway:
     site: str = ""
     cert_pem: bytes | None = None
     ca_pem: bytes | None = None
+    ota_key: bytes | None = None  # the vendor's public key for signed updates (nengjian ota keygen)
     source: str = ""  # where this came from, for messages ("sites.csv row 3")
 
     def __post_init__(self):
@@ -124,7 +125,25 @@ def check(gw: Gateway, profile_dir: Path = paths.PROFILES) -> list[str]:
             _load_cert(gw.ca_pem)
         except ValueError:
             problems.append(where + "ca: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")
+    if gw.ota_key is not None:
+        p = ota_key_problem(gw.ota_key)
+        if p:
+            problems.append(where + "ota_key: " + p)
     return problems
+
+
+def ota_key_problem(data: bytes) -> str | None:
+    """Why `data` is not a vendor public key the gateway can verify updates with, or None."""
+    from nengjian_host import ota
+
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return "not JSON: give the .pub.json file `nengjian ota keygen` wrote (never the private .pem)"
+    if not isinstance(doc, dict) or doc.get("alg") != ota.ALG or not isinstance(doc.get("n"), str) \
+            or doc.get("e") != 65537 or "d" in doc:
+        return "not a vendor public key (%s with n and e = 65537, as `nengjian ota keygen` writes)" % ota.ALG
+    return None
 
 
 def read_csv(path: Path, base: Path | None = None) -> tuple[list[Gateway], list[str]]:
@@ -152,7 +171,8 @@ def read_csv(path: Path, base: Path | None = None) -> tuple[list[Gateway], list[
             gw = Gateway(serial=row["serial"], mac=row["mac"], board=row["board"],
                          config=_read_json(base / row["config"], src + " config"), gateway=row.get("gateway", ""),
                          site=row.get("site", ""), cert_pem=_read_opt(base, row.get("cert"), src + " cert"),
-                         ca_pem=_read_opt(base, row.get("ca"), src + " ca"), source=src)
+                         ca_pem=_read_opt(base, row.get("ca"), src + " ca"),
+                         ota_key=_read_opt(base, row.get("ota_key"), src + " ota_key"), source=src)
         except ProvisionError as e:
             problems.append(str(e))
             continue
@@ -415,6 +435,8 @@ def build_files(gw: Gateway, keystore: KeyStore, now: dt.datetime | None = None)
             files["config/" + name] = key_pem
     for name in sorted({d["client_cert"] for d in dests if d.get("client_cert")} if gw.cert_pem else ()):
         files["config/" + name] = gw.cert_pem
+    if gw.ota_key is not None:  # signed updates are possible only where the vendor's key is provisioned
+        files["config/ota_key.json"] = gw.ota_key
     files["config/identity.json"] = json.dumps(ident, indent=1).encode()
     files["config/site.json"] = cfg_bytes  # last: the gateway starts from it
     row = {"serial": gw.serial, "gateway": gw.gateway, "mac": gw.mac, "site": gw.site,

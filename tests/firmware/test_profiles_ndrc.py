@@ -787,3 +787,13 @@ print("STATUS", st, body)
         out = run_mpy(code, timeout=60).stdout
     assert "WITHOUT: client_key: cannot read" in out and "cli.key" in out
     assert "STATUS 200" in out and '"deviceId"' in out
+
+
+def test_the_sim_board_gives_the_provisioned_key_like_the_esp32_does(tmp_path):
+    from mpyrun import run_mpy
+
+    (tmp_path / "nj_keys").mkdir()
+    (tmp_path / "nj_keys" / "key.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\nabc\n")
+    out = run_mpy("import board; print(sorted(board.credentials().items()))",
+                  env={"NJ_SIM_DIR": str(tmp_path)}).stdout.strip()
+    assert out == "[('key', b'-----BEGIN PRIVATE KEY-----\\nabc\\n')]"

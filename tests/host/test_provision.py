@@ -273,3 +273,20 @@ def _issue(ca_key, ca, public_key) -> bytes:
             .issuer_name(ca.subject).public_key(public_key).serial_number(2).not_valid_before(now)
             .not_valid_after(now + dt.timedelta(days=30)).sign(ca_key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_the_vendor_update_key_is_provisioned_and_a_private_key_refused(tmp_path):
+    """Signed updates work only where the vendor's public key is on the gateway (config/ota_key.json);
+    the private key, or anything else, is refused before a byte is written."""
+    assert cli.main(["ota", "keygen", "--id", "vendor-t", "--out", str(tmp_path / "keys")]) == 0
+    pub = (tmp_path / "keys" / "vendor-t.pub.json").read_bytes()
+    inv, ks = env(tmp_path)
+    res = provision.provision(gw(ota_key=pub), devicefiles.DirDevice(tmp_path / "gw"), inv, ks)
+    assert res.ok and (tmp_path / "gw" / "config" / "ota_key.json").read_bytes() == pub
+    assert "config/ota_key.json" in res.written and res.written[-1] == "config/site.json"
+    private = (tmp_path / "keys" / "vendor-t.pem").read_bytes()
+    problems = provision.check(gw(ota_key=private))
+    assert len(problems) == 1 and problems[0].startswith("ota_key: not JSON") and "never the private" in problems[0]
+    doc = json.loads(pub)
+    doc["e"] = 3
+    assert "not a vendor public key" in provision.check(gw(ota_key=json.dumps(doc).encode()))[0]
