@@ -51,6 +51,7 @@ class Gateway:
         self.links = []
         self.net = None
         self.clock = None
+        self.ota_fetch = None
         self.readings = 0
 
     # ---- ledger
@@ -174,6 +175,11 @@ class Gateway:
                 self.heartbeat.subscribe(d.info.heartbeat)
         return [sup.run(), self.heartbeat.run()]
 
+    def restart(self):
+        """Reset the board with everything taken so far on flash (a new version was installed)."""
+        self.store.flush()
+        board.reset()
+
     async def _leave_safe_mode_later(self):
         await asyncio.sleep_ms(self.cfg["health"]["safe_hold_s"] * 1000)
         self.boot_guard.retry_normal()
@@ -188,6 +194,8 @@ class Gateway:
             tasks.append(asyncio.create_task(self.net.run()))
             if self.clock is not None:
                 tasks.append(asyncio.create_task(self.clock.run(self.net.is_up)))
+            if self.ota_fetch is not None:
+                tasks.append(asyncio.create_task(self.ota_fetch.run(self.net.is_up)))
         tasks.append(asyncio.create_task(self.flush_loop()))
         tasks.append(asyncio.create_task(self.status_loop()))
         tasks += [asyncio.create_task(c) for c in self._watch(safe)]
@@ -315,6 +323,21 @@ def _start_updater(gw, cfg):
     gw.updater = ota.Updater(app_dir, ota.load_key(key_path), board.NAME, gw.event, cfg["ota"]["window_s"],
                              cfg["ota"]["max_boots"])
     gw.updater.take_log()
+    oc = cfg["ota"]
+    if oc.get("url"):
+        from nengjian import otafetch
+
+        ssl = None
+        if oc["url"].startswith("https://"):
+            from nengjian.uplink import tlsctx
+
+            try:
+                ssl = tlsctx.build({"ca": oc["ca"]}, board.CONFIG_DIR)[0]
+            except tlsctx.TlsSetupError as e:
+                gw.event("ota", "update server not asked (TLS set-up: %s): updates over USB only" % e)
+                return
+        gw.ota_fetch = otafetch.OtaFetch(gw.updater, oc["url"], VERSION, board.NAME, gw.event, oc["check_s"], ssl,
+                                         gw.restart)
 
 
 def _unmount(path):

@@ -91,6 +91,12 @@ def check(cfg, profile_loader):
             raise ConfigError("destinations[%d].coefficients: the site has no tce section to use them in" % i)
         names[d["name"]] = d
     _check_operations(cfg, codes, profiles)
+    url = cfg["ota"].get("url")
+    if url is not None:
+        if not (url.startswith("http://") or url.startswith("https://")):
+            raise ConfigError("ota.url: must start with http:// or https://")
+        if url.startswith("https://") and not cfg["ota"].get("ca"):
+            raise ConfigError("ota.ca: an https update server needs its CA certificate pinned")
     cfg["_profiles"] = profiles
     return cfg
 
@@ -138,7 +144,7 @@ def _check_destination_security(d, where):
 DEFAULTS_INTERVALS = {"daily": True, "monthly": True, "estimate_max_gap_s": 7200, "estimated_valid": False}
 DEFAULTS_ALARMS = {"warn_s": 86400, "alarm_s": 259200}
 DEFAULTS_HEALTH = {"heartbeat_s": 900, "healthy_s": 600, "crash_limit": 5, "safe_hold_s": 21600}
-DEFAULTS_OTA = {"window_s": 1800, "max_boots": 2}
+DEFAULTS_OTA = {"window_s": 1800, "max_boots": 2, "check_s": 86400}
 DEFAULTS_NETWORK = {"dial": "atd", "keepalive_s": 300, "failback_s": 900}
 
 

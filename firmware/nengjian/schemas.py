@@ -190,9 +190,14 @@ SITE = {
             "crash_limit": {"type": "integer", "minimum": 1, "maximum": 50},
             "safe_hold_s": {"type": "integer", "minimum": 600, "maximum": 604800},
         }),
+        # signed updates (nengjian.ota); `url`: the vendor's update server, asked every `check_s`
+        # (nengjian.otafetch), with `ca` pinned for https; without it updates come over USB only
         "ota": _obj({
             "window_s": {"type": "integer", "minimum": 300, "maximum": 86400},
             "max_boots": {"type": "integer", "minimum": 1, "maximum": 10},
+            "url": {"type": "string", "minLength": 8, "maxLength": 200},
+            "check_s": {"type": "integer", "minimum": 60, "maximum": 604800},
+            "ca": _FILE,
         }),
         # the uplink's links (nengjian.net): 4G APN and SIM PIN, dial command, keepalive probe gap,
         # how often a less preferred link tries the better one again; on a board whose modem is

@@ -9,7 +9,6 @@ carry .mpy compiled for the sim (x64) by host/nengjian_host/ota.py."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -48,19 +47,10 @@ def bundles(tmp_path_factory):
 
 
 def _ota_cli(*argv) -> tuple[int, str, str]:
-    """`nengjian ota ACTION ...`: through cli.main once cli.py wires `ota push/state`, else through the
-    same handlers on a parser of their own."""
+    """`nengjian ota ACTION ...` as a crew runs it; (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            args = cli.build_parser().parse_args(["ota", *argv])
-        except SystemExit:
-            err.seek(0)
-            err.truncate()
-            p = argparse.ArgumentParser(prog="nengjian ota")
-            host_ota.add_gateway_commands(p.add_subparsers(dest="ota_cmd", required=True), cli._port_args)
-            args = p.parse_args(list(argv))
-        code = args.func(args)
+        code = cli.main(["ota", *argv])
     return code, out.getvalue(), err.getvalue()
 
 
@@ -69,12 +59,12 @@ def _json(out: str) -> dict:
     return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
 
 
-def _start(dut, bundles, max_boots=2):
+def _start(dut, bundles, max_boots=2, **ota):
     if dut.kind != "sim":
         pytest.skip("the bundles are built for the sim board")
     cfg = dut.site()
     cfg["health"] = {"healthy_s": 30}  # the schema's shortest: confirm comes 30 s after a boot
-    cfg["ota"] = {"max_boots": max_boots}
+    cfg["ota"] = dict(ota, max_boots=max_boots)
     app_dir = dut.gateway.dir / "app"
     shutil.rmtree(app_dir, ignore_errors=True)
     # Provisioning puts the vendor's public key beside the site config.
@@ -165,3 +155,30 @@ def test_version_crashing_at_import_is_rolled_back_after_max_boots(dut, bundles)
             % (CRASH, why)) in texts
     state = dut.console().request("ota")[-1]
     assert state["running"] == builtin and state["failure"] is None
+
+
+@pytest.mark.needs("console", "reset")
+def test_update_fetched_from_the_vendor_server_runs_on_trial(dut, bundles):
+    """Over the uplink instead of USB: the gateway asks the update server (ota.url), downloads what it
+    offers, installs it after the same signature check and restarts into it on trial. A bundle
+    signed by another key is refused and nothing is switched (tests/firmware/test_otafetch.py: a
+    refused version is not downloaded again in the same boot)."""
+    from nengjian_host.otaserver import OtaServer
+
+    with OtaServer() as server:
+        server.publish("sim", NEW, bundles / "rogue.njota")
+        builtin, app_dir = _start(dut, bundles, url=server.url + "/offer", check_s=60)
+        dut.expect(r"event\s+ota: update refused: signature does not verify", timeout=60)
+        offers = [q for p, q in server.requests if p == "/offer"]
+        assert offers[0] == {"board": "sim", "version": builtin}
+        assert not (app_dir / "a").exists() and dut.gateway.boots == 1
+        server.publish("sim", NEW, bundles / "good.njota")  # the vendor fixes it, same version number
+        # A refused version is not fetched again in this boot: a restart clears that.
+        dut.reset()
+        assert dut.expect(BOOTED, timeout=60).group(1) == builtin
+        dut.expect(r"event\s+ota: installed %s fetched from the update server" % re.escape(NEW), timeout=60)
+        assert dut.expect(BOOTED, timeout=60).group(1) == NEW
+        state = dut.console().request("ota")[-1]
+        assert (state["active"], state["version"], state["state"]) == ("a", NEW, "trial")
+        downloads = [p for p, _q in server.requests if p.startswith("/bundles/")]
+        assert downloads == ["/bundles/rogue.njota", "/bundles/good.njota"]

@@ -1,0 +1,100 @@
+"""Signed updates fetched over the uplink: now and then ask the vendor's update server whether a
+bundle newer than the running version waits for this board, download it and install it.
+
+Owns: the offer request and its answer, the download into the updater's incoming file, and not
+fetching a refused version again until the next boot. Verifying and switching belong to
+nengjian.ota: its signature check decides, whoever delivered the file (a crew's USB push or this).
+Imported only where the site config names `ota.url` and the vendor key is provisioned.
+
+Offer (our format; the vendor runs the server, `nengjian_host.otaserver` is the reference one):
+    GET <ota.url>?board=<board>&version=<running>
+    -> 200 {"version": "0.2.0", "url": bundle URL (absolute, or a path on the same server),
+            "size": bytes}                         a version to install
+    -> 204, or 200 with the running version        nothing to do
+"""
+
+import asyncio
+import json
+import os
+
+from nengjian import log
+from nengjian.uplink import http
+
+FIRST_CHECK_MS = 10000
+
+
+class OtaFetch:
+    def __init__(self, updater, url, running, board_name, event, every_s=86400, ssl=None, on_installed=None,
+                 timeout_ms=60000):
+        self.updater = updater
+        self.url = url
+        self.running = running
+        self.board = board_name
+        self._event = event
+        self.every_ms = every_s * 1000
+        self.ssl = ssl
+        self.on_installed = on_installed  # the app flushes the store and resets into the trial
+        self.timeout_ms = timeout_ms
+        self.refused = None  # version whose bundle was refused: not fetched again this boot
+        self.last_error = ""
+        self.checks = 0
+
+    def _offer_url(self):
+        return "%s%sboard=%s&version=%s" % (self.url, "&" if "?" in self.url else "?", self.board, self.running)
+
+    def _bundle_url(self, where):
+        if "://" in where:
+            return where
+        scheme, host, port, _path = http.split_url(self.url)
+        return "%s://%s:%d%s" % (scheme, host, port, where if where.startswith("/") else "/" + where)
+
+    async def check(self):
+        """One round: ask, and install what is offered. True if a new version was installed."""
+        from nengjian import ota
+
+        self.checks += 1
+        status, body = await http.request("GET", self._offer_url(), b"", None, self.timeout_ms, self.ssl)
+        if status == 204:
+            return False
+        if status != 200:
+            raise ota.OtaError("update server answered HTTP %d" % status)
+        try:
+            offer = json.loads(body)
+            version, where, size = offer["version"], offer["url"], int(offer.get("size") or 0)
+        except (ValueError, KeyError, TypeError):
+            raise ota.OtaError("update server's offer is not {version, url, size}: %r" % bytes(body[:80]))
+        if version == self.running or version == self.refused:
+            return False
+        self._event("ota", "version %s offered by the update server: downloading" % version)
+        path = self.updater.incoming(size or ota.HEAD + 1)
+        try:
+            await ota.download(self._bundle_url(where), path, self.timeout_ms, self.ssl)
+            try:
+                man = self.updater.install_file(path)  # the signature decides; refusals are in the ledger
+            except ota.OtaError:
+                self.refused = version
+                raise
+        finally:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        self._event("ota", "installed %s fetched from the update server: restarting into it on trial"
+                    % man.get("version", version))
+        if self.on_installed is not None:
+            self.on_installed()
+        return True
+
+    async def run(self, link_up=None):
+        await asyncio.sleep_ms(FIRST_CHECK_MS)  # the start-up traffic (registration, back-fill) goes first
+        while True:
+            if self.updater.on_trial():
+                pass  # one update at a time: a version on trial is confirmed or rolled back first
+            elif link_up is None or link_up():
+                try:
+                    await self.check()
+                    self.last_error = ""
+                except Exception as e:  # noqa: BLE001 - a failed check waits for the next round
+                    self.last_error = "%s: %s" % (type(e).__name__, e)
+                    log.warn("ota", "update check failed: %s" % self.last_error)
+            await asyncio.sleep_ms(self.every_ms)

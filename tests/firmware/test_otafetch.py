@@ -1,0 +1,87 @@
+"""Updates fetched over the uplink (firmware/nengjian/otafetch.py): the offer exchange, a refused
+version not downloaded again, nothing fetched while a version is on trial. CPython with scripted HTTP
+and a stand-in updater; tests/e2e/test_ota_sim.py runs the real thing on the sim board."""
+
+import asyncio
+import json
+
+from nengjian import ota, otafetch
+
+
+class Updater:
+    def __init__(self, refuse=False):
+        self.refuse = refuse
+        self.installed = []
+        self.trial = False
+
+    def incoming(self, size):
+        return "/tmp/nj-otafetch-test.njota"
+
+    def install_file(self, path):
+        if self.refuse:
+            raise ota.OtaError("signature does not verify with vendor key v")
+        self.installed.append(path)
+        return {"version": "0.2.0"}
+
+    def on_trial(self):
+        return self.trial
+
+
+def fetcher(monkeypatch, answers, updater):
+    asked, downloaded, events, restarts = [], [], [], []
+
+    async def request(method, url, body=b"", headers=None, timeout_ms=0, ssl=None, **kw):
+        asked.append(url)
+        status, doc = answers.pop(0)
+        return status, json.dumps(doc).encode() if doc is not None else b""
+
+    async def download(url, path, timeout_ms=0, ssl=None):
+        downloaded.append(url)
+        open(path, "wb").close()
+        return 0
+
+    monkeypatch.setattr(otafetch.http, "request", request)
+    monkeypatch.setattr(ota, "download", download)
+    f = otafetch.OtaFetch(updater, "http://upd:8080/offer", "0.1.0", "sim", lambda k, t: events.append(t),
+                          on_installed=lambda: restarts.append(1))
+    return f, asked, downloaded, events, restarts
+
+
+OFFER = (200, {"version": "0.2.0", "url": "/bundles/b.njota", "size": 5000})
+
+
+def test_an_offer_is_downloaded_installed_and_the_gateway_restarts(monkeypatch):
+    f, asked, downloaded, events, restarts = fetcher(monkeypatch, [OFFER], Updater())
+    assert asyncio.run(f.check()) is True
+    assert asked == ["http://upd:8080/offer?board=sim&version=0.1.0"]
+    assert downloaded == ["http://upd:8080/bundles/b.njota"] and restarts == [1]
+    assert events[-1].startswith("installed 0.2.0 fetched from the update server")
+
+
+def test_nothing_offered_or_the_running_version_means_nothing_fetched(monkeypatch):
+    f, asked, downloaded, _e, restarts = fetcher(monkeypatch, [(204, None), (200, {"version": "0.1.0", "url": "/x"})],
+                                                 Updater())
+    assert asyncio.run(f.check()) is False and asyncio.run(f.check()) is False
+    assert len(asked) == 2 and not downloaded and not restarts
+
+
+def test_a_refused_version_is_not_downloaded_again(monkeypatch):
+    f, asked, downloaded, _e, restarts = fetcher(monkeypatch, [OFFER, OFFER], Updater(refuse=True))
+    try:
+        asyncio.run(f.check())
+        raise AssertionError("a refused bundle must raise")
+    except ota.OtaError:
+        pass
+    assert f.refused == "0.2.0"
+    assert asyncio.run(f.check()) is False
+    assert len(asked) == 2 and len(downloaded) == 1 and not restarts
+
+
+def test_a_garbled_offer_is_an_error_not_a_download(monkeypatch):
+    f, _a, downloaded, _e, _r = fetcher(monkeypatch, [(200, {"ver": 1})], Updater())
+    try:
+        asyncio.run(f.check())
+        raise AssertionError("expected OtaError")
+    except ota.OtaError as e:
+        assert "not {version, url, size}" in str(e)
+    assert not downloaded
