@@ -48,14 +48,13 @@ class FileBlockDevice:
             self._f = open(path, "r+b")
         except OSError:
             self._f = open(path, "w+b")
+        self._erased = b"\xff" * block_size
         end = self._f.seek(0, 2)
         want = blocks * block_size
         if end < want:
-            self._erased = b"\xff" * block_size
             self._f.seek(end - end % block_size)
             for _ in range((want - end + block_size - 1) // block_size):
                 self._f.write(self._erased)
-        self._erased = b"\xff" * block_size
         self.writes = 0
         self.erases = 0
 

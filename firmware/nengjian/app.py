@@ -148,8 +148,7 @@ class Gateway:
             parts += ["STORE:%s" % k for k in sorted(self.store.alarms)]
             log.info("status", " ".join(parts))
             if self.updater and self.supervisor and self.updater.check_trial(self.supervisor.uptime_ms // 1000):
-                self.store.flush()
-                board.reset()
+                self.restart()
 
     def _watch(self, safe):
         """The supervisor feeds the watchdog only while every poller and destination moves."""
@@ -176,7 +175,8 @@ class Gateway:
         return [sup.run(), self.heartbeat.run()]
 
     def restart(self):
-        """Reset the board with everything taken so far on flash (a new version was installed)."""
+        """Reset the board with everything taken so far on flash (an update installed or rolled back,
+        safe mode left)."""
         self.store.flush()
         board.reset()
 
@@ -184,8 +184,7 @@ class Gateway:
         await asyncio.sleep_ms(self.cfg["health"]["safe_hold_s"] * 1000)
         self.boot_guard.retry_normal()
         self.event("health", "leaving crash-loop safe mode for a normal start")
-        self.store.flush()
-        board.reset()
+        self.restart()
 
     async def run(self, safe=False):
         tasks = [asyncio.create_task(p.run()) for p in self.pollers]

@@ -432,51 +432,17 @@ class Updater:
         self._note(text)
         return True
 
-    async def fetch(self, url, path, timeout_ms=60000, ssl=None):
-        """Download url to path (streamed to flash), then install it. Returns the manifest."""
-        await download(url, path, timeout_ms, ssl)
-        return self.install_file(path)
 
 
-async def download(url, path, timeout_ms=60000, ssl=None):
-    """GET url into the file path, streamed; the server must send Content-Length (ours does)."""
-    import asyncio
-
+async def download(url, path, timeout_ms=600000, ssl=None):
+    """GET url into the file path, streamed to flash by the uplink's HTTP client (one deadline for
+    the whole transfer; the server must send Content-Length)."""
     from nengjian.uplink import http
 
-    _scheme, host, port, rpath = http.split_url(url)
-    reader, writer = await http.connect(host, port, ssl, timeout_ms)
-    try:
-        writer.write(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (rpath, host)).encode())
-        await asyncio.wait_for_ms(writer.drain(), timeout_ms)
-        status = await asyncio.wait_for_ms(reader.readline(), timeout_ms)
-        parts = status.split()
-        if len(parts) < 2 or parts[1] != b"200":
-            raise OtaError("GET %s: %s" % (url, status.strip()))
-        length = None
-        while True:
-            line = await asyncio.wait_for_ms(reader.readline(), timeout_ms)
-            if not line or line in (b"\r\n", b"\n"):
-                break
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v.strip())
-        if length is None:
-            raise OtaError("GET %s: no Content-Length" % url)
-        left = length
-        with open(path, "wb") as out:
-            while left:
-                chunk = await asyncio.wait_for_ms(reader.read(min(CHUNK, left)), timeout_ms)
-                if not chunk:
-                    raise OtaError("GET %s: connection closed with %d bytes to go" % (url, left))
-                out.write(chunk)
-                left -= len(chunk)
-    finally:
-        try:
-            writer.close()
-        except Exception:
-            pass
-    return length
+    with open(path, "wb") as out:
+        status, _ = await http.request("GET", url, b"", None, timeout_ms, ssl, into=out)
+    if status != 200:
+        raise OtaError("GET %s: HTTP %d" % (url, status))
 
 
 def _hex(b):

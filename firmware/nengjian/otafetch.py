@@ -21,6 +21,7 @@ from nengjian import log
 from nengjian.uplink import http
 
 FIRST_CHECK_MS = 10000
+DOWNLOAD_MS = 600000  # a whole bundle over a slow 4G link: one deadline for the transfer
 
 
 class OtaFetch:
@@ -68,7 +69,7 @@ class OtaFetch:
         self._event("ota", "version %s offered by the update server: downloading" % version)
         path = self.updater.incoming(size or ota.HEAD + 1)
         try:
-            await ota.download(self._bundle_url(where), path, self.timeout_ms, self.ssl)
+            await ota.download(self._bundle_url(where), path, DOWNLOAD_MS, self.ssl)
             try:
                 man = self.updater.install_file(path)  # the signature decides; refusals are in the ledger
             except ota.OtaError:

@@ -121,3 +121,16 @@ def test_a_failed_coefficient_download_is_tried_again_later(tmp_path, monkeypatc
     assert r.kind == ndrc.RETRY and "later" in r.reason and not coeffs
     ch._hold = None
     assert ch.due()
+
+
+def test_a_dead_connection_keeps_the_notice_and_holds_the_channel(tmp_path, monkeypatch):
+    ch, _http, _events, _ = channel(tmp_path, monkeypatch, [])
+
+    async def refused(*a, **kw):
+        raise ndrc.http.HttpError("connect: ECONNREFUSED")
+
+    monkeypatch.setattr(ndrc.http, "request", refused)
+    ch.alarm(RAISED)
+    r = step(ch)
+    assert r.kind == ndrc.RETRY and "ECONNREFUSED" in r.reason
+    assert len(ch.queue) == 1 and not ch.due()

@@ -10,6 +10,7 @@ import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from mpyrun import run_mpy
@@ -63,6 +64,8 @@ def _respond(conn, behaviour):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 1000)
     elif behaviour == "huge-eof":
         conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 40000)
+    elif behaviour == "bulk":  # a download: far larger than any answer the client keeps in RAM
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n" + bytes(range(250)) * 200)
     elif behaviour == "truncated":
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
 
@@ -120,9 +123,15 @@ async def one(c):
                 data, n = body, c["stream"]
                 body = (data[i:i + n] for i in range(0, len(data), n))
                 length = len(data) + c.get("lie", 0)
-            status, body = await http.request(c.get("method", "POST"), c["url"], body,
-                                              {"Content-Type": "application/json"}, c.get("timeout", 2000),
-                                              ssl=ctx, max_body=c.get("max_body", 16384), length=length)
+            into = open(c["into"], "wb") if c.get("into") else None
+            try:
+                status, body = await http.request(c.get("method", "POST"), c["url"], body,
+                                                  {"Content-Type": "application/json"}, c.get("timeout", 2000),
+                                                  ssl=ctx, max_body=c.get("max_body", 16384), length=length,
+                                                  into=into)
+            finally:
+                if into is not None:
+                    into.close()
             out["status"] = status
             out["body"] = body.decode()
     except http.HttpError as e:
@@ -144,9 +153,9 @@ asyncio.run(main())
 
 
 @pytest.fixture(scope="module")
-def results():
+def results(tmp_path_factory):
     behaviours = ["ok", "echo", "head", "chunked", "eof", "drip", "hang", "reset", "garbage", "huge", "huge-eof",
-                  "truncated", "not-tls"]
+                  "truncated", "not-tls", "bulk"]
     servers = {b: Server(b) for b in behaviours}
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
@@ -168,12 +177,19 @@ def results():
     cases["probe_silent"] = {"url": "http://127.0.0.1:%d/" % servers["hang"].port, "probe": True, "timeout": 500}
     cases["by_name"] = {"url": "http://localhost:%d/x" % servers["ok"].port}
     cases["not_https_ctx"] = {"url": "https://127.0.0.1:%d/" % servers["ok"].port}
-    proc = run_mpy(CLIENT % json.dumps(cases), timeout=60)
+    for name, server in (("bulk", "bulk"), ("truncated", "truncated"), ("chunked", "chunked")):
+        cases["into_" + name] = {"url": cases[server]["url"], "method": "GET", "body": "",
+                                 "into": str(tmp_path_factory.mktemp("dl") / (name + ".bin"))}
+    downloads = {k: c["into"] for k, c in cases.items() if "into" in c}
+    proc = run_mpy(CLIENT % json.dumps(cases), timeout=60, heap="1024k")  # the results JSON holds 18 kB echoes
     for s in servers.values():
         s.close()
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            res = json.loads(line[7:])
+            for k, path in downloads.items():
+                res[k]["file"] = Path(path).read_bytes()
+            return res
     raise AssertionError(proc.stdout + proc.stderr)
 
 
@@ -254,3 +270,11 @@ def test_split_url_and_http_date():
 
 def test_http_date(results):
     assert results["parsed"] == [784111777, None, None]
+
+
+def test_a_download_streams_into_a_file_and_a_short_one_is_an_error(results):
+    r = results["into_bulk"]
+    assert r["status"] == 200 and r["body"] == "" and r["file"] == bytes(range(250)) * 200  # 50 kB, max_body 16 kB
+    r = results["into_truncated"]
+    assert "connection closed with 90 of 100 bytes to go" in r["error"] and r["file"] == b"only ten b"
+    assert "needs a Content-Length" in results["into_chunked"]["error"]

@@ -797,3 +797,30 @@ def test_the_sim_board_gives_the_provisioned_key_like_the_esp32_does(tmp_path):
     out = run_mpy("import board; print(sorted(board.credentials().items()))",
                   env={"NJ_SIM_DIR": str(tmp_path)}).stdout.strip()
     assert out == "[('key', b'-----BEGIN PRIVATE KEY-----\\nabc\\n')]"
+
+
+@pytest.mark.parametrize("section,value,fragment", [
+    ("ota", {"url": "ftp://vendor/offer"}, "ota.url: must start with http:// or https://"),
+    ("ota", {"url": "https://vendor.example/offer"}, "ota.ca: an https update server needs its CA"),
+    ("ota", {"check_s": 10}, "ota.check_s"),
+    ("network", {"pin": "12a4"}, "network.pin"),
+    ("network", {"dial": "ppp"}, "network.dial"),
+    ("network", {"keepalive_s": 5}, "network.keepalive_s"),
+])
+def test_update_and_network_sections_are_checked(section, value, fragment):
+    cfg = site()
+    cfg[section] = value
+    with pytest.raises(fw_config.ConfigError) as e:
+        fw_config.check(cfg, load_meter_profile)
+    assert str(e.value).startswith(fragment), str(e.value)
+    assert siteconfig.check(cfg)  # the host's jsonschema agrees there is a problem
+
+
+def test_platform_coefficients_need_a_tce_section():
+    cfg = site(coefficients=True)
+    with pytest.raises(fw_config.ConfigError, match=r"destinations\[0\]\.coefficients: the site has no tce"):
+        fw_config.check(cfg, load_meter_profile)
+    cfg = site(coefficients=True, notices=["alarm"])
+    cfg["tce"] = {"decimals": 3}
+    d = fw_config.check(cfg, load_meter_profile)
+    assert d["destinations"][0]["notices"] == ["alarm"] and d["network"]["keepalive_s"] == 300

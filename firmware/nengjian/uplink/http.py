@@ -211,14 +211,18 @@ async def _send_body(writer, body, dl):
         await _within(dl, writer.drain())
 
 
-async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384, length=None):
+async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384, length=None,
+                  into=None):
     """Send one request; return (status, body bytes). Raises HttpError on any transport failure.
 
     `body` is bytes; or a list/tuple of byte strings sent one after the other; or, with `length`
     (the total in bytes, for Content-Length), any iterable of byte strings - a generator that encodes
     one record at a time streams a batch of any size in the heap of one record. A profile can thus
     hand over its records without joining them into one large allocation (on a fragmented heap a
-    20 kB bytearray can fail with 300 kB free)."""
+    20 kB bytearray can fail with 300 kB free).
+
+    With `into` (a file opened for writing), a 200 answer's body of any size is written there as it
+    arrives (it must carry Content-Length) and the body returned is empty: downloads."""
     global last_answer_ms
     scheme, host, port, path = split_url(url)
     if scheme == "https" and ssl is None:
@@ -274,9 +278,20 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
                 date = value.strip()
         else:
             raise HttpError("more than 64 header lines")
-        if length > max_body:
+        if into is not None and status == 200:
+            if chunked or length < 0:
+                raise HttpError("a download needs a Content-Length")
+            left = length
+            while left:
+                chunk = await _within(dl, reader.read(min(SEND_CHUNK, left)))
+                if not chunk:
+                    raise EOFError("connection closed with %d of %d bytes to go" % (left, length))
+                into.write(chunk)
+                left -= len(chunk)
+            data = b""
+        elif length > max_body:
             raise HttpError("response of %d bytes is too large" % length)
-        if chunked:
+        elif chunked:
             data = b""
             while True:
                 size = int((await _readline(reader, dl)).split(b";")[0].strip(), 16)
