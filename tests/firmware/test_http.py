@@ -218,12 +218,13 @@ def test_chunked_and_read_to_eof(results):
 
 
 def test_one_deadline_for_the_whole_exchange(results):
-    # A server that drips a byte every 100 ms never lets a per-read timeout fire; the deadline does.
+    # A server that drips a byte every 100 ms (10 s of header) never lets a per-read timeout fire;
+    # only the deadline can end it as a timeout (without one it would end in an EOF error). Durations
+    # are not asserted: they belong to benchmarks, and a loaded CI machine stretches them.
     r = results["drip"]
     assert r["timeout"] is True and "within 1500 ms" in r["error"]
-    assert 1400 <= r["ms"] < 2500
-    r = results["hang"]
-    assert r["timeout"] is True and 700 <= r["ms"] < 1500
+    r = results["hang"]  # silent for 5 s, then closes: a timeout only through the 800 ms deadline
+    assert r["timeout"] is True and "within 800 ms" in r["error"]
 
 
 @pytest.mark.parametrize("case,needle,errno", [
@@ -244,14 +245,13 @@ def test_failures_are_http_errors(results, case, needle, errno):
 
 def test_tls_failure_is_an_http_error(results):
     r = results["not-tls"]
-    assert "error" in r and r["timeout"] is False and r["ms"] < 1500, r
+    assert "error" in r and r["timeout"] is False, r
 
 
 def test_keepalive_probe(results):
     assert results["probe_ok"]["reachable"] is True  # any HTTP answer proves the path
     assert results["probe_refused"]["reachable"] is True  # so does a refusal from the host
     assert results["probe_silent"]["reachable"] is False  # silence does not
-    assert results["probe_silent"]["ms"] < 1500
 
 
 def test_names_resolve_once(results):
