@@ -22,6 +22,8 @@ from nengjian.uplink import http
 
 FIRST_CHECK_MS = 10000
 DOWNLOAD_MS = 600000  # a whole bundle over a slow 4G link: one deadline for the transfer
+WAIT_MS = 10000  # link down or a version on trial: look again this soon, not a whole check period later
+RETRY_MS = 3600000  # a check that failed (server down, link flapping) is tried again within the hour
 
 
 class OtaFetch:
@@ -89,13 +91,17 @@ class OtaFetch:
     async def run(self, link_up=None):
         await asyncio.sleep_ms(FIRST_CHECK_MS)  # the start-up traffic (registration, back-fill) goes first
         while True:
-            if self.updater.on_trial():
-                pass  # one update at a time: a version on trial is confirmed or rolled back first
-            elif link_up is None or link_up():
-                try:
-                    await self.check()
-                    self.last_error = ""
-                except Exception as e:  # noqa: BLE001 - a failed check waits for the next round
-                    self.last_error = "%s: %s" % (type(e).__name__, e)
-                    log.warn("ota", "update check failed: %s" % self.last_error)
-            await asyncio.sleep_ms(self.every_ms)
+            # One update at a time: a version on trial is confirmed or rolled back first. A check
+            # skipped for either reason waits for the link, not for the next period (a day by default).
+            if self.updater.on_trial() or (link_up is not None and not link_up()):
+                await asyncio.sleep_ms(WAIT_MS)
+                continue
+            wait_ms = self.every_ms
+            try:
+                await self.check()
+                self.last_error = ""
+            except Exception as e:  # noqa: BLE001 - a failed check is tried again later
+                self.last_error = "%s: %s" % (type(e).__name__, e)
+                log.warn("ota", "update check failed: %s" % self.last_error)
+                wait_ms = min(wait_ms, RETRY_MS)
+            await asyncio.sleep_ms(wait_ms)

@@ -85,3 +85,50 @@ def test_a_garbled_offer_is_an_error_not_a_download(monkeypatch):
     except ota.OtaError as e:
         assert "not {version, url, size}" in str(e)
     assert not downloaded
+
+
+def _run_for(f, seconds, link_up=None):
+    async def main():
+        task = asyncio.create_task(f.run(link_up))
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def _fast(monkeypatch):
+    """Steps of milliseconds instead of seconds; the check period stays a day. CPython's asyncio
+    gets MicroPython's sleep_ms."""
+    monkeypatch.setattr(asyncio, "sleep_ms", lambda ms: asyncio.sleep(ms / 1000), raising=False)
+    monkeypatch.setattr(otafetch, "FIRST_CHECK_MS", 1)
+    monkeypatch.setattr(otafetch, "WAIT_MS", 5)
+    monkeypatch.setattr(otafetch, "RETRY_MS", 20)
+
+
+def test_a_check_skipped_while_the_link_is_down_happens_when_it_comes_back(monkeypatch):
+    _fast(monkeypatch)
+    f, asked, _d, _e, _r = fetcher(monkeypatch, [(204, None)], Updater())
+    calls = []
+
+    def link_up():
+        calls.append(1)
+        return len(calls) > 3  # down for the first three looks
+
+    _run_for(f, 0.3, link_up)
+    assert len(calls) >= 4 and len(asked) == 1  # checked once the link came back, not a day later
+
+
+def test_nothing_is_asked_while_a_version_is_on_trial(monkeypatch):
+    _fast(monkeypatch)
+    updater = Updater()
+    updater.trial = True
+    f, asked, _d, _e, _r = fetcher(monkeypatch, [OFFER], updater)
+    _run_for(f, 0.1, lambda: True)
+    assert asked == []
+
+
+def test_a_failed_check_is_tried_again_before_the_next_period(monkeypatch):
+    _fast(monkeypatch)
+    f, asked, _d, _e, _r = fetcher(monkeypatch, [(503, None), (204, None)], Updater())
+    _run_for(f, 0.3, lambda: True)
+    assert len(asked) == 2 and f.last_error == ""

@@ -63,6 +63,12 @@ def pytest_configure(config):
                                 config.getoption("platform_url"))
     except RigFileError as e:
         raise pytest.UsageError(str(e)) from None
+    # One gateway on one USB console: parallel workers would fight over the port (make test runs the
+    # sim rig with -n; each sim worker starts its own gateways).
+    workers = getattr(config.option, "numprocesses", None)
+    if spec.kind != "sim" and workers:
+        raise pytest.UsageError("the %s rig is one physical gateway: run it without -n (PYTEST_WORKERS=0 with make, "
+                                "or -n 0), not with %s parallel workers" % (spec.kind, workers))
     config._nj_rig = spec
 
 

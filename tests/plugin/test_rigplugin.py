@@ -62,6 +62,9 @@ def test_bad_rig_options_are_usage_errors(pytester, tmp_path):
     bad.write_text('{"kind": "serial", "dut": {"port": "sn:1"}}')
     res = _inner(pytester, "--rig-file=%s" % bad)
     assert res.ret == pytest.ExitCode.USAGE_ERROR and "bus.port is required" in res.stderr.str()
+    # One physical gateway: parallel workers would share its console.
+    res = _inner(pytester, "-n", "2", "--rig-file=%s" % (RIGS / "desk-esp32-eth.json"))
+    assert res.ret == pytest.ExitCode.USAGE_ERROR and "one physical gateway" in res.stderr.str()
 
 
 def test_rig_files_in_the_repository_load():
