@@ -91,7 +91,7 @@ class CenterInfo:
                 r = await self._coefficients(s)
         except http.HttpError as e:
             r = ndrc.Result(ndrc.RETRY, str(e))
-        except ndrc._Stop as e:
+        except ndrc.Stop as e:
             r = e.args[0]
         if r.kind == ndrc.RETRY:
             self._hold = ticks_add(ticks_ms(), HOLD_MS)
@@ -109,19 +109,18 @@ class CenterInfo:
             return ndrc.Result(ndrc.OK)
         body = json.dumps({"deviceId": s["deviceId"], "enterpriseCode": self.profile.enterprise["code"],
                            "infoType": kind, "infoTime": timeutil.cst_text(at), "info": info}).encode()
-        status, data = await self.profile._call(url, body)
-        ans = ndrc._parse(data)
+        status, _ans, why = await self.profile.exchange(url, body)
         if self.queue and self.queue[0][2] == at and self.queue[0][0] == kind:
             self.queue.pop(0)
-        if self.profile._success(status, ans):
+        if not why:
             self.stats["sent"] += 1
             log.info("uplink", "%s: %s notice accepted" % (self.profile.name, kind))
             return ndrc.Result(ndrc.OK)
         if status >= 500:
             self.queue.insert(0, (kind, info, at))  # the platform is unwell, not the notice
-            return ndrc.Result(ndrc.RETRY, "%s notice: %s" % (kind, self.profile._unclear(status, data, ans)))
+            return ndrc.Result(ndrc.RETRY, "%s notice: %s" % (kind, why))
         self.stats["dropped"] += 1
-        self._note("%s notice refused, not resent: %s" % (kind, self.profile._unclear(status, data, ans)))
+        self._note("%s notice refused, not resent: %s" % (kind, why))
         return ndrc.Result(ndrc.OK)
 
     async def _coefficients(self, s):
@@ -132,11 +131,10 @@ class CenterInfo:
         if not url:
             self._note("the platform gave no centerInfoDownloadURL: its coefficients cannot be read")
             return ndrc.Result(ndrc.OK)
-        status, data = await self.profile._call(url, json.dumps({"deviceId": s["deviceId"]}).encode())
-        ans = ndrc._parse(data)
-        if not self.profile._success(status, ans):
+        _status, ans, why = await self.profile.exchange(url, json.dumps({"deviceId": s["deviceId"]}).encode())
+        if why:
             self._coeff_device = None  # try again after the hold
-            return ndrc.Result(ndrc.RETRY, "coefficient download: %s" % self.profile._unclear(status, data, ans))
+            return ndrc.Result(ndrc.RETRY, "coefficient download: %s" % why)
         n = 0
         for entry in ans.get("data") or ():
             if not isinstance(entry, dict):

@@ -76,8 +76,8 @@ class Result:
         self.rejected = rejected or []  # (index in batch, reason)
 
 
-class _Stop(Exception):
-    """Ends an exchange early with the Result in args[0]."""
+class Stop(Exception):
+    """Ends an exchange early with the Result in args[0] (a session to make again, TLS set-up)."""
 
 
 def build(dest, enterprise, state_dir, config_dir=".", event=None, credentials=None):
@@ -174,7 +174,7 @@ class NdrcJson:
             try:
                 self.ssl, self.tls_notes = tlsctx.build(self.dest, self.config_dir, self.credentials)
             except tlsctx.TlsSetupError as e:
-                raise _Stop(Result(RETRY, "TLS set-up: %s" % e))
+                raise Stop(Result(RETRY, "TLS set-up: %s" % e))
             for note in self.tls_notes:
                 log.warn("uplink", "%s: %s" % (self.name, note))
         return self.ssl
@@ -183,7 +183,7 @@ class NdrcJson:
         if url.startswith("https://"):
             ssl = self._tls()
         elif self.url.startswith("https://"):
-            raise _Stop(Result(RETRY, "the platform gave a plain http:// URL (%s) for an https:// destination: "
+            raise Stop(Result(RETRY, "the platform gave a plain http:// URL (%s) for an https:// destination: "
                                       "refusing to send in the clear" % url))
         else:
             ssl = None
@@ -197,7 +197,7 @@ class NdrcJson:
             text = str(e)
             clear = tlsctx.explain(text, self.dest, getattr(e, "errno", None))
             if clear != text:
-                raise _Stop(Result(RETRY, clear))
+                raise Stop(Result(RETRY, clear))
             raise
 
     async def _call(self, url, body, auth=True, length=None):
@@ -218,6 +218,16 @@ class NdrcJson:
             status, data = await self._request(url, body, headers, length)
         return status, data
 
+    async def exchange(self, url, body):
+        """One POST of a JSON body to a URL the session names (the information channel's):
+        (status, answer dict or None, why), why being "" on the platform's success code and the
+        reason otherwise. Raises Stop when the exchange cannot be made (token, TLS set-up)."""
+        status, data = await self._call(url, body)
+        ans = _parse(data)
+        if self._success(status, ans):
+            return status, ans, ""
+        return status, ans, self._unclear(status, data, ans)
+
     def _success(self, status, ans):
         return ans is not None and 200 <= status < 300 and str(ans.get("responseCode")) == self.success_code
 
@@ -228,7 +238,7 @@ class NdrcJson:
         if "deviceid" in msg.lower().replace(" ", ""):
             dev = self.session.get("deviceId") if self.session else None
             self.forget_session()
-            raise _Stop(Result(RETRY, "platform no longer accepts deviceId %s (%s): registering again" % (dev, msg)))
+            raise Stop(Result(RETRY, "platform no longer accepts deviceId %s (%s): registering again" % (dev, msg)))
 
     # ---- session
     async def ensure_session(self):
@@ -242,7 +252,7 @@ class NdrcJson:
                 await self._fetch_token()
             if not self._checked:
                 await self._version_check()
-        except _Stop as s:
+        except Stop as s:
             return s.args[0]
         return None
 
@@ -252,15 +262,15 @@ class NdrcJson:
         status, data = await self._request(self.url, body, {"Content-Type": CONTENT_TYPE})
         ans = _parse(data)
         if not self._success(status, ans):
-            raise _Stop(Result(RETRY, "register refused: %s" % self._unclear(status, data, ans)))
+            raise Stop(Result(RETRY, "register refused: %s" % self._unclear(status, data, ans)))
         dev = ans.get("deviceId")
         data_url = ans.get("centerDataURL")
         if not isinstance(dev, str) or not dev or not isinstance(data_url, str) or not data_url:
-            raise _Stop(Result(RETRY, "register answer lacks deviceId or centerDataURL: %s" % _excerpt(data)))
+            raise Stop(Result(RETRY, "register answer lacks deviceId or centerDataURL: %s" % _excerpt(data)))
         key = ans.get("secretKey")
         if self.security in (SM4_ECB, TOKEN):
             if not isinstance(key, str) or len(key) < 16:
-                raise _Stop(Result(RETRY, "register answer has no usable secretKey for security %s: %s" % (
+                raise Stop(Result(RETRY, "register answer has no usable secretKey for security %s: %s" % (
                     self.security, _excerpt(data))))
         self.session = {"enterpriseCode": ent["code"], "region": ent["region"], "registerURL": self.url,
                         "deviceId": dev, "centerDataURL": data_url,
@@ -278,7 +288,7 @@ class NdrcJson:
         s = self.session
         url = s.get("tokenURL") or self.dest.get("token_url")
         if not url:
-            raise _Stop(Result(RETRY, "no token URL: the register answer has no tokenURL and the destination "
+            raise Stop(Result(RETRY, "no token URL: the register answer has no tokenURL and the destination "
                                       "sets no token_url"))
         from nengjian.crypto import sm4
 
@@ -286,7 +296,7 @@ class NdrcJson:
             password = sm4.yunnan_password(s["secretKey"], self.enterprise["code"], self.dest.get("pin", ""),
                                            self.dest.get("password_upper", False))
         except ValueError as e:
-            raise _Stop(Result(RETRY, "cannot form the token password: %s" % e))
+            raise Stop(Result(RETRY, "cannot form the token password: %s" % e))
         body = json.dumps({"deviceId": s["deviceId"], "enterpriseCode": self.enterprise["code"],
                            "password": password}).encode()
         status, data = await self._request(url, body, {"Content-Type": CONTENT_TYPE})
@@ -302,7 +312,7 @@ class NdrcJson:
             return
         if ans is not None:
             self._mismatch(ans)
-        raise _Stop(Result(RETRY, "token refused: %s" % self._unclear(status, data, ans)))
+        raise Stop(Result(RETRY, "token refused: %s" % self._unclear(status, data, ans)))
 
     async def _version_check(self):
         s = self.session
@@ -349,7 +359,7 @@ class NdrcJson:
                 self._cipher = sm4.SM4(sm4.key_from_hex(key))
             except (ValueError, TypeError) as e:
                 self.forget_session()
-                raise _Stop(Result(RETRY, "secretKey from registration is unusable (%s): registering again" % e))
+                raise Stop(Result(RETRY, "secretKey from registration is unusable (%s): registering again" % e))
             self._cipher_key = key
         return self._cipher
 
@@ -439,7 +449,7 @@ class NdrcJson:
             status, data = await self._call(self.session["centerDataURL"], lambda: self._stream(batch, now),
                                             length=size)
             return self._judge(status, data, len(batch))
-        except _Stop as s:
+        except Stop as s:
             return s.args[0]
         except MemoryError:
             # Retried like any failure; delivery halves the batch after repeated ones.
