@@ -5,7 +5,9 @@ site config, restore interval state, then run one poller per bus, one delivery t
 destination, the store's flush timer, a status line and the supervisor. A missing or invalid
 config, or a data volume that will not mount, starts safe mode instead: the console stays usable,
 the error is printed every minute, and the config is re-read so a crew's fix takes effect
-without a power cycle.
+without a power cycle. Not for a version on trial: one that cannot start on this site's config
+fails its trial (main.py resets; ota.max_boots such boots roll it back), because in safe mode
+nothing would ever confirm it or roll it back.
 """
 
 import asyncio
@@ -210,6 +212,25 @@ def _load_profile(name):
     return profiles.load(board.PROFILE_DIR, name)
 
 
+class TrialStartFailed(Exception):
+    """The version on trial could not start normally (main.py records why and resets)."""
+
+
+def _on_trial():
+    if not hasattr(board, "APP_DIR"):
+        return False
+    from nengjian import ota
+
+    return ota.trial(board.APP_DIR)
+
+
+async def _safe_mode_unless_on_trial(reason):
+    if _on_trial():
+        log.error("safe", "version %s on trial cannot start: %s" % (VERSION, reason))
+        raise TrialStartFailed(reason)
+    await safe_mode(reason)
+
+
 async def safe_mode(reason):
     """Keep the console alive, repeat the reason, and come back when the config is fixed."""
     log.error("safe", "SAFE MODE: %s" % reason)
@@ -244,7 +265,7 @@ async def main_async():
         try:
             data = board.mount_data()
         except OSError as e:
-            await safe_mode("data volume will not mount (%s); stored data is left untouched" % e)
+            await _safe_mode_unless_on_trial("data volume will not mount (%s); stored data is left untouched" % e)
             continue
         store_dir = data + "/store"
         global _guard, _quick
@@ -256,7 +277,7 @@ async def main_async():
             cfg = config.load(board.CONFIG_DIR + "/site.json", _load_profile)
         except config.ConfigError as e:
             _unmount(data)
-            await safe_mode("config: %s" % e)
+            await _safe_mode_unless_on_trial("config: %s" % e)
             continue
         config.release_validators()
         gc.collect()
@@ -285,7 +306,7 @@ async def main_async():
         except config.ConfigError as e:
             store.close()
             _unmount(data)
-            await safe_mode("config: %s" % e)
+            await _safe_mode_unless_on_trial("config: %s" % e)
             continue
         restored = gw.restore_intervals()
         log.info("boot", "store: last record %d, %d item(s) resumed; %d meter(s) on %d bus(es), %d destination(s)" % (

@@ -17,13 +17,14 @@ import shutil
 
 import pytest
 from nengjian_host import bundle as app_bundle
-from nengjian_host import cli
+from nengjian_host import cli, paths
 from nengjian_host import ota as host_ota
 
 pytestmark = [pytest.mark.e2e]
 
 NEW = "0.2.0-sim"
 CRASH = "0.3.0-crash"
+STRICT = "0.4.0-strict"
 BOOTED = r"event\s+boot: started firmware (\S+)"
 
 
@@ -43,6 +44,16 @@ def bundles(tmp_path_factory):
                                                                                        version=CRASH)]
     assert any(p == "nengjian/app.mpy" for p, _b in crash)
     host_ota.build(d / "crash.njota", d / "vendor.pem", CRASH, ["sim"], files=crash, mpy=True)
+    # A version whose site schema wants a section this site's config does not have.
+    schemas = (paths.FIRMWARE / "nengjian" / "schemas.py").read_text()
+    top = '"required": ["version", "enterprise", "buses", "meters", "items", "destinations"'
+    assert top in schemas
+    src = d / "schemas.py"
+    src.write_text(schemas.replace(top, top + ', "site_survey"', 1))
+    strict_schemas = app_bundle.compile_module(src, "nengjian/schemas.py", None)
+    strict = [(p, strict_schemas if p == "nengjian/schemas.mpy" else b)
+              for p, b in host_ota.collect(mpy=True, march=march, version=STRICT)]
+    host_ota.build(d / "strict.njota", d / "vendor.pem", STRICT, ["sim"], files=strict, mpy=True)
     return d
 
 
@@ -155,6 +166,23 @@ def test_version_crashing_at_import_is_rolled_back_after_max_boots(dut, bundles)
             % (CRASH, why)) in texts
     state = dut.console().request("ota")[-1]
     assert state["running"] == builtin and state["failure"] is None
+
+
+@pytest.mark.needs("console", "reset")
+def test_version_refusing_the_site_config_is_rolled_back_not_left_in_safe_mode(dut, bundles):
+    """Safe mode waits for a crew to fix the config; a version on trial that refuses a config the
+    site has been running with is what is wrong, so it fails its trial instead of sitting there."""
+    builtin, _app_dir = _start(dut, bundles, max_boots=2)
+    code, out, err = _ota_cli("push", str(bundles / "strict.njota"), "--port", dut.port, "--json")
+    assert code == 1, out + err  # installed, then the gateway came back with the version before it
+    assert dut.expect(BOOTED, timeout=60).group(1) == builtin
+    assert dut.output().count("update on trial failed to start: resetting") == 2
+    texts = [t for k, t in _texts(dut) if k == "ota"]
+    failures = [t for t in texts if t.startswith("%s failed to start on trial boot" % STRICT)]
+    assert len(failures) == 2 and all("TrialStartFailed: config:" in t and "site_survey" in t for t in failures)
+    assert any(t.startswith("rolled back from %s to built-in" % STRICT) for t in texts)
+    assert dut.console().request("ota")[-1]["running"] == builtin
+    assert "SAFE MODE" not in dut.output()
 
 
 @pytest.mark.needs("console", "reset")
