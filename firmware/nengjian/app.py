@@ -341,7 +341,7 @@ def _start_updater(gw, cfg):
     from nengjian import ota
 
     gw.updater = ota.Updater(app_dir, ota.load_key(key_path), board.NAME, gw.event, cfg["ota"]["window_s"],
-                             cfg["ota"]["max_boots"])
+                             cfg["ota"]["max_boots"], key_path)
     gw.updater.take_log()
     oc = cfg["ota"]
     if oc.get("url"):

@@ -479,11 +479,24 @@ def _ota_install(con, rid, path):
     try:
         man = gw.updater.install_file(path)
     except OtaError as e:
+        _remove(path)
         con.fail(rid, "update refused: %s" % e)
         return
+    except MemoryError:
+        # A heap fragmented by weeks of running: the check runs at the restart instead, before the
+        # application fills the heap (nengjian.ota.install_pending). The crew's reset applies it.
+        try:
+            gw.updater.defer(path)
+        except (OtaError, OSError) as e:
+            _remove(path)
+            con.fail(rid, "update not installed: out of memory to check it, and it cannot be left for the "
+                          "restart (%s)" % e)
+            return
+        con.answer(rid, {"deferred": True, "applies": "checked and installed at the reset"}, True)
+        return
     finally:
-        _remove(path)
         gw.store.flush()  # the ledger's install or refusal is on flash before a reset
+    _remove(path)
     p = gw.updater.state()
     con.answer(rid, {"installed": man["version"], "slot": p.get("active"), "state": p.get("state"),
                      "files": len(man["files"]), "verify_ms": gw.updater.last_verify_ms,

@@ -1,9 +1,10 @@
 """Signed updates fetched over the uplink: now and then ask the vendor's update server whether a
 bundle newer than the running version waits for this board, download it and install it.
 
-Owns: the offer request and its answer, the download into the updater's incoming file, and not
-fetching a refused version again until the next boot. Verifying and switching belong to
-nengjian.ota: its signature check decides, whoever delivered the file (a crew's USB push or this).
+Owns: the offer request and its answer, the download into the updater's incoming file, handing it
+to the check at the next boot (Updater.defer, then a restart), and not fetching a version refused
+there again until the boot after. Verifying and switching belong to nengjian.ota: its signature
+check decides, whoever delivered the file (a crew's USB push or this).
 Imported only where the site config names `ota.url` and the vendor key is provisioned.
 
 Offer (our format; the vendor runs the server, `nengjian_host.otaserver` is the reference one):
@@ -14,6 +15,7 @@ Offer (our format; the vendor runs the server, `nengjian_host.otaserver` is the 
 """
 
 import asyncio
+import gc
 import json
 import os
 
@@ -27,7 +29,7 @@ RETRY_MS = 3600000  # a check that failed (server down, link flapping) is tried 
 
 
 class OtaFetch:
-    def __init__(self, updater, url, running, board_name, event, every_s=86400, ssl=None, on_installed=None,
+    def __init__(self, updater, url, running, board_name, event, every_s=86400, ssl=None, restart=None,
                  timeout_ms=60000):
         self.updater = updater
         self.url = url
@@ -36,9 +38,9 @@ class OtaFetch:
         self._event = event
         self.every_ms = every_s * 1000
         self.ssl = ssl
-        self.on_installed = on_installed  # the app flushes the store and resets into the trial
+        self.restart = restart  # the app flushes the store and resets into the check at boot
         self.timeout_ms = timeout_ms
-        self.refused = None  # version whose bundle was refused: not fetched again this boot
+        self.refused = updater.take_refused()  # refused at this boot: not fetched again until the next
         self.last_error = ""
         self.checks = 0
 
@@ -52,7 +54,8 @@ class OtaFetch:
         return "%s://%s:%d%s" % (scheme, host, port, where if where.startswith("/") else "/" + where)
 
     async def check(self):
-        """One round: ask, and install what is offered. True if a new version was installed."""
+        """One round: ask, and download what is offered for the check at the restart. True if a
+        bundle was downloaded (the gateway restarts into the check)."""
         from nengjian import ota
 
         self.checks += 1
@@ -70,22 +73,20 @@ class OtaFetch:
             return False
         self._event("ota", "version %s offered by the update server: downloading" % version)
         path = self.updater.incoming(size or ota.HEAD + 1)
+        gc.collect()  # the download runs beside polling and uploads: start it from a collected heap
         try:
             await ota.download(self._bundle_url(where), path, DOWNLOAD_MS, self.ssl)
-            try:
-                man = self.updater.install_file(path)  # the signature decides; refusals are in the ledger
-            except ota.OtaError:
-                self.refused = version
-                raise
-        finally:
+            # Checked at the restart, in a fresh heap (nengjian.ota: a long-running heap is too
+            # fragmented for the signature check); a refusal comes back through take_refused().
+            self.updater.defer(path, version)
+        except BaseException:
             try:
                 os.remove(path)
             except OSError:
                 pass
-        self._event("ota", "installed %s fetched from the update server: restarting into it on trial"
-                    % man.get("version", version))
-        if self.on_installed is not None:
-            self.on_installed()
+            raise
+        if self.restart is not None:
+            self.restart()
         return True
 
     async def run(self, link_up=None):

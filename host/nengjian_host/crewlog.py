@@ -21,18 +21,9 @@ STAT_TYPES = {"day": 1, "month": 2, "year": 3}
 
 
 def _send(args, command: str) -> tuple[int, dict | None]:
-    from nengjian_host.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
+    from nengjian_host.crewcall import on_gateway
 
-    try:
-        port = resolve_port(args.port)
-        with Console(port, baud=args.baud, timeout=args.timeout) as con:
-            return EXIT_OK, con.request(command)[-1]
-    except (PortNotFound, DeviceGone) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE, None
-    except DeviceError as e:
-        print(f"error: the gateway refused it: {e}", file=sys.stderr)
-        return EXIT_FAILED, None
+    return on_gateway(args, lambda con: con.request(command)[-1], refused="the gateway refused it: ")
 
 
 def cli_visit(args) -> int:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from nengjian_host import paths
+from nengjian_host.crewcall import on_gateway
 
 MAGIC = b"NJOTA1\n\x00"
 ALG = "rsa-pkcs1v15-sha256"
@@ -265,8 +266,6 @@ def _say(args, text: str, doc: dict) -> None:
 
 
 def cli_push(args) -> int:
-    from nengjian_host.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
-
     try:
         data = Path(args.bundle).read_bytes()
         man, _sig, _files = read(data)
@@ -274,21 +273,22 @@ def cli_push(args) -> int:
     except (OSError, ValueError, KeyError, struct.error) as e:
         print(f"error: {args.bundle}: {e}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        port = resolve_port(args.port)
-        with Console(port, baud=args.baud, timeout=args.timeout) as con:
-            ans = push(con, data)
-            if not args.no_reset:
-                con.reset()
-    except (PortNotFound, DeviceGone) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except DeviceError as e:
-        print(f"error: the gateway refused the update: {e}", file=sys.stderr)
-        return EXIT_FAILED
+
+    def install(con) -> dict:
+        ans = push(con, data)
+        if not args.no_reset:
+            con.reset()
+        return ans
+
+    code, ans = on_gateway(args, install, refused="the gateway refused the update: ")
+    if code != EXIT_OK:
+        return code
     doc = {"installed": ans}
-    what = "installed %s in slot %s (%d files, signature checked in %s ms)" % (
-        version, ans.get("slot"), ans.get("files", 0), ans.get("verify_ms"))
+    if ans.get("deferred"):  # the gateway's heap had no room for the check: it runs at the reset
+        what = "sent %s; the gateway checks and installs it at the reset" % version
+    else:
+        what = "installed %s in slot %s (%d files, signature checked in %s ms)" % (
+            version, ans.get("slot"), ans.get("files", 0), ans.get("verify_ms"))
     if args.no_reset:
         _say(args, what + "; it runs on trial from the next reset", doc)
         return EXIT_OK
@@ -309,17 +309,9 @@ def cli_push(args) -> int:
 
 
 def cli_state(args) -> int:
-    from nengjian_host.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
-
-    try:
-        with Console(resolve_port(args.port), baud=args.baud, timeout=args.timeout) as con:
-            state = con.request("ota")[-1]
-    except (PortNotFound, DeviceGone) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except DeviceError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+    code, state = on_gateway(args, lambda con: con.request("ota")[-1])
+    if code != EXIT_OK:
+        return code
     for k in ("id", "end", "ok"):
         state.pop(k, None)
     print(json.dumps(state))

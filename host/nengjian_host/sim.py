@@ -40,6 +40,7 @@ import weakref
 from pathlib import Path
 
 from nengjian_host import paths, simbuild
+from nengjian_host.ptys import close_fds, open_raw_pty
 
 DEFAULT_HEAP = "288k"
 RESET_LINE = "@sim reset"  # boards/sim/board.py reset()
@@ -83,15 +84,6 @@ def _console_termios(fd: int) -> None:
     termios.tcsetattr(fd, termios.TCSANOW, a)
 
 
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    fds.clear()
-
-
 class SimGateway:
     def __init__(self, workdir: str | Path, buses: dict[int, str] | None = None, heap: str = DEFAULT_HEAP,
                  env: dict | None = None, echo=None, data_kb: int = 4096):
@@ -115,13 +107,11 @@ class SimGateway:
         # Firmware side (the chip's UART) and crew side (what the laptop opens).
         self._fw_master, self._fw_slave = os.openpty()
         _console_termios(self._fw_slave)
-        self._crew_master, self._crew_slave = os.openpty()
-        tty.setraw(self._crew_slave)
+        self._crew_master, self._crew_slave, self.port = open_raw_pty()
         for fd in (self._fw_master, self._crew_master, self._crew_slave):
             os.set_blocking(fd, False)
-        self.port = os.ttyname(self._crew_slave)
         self._fds = [self._fw_master, self._fw_slave, self._crew_master, self._crew_slave]
-        self._finalizer = weakref.finalize(self, _close_all, self._fds)
+        self._finalizer = weakref.finalize(self, close_fds, self._fds)
         link = self.dir / "usb"
         try:
             if link.is_symlink() or link.exists():

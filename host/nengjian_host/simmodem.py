@@ -26,7 +26,8 @@ import os
 import select
 import threading
 import time
-import tty
+
+from nengjian_host.ptys import PtyDevice, open_raw_pty
 
 CRLF = b"\r\n"
 
@@ -39,7 +40,9 @@ MODELS = {
 REG_CODES = {"home": 1, "roaming": 5, "searching": 2, "denied": 3, "none": 0}
 
 
-class SimModem:
+class SimModem(PtyDevice):
+    thread_name = "sim-modem"
+
     def __init__(self, ctl_path: str | None = None, model: str = "quectel", powered: bool = True,
                  boot_s: float = 0.3, on_ms: int = 500, off_ms: int = 650, pin: str = "1234",
                  guard_s: float = 1.0):
@@ -72,13 +75,9 @@ class SimModem:
         self.boots = 1 if powered else 0
         self.dials = 0
         self.commands: list[str] = []
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        tty.setraw(self._master)
-        self.path = os.ttyname(self._slave)
+        self._master, self._slave, self.path = open_raw_pty(raw_master=True)
+        super().__init__(self._master, self._slave)
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._ctl_seen = 0
         self._line = bytearray()
         self._plus = 0
@@ -87,28 +86,7 @@ class SimModem:
             open(ctl_path, "a").close()
             self._ctl_seen = os.path.getsize(ctl_path)
 
-    # -- test-facing ------------------------------------------------------------------------------
-    def start(self) -> SimModem:
-        self._thread = threading.Thread(target=self._run, name="sim-modem", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(2)
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
-
+    # -- test-facing (and start(), close(), with: PtyDevice) ---------------------------------------
     def drop_call(self) -> bool:
         """End a data call from the network side (NO CARRIER); False if none is up."""
         with self._lock:

@@ -10,39 +10,30 @@ from __future__ import annotations
 import os
 import select
 import threading
-import tty
+
+from nengjian_host.ptys import PtyDevice, open_raw_pty
 
 
-def _open_raw_pty():
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    return master, slave, os.ttyname(slave)
+class PtyWire(PtyDevice):
+    thread_name = "pty-wire"
 
-
-class PtyWire:
     def __init__(self):
-        self._gw_master, self._gw_slave, self.gateway_path = _open_raw_pty()
-        self._m_master, self._m_slave, self.meters_path = _open_raw_pty()
+        self._gw_master, self._gw_slave, self.gateway_path = open_raw_pty()
+        self._m_master, self._m_slave, self.meters_path = open_raw_pty()
+        super().__init__(self._gw_master, self._gw_slave, self._m_master, self._m_slave)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.cut = False
         self.corrupt_next_reply = 0  # flip a bit in the next N meter->gateway chunks
         self.bytes_to_meters = 0
         self.bytes_to_gateway = 0
         self.tap = None  # optional callable(direction, bytes) for tests
 
-    def start(self) -> PtyWire:
-        self._thread = threading.Thread(target=self._pump, name="pty-wire", daemon=True)
-        self._thread.start()
-        return self
-
     def inject_noise(self, data: bytes, to: str = "gateway") -> None:
         """Put bytes on the wire as if a stray device or EMI produced them."""
         with self._lock:
             os.write(self._gw_master if to == "gateway" else self._m_master, data)
 
-    def _pump(self):
+    def _run(self):
         poller = select.poll()
         poller.register(self._gw_master, select.POLLIN)
         poller.register(self._m_master, select.POLLIN)
@@ -69,19 +60,3 @@ class PtyWire:
                         if self.tap:
                             self.tap("to_gateway", data)
                         os.write(self._gw_master, data)
-
-    def close(self):
-        self._stop.set()
-        if self._thread:
-            self._thread.join(2)
-        for fd in (self._gw_master, self._gw_slave, self._m_master, self._m_slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()

@@ -418,10 +418,12 @@ def test_healthy_meter_keeps_its_schedule_while_another_fails(wire, modbus_meter
     assert res["good"]["failed"] == 0, res
     assert res["bad"]["failed"] == res["bad"]["polls"] >= 4 and res["bad"][kind] >= 4, res
     # Its interval is 400 ms: ten polls in four seconds. The failing meter costs up to two timeouts
-    # (a retry) per turn, so allow slack, but the healthy meter must keep coming throughout.
+    # of 150 ms (a retry) per turn, so 700 ms at worst; the rest is slack for a loaded machine (the
+    # suite runs on four workers). Waiting out the failing meter's default 1000 ms timeout, or its
+    # backoff, would exceed it: the healthy meter must keep coming throughout.
     assert len(good_times) >= 7, res
     gaps = [b - a for a, b in zip([0] + good_times, good_times + [4000])]
-    assert max(gaps) <= 1000, (gaps, res)
+    assert max(gaps) <= 1200, (gaps, res)
 
 
 # ---- the ESP32 boards' RS-485 ports, on MicroPython with machine/esp32/vfs stood in -------------

@@ -10,6 +10,7 @@ import select
 import time
 
 import pytest
+from frame68_cases import assert_bytes_needed_agrees, assert_only_typed_errors, frames_and_noise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
@@ -27,7 +28,6 @@ HEAT_REQUEST = bytes.fromhex("FE FE FE FE 68 20 32 41 31 40 00 00 00 01 03 90 1F
 HEAT_UNIT_FIRST_REPLY = bytes.fromhex(
     "FE FE FE FE 68 20 32 41 31 40 00 00 00 81 2E 90 1F 01 08 02 00 00 00 08 02 00 00 00 17 00 00 00 00"
     " 35 00 00 00 00 2C 34 10 00 00 35 25 00 66 25 00 00 00 00 53 00 12 10 07 15 20 00 00 31 16")
-TYPED = (c.FrameError, c.MeterErrorReply)
 
 
 def build(fn, *args, **kw):
@@ -209,46 +209,29 @@ def test_round_trip_through_simulated_meter(t, addr, raws, status, low_first, se
 
 
 @st.composite
-def frames_and_noise(draw):
-    if draw(st.booleans()):
-        return draw(st.binary(max_size=80))
+def frames(draw):
     t = draw(st.sampled_from([0x10, 0x20, 0x30, 0xAA]))
     ctrl = draw(st.sampled_from([0x81, 0xC1, 0x83, 0x01, 0x03]))
     data = draw(st.sampled_from([b"\x1f\x90", b"\x90\x1f", b"\x0a\x81", b""])) + draw(st.binary(max_size=50))
-    frame = bytearray(draw(st.binary(max_size=6)) + make_frame(t, WATER_WIRE, ctrl, data, draw(st.integers(0, 4))))
-    for _ in range(draw(st.integers(0, 2))):
-        frame[draw(st.integers(0, len(frame) - 1))] = draw(st.integers(0, 255))
-    return bytes(frame[:draw(st.integers(0, len(frame)))] if draw(st.booleans()) else frame)
+    return make_frame(t, WATER_WIRE, ctrl, data, draw(st.integers(0, 4)))
+
+
+FRAMES_AND_NOISE = frames_and_noise(frames())
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(frames_and_noise())
+@given(FRAMES_AND_NOISE)
 def test_any_bytes_give_a_value_or_a_typed_error(data):
-    for parse in (lambda b: c.parse_read(b, None, 0x10, WATER_ADDR),
-                  lambda b: c.parse_read(b, None, None, None),
-                  lambda b: c.parse_read(b, None, 0x20, None, into=c.Reading()),
-                  lambda b: c.parse_address_reply(b),
-                  lambda b: c.bytes_needed(b)):
-        try:
-            parse(data)
-        except TYPED:
-            pass
+    assert_only_typed_errors(c, (lambda b: c.parse_read(b, None, 0x10, WATER_ADDR),
+                                 lambda b: c.parse_read(b, None, None, None),
+                                 lambda b: c.parse_read(b, None, 0x20, None, into=c.Reading()),
+                                 lambda b: c.parse_address_reply(b)), data)
 
 
 @settings(max_examples=300)
-@given(frames_and_noise())
+@given(FRAMES_AND_NOISE)
 def test_bytes_needed_agrees_with_parse_on_every_prefix(data):
-    b = bytearray(data) + bytearray(300)
-    for k in range(len(data) + 1):
-        need = c.bytes_needed(b, k)
-        try:
-            c.parse_reply(b, k, None, None, c.C_READ)
-            incomplete = False
-        except c.IncompleteFrame:
-            incomplete = True
-        except TYPED:
-            incomplete = False
-        assert incomplete == (need > 0)
+    assert_bytes_needed_agrees(c, lambda b, k: c.parse_reply(b, k, None, None, c.C_READ), data)
 
 
 # ---- simulated meter -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import select
 import time
 
 import pytest
+from frame68_cases import assert_bytes_needed_agrees, assert_only_typed_errors, frames_and_noise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
@@ -22,7 +23,6 @@ WIRE = bytes.fromhex("129078563412")
 SPEC_REQUEST = bytes.fromhex("FE FE FE FE 68 12 90 78 56 34 12 68 11 04 33 33 34 33 68 16")
 SPEC_REPLY = bytes.fromhex("68 12 90 78 56 34 12 68 91 08 33 33 34 33 89 67 45 33 54 16")
 SPEC_READ_ADDRESS = bytes.fromhex("FE FE FE FE 68 AA AA AA AA AA AA 68 13 00 DF 16")
-TYPED = (d.FrameError, d.MeterErrorReply)
 
 
 def buf(size=256):
@@ -332,22 +332,17 @@ def test_round_trip_1997_through_simulated_meter(dv, addr):
 
 
 @st.composite
-def frames_and_noise(draw):
-    """Random bytes, or a valid frame (random control/data) with noise around and some bytes hit."""
-    if draw(st.booleans()):
-        return draw(st.binary(max_size=80))
+def frames(draw):
+    """A valid frame: random address, control and data."""
     addr = bytes(draw(st.sampled_from([WIRE, b"\xaa" * 6, bytes.fromhex("010000000000")])))
     ctrl = draw(st.sampled_from([0x91, 0xB1, 0xD1, 0x93, 0x81, 0xC1, 0x11, 0x92, 0xD2, 0x13]))
     data = draw(st.binary(max_size=12))
     if draw(st.booleans()):
         data = bytes([0, 0, 1, 0]) + data
-    frame = bytearray(draw(st.binary(max_size=6)) + make_frame(addr, ctrl, data, draw(st.integers(0, 4))))
-    for _ in range(draw(st.integers(0, 2))):
-        frame[draw(st.integers(0, len(frame) - 1))] = draw(st.integers(0, 255))
-    cut = draw(st.integers(0, len(frame)))
-    return bytes(frame[:cut] if draw(st.booleans()) else frame)
+    return make_frame(addr, ctrl, data, draw(st.integers(0, 4)))
 
 
+FRAMES_AND_NOISE = frames_and_noise(frames())
 PARSERS = [
     lambda b: d.parse_read(b, None, ADDR, 0x00010000),
     lambda b: d.parse_read(b, None, None, 0x02020100),
@@ -360,33 +355,15 @@ PARSERS = [
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(frames_and_noise())
+@given(FRAMES_AND_NOISE)
 def test_any_bytes_give_a_value_or_a_typed_error(data):
-    for parse in PARSERS:
-        try:
-            parse(data)
-        except TYPED:
-            pass
-    try:
-        d.bytes_needed(data)
-    except d.FrameError:
-        pass
+    assert_only_typed_errors(d, PARSERS, data)
 
 
 @settings(max_examples=300)
-@given(frames_and_noise())
+@given(FRAMES_AND_NOISE)
 def test_bytes_needed_agrees_with_parse_on_every_prefix(data):
-    b = bytearray(data) + bytearray(300)
-    for k in range(len(data) + 1):
-        need = d.bytes_needed(b, k)
-        try:
-            d.parse_reply(b, k, None, 0x11)
-            incomplete = False
-        except d.IncompleteFrame:
-            incomplete = True
-        except TYPED:
-            incomplete = False
-        assert incomplete == (need > 0), (k, need)
+    assert_bytes_needed_agrees(d, lambda b, k: d.parse_reply(b, k, None, 0x11), data)
 
 
 @given(meter_value(ITEMS_2007), st.binary(max_size=5).filter(lambda b: 0x68 not in b))

@@ -142,6 +142,60 @@ def test_wrong_board_and_paths_outside_the_package_are_refused(keys, tmp_path):
             u.install_file(str(bundle(keys, tmp_path, files=[(path, b"x")])))
 
 
+def _defer(keys, root, path, version, events):
+    u = ota.Updater(str(root), ota.load_key(str(keys["pub"])), "sim", lambda k, t: events.append(t),
+                    key_path=str(keys["pub"]))
+    u.defer(str(path), version)
+    return u
+
+
+def test_a_deferred_bundle_is_checked_and_switched_in_at_the_next_boot(keys, tmp_path):
+    """What the update fetcher (and a push that ran out of memory) leaves: checked by
+    install_pending() before activate(), in the heap of a fresh boot."""
+    root = tmp_path / "app"
+    events = []
+    path = bundle(keys, tmp_path)
+    u = _defer(keys, root, path, "9.9.9", events)
+    assert events == ["bundle 9.9.9 received: verified and installed at the restart"]
+    assert ota.read_pointer(str(root)) is None  # nothing switched by the running application
+    ota.install_pending(str(root))
+    assert not path.exists() and not (root / ota.PENDING).exists()
+    p = ota.read_pointer(str(root))
+    assert p["active"] == "a" and p["state"] == "trial" and p["version"] == "9.9.9"
+    assert ota.select(str(root)) == str(root / "a")  # the same boot counts it as trial boot 1
+    assert u.take_refused() is None
+    assert any(t.startswith("installed 9.9.9 in slot a") for t in u.take_log())
+    ota.install_pending(str(root))  # nothing pending: nothing changes
+    assert ota.read_pointer(str(root))["active"] == "a"
+
+
+def test_a_deferred_bundle_refused_at_boot_is_logged_and_remembered_once(keys, tmp_path):
+    root = tmp_path / "app"
+    events = []
+    path = bundle(keys, tmp_path, pem=keys["other_pem"])
+    u = _defer(keys, root, path, "9.9.9", events)
+    ota.install_pending(str(root))
+    assert not path.exists() and not (root / ota.PENDING).exists()
+    assert ota.select(str(root)) is None  # the built-in package runs on
+    assert u.take_refused() == "9.9.9" and u.take_refused() is None
+    assert u.take_log() == ["update refused: signature does not verify with vendor key test-vendor-1"]
+
+
+def test_a_damaged_pending_note_is_dropped_and_boot_goes_on(keys, tmp_path):
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / ota.PENDING).write_text('{"bundle": ')
+    ota.install_pending(str(root))
+    assert not (root / ota.PENDING).exists() and ota.read_pointer(str(root)) is None
+    # A note whose bundle is gone (power cut between the two): refused, and the boot goes on.
+    (root / ota.PENDING).write_text(json.dumps({"bundle": str(tmp_path / "gone.njota"), "version": "9.9.9",
+                                                "key": str(keys["pub"]), "board": "sim", "window_s": 300,
+                                                "max_boots": 2}))
+    ota.install_pending(str(root))
+    p = ota.read_pointer(str(root))
+    assert p["active"] == "" and p["refused"] == "9.9.9" and p["log"][0].startswith("update refused: ")
+
+
 def test_host_verify_is_an_independent_check(keys, tmp_path):
     data = bundle(keys, tmp_path).read_bytes()
     assert host_ota.verify(data, keys["pubdoc"]) == []

@@ -1,27 +1,30 @@
-"""Updates fetched over the uplink (firmware/nengjian/otafetch.py): the offer exchange, a refused
-version not downloaded again, nothing fetched while a version is on trial. CPython with scripted HTTP
+"""Updates fetched over the uplink (firmware/nengjian/otafetch.py): the offer exchange, the download
+left for the check at the restart, a version refused there not downloaded again, nothing fetched
+while a version is on trial. CPython with scripted HTTP
 and a stand-in updater; tests/e2e/test_ota_sim.py runs the real thing on the sim board."""
 
 import asyncio
 import json
+import os
 
 from nengjian import ota, otafetch
 
 
 class Updater:
-    def __init__(self, refuse=False):
-        self.refuse = refuse
-        self.installed = []
+    def __init__(self, refused=None):
+        self.refused = refused
+        self.deferred = []
         self.trial = False
 
     def incoming(self, size):
-        return "/tmp/nj-otafetch-test.njota"
+        return "/tmp/nj-otafetch-test-%d.njota" % os.getpid()
 
-    def install_file(self, path):
-        if self.refuse:
-            raise ota.OtaError("signature does not verify with vendor key v")
-        self.installed.append(path)
-        return {"version": "0.2.0"}
+    def defer(self, path, version=None):
+        self.deferred.append((path, version))
+
+    def take_refused(self):
+        version, self.refused = self.refused, None
+        return version
 
     def on_trial(self):
         return self.trial
@@ -43,19 +46,39 @@ def fetcher(monkeypatch, answers, updater):
     monkeypatch.setattr(otafetch.http, "request", request)
     monkeypatch.setattr(ota, "download", download)
     f = otafetch.OtaFetch(updater, "http://upd:8080/offer", "0.1.0", "sim", lambda k, t: events.append(t),
-                          on_installed=lambda: restarts.append(1))
+                          restart=lambda: restarts.append(1))
     return f, asked, downloaded, events, restarts
 
 
 OFFER = (200, {"version": "0.2.0", "url": "/bundles/b.njota", "size": 5000})
 
 
-def test_an_offer_is_downloaded_installed_and_the_gateway_restarts(monkeypatch):
-    f, asked, downloaded, events, restarts = fetcher(monkeypatch, [OFFER], Updater())
+def test_an_offer_is_downloaded_and_left_for_the_check_at_the_restart(monkeypatch):
+    updater = Updater()
+    f, asked, downloaded, events, restarts = fetcher(monkeypatch, [OFFER], updater)
     assert asyncio.run(f.check()) is True
     assert asked == ["http://upd:8080/offer?board=sim&version=0.1.0"]
     assert downloaded == ["http://upd:8080/bundles/b.njota"] and restarts == [1]
-    assert events[-1].startswith("installed 0.2.0 fetched from the update server")
+    assert updater.deferred == [(updater.incoming(0), "0.2.0")] and os.path.exists(updater.incoming(0))
+    os.remove(updater.incoming(0))
+    assert events[-1] == "version 0.2.0 offered by the update server: downloading"
+
+
+def test_a_failed_download_leaves_nothing_behind(monkeypatch):
+    updater = Updater()
+    f, _a, _d, _e, restarts = fetcher(monkeypatch, [OFFER], updater)
+
+    async def broken(url, path, timeout_ms=0, ssl=None):
+        open(path, "wb").close()
+        raise ota.OtaError("GET %s: HTTP 404" % url)
+
+    monkeypatch.setattr(ota, "download", broken)
+    try:
+        asyncio.run(f.check())
+        raise AssertionError("expected OtaError")
+    except ota.OtaError:
+        pass
+    assert not updater.deferred and not restarts and not os.path.exists(updater.incoming(0))
 
 
 def test_nothing_offered_or_the_running_version_means_nothing_fetched(monkeypatch):
@@ -65,16 +88,12 @@ def test_nothing_offered_or_the_running_version_means_nothing_fetched(monkeypatc
     assert len(asked) == 2 and not downloaded and not restarts
 
 
-def test_a_refused_version_is_not_downloaded_again(monkeypatch):
-    f, asked, downloaded, _e, restarts = fetcher(monkeypatch, [OFFER, OFFER], Updater(refuse=True))
-    try:
-        asyncio.run(f.check())
-        raise AssertionError("a refused bundle must raise")
-    except ota.OtaError:
-        pass
+def test_a_version_refused_at_this_boot_is_not_downloaded_again(monkeypatch):
+    """The check at boot refused it (nengjian.ota.install_pending): the fetcher takes that once."""
+    f, asked, downloaded, _e, restarts = fetcher(monkeypatch, [OFFER, OFFER], Updater(refused="0.2.0"))
     assert f.refused == "0.2.0"
-    assert asyncio.run(f.check()) is False
-    assert len(asked) == 2 and len(downloaded) == 1 and not restarts
+    assert asyncio.run(f.check()) is False and asyncio.run(f.check()) is False
+    assert len(asked) == 2 and not downloaded and not restarts
 
 
 def test_a_garbled_offer_is_an_error_not_a_download(monkeypatch):

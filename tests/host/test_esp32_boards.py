@@ -30,7 +30,7 @@ COMMON = paths.BOARDS / "common"
 # Attributes only the sim has: its stand-ins (files, ptys, the host network) and the fast clock. The
 # firmware looks for utc_now and link_status with hasattr (an ESP32 reads time.time() and reports its
 # links through the app).
-SIM_ONLY = {"BLOCK_SIZE", "FileBlockDevice", "data_device", "PtyPort", "SimPin", "HostLink", "SimPwrKey", "SimPPP",
+SIM_ONLY = {"BLOCK_SIZE", "data_device", "PtyPort", "SimPin", "HostLink", "SimPwrKey", "SimPPP",
             "sim_modem_link", "RESET_LINE", "utc_now"}
 OPTIONAL = {"utc_now", "link_status"}
 
@@ -237,6 +237,29 @@ def test_board_offers_what_the_firmware_uses(hw, name):
     for mod in (b, sys.modules["esp32_common"]):
         assert not [k for k, v in vars(mod).items() if isinstance(v, types.ModuleType)
                     and v.__name__.startswith("nengjian")], mod
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_board_takes_only_the_shared_api_from_esp32_common_on_micropython(tmp_path, name):
+    """The boards `from esp32_common import *`: MicroPython (as CPython) binds only __all__ there, not
+    the helpers and modules esp32_common uses itself."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for mod in ("esp32", "network"):  # the unix port has machine, not these
+        (stubs / (mod + ".py")).write_text("")
+    code = """
+import board, esp32_common
+print(sorted(k for k in dir(board) if not k.startswith("_")))
+print(sorted(k for k in dir(esp32_common) if not k.startswith("_")))
+print(sorted(esp32_common.__all__))
+"""
+    path = ":".join(str(p) for p in (stubs, paths.BOARDS / name, COMMON, paths.FIRMWARE))
+    out = run_mpy(code, heap="256k", env={"MICROPYPATH": path}).stdout.split("\n")
+    public, common, shared = (set(ast.literal_eval(line)) for line in out[:3])
+    assert shared <= public and {"NAME", "rs485_ports", "pulse_inputs", "network_links"} <= public
+    # The board's own names that esp32_common has too: what the board defines or imports itself.
+    leaked = (common - shared) & public - {"rs485_ports", "pulse_inputs", "machine", "network"}
+    assert not leaked and "nvs_read" in common
 
 
 @pytest.mark.parametrize("name", BOARDS)

@@ -15,9 +15,9 @@ import select
 import subprocess
 import threading
 import time
-import tty
 
 from nengjian_host.device import Console, RawRepl, resolve_port
+from nengjian_host.ptys import open_raw_pty
 from nengjian_host.refplatform import RefPlatform
 from nengjian_host.sim import demo_site
 from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
@@ -33,9 +33,7 @@ class SerialBridge:
         import serial
 
         self.ser = serial.Serial(resolve_port(port), baudrate=baud, timeout=0)
-        self._m_master, self._m_slave = os.openpty()
-        tty.setraw(self._m_slave)
-        self.meters_path = os.ttyname(self._m_slave)
+        self._m_master, self._m_slave, self.meters_path = open_raw_pty()
         self.gateway_path = None  # the gateway has its own UART on the real bus
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -36,8 +36,8 @@ Unit codes (CJ/T 188 unit table, as listed identically by two independent public
 02H Wh, 05H kWh, 08H MWh, 0AH MWh x100, 01H J, 0BH kJ, 0EH MJ, 11H GJ, 13H GJ x100, 14H W, 17H kW,
 1AH MW, 29H L, 2CH m3, 32H L/h, 35H m3/h.
 
-Framing: a frame starts at the first 68H (preamble and noise before it are skipped); bytes_needed()
-behaves as dlt645.bytes_needed().
+Framing (frame68): a frame starts at the first 68H (preamble and noise before it are skipped);
+bytes_needed() behaves as dlt645.bytes_needed().
 """
 
 try:
@@ -46,6 +46,7 @@ except ImportError:
     def const(x):
         return x
 
+from nengjian.proto import frame68
 from nengjian.proto.dlt645 import (  # noqa: F401  (re-exported: one error hierarchy)
     AddressMismatch,
     BCDError,
@@ -66,6 +67,7 @@ START = const(0x68)
 END = const(0x16)
 PREAMBLE_BYTE = const(0xFE)
 MIN_FRAME = const(13)  # 68 T A*7 C L CS 16
+_LEN_OFF = const(10)  # L, counted from the 68
 
 DIR_BIT = const(0x80)
 ERROR_BIT = const(0x40)
@@ -211,18 +213,12 @@ def _put_di(out, p, di, low_first):
     return p + 2
 
 
-def _tail(out, s, p):
-    out[p] = checksum(out, s, p)
-    out[p + 1] = END
-    return p + 2
-
-
 def build_read(out, meter_type, addr, di=DI_READ, ser=0, preamble=True, di_low_first=True):
     """Read data (01H) into out; returns the frame length."""
     s = _head(out, meter_type, addr, C_READ, 3, preamble)
     p = _put_di(out, s + 11, di, di_low_first)
     out[p] = ser & 0xFF
-    return _tail(out, s, p + 1)
+    return frame68.tail(out, s, p + 1)
 
 
 def build_read_address(out, ser=0, preamble=True, di_low_first=True):
@@ -230,55 +226,19 @@ def build_read_address(out, ser=0, preamble=True, di_low_first=True):
     s = _head(out, T_ANY, ADDR_WILDCARD, C_READ_ADDR, 3, preamble)
     p = _put_di(out, s + 11, DI_READ_ADDR, di_low_first)
     out[p] = ser & 0xFF
-    return _tail(out, s, p + 1)
+    return frame68.tail(out, s, p + 1)
 
 
 # ---- framing ---------------------------------------------------------------------------------
 
-def _locate(buf, n):
-    i = 0
-    while i < n and buf[i] != START:
-        i += 1
-    if i >= n:
-        return -1, MIN_FRAME
-    have = n - i
-    if have < 11:
-        return i, MIN_FRAME - have
-    need = MIN_FRAME + buf[i + 10] - have
-    return i, need if need > 0 else 0
-
-
 def frame_start(buf, n=-1):
     """Index of the first 68H in buf[:n], or n when there is none."""
-    if n is None or n < 0:
-        n = len(buf)
-    s, _ = _locate(buf, n)
-    return n if s < 0 else s
+    return frame68.frame_start(buf, n, _LEN_OFF, 0)
 
 
 def bytes_needed(buf, n=-1):
     """More bytes needed to complete the frame in buf[:n] (0 = complete). FrameError if it cannot fit."""
-    if n is None or n < 0:
-        n = len(buf)
-    _, need = _locate(buf, n)
-    if need and n + need > len(buf):
-        raise FrameError("frame cannot fit the buffer")
-    return need
-
-
-def _frame(buf, n):
-    if n is None or n < 0:
-        n = len(buf)
-    s, need = _locate(buf, n)
-    if s < 0 or need:
-        raise IncompleteFrame("incomplete frame")
-    length = buf[s + 10]
-    e = s + 11 + length
-    if checksum(buf, s, e) != buf[e]:
-        raise ChecksumError("checksum")
-    if buf[e + 1] != END:
-        raise FrameError("no end byte")
-    return s, length
+    return frame68.bytes_needed(buf, n, _LEN_OFF, 0)
 
 
 def parse_reply(buf, n, meter_type, addr, func):
@@ -287,7 +247,7 @@ def parse_reply(buf, n, meter_type, addr, func):
     Returns (reply_type, control, data_offset, data_length). An abnormal reply raises
     MeterErrorReply whose code is the ST word.
     """
-    s, length = _frame(buf, n)
+    s, length = frame68.check(buf, n, _LEN_OFF, 0)
     c = buf[s + 9]
     if not c & DIR_BIT:
         raise UnexpectedReply("frame from a master")

@@ -1,7 +1,8 @@
 """DL/T 645-2007 and DL/T 645-1997 codec: request frames into caller buffers, replies parsed.
 
 Owns the electricity-meter wire format and nothing of transport (no UART, no asyncio). Also owns the
-error hierarchy that every meter codec raises (cjt188 re-exports it):
+error hierarchy that every meter codec raises (cjt188 re-exports it; the three framing errors are
+defined in frame68, which does the 68H framing for both codecs, and re-exported here):
 
     FrameError(ValueError)          bytes that are not a usable reply
       IncompleteFrame               more bytes are needed (bytes_needed() > 0)
@@ -52,7 +53,8 @@ zones, 5 day periods, 6 tariffs (SPEC). 1997 bit0 illegal data, 1 wrong DI, 2 wr
 Framing and resynchronisation: a frame starts at the first 68H whose companion 68H sits 7 bytes later
 (or is not received yet); everything before it (FE preamble, line noise) is skipped. bytes_needed()
 tells the bus how many more bytes that frame needs (a lower bound until L has arrived), 0 once it is
-complete, and raises FrameError when it cannot fit the caller's buffer.
+complete, and raises FrameError when it cannot fit the caller's buffer (frame68 does this for both
+codecs, with this codec's offsets).
 
 Addresses are given as a string of up to 12 digits (zero-padded on the left; "AA" pairs are the
 wildcard) or as 6 wire-order bytes; pre-encode with address_bytes() once to avoid per-call work.
@@ -64,11 +66,21 @@ except ImportError:
     def const(x):
         return x
 
+from nengjian.proto import frame68
+from nengjian.proto.frame68 import (  # noqa: F401  (re-exported: one error hierarchy)
+    ChecksumError,
+    FrameError,
+    IncompleteFrame,
+    checksum,
+)
+
 START = const(0x68)
 END = const(0x16)
 PREAMBLE_BYTE = const(0xFE)
 BIAS = const(0x33)
 MIN_FRAME = const(12)  # 68 A*6 68 C L CS 16
+_LEN_OFF = const(9)  # L, counted from the first 68
+_PAIR_OFF = const(7)  # the second 68
 MAX_DATA = const(255)
 
 DIR_BIT = const(0x80)
@@ -103,18 +115,6 @@ ERROR_NAMES = ("other", "no_such_data", "unauthorised", "baud_unchangeable",
                "too_many_year_zones", "too_many_day_periods", "too_many_tariffs", "reserved7")
 ERROR_NAMES_97 = ("illegal_data", "wrong_di", "wrong_password", "reserved3",
                   "too_many_year_zones", "too_many_day_periods", "too_many_tariffs", "reserved7")
-
-
-class FrameError(ValueError):
-    pass
-
-
-class IncompleteFrame(FrameError):
-    pass
-
-
-class ChecksumError(FrameError):
-    pass
 
 
 class AddressMismatch(FrameError):
@@ -253,14 +253,6 @@ def decode_address(buf, off=0, nbytes=6):
 
 # ---- building --------------------------------------------------------------------------------
 
-def checksum(buf, start, end):
-    """Sum mod 256 of buf[start:end]."""
-    s = 0
-    for i in range(start, end):
-        s += buf[i]
-    return s & 0xFF
-
-
 def _preamble_count(preamble):
     if preamble is True:
         return 4
@@ -284,12 +276,6 @@ def _head(out, addr, ctrl, length, preamble):
     return p
 
 
-def _tail(out, start, p):
-    out[p] = checksum(out, start, p)
-    out[p + 1] = END
-    return p + 2
-
-
 def _put_di(out, p, di, nbytes):
     for k in range(nbytes):
         out[p + k] = ((di >> (8 * k)) + BIAS) & 0xFF
@@ -303,13 +289,13 @@ def build_frame(out, addr, ctrl, data=b"", preamble=True):
     for b in data:
         out[p] = (b + BIAS) & 0xFF
         p += 1
-    return _tail(out, s, p)
+    return frame68.tail(out, s, p)
 
 
 def build_read(out, addr, di, preamble=True):
     """2007 read data (11H) of 4-byte DI (e.g. 0x00010000) into out; returns the length."""
     s = _head(out, addr, C_READ, 4, preamble)
-    return _tail(out, s, _put_di(out, s + 10, di, 4))
+    return frame68.tail(out, s, _put_di(out, s + 10, di, 4))
 
 
 def build_read_next(out, addr, di, seq, preamble=True):
@@ -317,13 +303,13 @@ def build_read_next(out, addr, di, seq, preamble=True):
     s = _head(out, addr, C_READ_NEXT, 5, preamble)
     p = _put_di(out, s + 10, di, 4)
     out[p] = (seq + BIAS) & 0xFF
-    return _tail(out, s, p + 1)
+    return frame68.tail(out, s, p + 1)
 
 
 def build_read_address(out, preamble=True):
     """2007 read address (13H) to the AA wildcard: only valid with a single meter on the bus."""
     s = _head(out, ADDR_WILDCARD, C_READ_ADDR, 0, preamble)
-    return _tail(out, s, s + 10)
+    return frame68.tail(out, s, s + 10)
 
 
 def build_time_sync(out, t, preamble=True):
@@ -340,64 +326,25 @@ def build_time_sync(out, t, preamble=True):
     for v in (second, minute, hour, mday, month, year % 100):
         encode_bcd(out, p, v, 1, False, BIAS)
         p += 1
-    return _tail(out, s, p)
+    return frame68.tail(out, s, p)
 
 
 def build_read97(out, addr, di, preamble=True):
     """1997 read data (01H) of 2-byte DI (e.g. 0x9010), DI0 first."""
     s = _head(out, addr, C97_READ, 2, preamble)
-    return _tail(out, s, _put_di(out, s + 10, di, 2))
+    return frame68.tail(out, s, _put_di(out, s + 10, di, 2))
 
 
 # ---- framing ---------------------------------------------------------------------------------
 
-def _locate(buf, n):
-    """(start, need): start of the first plausible frame (-1: none) and bytes still missing."""
-    i = 0
-    while i < n:
-        if buf[i] == START and (i + 7 >= n or buf[i + 7] == START):
-            break
-        i += 1
-    if i >= n:
-        return -1, MIN_FRAME
-    have = n - i
-    if have < 10:
-        return i, MIN_FRAME - have
-    need = MIN_FRAME + buf[i + 9] - have
-    return i, need if need > 0 else 0
-
-
 def frame_start(buf, n=-1):
     """Index of the first plausible frame start in buf[:n], or n when there is none (all noise)."""
-    if n is None or n < 0:
-        n = len(buf)
-    s, _ = _locate(buf, n)
-    return n if s < 0 else s
+    return frame68.frame_start(buf, n, _LEN_OFF, _PAIR_OFF)
 
 
 def bytes_needed(buf, n=-1):
     """More bytes needed to complete the frame in buf[:n] (0 = complete). FrameError if it cannot fit."""
-    if n is None or n < 0:
-        n = len(buf)
-    _, need = _locate(buf, n)
-    if need and n + need > len(buf):
-        raise FrameError("frame cannot fit the buffer")
-    return need
-
-
-def _frame(buf, n):
-    if n is None or n < 0:
-        n = len(buf)
-    s, need = _locate(buf, n)
-    if s < 0 or need:
-        raise IncompleteFrame("incomplete frame")
-    length = buf[s + 9]
-    e = s + 10 + length
-    if checksum(buf, s, e) != buf[e]:
-        raise ChecksumError("checksum")
-    if buf[e + 1] != END:
-        raise FrameError("no end byte")
-    return s, buf[s + 8], length
+    return frame68.bytes_needed(buf, n, _LEN_OFF, _PAIR_OFF)
 
 
 def parse_reply(buf, n, addr, func):
@@ -407,7 +354,8 @@ def parse_reply(buf, n, addr, func):
     data bytes are still +33H. Raises the typed errors above; an abnormal reply raises
     MeterErrorReply with the error byte decoded (1997 names for functions below 11H except 08H).
     """
-    s, c, length = _frame(buf, n)
+    s, length = frame68.check(buf, n, _LEN_OFF, _PAIR_OFF)
+    c = buf[s + 8]
     if not c & DIR_BIT:
         raise UnexpectedReply("frame from a master")
     if addr is not None:

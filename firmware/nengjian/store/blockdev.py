@@ -85,8 +85,11 @@ else:  # CPython: allocation does not matter there
         return 1 if src[off:off + n] == b"\xff" * n else 0
 
 
-class _Faults:
-    """Counters and the power-cut state shared by both devices."""
+class _Device:
+    """What both devices share: the littlefs protocol (readblocks/writeblocks/ioctl), the counters
+    and the power cut. A subclass stores the bytes: _get(block, buf, offset), _put(block, buf,
+    offset, n) programs the first n bytes of buf, _wipe(block, n) erases the first n bytes of a
+    block, _flush()."""
 
     def _init_faults(self):
         self.reads = 0
@@ -140,8 +143,56 @@ class _Faults:
             return 0
         return 0
 
+    # ---- the littlefs block-device protocol
+    def readblocks(self, block, buf, offset=0):
+        if self.cut:
+            return EIO
+        self.reads += 1
+        self._get(block, buf, offset)
+        return 0
 
-class RAMBlockDevice(_Faults):
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:
+            offset = 0
+        act = self._step()
+        if act == 2:
+            return EIO
+        n = len(buf)
+        self.progs += 1
+        self.prog_bytes += n
+        if act:
+            self.cut_kind = "prog"
+            if act == 3:
+                return EIO
+            n = n // 2
+        self._put(block, buf, offset, n)
+        return EIO if act else 0
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.blocks
+        if op == 5:
+            return self.block_size
+        if op == 6:
+            act = self._step()
+            if act == 2:
+                return EIO
+            self.erases += 1
+            n = self.block_size
+            if act:
+                self.cut_kind = "erase"
+                if act == 1:
+                    n = n // 2
+            self._wipe(arg, n)
+            return EIO if act == 1 else 0
+        if op == 3:
+            if self.cut:
+                return EIO
+            self._flush()
+        return 0
+
+
+class RAMBlockDevice(_Device):
     """A littlefs block device in RAM: one preallocated bytearray per block (littlefs never reads or
     writes across a block boundary, and many small buffers fit a fragmented heap where one large one
     would not)."""
@@ -156,51 +207,17 @@ class RAMBlockDevice(_Faults):
         self.data = data  # may be shared: a new device object on the same image after a cut
         self._init_faults()
 
-    def readblocks(self, block, buf, offset=0):
-        if self.cut:
-            return EIO
-        self.reads += 1
+    def _get(self, block, buf, offset):
         _read(buf, self.data[block], offset, len(buf))
-        return 0
 
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:
-            offset = 0
-        act = self._step()
-        if act == 2:
-            return EIO
-        n = len(buf)
-        self.progs += 1
-        self.prog_bytes += n
-        if act == 1:
-            n = n // 2
-            self.cut_kind = "prog"
-        elif act == 3:
-            self.cut_kind = "prog"
-            return EIO
+    def _put(self, block, buf, offset, n):
         _program(self.data[block], offset, buf, n)
-        return EIO if act else 0
 
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return self.block_size
-        if op == 6:
-            act = self._step()
-            if act == 2:
-                return EIO
-            self.erases += 1
-            n = self.block_size
-            if act == 1:
-                n = n // 2
-            if act:
-                self.cut_kind = "erase"
-            _fill(self.data[arg], 0, n)
-            return EIO if act == 1 else 0
-        if self.cut and op == 3:
-            return EIO
-        return 0
+    def _wipe(self, block, n):
+        _fill(self.data[block], 0, n)
+
+    def _flush(self):
+        pass
 
     # ---- outside littlefs callbacks (these may allocate)
     def snapshot(self):
@@ -229,10 +246,11 @@ class RAMBlockDevice(_Faults):
                 f.readinto(b)
 
 
-class FileBlockDevice(_Faults):
-    """A littlefs block device backed by a host file (the sim board's data.img), with the same
-    counters and power cut. A program is written as given (the file is trusted to hold erased bytes
-    where littlefs programs)."""
+class FileBlockDevice(_Device):
+    """A littlefs block device backed by a host file (the sim board's data partition, data.img), with
+    the same counters and power cut. A program is written as given (the file is trusted to hold
+    erased bytes where littlefs programs). A missing or short file is made up to size with erased
+    blocks; what it holds already stays."""
 
     def __init__(self, path, blocks, block_size=4096):
         self.block_size = block_size
@@ -251,61 +269,35 @@ class FileBlockDevice(_Faults):
                 self._f.write(self._erased)
         self._init_faults()
 
-    def readblocks(self, block, buf, offset=0):
-        if self.cut:
-            return EIO
-        self.reads += 1
+    def _get(self, block, buf, offset):
         self._f.seek(block * self.block_size + offset)
         self._f.readinto(buf)
-        return 0
 
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:
-            offset = 0
-        act = self._step()
-        if act == 2:
-            return EIO
-        self.progs += 1
-        self.prog_bytes += len(buf)
+    def _put(self, block, buf, offset, n):
         self._f.seek(block * self.block_size + offset)
-        if act == 0:
+        if n == len(buf):
             self._f.write(buf)
-            return 0
-        self.cut_kind = "prog"
-        if act == 1:
-            one = self._one
-            for i in range(len(buf) // 2):  # byte by byte: a slice of buf would allocate
-                one[0] = buf[i]
-                self._f.write(one)
-        return EIO
+            return
+        one = self._one
+        for i in range(n):  # byte by byte: a slice of buf would allocate
+            one[0] = buf[i]
+            self._f.write(one)
 
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return self.block_size
-        if op == 6:
-            act = self._step()
-            if act == 2:
-                return EIO
-            self.erases += 1
-            self._f.seek(arg * self.block_size)
-            if act == 1:
-                self.cut_kind = "erase"
-                one = self._one
-                one[0] = 0xFF
-                for _ in range(self.block_size // 2):
-                    self._f.write(one)
-                return EIO
-            if act:
-                self.cut_kind = "erase"
+    def _wipe(self, block, n):
+        self._f.seek(block * self.block_size)
+        if n == self.block_size:
             self._f.write(self._erased)
-            return 0
-        if op == 3:
-            if self.cut:
-                return EIO
-            self._f.flush()
-        return 0
+            return
+        one = self._one
+        one[0] = 0xFF
+        for _ in range(n):
+            self._f.write(one)
+
+    def _flush(self):
+        self._f.flush()
 
     def close(self):
         self._f.close()
+
+
+# ---- a littlefs volume on a block device (the boards' mount_data)

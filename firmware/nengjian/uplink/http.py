@@ -211,6 +211,29 @@ async def _send_body(writer, body, dl):
         await _within(dl, writer.drain())
 
 
+DOWNLOAD_CHUNK = 512  # one buffer per download, filled again and again: no allocation per segment
+
+
+async def _download(reader, into, length, dl):
+    # Through one small buffer: reading a fresh bytes object per TCP segment churns the heap while the
+    # uplink and the poll loop run beside it, and on a fragmented heap one such read can fail.
+    buf = bytearray(DOWNLOAD_CHUNK)
+    mv = memoryview(buf)
+    left = length
+    while left:
+        want = mv[:min(DOWNLOAD_CHUNK, left)]
+        if hasattr(reader, "readinto"):  # MicroPython's stream
+            n = await _within(dl, reader.readinto(want))
+        else:  # CPython's StreamReader (host-side tests)
+            chunk = await _within(dl, reader.read(len(want)))
+            n = len(chunk)
+            want[:n] = chunk
+        if not n:
+            raise EOFError("connection closed with %d of %d bytes to go" % (left, length))
+        into.write(mv[:n])
+        left -= n
+
+
 async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384, length=None,
                   into=None):
     """Send one request; return (status, body bytes). Raises HttpError on any transport failure.
@@ -281,13 +304,7 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
         if into is not None and status == 200:
             if chunked or length < 0:
                 raise HttpError("a download needs a Content-Length")
-            left = length
-            while left:
-                chunk = await _within(dl, reader.read(min(SEND_CHUNK, left)))
-                if not chunk:
-                    raise EOFError("connection closed with %d of %d bytes to go" % (left, length))
-                into.write(chunk)
-                left -= len(chunk)
+            await _download(reader, into, length, dl)
             data = b""
         elif length > max_body:
             raise HttpError("response of %d bytes is too large" % length)

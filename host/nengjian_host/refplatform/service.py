@@ -132,6 +132,14 @@ class Service:
             return None, self._fail(CODE_BAD_REQUEST, "unknown deviceId (register first)")
         return device, None
 
+    def _device_request(self, body, keys):
+        """(device, None) for an object with exactly `keys` naming a known deviceId, else (None, failure
+        response)."""
+        bad = self._exact_keys(body, keys)
+        if bad:
+            return None, bad
+        return self._known_device(body)
+
     # -- endpoints --------------------------------------------------------------------------------
     def register(self, body, base_url):
         bad = self._exact_keys(body, ("region", "enterpriseCode"))
@@ -160,19 +168,13 @@ class Service:
         return self._ok(**reply)
 
     def dic_version(self, body):
-        bad = self._exact_keys(body, ("deviceId",))
-        if bad:
-            return bad
-        _, bad = self._known_device(body)
+        _, bad = self._device_request(body, ("deviceId",))
         if bad:
             return bad
         return self._ok(**self.versions)
 
     def token(self, body):
-        bad = self._exact_keys(body, ("deviceId", "enterpriseCode", "password"))
-        if bad:
-            return bad
-        device, bad = self._known_device(body)
+        device, bad = self._device_request(body, ("deviceId", "enterpriseCode", "password"))
         if bad:
             return bad
         if device["enterpriseCode"] != body["enterpriseCode"]:
@@ -197,10 +199,7 @@ class Service:
         return self._ok()
 
     def center_info_download(self, body):
-        bad = self._exact_keys(body, ("deviceId",))
-        if bad:
-            return bad
-        _, bad = self._known_device(body)
+        _, bad = self._device_request(body, ("deviceId",))
         if bad:
             return bad
         return self._ok(data=[{"energyCode": code, "convertRation": ratio}

@@ -38,12 +38,13 @@ __all__ = ["Cjt188Meter", "Dlt645Meter", "SimBus", "close_pty", "open_pty", "ser
 
 def open_pty() -> tuple[int, str]:
     """A raw pty pair: (master fd for serve(), slave path for the gateway's UART). close_pty() ends it."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
+    from nengjian_host.ptys import open_raw_pty
+
+    master, slave, path = open_raw_pty()
     # Keep a slave fd open: once every slave fd is closed, reads on the master fail with EIO (Linux),
     # and the gateway may open and close its end more than once.
     _slaves[master] = slave
-    return master, os.ttyname(slave)
+    return master, path
 
 
 def close_pty(master: int) -> None:

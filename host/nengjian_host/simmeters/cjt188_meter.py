@@ -10,13 +10,15 @@ di_order: "any" (default) accepts the DI as 1F 90 or 90 1F and echoes it as rece
 "high_first" emulate a picky meter that only understands one order (silence otherwise).
 Counters advance with the injected clock at .rates (units per second) and roll over at the field
 width; tests set them with set()/set_raw(). The real-time field comes from .now() (default: the
-host's local time).
+host's local time). Framing, counters and faults are the simulators' shared Meter68 (meter68.py).
 """
 
 from __future__ import annotations
 
 import time
-from decimal import ROUND_HALF_EVEN, Decimal
+
+from . import meter68
+from .meter68 import Meter68, checked_frame, split_frame, to_bcd, wrap
 
 # name: (nbytes, decimals)
 FIELDS = {
@@ -33,101 +35,56 @@ FIELDS = {
 DEFAULT_UNITS = {"flow": 0x2C, "settle_flow": 0x2C, "heat": 0x05, "settle_heat": 0x05, "power": 0x17,
                  "flow_rate": 0x35}
 BROADCAST = bytes([0x99] * 7)
+LEN_OFF = 10  # L, counted from the 68
 
 
 def addr_to_wire(address: str) -> bytes:
-    address = address.rjust(14, "0")
-    return bytes(int(address[i:i + 2], 16) for i in range(12, -2, -2))
-
-
-def to_bcd(raw: int, nbytes: int) -> bytes:
-    digits = str(raw).rjust(2 * nbytes, "0")
-    if raw < 0 or len(digits) > 2 * nbytes:
-        raise ValueError("value does not fit")
-    return bytes(int(digits[i:i + 2], 16) for i in range(len(digits) - 2, -2, -2))
+    return meter68.addr_to_wire(address, 7)
 
 
 def make_frame(meter_type: int, addr_wire: bytes, ctrl: int, data: bytes, preamble: int = 0) -> bytes:
-    body = bytes([0x68, meter_type]) + addr_wire + bytes([ctrl, len(data)]) + data
-    return b"\xfe" * preamble + body + bytes([sum(body) & 0xFF, 0x16])
-
-
-def _find(buf: bytes):
-    i = buf.find(b"\x68")
-    if i < 0 or len(buf) - i < 11:
-        return None
-    end = i + 13 + buf[i + 10]
-    return (i, end) if end <= len(buf) else None
+    return wrap(bytes([0x68, meter_type]) + addr_wire + bytes([ctrl, len(data)]) + data, preamble)
 
 
 def split(buf: bytes) -> int:
     """End index of the first complete CJ/T 188 frame in buf (noise before it included), 0 if none."""
-    found = _find(bytes(buf))
-    return found[1] if found else 0
+    return split_frame(buf, LEN_OFF)
 
 
 def parse_frame(buf: bytes):
     """(meter_type, addr_wire, ctrl, data) of the first well-formed frame, or None."""
-    buf = bytes(buf)
-    found = _find(buf)
-    if not found:
-        return None
-    frame = buf[found[0]:found[1]]
-    if sum(frame[:-2]) & 0xFF != frame[-2] or frame[-1] != 0x16:
+    frame = checked_frame(buf, LEN_OFF)
+    if frame is None:
         return None
     return frame[1], frame[2:9], frame[9], frame[11:-2]
 
 
-class Cjt188Meter:
+class Cjt188Meter(Meter68):
     protocol = "cjt188"
     split = staticmethod(split)
+    parse_frame = staticmethod(parse_frame)
 
     def __init__(self, meter_type: int, address: str, values: dict | None = None, units: dict | None = None,
                  rates: dict | None = None, status: int = 0, only_meter: bool = False, di_order: str = "any",
                  preamble: int = 4, clock=time.monotonic, now=None):
+        super().__init__(FIELDS, rates, clock)
         self.meter_type = meter_type
         self.address = address.rjust(14, "0")
         self.wire = addr_to_wire(self.address)
         self.units = dict(DEFAULT_UNITS, **(units or {}))
-        self.rates = dict(rates or {})
         self.status = status
         self.only_meter = only_meter
         self.di_order = di_order
         self.preamble = preamble
-        self.clock = clock
         self.now = now or (lambda: time.localtime()[:6])
-        self.online = True  # False: a dead meter, never answers
-        self.bad_checksum = False  # fault: replies carry a wrong CS
-        self.requests = 0
-        self._base = {name: 0 for name in FIELDS}
-        self._t0 = {name: clock() for name in FIELDS}
+        for name in FIELDS:
+            self.set_raw(name, 0)
         for name, value in (values or {}).items():
             self.set(name, value)
 
     @property
     def heat_meter(self) -> bool:
         return 0x20 <= self.meter_type <= 0x29
-
-    def set(self, name: str, value) -> None:
-        dec = FIELDS[name][1]
-        self.set_raw(name, int((Decimal(str(value)) * (10 ** dec)).to_integral_value(ROUND_HALF_EVEN)))
-
-    def set_raw(self, name: str, raw: int) -> None:
-        if name not in FIELDS:
-            raise KeyError(name)
-        self._base[name] = raw
-        self._t0[name] = self.clock()
-
-    def raw(self, name: str) -> int:
-        nbytes, dec = FIELDS[name]
-        raw = self._base[name]
-        rate = self.rates.get(name)
-        if rate:
-            raw += int(Decimal(str(rate)) * Decimal(str(self.clock() - self._t0[name])) * (10 ** dec))
-        return raw % (10 ** (2 * nbytes))
-
-    def value(self, name: str) -> Decimal:
-        return Decimal(self.raw(name)).scaleb(-FIELDS[name][1])
 
     def _di_ok(self, data: bytes, di: int) -> bool:
         lo, hi = di & 0xFF, di >> 8
@@ -154,19 +111,7 @@ class Cjt188Meter:
                     + self._value("return_temp", False) + self._value("work_hours", False) + self._time() + st)
         return self._value("flow") + self._value("settle_flow") + self._time() + st
 
-    def respond(self, request: bytes):
-        """Reply bytes for one request (bytes may carry preamble/noise), or None for silence."""
-        reply = self._respond(request)
-        if reply and self.bad_checksum:
-            reply = reply[:-2] + bytes([reply[-2] ^ 0xFF]) + reply[-1:]
-        return reply
-
-    def _respond(self, request: bytes):
-        if not self.online:
-            return None
-        parsed = parse_frame(request)
-        if parsed is None:
-            return None
+    def _answer(self, parsed):
         meter_type, wire, ctrl, data = parsed
         if ctrl & 0x80 or wire == BROADCAST:
             return None

@@ -1,7 +1,8 @@
 """Simulated DL/T 645-2007 / -1997 electricity meter (CPython, for tests and the sim board).
 
 Written independently of the firmware codec (firmware/nengjian/proto/dlt645.py) so that tests
-cross-check two readings of the standard rather than one codec against itself.
+cross-check two readings of the standard rather than one codec against itself. Framing, counters
+and faults are the simulators' shared Meter68 (meter68.py).
 
 Behaviour, as a real meter on a shared RS-485 bus:
 - answers read data (2007 11H / 1997 01H) for its own address; unknown DIs get an error reply
@@ -17,10 +18,14 @@ Behaviour, as a real meter on a shared RS-485 bus:
 from __future__ import annotations
 
 import time
-from decimal import ROUND_HALF_EVEN, Decimal
+
+from . import meter68
+from .meter68 import Meter68, checked_frame, split_frame, to_bcd, wrap
 
 BIAS = 0x33
 BROADCAST = bytes([0x99] * 6)
+LEN_OFF = 9  # L, counted from the first 68
+PAIR_OFF = 7  # the second 68
 
 # (nbytes, decimals, signed); an independent copy of the SPEC section 5 table.
 ITEMS_2007 = {
@@ -52,107 +57,46 @@ ITEMS_1997 = {
 
 
 def addr_to_wire(address: str) -> bytes:
-    address = address.rjust(12, "0")
-    return bytes(int(address[i:i + 2], 16) for i in range(10, -2, -2))
-
-
-def to_bcd(raw: int, nbytes: int, signed: bool) -> bytes:
-    neg = raw < 0
-    digits = str(abs(raw)).rjust(2 * nbytes, "0")
-    if len(digits) > 2 * nbytes:
-        raise ValueError("value too wide")
-    out = bytearray(int(digits[i:i + 2], 16) for i in range(len(digits) - 2, -2, -2))
-    if signed:
-        if out[-1] & 0x80:
-            raise ValueError("value too wide for a signed field")
-        if neg:
-            out[-1] |= 0x80
-    elif neg:
-        raise ValueError("negative value in an unsigned field")
-    return bytes(out)
+    return meter68.addr_to_wire(address, 6)
 
 
 def make_frame(addr_wire: bytes, ctrl: int, plain: bytes, preamble: int = 0) -> bytes:
     body = bytes([0x68]) + addr_wire + bytes([0x68, ctrl, len(plain)]) + bytes((b + BIAS) & 0xFF for b in plain)
-    return b"\xfe" * preamble + body + bytes([sum(body) & 0xFF, 0x16])
-
-
-def _find(buf: bytes):
-    """(start, end) of the first complete frame (a 68 with its partner 68 seven bytes on), or None."""
-    for i in range(len(buf)):
-        if buf[i] == 0x68 and (i + 7 >= len(buf) or buf[i + 7] == 0x68):
-            if len(buf) - i < 10:
-                return None
-            end = i + 12 + buf[i + 9]
-            return (i, end) if end <= len(buf) else None
-    return None
+    return wrap(body, preamble)
 
 
 def split(buf: bytes) -> int:
-    """End index of the first complete 645 frame in buf (noise before it included), 0 if none yet."""
-    found = _find(buf)
-    return found[1] if found else 0
+    """End index of the first complete 645 frame in buf (noise before it included), 0 if none yet.
+
+    A frame starts at a 68 with its partner 68 seven bytes on (or not received yet)."""
+    return split_frame(buf, LEN_OFF, PAIR_OFF)
 
 
 def parse_frame(buf: bytes):
     """(addr_wire, ctrl, plain_data) of the first well-formed frame, or None."""
-    found = _find(buf)
-    if not found:
+    frame = checked_frame(buf, LEN_OFF, PAIR_OFF)
+    if frame is None:
         return None
-    frame = buf[found[0]:found[1]]
-    if sum(frame[:-2]) & 0xFF != frame[-2] or frame[-1] != 0x16:
-        return None
-    return bytes(frame[1:7]), frame[8], bytes((b - BIAS) & 0xFF for b in frame[10:-2])
+    return frame[1:7], frame[8], bytes((b - BIAS) & 0xFF for b in frame[10:-2])
 
 
-class Dlt645Meter:
+class Dlt645Meter(Meter68):
     protocol = "dlt645"
     split = staticmethod(split)
+    parse_frame = staticmethod(parse_frame)
 
     def __init__(self, address: str, values: dict | None = None, rates: dict | None = None,
                  only_meter: bool = False, v1997: bool = False, preamble: int = 4, clock=time.monotonic):
+        self.items = ITEMS_1997 if v1997 else ITEMS_2007
+        super().__init__(self.items, rates, clock)
         self.address = address.rjust(12, "0")
         self.wire = addr_to_wire(self.address)
         self.only_meter = only_meter
         self.v1997 = v1997
-        self.items = ITEMS_1997 if v1997 else ITEMS_2007
         self.preamble = preamble
-        self.clock = clock
-        self.rates = dict(rates or {})
-        self.online = True  # False: a dead meter, never answers
-        self.bad_checksum = False  # fault: replies carry a wrong CS
         self.synced_time = None  # (YY, MM, DD, hh, mm, ss) of the last broadcast time sync
-        self.requests = 0
-        self._base: dict[int, int] = {}
-        self._t0: dict[int, float] = {}
         for di, value in (values or {}).items():
             self.set(di, value)
-
-    # -- values --------------------------------------------------------------------------------
-    def set(self, di: int, value) -> None:
-        """Set a value in engineering units (int, str, Decimal or float: rounded to the field)."""
-        dec = self.items[di][1]
-        raw = int((Decimal(str(value)) * (10 ** dec)).to_integral_value(ROUND_HALF_EVEN))
-        self.set_raw(di, raw)
-
-    def set_raw(self, di: int, raw: int) -> None:
-        if di not in self.items:
-            raise KeyError(hex(di))
-        self._base[di] = raw
-        self._t0[di] = self.clock()
-
-    def raw(self, di: int) -> int:
-        nbytes, dec, signed = self.items[di]
-        raw = self._base[di]
-        rate = self.rates.get(di)
-        if rate:
-            raw += int(Decimal(str(rate)) * Decimal(str(self.clock() - self._t0[di])) * (10 ** dec))
-        if not signed:
-            raw %= 10 ** (2 * nbytes)  # a register rolls over at its width
-        return raw
-
-    def value(self, di: int) -> Decimal:
-        return Decimal(self.raw(di)).scaleb(-self.items[di][1])
 
     # -- protocol ------------------------------------------------------------------------------
     def _addressed(self, wire: bytes) -> bool:
@@ -162,19 +106,7 @@ class Dlt645Meter:
             return self.only_meter
         return False
 
-    def respond(self, request: bytes):
-        """Reply bytes for one request (bytes may carry preamble/noise), or None for silence."""
-        reply = self._respond(request)
-        if reply and self.bad_checksum:
-            reply = reply[:-2] + bytes([reply[-2] ^ 0xFF]) + reply[-1:]
-        return reply
-
-    def _respond(self, request: bytes):
-        if not self.online:
-            return None
-        parsed = parse_frame(bytes(request))
-        if parsed is None:
-            return None
+    def _answer(self, parsed):
         wire, ctrl, data = parsed
         if ctrl & 0x80:
             return None  # another slave's reply
