@@ -4,8 +4,14 @@ For each heap size the real firmware runs on the sim rig (two pymodbus meters, t
 platform, clock at 12x) until 4 interval values are accepted by the platform, or it fails
 (MemoryError, crash, or nothing accepted in time). Prints one line per size and the smallest that
 worked. On a 64-bit host objects take about twice the room they take on an ESP32.
+
+Then what the code itself costs: the heap the application's modules (.mpy, as the sim board and
+an ESP32 without frozen modules load them) hold once imported, the largest first. Code loaded from
+the filesystem lives in the heap; frozen into the firmware image it would stay in flash.
 """
 
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +48,33 @@ def trial(heap: str) -> tuple[bool, str, float]:
             rig.close()
 
 
+MODULES = ["nengjian.app", "nengjian.consolecmd", "nengjian.ota", "nengjian.otafetch", "nengjian.net.modem",
+           "nengjian.net.cellular", "nengjian.tce", "nengjian.crypto.sm4", "nengjian.proto.cjt188",
+           "nengjian.uplink.centerinfo", "nengjian.meters.scan", "nengjian.clocksync"]
+MODULE_COST = """
+import gc
+gc.collect()
+start = gc.mem_alloc()
+for m in %r:
+    gc.collect(); b = gc.mem_alloc()
+    __import__(m)
+    gc.collect(); print("%%-28s %%7d" %% (m, gc.mem_alloc() - b))
+gc.collect(); print("all                          %%7d" %% (gc.mem_alloc() - start))
+"""
+
+
+def module_cost() -> None:
+    from nengjian_host import paths, simbuild
+
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(simbuild.firmware_path()), str(paths.BOARDS / "sim"),
+                                                          ".frozen"]))
+    out = subprocess.run([paths.micropython_binary(), "-X", "heapsize=4m", "-c", MODULE_COST % MODULES],
+                         env=env, capture_output=True, text=True, timeout=60)
+    print("heap held by the application's modules once imported (bytes, 64-bit host; each line adds what its")
+    print("imports bring that the lines above did not; nengjian.app is the core every gateway loads):")
+    print(out.stdout.rstrip() or out.stderr.strip()[-500:])
+
+
 def main():
     smallest = None
     for heap in SIZES:
@@ -52,6 +85,7 @@ def main():
         if ok:
             break
     print(f"smallest heap that runs the make-run workload: {smallest or 'none tried'}")
+    module_cost()
 
 
 if __name__ == "__main__":

@@ -74,17 +74,19 @@ class OtaFetch:
         self._event("ota", "version %s offered by the update server: downloading" % version)
         path = self.updater.incoming(size or ota.HEAD + 1)
         gc.collect()  # the download runs beside polling and uploads: start it from a collected heap
+        handed_over = False
         try:
             await ota.download(self._bundle_url(where), path, DOWNLOAD_MS, self.ssl)
             # Checked at the restart, in a fresh heap (nengjian.ota: a long-running heap is too
             # fragmented for the signature check); a refusal comes back through take_refused().
             self.updater.defer(path, version)
-        except BaseException:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-            raise
+            handed_over = True
+        finally:
+            if not handed_over:  # failed or cancelled: no partial bundle left on flash
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
         if self.restart is not None:
             self.restart()
         return True
