@@ -199,8 +199,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 def push(con, data: bytes, progress=None, install_timeout: float = 120.0) -> dict:
     """Send a bundle over a gateway's console (nengjian_host.device.Console). The gateway stores it,
     then verifies and installs it into its spare slot as the last line arrives. Returns the gateway's
-    answer ({"installed": version, "slot", "state": "trial", "files", "verify_ms"}); DeviceError with
-    the gateway's reason if it refuses (nothing is switched then)."""
+    answer ({"installed": version, "slot", "state": "trial", "files", "verify_ms"}, or {"deferred":
+    true} when its heap had no room for the check: that runs at the reset); DeviceError with the
+    gateway's reason if it refuses (nothing is switched then)."""
     from nengjian_host.device import DeviceError
 
     con.request("ota %d %s" % (len(data), hashlib.sha256(data).hexdigest()))
@@ -213,7 +214,7 @@ def push(con, data: bytes, progress=None, install_timeout: float = 120.0) -> dic
                           timeout=max(con.timeout, install_timeout) if last else None)[-1]
         if progress is not None:
             progress(off + len(chunk), len(data))
-    if not end.get("installed"):
+    if not end.get("installed") and not end.get("deferred"):
         raise DeviceError("the gateway did not confirm the install (answer %s)" % end)
     return end
 
