@@ -159,9 +159,13 @@ def read_pointer(root):
 
 
 def write_pointer(root, p):
-    path = root + "/" + POINTER
+    _write_json(root + "/" + POINTER, p)
+
+
+def _write_json(path, doc):
+    # Written beside and renamed over: atomic on littlefs, so a power cut leaves the old or the new.
     with open(path + ".new", "w") as f:
-        json.dump(p, f)
+        json.dump(doc, f)
     os.rename(path + ".new", path)
 
 
@@ -330,12 +334,14 @@ class Updater:
         if self.key_path is None:
             raise OtaError("no key path to check the bundle with at boot")
         _makedirs(self.root)
-        tmp = self.root + "/" + PENDING + ".new"
-        with open(tmp, "w") as f:
-            json.dump({"bundle": path, "version": version, "key": self.key_path, "board": self.board,
-                       "window_s": self.window_s, "max_boots": self.max_boots}, f)
-        os.rename(tmp, self.root + "/" + PENDING)
+        _write_json(self.root + "/" + PENDING, {"bundle": path, "version": version, "key": self.key_path,
+                                               "board": self.board, "window_s": self.window_s,
+                                               "max_boots": self.max_boots})
         self._note("bundle%s received: verified and installed at the restart" % (" " + version if version else ""))
+
+    def discard(self, path):
+        """Drop a received bundle that will not be installed (a failed or cancelled download)."""
+        _remove(path)
 
     def take_refused(self):
         """The version install_pending() refused at this boot, once (None if none)."""

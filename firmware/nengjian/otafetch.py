@@ -17,7 +17,6 @@ Offer (our format; the vendor runs the server, `nengjian_host.otaserver` is the 
 import asyncio
 import gc
 import json
-import os
 
 from nengjian import log
 from nengjian.uplink import http
@@ -83,10 +82,7 @@ class OtaFetch:
             handed_over = True
         finally:
             if not handed_over:  # failed or cancelled: no partial bundle left on flash
-                try:
-                    os.remove(path)
-                except OSError:
-                    pass
+                self.updater.discard(path)
         if self.restart is not None:
             self.restart()
         return True

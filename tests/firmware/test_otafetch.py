@@ -22,6 +22,9 @@ class Updater:
     def defer(self, path, version=None):
         self.deferred.append((path, version))
 
+    def discard(self, path):
+        os.remove(path)
+
     def take_refused(self):
         version, self.refused = self.refused, None
         return version
@@ -151,3 +154,19 @@ def test_a_failed_check_is_tried_again_before_the_next_period(monkeypatch):
     f, asked, _d, _e, _r = fetcher(monkeypatch, [(503, None), (204, None)], Updater())
     _run_for(f, 0.3, lambda: True)
     assert len(asked) == 2 and f.last_error == ""
+
+
+def test_a_full_flash_when_handing_over_leaves_nothing_and_does_not_restart(monkeypatch):
+    updater = Updater()
+
+    def full(path, version=None):
+        raise OSError(28, "ENOSPC")
+
+    updater.defer = full
+    f, _a, downloaded, _e, restarts = fetcher(monkeypatch, [OFFER], updater)
+    try:
+        asyncio.run(f.check())
+        raise AssertionError("expected OSError")
+    except OSError as e:
+        assert e.args[0] == 28
+    assert downloaded and not restarts and not os.path.exists(updater.incoming(0))

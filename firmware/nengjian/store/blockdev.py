@@ -299,5 +299,3 @@ class FileBlockDevice(_Device):
     def close(self):
         self._f.close()
 
-
-# ---- a littlefs volume on a block device (the boards' mount_data)

@@ -221,13 +221,7 @@ async def _download(reader, into, length, dl):
     mv = memoryview(buf)
     left = length
     while left:
-        want = mv[:min(DOWNLOAD_CHUNK, left)]
-        if hasattr(reader, "readinto"):  # MicroPython's stream
-            n = await _within(dl, reader.readinto(want))
-        else:  # CPython's StreamReader (host-side tests)
-            chunk = await _within(dl, reader.read(len(want)))
-            n = len(chunk)
-            want[:n] = chunk
+        n = await _within(dl, reader.readinto(mv[:min(DOWNLOAD_CHUNK, left)]))  # MicroPython's Stream
         if not n:
             raise EOFError("connection closed with %d of %d bytes to go" % (left, length))
         into.write(mv[:n])
