@@ -18,7 +18,7 @@ from nengjian_host.simmodem import SimModem
 
 pytestmark = [pytest.mark.mpy]
 
-TIMING = {"at_ms": 150, "boot_ms": 800, "off_ms": 200, "pwrkey_on_ms": 60, "pwrkey_off_ms": 80,
+TIMING = {"at_ms": 150, "boot_ms": 800, "off_ms": 200, "pwrkey_on_ms": 60, "pwrkey_off_ms": 150,
           "sim_ms": 1500, "reg_ms": 1500, "reg_poll_ms": 100, "dial_ms": 1500, "guard_ms": 250}
 
 BRING_UP = """
@@ -57,7 +57,7 @@ asyncio.run(main())
 
 @pytest.fixture
 def modem(tmp_path):
-    m = SimModem(str(tmp_path / "pwrkey"), on_ms=50, off_ms=65, boot_s=0.2, guard_s=0.2).start()
+    m = SimModem(str(tmp_path / "pwrkey"), on_ms=50, off_ms=120, boot_s=0.2, guard_s=0.2).start()
     yield m
     m.close()
 
@@ -101,7 +101,7 @@ def when(predicate, action, timeout=20.0):
 
 @pytest.mark.parametrize("model,vendor,ccid_cmd", [("quectel", "QUECTEL", "AT+QCCID"), ("simcom", "SIMCOM", "AT+CICCID")])
 def test_bring_up_to_data_mode(tmp_path, model, vendor, ccid_cmd):
-    with SimModem(str(tmp_path / "pwrkey"), model=model, on_ms=50, off_ms=65) as m:
+    with SimModem(str(tmp_path / "pwrkey"), model=model, on_ms=50, off_ms=120) as m:
         r = bring_up(m, NJ_APN="cmiot")
         assert r["ok"] and r["up"], r
         d = r["diag"]
@@ -224,16 +224,41 @@ def test_hung_modem_is_power_cycled(modem):
     assert "modem does not answer AT" in out
     assert "2 failed bring-ups in a row: power-cycling" in out
     assert modem.boots == 2 and not modem.hung
-    assert any(ms >= 65 for ms in modem.pulses)
+    assert any(ms >= 120 for ms in modem.pulses)
     assert r["diag"]["power_cycles"] == 1 and r["stats"]["power_cycles"] == 1
 
 
 def test_modem_off_at_boot_is_switched_on(tmp_path):
-    with SimModem(str(tmp_path / "pwrkey"), powered=False, on_ms=50, off_ms=65, boot_s=0.2) as m:
+    with SimModem(str(tmp_path / "pwrkey"), powered=False, on_ms=50, off_ms=120, boot_s=0.2) as m:
         r = bring_up(m)
         assert r["ok"], r
-        assert m.boots == 1 and len(m.pulses) == 1 and 50 <= m.pulses[0] < 65
+        assert m.boots == 1 and len(m.pulses) == 1 and 50 <= m.pulses[0] < 120
         assert r["diag"]["pwrkey_pulses"] == 1
+
+
+BUSY_LOOP_BRING_UP = """
+import asyncio, json, time, board
+link = board.network_links()[0]
+async def hog():
+    # Another task that holds the loop for 300 ms at a time (a TLS handshake on an ESP32 does).
+    while True:
+        await asyncio.sleep_ms(5)
+        time.sleep_ms(300)
+async def main():
+    asyncio.create_task(hog())
+    ok = await link.up()
+    print("RESULT " + json.dumps({"ok": ok, "diag": link.modem.diag}))
+asyncio.run(main())
+"""
+
+
+def test_power_on_press_stays_short_while_another_task_holds_the_loop(tmp_path):
+    # Pressed for longer than off_ms, a power-on press switches a running module off: a busy loop
+    # must not stretch it.
+    with SimModem(str(tmp_path / "pwrkey"), powered=False, on_ms=50, off_ms=120, boot_s=0.2) as m:
+        r = _result(run_mpy(BUSY_LOOP_BRING_UP, env=_env(m), timeout=60))
+        assert r["ok"], r
+        assert m.pulses and all(50 <= ms < 120 for ms in m.pulses), m.pulses
 
 
 def test_hangup_returns_to_command_mode(modem):

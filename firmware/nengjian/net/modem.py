@@ -17,6 +17,7 @@ board's control file), `on()` meaning "key pressed".
 """
 
 import asyncio
+import time
 
 from nengjian import log
 from nengjian.compat import ticks_add, ticks_diff, ticks_ms
@@ -25,8 +26,8 @@ TIMING = {
     "at_ms": 500,  # one AT sync attempt
     "cmd_ms": 5000,  # an ordinary command
     "sync_tries": 6,
-    "pwrkey_on_ms": 600,  # Quectel EC800/EC20 >= 500 ms, SIM7600 >= 500 ms
-    "pwrkey_off_ms": 800,  # >= 650 ms switches a running module off
+    "pwrkey_on_ms": 600,  # Quectel EC800/EC20 >= 500 ms, SIM7600 >= 500 ms; < 650 ms (see _pulse)
+    "pwrkey_off_ms": 3000,  # Quectel >= 650 ms, SIM7600 >= 2.5 s switch a running module off
     "boot_ms": 15000,  # from PWRKEY to an answer ("RDY"); EC20 ~ 13 s, SIM7600 ~ 15 s
     "off_ms": 3000,  # settle after power-off before the next pulse
     "sim_ms": 10000,  # SIM busy after boot / after PIN entry
@@ -139,15 +140,17 @@ class Modem:
                 return line
 
     async def _line(self, deadline):
-        """Next line before `deadline` (ticks), or None."""
+        """Next line before `deadline` (ticks), or None. The UART is read before the deadline is
+        checked: an answer that arrived while another task held the loop is not a timeout."""
         while True:
             line = self._take_line()
             if line is not None:
                 return line
+            if self._pull():
+                continue
             if ticks_diff(deadline, ticks_ms()) <= 0:
                 return None
-            if not self._pull():
-                await asyncio.sleep_ms(self.t["poll_ms"])
+            await asyncio.sleep_ms(self.t["poll_ms"])
 
     def drain_urcs(self):
         """Handle whatever the modem said on its own."""
@@ -217,11 +220,17 @@ class Modem:
                 return True
         return False
 
-    async def _pulse(self, ms):
+    async def _pulse(self, ms, exact=False):
+        """Hold PWRKEY for `ms`. An `exact` press blocks the loop for its length: an on-press that
+        another task stretched past ~650 ms would switch a running Quectel module off instead, so
+        its upper bound matters; a long off-press only needs its lower bound and yields."""
         self.diag["pwrkey_pulses"] += 1
         self.pwrkey.on()
         try:
-            await asyncio.sleep_ms(ms)
+            if exact:
+                time.sleep_ms(ms)
+            else:
+                await asyncio.sleep_ms(ms)
         finally:
             self.pwrkey.off()
 
@@ -246,7 +255,7 @@ class Modem:
         if self.pwrkey is None:
             return False
         for _ in range(2):
-            await self._pulse(self.t["pwrkey_on_ms"])
+            await self._pulse(self.t["pwrkey_on_ms"], exact=True)
             if await self._await_boot():
                 self._note("modem", "powered on by PWRKEY")
                 return True
