@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.e2e]
 NEW = "0.2.0-sim"
 CRASH = "0.3.0-crash"
 STRICT = "0.4.0-strict"
+NOMOUNT = "0.5.0-nomount"
 BOOTED = r"event\s+boot: started firmware (\S+)"
 
 
@@ -54,6 +55,14 @@ def bundles(tmp_path_factory):
     strict = [(p, strict_schemas if p == "nengjian/schemas.mpy" else b)
               for p, b in host_ota.collect(mpy=True, march=march, version=STRICT)]
     host_ota.build(d / "strict.njota", d / "vendor.pem", STRICT, ["sim"], files=strict, mpy=True)
+    # A version that cannot mount the data volume (say, a littlefs built with other block settings).
+    src = d / "volume.py"
+    src.write_text("def mount(dev, mount_point, format_if_blank=True):\n    raise OSError(5)\n")
+    broken_volume = app_bundle.compile_module(src, "nengjian/store/volume.py", None)
+    nomount = [(p, broken_volume if p == "nengjian/store/volume.mpy" else b)
+               for p, b in host_ota.collect(mpy=True, march=march, version=NOMOUNT)]
+    assert any(p == "nengjian/store/volume.mpy" for p, _b in nomount)
+    host_ota.build(d / "nomount.njota", d / "vendor.pem", NOMOUNT, ["sim"], files=nomount, mpy=True)
     return d
 
 
@@ -169,18 +178,25 @@ def test_version_crashing_at_import_is_rolled_back_after_max_boots(dut, bundles)
 
 
 @pytest.mark.needs("console", "reset")
-def test_version_refusing_the_site_config_is_rolled_back_not_left_in_safe_mode(dut, bundles):
-    """Safe mode waits for a crew to fix the config; a version on trial that refuses a config the
-    site has been running with is what is wrong, so it fails its trial instead of sitting there."""
+@pytest.mark.parametrize("version,bundle,why", [
+    (STRICT, "strict.njota", "TrialStartFailed: config: "),
+    (NOMOUNT, "nomount.njota", "TrialStartFailed: data volume will not mount ("),
+], ids=["refuses-config", "cannot-mount-data"])
+def test_version_that_cannot_start_normally_is_rolled_back_not_left_in_safe_mode(dut, bundles, version, bundle, why):
+    """Safe mode waits for a crew to fix the config or the flash; a version on trial that refuses a
+    config the site has been running with, or cannot mount the data volume the version before it
+    mounted, is what is wrong, so it fails its trial instead of sitting there."""
     builtin, _app_dir = _start(dut, bundles, max_boots=2)
-    code, out, err = _ota_cli("push", str(bundles / "strict.njota"), "--port", dut.port, "--json")
+    code, out, err = _ota_cli("push", str(bundles / bundle), "--port", dut.port, "--json")
     assert code == 1, out + err  # installed, then the gateway came back with the version before it
     assert dut.expect(BOOTED, timeout=60).group(1) == builtin
     assert dut.output().count("update on trial failed to start: resetting") == 2
     texts = [t for k, t in _texts(dut) if k == "ota"]
-    failures = [t for t in texts if t.startswith("%s failed to start on trial boot" % STRICT)]
-    assert len(failures) == 2 and all("TrialStartFailed: config:" in t and "site_survey" in t for t in failures)
-    assert any(t.startswith("rolled back from %s to built-in" % STRICT) for t in texts)
+    failures = [t for t in texts if t.startswith("%s failed to start on trial boot" % version)]
+    assert len(failures) == 2 and all(why in t for t in failures), texts
+    if version == STRICT:
+        assert all("site_survey" in t for t in failures)
+    assert any(t.startswith("rolled back from %s to built-in" % version) for t in texts)
     assert dut.console().request("ota")[-1]["running"] == builtin
     assert "SAFE MODE" not in dut.output()
 
