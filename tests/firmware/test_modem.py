@@ -19,6 +19,7 @@ from nengjian_host.simmodem import SimModem
 pytestmark = [pytest.mark.mpy]
 
 TIMING = {"at_ms": 150, "boot_ms": 800, "off_ms": 200, "pwrkey_on_ms": 60, "pwrkey_off_ms": 150,
+          "pwrkey_off_simcom_ms": 300,
           "sim_ms": 1500, "reg_ms": 1500, "reg_poll_ms": 100, "dial_ms": 1500, "guard_ms": 250}
 
 BRING_UP = """
@@ -226,6 +227,44 @@ def test_hung_modem_is_power_cycled(modem):
     assert modem.boots == 2 and not modem.hung
     assert any(ms >= 120 for ms in modem.pulses)
     assert r["diag"]["power_cycles"] == 1 and r["stats"]["power_cycles"] == 1
+
+
+def test_hung_modem_of_unknown_make_gets_both_makers_off_press(tmp_path):
+    # A SIMCom module needs 2.5 s or more on PWRKEY to switch off, a Quectel one 0.65-1 s; one that
+    # hung before it ever answered ATI is unknown, so the power cycles alternate between the two.
+    with SimModem(str(tmp_path / "pwrkey"), model="simcom", on_ms=50, off_ms=250, boot_s=0.2, guard_s=0.2) as m:
+        m.hung = True
+        r, out = supervise(m, power_cycle_after=2, limit_ms=60000)
+        assert r["up"], out
+        assert r["diag"]["power_cycles"] == 2 and r["diag"]["vendor"] == "SIMCOM"
+        long_presses = [ms for ms in m.pulses if ms >= 120]
+        assert len(long_presses) == 2 and long_presses[0] < 250 <= long_presses[1], m.pulses
+        assert m.boots == 2 and not m.hung
+
+
+KNOWN_MAKE_CYCLE = """
+import asyncio, json, board
+link = board.network_links()[0]
+async def main():
+    ok = await link.up()
+    print("UP " + link.modem.diag["vendor"])
+    await asyncio.sleep_ms(400)  # the test hangs the module meanwhile
+    cycled = await link.modem.power_cycle()
+    print("RESULT " + json.dumps({"ok": ok, "cycled": cycled, "diag": link.modem.diag}))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("model,off_ms,press_ms", [("simcom", 250, 300), ("quectel", 120, 150)])
+def test_hung_modem_of_known_make_gets_its_off_press(tmp_path, model, off_ms, press_ms):
+    with SimModem(str(tmp_path / "pwrkey"), model=model, on_ms=50, off_ms=off_ms, boot_s=0.2, guard_s=0.2) as m:
+        def hang():
+            m.hung = True
+        when(lambda: m.mode == "data", hang)
+        r = _result(run_mpy(KNOWN_MAKE_CYCLE, env=_env(m), timeout=60))
+        assert r["ok"] and r["cycled"], r
+        assert len(m.pulses) == 2 and press_ms <= m.pulses[0] < press_ms + 60 and m.pulses[1] < off_ms, m.pulses
+        assert m.boots == 2 and r["diag"]["power_cycles"] == 1
 
 
 def test_modem_off_at_boot_is_switched_on(tmp_path):

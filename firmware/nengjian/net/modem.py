@@ -27,7 +27,8 @@ TIMING = {
     "cmd_ms": 5000,  # an ordinary command
     "sync_tries": 6,
     "pwrkey_on_ms": 600,  # Quectel EC800/EC20 >= 500 ms, SIM7600 >= 500 ms; < 650 ms (see _pulse)
-    "pwrkey_off_ms": 3000,  # Quectel >= 650 ms, SIM7600 >= 2.5 s switch a running module off
+    "pwrkey_off_ms": 800,  # Quectel: >= 650 ms switches a running module off (older ones: < 1 s)
+    "pwrkey_off_simcom_ms": 3000,  # SIMCom SIM7600: 2.5 s to 5 s
     "boot_ms": 15000,  # from PWRKEY to an answer ("RDY"); EC20 ~ 13 s, SIM7600 ~ 15 s
     "off_ms": 3000,  # settle after power-off before the next pulse
     "sim_ms": 10000,  # SIM busy after boot / after PIN entry
@@ -98,6 +99,7 @@ class Modem:
         self.data_mode = False
         self.carrier_lost = False
         self.pin_rejected = False
+        self._off_presses = 0
         self.diag = {"stage": "off", "state": "unknown", "error": "", "model": "", "vendor": "", "imei": "",
                      "iccid": "", "sim": "", "csq": None, "rssi_dbm": None, "signal": "", "reg": "", "reg_via": "",
                      "operator": "", "apn": apn, "dials": 0, "dial_failures": 0, "power_cycles": 0,
@@ -273,11 +275,23 @@ class Modem:
                 self.diag["state"] = "off"
                 return True
         if self.pwrkey is not None:
-            await self._pulse(self.t["pwrkey_off_ms"])
+            await self._pulse(self._off_press_ms())
             await asyncio.sleep_ms(self.t["off_ms"])
             self.diag["state"] = "off"
             return True
         return False
+
+    def _off_press_ms(self):
+        """How long to hold PWRKEY to switch a running module off: the makers disagree (Quectel
+        0.65-1 s, SIMCom 2.5-5 s). A modem that never answered ATI since boot is unknown: the
+        presses alternate between the two, so a later power cycle reaches whichever it is."""
+        vendor = self.diag["vendor"]
+        if vendor == "SIMCOM":
+            return self.t["pwrkey_off_simcom_ms"]
+        if vendor == "QUECTEL":
+            return self.t["pwrkey_off_ms"]
+        self._off_presses += 1
+        return self.t["pwrkey_off_ms"] if self._off_presses % 2 else self.t["pwrkey_off_simcom_ms"]
 
     async def power_cycle(self):
         """Off and on again: the cure for a modem that stopped answering or a stuck network stack."""
