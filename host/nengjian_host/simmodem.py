@@ -16,6 +16,7 @@ States a test sets (attributes, any time):
             a cycle only if `hang_persists`)
   dial_failures  the next N dials answer NO CARRIER
   drop_call()    a data call in progress ends with NO CARRIER
+  brown_out()    the module restarts by itself (RDY again, the data call gone)
 The data itself goes over the host network (the sim board has no PPP): in data mode the module
 only listens for +++.
 """
@@ -95,6 +96,16 @@ class SimModem(PtyDevice):
             self.mode = "command"
             self._send(b"NO CARRIER")
             return True
+
+    def brown_out(self) -> None:
+        """The supply dips and the module restarts by itself: any data call is gone, settings are
+        back to their defaults, RDY comes after `boot_s` (nothing answers before)."""
+        with self._lock:
+            self._power_off()
+            self.powered = True
+            self.boots += 1
+            self.booted_at = time.monotonic()
+            self._rdy_due = self.booted_at + self.boot_s
 
     def urc(self, text: str) -> None:
         with self._lock:

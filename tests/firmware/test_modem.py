@@ -208,6 +208,16 @@ def test_dropped_call_is_redialled(modem):
     assert out.count("EVENT link: using 4g (cellular), signal -69 dBm") == 2
 
 
+def test_modem_restarting_by_itself_is_noticed_and_redialled(modem):
+    # A supply dip restarts the module mid-call: RDY again, no NO CARRIER (the module forgot the call).
+    when(lambda: modem.mode == "data", modem.brown_out)
+    r, out = supervise(modem, want=2)
+    assert r["up"] and r["ups"] == 2, out
+    assert modem.boots == 2 and modem.dials == 2
+    assert r["diag"]["restarts"] == 1 and r["diag"]["power_cycles"] == 0
+    assert "modem restarted by itself (supply dip?) in state data" in out
+
+
 def test_dial_refused_then_redialled(modem):
     modem.dial_failures = 1
     r, out = supervise(modem)

@@ -102,7 +102,7 @@ class Modem:
         self._off_presses = 0
         self.diag = {"stage": "off", "state": "unknown", "error": "", "model": "", "vendor": "", "imei": "",
                      "iccid": "", "sim": "", "csq": None, "rssi_dbm": None, "signal": "", "reg": "", "reg_via": "",
-                     "operator": "", "apn": apn, "dials": 0, "dial_failures": 0, "power_cycles": 0,
+                     "operator": "", "apn": apn, "dials": 0, "dial_failures": 0, "power_cycles": 0, "restarts": 0,
                      "pwrkey_pulses": 0, "urcs": 0, "last_urc": ""}
 
     # ---- ledger / console
@@ -169,6 +169,16 @@ class Modem:
         d["urcs"] += 1
         d["last_urc"] = line[:40]
         if line == "RDY":
+            if d["state"] in ("on", "data"):
+                # It was running and we pressed nothing: the module restarted by itself (a supply
+                # dip when the radio draws its 2 A bursts). A data call it had is gone. (While
+                # network.PPP owns the UART this line goes to PPP instead: there the PPP session
+                # ending, or the supervisor's keepalive, finds the same.)
+                d["restarts"] += 1
+                self._note("modem", "modem restarted by itself (supply dip?) in state %s" % d["state"])
+                if self.data_mode:
+                    self.carrier_lost = True
+                    self.data_mode = False
             d["state"] = "booted"
         elif line.startswith("NO CARRIER"):
             self.carrier_lost = True
@@ -257,11 +267,13 @@ class Modem:
         if self.pwrkey is None:
             return False
         for _ in range(2):
+            self.diag["state"] = "switching on"
             await self._pulse(self.t["pwrkey_on_ms"], exact=True)
             if await self._await_boot():
                 self._note("modem", "powered on by PWRKEY")
                 return True
             await asyncio.sleep_ms(self.t["off_ms"])
+        self.diag["state"] = "silent"
         return False
 
     async def power_off(self):
