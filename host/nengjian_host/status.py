@@ -94,9 +94,15 @@ def render(st: dict, port: str = "", console=None) -> None:
         for link in st["links"]:
             up = link.get("up")
             state = "[green]up[/green]" if up else ("[red]down[/red]" if up is False else str(link.get("state", "?")))
-            rest = ", ".join("%s=%s" % (k, v) for k, v in link.items() if k not in ("link", "name", "up", "state"))
+            rest = ", ".join("%s=%s" % (k, v) for k, v in link.items()
+                             if k not in ("link", "name", "up", "state", "modem", "ifconfig") and v != "")
+            if link.get("ifconfig"):
+                rest += ", ip=%s" % link["ifconfig"][0]
             t.add_row(str(link.get("link") or link.get("name")), state, rest)
         c.print(t)
+        for link in st["links"]:
+            if link.get("modem"):
+                c.print(modem_table(str(link.get("link") or link.get("name")), link["modem"]))
     store = st.get("store") or {}
     flash = st.get("flash") or {}
     parts = []
@@ -110,6 +116,41 @@ def render(st: dict, port: str = "", console=None) -> None:
     c.print("   ".join(parts))
     if mode == "safe" and st.get("safe_reason"):
         c.print("[red]safe mode:[/red] %s" % st["safe_reason"])
+
+
+def modem_table(link: str, d: dict):
+    """The 4G modem's diagnostics as an installer reads them on site: where the bring-up stands,
+    why it stopped, SIM, registration, signal, and how often the gateway had to step in."""
+    from rich.table import Table
+
+    t = Table(title="modem (%s)" % link, title_justify="left", show_header=False)
+    t.add_column("what")
+    t.add_column("value", overflow="fold")
+    error = d.get("error") or ""
+    t.add_row("stage", "%s (module %s)" % (d.get("stage", "?"), d.get("state", "?")))
+    t.add_row("problem", "[red]%s[/red]" % error if error else "[green]none[/green]")
+    t.add_row("module", " ".join(x for x in (d.get("model"), ("IMEI " + d["imei"]) if d.get("imei") else "") if x)
+              or "not identified")
+    t.add_row("SIM", " ".join(x for x in (d.get("sim") or "?", ("ICCID " + d["iccid"]) if d.get("iccid") else "")
+                              if x))
+    reg = d.get("reg") or "not checked yet"
+    if d.get("operator"):
+        reg += ", " + d["operator"]
+    t.add_row("network", reg + ((" (via %s)" % d["reg_via"]) if d.get("reg_via") else ""))
+    if d.get("rssi_dbm") is not None:
+        signal = "%s dBm, %s (CSQ %s)" % (d["rssi_dbm"], d.get("signal", ""), d.get("csq"))
+    elif d.get("csq") is not None:
+        signal = "unknown (CSQ %s)" % d["csq"]
+    else:
+        signal = "not measured yet"
+    t.add_row("signal", signal)
+    t.add_row("APN", d.get("apn") or "(none)")
+    t.add_row("calls", "%s dialled, %s refused" % (d.get("dials", 0), d.get("dial_failures", 0)))
+    t.add_row("recoveries", "%s power cycle(s), %s restart(s) by itself, %s PWRKEY press(es)" % (
+        d.get("power_cycles", 0), d.get("restarts", 0), d.get("pwrkey_pulses", 0)))
+    if d.get("last_urc"):
+        t.add_row("last URC", d["last_urc"])
+    return t
 
 
 def cli_status(args) -> int:

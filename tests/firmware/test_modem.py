@@ -28,7 +28,7 @@ link = board.network_links()[0]
 async def main():
     ok = await link.up()
     print("RESULT " + json.dumps({"ok": ok, "up": link.is_up(), "error": link.last_error,
-                                  "diag": link.modem.diag}))
+                                  "diag": link.modem.diag, "status": link.status()}))
 asyncio.run(main())
 """
 
@@ -125,6 +125,36 @@ def test_no_sim(modem):
     assert r["diag"]["stage"] == "sim" and r["diag"]["sim"] == "not inserted"
     assert "no SIM card" in r["error"]
     assert modem.dials == 0
+
+
+def _rendered(status: dict) -> str:
+    """What `nengjian status` prints for this link status (the console's `links` entry)."""
+    import io
+
+    from nengjian_host.status import render
+    from rich.console import Console
+
+    out = Console(record=True, width=140, color_system=None, file=io.StringIO())
+    render({"gateway_id": "NJ-1", "mode": "run", "links": [status]}, console=out)
+    return out.export_text()
+
+
+def test_status_shows_an_installer_why_4g_is_not_up(modem):
+    modem.sim = "absent"
+    text = _rendered(bring_up(modem)["status"])
+    assert "modem (4g)" in text and "'stage'" not in text  # a table, not a dict dump
+    problem = next(line for line in text.splitlines() if "problem" in line)
+    assert "no SIM card" in problem
+    assert "stage" in text and "sim (module on)" in text
+    assert "not measured yet" in text and "not checked yet" in text
+
+
+def test_status_shows_signal_operator_and_recoveries_when_up(modem):
+    text = _rendered(bring_up(modem)["status"])
+    assert "-69 dBm, excellent (CSQ 22)" in text
+    assert "home, CHINA MOBILE" in text and "ICCID 89860012345678901234" in text
+    assert "1 dialled, 0 refused" in text and "0 power cycle(s), 0 restart(s) by itself" in text
+    assert "problem" in text and "none" in text.split("problem", 1)[1].splitlines()[0]
 
 
 def test_pin_required_and_configured(modem):
