@@ -245,7 +245,7 @@ def test_modem_restarting_by_itself_is_noticed_and_redialled(modem):
     assert r["up"] and r["ups"] == 2, out
     assert modem.boots == 2 and modem.dials == 2
     assert r["diag"]["restarts"] == 1 and r["diag"]["power_cycles"] == 0
-    assert "modem restarted by itself (supply dip?) in state data" in out
+    assert "modem restarted by itself (supply dip?) during a data call" in out
 
 
 def test_dial_refused_then_redialled(modem):

@@ -169,16 +169,16 @@ class Modem:
         d["urcs"] += 1
         d["last_urc"] = line[:40]
         if line == "RDY":
-            if d["state"] in ("on", "data"):
-                # It was running and we pressed nothing: the module restarted by itself (a supply
-                # dip when the radio draws its 2 A bursts). A data call it had is gone. (While
-                # network.PPP owns the UART this line goes to PPP instead: there the PPP session
-                # ending, or the supervisor's keepalive, finds the same.)
+            if self.data_mode:
+                # In a call, and we pressed nothing: the module restarted by itself (a supply dip
+                # when the radio draws its 2 A bursts) and the call is gone. Only a data call
+                # counts: in command mode a module still booting may answer AT before its RDY.
+                # (While network.PPP owns the UART this line goes to PPP instead: there the PPP
+                # session ending, or the supervisor's keepalive, finds the same.)
                 d["restarts"] += 1
-                self._note("modem", "modem restarted by itself (supply dip?) in state %s" % d["state"])
-                if self.data_mode:
-                    self.carrier_lost = True
-                    self.data_mode = False
+                self._note("modem", "modem restarted by itself (supply dip?) during a data call")
+                self.carrier_lost = True
+                self.data_mode = False
             d["state"] = "booted"
         elif line.startswith("NO CARRIER"):
             self.carrier_lost = True
