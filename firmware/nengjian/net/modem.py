@@ -235,7 +235,8 @@ class Modem:
     async def _pulse(self, ms, exact=False):
         """Hold PWRKEY for `ms`. An `exact` press blocks the loop for its length: an on-press that
         another task stretched past ~650 ms would switch a running Quectel module off instead, so
-        its upper bound matters; a long off-press only needs its lower bound and yields."""
+        its upper bound matters; a long off-press only needs its lower bound and yields. (The
+        block holds the loop like a TLS handshake does: at worst one bus transaction is retried.)"""
         self.diag["pwrkey_pulses"] += 1
         self.pwrkey.on()
         try:
