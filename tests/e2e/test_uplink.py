@@ -263,9 +263,9 @@ def test_values_over_4g_survive_failover_and_a_dropped_call(urig, tmp_path):
     rig = urig
     ctl, eth = tmp_path / "pwrkey", tmp_path / "eth"
     eth.write_text("up")
-    timing = {"at_ms": 200, "boot_ms": 1500, "off_ms": 300, "pwrkey_on_ms": 60, "pwrkey_off_ms": 150,
-              "pwrkey_off_simcom_ms": 300, "guard_ms": 400, "reg_ms": 5000, "reg_poll_ms": 300}
-    with SimModem(str(ctl), on_ms=50, off_ms=120, boot_s=0.3, guard_s=0.3) as modem:
+    timing = {"at_ms": 200, "boot_ms": 1500, "off_ms": 300, "pwrkey_on_ms": 60, "pwrkey_off_ms": 250,
+              "pwrkey_off_simcom_ms": 400, "guard_ms": 400, "reg_ms": 5000, "reg_poll_ms": 300}
+    with SimModem(str(ctl), on_ms=50, off_ms=200, boot_s=0.3, guard_s=0.3) as modem:
         gw = rig.gateway_process(rig.site(two=False), heap=HEAP)
         gw.extra_env.update({"NJ_MODEM": modem.path, "NJ_MODEM_CTL": str(ctl), "NJ_LINKS": "host,modem",
                              "NJ_ETH_CTL": str(eth), "NJ_MODEM_TIMING": json.dumps(timing)})
