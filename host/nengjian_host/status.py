@@ -91,9 +91,12 @@ def render(st: dict, port: str = "", console=None) -> None:
         t.add_column("link")
         t.add_column("state")
         t.add_column("details")
+        active = (st.get("network") or {}).get("active")
         for link in st["links"]:
             up = link.get("up")
             state = "[green]up[/green]" if up else ("[red]down[/red]" if up is False else str(link.get("state", "?")))
+            if active and (link.get("link") or link.get("name")) == active:
+                state += ", carries the data"
             rest = ", ".join("%s=%s" % (k, v) for k, v in link.items()
                              if k not in ("link", "name", "up", "state", "modem", "ifconfig") and v != "")
             if link.get("ifconfig"):
