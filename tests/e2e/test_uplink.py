@@ -16,9 +16,11 @@ have stored it (same Store class, same segments), with the other destination's c
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from mpyrun import run_mpy
@@ -255,6 +257,19 @@ def test_rejected_values_go_to_the_ledger_and_the_rest_flows(urig):
     assert SPEED == 12
 
 
+def _status_text(port: str) -> tuple[int, str]:
+    """`nengjian status --port PORT` as printed for a person (wide enough not to wrap)."""
+    import contextlib
+    import io
+
+    from nengjian_host import cli
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), mock.patch.dict(os.environ, {"COLUMNS": "160"}):
+        code = cli.main(["status", "--port", port])
+    return code, buf.getvalue()
+
+
 def test_values_over_4g_survive_failover_and_a_dropped_call(urig, tmp_path):
     """Ethernet (the host link) first; unplugged, the gateway fails over to the simulated 4G modem,
     which drops its call once: re-dialled, and every value still arrives once."""
@@ -282,6 +297,12 @@ def test_values_over_4g_survive_failover_and_a_dropped_call(urig, tmp_path):
         gw.expect(r"link: using 4g", timeout=60)
         n = len(rig.platform.records())
         rig.wait_for(lambda: len(rig.platform.records()) >= n + 2, timeout=60, what="values after re-dial")
+        # What an installer sees on site: 4G carries the data, Ethernet is down, the modem's story.
+        code, shown = _status_text(gw.port)
+        assert code == 0, shown
+        rows = {line.split()[1]: line for line in shown.splitlines() if line.startswith("│ ")}
+        assert "carries the data" in rows["4g"] and "down" in rows["host"], shown
+        assert "-69 dBm, excellent (CSQ 22)" in shown and "2 dialled, 0 refused" in shown, shown
         gw.stop()
         assert modem.dials == 2
     produced = values_from_console(gw.output())
