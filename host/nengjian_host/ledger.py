@@ -31,14 +31,20 @@ INSPECTION_DAYS = 30
 COMPLETENESS_MIN = 0.90
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
-# (event kind, category, start pattern, end pattern); group "s" is the subject (meter id, destination).
+# (event kind, category, start pattern, end pattern, whether an end with no start in the data is a
+# fault that began before it); group "s" is the subject (meter id, destination, link). The patterns
+# are the texts nengjian.meters.poller, nengjian.uplink.delivery and nengjian.net.supervisor write
+# (tests/firmware/test_supervisor.py pairs the supervisor's real events). A link's "using X" is
+# also written when X is first chosen at boot, so it ends a fault but never implies one. The modem
+# driver's own notes (stage failures, power cycles) are detail: the link's "will not come up: why"
+# carries the fault.
 FAULT_RULES = [
-    ("meter", "meter offline", r"^meter (?P<s>\S+) offline", r"^meter (?P<s>\S+) answers again"),
-    ("uplink", "delivery failing", r"^(?P<s>[^:\s]+): delivery failing", r"^(?P<s>[^:\s]+): delivering again"),
-    ("link", "link down", r"^(?P<s>\S+?):? (?:down|lost)", r"^(?P<s>\S+?):? (?:up|restored)"),
-    ("modem", "modem fault", r"^(?P<s>\S+?):? (?:no answer|power.?cycl|fail)", r"^(?P<s>\S+?):? (?:ready|answers|up)"),
+    ("meter", "meter offline", r"^meter (?P<s>\S+) offline", r"^meter (?P<s>\S+) answers again", True),
+    ("uplink", "delivery failing", r"^(?P<s>[^:\s]+): delivery failing", r"^(?P<s>[^:\s]+): delivering again",
+     True),
+    ("link", "link down", r"^(?P<s>\S+) (?:lost|will not come up)\b", r"^(?:using|back on) (?P<s>\S+) \(", False),
 ]
-LINK_CATEGORIES = ("delivery failing", "link down", "modem fault")
+LINK_CATEGORIES = ("delivery failing", "link down")
 
 KIND_NAMES = {1: "reading", 2: "value", 3: "event"}
 
@@ -246,9 +252,9 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
 def _pair_faults(events: list[dict], w_start: int, w_end: int) -> list[dict]:
     open_: dict[tuple[str, str], dict] = {}
     out = []
-    rules = [(k, cat, re.compile(a), re.compile(b)) for k, cat, a, b in FAULT_RULES]
+    rules = [(k, cat, re.compile(a), re.compile(b), orphan) for k, cat, a, b, orphan in FAULT_RULES]
     for e in events:
-        for kind, cat, start_re, end_re in rules:
+        for kind, cat, start_re, end_re, orphan_end in rules:
             if e["event"] != kind:
                 continue
             m = start_re.search(e["text"])
@@ -260,7 +266,10 @@ def _pair_faults(events: list[dict], w_start: int, w_end: int) -> list[dict]:
             m = end_re.search(e["text"])
             if m:
                 f = open_.pop((cat, m.group("s")), None)
-                if f is None:  # recovery of a fault that started before the data: it ran from the start
+                if f is None:
+                    if not orphan_end:
+                        break
+                    # recovery of a fault that started before the data: it ran from the start
                     f = {"category": cat, "subject": m.group("s"), "start_ts": None, "start_text": None}
                 f.update(end_ts=e["ts"], end_text=e["text"])
                 out.append(f)

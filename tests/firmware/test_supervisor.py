@@ -139,3 +139,22 @@ def test_power_cycle_after_repeated_failures_then_recovery(run):
     assert "4g will not come up: scripted failure" in t  # the first failure is logged, not every one
     assert sum(1 for x in t if x.startswith("4g will not come up")) == 1
     assert m["recovered"] == "4g" and m["status"] == "4g"
+
+
+def test_the_crews_ledger_pairs_the_supervisors_own_events(run):
+    """The host ledger's link-fault rules read the texts this supervisor writes: each loss or failed
+    bring-up opens a fault for that link, its next use closes it, and choosing a link at boot is no
+    fault at all."""
+    from nengjian_host import ledger
+
+    t0 = 1_777_593_600
+    records = [[3, t0 + ms, kind, text] for ms, kind, text in run["events"]]
+    end = t0 + run["events"][-1][0] + 1
+    faults = [f for f in ledger.build(records, end=end)["link_outages"] if f["category"] == "link down"]
+    got = [(f["subject"], f["start_text"], f["end_text"]) for f in faults]
+    assert got == [
+        ("eth", "eth lost: carrier gone", "back on eth (ethernet); 4g released"),
+        ("eth", "eth lost: no answer to 2 keepalive probe(s)", None),  # still down when the run ends
+        ("4g", "4g will not come up: scripted failure", "using 4g (cellular), signal -83 dBm"),
+    ], got
+    assert not any(f["started_before_data"] for f in faults)
