@@ -45,6 +45,10 @@ FAULT_RULES = [
     ("link", "link down", r"^(?P<s>\S+) (?:lost|will not come up)\b", r"^(?:using|back on) (?P<s>\S+) \(", False),
 ]
 LINK_CATEGORIES = ("delivery failing", "link down")
+# nengjian.intervals' event when a cumulative reading drops for good (tests/firmware/test_intervals.py
+# puts its real event through the ledger).
+METER_CHANGE = "(meter replaced or reset)"
+GLITCH = "was a glitch, not a new meter"
 
 KIND_NAMES = {1: "reading", 2: "value", 3: "event"}
 
@@ -210,8 +214,7 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
     losses = [{"at": _iso(e["ts"]), "ts": e["ts"], "kind": e["event"], "text": e["text"]}
               for e in events if e["event"] in ("loss", "store")]
     restarts = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "boot"]
-    meter_changes = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events
-                     if e["event"] == "meter" and ("baseline restarted" in e["text"])]
+    meter_changes = _meter_changes(events)
     reportable = [g for g in gaps if g["duration_s"] >= GAP_REPORT_S]
     outages = [f for f in faults if f["category"] in LINK_CATEGORIES]
     meter_faults = [f for f in faults if f["category"] not in LINK_CATEGORIES]
@@ -247,6 +250,24 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
                                    and v["stat_type"] == 0] for c in items},
                     "readings": dict(points)},
     }
+
+
+def _meter_changes(events: list[dict]) -> list[dict]:
+    """Drops of a cumulative reading taken as a new meter, less those the gateway took back when the
+    next reading showed the low one was a glitch (same data code)."""
+    out: list[dict] = []
+    for e in events:
+        if e["event"] != "meter":
+            continue
+        code = e["text"].split(":", 1)[0]
+        if METER_CHANGE in e["text"]:
+            out.append({"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "code": code})
+        elif GLITCH in e["text"]:
+            for i in range(len(out) - 1, -1, -1):
+                if out[i]["code"] == code:
+                    del out[i]
+                    break
+    return out
 
 
 def _pair_faults(events: list[dict], w_start: int, w_end: int) -> list[dict]:

@@ -172,6 +172,11 @@ def test_meter_replacement_is_a_new_baseline_with_an_event():
     assert [r[5].text() for r in rt] == ["15.00", "14.00"]
     assert rig.kinds() == ["meter"]
     assert "5019.00 to 0.03" in rig.events[0][1]
+    # The crew's ledger lists it as a meter change (the regulation wants replacements recorded).
+    from nengjian_host import ledger
+
+    led = ledger.build([[3, JAN1 + 1500, k, t] for k, t in rig.events], end=JAN1 + 3000)
+    assert [c["text"] for c in led["meter_changes"]] == [rig.events[0][1]]
 
 
 def test_one_low_reading_is_a_glitch_not_a_new_meter():
@@ -181,6 +186,10 @@ def test_one_low_reading_is_a_glitch_not_a_new_meter():
     assert [r[5].text() for r in rig.values(records.REALTIME)] == ["15.00", "15.00"]
     assert rig.kinds() == ["meter", "meter"]
     assert "glitch" in rig.events[1][1]
+    from nengjian_host import ledger
+
+    led = ledger.build([[3, JAN1 + 600, k, t] for k, t in rig.events], end=JAN1 + 3000)
+    assert led["meter_changes"] == []  # taken back by the gateway: no meter change for the crew
 
 
 def test_duplicate_polls_count_once():

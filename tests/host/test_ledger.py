@@ -53,7 +53,7 @@ def records():
         ev(T0 + 8 * 86400 + 10, "meter", "meter m2 answers again after 4 failed polls"),
         ev(T0 + 9 * 86400, "loss", "store full: dropped records 10..20 not yet acknowledged by every destination"),
         ev(T0 + 9 * 86400 + 5, "meter", "00-00-0000-023300-11: reading fell from 900 to 3 (meter replaced or reset): "
-                                        "baseline restarted"),
+                                        "new baseline, consumption counted from the new reading on"),
     ]
     return recs
 
