@@ -143,14 +143,20 @@ def _rendered(status: dict) -> str:
     return out.export_text()
 
 
-def test_status_shows_an_installer_why_4g_is_not_up(modem):
-    modem.sim = "absent"
+@pytest.mark.parametrize("state,stage,problem,shown", [
+    ({"sim": "absent"}, "sim (module on)", "no SIM card", ["not measured yet", "not checked yet"]),
+    ({"hung": True}, "power (module silent)", "modem does not answer AT",
+     ["not identified", "2 PWRKEY press(es)"]),
+    ({"csq": 99, "reg": "none"}, "registration", "not registered after", ["unknown (CSQ 99)"]),
+], ids=["no-sim", "silent", "no-signal"])
+def test_status_shows_an_installer_why_4g_is_not_up(modem, state, stage, problem, shown):
+    for k, v in state.items():
+        setattr(modem, k, v)
     text = _rendered(bring_up(modem)["status"])
     assert "modem (4g)" in text and "'stage'" not in text  # a table, not a dict dump
-    problem = next(line for line in text.splitlines() if "problem" in line)
-    assert "no SIM card" in problem
-    assert "stage" in text and "sim (module on)" in text
-    assert "not measured yet" in text and "not checked yet" in text
+    assert problem in next(line for line in text.splitlines() if "problem" in line), text
+    assert stage in next(line for line in text.splitlines() if "stage" in line), text
+    assert all(s in text for s in shown), text
 
 
 def test_status_shows_signal_operator_and_recoveries_when_up(modem):
