@@ -479,7 +479,7 @@ def _ota_install(con, rid, path):
     try:
         man = gw.updater.install_file(path)
     except OtaError as e:
-        _remove(path)
+        gw.updater.discard(path)
         con.fail(rid, "update refused: %s" % e)
         return
     except MemoryError:
@@ -488,7 +488,7 @@ def _ota_install(con, rid, path):
         try:
             gw.updater.defer(path)
         except (OtaError, OSError) as e:
-            _remove(path)
+            gw.updater.discard(path)
             con.fail(rid, "update not installed: out of memory to check it, and it cannot be left for the "
                           "restart (%s)" % e)
             return
@@ -496,7 +496,7 @@ def _ota_install(con, rid, path):
         return
     finally:
         gw.store.flush()  # the ledger's install or refusal is on flash before a reset
-    _remove(path)
+    gw.updater.discard(path)
     p = gw.updater.state()
     con.answer(rid, {"installed": man["version"], "slot": p.get("active"), "state": p.get("state"),
                      "files": len(man["files"]), "verify_ms": gw.updater.last_verify_ms,

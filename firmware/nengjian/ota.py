@@ -340,7 +340,7 @@ class Updater:
         self._note("bundle%s received: verified and installed at the restart" % (" " + version if version else ""))
 
     def discard(self, path):
-        """Drop a received bundle that will not be installed (a failed or cancelled download)."""
+        """Drop a received bundle once installed, refused, or not to be installed (a failed download)."""
         _remove(path)
 
     def take_refused(self):
