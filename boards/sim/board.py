@@ -8,9 +8,10 @@ by the host launcher (`nengjian sim`, tests):
                  launcher runs is the built-in package) and data.img (the data partition, a
                  littlefs2 image in a file)
   NJ_BUS<n>      pty path wired to RS-485 port rs485_<n> (the meters' side is the other end)
-  NJ_PULSE<n>    file driving pulse input pulse_<n>: a test appends '0' / '1' characters (line
-                 levels; other bytes are ignored); levels read in one go arrive at one instant,
-                 so "0101" written at once is contact bounce and "0", pause, "1" a clean pulse
+  NJ_PULSE<n>    file driving pulse input pulse_<n>: a timeline a test appends to. '0' / '1' are
+                 line levels, '-' holds the line for SimPin.HOLD_MS, other bytes are ignored.
+                 Levels between two holds arrive at one instant, so "0101" is contact bounce and
+                 "0-1-" a clean pulse, however late the gateway reads the file
   NJ_DATA_KB     size of the data partition (default 4096 KiB, the target boards' data partition)
   NJ_PROFILES    directory of meter profiles (default <repo>/profiles/meters)
 
@@ -110,6 +111,9 @@ class SimPin:
     IRQ_FALLING = 1
     IRQ_RISING = 2
     POLL_MS = 3
+    # A '-' in the timeline: longer than any debounce a site configures (20 ms by default), and a
+    # sleep that a loaded machine can only stretch, so a hold never turns into bounce.
+    HOLD_MS = 60
 
     def __init__(self, path, level=1):
         self.path = path
@@ -120,6 +124,8 @@ class SimPin:
         self._handler = None
         self._trigger = 0
         self._buf = bytearray(64)
+        self._n = self._i = 0  # bytes in _buf, next one to apply (a hold stops in the middle)
+        self._held = False
         self.edges = 0
 
     def value(self):
@@ -135,32 +141,38 @@ class SimPin:
             asyncio.create_task(self._pump(self._gen))
 
     def feed(self):
-        """Apply what the file holds now; returns the number of level changes."""
+        """Apply what the file holds now, up to the next hold; returns the number of level changes."""
         changes = 0
+        self._held = False
         while True:
-            n = self._f.readinto(self._buf)
-            if not n:
+            if self._i >= self._n:
+                self._n = self._f.readinto(self._buf) or 0
+                self._i = 0
+                if not self._n:
+                    return changes
+            c = self._buf[self._i]
+            self._i += 1
+            if c == 45:  # '-'
+                self._held = True
                 return changes
-            for i in range(n):
-                c = self._buf[i]
-                if c not in (48, 49):
-                    continue
-                level = c - 48
-                if level == self._level:
-                    continue
-                self._level = level
-                changes += 1
-                self.edges += 1
-                want = self.IRQ_RISING if level else self.IRQ_FALLING
-                if self._handler is not None and self._trigger & want:
-                    self._handler(self)
+            if c not in (48, 49):
+                continue
+            level = c - 48
+            if level == self._level:
+                continue
+            self._level = level
+            changes += 1
+            self.edges += 1
+            want = self.IRQ_RISING if level else self.IRQ_FALLING
+            if self._handler is not None and self._trigger & want:
+                self._handler(self)
 
     async def _pump(self, gen):
         import asyncio
 
         while gen == self._gen:
             self.feed()
-            await asyncio.sleep_ms(self.POLL_MS)
+            await asyncio.sleep_ms(self.HOLD_MS if self._held else self.POLL_MS)
 
 
 def _wired(var, prefix, count, make):

@@ -59,6 +59,31 @@ def _check_platform(platform, want: dict, max_resent: int = 0) -> None:
     assert len(twice) <= max_resent, "%d keys received twice" % len(twice)
 
 
+def _all_delivered(dut, platform, base: dict, timeout: float, what: str) -> dict:
+    """Wait until every key of base and every value the gateway has produced so far is at the platform;
+    return that set. Produced and delivered are read at the same moment: a value produced after the
+    condition held is still in flight and is not asked of the platform."""
+    held = {}
+
+    def done():
+        want = dict(base)
+        want.update(_produced(dut))
+        if _keys(platform) >= set(want):
+            held.update(want)
+            return True
+        return False
+
+    dut.wait_for(done, timeout=timeout, what=what)
+    return held
+
+
+def _wait_durable(dut, what: str) -> None:
+    """Wait until every record the gateway has stored so far is on flash (the store's durability window
+    has passed for them): a reset or power cut after this loses none of them."""
+    last = dut.status()["store"]["last_seq"]
+    dut.wait_for(lambda: dut.status()["store"]["durable_seq"] >= last, timeout=60, what=what)
+
+
 def _events(dut) -> list[tuple[str, str]]:
     return [(e["kind"], e["text"]) for e in dut.events(500)]
 
@@ -177,10 +202,10 @@ def test_a_day_of_polling_with_faults(rig, dut, bus, platform):
     n = values()
     wait_values(n + 1, "a boundary before the reset")
     platform.set_fault("down")
-    # Past the store's durability window (flush_s 2 in the sim site) so the boundary's records are on
-    # flash: a reset inside the window loses them by design and the value is recomputed from the
-    # next stored reading (docs/STORE.md), which this exact-value check would misread.
-    time.sleep(2.5)
+    # Past the store's durability window so the boundary's records are on flash: a reset inside the
+    # window loses them by design and the value is recomputed from the next stored reading
+    # (docs/STORE.md), which this exact-value check would misread.
+    _wait_durable(dut, "the boundary's records on flash")
     dut.reset()
     dut.expect(r"event\s+boot: started firmware", timeout=20)
     platform.set_fault("ok")
@@ -234,10 +259,7 @@ def test_a_week_offline_then_backfill(rig, dut, platform):
 
     platform.set_fault("ok")
     dut.expect(r"delivering again", timeout=60)
-    want = dict(week)
-    want.update(_produced(dut))
-    dut.wait_for(lambda: _keys(platform) >= set(want), timeout=90, what="the week and the live values delivered")
-    want.update(_produced(dut))
+    want = _all_delivered(dut, platform, week, timeout=90, what="the week and the live values delivered")
     _check_platform(platform, want)
     dut.wait_for(lambda: dut.status()["store"]["backlog"]["city"] < 20, timeout=30, what="the backlog drained")
     ev = _events(dut)
@@ -261,18 +283,14 @@ def test_power_cut_during_backfill(rig, dut, platform):
     # yet flushed may be lost by design: SPEC 7, store durability window).
     n = len(values_from_console(dut.output()))
     dut.wait_for(lambda: len(values_from_console(dut.output())) > n, timeout=30, what="a fresh value")
-    time.sleep(3)
+    _wait_durable(dut, "the fresh value on flash")
     at_cut = len(platform.records())
     assert at_cut < len(week), "the back-fill finished before the cut"
     live = len(_produced(dut))  # live values may have gone out ahead of the back-fill (the fresh lane)
     dut.power_cut()
     dut.expect(r"event\s+boot: started firmware", timeout=30)
     platform.set_fault("ok")
-    want = dict(week)
-    want.update(_produced(dut))
-    dut.wait_for(lambda: _keys(platform) >= set(want), timeout=90, what="everything delivered after the cut")
-    time.sleep(1)
-    want.update(_produced(dut))
+    want = _all_delivered(dut, platform, week, timeout=90, what="everything delivered after the cut")
     # Resent after the cut (harmless: the platform keeps one row per natural key): the batch in
     # flight, and live values acknowledged through the fresh lane ahead of the cursor, which the
     # gateway remembers in RAM only.

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -188,8 +187,16 @@ def persist():
     _persist()
     print('persisted', m.counter.count)
 m.store.persist = persist
+async def watch():
+    seen = m.counter.count
+    while True:
+        await asyncio.sleep_ms(10)
+        if m.counter.count != seen:
+            seen = m.counter.count
+            print('count', seen)
 async def main():
     asyncio.create_task(m.background())
+    asyncio.create_task(watch())
     print('ready', m.counter.count)
     while True:
         try:
@@ -229,10 +236,19 @@ class PulseRig:
         self.lines.append(line.strip())
         return int(line.split()[1])
 
-    def level(self, chars: str, pause: float = 0.08):
+    def level(self, chars: str):
+        """Levels at one instant, then a hold: the pin's timeline, read whenever the gateway gets to it."""
         with open(self.pin, "ab") as f:
-            f.write(chars.encode())
-        time.sleep(pause)
+            f.write(chars.encode() + b"-")
+
+    def wait_count(self, n: int):
+        """Read the gateway's lines until it has counted n pulses (events, not a guess at its speed)."""
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, "the gateway ended before counting %d pulses: %s" % (n, self.lines[-5:])
+            self.lines.append(line.strip())
+            if line.startswith("count ") and int(line.split()[1]) >= n:
+                return
 
     def pulses(self, n, bouncy=False):
         for _ in range(n):
@@ -246,7 +262,6 @@ class PulseRig:
         return self.lines
 
     def kill(self):
-        time.sleep(0.2)
         self.proc.send_signal(signal.SIGKILL)
         out, _ = self.proc.communicate(timeout=30)
         self.lines += out.strip().splitlines()
@@ -259,6 +274,7 @@ def test_pulse_meter_counts_debounces_and_survives_a_reboot(tmp_path):
     assert rig.start(persist_pulses=100) == 0
     rig.pulses(4)
     rig.pulses(3, bouncy=True)
+    rig.wait_count(7)
     lines = rig.finish()
     values = [x for x in lines if x.startswith("values")][0].split()
     assert values[1:3] == ["7", "1000.07"]  # 0.01 m3 per pulse on top of the index 1000.00
@@ -267,6 +283,7 @@ def test_pulse_meter_counts_debounces_and_survives_a_reboot(tmp_path):
     # reboot: the count comes back and keeps growing
     assert rig.start() == 7
     rig.pulses(2)
+    rig.wait_count(9)
     lines = rig.finish()
     assert "values 9 1000.09" in " ".join(lines)
 
@@ -276,12 +293,14 @@ def test_power_cut_loses_only_what_was_not_persisted(tmp_path):
     rig = PulseRig(tmp_path)
     assert rig.start(persist_pulses=3) == 0
     rig.pulses(8)
+    rig.wait_count(8)
     lines = rig.kill()  # a power cut: no stop, no atexit
     persisted = [int(x.split()[1]) for x in lines if x.startswith("persisted")]
     assert persisted == [3, 6]
     # what was persisted comes back; the two pulses since the last write are what the cut cost
     assert rig.start(persist_pulses=1) == 6
     rig.pulses(2)
+    rig.wait_count(8)
     lines = rig.kill()
     assert [int(x.split()[1]) for x in lines if x.startswith("persisted")] == [7, 8]
     assert rig.start() == 8  # with persist_pulses 1 nothing is lost
@@ -293,6 +312,7 @@ def test_exit_without_explicit_stop_still_persists(tmp_path):
     rig = PulseRig(tmp_path)
     rig.start(persist_pulses=100, clean_stop=False)
     rig.pulses(2)
+    rig.wait_count(2)
     lines = rig.finish()
     assert lines[-1] == "persisted 2"  # sys.atexit on the unix port
     assert rig.start() == 2
