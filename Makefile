@@ -33,7 +33,7 @@ test: $(STAMP) lint firmware-sim
 
 # The sim board runs the firmware compiled to .mpy, as a gateway does (build/sim-mpy).
 firmware-sim: $(STAMP)
-	$(BIN)/python -c "from nengjian_host import simbuild; print('sim firmware:', simbuild.firmware_path())"
+	$(BIN)/python -c "from nengjian_host.sim import build; print('sim firmware:', build.firmware_path())"
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "firmware"), str(ROOT / "host")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "firmware" / "uplink"), str(ROOT / "host")]
 
 import drain_harness as H  # noqa: E402
 from mpyrun import micropython_binary, mpy_env  # noqa: E402
-from nengjian_host import simbuild  # noqa: E402
-from nengjian_host.refplatform import RefPlatform  # noqa: E402
+from nengjian_host.sim import build as simbuild  # noqa: E402
+from nengjian_host.sim.refplatform import RefPlatform  # noqa: E402
 
 ITEMS = 32
 DAYS = 3

@@ -48,9 +48,9 @@ def trial(heap: str) -> tuple[bool, str, float]:
             rig.close()
 
 
-MODULES = ["nengjian.app", "nengjian.consolecmd", "nengjian.ota", "nengjian.otafetch", "nengjian.net.modem",
-           "nengjian.net.cellular", "nengjian.tce", "nengjian.crypto.sm4", "nengjian.proto.cjt188",
-           "nengjian.uplink.centerinfo", "nengjian.meters.scan", "nengjian.clocksync"]
+MODULES = ["nengjian.app", "nengjian.console.commands", "nengjian.ota", "nengjian.ota.fetch", "nengjian.net.modem",
+           "nengjian.net.cellular", "nengjian.values.tce", "nengjian.crypto.sm4", "nengjian.proto.cjt188",
+           "nengjian.uplink.centerinfo", "nengjian.meters.scan", "nengjian.system.clock"]
 MODULE_COST = """
 import gc
 gc.collect()
@@ -64,7 +64,8 @@ gc.collect(); print("all                          %%7d" %% (gc.mem_alloc() - sta
 
 
 def module_cost() -> None:
-    from nengjian_host import paths, simbuild
+    from nengjian_host.common import paths
+    from nengjian_host.sim import build as simbuild
 
     env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(simbuild.firmware_path()), str(paths.BOARDS / "sim"),
                                                           ".frozen"]))

@@ -204,7 +204,7 @@ def main():
 
 
 def _batch(n):
-    from nengjian import records
+    from nengjian.core import records
     from nengjian.store.cbor import Decimal
 
     t0 = 1633622400  # 2021-10-07 16:00 UTC, a period start

@@ -32,7 +32,7 @@ import json
 import os
 import time
 import vfs
-from nengjian import records as R
+from nengjian.core import records as R
 from nengjian.store.blockdev import FileBlockDevice, RAMBlockDevice
 from nengjian.store.cbor import Decimal
 from nengjian.store.store import Store

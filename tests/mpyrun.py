@@ -11,7 +11,7 @@ import os
 import subprocess
 
 # The checkout's layout and the binary are the host tools' (host/ is on sys.path: tests/conftest.py).
-from nengjian_host.paths import BOARDS, FIRMWARE, ROOT, micropython_binary
+from nengjian_host.common.paths import BOARDS, FIRMWARE, ROOT, micropython_binary
 
 __all__ = ["BOARDS", "FIRMWARE", "ROOT", "micropython_binary", "mpy_env", "run_mpy"]
 

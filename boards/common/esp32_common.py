@@ -4,7 +4,7 @@ pulse inputs built from a pin table, the modem link, the RTC, and the credential
 Owns no pin and no hardware fact: each board file (boards/<name>/board.py, the device's `board`
 module, the only module the firmware imports) keeps its pins, PHY and modem wiring and passes them
 in. On the device this is /lib/esp32_common.mpy, bundled for the boards whose board.json lists it
-under "shared" (nengjian_host.bundle). Not named `esp32`: that would shadow MicroPython's module.
+under "shared" (nengjian_host.common.bundle). Not named `esp32`: that would shadow MicroPython's module.
 
 Nothing from `nengjian` is imported at module level: main.py imports `board` before nengjian.ota
 picks the application slot, and a module bound here would be the built-in one, not the slot's.
@@ -25,7 +25,7 @@ except ImportError:  # a port built without it: entries are taken unchecked
 # ---- the board API every ESP32 board takes as it is: its board.py does `from esp32_common import *`
 # and adds what it knows itself (NAME, pins, rs485_ports, pulse_inputs, network_links). MicroPython
 # honours __all__ there (MICROPY_MODULE___ALL__, on from the basic feature level up: the ESP32 and
-# unix ports; tests/host/test_esp32_boards.py checks it on the unix port). A build without it would
+# unix ports; tests/boards/test_esp32_boards.py checks it on the unix port). A build without it would
 # bind every public name of this module, harmless: the board's own definitions come after the import.
 __all__ = [
     "APP_DIR",
@@ -43,20 +43,20 @@ __all__ = [
 
 # ---- where things live
 # The app filesystem (partition `vfs`, littlefs, mounted at / by MicroPython's boot code) is what
-# nengjian_host.bundle writes: /main.py, /lib, /profiles/meters, /config (provisioned).
+# nengjian_host.common.bundle writes: /main.py, /lib, /profiles/meters, /config (provisioned).
 DATA_MOUNT = "/data"
 CONFIG_DIR = "/config"
 PROFILE_DIR = "/profiles/meters"
 DATA_LABEL = "data"
 KEYS_LABEL = "nj_keys"
-KEYS_NAMESPACE = "nj"  # nengjian_host.provision.NVS_NAMESPACE
+KEYS_NAMESPACE = "nj"  # nengjian_host.install.provision.NVS_NAMESPACE
 # Signed update slots (nengjian.ota): /app/a, /app/b and the pointer /app/current. They must be on
 # the app filesystem: main.py picks the slot before the app runs, when only / is mounted (the data
 # partition is mounted later, and is the thing safe mode exists for). The bundle never writes under
 # app/ (bundle.RESERVED), so `flash --sync` leaves the slots alone; a full reflash rebuilds the app
 # filesystem from the bundle plus /config and drops them, so the gateway runs the package just
 # flashed rather than a slot compiled for another MicroPython. Two compiled slots fit beside the base
-# image in the 1.94 MiB vfs partition (tests/host/test_bundle_flash.py checks); ota.Updater refuses
+# image in the 1.94 MiB vfs partition (tests/host/install/test_bundle_flash.py checks); ota.Updater refuses
 # an update that would not fit.
 APP_DIR = "/app"
 
@@ -104,9 +104,9 @@ def reset():
 
 # ---- RS-485 and pulse inputs, from the board's pin tables
 def rs485_ports(table):
-    """name -> factory of the port (nengjian.bus.uart_port: machine.UART plus the DE/RE pin), from
+    """name -> factory of the port (rs485_uart: machine.UART plus the DE/RE pin), from
     {name: (uart id, TX, RX, DE/RE)}."""
-    from nengjian.bus.uart_port import UartPort
+    from rs485_uart import UartPort
 
     out = {}
     for name, (uart, tx, rx, de) in table.items():
@@ -192,9 +192,9 @@ def cellular_link(cfg, uart_id, tx, rx, pwrkey, baud=115200):
     return cellular.CellularLink(m, Ppp, name="4g")
 
 
-# ---- time (nengjian.clocksync sets and trusts the RTC)
+# ---- time (nengjian.system.clock sets and trusts the RTC)
 def clock_trusted():
-    from nengjian import clocksync
+    from nengjian.system import clock as clocksync
 
     return clocksync.trusted()
 
@@ -207,7 +207,7 @@ def set_utc(seconds):
 
 
 # ---- credentials
-# nengjian_host.provision writes the gateway's key, certificate and ids into the `nj_keys` NVS
+# nengjian_host.install.provision writes the gateway's key, certificate and ids into the `nj_keys` NVS
 # partition (namespace "nj"). esp32.NVS() opens only the default `nvs` partition, so the page
 # format is read here (ESP-IDF "NVS" format, as esp-idf-nvs-partition-gen writes it): pages of
 # 4096 bytes with a 32-byte header (state, sequence, version, CRC), a 32-byte bitmap of 2-bit entry

@@ -227,7 +227,7 @@ class Watchdog:
 
 # ---- network (owned by the uplink: links, modem, PPP stand-in) ---------------------------------
 #   NJ_LINKS       preference order, comma-separated: "host" (default), "modem", "host,modem"
-#   NJ_MODEM       pty path of the simulated AT modem (nengjian_host.simmodem)
+#   NJ_MODEM       pty path of the simulated AT modem (nengjian_host.sim.modem)
 #   NJ_MODEM_CTL   file the PWRKEY pulses are written to (the simulated modem watches it)
 #   NJ_MODEM_TIMING  JSON overriding nengjian.net.modem.TIMING (tests shorten the waits)
 #   NJ_APN, NJ_SIM_PIN  what a site config would give
@@ -377,13 +377,13 @@ def unique_id():
     return (os.getenv("NJ_SIM_ID") or "sim-0000").encode()
 
 
-# ---- console (the USB serial port of the sim is the process's stdio on a pty; see nengjian_host.sim)
+# ---- console (the USB serial port of the sim is the process's stdio on a pty; see nengjian_host.sim.gateway)
 
 RESET_LINE = "@sim reset"
 
 
 def reset():
-    """machine.reset() of the sim: the launcher (nengjian_host.sim.SimGateway, the sim's "hardware")
+    """machine.reset() of the sim: the launcher (nengjian_host.sim.gateway.SimGateway, the sim's "hardware")
     sees this line on the console, kills the process and boots it again (main.py, so an update's
     slot is selected anew). Without a launcher nothing can restart the process: it then stops here,
     as a board with a stuck reset would. (An exit code cannot say it: `micropython -i` turns

@@ -16,12 +16,16 @@ import sys
 
 import board
 
-from nengjian import alarms, config, console, health, intervals, log, records, timeutil
+from nengjian import config
+from nengjian.console import protocol as console
+from nengjian.core import log, records, timeutil
 from nengjian.meters import factory
 from nengjian.meters import profile as profiles
-from nengjian.net import supervisor as netsup
+from nengjian.net import failover as netsup
 from nengjian.store.store import Store
+from nengjian.system import health
 from nengjian.uplink import delivery, ndrc
+from nengjian.values import alarms, intervals
 
 VERSION = "0.1.0"
 STATUS_EVERY_MS = 30000
@@ -41,7 +45,7 @@ class Gateway:
                                              cfg["intervals"])
         self.tce = None
         if cfg.get("tce"):  # imported only where configured: it costs heap a plain site does not need
-            from nengjian import tce
+            from nengjian.values import tce
 
             self.tce = tce.Tce(cfg, self._emit_value, self.event, data_dir + "/tce.json")
         self.alarms = alarms.Alarms([it["code"] for it in cfg["items"]], cfg["realtime_period_s"], self.event,
@@ -321,8 +325,8 @@ def _start_clock(gw):
     is silent; until then readings are not stamped (board.clock_trusted asks clocksync)."""
     if not hasattr(board, "set_utc"):
         return  # the sim: the host keeps its clock
-    from nengjian import clocksync
-    from nengjian.uplink import http
+    from nengjian.net import http
+    from nengjian.system import clock as clocksync
 
     gw.clock = clocksync.init(board.set_utc, trusted=False, event=gw.event)
     http.on_date = clocksync.from_platform
@@ -345,11 +349,11 @@ def _start_updater(gw, cfg):
     gw.updater.take_log()
     oc = cfg["ota"]
     if oc.get("url"):
-        from nengjian import otafetch
+        from nengjian.ota import fetch as otafetch
 
         ssl = None
         if oc["url"].startswith("https://"):
-            from nengjian.uplink import tlsctx
+            from nengjian.net import tls as tlsctx
 
             try:
                 ssl = tlsctx.build({"ca": oc["ca"]}, board.CONFIG_DIR)[0]

@@ -15,7 +15,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
 def _cmd_sim(args) -> int:
-    from nengjian_host import simrun
+    from nengjian_host.sim import demo as simrun
 
     heap = args.heap or ("384k" if args.modem else "288k")
     return simrun.run(Path(args.dir), args.duration, heap, args.meters, args.period, args.interval,
@@ -23,7 +23,7 @@ def _cmd_sim(args) -> int:
 
 
 def _cmd_check_config(args) -> int:
-    from nengjian_host import siteconfig
+    from nengjian_host.common import siteconfig
 
     problems = siteconfig.check_file(Path(args.file))
     if args.json:
@@ -37,7 +37,7 @@ def _cmd_check_config(args) -> int:
 
 
 def _cmd_schema(args) -> int:
-    from nengjian_host import siteconfig
+    from nengjian_host.common import siteconfig
 
     print(json.dumps(siteconfig.schema(args.which), indent=2))
     return EXIT_OK
@@ -74,7 +74,7 @@ def _emit(args, result: dict, lines: list[str]) -> None:
 
 
 def _cmd_bundle(args) -> int:
-    from nengjian_host import bundle
+    from nengjian_host.common import bundle
 
     try:
         board = bundle.load_board(args.board)
@@ -100,7 +100,8 @@ def _cmd_bundle(args) -> int:
 
 
 def _cmd_flash(args) -> int:
-    from nengjian_host import bundle, devicefiles, flash
+    from nengjian_host.common import bundle, devicefiles
+    from nengjian_host.install import flash
 
     try:
         board = bundle.load_board(args.board)
@@ -176,7 +177,8 @@ def _cmd_flash(args) -> int:
 
 
 def _cmd_provision(args) -> int:
-    from nengjian_host import bundle, devicefiles, flash, provision
+    from nengjian_host.common import bundle, devicefiles
+    from nengjian_host.install import flash, provision
 
     inv = provision.Inventory(Path(args.inventory) if args.inventory else provision.default_inventory())
     keystore = provision.KeyStore(Path(args.keystore) if args.keystore else provision.default_keystore())
@@ -266,7 +268,7 @@ def _cmd_provision(args) -> int:
 
 
 def _cmd_inventory(args) -> int:
-    from nengjian_host import provision
+    from nengjian_host.install import provision
 
     inv = provision.Inventory(Path(args.inventory) if args.inventory else provision.default_inventory())
     rows = inv.rows(args.serial)
@@ -279,7 +281,7 @@ def _cmd_inventory(args) -> int:
 
 
 def _cmd_ledger(args) -> int:
-    from nengjian_host import ledger
+    from nengjian_host.crew import ledger
 
     try:
         recs = ledger.load(args.source)
@@ -431,27 +433,27 @@ def _add_installer_commands(sub) -> None:
     lg.set_defaults(func=_cmd_ledger)
 
 
-# ---- crew commands on a connected gateway: status, pull, console, scan (nengjian_host.device)
+# ---- crew commands on a connected gateway: status, pull, console, scan (nengjian_host.common.device)
 def _cmd_status(args) -> int:
-    from nengjian_host import status
+    from nengjian_host.crew import status
 
     return status.cli_status(args)
 
 
 def _cmd_pull(args) -> int:
-    from nengjian_host import pull
+    from nengjian_host.crew import pull
 
     return pull.cli_pull(args)
 
 
 def _cmd_console(args) -> int:
-    from nengjian_host import device
+    from nengjian_host.common import device
 
     return device.cli_console(args)
 
 
 def _cmd_scan(args) -> int:
-    from nengjian_host import device
+    from nengjian_host.common import device
 
     return device.cli_scan(args)
 
@@ -501,7 +503,7 @@ def _add_crew_commands(sub) -> None:
     co.add_argument("--wait", type=float, default=2.0, help="piped use: seconds to keep printing after sending")
     co.set_defaults(func=_cmd_console)
 
-    from nengjian_host import scan as scan_mod
+    from nengjian_host.install import scan as scan_mod
 
     sn = sub.add_parser("scan", help="find the meters on a gateway's RS-485 port (prints what to paste into the "
                                      "site config)",
@@ -517,7 +519,7 @@ def _add_crew_commands(sub) -> None:
 
 
 def _cmd_ota(args) -> int:
-    from nengjian_host import ota
+    from nengjian_host.vendor import updates as ota
 
     if args.ota_cmd == "keygen":
         out = Path(args.out)
@@ -545,7 +547,7 @@ def _cmd_ota(args) -> int:
 
 
 def _add_ota_command(sub) -> None:
-    from nengjian_host import ota as ota_mod
+    from nengjian_host.vendor import updates as ota_mod
 
     o = sub.add_parser("ota", help="build, sign, check and push application update bundles",
                        description="Vendor side of signed updates: make the key pair, build a signed bundle of "
@@ -605,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=_cmd_schema)
     _add_installer_commands(sub)
     _add_crew_commands(sub)
-    from nengjian_host import crewlog
+    from nengjian_host.crew import entries as crewlog
 
     crewlog.add_commands(sub, _port_args)
     _add_ota_command(sub)

@@ -8,10 +8,10 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 
-from nengjian_host.refplatform import RefPlatform
-from nengjian_host.sim import SimGateway, demo_site
-from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
-from nengjian_host.wire import PtyWire
+from nengjian_host.sim.gateway import SimGateway, demo_site
+from nengjian_host.sim.meters.modbus_meters import SimMeter, SimModbusMeters
+from nengjian_host.sim.refplatform import RefPlatform
+from nengjian_host.sim.wire import PtyWire
 
 SPEED = 12  # a 60 s period passes in 5 s
 PERIOD = 60

@@ -15,8 +15,8 @@ import time
 from decimal import Decimal
 
 import pytest
-from nengjian_host import scan as host_scan
-from nengjian_host.simmeters import Cjt188Meter, Dlt645Meter
+from nengjian_host.install import scan as host_scan
+from nengjian_host.sim.meters import Cjt188Meter, Dlt645Meter
 from plugin.simkit import ExtraDrop
 
 pytestmark = [pytest.mark.e2e]

@@ -10,7 +10,7 @@ from contextlib import redirect_stdout
 
 import pytest
 from nengjian_host import cli
-from nengjian_host.device import Console, DeviceError, DeviceGone, RawRepl
+from nengjian_host.common.device import Console, DeviceError, DeviceGone, RawRepl
 
 pytestmark = [pytest.mark.e2e]
 

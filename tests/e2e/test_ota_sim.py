@@ -5,7 +5,7 @@ signed by another key switches nothing; a version that crashes at import is roll
 ota.max_boots boots, with the reason in the ledger.
 
 The built-in package is the .mpy tree simbuild compiles (source with NJ_SIM_SOURCE=1); the bundles
-carry .mpy compiled for the sim (x64) by host/nengjian_host/ota.py."""
+carry .mpy compiled for the sim (x64) by host/nengjian_host/vendor/updates.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import re
 import shutil
 
 import pytest
-from nengjian_host import bundle as app_bundle
-from nengjian_host import cli, paths
-from nengjian_host import ota as host_ota
+from nengjian_host import cli
+from nengjian_host.common import bundle as app_bundle
+from nengjian_host.common import paths
+from nengjian_host.vendor import updates as host_ota
 
 pytestmark = [pytest.mark.e2e]
 
@@ -46,13 +47,13 @@ def bundles(tmp_path_factory):
     assert any(p == "nengjian/app.mpy" for p, _b in crash)
     host_ota.build(d / "crash.njota", d / "vendor.pem", CRASH, ["sim"], files=crash, mpy=True)
     # A version whose site schema wants a section this site's config does not have.
-    schemas = (paths.FIRMWARE / "nengjian" / "schemas.py").read_text()
+    schemas = (paths.FIRMWARE / "nengjian" / "config" / "schemas.py").read_text()
     top = '"required": ["version", "enterprise", "buses", "meters", "items", "destinations"'
     assert top in schemas
     src = d / "schemas.py"
     src.write_text(schemas.replace(top, top + ', "site_survey"', 1))
-    strict_schemas = app_bundle.compile_module(src, "nengjian/schemas.py", None)
-    strict = [(p, strict_schemas if p == "nengjian/schemas.mpy" else b)
+    strict_schemas = app_bundle.compile_module(src, "nengjian/config/schemas.py", None)
+    strict = [(p, strict_schemas if p == "nengjian/config/schemas.mpy" else b)
               for p, b in host_ota.collect(mpy=True, march=march, version=STRICT)]
     host_ota.build(d / "strict.njota", d / "vendor.pem", STRICT, ["sim"], files=strict, mpy=True)
     # A version that cannot mount the data volume (say, a littlefs built with other block settings).
@@ -206,8 +207,8 @@ def test_update_fetched_from_the_vendor_server_runs_on_trial(dut, bundles):
     """Over the uplink instead of USB: the gateway asks the update server (ota.url), downloads what it
     offers and restarts; the bundle is checked at that boot, in a fresh heap, and switched in on
     trial. A bundle signed by another key is refused there and nothing is switched, and that version
-    is not downloaded again until the boot after (tests/firmware/test_otafetch.py)."""
-    from nengjian_host.otaserver import OtaServer
+    is not downloaded again until the boot after (tests/firmware/ota/test_fetch.py)."""
+    from nengjian_host.sim.updateserver import OtaServer
 
     received = r"event\s+ota: bundle %s received: verified and installed at the restart" % re.escape(NEW)
     with OtaServer() as server:

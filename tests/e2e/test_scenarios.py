@@ -3,7 +3,7 @@ offline then back-fill, a power cut during back-fill. Nothing lost, nothing dupl
 platform, every fault in the ledger (read through the console's `events`).
 
 Time: a 15-minute period cannot pass faster than about 100x here. The boundary reading of a period
-must lie within 2 minutes of the boundary (nengjian.intervals), and a meter is polled at most once a
+must lie within 2 minutes of the boundary (nengjian.values.intervals), and a meter is polled at most once a
 second of real time (interval_s >= 1), so at speed S a reading comes every S simulated seconds. At
 75x a period takes 12 s: the "day" runs 15-minute periods for two simulated hours across midnight
 (the mechanics of a day - polling, values, faults, a reset, a date change - not its length). The
@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import pytest
 from mpyrun import run_mpy
-from nengjian_host import paths
+from nengjian_host.common import paths
 from simrig import cst_to_utc, readings_from_console, values_from_console
 
 # Back-fill batches need more heap than the 256k default (an ESP32 without PSRAM) leaves the current
@@ -90,7 +90,7 @@ def _events(dut) -> list[tuple[str, str]]:
 
 SEED = r"""
 import json, os, board
-from nengjian import records
+from nengjian.core import records
 from nengjian.store.store import Store
 from nengjian.store.cbor import Decimal
 P = json.loads(os.getenv("NJ_SEED"))

@@ -24,8 +24,8 @@ from unittest import mock
 
 import pytest
 from mpyrun import run_mpy
-from nengjian_host import paths
-from nengjian_host.refplatform import RefPlatform
+from nengjian_host.common import paths
+from nengjian_host.sim.refplatform import RefPlatform
 from simrig import PERIOD, SPEED, SimRig, cst_to_utc, values_from_console
 
 pytestmark = [pytest.mark.e2e]
@@ -59,7 +59,7 @@ class UplinkRig(SimRig):
 
 SEED = """
 import json, os, board
-from nengjian import records
+from nengjian.core import records
 from nengjian.store.store import Store
 from nengjian.store.cbor import Decimal
 P = json.loads(os.getenv("NJ_SEED"))
@@ -273,7 +273,7 @@ def _status_text(port: str) -> tuple[int, str]:
 def test_values_over_4g_survive_failover_and_a_dropped_call(urig, tmp_path):
     """Ethernet (the host link) first; unplugged, the gateway fails over to the simulated 4G modem,
     which drops its call once: re-dialled, and every value still arrives once."""
-    from nengjian_host.simmodem import SimModem
+    from nengjian_host.sim.modem import SimModem
 
     rig = urig
     ctl, eth = tmp_path / "pwrkey", tmp_path / "eth"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from nengjian_host.device import Console
+from nengjian_host.common.device import Console
 
 
 class RigBase:

@@ -16,11 +16,11 @@ import subprocess
 import threading
 import time
 
-from nengjian_host.device import Console, RawRepl, resolve_port
-from nengjian_host.ptys import open_raw_pty
-from nengjian_host.refplatform import RefPlatform
-from nengjian_host.sim import demo_site
-from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
+from nengjian_host.common.device import Console, RawRepl, resolve_port
+from nengjian_host.sim.gateway import demo_site
+from nengjian_host.sim.meters.modbus_meters import SimMeter, SimModbusMeters
+from nengjian_host.sim.ptys import open_raw_pty
+from nengjian_host.sim.refplatform import RefPlatform
 
 from plugin.kitbase import DutBase, RigBase
 from plugin.simkit import Bus

@@ -1,5 +1,5 @@
 """The sim rig behind the fixtures: a pty RS-485 wire with pymodbus meters, the reference platform,
-and the real firmware on the MicroPython unix port (nengjian_host.sim.SimGateway).
+and the real firmware on the MicroPython unix port (nengjian_host.sim.gateway.SimGateway).
 
 Time can run fast on the gateway's RTC, the meters' energy and the platform's clock alike (one
 SimClock), so a day of 15-minute periods passes in minutes. ExtraDrop hangs 68H-framed meters
@@ -15,12 +15,12 @@ import time
 import tty
 from pathlib import Path
 
-from nengjian_host.device import Console, RawRepl
-from nengjian_host.refplatform import RefPlatform
-from nengjian_host.sim import SimGateway, demo_site
-from nengjian_host.simmeters import open_pty, start
-from nengjian_host.simmeters.modbus_meters import SimMeter, SimModbusMeters
-from nengjian_host.wire import PtyWire
+from nengjian_host.common.device import Console, RawRepl
+from nengjian_host.sim.gateway import SimGateway, demo_site
+from nengjian_host.sim.meters import open_pty, start
+from nengjian_host.sim.meters.modbus_meters import SimMeter, SimModbusMeters
+from nengjian_host.sim.refplatform import RefPlatform
+from nengjian_host.sim.wire import PtyWire
 
 from plugin.kitbase import DutBase, RigBase
 

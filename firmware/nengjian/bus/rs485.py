@@ -10,12 +10,12 @@ for exactly as many characters as are still due instead of polling blindly.
 
 A port is any object with configure(baud, bits, parity, stop), de(on), write(buf), txdone(),
 readinto(buf) -> count (0 when nothing is there, never blocking): the sim board's PtyPort, or
-nengjian.bus.uart_port.UartPort on an ESP32.
+rs485_uart.UartPort on an ESP32.
 """
 
 import asyncio
 
-from nengjian.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
 
 TXDONE_LIMIT_MS = 50
 

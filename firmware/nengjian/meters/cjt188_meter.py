@@ -12,8 +12,8 @@ DI byte order: profile `di_order` low_first (default, SPEC) or high_first (CJ/T 
 """
 
 from nengjian.meters import profile as profiles
-from nengjian.meters.framing import FrameFinder
 from nengjian.proto import cjt188, dlt645
+from nengjian.proto.framefinder import FrameFinder
 from nengjian.store.cbor import Decimal
 
 METER_TYPES = {

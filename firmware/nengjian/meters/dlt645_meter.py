@@ -15,8 +15,8 @@ Preamble: FE bytes before each request (profile `preamble`, site meter `preamble
 """
 
 from nengjian.meters import profile as profiles
-from nengjian.meters.framing import FrameFinder
 from nengjian.proto import dlt645
+from nengjian.proto.framefinder import FrameFinder
 from nengjian.store.cbor import Decimal
 
 MAX_FOLLOW_UPS = 15

@@ -15,9 +15,9 @@ started once when the poller runs.
 
 import asyncio
 
-from nengjian import log, timeutil
 from nengjian.bus.rs485 import BusTimeout, Line
-from nengjian.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core import log, timeutil
+from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
 from nengjian.proto import modbus
 
 # Class names rather than imports: the DL/T 645 and CJ/T 188 codecs load only when a site uses them.

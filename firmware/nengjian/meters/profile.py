@@ -1,6 +1,6 @@
 """Meter profiles: data files that say which registers or data identifiers give which quantity.
 
-A profile is JSON checked against nengjian.schemas.PROFILE, then per protocol by `check` (the keys
+A profile is JSON checked against nengjian.config.schemas.PROFILE, then per protocol by `check` (the keys
 a point needs). For Modbus this module also plans the reads: points of one function code are
 merged into as few block reads as the meter allows (`max_registers`, default 60, bridging gaps of
 up to `max_gap` unused registers, default 8; bits of FC 01/02 up to 2000 per read).
@@ -42,7 +42,7 @@ def load(directory, name):
 
 def check(prof):
     """Schema plus what the schema cannot say: the keys each protocol's points need."""
-    from nengjian import schema, schemas
+    from nengjian.config import schema, schemas
 
     schema.validate(prof, schemas.PROFILE)
     proto = prof["protocol"]

@@ -10,7 +10,7 @@ active level (`edge` falling, the default for a pulled-up open collector, or ris
 does integer arithmetic only: it allocates nothing and may run as an interrupt.
 
 Persistence. Counts of every input go to one small file on the data volume (<data>/pulse.json,
-{"v": 1, "counts": {input: count}}, a nengjian.statefile: written to pulse.json.new and renamed
+{"v": 1, "counts": {input: count}}, a nengjian.core.statefile: written to pulse.json.new and renamed
 over the old one), so the file on flash always holds a complete, earlier state; one that cannot
 be read is logged and the counts start from zero. It is written when `persist_s` seconds have
 passed since the last write with new pulses, when any input has `persist_pulses` new pulses, and
@@ -29,8 +29,8 @@ import asyncio
 import os
 import sys
 
-from nengjian import log, statefile
-from nengjian.compat import ticks_diff, ticks_ms
+from nengjian.core import log, statefile
+from nengjian.core.compat import ticks_diff, ticks_ms
 from nengjian.meters import profile as profiles
 from nengjian.store.cbor import Decimal
 
@@ -119,7 +119,7 @@ class PulseCounter:
 
 
 class PulseStore:
-    """The counts of every input, persisted together in one file (nengjian.statefile)."""
+    """The counts of every input, persisted together in one file (nengjian.core.statefile)."""
 
     def __init__(self, path):
         self.path = path

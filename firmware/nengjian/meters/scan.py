@@ -22,7 +22,7 @@ import asyncio
 import json
 
 from nengjian.bus.rs485 import Bus, BusTimeout, Line
-from nengjian.compat import ticks_diff, ticks_ms
+from nengjian.core.compat import ticks_diff, ticks_ms
 from nengjian.proto import modbus
 
 DEFAULTS = {

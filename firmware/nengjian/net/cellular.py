@@ -9,7 +9,7 @@ the supervisor then re-dials and, after repeated failures, power-cycles the mode
 
 import asyncio
 
-from nengjian.compat import ticks_diff, ticks_ms
+from nengjian.core.compat import ticks_diff, ticks_ms
 from nengjian.net import links
 
 

@@ -1,7 +1,7 @@
 """The Link interface every network path of a board offers, and the Ethernet-style link over a NIC.
 
 A link is one way to the internet: Ethernet (`network.LAN`), 4G (modem + `network.PPP`, see
-nengjian.net.cellular), or the sim's host network. The supervisor (nengjian.net.supervisor) brings
+nengjian.net.cellular), or the sim's host network. The supervisor (nengjian.net.failover) brings
 links up in preference order and watches them; the uplink only asks "is the active link up".
 
 Interface: `name`, `kind` ("ethernet" | "cellular" | "host"), `max_batch` (records per upload this
@@ -11,7 +11,7 @@ link carries comfortably, 0 = no cap), `async up()` -> bool (bounded by the link
 
 import asyncio
 
-from nengjian.compat import ticks_diff, ticks_ms
+from nengjian.core.compat import ticks_diff, ticks_ms
 
 DOWN = "down"
 STARTING = "starting"

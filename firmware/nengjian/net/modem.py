@@ -19,8 +19,8 @@ board's control file), `on()` meaning "key pressed".
 import asyncio
 import time
 
-from nengjian import log
-from nengjian.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core import log
+from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
 
 TIMING = {
     "at_ms": 500,  # one AT sync attempt

@@ -3,7 +3,7 @@ and a compact long-term history.
 
 Owns: segment files, record framing, sequence numbers, acknowledgement cursors, recovery at boot, the
 fold of delivered values into history, and what happens when space runs out. Knows the kinds of
-nengjian.records only to route and fold them; knows nothing of meters or platforms.
+nengjian.core.records only to route and fold them; knows nothing of meters or platforms.
 
 Partition assumed
 -----------------
@@ -51,8 +51,8 @@ import os
 import struct
 from binascii import crc32
 
-from nengjian import records, timeutil
-from nengjian.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core import records, timeutil
+from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
 from nengjian.store import cbor
 
 MAGIC = 0xA5

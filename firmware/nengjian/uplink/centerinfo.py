@@ -26,8 +26,8 @@ one failed send waits for the next delivery round. Imported only where a destina
 
 import json
 
-from nengjian import log, timeutil
-from nengjian.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core import log, timeutil
+from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
 
 QUEUE_MAX = 8
 HOLD_MS = 60000  # after a failed exchange: the data keep their pace, the info channel waits
@@ -78,7 +78,8 @@ class CenterInfo:
     async def step(self):
         """Send the oldest notice, or read the coefficients once per session. Returns an ndrc Result;
         after RETRY the channel holds off for HOLD_MS (it never sets the pace of the data)."""
-        from nengjian.uplink import http, ndrc
+        from nengjian.net import http
+        from nengjian.uplink import ndrc
 
         s = self.profile.session
         if "centerInfoURL" not in s:  # kept by firmware that did not store the info URLs

@@ -28,9 +28,10 @@ import asyncio
 import gc
 import os
 
-from nengjian import log, records, timeutil
-from nengjian.compat import ticks_diff, ticks_ms
-from nengjian.uplink import http, ndrc
+from nengjian.core import log, records, timeutil
+from nengjian.core.compat import ticks_diff, ticks_ms
+from nengjian.net import http
+from nengjian.uplink import ndrc
 
 BACKOFF_MIN_MS = 2000
 BACKOFF_MAX_MS = 300000

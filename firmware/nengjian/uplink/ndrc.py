@@ -49,8 +49,8 @@ import json
 import os
 from binascii import hexlify
 
-from nengjian import log, records, timeutil
-from nengjian.uplink import http
+from nengjian.core import log, records, timeutil
+from nengjian.net import http
 
 OK = 0
 REJECTED = 1
@@ -121,7 +121,7 @@ class NdrcJson:
             # heap fragmented by hours of traffic may no longer offer.
             from nengjian.crypto import sm4  # noqa: F401
         if self.url.startswith("https://") and dest.get("insecure_self_signed"):
-            from nengjian.uplink import tlsctx
+            from nengjian.net import tls as tlsctx
 
             # Every start, on purpose: this must stay visible in the ledger for as long as it is on.
             self._event("security", "%s: %s" % (self.name, tlsctx.INSECURE_WARNING))
@@ -169,7 +169,7 @@ class NdrcJson:
     # ---- transport
     def _tls(self):
         if self.ssl is None:
-            from nengjian.uplink import tlsctx
+            from nengjian.net import tls as tlsctx
 
             try:
                 self.ssl, self.tls_notes = tlsctx.build(self.dest, self.config_dir, self.credentials)
@@ -192,7 +192,7 @@ class NdrcJson:
                 return await http.request("POST", url, body(), headers, self.timeout_ms, ssl, length=length)
             return await http.request("POST", url, body, headers, self.timeout_ms, ssl)
         except http.HttpError as e:
-            from nengjian.uplink import tlsctx
+            from nengjian.net import tls as tlsctx
 
             text = str(e)
             clear = tlsctx.explain(text, self.dest, getattr(e, "errno", None))

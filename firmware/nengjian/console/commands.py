@@ -1,0 +1,542 @@
+"""The console's commands (see nengjian.console.protocol for the protocol). Loaded when a request comes and
+dropped again after a quiet spell, so the gateway does not carry their code in RAM between crew
+visits. Every function takes the Console first.
+"""
+
+import asyncio
+import gc
+import json
+import os
+import sys
+from binascii import a2b_base64, b2a_base64, crc32, hexlify
+
+try:
+    import hashlib
+except ImportError:  # pragma: no cover - every supported port has it
+    hashlib = None
+
+from nengjian.core import log, records, timeutil
+from nengjian.core.compat import ticks_diff, ticks_ms
+
+CHUNK = 384  # bytes of file per data answer: 512 base64 characters, short enough for any console
+GET_MAX = 65536
+EVENT_WINDOW = 1000  # records scanned per step when looking back for events
+_BUF = bytearray(CHUNK)
+
+HELP = (
+    "nengjian console: type a command and Enter (Ctrl-C stops the application and opens the REPL)",
+    "  status               state of the gateway, one JSON line",
+    "  events N             the last N ledger events",
+    "  files                files a pull copies",
+    "  get PATH OFF LEN     file bytes as base64 lines",
+    "  sha256 PATH [LEN]    hash of a file (or of its first LEN bytes)",
+    "  put PATH SIZE SHA256 write a config file (then +BASE64 lines)",
+    "  scan JSON            search the RS-485 buses for meters",
+    "  visit TEXT           record an inspection visit in the ledger (who, what was checked)",
+    "  manual JSON          store a manual entry (coal/oil delivery): code, stat_type, stat_start, value, scope",
+    "  ota [SIZE SHA256]    update state; with SIZE: receive a signed bundle (+BASE64 lines), install on trial",
+    "  reset                reset the board",
+    "  help                 this list",
+)
+COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "manual", "ota", "reset", "help")
+
+
+async def run(con, rid, cmd, args, text):
+    """Carry out one request; raises IndexError/ValueError on bad arguments."""
+    if cmd == "help":
+        for h in HELP:
+            sys.stdout.write(h + "\n")
+        con.answer(rid, {"commands": COMMANDS}, True)
+    elif cmd == "status":
+        con.answer(rid, status(con), True)
+    elif cmd == "events":
+        await _events(con, rid, int(args[0]) if args else 20)
+    elif cmd == "files":
+        _files(con, rid)
+    elif cmd == "get":
+        await _get(con, rid, args[0], int(args[1]), int(args[2]))
+    elif cmd == "sha256":
+        await _sha256(con, rid, args[0], int(args[1]) if len(args) > 1 else -1)
+    elif cmd == "put":
+        _start_put(con, rid, args[0], int(args[1]), args[2])
+    elif cmd == "+":
+        _put_data(con, rid, text)
+    elif cmd == "scan":
+        await _scan(con, rid, text or "{}")
+    elif cmd == "visit":
+        _visit(con, rid, text)
+    elif cmd == "manual":
+        _manual(con, rid, text)
+    elif cmd == "ota":
+        _ota(con, rid, args)
+    elif cmd == "reset":
+        con.answer(rid, {"reset": True}, True)
+        await asyncio.sleep_ms(100)
+        _reset(con)
+    else:
+        con.fail(rid, "unknown command %r (try help)" % cmd)
+
+
+def _b64(data):
+    return b2a_base64(data)[:-1].decode()
+
+
+# ---- status
+def status(con):
+    gc.collect()
+    b = con.board
+    st = {
+        "t": "status",
+        "firmware": con.version,
+        "board": b.NAME,
+        "gateway_id": _text(b.unique_id()) if hasattr(b, "unique_id") else None,
+        "uptime_s": ticks_diff(ticks_ms(), con.boot_ms) // 1000,
+        "time": timeutil.now(),
+        "heap_free": gc.mem_free(),
+        "heap_used": gc.mem_alloc(),
+        "paths": {"config": b.CONFIG_DIR, "data": b.DATA_MOUNT},
+    }
+    alarms = []
+    gw = con.gw
+    if con.safe_reason is not None:
+        st["mode"] = "safe"
+        st["safe_reason"] = con.safe_reason
+        alarms.append("safe mode: " + con.safe_reason)
+    elif gw is None:
+        st["mode"] = "starting"
+    else:
+        st["mode"] = "run"
+        st["site"] = gw.cfg.get("site", {}).get("name")
+        st["readings"] = gw.readings
+    st["links"] = _links(con)
+    net = getattr(gw, "net", None)
+    if net is not None:
+        # A standby link that is down (4G while Ethernet carries the data) is no alarm; no link is.
+        st["network"] = {"active": net.active.name if net.active else None, "up": net.is_up(),
+                         "stats": net.stats}
+        if not net.is_up():
+            alarms.append("no network link up")
+    else:
+        for link in st["links"]:
+            if not link.get("up", True):
+                alarms.append("link %s down" % link.get("link", link.get("name", "?")))
+    meters = []
+    dests = []
+    if gw is not None:
+        for p in gw.pollers:
+            for m in p.meters:
+                meters.append({"id": m.id, "bus": p.bus.name, "offline": m.offline, "failures": m.failures,
+                               "last_ok": m.last_ok, "last_error": m.last_error,
+                               "values": dict((k, v.text()) for k, v in m.values.items()),
+                               "stats": m.stats})
+                if m.offline:
+                    alarms.append("meter %s offline: %s" % (m.id, m.last_error))
+        store = gw.store
+        st["store"] = {"last_seq": store.last_seq, "durable_seq": store.durable_seq,
+                       "backlog": dict((d, store.backlog(d)) for d in store.destinations),
+                       "stats": store.stats}
+        if store.stats.get("dropped"):
+            alarms.append("store full: %d records dropped" % store.stats["dropped"])
+        last = 0
+        for d in gw.destinations:
+            dests.append({"name": d.name, "failing": d.failing, "last_ok": d.stats["last_ok"],
+                          "last_error": d.last_error, "backlog": store.backlog(d.name),
+                          "stats": d.stats})
+            last = max(last, d.stats["last_ok"])
+            if d.failing:
+                alarms.append("%s: delivery failing: %s" % (d.name, d.last_error))
+        st["last_upload"] = last
+        # Data-gap alarms (nengjian.values.alarms), where the application keeps them as gw.alarms.
+        gaps = getattr(gw, "alarms", None)
+        if gaps is not None and hasattr(gaps, "active"):
+            try:
+                for a in gaps.active():
+                    alarms.append(a if isinstance(a, str) else "%s: %s without valid data for %d h" % (
+                        a.get("level"), a.get("code"), a.get("age_s", 0) // 3600))
+            except Exception as e:  # a bug there must not cost the crew its status
+                alarms.append("data-gap alarms unavailable: %s" % e)
+    st["meters"] = meters
+    st["destinations"] = dests
+    flash = _flash(con)
+    if flash:
+        st["flash"] = flash
+        if flash["free"] * 10 < flash["size"]:
+            alarms.append("data volume %d%% full" % (100 - flash["free"] * 100 // flash["size"]))
+    st["alarms"] = alarms
+    return st
+
+
+def _links(con):
+    """Status of the application's network links (gw.links, objects with status()), or the
+    board's link_status() where a board offers one."""
+    out = []
+    for link in getattr(con.gw, "links", None) or ():
+        try:
+            out.append(link.status())
+        except Exception as e:  # a link driver's bug must not break the console
+            out.append({"link": getattr(link, "name", "?"), "error": str(e)})
+    if not out and hasattr(con.board, "link_status"):
+        out = con.board.link_status()
+    return out
+
+
+def _flash(con):
+    try:
+        s = os.statvfs(con.board.DATA_MOUNT)
+    except (OSError, AttributeError):
+        return None
+    if con.gw is None or not s[2]:
+        return None
+    return {"size": s[0] * s[2], "free": s[0] * s[3]}
+
+
+# ---- ledger
+async def _events(con, rid, n):
+    gw = con.gw
+    if gw is None:
+        con.fail(rid, "no store open (mode %s)" % ("safe" if con.safe_reason else "starting"))
+        return
+    store = gw.store
+    store.flush()
+    hi = store.durable_seq
+    # Events live in the main ring; older ones may have been moved to history.
+    floor = store._oldest_seq() if hasattr(store, "_oldest_seq") else 1
+    found = []
+    seen = [0, 0]  # records seen in this window, window end
+
+    def visit(seq, rec):
+        if seq > seen[1]:
+            return True
+        seen[0] += 1
+        if rec[0] == records.EVENT:
+            found.append((seq, rec))
+        return False
+
+    got = []
+    while hi >= floor and len(got) < n:
+        lo = max(floor, hi - EVENT_WINDOW + 1)
+        seen[0] = 0
+        seen[1] = hi
+        del found[:]
+        store.scan(lo, visit)
+        got = found[:] + got
+        if not seen[0]:
+            break
+        hi = lo - 1
+        await asyncio.sleep_ms(0)
+    if len(got) < n and hasattr(store, "history"):
+        older = []
+
+        def hist(seq, rec):
+            if rec[0] == records.EVENT:
+                older.append((seq, rec))
+                if len(older) > n:
+                    older.pop(0)
+
+        store.history(hist)
+        got = older + got
+    got = got[-n:] if n > 0 else []
+    for seq, rec in got:
+        con.answer(rid, {"t": "event", "seq": seq, "ts": rec[1], "kind": rec[2], "text": rec[3]})
+        await asyncio.sleep_ms(0)
+    con.answer(rid, {"count": len(got)}, True)
+
+
+# ---- files
+def _pull_set(con):
+    out = []
+    gw = con.gw
+    data = gw.data_dir if gw is not None else None
+    if gw is not None:
+        gw.store.flush()
+        root = gw.store.root
+        for name in sorted(os.listdir(root)):
+            out.append((root + "/" + name, "store"))
+    if data is not None:
+        for name in sorted(os.listdir(data)):
+            if name.startswith("session-") and name.endswith(".json"):
+                out.append((data + "/" + name, "session"))
+    cdir = con.board.CONFIG_DIR
+    try:
+        names = sorted(os.listdir(cdir))
+    except OSError:
+        names = []
+    for name in names:
+        if name.endswith(".json"):
+            out.append((cdir + "/" + name, "config"))
+    return out
+
+
+def _files(con, rid):
+    count = 0
+    for path, kind in _pull_set(con):
+        try:
+            size = os.stat(path)[6]
+        except OSError:
+            continue
+        con.answer(rid, {"t": "file", "path": path, "size": size, "kind": kind})
+        count += 1
+    con.answer(rid, {"count": count, "gateway_id": _text(con.board.unique_id())
+                      if hasattr(con.board, "unique_id") else None}, True)
+
+
+async def _get(con, rid, path, off, length):
+    if off < 0 or length < 0:
+        raise ValueError("negative offset or length")
+    length = min(length, GET_MAX)
+    buf = _BUF
+    mv = memoryview(buf)
+    sent = 0
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(off)
+        while sent < length:
+            want = min(CHUNK, length - sent)
+            n = f.readinto(mv[:want])
+            if not n:
+                break
+            chunk = mv[:n]
+            con.answer(rid, {"t": "data", "off": off + sent, "n": n, "crc": crc32(chunk), "b64": _b64(chunk)})
+            sent += n
+            await asyncio.sleep_ms(0)
+    con.answer(rid, {"n": sent, "size": size}, True)
+
+
+async def _sha256(con, rid, path, length):
+    h = hashlib.sha256()
+    mv = memoryview(_BUF)
+    done = 0
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        if length < 0:
+            length = size
+        while done < length:
+            n = f.readinto(mv[:min(CHUNK, length - done)])
+            if not n:
+                break
+            h.update(mv[:n])
+            done += n
+            if not done % (CHUNK * 16):
+                await asyncio.sleep_ms(0)
+    con.answer(rid, {"sha256": hexlify(h.digest()).decode(), "n": done, "size": size}, True)
+
+
+# ---- the bus scanner (nengjian.meters.scan), through the gateway's own Bus when it has one
+async def _scan(con, rid, args_json):
+    gc.collect()
+    try:
+        from nengjian.meters import scan
+    except ImportError:
+        con.fail(rid, "this firmware has no bus scanner")
+        return
+    opts = json.loads(args_json)
+    port = opts.pop("port", "rs485_0")
+    bus = None
+    gw = con.gw
+    if gw is not None:
+        names = [b["name"] for b in gw.cfg["buses"] if b["port"] == port]
+        for p in gw.pollers:
+            if p.bus.name in names:
+                bus = p.bus  # the scan takes its lock per probe: the pollers wait in between
+    factory = None
+    if bus is None:
+        factory = con.board.rs485_ports().get(port)
+        if factory is None:
+            con.fail(rid, "board %s has no port %r" % (con.board.NAME, port))
+            return
+    finds = await scan.run(factory, bus=bus,
+                           on_find=lambda f: con.answer(rid, {"t": "find", "find": f}),
+                           on_progress=lambda p: con.answer(rid, {"t": "progress", "progress": p}), **opts)
+    con.answer(rid, {"found": len(finds), "probes": scan.probes, "port": port}, True)
+
+
+# ---- writing config files
+def _start_put(con, rid, path, size, sha):
+    cdir = con.board.CONFIG_DIR
+    if not path.startswith(cdir + "/") or ".." in path or "/" in path[len(cdir) + 1:]:
+        con.fail(rid, "put writes only files directly in %s" % cdir)
+        return
+    if size < 0 or size > 65536 or len(sha) != 64:
+        con.fail(rid, "put needs SIZE (0..65536) and a 64-digit sha256")
+        return
+    _open_put(con, rid, path, size, sha, None)
+
+
+def _open_put(con, rid, path, size, sha, done):
+    """Receive SIZE bytes into PATH.new; done(con, rid, PATH.new) takes them once the sha256 matches
+    (None: rename to PATH)."""
+    f = open(path + ".new", "wb")
+    con._put = [path, size, sha.lower(), f, hashlib.sha256(), 0, done]
+    con._put_ms = ticks_ms()
+    _put_check(con, rid)
+
+
+def _put_data(con, rid, b64):
+    p = con._put
+    if p is None:
+        con.fail(rid, "no put in progress")
+        return
+    try:
+        data = a2b_base64(b64)
+    except ValueError:
+        con._abort_put()
+        con.fail(rid, "put: bad base64: nothing written")
+        return
+    if p[5] + len(data) > p[1]:
+        con._abort_put()
+        con.fail(rid, "put: more than the announced %d bytes: nothing written" % p[1])
+        return
+    p[3].write(data)
+    p[4].update(data)
+    p[5] += len(data)
+    con._put_ms = ticks_ms()
+    _put_check(con, rid)
+
+
+def _put_check(con, rid):
+    path, size, sha, f, h, have, done = con._put
+    if have < size:
+        con.answer(rid, {"have": have}, True)
+        return
+    f.close()
+    con._put = None
+    got = hexlify(h.digest()).decode()
+    if got != sha:
+        _remove(path + ".new")
+        con.fail(rid, "put: sha256 of what arrived is %s, not %s: nothing written" % (got, sha))
+        return
+    if done is not None:
+        done(con, rid, path + ".new")
+        return
+    os.rename(path + ".new", path)
+    log.info("console", "%s written (%d bytes)" % (path, size))
+    con.answer(rid, {"have": have, "written": path,
+                      "applies": "within 5 s" if con.safe_reason is not None else "after reset"}, True)
+
+
+def _reset(con):
+    if con.gw is not None:
+        con.gw.store.close()
+    con.board.reset()
+
+
+def _text(v):
+    """An id as text: printable bytes as they are (the sim's), others (a MAC) as aa:bb:cc:..."""
+    if isinstance(v, (bytes, bytearray)):
+        for b in v:
+            if b < 33 or b > 126:
+                return ":".join("%02x" % x for x in v)
+        return bytes(v).decode()
+    return v
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+# ---- signed updates (nengjian.ota): the gateway's Updater does every check
+OTA_STATE = ("active", "version", "state", "boots", "max_boots", "window_s", "previous", "previous_version",
+             "failure")
+
+
+def _ota(con, rid, args):
+    # The application's own updater (loaded at boot: importing it later may not fit a fragmented heap).
+    up = getattr(con.gw, "updater", None) if con.gw is not None else None
+    if up is None:
+        con.fail(rid, "no signed updates here: %s" % (
+            "the application is not running" if con.gw is None else
+            "board %s has no app slots or %s/ota_key.json (the vendor key) is missing" % (
+                con.board.NAME, con.board.CONFIG_DIR)))
+        return
+    if not args:
+        p = up.state()
+        st = dict((k, p.get(k)) for k in OTA_STATE)
+        st["running"] = con.version
+        con.answer(rid, st, True)
+        return
+    size, sha = int(args[0]), args[1]
+    if len(sha) != 64:
+        con.fail(rid, "ota needs SIZE and a 64-digit sha256")
+        return
+    from nengjian.ota import OtaError
+
+    try:
+        path = up.incoming(size)
+    except OtaError as e:
+        con.fail(rid, "update refused: %s" % e)
+        return
+    _open_put(con, rid, path, size, sha, _ota_install)
+
+
+def _ota_install(con, rid, path):
+    from nengjian.ota import OtaError
+
+    gw = con.gw
+    try:
+        man = gw.updater.install_file(path)
+    except OtaError as e:
+        gw.updater.discard(path)
+        con.fail(rid, "update refused: %s" % e)
+        return
+    except MemoryError:
+        # A heap fragmented by weeks of running: the check runs at the restart instead, before the
+        # application fills the heap (nengjian.ota.install_pending). The crew's reset applies it.
+        try:
+            gw.updater.defer(path)
+        except (OtaError, OSError) as e:
+            gw.updater.discard(path)
+            con.fail(rid, "update not installed: out of memory to check it, and it cannot be left for the "
+                          "restart (%s)" % e)
+            return
+        con.answer(rid, {"deferred": True, "applies": "checked and installed at the reset"}, True)
+        return
+    finally:
+        gw.store.flush()  # the ledger's install or refusal is on flash before a reset
+    gw.updater.discard(path)
+    p = gw.updater.state()
+    con.answer(rid, {"installed": man["version"], "slot": p.get("active"), "state": p.get("state"),
+                     "files": len(man["files"]), "verify_ms": gw.updater.last_verify_ms,
+                     "applies": "after reset"}, True)
+
+
+def _visit(con, rid, text):
+    """The 30-day inspection the regulation asks for, kept in the gateway's own ledger."""
+    gw = con.gw
+    if gw is None:
+        con.fail(rid, "the application is not running (safe mode): nothing to record into")
+        return
+    text = (text or "").strip()
+    if not text:
+        con.fail(rid, "visit needs a text: who came and what was checked")
+        return
+    gw.event("visit", text[:200])
+    gw.store.flush()
+    con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq}, True)
+
+
+def _manual(con, rid, text):
+    """A value no meter measures, entered by the crew: stored as a VALUE with inputType 5."""
+    gw = con.gw
+    if gw is None:
+        con.fail(rid, "the application is not running (safe mode): manual entries need the store")
+        return
+    import json
+
+    from nengjian.values import manual
+
+    try:
+        req = json.loads(text or "")
+        seq, _rec = manual.enter(gw.store, req["code"], int(req["stat_type"]), req["stat_start"], str(req["value"]),
+                                 int(req.get("scope", 1)), observe=gw.observe_value, who=str(req.get("who", "")))
+    except manual.ManualError as e:
+        con.fail(rid, str(e))
+        return
+    except (ValueError, KeyError, TypeError) as e:
+        con.fail(rid, "manual wants JSON with code, stat_type, stat_start, value, scope (%s)" % e)
+        return
+    gw.store.flush()
+    con.answer(rid, {"stored": True, "seq": seq}, True)

@@ -1,0 +1,341 @@
+"""A small HTTP/1.1 client on asyncio streams: one request per connection, every wait bounded.
+
+Enough for the platforms' JSON POSTs: Content-Length or chunked bodies, a cap on response size,
+TLS through an ssl context the caller builds (certificate pinning is the profile's business).
+
+One deadline covers the whole exchange (connect, TLS handshake, send, headers, body), so a server
+that drips a byte every few seconds cannot hold a destination for longer than `timeout_ms`.
+Host names are resolved once and cached: MicroPython's getaddrinfo blocks the whole event loop,
+so it must not run for every request (and a DNS outage then falls back to the last good address).
+Every transport failure - refused, reset, timeout, TLS alert, malformed answer - is an HttpError,
+which the caller treats as retryable.
+
+Two module-level hooks serve the link supervisor and the clock: `last_answer_ms` (ticks of the
+last complete HTTP answer from any server: proof the link carries data, so no keepalive probe is
+needed) and `on_date` (called with the UTC seconds of a response's Date header).
+"""
+
+import asyncio
+import socket
+
+from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
+
+DNS_TTL_MS = 3600000
+
+last_answer_ms = None  # ticks_ms() of the last complete answer, None before the first
+on_date = None  # callable(utc_seconds) or None
+
+_dns = {}  # host -> (ip, ticks resolved)
+
+
+class HttpError(Exception):
+    """Transport-level failure (connect, timeout, reset, TLS, malformed response): always retryable.
+
+    `errno` is the OS error number when there was one (refused, reset, unreachable)."""
+
+    def __init__(self, msg, errno=None, timeout=False):
+        super().__init__(msg)
+        self.errno = errno
+        self.timeout = timeout
+
+
+def _errno(e):
+    return e.args[0] if e.args and isinstance(e.args[0], int) else None
+
+
+def split_url(url):
+    """(scheme, host, port, path) of an http(s) URL."""
+    if url.startswith("https://"):
+        scheme, rest, port = "https", url[8:], 443
+    elif url.startswith("http://"):
+        scheme, rest, port = "http", url[7:], 80
+    else:
+        raise ValueError("not an http(s) URL: " + url)
+    slash = rest.find("/")
+    hostport, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    if ":" in hostport:
+        host, p = hostport.rsplit(":", 1)
+        port = int(p)
+    else:
+        host = hostport
+    return scheme, host, port, path
+
+
+def _is_ip(host):
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p.isdigit() or int(p) > 255:
+            return False
+    return True
+
+
+def resolve(host):
+    """The IPv4 address text of host; cached for an hour; the stale entry if DNS fails now."""
+    if _is_ip(host):
+        return host
+    hit = _dns.get(host)
+    if hit and ticks_diff(ticks_ms(), hit[1]) < DNS_TTL_MS:
+        return hit[0]
+    try:
+        ai = socket.getaddrinfo(host, 80, 0, socket.SOCK_STREAM)
+        ip = None
+        for entry in ai:
+            if entry[0] == socket.AF_INET:
+                addr = entry[-1]
+                ip = addr[0] if isinstance(addr, tuple) else "%d.%d.%d.%d" % tuple(addr[4:8])
+                break
+        if ip is None:
+            raise OSError("no IPv4 address")
+    except OSError as e:
+        if hit:
+            return hit[0]
+        raise HttpError("cannot resolve %s: %s" % (host, e))
+    _dns[host] = (ip, ticks_ms())
+    return ip
+
+
+def forget_dns():
+    """Drop cached addresses (a new link may use other DNS servers or routes)."""
+    _dns.clear()
+
+
+class _Deadline:
+    __slots__ = ("end", "total")
+
+    def __init__(self, ms):
+        self.total = ms
+        self.end = ticks_add(ticks_ms(), ms)
+
+    def left(self):
+        left = ticks_diff(self.end, ticks_ms())
+        if left <= 0:
+            raise asyncio.TimeoutError()
+        return left
+
+
+async def _within(dl, aw):
+    return await asyncio.wait_for_ms(aw, dl.left())
+
+
+async def _readline(reader, dl):
+    line = await _within(dl, reader.readline())
+    if not line:
+        raise HttpError("connection closed by the server")
+    if line[-1:] != b"\n":
+        raise HttpError("connection closed in the middle of a line")
+    return line
+
+
+async def connect(host, port, ssl, timeout_ms):
+    """(reader, writer) of a TCP (or TLS, when ssl is a context) connection; HttpError if not."""
+    ip = resolve(host)
+    try:
+        if ssl is None:
+            return await asyncio.wait_for_ms(asyncio.open_connection(ip, port), timeout_ms)
+        return await asyncio.wait_for_ms(asyncio.open_connection(ip, port, ssl, host), timeout_ms)
+    except asyncio.TimeoutError:
+        raise HttpError("connect to %s:%d timed out after %d ms" % (host, port, timeout_ms), None, True)
+    except OSError as e:
+        raise HttpError("connect to %s:%d failed: %s" % (host, port, e), _errno(e))
+
+
+async def _close(writer):
+    try:
+        writer.close()
+        await asyncio.wait_for_ms(writer.wait_closed(), 1000)
+    except Exception:
+        pass
+
+
+async def reachable(url, timeout_ms=10000):
+    """True if the URL's host answers a HEAD request, or refuses the connection, within timeout_ms.
+
+    The link supervisor's keepalive: any HTTP answer (even an error status) or a TCP refusal or
+    reset proves the path (link, routing, DNS) carries data; only silence, an unreachable network
+    or a DNS failure count as dead. A platform that misbehaves is the destination's business.
+    """
+    scheme, host, port, _path = split_url(url)
+    base = "%s://%s:%d/" % (scheme, host, port)
+    try:
+        await request("HEAD", base, b"", None, timeout_ms, _probe_ssl() if scheme == "https" else None)
+        return True
+    except HttpError as e:
+        return e.errno in (_ECONNREFUSED, _ECONNRESET)
+
+
+_ECONNREFUSED = 111
+_ECONNRESET = 104
+_probe_ctx = None
+
+
+def _probe_ssl():
+    # The probe only needs to see a TLS server answer; it sends nothing secret.
+    global _probe_ctx
+    if _probe_ctx is None:
+        import ssl
+
+        _probe_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        _probe_ctx.verify_mode = ssl.CERT_NONE
+    return _probe_ctx
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def parse_http_date(value):
+    """UTC seconds of an RFC 7231 IMF-fixdate ('Sun, 06 Nov 1994 08:49:37 GMT'), or None."""
+    try:
+        parts = value.split()
+        if len(parts) != 6 or parts[5] != "GMT":
+            return None
+        day, month, year = int(parts[1]), _MONTHS.index(parts[2]) + 1, int(parts[3])
+        h, mi, s = [int(x) for x in parts[4].split(":")]
+    except (ValueError, IndexError):
+        return None
+    from nengjian.core import timeutil
+
+    return timeutil.timestamp(year, month, day, h, mi, s)
+
+
+SEND_CHUNK = 1460  # bytes handed to the socket at a time: one TCP segment, never a copy of the body
+
+
+async def _send_body(writer, body, dl):
+    # In slices through a memoryview: a partial socket write then copies at most one slice into
+    # the stream's buffer, never the whole (possibly 20 kB) body.
+    mv = memoryview(body)
+    for i in range(0, len(mv), SEND_CHUNK):
+        writer.write(mv[i:i + SEND_CHUNK])
+        await _within(dl, writer.drain())
+
+
+DOWNLOAD_CHUNK = 512  # one buffer per download, filled again and again: no allocation per segment
+
+
+async def _download(reader, into, length, dl):
+    # Through one small buffer: reading a fresh bytes object per TCP segment churns the heap while the
+    # uplink and the poll loop run beside it, and on a fragmented heap one such read can fail.
+    buf = bytearray(DOWNLOAD_CHUNK)
+    mv = memoryview(buf)
+    left = length
+    while left:
+        n = await _within(dl, reader.readinto(mv[:min(DOWNLOAD_CHUNK, left)]))  # MicroPython's Stream
+        if not n:
+            raise EOFError("connection closed with %d of %d bytes to go" % (left, length))
+        into.write(mv[:n])
+        left -= n
+
+
+async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384, length=None,
+                  into=None):
+    """Send one request; return (status, body bytes). Raises HttpError on any transport failure.
+
+    `body` is bytes; or a list/tuple of byte strings sent one after the other; or, with `length`
+    (the total in bytes, for Content-Length), any iterable of byte strings - a generator that encodes
+    one record at a time streams a batch of any size in the heap of one record. A profile can thus
+    hand over its records without joining them into one large allocation (on a fragmented heap a
+    20 kB bytearray can fail with 300 kB free).
+
+    With `into` (a file opened for writing), a 200 answer's body of any size is written there as it
+    arrives (it must carry Content-Length) and the body returned is empty: downloads."""
+    global last_answer_ms
+    scheme, host, port, path = split_url(url)
+    if scheme == "https" and ssl is None:
+        raise HttpError("https needs a TLS context")
+    if length is not None:
+        parts, size = body, length
+    else:
+        parts = body if isinstance(body, (list, tuple)) else (body,)
+        size = 0
+        for p in parts:
+            size += len(p)
+    dl = _Deadline(timeout_ms)
+    writer = None
+    try:
+        reader, writer = await connect(host, port, ssl if scheme == "https" else None, timeout_ms)
+        default_port = 443 if scheme == "https" else 80
+        host_header = host if port == default_port else "%s:%d" % (host, port)
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n" % (
+            method, path, host_header, size)
+        if headers:
+            for k, v in headers.items():
+                head += "%s: %s\r\n" % (k, v)
+        writer.write(head.encode() + b"\r\n")
+        await _within(dl, writer.drain())
+        sent = 0
+        for p in parts:
+            if p:
+                sent += len(p)
+                if sent > size:
+                    raise HttpError("body longer than its announced %d bytes" % size)
+                await _send_body(writer, p, dl)
+        if sent != size:
+            raise HttpError("body of %d bytes, %d announced" % (sent, size))
+        status_line = await _readline(reader, dl)
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise HttpError("not an HTTP response: %r" % status_line[:40])
+        status = int(parts[1])
+        length = -1
+        chunked = False
+        date = None
+        for _ in range(64):
+            line = await _readline(reader, dl)
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value.strip())
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"date":
+                date = value.strip()
+        else:
+            raise HttpError("more than 64 header lines")
+        if into is not None and status == 200:
+            if chunked or length < 0:
+                raise HttpError("a download needs a Content-Length")
+            await _download(reader, into, length, dl)
+            data = b""
+        elif length > max_body:
+            raise HttpError("response of %d bytes is too large" % length)
+        elif chunked:
+            data = b""
+            while True:
+                size = int((await _readline(reader, dl)).split(b";")[0].strip(), 16)
+                if size == 0:
+                    break
+                if len(data) + size > max_body:
+                    raise HttpError("response too large")
+                data += (await _within(dl, reader.readexactly(size + 2)))[:-2]
+        elif method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            data = b""
+        elif length >= 0:
+            data = await _within(dl, reader.readexactly(length)) if length else b""
+        else:
+            data = b""
+            while len(data) <= max_body:
+                more = await _within(dl, reader.read(max_body + 1 - len(data)))
+                if not more:
+                    break
+                data += more
+            if len(data) > max_body:
+                raise HttpError("response too large")
+        last_answer_ms = ticks_ms()
+        if date is not None and on_date is not None:
+            utc = parse_http_date(date.decode())
+            if utc:
+                on_date(utc)
+        return status, data
+    except asyncio.TimeoutError:
+        raise HttpError("no complete answer within %d ms" % timeout_ms, None, True)
+    except OSError as e:
+        raise HttpError("network error: %s" % e, _errno(e))
+    except (ValueError, EOFError, IndexError) as e:
+        raise HttpError("malformed response: %s" % e)
+    finally:
+        if writer is not None:
+            await _close(writer)

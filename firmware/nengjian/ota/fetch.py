@@ -1,0 +1,106 @@
+"""Signed updates fetched over the uplink: now and then ask the vendor's update server whether a
+bundle newer than the running version waits for this board, download it and install it.
+
+Owns: the offer request and its answer, the download into the updater's incoming file, handing it
+to the check at the next boot (Updater.defer, then a restart), and not fetching a version refused
+there again until the boot after. Verifying and switching belong to nengjian.ota: its signature
+check decides, whoever delivered the file (a crew's USB push or this).
+Imported only where the site config names `ota.url` and the vendor key is provisioned.
+
+Offer (our format; the vendor runs the server, `nengjian_host.sim.updateserver` is the reference one):
+    GET <ota.url>?board=<board>&version=<running>
+    -> 200 {"version": "0.2.0", "url": bundle URL (absolute, or a path on the same server),
+            "size": bytes}                         a version to install
+    -> 204, or 200 with the running version        nothing to do
+"""
+
+import asyncio
+import gc
+import json
+
+from nengjian.core import log
+from nengjian.net import http
+
+FIRST_CHECK_MS = 10000
+DOWNLOAD_MS = 600000  # a whole bundle over a slow 4G link: one deadline for the transfer
+WAIT_MS = 10000  # link down or a version on trial: look again this soon, not a whole check period later
+RETRY_MS = 3600000  # a check that failed (server down, link flapping) is tried again within the hour
+
+
+class OtaFetch:
+    def __init__(self, updater, url, running, board_name, event, every_s=86400, ssl=None, restart=None,
+                 timeout_ms=60000):
+        self.updater = updater
+        self.url = url
+        self.running = running
+        self.board = board_name
+        self._event = event
+        self.every_ms = every_s * 1000
+        self.ssl = ssl
+        self.restart = restart  # the app flushes the store and resets into the check at boot
+        self.timeout_ms = timeout_ms
+        self.refused = updater.take_refused()  # refused at this boot: not fetched again until the next
+        self.last_error = ""
+        self.checks = 0
+
+    def _offer_url(self):
+        return "%s%sboard=%s&version=%s" % (self.url, "&" if "?" in self.url else "?", self.board, self.running)
+
+    def _bundle_url(self, where):
+        if "://" in where:
+            return where
+        scheme, host, port, _path = http.split_url(self.url)
+        return "%s://%s:%d%s" % (scheme, host, port, where if where.startswith("/") else "/" + where)
+
+    async def check(self):
+        """One round: ask, and download what is offered for the check at the restart. True if a
+        bundle was downloaded (the gateway restarts into the check)."""
+        from nengjian import ota
+
+        self.checks += 1
+        status, body = await http.request("GET", self._offer_url(), b"", None, self.timeout_ms, self.ssl)
+        if status == 204:
+            return False
+        if status != 200:
+            raise ota.OtaError("update server answered HTTP %d" % status)
+        try:
+            offer = json.loads(body)
+            version, where, size = offer["version"], offer["url"], int(offer.get("size") or 0)
+        except (ValueError, KeyError, TypeError):
+            raise ota.OtaError("update server's offer is not {version, url, size}: %r" % bytes(body[:80]))
+        if version == self.running or version == self.refused:
+            return False
+        self._event("ota", "version %s offered by the update server: downloading" % version)
+        path = self.updater.incoming(size or ota.HEAD + 1)
+        gc.collect()  # the download runs beside polling and uploads: start it from a collected heap
+        handed_over = False
+        try:
+            await ota.download(self._bundle_url(where), path, DOWNLOAD_MS, self.ssl)
+            # Checked at the restart, in a fresh heap (nengjian.ota: a long-running heap is too
+            # fragmented for the signature check); a refusal comes back through take_refused().
+            self.updater.defer(path, version)
+            handed_over = True
+        finally:
+            if not handed_over:  # failed or cancelled: no partial bundle left on flash
+                self.updater.discard(path)
+        if self.restart is not None:
+            self.restart()
+        return True
+
+    async def run(self, link_up=None):
+        await asyncio.sleep_ms(FIRST_CHECK_MS)  # the start-up traffic (registration, back-fill) goes first
+        while True:
+            # One update at a time: a version on trial is confirmed or rolled back first. A check
+            # skipped for either reason waits for the link, not for the next period (a day by default).
+            if self.updater.on_trial() or (link_up is not None and not link_up()):
+                await asyncio.sleep_ms(WAIT_MS)
+                continue
+            wait_ms = self.every_ms
+            try:
+                await self.check()
+                self.last_error = ""
+            except Exception as e:  # noqa: BLE001 - a failed check is tried again later
+                self.last_error = "%s: %s" % (type(e).__name__, e)
+                log.warn("ota", "update check failed: %s" % self.last_error)
+                wait_ms = min(wait_ms, RETRY_MS)
+            await asyncio.sleep_ms(wait_ms)

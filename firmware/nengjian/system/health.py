@@ -1,0 +1,251 @@
+"""Keeping a gateway alive for years without a visit: the watchdog supervisor, the heartbeat, and
+crash-loop detection.
+
+Supervisor: the hardware watchdog is fed by this task only, and only while every registered task
+makes progress. A task registers a progress counter (an object's `progress` attribute, or a
+function returning a number) and the longest it may legitimately stand still (a destination waits
+out a request timeout plus its back-off; a poller sleeps at most a second between turns). One task
+stuck past its limit, or the event loop itself blocked, and the watchdog resets the board. Time is
+ticks_ms (monotonic), never the wall clock, which may jump. The stall is written to the ledger (and
+the store flushed by `before_reset`) before the watchdog fires.
+
+Healthy: every task progressing, continuously, for `healthy_s` since boot. Listeners hear it once
+per boot: the boot guard clears its counter, an update on trial confirms itself (nengjian.ota).
+
+Heartbeat: every `heartbeat_s` a ledger EVENT of kind "heartbeat" ("uptime=... heap_free=...
+flash_free=... backlog.NAME=... link=... rssi=..."), and the same as a dict to subscribers (a
+platform profile that takes it).
+
+Crash loop: BootGuard keeps a boot counter in a file on the data volume (a nengjian.core.statefile
+holding a bare number, so the files of older firmware read the same and they read ours),
+incremented at every boot and cleared once the run is healthy; a torn counter counts as one quick
+crash. More than `limit` boots in a row that never got healthy mean a crash loop: the app then
+starts safe mode - console and uploads of what is stored kept alive, no meters - and after
+`safe_hold_s` tries a normal start again with the counter at the limit, so one more quick crash
+brings safe mode straight back.
+"""
+
+import asyncio
+import gc
+import os
+
+from nengjian.core import log, statefile
+from nengjian.core.compat import ticks_diff, ticks_ms
+
+
+def _progress_of(x):
+    if callable(x):
+        return x
+    return lambda: x.progress
+
+
+class _Task:
+    __slots__ = ("name", "get", "limit_ms", "seen", "since", "stalled")
+
+    def __init__(self, name, get, limit_ms, now):
+        self.name = name
+        self.get = get
+        self.limit_ms = limit_ms
+        self.seen = get()
+        self.since = now
+        self.stalled = False
+
+
+class Supervisor:
+    def __init__(self, wdt, event=None, healthy_s=600, ticks=None, before_reset=None):
+        self.wdt = wdt
+        self._event = event
+        self.healthy_ms = healthy_s * 1000
+        self._ticks = ticks or ticks_ms
+        self._before_reset = before_reset
+        self.tasks = []
+        now = self._ticks()
+        self._last = now
+        self.uptime_ms = 0
+        self._ok_since_ms = 0  # uptime at which every task was last seen progressing without a break
+        self.healthy = False
+        self._on_healthy = []
+        self.feeds = 0
+
+    def register(self, name, progress, max_stall_s):
+        """Watch a task: `progress` is an object with a `progress` counter or a function returning one."""
+        self.tasks.append(_Task(name, _progress_of(progress), max_stall_s * 1000, self._ticks()))
+
+    def on_healthy(self, fn):
+        self._on_healthy.append(fn)
+        if self.healthy:
+            fn()
+
+    def stalled(self):
+        return [t.name for t in self.tasks if t.stalled]
+
+    def step(self, now=None):
+        """Look at every task once; feed the watchdog if none is stuck. Returns whether it fed."""
+        if now is None:
+            now = self._ticks()
+        self.uptime_ms += max(0, ticks_diff(now, self._last))
+        self._last = now
+        ok = True
+        for t in self.tasks:
+            p = t.get()
+            if p != t.seen:
+                t.seen = p
+                t.since = now
+                if t.stalled:
+                    t.stalled = False
+                    self._note("health", "task %s moves again" % t.name)
+                continue
+            if ticks_diff(now, t.since) > t.limit_ms:
+                ok = False
+                if not t.stalled:
+                    t.stalled = True
+                    self._note("health", "task %s made no progress for %d s: watchdog no longer fed"
+                               % (t.name, ticks_diff(now, t.since) // 1000))
+                    if self._before_reset is not None:
+                        try:
+                            self._before_reset()
+                        except Exception:  # the reset must happen whatever the flush does
+                            pass
+        if ok:
+            self.wdt.feed()
+            self.feeds += 1
+            if not self.healthy and self.uptime_ms - self._ok_since_ms >= self.healthy_ms:
+                self.healthy = True
+                self._note("health", "healthy: every task progressing for %d s" % (self.healthy_ms // 1000))
+                for fn in self._on_healthy:
+                    fn()
+        else:
+            self._ok_since_ms = self.uptime_ms
+        return ok
+
+    async def run(self, every_ms=1000):
+        while True:
+            await asyncio.sleep_ms(every_ms)
+            self.step()
+
+    def _note(self, kind, text):
+        if self._event is not None:
+            self._event(kind, text)
+
+
+class Heartbeat:
+    def __init__(self, period_s, event, sources=None):
+        self.period_s = period_s
+        self._event = event
+        self.sources = list(sources or ())  # (name, fn)
+        self._listeners = []
+        self.beats = 0
+
+    def add(self, name, fn):
+        self.sources.append((name, fn))
+
+    def subscribe(self, fn):
+        """fn(dict of the heartbeat's fields) at every beat (a platform profile that carries it)."""
+        self._listeners.append(fn)
+
+    def snapshot(self):
+        out = []
+        for name, fn in self.sources:
+            try:
+                v = fn()
+            except Exception as e:  # one broken probe must not silence the others
+                v = "error:%s" % e.__class__.__name__
+            if v is not None:
+                out.append((name, v))
+        return out
+
+    def beat(self):
+        snap = self.snapshot()
+        self._event("heartbeat", " ".join("%s=%s" % kv for kv in snap))
+        d = dict(snap)
+        for fn in self._listeners:
+            try:
+                fn(d)
+            except Exception as e:
+                self._event("health", "heartbeat hook failed: %r" % e)
+        self.beats += 1
+        return d
+
+    async def run(self):
+        while True:
+            await asyncio.sleep_ms(self.period_s * 1000)
+            self.beat()
+
+
+def free_flash(path):
+    """Bytes free on the volume holding path (None where statvfs is missing)."""
+    try:
+        s = os.statvfs(path)
+    except (AttributeError, OSError):
+        return None
+    return s[0] * s[4]
+
+
+def free_heap():
+    gc.collect()
+    return gc.mem_free()
+
+
+def standard_sources(supervisor, store=None, destinations=(), data_dir=None, links=()):
+    """The heartbeat's fields: uptime, free heap, free flash, backlog per destination, link, RSSI."""
+    src = [("uptime_s", lambda: supervisor.uptime_ms // 1000), ("heap_free", free_heap)]
+    if data_dir:
+        src.append(("flash_free", lambda: free_flash(data_dir)))
+    if store is not None:
+        for name in destinations:
+            src.append(("backlog." + name, lambda n=name: store.backlog(n)))
+    for link in links:
+        src.append(("link." + getattr(link, "name", "link"), lambda lk=link: "up" if lk.is_up() else "down"))
+        src.append(("rssi." + getattr(link, "name", "link"), lambda lk=link: _rssi(lk)))
+    return src
+
+
+def _rssi(link):
+    st = link.status() if hasattr(link, "status") else None
+    if isinstance(st, dict):
+        return st.get("rssi")
+    return None
+
+
+class BootGuard:
+    """Counts boots that never reached healthy; more than `limit` in a row is a crash loop."""
+
+    def __init__(self, path, limit=5):
+        self.path = path
+        self.limit = limit
+        self.count = 0
+        self.crash_loop = False
+
+    def _read(self):
+        torn = []
+        n = statefile.load(self.path, None, torn.append)
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return n
+        if torn or n is not None:
+            # A torn write: count it as one quick crash rather than none.
+            log.warn("health", "boot counter %s unreadable (%s): counted as one quick crash" % (
+                self.path, torn[0] if torn else "not a count"))
+            return 1
+        return 0
+
+    def _write(self, n):
+        statefile.save(self.path, n, None)  # a failure is logged; the count in RAM goes on
+        self.count = n
+
+    def boot(self):
+        """Count this boot; returns the count (1 after a healthy run or a first boot)."""
+        n = self._read() + 1
+        self._write(n)
+        self.crash_loop = n > self.limit
+        return n
+
+    def clear(self):
+        """This run is healthy: the next boot starts counting from nothing."""
+        if self.count:
+            self._write(0)
+        self.crash_loop = False
+
+    def retry_normal(self):
+        """Leave safe mode for a normal start at the edge: one more quick crash is safe mode again."""
+        self._write(self.limit)
+        self.crash_loop = False

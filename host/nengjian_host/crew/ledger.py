@@ -1,0 +1,570 @@
+"""The electronic maintenance ledger (运维台账) a crew hands over, built from data pulled off a gateway.
+
+Owns: turning stored records (storedump.iter_records over a pulled directory or flash image, or a
+JSON/JSON-lines export) into the ledger the local rules ask for — faults and how long they lasted
+(fault and recovery events paired per subject), link outages, data gaps per data item from the
+VALUE records (>= 24 h: a fault to answer; >= 3 days: a major fault to report with cause and fix),
+inspection visits and whether one is overdue (30 days), data-loss and store-repair events, restarts,
+and completeness per item (values present / values due, the platforms want >= 90 %) — and writing it
+as JSON, as PNG plots (matplotlib, Agg) and as one self-contained HTML file (plots embedded).
+
+Times are kept in UTC seconds and shown in China Standard Time (UTC+8), as the platforms use.
+Pairing rules are data (FAULT_RULES): a new firmware message needs one line here.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import re
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+DAY = 86400
+GAP_FAULT_S = DAY          # a fault must be answered within 24 h
+GAP_REPORT_S = 3 * DAY     # missing data for 3 days or more is reported with cause and fix
+INSPECTION_DAYS = 30
+COMPLETENESS_MIN = 0.90
+CST = dt.timezone(dt.timedelta(hours=8), "CST")
+
+# (event kind, category, start pattern, end pattern, whether an end with no start in the data is a
+# fault that began before it); group "s" is the subject (meter id, destination, link). The patterns
+# are the texts nengjian.meters.poller, nengjian.uplink.delivery and nengjian.net.failover write
+# (tests/firmware/net/test_failover.py pairs the supervisor's real events). A link's "using X" is
+# also written when X is first chosen at boot, so it ends a fault but never implies one. The modem
+# driver's own notes (stage failures, power cycles) are detail: the link's "will not come up: why"
+# carries the fault.
+FAULT_RULES = [
+    ("meter", "meter offline", r"^meter (?P<s>\S+) offline", r"^meter (?P<s>\S+) answers again", True),
+    ("uplink", "delivery failing", r"^(?P<s>[^:\s]+): delivery failing", r"^(?P<s>[^:\s]+): delivering again",
+     True),
+    ("link", "link down", r"^(?P<s>\S+) (?:lost|will not come up)\b", r"^(?:using|back on) (?P<s>\S+) \(", False),
+]
+LINK_CATEGORIES = ("delivery failing", "link down")
+# nengjian.values.intervals' event when a cumulative reading drops for good (tests/firmware/values/test_intervals.py
+# puts its real event through the ledger).
+METER_CHANGE = "(meter replaced or reset)"
+GLITCH = "was a glitch, not a new meter"
+
+KIND_NAMES = {1: "reading", 2: "value", 3: "event"}
+
+
+class LedgerError(ValueError):
+    pass
+
+
+# ---- records in
+def _ts(v) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, (int, float, Decimal)):
+        return int(v)
+    s = str(v).strip()
+    if s.isdigit():
+        return int(s)
+    try:
+        t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp())
+
+
+def _num(v) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, (int, float, Decimal)):
+        return float(v)
+    if isinstance(v, dict) and "mantissa" in v:
+        return v["mantissa"] * 10.0 ** v.get("exponent", 0)
+    if isinstance(v, (list, tuple)) and len(v) == 2:  # CBOR decimal fraction [exponent, mantissa]
+        return v[1] * 10.0 ** v[0]
+    try:
+        return float(str(v))
+    except ValueError:
+        return None
+
+
+_POSITIONAL = {
+    "reading": ("ts", "meter", "point", "value", "quality"),
+    "value": ("ts", "code", "stat_type", "stat_start", "value", "valid", "input_type", "scope"),
+    "event": ("ts", "event", "text"),
+}
+_ALIASES = {"dataCode": "code", "data_code": "code", "statType": "stat_type", "statStart": "stat_start",
+            "stat_date": "stat_start", "statDate": "stat_start", "dataValue": "value", "inputType": "input_type",
+            "event_kind": "event", "ekind": "event", "what": "event", "message": "text", "time": "ts"}
+
+
+def normalize(rec) -> dict | None:
+    """One stored record as {"seq", "kind": reading|value|event, named fields}; None if not one of ours.
+
+    Accepts what storedump yields (dicts with seq, kind and fields, positional or named) and plain
+    record arrays ([kind, ts, ...] as in nengjian.core.records)."""
+    seq = None
+    if isinstance(rec, (list, tuple)):
+        kind, fields = rec[0], list(rec[1:])
+    elif isinstance(rec, dict):
+        seq = rec.get("seq")
+        kind = rec.get("kind", rec.get("type", rec.get("record")))
+        fields = rec.get("fields")
+        if fields is None:
+            fields = {k: v for k, v in rec.items() if k not in ("seq", "kind", "type", "record")}
+    else:
+        return None
+    if isinstance(kind, int):
+        kind = KIND_NAMES.get(kind)
+    kind = str(kind or "").lower()
+    if kind not in _POSITIONAL:
+        return None
+    out: dict = {"seq": seq, "kind": kind}
+    if isinstance(fields, (list, tuple)):
+        out.update(zip(_POSITIONAL[kind], fields))
+    else:
+        for k, v in fields.items():
+            out[_ALIASES.get(k, k)] = v
+        if kind == "event" and "event" not in out and "kind_name" in out:
+            out["event"] = out.pop("kind_name")
+    out["ts"] = _ts(out.get("ts"))
+    if kind == "value":
+        out["stat_start"] = _ts(out.get("stat_start"))
+        if out["ts"] is None:  # values folded into the store's history keep only their period start
+            out["ts"] = out["stat_start"]
+        out["value"] = _num(out.get("value"))
+        out["stat_type"] = int(out.get("stat_type") or 0)
+        v = out.get("valid", True)
+        out["valid"] = v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+    elif kind == "reading":
+        out["value"] = _num(out.get("value"))
+    else:
+        out["event"] = str(out.get("event") or "")
+        out["text"] = str(out.get("text") or "")
+    return out if out["ts"] is not None else None
+
+
+def load(source: str | Path):
+    """Records of a pulled gateway: a directory or flash image (through storedump), or a JSON export."""
+    p = Path(source)
+    if p.is_file() and p.suffix in (".json", ".jsonl", ".ndjson"):
+        text = p.read_text()
+        if p.suffix == ".json":
+            data = json.loads(text)
+            return data.get("records", data) if isinstance(data, dict) else data
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if not p.exists():
+        raise LedgerError("%s does not exist: give the directory `nengjian pull` made, or a flash dump" % p)
+    try:
+        from nengjian_host.common import storedump
+    except ImportError:
+        raise LedgerError("the store decoder (nengjian_host.common.storedump) is not installed in this checkout") from None
+    return storedump.iter_records(str(p))
+
+
+# ---- the ledger
+def _iso(ts: int | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, CST).strftime("%Y-%m-%d %H:%M")
+
+
+def _dur(s: float) -> str:
+    s = int(s)
+    d, r = divmod(s, DAY)
+    h, r = divmod(r, 3600)
+    m = r // 60
+    return ("%dd %dh %02dm" % (d, h, m)) if d else ("%dh %02dm" % (h, m))
+
+
+def _infer_period(starts: list[int]) -> int | None:
+    diffs = sorted(b - a for a, b in zip(starts, starts[1:]) if b > a)
+    if not diffs:
+        return None
+    counts: dict[int, int] = defaultdict(int)
+    for d in diffs:
+        counts[d] += 1
+    return max(counts.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+
+
+def build(records, start: int | None = None, end: int | None = None, period_s: int | None = None,
+          gateway: dict | None = None) -> dict:
+    """The ledger as a dict (the --json output, and what the HTML shows)."""
+    recs = [r for r in (normalize(x) for x in records) if r]
+    if start is not None:
+        recs = [r for r in recs if r["ts"] >= start or (r["kind"] == "value" and (r["stat_start"] or 0) >= start)]
+    if end is not None:
+        recs = [r for r in recs if r["ts"] <= end]
+    recs.sort(key=lambda r: (r["ts"], r["seq"] or 0))
+    if not recs and (start is None or end is None):
+        raise LedgerError("no records in the data given (and no --from/--to): nothing to report")
+    w_start = start if start is not None else recs[0]["ts"]
+    w_end = end if end is not None else recs[-1]["ts"]
+
+    events = [r for r in recs if r["kind"] == "event"]
+    values = [r for r in recs if r["kind"] == "value"]
+    readings = [r for r in recs if r["kind"] == "reading"]
+
+    faults = _pair_faults(events, w_start, w_end)
+    gaps, items = _value_gaps(values, w_start, w_end, start is not None, period_s)
+    visits = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "visit"]
+    last_visit = max((v["ts"] for v in visits), default=None)
+    since = (w_end - last_visit) if last_visit is not None else (w_end - w_start)
+    overdue = since > INSPECTION_DAYS * DAY
+    losses = [{"at": _iso(e["ts"]), "ts": e["ts"], "kind": e["event"], "text": e["text"]}
+              for e in events if e["event"] in ("loss", "store")]
+    restarts = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "boot"]
+    meter_changes = _meter_changes(events)
+    reportable = [g for g in gaps if g["duration_s"] >= GAP_REPORT_S]
+    outages = [f for f in faults if f["category"] in LINK_CATEGORIES]
+    meter_faults = [f for f in faults if f["category"] not in LINK_CATEGORIES]
+    points: dict[str, list] = defaultdict(list)
+    for r in readings:
+        if r["value"] is not None:
+            points["%s.%s" % (r.get("meter"), r.get("point"))].append((r["ts"], r["value"]))
+    return {
+        "gateway": gateway or {},
+        "period": {"from": _iso(w_start), "to": _iso(w_end), "from_ts": w_start, "to_ts": w_end},
+        "summary": {
+            "records": len(recs), "readings": len(readings), "values": len(values), "events": len(events),
+            "faults": len(meter_faults), "faults_open": sum(1 for f in meter_faults if f["open"]),
+            "faults_over_24h": sum(1 for f in faults if f["duration_s"] >= GAP_FAULT_S),
+            "link_outages": len(outages), "gaps": len(gaps), "gaps_over_24h": sum(1 for g in gaps if g["flag"]),
+            "gaps_to_report": len(reportable), "visits": len(visits), "inspection_overdue": overdue,
+            "data_loss_events": sum(1 for x in losses if x["kind"] == "loss"), "restarts": len(restarts),
+        },
+        "faults": meter_faults,
+        "link_outages": outages,
+        "gaps": gaps,
+        "reportable": reportable,
+        "items": items,
+        "visits": visits,
+        "inspection": {"last_visit": _iso(last_visit), "days_since": round(since / DAY, 1), "overdue": overdue,
+                       "rule_days": INSPECTION_DAYS},
+        "losses": losses,
+        "restarts": restarts,
+        "meter_changes": meter_changes,
+        "events": [{"at": _iso(e["ts"]), "ts": e["ts"], "seq": e["seq"], "kind": e["event"], "text": e["text"]}
+                   for e in events],
+        "_series": {"values": {c: [(v["stat_start"], v["value"], v["valid"]) for v in values if v["code"] == c
+                                   and v["stat_type"] == 0] for c in items},
+                    "readings": dict(points)},
+    }
+
+
+def _meter_changes(events: list[dict]) -> list[dict]:
+    """Drops of a cumulative reading taken as a new meter, less those the gateway took back when the
+    next reading showed the low one was a glitch (same data code)."""
+    out: list[dict] = []
+    for e in events:
+        if e["event"] != "meter":
+            continue
+        code = e["text"].split(":", 1)[0]
+        if METER_CHANGE in e["text"]:
+            out.append({"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "code": code})
+        elif GLITCH in e["text"]:
+            for i in range(len(out) - 1, -1, -1):
+                if out[i]["code"] == code:
+                    del out[i]
+                    break
+    return out
+
+
+def _pair_faults(events: list[dict], w_start: int, w_end: int) -> list[dict]:
+    open_: dict[tuple[str, str], dict] = {}
+    out = []
+    rules = [(k, cat, re.compile(a), re.compile(b), orphan) for k, cat, a, b, orphan in FAULT_RULES]
+    for e in events:
+        for kind, cat, start_re, end_re, orphan_end in rules:
+            if e["event"] != kind:
+                continue
+            m = start_re.search(e["text"])
+            if m:
+                key = (cat, m.group("s"))
+                if key not in open_:  # a repeated "failing" while already failing is the same fault
+                    open_[key] = {"category": cat, "subject": m.group("s"), "start_ts": e["ts"], "start_text": e["text"]}
+                break
+            m = end_re.search(e["text"])
+            if m:
+                f = open_.pop((cat, m.group("s")), None)
+                if f is None:
+                    if not orphan_end:
+                        break
+                    # recovery of a fault that started before the data: it ran from the start
+                    f = {"category": cat, "subject": m.group("s"), "start_ts": None, "start_text": None}
+                f.update(end_ts=e["ts"], end_text=e["text"])
+                out.append(f)
+                break
+    for f in open_.values():
+        f.update(end_ts=None, end_text=None)
+        out.append(f)
+    for f in out:
+        # A recovery whose fault began before the data counts from the start of the data (at least).
+        begin = f["start_ts"] if f["start_ts"] is not None else w_start
+        stop = f["end_ts"] if f["end_ts"] is not None else w_end
+        f["open"] = f["end_ts"] is None
+        f["started_before_data"] = f["start_ts"] is None
+        f["duration_s"] = max(0, stop - begin)
+        f["duration"] = (("at least " if f["started_before_data"] else "") + _dur(f["duration_s"])
+                         + (" (still open)" if f["open"] else ""))
+        f["started"] = _iso(f["start_ts"])
+        f["ended"] = _iso(f["end_ts"])
+        f["over_24h"] = f["duration_s"] >= GAP_FAULT_S
+    out.sort(key=lambda f: (f["start_ts"] or f["end_ts"] or 0))
+    return out
+
+
+def _value_gaps(values: list[dict], w_start: int, w_end: int, lead: bool, period_s: int | None):
+    by_code: dict[str, list[dict]] = defaultdict(list)
+    for v in values:
+        if v["stat_type"] == 0 and v.get("code"):
+            by_code[v["code"]].append(v)
+    gaps, items = [], {}
+    for code, vs in sorted(by_code.items()):
+        starts = sorted({v["stat_start"] for v in vs})
+        period = period_s or _infer_period(starts) or 900
+        item_gaps = []
+
+        def add(a, b, why, code=code, item_gaps=item_gaps, period=period):
+            if b - a <= 0:
+                return
+            g = {"code": code, "from": _iso(a), "to": _iso(b), "from_ts": a, "to_ts": b, "duration_s": b - a,
+                 "duration": _dur(b - a), "missing_values": (b - a) // period, "why": why,
+                 "flag": "report (>= 3 days)" if b - a >= GAP_REPORT_S else ("fault (>= 24 h)" if b - a >= GAP_FAULT_S
+                                                                             else "")}
+            item_gaps.append(g)
+
+        if lead and starts[0] - w_start >= period:
+            add(w_start, starts[0], "no value since the start of the period")
+        for a, b in zip(starts, starts[1:]):
+            if b - a > period:
+                add(a + period, b, "values missing")
+        # A period's value is due once the period has ended, plus one period of grace for the gateway.
+        tail_from = starts[-1] + period
+        last_due = w_end - 2 * period
+        if last_due >= tail_from:
+            add(tail_from, tail_from + ((last_due - tail_from) // period + 1) * period, "no value since")
+        first, last = starts[0], starts[-1]
+        due = (max(last, last_due) - (w_start if lead else first)) // period + 1
+        present = len([s for s in starts if s >= (w_start if lead else first)])
+        invalid = sum(1 for v in vs if not v["valid"])
+        items[code] = {"values": len(starts), "due": max(due, present), "completeness": round(present / max(due, present), 4),
+                       "below_90pct": present / max(due, present) < COMPLETENESS_MIN, "invalid": invalid,
+                       "first": _iso(first), "last": _iso(last), "period_s": period, "gaps": len(item_gaps),
+                       "total": round(sum(v["value"] or 0 for v in vs if v["valid"]), 6)}
+        gaps += item_gaps
+    gaps.sort(key=lambda g: (g["from_ts"], g["code"]))
+    return gaps, items
+
+
+# ---- plots
+def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
+    """PNG images: one per data item (values, gaps shaded), one per meter point (readings), one timeline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    def t(ts):
+        return dt.datetime.fromtimestamp(ts, CST)
+
+    out: dict[str, bytes] = {}
+
+    def save(fig, name):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        out[name] = buf.getvalue()
+
+    gaps_by_code = defaultdict(list)
+    for g in ledger["gaps"]:
+        gaps_by_code[g["code"]].append(g)
+    for i, (code, series) in enumerate(sorted(ledger["_series"]["values"].items())):
+        if i >= max_items:
+            break
+        fig, ax = plt.subplots(figsize=(9, 2.6))
+        period = ledger["items"].get(code, {}).get("period_s", 900)
+        xs, ys = [], []
+        prev = None
+        for s, v, _ok in sorted(series, key=lambda x: x[0]):
+            if prev is not None and s - prev > period:
+                xs.append(t(prev + period))
+                ys.append(float("nan"))  # break the line across a gap
+            xs.append(t(s))
+            ys.append(v if v is not None else float("nan"))
+            prev = s
+        bad = [(t(s), v) for s, v, ok in series if not ok]
+        ax.plot(xs, ys, ".-", lw=0.8, ms=2, color="#1f5fa0", label="value per period")
+        if bad:
+            ax.plot([b[0] for b in bad], [b[1] for b in bad], "x", color="#c00", label="invalid")
+        for g in gaps_by_code.get(code, ()):
+            color = "#d62728" if g["duration_s"] >= GAP_REPORT_S else ("#ff7f0e" if g["duration_s"] >= GAP_FAULT_S
+                                                                       else "#bbbbbb")
+            ax.axvspan(t(g["from_ts"]), t(g["to_ts"]), color=color, alpha=0.3, lw=0)
+        ax.set_title("%s: values (gaps shaded: grey < 24 h, orange >= 24 h, red >= 3 days)" % code, fontsize=9)
+        _axis(ax, mdates)
+        save(fig, "item-%s.png" % code)
+    for i, (point, series) in enumerate(sorted(ledger["_series"]["readings"].items())):
+        if i >= max_items:
+            break
+        fig, ax = plt.subplots(figsize=(9, 2.2))
+        ax.plot([t(s) for s, _ in series], [v for _, v in series], "-", lw=0.8, color="#2a7a2a")
+        ax.set_title("%s: meter readings" % point, fontsize=9)
+        _axis(ax, mdates)
+        save(fig, "readings-%s.png" % point.replace("/", "_"))
+    rows = []
+    for f in ledger["faults"] + ledger["link_outages"]:
+        a = f["start_ts"] or ledger["period"]["from_ts"]
+        b = f["end_ts"] or ledger["period"]["to_ts"]
+        rows.append(("%s %s" % (f["category"], f["subject"]), a, b, "#9467bd" if f in ledger["link_outages"] else "#8c564b"))
+    for g in ledger["gaps"]:
+        rows.append(("gap %s" % g["code"], g["from_ts"], g["to_ts"], "#d62728" if g["duration_s"] >= GAP_REPORT_S
+                     else "#ff7f0e" if g["duration_s"] >= GAP_FAULT_S else "#999999"))
+    labels = sorted({r[0] for r in rows})
+    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.35 * max(1, len(labels))))
+    for label, a, b, color in rows:
+        y = labels.index(label)
+        ax.barh(y, mdates.date2num(t(max(b, a + 60))) - mdates.date2num(t(a)), left=mdates.date2num(t(a)),
+                height=0.6, color=color)
+    for v in ledger["visits"]:
+        ax.axvline(mdates.date2num(t(v["ts"])), color="#2ca02c", lw=1.5)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlim(mdates.date2num(t(ledger["period"]["from_ts"])), mdates.date2num(t(ledger["period"]["to_ts"])))
+    ax.xaxis_date(tz=CST)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d", tz=CST))
+    ax.set_title("Faults, link outages and data gaps (green lines: inspection visits)", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    save(fig, "timeline.png")
+    return out
+
+
+def _axis(ax, mdates) -> None:
+    loc = mdates.AutoDateLocator(tz=CST, maxticks=8)
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=CST))
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+# ---- outputs
+def public(ledger: dict) -> dict:
+    """The ledger without internal series (the --json output)."""
+    return {k: v for k, v in ledger.items() if not k.startswith("_")}
+
+
+def _table(rows: list[dict], cols: list[tuple[str, str]], empty: str) -> str:
+    if not rows:
+        return "<p class=none>%s</p>" % html.escape(empty)
+    head = "".join("<th>%s</th>" % html.escape(t) for _k, t in cols)
+    body = []
+    for r in rows:
+        cls = ' class="flag"' if r.get("flag") or r.get("over_24h") or r.get("open") else ""
+        body.append("<tr%s>%s</tr>" % (cls, "".join("<td>%s</td>" % html.escape("" if r.get(k) is None else str(r.get(k)))
+                                                    for k, _t in cols)))
+    return "<table><tr>%s</tr>%s</table>" % (head, "".join(body))
+
+
+def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance ledger") -> str:
+    s = ledger["summary"]
+    gw = ledger.get("gateway") or {}
+    gw_line = " · ".join(html.escape("%s: %s" % (k, v)) for k, v in gw.items() if v)
+    items = [dict(code=c, **v) for c, v in ledger["items"].items()]
+    for it in items:
+        it["completeness_pct"] = "%.1f %%" % (100 * it["completeness"])
+        it["flag"] = "below 90 %" if it["below_90pct"] else ""
+    img_html = "".join('<figure><img alt="%s" src="data:image/png;base64,%s"></figure>'
+                       % (html.escape(name), base64.b64encode(png).decode()) for name, png in images.items())
+    insp = ledger["inspection"]
+    findings = []
+    if s["gaps_to_report"]:
+        findings.append("%d data gap(s) of 3 days or more: report each to the platform with cause and fix."
+                        % s["gaps_to_report"])
+    if s["faults_open"]:
+        findings.append("%d fault(s) still open at the end of the period." % s["faults_open"])
+    if s["faults_over_24h"]:
+        findings.append("%d fault(s) or outage(s) lasted 24 h or more." % s["faults_over_24h"])
+    if insp["overdue"]:
+        findings.append("Inspection overdue: %s days since the last recorded visit (rule: every %d days)."
+                        % (insp["days_since"], insp["rule_days"]))
+    if s["data_loss_events"]:
+        findings.append("%d data-loss event(s) recorded by the gateway." % s["data_loss_events"])
+    low = [c for c, v in ledger["items"].items() if v["below_90pct"]]
+    if low:
+        findings.append("Completeness below 90 %% for %s." % ", ".join(low))
+    find_html = ("<ul class=findings>%s</ul>" % "".join("<li>%s</li>" % html.escape(f) for f in findings)
+                 if findings else "<p>No fault, gap or overdue inspection needs action.</p>")
+    return """<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body{{font-family:sans-serif;max-width:1000px;margin:1em auto;color:#222}} h1{{font-size:1.4em}}
+h2{{font-size:1.1em;border-bottom:1px solid #ccc;margin-top:1.6em}} table{{border-collapse:collapse;width:100%;font-size:.85em}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}} th{{background:#f0f0f0}}
+tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img{{max-width:100%}}
+.findings li{{color:#a00}} .meta{{color:#555;font-size:.9em}}
+@media print{{figure{{page-break-inside:avoid}}}}
+</style></head><body>
+<h1>{title} — 能耗在线监测端设备运维台账</h1>
+<p class=meta>{gw}<br>Period (CST): {frm} — {to}. Generated {gen}.</p>
+<h2>Findings</h2>{findings}
+<h2>Summary</h2>
+<table><tr><th>Faults</th><th>Link outages</th><th>Data gaps (≥24 h / ≥3 d)</th><th>Inspections</th>
+<th>Data loss</th><th>Restarts</th><th>Values</th><th>Readings</th></tr>
+<tr><td>{nf} ({nfo} open)</td><td>{nlo}</td><td>{ng} ({ng24} / {ng3})</td><td>{nv} (last {lv})</td><td>{nloss}</td>
+<td>{nr}</td><td>{nval}</td><td>{nread}</td></tr></table>
+<h2>Faults and durations</h2>{faults}
+<h2>Link outages</h2>{outages}
+<h2>Data gaps per item</h2>{gaps}
+<h2>Data items: completeness</h2>{items}
+<h2>Inspection visits</h2>{visits}
+<h2>Data loss and store repairs</h2>{losses}
+<h2>Meter replacements and resets</h2>{changes}
+<h2>Restarts</h2>{restarts}
+<h2>Plots</h2>{images}
+<h2>All events</h2>{events}
+<h2>Sign-off</h2>
+<table><tr><th>Crew member</th><th>Signature</th><th>Date</th><th>Site photos attached</th></tr>
+<tr><td>&nbsp;</td><td></td><td></td><td></td></tr></table>
+</body></html>
+""".format(
+        title=html.escape(title), gw=gw_line, frm=ledger["period"]["from"], to=ledger["period"]["to"],
+        gen=html.escape(dt.datetime.now(CST).strftime("%Y-%m-%d %H:%M CST")), findings=find_html,
+        nf=s["faults"], nfo=s["faults_open"], nlo=s["link_outages"], ng=s["gaps"], ng24=s["gaps_over_24h"],
+        ng3=s["gaps_to_report"], nv=s["visits"], lv=insp["last_visit"] or "none", nloss=s["data_loss_events"],
+        nr=s["restarts"], nval=s["values"], nread=s["readings"],
+        faults=_table(ledger["faults"], [("category", "Fault"), ("subject", "Subject"), ("started", "Started"),
+                                         ("ended", "Ended"), ("duration", "Duration"), ("start_text", "Event")],
+                      "No faults recorded."),
+        outages=_table(ledger["link_outages"], [("category", "Outage"), ("subject", "Destination/link"),
+                                                ("started", "Started"), ("ended", "Ended"), ("duration", "Duration"),
+                                                ("start_text", "Reason")], "No link outages recorded."),
+        gaps=_table(ledger["gaps"], [("code", "Data item"), ("from", "From"), ("to", "To"), ("duration", "Duration"),
+                                     ("missing_values", "Values missing"), ("flag", "Flag"), ("why", "Note")],
+                    "No data gaps."),
+        items=_table(items, [("code", "Data item"), ("values", "Values"), ("due", "Due"),
+                             ("completeness_pct", "Completeness"), ("invalid", "Invalid"), ("gaps", "Gaps"),
+                             ("first", "First"), ("last", "Last"), ("flag", "Flag")], "No values recorded."),
+        visits=_table(ledger["visits"], [("at", "At"), ("text", "Recorded")], "No inspection visit recorded."),
+        losses=_table(ledger["losses"], [("at", "At"), ("kind", "Kind"), ("text", "Event")], "None."),
+        changes=_table(ledger["meter_changes"], [("at", "At"), ("text", "Event")], "None."),
+        restarts=_table(ledger["restarts"], [("at", "At"), ("text", "Event")], "None."),
+        images=img_html or "<p class=none>No data to plot.</p>",
+        events=_table(ledger["events"], [("at", "At"), ("seq", "Record"), ("kind", "Kind"), ("text", "Event")],
+                      "No events."),
+    )
+
+
+def parse_when(text: str | None) -> int | None:
+    """--from/--to: a date or date-time in CST ('2026-05-01', '2026-05-01 08:00') or UTC seconds."""
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise LedgerError("%r: give a date like 2026-05-01 or 2026-05-01 08:00 (China Standard Time)" % text) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=CST)
+    return int(t.timestamp())

@@ -1,0 +1,253 @@
+"""`nengjian scan`: find the meters on a gateway's RS-485 port and print what to paste into the
+site config.
+
+The scan itself runs on the gateway (firmware nengjian.meters.scan: it owns the bus timing); this
+module sends it there through a transport, collects the JSON lines it prints, and turns the finds
+into a table and a `meters` array. A transport is anything with
+
+    exec_lines(code: str, timeout: float) -> iterator of output lines
+
+so the USB console (mpremote exec on the gateway's console) plugs in with `run_on(transport, ...)`.
+For now the one transport is SimTransport: the firmware on the sim board (the MicroPython unix port
+with MICROPYPATH = the firmware as nengjian_host.sim.build compiles it, and boards/sim/), its RS-485
+ports wired to pty paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from nengjian_host.common import paths
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+# Profiles to suggest per protocol; Modbus meters cannot say what they are: the installer chooses.
+PROFILE_HINT = {
+    "dlt645-2007": "dlt645-2007-generic",
+    "dlt645-1997": "dlt645-1997-generic",
+    "cjt188": "cjt188-water",
+    "modbus-rtu": "CHOOSE-A-PROFILE",
+}
+CJT188_TYPES = {0x10: "cjt188-water", 0x11: "cjt188-water", 0x12: "cjt188-water", 0x13: "cjt188-water",
+                0x20: "cjt188-heat", 0x21: "cjt188-heat", 0x30: "cjt188-gas"}
+
+
+class SimTransport:
+    """Runs firmware code on the sim board in a fresh MicroPython process."""
+
+    def __init__(self, buses: dict[int, str], heap: str = "288k", env: dict | None = None):
+        self.buses = buses
+        self.heap = heap
+        self.extra_env = env or {}
+
+    def env(self) -> dict:
+        from nengjian_host.sim import (
+            build as simbuild,  # the firmware as the sim gateway runs it (compiled .mpy)
+        )
+
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([str(simbuild.firmware_path()), str(paths.BOARDS / "sim"), ".frozen"])
+        env.setdefault("NJ_PROFILES", str(paths.PROFILES))
+        for n, path in self.buses.items():
+            env["NJ_BUS%d" % n] = path
+        env.update({k: str(v) for k, v in self.extra_env.items()})
+        return env
+
+    def exec_lines(self, code: str, timeout: float = 600):
+        cmd = [paths.micropython_binary(), "-X", "heapsize=" + self.heap, "-c", code]
+        proc = subprocess.Popen(cmd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, bufsize=1)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                yield line.rstrip("\n")
+            proc.wait(timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        if proc.returncode:
+            yield json.dumps({"error": "micropython exited with code %d" % proc.returncode})
+
+
+@dataclass
+class ScanResult:
+    finds: list[dict] = field(default_factory=list)
+    done: dict | None = None
+    errors: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)  # console lines that are not scan output
+
+
+def scan_code(options: dict) -> str:
+    """The code the gateway runs: the firmware's scan entry with the options as JSON."""
+    return "from nengjian.meters import scan\nscan.main(%r)\n" % json.dumps(options)
+
+
+def run_on(transport, options: dict, on_event=None, timeout: float = 3600) -> ScanResult:
+    """Run the scan through `transport`; on_event(kind, payload) sees finds and progress live."""
+    res = ScanResult()
+    for line in transport.exec_lines(scan_code(options), timeout):
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            res.other.append(line)
+            continue
+        if not isinstance(msg, dict) or len(msg) != 1:
+            res.other.append(line)
+            continue
+        kind, payload = next(iter(msg.items()))
+        if kind == "find":
+            res.finds.append(payload)
+        elif kind == "done":
+            res.done = payload
+        elif kind == "error":
+            res.errors.append(payload)
+        if on_event:
+            on_event(kind, payload)
+    if res.done is None and not res.errors:
+        res.errors.append("the scan did not finish")
+    return res
+
+
+def _line_text(f: dict) -> str:
+    return "%d %d%s%d" % (f["baud"], f["bits"], f["parity"], f["stop"])
+
+
+def table(finds: list[dict]) -> str:
+    rows = [("protocol", "address", "line", "answer")]
+    for f in finds:
+        mark = "" if f["ok"] else "?? "
+        rows.append((f["protocol"], "-" if f["address"] is None else str(f["address"]), _line_text(f),
+                     mark + f["reply"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    out = []
+    for i, r in enumerate(rows):
+        out.append("  ".join(r[k].ljust(widths[k]) for k in range(3)) + "  " + r[3])
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
+    return "\n".join(out)
+
+
+def _profile_for(f: dict) -> str:
+    if f["protocol"] == "cjt188":
+        try:
+            t = int(f["reply"].rsplit("0x", 1)[1], 16)
+            return CJT188_TYPES.get(t, "cjt188-water")
+        except (IndexError, ValueError):
+            pass
+    return PROFILE_HINT[f["protocol"]]
+
+
+def site_meters(finds: list[dict], bus: str = "bus0", interval_s: int = 60) -> list[dict]:
+    """A `meters` array for the site config: one entry per meter that answered cleanly.
+
+    Modbus meters get profile CHOOSE-A-PROFILE: `nengjian check-config` refuses it until the
+    installer names the meter's profile.
+    """
+    meters = []
+    used = set()
+    for f in finds:
+        if not f["ok"] or f["address"] is None:
+            continue
+        addr = f["address"]
+        profile = _profile_for(f)
+        prefix = {"cjt188-gas": "g", "cjt188-heat": "h", "cjt188-water": "w"}.get(profile)
+        prefix = prefix or {"modbus-rtu": "m", "dlt645-2007": "e", "dlt645-1997": "e"}[f["protocol"]]
+        mid = "%s%s" % (prefix, addr if isinstance(addr, int) else str(addr)[-4:])
+        while mid in used:
+            mid += "x"
+        used.add(mid)
+        meters.append({"id": mid, "bus": bus, "profile": profile, "address": addr,
+                       "interval_s": interval_s,
+                       "line": {"baud": f["baud"], "bits": f["bits"], "parity": f["parity"], "stop": f["stop"]}})
+    return meters
+
+
+def format_meters(meters: list[dict]) -> str:
+    """The meters array, one meter per line: easy to paste into site.json and to edit there."""
+    return "[\n" + ",\n".join("  " + json.dumps(m) for m in meters) + "\n]"
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _range(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    lo, hi = int(first), int(last or first)
+    if not 1 <= lo <= hi <= 247:
+        raise argparse.ArgumentTypeError("address range must be within 1-247")
+    return [lo, hi]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", default="rs485_0", help="gateway RS-485 port to scan (default rs485_0)")
+    p.add_argument("--bus-name", default="bus0", help="bus name to put in the printed meters array")
+    p.add_argument("--addresses", type=_range, default=[1, 247], help="Modbus address range, e.g. 1-32")
+    p.add_argument("--bauds", type=_int_list, default=[9600, 19200, 4800, 2400], help="Modbus bauds, e.g. 9600,2400")
+    p.add_argument("--parities", default="N,E", help="Modbus parities to try, e.g. N,E")
+    p.add_argument("--register", type=int, default=0, help="register to read when probing (default 0)")
+    p.add_argument("--fc", type=int, choices=[1, 2, 3, 4], default=3, help="function code of the probe")
+    p.add_argument("--timeout-ms", type=int, default=100, help="reply timeout per probe")
+    p.add_argument("--no-modbus", action="store_true", help="skip the Modbus scan")
+    p.add_argument("--no-dlt645", action="store_true", help="skip the DL/T 645 wildcard probes")
+    p.add_argument("--dlt645-bauds", type=_int_list, default=[2400, 1200, 4800, 9600])
+    p.add_argument("--cjt188", action="store_true", help="also probe for a CJ/T 188 meter")
+    p.add_argument("--json", action="store_true", help="print the finds as JSON lines only")
+    p.add_argument("--sim-bus", metavar="PTY", help="scan a simulated gateway whose port is wired to PTY")
+    p.add_argument("--heap", default="288k", help="MicroPython heap of the simulated gateway")
+
+
+def options_from(args) -> dict:
+    return {"port": args.port, "modbus": not args.no_modbus, "addresses": args.addresses,
+            "bauds": args.bauds, "parities": [x.strip().upper() for x in args.parities.split(",") if x.strip()],
+            "register": args.register, "fc": args.fc, "timeout_ms": args.timeout_ms,
+            "dlt645": not args.no_dlt645, "dlt645_bauds": args.dlt645_bauds, "cjt188": args.cjt188}
+
+
+def cli(args, transport=None, out=sys.stdout) -> int:
+    if transport is None:
+        if not args.sim_bus:
+            print("nengjian scan: say which gateway: --console PORT, or --sim-bus PTY for a simulated one",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        port_no = int(args.port.rsplit("_", 1)[1]) if args.port.startswith("rs485_") else 0
+        transport = SimTransport({port_no: args.sim_bus}, heap=args.heap)
+
+    def live(kind, payload):
+        if args.json and kind == "find":
+            print(json.dumps(payload), file=out, flush=True)
+        elif not args.json and kind == "progress":
+            print("scanning %s at %d %s ... (%d found)" % (payload["scan"], payload["baud"], payload["parity"],
+                                                           payload["found"]), file=sys.stderr, flush=True)
+
+    try:
+        res = run_on(transport, options_from(args), live)
+    except OSError as e:
+        print("nengjian scan: cannot reach the gateway: %s" % e, file=sys.stderr)
+        return EXIT_UNREACHABLE
+    for e in res.errors:
+        print("nengjian scan: %s" % e, file=sys.stderr)
+    if not args.json:
+        if res.finds:
+            print(table(res.finds), file=out)
+            print("\nmeters for the site config (choose a profile for each Modbus meter):", file=out)
+            print(format_meters(site_meters(res.finds, args.bus_name)), file=out)
+        else:
+            print("nothing answered on %s" % args.port, file=out)
+    return EXIT_FAILED if res.errors else EXIT_OK
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="nengjian scan", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return cli(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""The sim rig: runs the real firmware on the MicroPython unix port as a gateway process.
+
+`SimGateway` lays out a gateway directory (config/site.json, data.img), starts
+`micropython -i firmware/main.py` with the `sim` board on its path and the RS-485 ptys in its
+environment, and plays the board's hardware around it:
+
+- USB serial port. The firmware's stdin/stdout/stderr is the slave of a pty (the chip's side of the
+  USB-serial bridge), set raw with ISIG on, so a 0x03 byte becomes SIGINT and MicroPython's
+  KeyboardInterrupt, as the ESP32's USB/UART driver turns it into one. A thread pumps that pty's
+  master to a second pty whose slave path (`port`, also the symlink `<dir>/usb`) is what a crew's
+  laptop opens: `nengjian status --port <dir>/usb`, `mpremote connect <dir>/usb resume ...`.
+  Every console line is also kept for `expect()`, the way pytest-embedded's DUT does.
+- Reset and power. `kill()` is a power cut (SIGKILL: no flush, no close), `reset()` the EN pin
+  (kill and boot again), `power_cut(off_s)` both with a pause. `-i` leaves the MicroPython REPL
+  after the application stops on Ctrl-C, as on the ESP32; Ctrl-D there (exit code 0) and the
+  board's reset() (a "@sim reset" line) boot the firmware again like a soft or hard reset.
+  `stop()` is a clean stop: Ctrl-C on the console, then Ctrl-D leaves the REPL.
+- Signed updates. The compiled tree (simbuild) is the built-in package; `<dir>/app` is the board's
+  APP_DIR, where the firmware keeps the A/B slots of updates a crew pushed over the console
+  (`nengjian ota push`). Every boot, however it comes, runs main.py, which picks the slot.
+
+Input typed while no firmware runs is dropped, like bytes sent to a board held in reset; output no
+one reads is dropped once the crew port's buffer is full, like a USB CDC with no host attached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import termios
+import threading
+import time
+import tty
+import weakref
+from pathlib import Path
+
+from nengjian_host.common import paths
+from nengjian_host.sim import build as simbuild
+from nengjian_host.sim.ptys import close_fds, open_raw_pty
+
+DEFAULT_HEAP = "288k"
+RESET_LINE = "@sim reset"  # boards/sim/board.py reset()
+_BANNER = re.compile(r'^MicroPython .*; |Type "help\(\)" for more information')
+
+
+def demo_site(platform_url: str, units=(1, 2), period_s: int = 60, interval_s: int = 5,
+              enterprise: str = "91330000573973053F", region: str = "441900") -> dict:
+    """A site config for simulated meters on bus rs485_0 and one reference platform."""
+    meters = []
+    items = []
+    for i, unit in enumerate(units):
+        mid = "m%d" % unit
+        meters.append({"id": mid, "bus": "bus0", "profile": "sim-energy", "address": unit,
+                       "interval_s": interval_s, "timeout_ms": 300})
+        # The first meter is the whole-plant incomer (scope 1); the others feed processes 01, 02, ...
+        code, scope = ("00-00-0000-023300-11", 1) if i == 0 else ("%02d-00-0000-023300-11" % i, 2)
+        items.append({"code": code, "meter": mid, "point": "energy_kwh", "scope": scope, "min": 0, "max": 100000})
+    return {
+        "version": 1,
+        "site": {"name": "sim site", "gateway": "NJ-SIM-1"},
+        "enterprise": {"code": enterprise, "region": region},
+        "realtime_period_s": period_s,
+        "buses": [{"name": "bus0", "port": "rs485_0"}],
+        "meters": meters,
+        "items": items,
+        "destinations": [{"name": "city", "profile": "ndrc-json", "url": platform_url, "batch": 50,
+                          "timeout_ms": 5000}],
+        "store": {"flush_records": 8, "flush_s": 2, "segment_kb": 32, "segments": 16},
+    }
+
+
+def _console_termios(fd: int) -> None:
+    """Raw, no echo, no output processing (MicroPython writes its own CR LF in the REPL), but ISIG:
+    0x03 interrupts like the ESP32's interrupt character. VMIN=VTIME=0: reads never block."""
+    tty.setraw(fd)
+    a = termios.tcgetattr(fd)
+    a[3] |= termios.ISIG
+    a[6][termios.VMIN] = 0
+    a[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, a)
+
+
+class SimGateway:
+    def __init__(self, workdir: str | Path, buses: dict[int, str] | None = None, heap: str = DEFAULT_HEAP,
+                 env: dict | None = None, echo=None, data_kb: int = 4096):
+        self.dir = Path(workdir).resolve()  # the firmware runs with its own cwd
+        self.buses = buses or {}
+        self.heap = heap
+        self.extra_env = env or {}
+        self.echo = echo
+        self.data_kb = data_kb
+        self.proc: subprocess.Popen | None = None
+        self.lines: list[str] = []
+        self.boots = 0
+        self.app_stopped = False  # the application left to the REPL (Ctrl-C or an uncaught error)
+        self._cond = threading.Condition()
+        self._seen = 0
+        self._partial = b""
+        self._halt = False  # the host asked the process to end: no reboot
+        self._reboot = False
+        self._thread: threading.Thread | None = None
+        (self.dir / "config").mkdir(parents=True, exist_ok=True)
+        # Firmware side (the chip's UART) and crew side (what the laptop opens).
+        self._fw_master, self._fw_slave = os.openpty()
+        _console_termios(self._fw_slave)
+        self._crew_master, self._crew_slave, self.port = open_raw_pty()
+        for fd in (self._fw_master, self._crew_master, self._crew_slave):
+            os.set_blocking(fd, False)
+        self._fds = [self._fw_master, self._fw_slave, self._crew_master, self._crew_slave]
+        self._finalizer = weakref.finalize(self, close_fds, self._fds)
+        link = self.dir / "usb"
+        try:
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(self.port)
+        except OSError:
+            pass
+
+    @property
+    def usb_link(self) -> Path:
+        """A stable name for the crew-side port (a symlink to `port`)."""
+        return self.dir / "usb"
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config" / "site.json"
+
+    @property
+    def image_path(self) -> Path:
+        return self.dir / "data.img"
+
+    def write_config(self, cfg: dict | str) -> None:
+        text = cfg if isinstance(cfg, str) else json.dumps(cfg, indent=2)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.config_path)
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([str(simbuild.firmware_path()), str(paths.BOARDS / "sim"), ".frozen"])
+        env["NJ_SIM_DIR"] = str(self.dir)
+        env["NJ_PROFILES"] = str(paths.PROFILES)
+        env["NJ_DATA_KB"] = str(self.data_kb)
+        for n, path in self.buses.items():
+            env["NJ_BUS%d" % n] = path
+        env.update({k: str(v) for k, v in self.extra_env.items()})
+        return env
+
+    # ---- process
+    def _spawn(self) -> None:
+        # A killed REPL may have left its own terminal mode behind; stale input is not the new boot's.
+        _console_termios(self._fw_slave)
+        termios.tcflush(self._fw_slave, termios.TCIFLUSH)
+        cmd = [paths.micropython_binary(), "-X", "heapsize=" + self.heap, "-i", str(simbuild.firmware_path() / "main.py")]
+        kw = {}
+        setsid = shutil.which("setsid")
+        if setsid:  # new session with the console pty as controlling terminal, so ISIG reaches it
+            cmd = [setsid, "-c"] + cmd
+        else:  # pragma: no cover - macOS
+            kw["start_new_session"] = True
+            kw["preexec_fn"] = _take_ctty
+        self.proc = subprocess.Popen(cmd, env=self.env(), cwd=str(self.dir), stdin=self._fw_slave,
+                                     stdout=self._fw_slave, stderr=self._fw_slave, close_fds=True, **kw)
+        with self._cond:
+            self.boots += 1
+            self.app_stopped = False
+            self._cond.notify_all()
+
+    def start(self) -> SimGateway:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        if self._thread is not None:
+            self._thread.join(5)
+        self._halt = False
+        self._reboot = False
+        self._spawn()
+        self._thread = threading.Thread(target=self._board, name="sim-board", daemon=True)
+        self._thread.start()
+        return self
+
+    def _board(self) -> None:
+        """Pumps the console between the two ptys, keeps lines, reboots on request."""
+        poller = select.poll()
+        poller.register(self._fw_master, select.POLLIN)
+        poller.register(self._crew_master, select.POLLIN)
+        while True:
+            for fd, _ev in poller.poll(50):
+                if fd == self._fw_master:
+                    self._from_firmware()
+                else:
+                    self._from_crew()
+            proc = self.proc
+            if proc is None:
+                return
+            code = proc.poll()
+            if code is None and not self._reboot:
+                continue
+            if code is None:  # the board asked for a reset
+                proc.kill()
+                proc.wait(10)
+            self._from_firmware()
+            soft = code == 0 and not self._halt
+            if (self._reboot or soft) and not self._halt:
+                self._reboot = False
+                self._spawn()
+                continue
+            with self._cond:
+                self._cond.notify_all()
+            return
+
+    def _from_firmware(self) -> None:
+        while True:
+            try:
+                data = os.read(self._fw_master, 4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            self._to_crew(data)
+            self._keep(data)
+
+    def _to_crew(self, data: bytes) -> None:
+        try:
+            os.write(self._crew_master, data)
+        except BlockingIOError:
+            # No one reads the crew port: drop the oldest output, as a USB CDC without a host would.
+            try:
+                os.read(self._crew_slave, 65536)
+                os.write(self._crew_master, data)
+            except OSError:
+                pass
+        except OSError:
+            pass
+
+    def _from_crew(self) -> None:
+        try:
+            data = os.read(self._crew_master, 4096)
+        except OSError:
+            return
+        if data and self.proc is not None and self.proc.poll() is None:
+            try:
+                os.write(self._fw_master, data)
+            except OSError:
+                pass  # the firmware does not read its console: bytes lost, as in a full UART FIFO
+
+    def _keep(self, data: bytes) -> None:
+        buf = self._partial + data
+        *done, self._partial = buf.split(b"\n")
+        new = [d.decode("utf-8", "replace").rstrip("\r") for d in done]
+        if not new:
+            return
+        with self._cond:
+            for line in new:
+                self.lines.append(line)
+                if _BANNER.search(line):
+                    self.app_stopped = True
+                if line.strip() == RESET_LINE:
+                    self._reboot = True
+            self._cond.notify_all()
+        if self.echo:
+            for line in new:
+                self.echo(line)
+
+    # ---- console
+    def write_console(self, data: bytes | str) -> None:
+        """Bytes as if typed on the crew's port (0x03 is Ctrl-C)."""
+        if isinstance(data, str):
+            data = data.encode()
+        os.write(self._fw_master, data)
+
+    def expect(self, pattern: str, timeout: float = 30.0) -> re.Match:
+        """Wait for a console line matching `pattern` after the last one expected."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i in range(self._seen, len(self.lines)):
+                    m = rx.search(self.lines[i])
+                    if m:
+                        self._seen = i + 1
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._board_alive():
+                    tail = "\n".join(self.lines[-30:])
+                    why = "within %s s" % timeout if left <= 0 else "before the firmware process ended"
+                    raise TimeoutError(f"no line matching {pattern!r} {why}; last lines:\n{tail}")
+                self._cond.wait(min(left, 0.5))
+
+    def _board_alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def alive(self) -> bool:
+        """The firmware process runs and its application has not stopped to the REPL."""
+        return self.proc is not None and self.proc.poll() is None and not self.app_stopped
+
+    def down(self) -> bool:
+        """Not running and nothing will boot it by itself: never started, powered off, ended, or its
+        application stopped to the REPL. (A reboot in progress is not down.)"""
+        return self.proc is None or self.app_stopped or not self._board_alive()
+
+    def process_alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # ---- power and reset
+    def kill(self) -> None:
+        """Power cut: SIGKILL, nothing flushed or closed."""
+        self._halt = True
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self._thread:
+            self._thread.join(5)
+
+    def power_cut(self, off_s: float = 0.0) -> None:
+        """Cut the power, leave it off for off_s, switch it on again."""
+        self.kill()
+        if off_s:
+            time.sleep(off_s)
+        self.start()
+
+    def reset(self) -> None:
+        """The EN (reset) pin: the process dies at once and the firmware boots again."""
+        self.power_cut(0)
+
+    def stop(self, timeout: float = 10) -> int | None:
+        """Clean stop, like Ctrl-C on the console: the application ends (flushing the store), then
+        Ctrl-D leaves the REPL."""
+        self._halt = True
+        proc = self.proc
+        if proc and proc.poll() is None:
+            try:
+                if not self.app_stopped:
+                    self.write_console(b"\x03")
+                    self._wait(lambda: self.app_stopped or proc.poll() is not None, timeout)
+                if proc.poll() is None and not self.app_stopped:
+                    proc.send_signal(signal.SIGINT)  # console not in ISIG mode: signal it directly
+                    self._wait(lambda: self.app_stopped or proc.poll() is not None, 3)
+                if proc.poll() is None:
+                    self.write_console(b"\x04")  # Ctrl-D ends the unix port's REPL (raw or not)
+                proc.wait(5)
+            except (subprocess.TimeoutExpired, OSError):
+                proc.kill()
+                proc.wait(5)
+        if self._thread:
+            self._thread.join(5)
+        return proc.returncode if proc else None
+
+    def _wait(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    def close(self) -> None:
+        """Stop the firmware and release the ptys (the crew port disappears)."""
+        self.stop()
+        self._finalizer()
+        try:
+            if self.usb_link.is_symlink():
+                self.usb_link.unlink()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _take_ctty() -> None:  # pragma: no cover - used where util-linux setsid is missing
+    import fcntl
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)

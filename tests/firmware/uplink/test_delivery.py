@@ -1,0 +1,130 @@
+"""Store-to-platform delivery on MicroPython against reference platforms: several destinations from
+their own cursors, back-fill with fresh values going out ahead, rejects to the ledger, back-off."""
+
+from __future__ import annotations
+
+import json
+
+import drain_harness as H
+import pytest
+from mpyrun import run_mpy
+from nengjian_host.sim.refplatform import RefPlatform
+
+pytestmark = [pytest.mark.mpy]
+
+
+def drain(**kw):
+    p = H.params(**kw)
+    proc = run_mpy(H.SCRIPT, env={"NJ_DRAIN": json.dumps(p)}, heap="512k", timeout=p["limit_s"] + 60)
+    return H.result(proc.stdout), proc.stdout
+
+
+def keys(platform):
+    return {(r["dataCode"], r["statDate"]): r["receivedCount"] for r in platform.records()}
+
+
+def test_one_platform_down_holds_back_nothing_but_itself(tmp_path):
+    with RefPlatform(period_s=60) as a, RefPlatform(period_s=60) as b:
+        a.set_fault("down")
+        r, out = drain(dir=str(tmp_path), seed=600, live=8, live_ms=250, limit_s=6,
+                       dests=[{"name": "a", "url": a.url + "/api/register", "batch": 50},
+                              {"name": "b", "url": b.url + "/api/register", "batch": 50}])
+        assert "b" in r["drained_ms"] and "a" not in r["drained_ms"]
+        assert len(b.records()) == 608 and set(keys(b).values()) == {1}
+        # b's live values went out right after they were produced, whatever a was doing.
+        assert r["lags"]["b"][1] == 8 and r["lags"]["b"][0] < 1500, r["lags"]
+        da = r["dests"]["a"]
+        assert da["cursor"] == 0 and da["stats"]["failures"] >= 3
+        assert da["backoff_ms"] == 2000  # grew to its cap
+        assert sum(1 for e in r["events"] if e.startswith("uplink: a: delivery failing")) == 1
+        # Back up: a drains from its own cursor, nothing lost, nothing twice.
+        a.set_fault("ok")
+        r2, _ = drain(dir=str(tmp_path), limit_s=20,
+                      dests=[{"name": "a", "url": a.url + "/api/register", "batch": 50},
+                             {"name": "b", "url": b.url + "/api/register", "batch": 50}])
+        assert set(r2["drained_ms"]) == {"a", "b"}
+        assert keys(a) == keys(b) and set(keys(a).values()) == {1}
+
+
+def test_fresh_values_go_out_ahead_of_the_backfill(tmp_path):
+    with RefPlatform(period_s=60, max_batch=20) as p:
+        # A back-fill of 4000 values in batches of 20 at 50 ms an exchange takes 10 s or more; live
+        # values produced meanwhile keep their time.
+        p.set_fault("slow", delay_s=0.05)
+        r, out = drain(dir=str(tmp_path), seed=4000, live=10, live_ms=300, limit_s=60,
+                       dests=[{"name": "city", "url": p.url + "/api/register", "batch": 20}])
+        d = r["dests"]["city"]
+        assert "city" in r["drained_ms"], out[-2000:]
+        assert d["stats"]["fresh"] >= 8, d
+        assert r["lags"]["city"][1] == 10
+        assert r["lags"]["city"][0] < 2000, r["lags"]  # the whole back-fill took far longer
+        assert r["drained_ms"]["city"] > 3 * r["lags"]["city"][0]
+        k = keys(p)
+        assert len(k) == 4010 and set(k.values()) == {1}  # sent ahead, then passed over: never twice
+
+
+def test_fresh_lane_off_means_oldest_first_only(tmp_path):
+    with RefPlatform(period_s=60) as p:
+        r, _ = drain(dir=str(tmp_path), seed=2000, live=5, live_ms=100, offer=False, limit_s=30,
+                     dests=[{"name": "city", "url": p.url + "/api/register", "batch": 20}])
+        assert r["dests"]["city"]["stats"]["fresh"] == 0
+        assert len(keys(p)) == 2005 and set(keys(p).values()) == {1}
+
+
+def test_rejected_record_goes_to_the_ledger_and_is_skipped(tmp_path):
+    with RefPlatform(period_s=60) as p:
+        p.set_fault("reject_code", data_code="03-00-0000-023300-11")
+        r, _ = drain(dir=str(tmp_path), seed=64, items=8, limit_s=10,
+                     dests=[{"name": "city", "url": p.url + "/api/register", "batch": 50}])
+        assert "city" in r["drained_ms"]
+        rejected = [e for e in r["events"] if e.startswith("rejected:")]
+        assert len(rejected) == 8 and r["dests"]["city"]["stats"]["rejected"] == 8
+        assert "03-00-0000-023300-11" in rejected[0] and "rejected by the platform (fault switch" in rejected[0]
+        got = keys(p)
+        assert len(got) == 56 and not any(c == "03-00-0000-023300-11" for c, _ in got)
+
+
+def test_timeouts_shrink_the_batch(tmp_path):
+    with RefPlatform(period_s=60) as p:
+        p.set_fault("slow", delay_s=1.5)
+        r, _ = drain(dir=str(tmp_path), seed=40, items=4, limit_s=4,
+                     dests=[{"name": "city", "url": p.url + "/api/register", "batch": 40, "timeout_ms": 1000}])
+        assert r["dests"]["city"]["size"] < 40
+        assert r["dests"]["city"]["stats"]["failures"] >= 1
+
+
+def test_out_of_memory_shrinks_the_batch_without_backing_off(tmp_path):
+    with RefPlatform(period_s=60) as p:
+        r, _ = drain(dir=str(tmp_path), seed=600, limit_s=20, oom_above=30, backoff_min_ms=5000,
+                     dests=[{"name": "city", "url": p.url + "/api/register", "batch": 100}])
+        d = r["dests"]["city"]
+        assert "city" in r["drained_ms"] and r["drained_ms"]["city"] < 4000  # no 5 s back-off was taken
+        assert d["size"] <= 30 and d["stats"]["sent"] == 600
+        assert not any("delivery failing" in e for e in r["events"])
+        assert len(keys(p)) == 600
+
+
+BACKOFF = """
+import asyncio, json
+from nengjian.uplink import delivery, ndrc
+class Prof:
+    name = "x"
+    async def ensure_session(self):
+        return None
+class Store:
+    durable_seq = 0
+d = delivery.Destination(Prof(), Store(), 10, lambda k, t: None, backoff_min_ms=100, backoff_max_ms=1600)
+waits = []
+for i in range(8):
+    d.backoff_ms = min(d.backoff_max_ms, max(d.backoff_min_ms, d.backoff_ms * 2))
+    samples = [d._jittered() for _ in range(200)]
+    waits.append([d.backoff_ms, min(samples), max(samples)])
+print("RESULT " + json.dumps(waits))
+"""
+
+
+def test_backoff_is_exponential_jittered_and_capped():
+    waits = H.result(run_mpy(BACKOFF).stdout)
+    assert [w[0] for w in waits] == [100, 200, 400, 800, 1600, 1600, 1600, 1600]
+    for base, lo, hi in waits:
+        assert base // 2 <= lo and hi <= base and hi - lo > base // 4  # spread within [b/2, b]

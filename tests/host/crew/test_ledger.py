@@ -1,0 +1,147 @@
+"""The maintenance ledger: fault pairing, gaps per item, outages, visits, plots and the hand-over HTML.
+
+Records are made here in the shapes the gateway stores (nengjian.core.records arrays, with the event texts
+the firmware writes) and in the dict shape of the store decoder; the decoder itself is tested with
+its own module.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+from nengjian_host import cli
+from nengjian_host.crew import ledger
+
+T0 = 1_777_593_600  # 2026-05-01 00:00 UTC
+P = 900
+A = "00-00-0000-023300-11"
+B = "01-00-0000-023300-11"
+
+
+def values(code, start, end, skip=()):
+    out = []
+    t = start
+    while t < end:
+        if not any(a <= t < b for a, b in skip):
+            out.append([2, t + P + 5, code, 0, t, "1.25", True, 4, 1])
+        t += P
+    return out
+
+
+def ev(t, kind, text):
+    return [3, t, kind, text]
+
+
+@pytest.fixture
+def records():
+    end = T0 + 10 * 86400
+    gap4d = (T0 + 2 * 86400, T0 + 6 * 86400)
+    gap30h = (T0 + 7 * 86400, T0 + 7 * 86400 + 30 * 3600)
+    gap2h = (T0 + 9 * 86400, T0 + 9 * 86400 + 7200)
+    recs = values(A, T0, end, skip=(gap4d, gap30h, gap2h)) + values(B, T0, end)
+    recs += [[1, T0 + i * 600, "m1", "energy_kwh", "%d.5" % (1000 + i), 0] for i in range(0, 1440, 12)]
+    recs += [
+        ev(T0 + 60, "boot", "started firmware 0.1.0"),
+        ev(T0 + 3600, "visit", "crew Li: monthly inspection, photos taken"),
+        ev(T0 + 2 * 86400, "meter", "meter m1 offline after 3 failed polls (timeout); retry every 300 s"),
+        ev(T0 + 6 * 86400, "meter", "meter m1 answers again after 1152 failed polls"),
+        ev(T0 + 5 * 86400, "uplink", "city: delivery failing: timeout"),
+        ev(T0 + 5 * 86400 + 3600, "uplink", "city: delivering again after failures (timeout)"),
+        ev(T0 + 8 * 86400, "uplink", "province: delivery failing: HTTP 503"),
+        ev(T0 + 8 * 86400 + 10, "meter", "meter m2 answers again after 4 failed polls"),
+        ev(T0 + 9 * 86400, "loss", "store full: dropped records 10..20 not yet acknowledged by every destination"),
+        ev(T0 + 9 * 86400 + 5, "meter", "00-00-0000-023300-11: reading fell from 900 to 3 (meter replaced or reset): "
+                                        "new baseline, consumption counted from the new reading on"),
+    ]
+    return recs
+
+
+def test_faults_gaps_outages_visits(records):
+    led = ledger.build(records, end=T0 + 10 * 86400)
+    f = led["faults"]
+    m1 = [x for x in f if x["subject"] == "m1"][0]
+    assert m1["duration_s"] == 4 * 86400 and m1["over_24h"] and not m1["open"]
+    m2 = [x for x in f if x["subject"] == "m2"][0]
+    assert m2["started_before_data"] and m2["duration_s"] == 8 * 86400 + 10
+    assert m2["duration"].startswith("at least 8d")
+    outs = {x["subject"]: x for x in led["link_outages"]}
+    assert outs["city"]["duration_s"] == 3600 and not outs["city"]["open"]
+    assert outs["province"]["open"] and outs["province"]["duration_s"] == 2 * 86400
+    gaps = [g for g in led["gaps"] if g["code"] == A]
+    assert [g["duration_s"] for g in gaps] == [4 * 86400, 30 * 3600, 7200]
+    assert [g["flag"] for g in gaps] == ["report (>= 3 days)", "fault (>= 24 h)", ""]
+    assert gaps[0]["from"] == "2026-05-03 08:00" and gaps[0]["missing_values"] == 4 * 96
+    assert led["reportable"] == gaps[:1]
+    assert not [g for g in led["gaps"] if g["code"] == B]
+    assert led["items"][B]["completeness"] == 1.0 and not led["items"][B]["below_90pct"]
+    assert led["items"][A]["below_90pct"]
+    assert led["summary"]["visits"] == 1 and not led["inspection"]["overdue"]
+    assert led["summary"]["data_loss_events"] == 1 and led["summary"]["restarts"] == 1
+    assert len(led["meter_changes"]) == 1
+    assert led["summary"]["gaps_to_report"] == 1 and led["summary"]["faults_open"] == 0
+
+
+def test_trailing_gap_and_overdue_inspection(records):
+    led = ledger.build(records, end=T0 + 45 * 86400)
+    tail = [g for g in led["gaps"] if g["code"] == B][-1]
+    assert tail["why"] == "no value since" and tail["duration_s"] >= 35 * 86400 - P
+    assert led["inspection"]["overdue"] and led["inspection"]["days_since"] > 30
+
+
+def test_record_shapes_from_the_decoder():
+    arrays = [[2, T0 + 905, A, 0, T0, "2.5", True, 4, 1], [3, T0 + 10, "visit", "crew"]]
+    dicts = [{"seq": 1, "kind": "value", "fields": arrays[0][1:]},
+             {"seq": 2, "kind": "EVENT", "ts": T0 + 10, "event": "visit", "text": "crew"},
+             {"seq": 3, "kind": 2, "fields": {"ts": T0 + 1805, "dataCode": A, "statType": 0,
+                                               "statStart": "2026-05-01T00:15:00+00:00", "dataValue": 1.5,
+                                               "valid": True}}]
+    a = [ledger.normalize(r) for r in arrays]
+    d = [ledger.normalize(r) for r in dicts]
+    assert a[0]["code"] == d[0]["code"] == d[2]["code"] == A
+    assert d[2]["stat_start"] == T0 + 900 and d[2]["value"] == 1.5
+    assert a[1]["event"] == d[1]["event"] == "visit"
+    assert ledger.normalize({"seq": 9, "kind": "unknown"}) is None
+    # storedump's shape for a value folded into history: no seq, no ts, Decimal value
+    from decimal import Decimal
+
+    h = ledger.normalize({"seq": None, "ring": "history", "kind": "VALUE", "segment": "h00.seg", "run_seq": 7,
+                          "fields": {"ts": None, "code": A, "statType": 0, "statStart": T0, "value": Decimal("1.50"),
+                                     "valid": True, "inputType": 4, "scope": 1}})
+    assert h["ts"] == h["stat_start"] == T0 and h["value"] == 1.5
+
+
+def test_html_report_is_self_contained(records, tmp_path, capsys):
+    src = tmp_path / "pulled.jsonl"
+    src.write_text("\n".join(json.dumps({"seq": i, "kind": r[0], "fields": r[1:]}) for i, r in enumerate(records)))
+    html_path = tmp_path / "ledger.html"
+    code = cli.main(["ledger", str(src), "--to", "2026-05-11 08:00", "--html", str(html_path), "--png-dir",
+                     str(tmp_path / "png"), "--json", "--gateway", "NJ-SIM-1"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["summary"]["gaps_to_report"] == 1 and "_series" not in out
+    page = html_path.read_text()
+    assert not re.search(r"""(src|href)=["'](https?:|//|file:)""", page)
+    pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(pngs) >= 4
+    assert all(base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert "report each to the platform with cause and fix" in page and "NJ-SIM-1" in page
+    assert (tmp_path / "png" / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<script" not in page
+
+
+def test_text_escaped_in_html(records):
+    records.append(ev(T0 + 100, "visit", "<script>alert(1)</script>"))
+    led = ledger.build(records)
+    page = ledger.to_html(led, {})
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_no_data_is_bad_input(tmp_path, capsys):
+    empty = tmp_path / "e.json"
+    empty.write_text("[]")
+    assert cli.main(["ledger", str(empty)]) == cli.EXIT_USAGE
+    assert "no records" in capsys.readouterr().err
+    assert cli.main(["ledger", str(tmp_path / "missing-dir")]) == cli.EXIT_USAGE
+    assert cli.main(["ledger", str(empty), "--from", "May 1st"]) == cli.EXIT_USAGE

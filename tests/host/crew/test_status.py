@@ -1,0 +1,22 @@
+"""`nengjian status` as a person reads it: which link carries the data, a standby link that is down."""
+
+import io
+
+from nengjian_host.crew.status import render
+from rich.console import Console
+
+
+def _text(st: dict) -> str:
+    out = Console(record=True, width=140, color_system=None, file=io.StringIO())
+    render(st, console=out)
+    return out.export_text()
+
+
+def test_the_link_carrying_the_data_is_named():
+    st = {"gateway_id": "NJ-1", "mode": "run",
+          "links": [{"link": "eth", "kind": "ethernet", "up": False, "error": "carrier gone"},
+                    {"link": "4g", "kind": "cellular", "up": True, "error": ""}],
+          "network": {"active": "4g", "up": True, "stats": {}}}
+    rows = {line.split()[1]: line for line in _text(st).splitlines() if line.startswith("│ ")}
+    assert "carries the data" in rows["4g"] and "carries the data" not in rows["eth"]
+    assert "down" in rows["eth"] and "error=carrier gone" in rows["eth"]
