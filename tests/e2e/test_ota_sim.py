@@ -14,6 +14,9 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import tarfile
+from pathlib import Path
 
 import pytest
 from nengjian_host import cli
@@ -135,6 +138,54 @@ def test_pushed_update_runs_on_trial_confirms_when_healthy_and_stays(dut, bundle
     assert state["previous_version"] is None  # the built-in package before it
     texts = _texts(dut)
     assert [t for _k, t in texts if t.startswith("trial boot")] == ["trial boot 1 of 2: %s from slot a" % NEW]
+
+
+# The last release in the flat layout (before firmware/nengjian/ was grouped by stage). Its gateways
+# keep that built-in package and their main.py; an update must still boot on them.
+FLAT_LAYOUT_RELEASE = "f94f8c8"
+
+
+def _flat_layout_builtin(tmp_path) -> Path:
+    """The built-in package of a gateway flashed with FLAT_LAYOUT_RELEASE, compiled to .mpy as the sim
+    board runs it (main.py beside nengjian/)."""
+    if not (paths.ROOT / ".git").exists():
+        pytest.skip("needs the repository's history (git checkout) for the flat-layout release")
+    src = tmp_path / "flat-src"
+    src.mkdir()
+    archive = subprocess.run(["git", "-C", str(paths.ROOT), "archive", FLAT_LAYOUT_RELEASE, "firmware"],
+                             capture_output=True, check=True).stdout
+    tarfile.open(fileobj=io.BytesIO(archive)).extractall(src, filter="data")
+    out = tmp_path / "flat-mpy"
+    for f in (src / "firmware").rglob("*.py"):
+        rel = f.relative_to(src / "firmware")
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if rel.as_posix() == "main.py":
+            dest.write_bytes(f.read_bytes())
+            continue
+        native = app_bundle.needs_native(f.read_text())
+        dest.with_suffix(".mpy").write_bytes(app_bundle.compile_module(f, rel.as_posix(), "x64" if native else None))
+    assert (out / "main.py").read_bytes() == (paths.FIRMWARE / "main.py").read_bytes(), "main.py changed"
+    assert (out / "nengjian" / "ota.mpy").exists() and not (out / "nengjian" / "core").exists()
+    return out
+
+
+@pytest.mark.needs("console", "reset")
+def test_a_bundle_in_the_new_layout_boots_on_a_gateway_of_the_flat_layout(dut, bundles, tmp_path):
+    """A gateway in the field: today's main.py and the flat-layout package as its built-in. Its own
+    updater installs a bundle of this tree (packages by stage), boots it on trial and confirms it."""
+    if dut.kind != "sim":
+        pytest.skip("the bundles are built for the sim board")
+    dut.gateway.firmware = _flat_layout_builtin(tmp_path)
+    builtin, app_dir = _start(dut, bundles)
+    assert builtin != NEW
+    code, out, err = _ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
+    assert code == 0, out + err
+    assert _json(out)["installed"]["installed"] == NEW
+    assert (app_dir / "a" / "nengjian" / "core" / "log.mpy").exists()
+    assert dut.expect(BOOTED, timeout=60).group(1) == NEW
+    dut.expect(r"event\s+ota: version %s confirmed healthy" % re.escape(NEW), timeout=120)
+    assert ("ota", "trial boot 1 of 2: %s from slot a" % NEW) in _texts(dut)
 
 
 @pytest.mark.needs("console")

@@ -94,6 +94,9 @@ class SimGateway:
         self.extra_env = env or {}
         self.echo = echo
         self.data_kb = data_kb
+        # The built-in package (main.py beside nengjian/): the compiled tree of this checkout unless a
+        # test boots another, e.g. an older release whose gateways must take today's updates.
+        self.firmware: Path | None = None
         self.proc: subprocess.Popen | None = None
         self.lines: list[str] = []
         self.boots = 0
@@ -140,9 +143,12 @@ class SimGateway:
         tmp.write_text(text)
         tmp.replace(self.config_path)
 
+    def builtin(self) -> Path:
+        return self.firmware or simbuild.firmware_path()
+
     def env(self) -> dict:
         env = dict(os.environ)
-        env["MICROPYPATH"] = os.pathsep.join([str(simbuild.firmware_path()), str(paths.BOARDS / "sim"), ".frozen"])
+        env["MICROPYPATH"] = os.pathsep.join([str(self.builtin()), str(paths.BOARDS / "sim"), ".frozen"])
         env["NJ_SIM_DIR"] = str(self.dir)
         env["NJ_PROFILES"] = str(paths.PROFILES)
         env["NJ_DATA_KB"] = str(self.data_kb)
@@ -156,7 +162,7 @@ class SimGateway:
         # A killed REPL may have left its own terminal mode behind; stale input is not the new boot's.
         _console_termios(self._fw_slave)
         termios.tcflush(self._fw_slave, termios.TCIFLUSH)
-        cmd = [paths.micropython_binary(), "-X", "heapsize=" + self.heap, "-i", str(simbuild.firmware_path() / "main.py")]
+        cmd = [paths.micropython_binary(), "-X", "heapsize=" + self.heap, "-i", str(self.builtin() / "main.py")]
         kw = {}
         setsid = shutil.which("setsid")
         if setsid:  # new session with the console pty as controlling terminal, so ISIG reaches it
