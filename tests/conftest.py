@@ -9,3 +9,13 @@ for p in (ROOT / "tests", ROOT / "tests" / "e2e", ROOT / "firmware", ROOT / "hos
 
 # The hardware-in-the-loop rig fixtures (rig, dut, bus, platform) and options (--rig, --rig-file ...).
 pytest_plugins = ["plugin", "pytester"]
+
+# Property tests count examples, never time: hypothesis's default 200 ms deadline per example and its
+# too-slow health check would fail a correct codec on a loaded machine.
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("nengjian", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("nengjian")
+except ImportError:  # hypothesis is a dev dependency; the rig plugin runs without it
+    pass
