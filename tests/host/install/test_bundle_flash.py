@@ -267,9 +267,15 @@ VIRTUAL_BOARD_TIMEOUT_S = 1200
 
 
 @pytest.fixture
-def mock_board(tmp_path):
+def mock_board(tmp_path, monkeypatch):
     """esp32-mock-bootloader on a pty, as an ESP32-S3 with 16 MB of flash (its default is 4 MB)."""
     pytest.importorskip("esp32_mock_bootloader")
+    # esptool gives a silent serial line 3 s; the mock is a Python process that a loaded machine may
+    # hold up longer than that ("No more data to read from the serial port" mid read-flash). A real
+    # chip answers in milliseconds: the longer wait is for the stand-in only.
+    cfg = tmp_path / "esptool.cfg"
+    cfg.write_text("[esptool]\ntimeout = 60\nmax_timeout = 600\nserial_write_timeout = 60\n")
+    monkeypatch.setenv("ESPTOOL_CFGFILE", str(cfg))
     portfile = tmp_path / "port"
     code = ("import esp32_mock_bootloader.protocol as p\np.FLASH_MOCK_SIZE = 16 << 20\np.MOCK_FLASH_ID = 0x184020\n"
             "from esp32_mock_bootloader.cli import main\nraise SystemExit(main())")
