@@ -149,7 +149,7 @@ def verify(dev, obs):
         app = obs["app"]
         kinds = obs["kinds"]
         durable = obs["durable"]
-        hist_upto = s._hist_upto
+        hist_upto = s._hist.upto
         live = LIVE
         for i in range(CAP):
             live[i] = 0

@@ -1,4 +1,4 @@
-"""The record store's recovery rules and space policy (firmware/nengjian/store/store.py).
+"""The record store's recovery rules and space policy (firmware/nengjian/store/: store.py, ring.py, history.py, cursors.py).
 
 Each scenario below is plain firmware-style Python that runs twice: on CPython over a host directory,
 and on MicroPython over littlefs2 on a RAM block device (heap 256k). Both runs must give the same

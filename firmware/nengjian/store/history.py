@@ -1,0 +1,176 @@
+"""History: delivered values folded into compact runs, in a ring of their own (hNN.seg).
+
+Owns: the fold of main-ring segments into history, the run record, reading history back as VALUEs,
+and what expiring a history segment counts and says. When to fold, and which history segment gives
+way, is the space policy's (nengjian.store.store).
+
+A run is the record
+    [16, start, code, statType, step, exponent, inputType, scope, deltas, invalid]
+holding the VALUEs of one item for consecutive periods start, start+step, ...: `deltas` is a byte
+string of LEB128 zigzag differences between consecutive mantissas (the first from 0), `invalid` the
+offsets of values sent as invalid; its framing seq is the seq of its last value. A run keeps neither
+each value's seq nor its computation time. Records other than VALUEs are copied as they were.
+"""
+
+from nengjian.core import records, timeutil
+from nengjian.store import cbor
+from nengjian.store.ring import HEAD, TAIL, Ring, frame, ts_of
+
+HISTORY = 16
+RUN_MAX_BYTES = 480  # deltas per run record, so a run always fits MAX_PAYLOAD
+
+_V = records.VALUE
+
+
+def when(ts):
+    return timeutil.cst_text(ts) if ts else "?"
+
+
+def _varint(out, z):
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+
+
+def unvarints(b):
+    """The signed differences of a history run, decoded."""
+    out = []
+    z = 0
+    shift = 0
+    for c in b:
+        z |= (c & 0x7F) << shift
+        if c & 0x80:
+            shift += 7
+            continue
+        out.append(z >> 1 if not z & 1 else -((z + 1) >> 1))
+        z = 0
+        shift = 0
+    return out
+
+
+class History(Ring):
+    def __init__(self, root, seg_bytes, event, stats):
+        super().__init__(root, "h", seg_bytes, event, stats, ordered=False)
+        self.upto = 0  # every main record <= this has been folded into history
+        self.fold_out = 0  # bytes the last fold wrote
+        self._runbuf = bytearray()
+
+    def resume(self):
+        """After the boot scan: the next fold goes on where the last one ended."""
+        self.upto = self.top()
+        self.cur = self.newest()
+
+    def expire(self, seg, why):
+        """seg is about to be given up: count it and say which time range goes."""
+        self.stats["history_expired"] += seg.count
+        self.event("store", "history from %s to %s CST (%d records) expired: %s"
+                   % (when(seg.t0), when(seg.t1), seg.count, why))
+
+    def fold(self, main, unit, mark=0):
+        """Append the records of main segments `unit` (oldest first) to history in one littlefs commit:
+        VALUEs as runs, every other record as it was. Returns the time of the first record >= mark."""
+        if self.dirty:
+            self.recheck()
+        # A fold is one commit, so it cannot be split across history segments: start a new one when
+        # this fold is not expected to fit (about as much as the last fold wrote, and some).
+        est = self.fold_out * 5 // 4 if self.fold_out else sum(s.size for s in unit) // 16
+        if self.cur is None or self.cur.size + est > self.seg_bytes:
+            self.close_file()
+            self.cur = self.next_seg()
+        before = self.cur.size
+        self.open_append()
+        runs = {}
+        upto = self.upto
+        top = upto
+        t_mark = 0
+        values = 0
+        try:
+            for seg in unit:
+                it = main.walk(upto + 1, None, [seg])
+                try:
+                    for seq, n in it:
+                        if mark and seq >= mark and not t_mark:
+                            t_mark = ts_of(main.rx)
+                        top = seq
+                        if main.rx[HEAD + 1] == _V and self._fold_value(main, runs, seq, n):
+                            values += 1
+                            continue
+                        self.f.write(main.rxv[:n])
+                        self.note(self.cur, seq, n, ts_of(main.rx))
+                finally:
+                    it.close()
+            for key in list(runs):
+                self._write_run(key, runs.pop(key))
+            self.f.flush()
+        finally:
+            self.close_file()
+        self.fold_out = self.cur.size - before
+        self.upto = max(top, self.top())
+        self.stats["folds"] += 1
+        self.stats["history_values"] += values
+        return t_mark
+
+    def _fold_value(self, main, runs, seq, n):
+        try:
+            v = cbor.decode(main.rxv, HEAD, n - TAIL)
+            code = v[records.V_CODE]
+            start = v[records.V_STAT_START]
+            d = v[records.V_VALUE]
+            key = (code, v[records.V_STAT_TYPE], d.exponent, v[records.V_INPUT], v[records.V_SCOPE])
+            valid = v[records.V_VALID]
+            mant = d.mantissa
+            if not isinstance(start, int) or not isinstance(mant, int) or not isinstance(code, str):
+                return False
+        except (cbor.CBORError, IndexError, AttributeError, TypeError):
+            return False
+        # run: [start, step, last start, deltas, last mantissa, invalid offsets, count, last seq]
+        r = runs.get(key)
+        if r is not None:
+            step = r[1] or (start - r[2])
+            if step <= 0 or start != r[2] + step or len(r[3]) > RUN_MAX_BYTES:
+                self._write_run(key, runs.pop(key))
+                r = None
+            else:
+                r[1] = step
+        if r is None:
+            r = [start, 0, start, bytearray(), 0, [], 0, seq]
+            runs[key] = r
+        dv = mant - r[4]
+        _varint(r[3], dv << 1 if dv >= 0 else ((-dv) << 1) - 1)
+        if not valid:
+            r[5].append(r[6])
+        r[2] = start
+        r[4] = mant
+        r[6] += 1
+        r[7] = seq
+        return True
+
+    def _write_run(self, key, r):
+        b = self._runbuf
+        b[:] = b""
+        frame(b, [HISTORY, r[0], key[0], key[1], r[1], key[2], key[3], key[4], bytes(r[3]), r[5]], r[7])
+        self.f.write(b)
+        self.note(self.cur, r[7], len(b), r[0])
+
+    def each(self, visit):
+        """Call visit(seq, record) for everything in history, in the order written: folded VALUEs come
+        back as VALUE lists (with time None and seq None); other records as they were."""
+        for seg in self.live():
+            it = self.walk(0, None, [seg])
+            try:
+                for seq, n in it:
+                    try:
+                        rec = cbor.decode(self.rxv, HEAD, n - TAIL)
+                    except cbor.CBORError:
+                        continue
+                    if rec[0] != HISTORY:
+                        visit(seq, rec)
+                        continue
+                    m = 0
+                    for i, dv in enumerate(unvarints(rec[8])):
+                        m += dv
+                        visit(None, [_V, None, rec[2], rec[3], rec[1] + i * rec[4], cbor.Decimal(m, rec[5]),
+                                     i not in rec[9], rec[6], rec[7]])
+            finally:
+                it.close()
