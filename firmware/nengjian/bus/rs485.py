@@ -11,6 +11,9 @@ for exactly as many characters as are still due instead of polling blindly.
 A port is any object with configure(baud, bits, parity, stop), de(on), write(buf), txdone(),
 readinto(buf) -> count (0 when nothing is there, never blocking): the sim board's PtyPort, or
 rs485_uart.UartPort on an ESP32.
+
+Errors: BusTimeout, under BusError (the bus layer's base). What a reply's bytes mean is the codecs'
+business (nengjian.proto.errors).
 """
 
 import asyncio
@@ -20,7 +23,11 @@ from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
 TXDONE_LIMIT_MS = 50
 
 
-class BusTimeout(Exception):
+class BusError(Exception):
+    """What the bus itself can raise: the transport failed, whatever the meter's protocol."""
+
+
+class BusTimeout(BusError):
     """No complete reply within the meter's timeout (n = bytes that did arrive)."""
 
     def __init__(self, n):
@@ -113,8 +120,11 @@ class Bus:
     async def transact(self, line, tx_len, framer, timeout_ms, gap_ms=0):
         """Send self.tx[:tx_len], return the number of reply bytes in self.rx.
 
-        framer(rx, n) -> bytes still needed (0 when whole). Raises BusTimeout. The caller must
-        hold self.lock for the whole exchange (and its parsing of self.rx).
+        framer(rx, n) -> bytes still needed: 0 when whole; a negative value when what arrived is
+        complete but failed its check (noise or a stray frame may come before the real reply), so
+        the bus goes on reading and returns it only at the deadline, for the parser to report.
+        Raises BusTimeout. The caller must hold self.lock for the whole exchange (and its parsing
+        of self.rx).
         """
         await self._send(line, tx_len, gap_ms)
         self.stats["transactions"] += 1
@@ -130,18 +140,24 @@ class Bus:
                 if got:
                     n += got
                     need = _need(framer, rx, n)
-                    if need <= 0:
-                        self._idle_since = ticks_ms()
-                        self.stats["rx_bytes"] += n
-                        return n
+                    if need == 0:
+                        return self._received(n)
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0 or n >= size:
                 break
-            await asyncio.sleep_ms(max(1, min(left, line.wire_ms(need))))
+            # A failed candidate waits for more bytes at the pace of the shortest frame.
+            await asyncio.sleep_ms(max(1, min(left, line.wire_ms(need if need > 0 else 5))))
+        if need < 0:
+            return self._received(n)
         self._idle_since = ticks_ms()
         self.stats["timeouts"] += 1
         self.stats["rx_bytes"] += n
         raise BusTimeout(n)
+
+    def _received(self, n):
+        self._idle_since = ticks_ms()
+        self.stats["rx_bytes"] += n
+        return n
 
     async def send(self, line, tx_len, gap_ms=0):
         """A frame that gets no reply (a broadcast time sync): the same silences, no reading."""

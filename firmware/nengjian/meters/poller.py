@@ -6,11 +6,12 @@ consecutive failed polls a meter is put aside for `backoff_s` (then tried once a
 Neuron's device_degrade or ESPHome's offline_skip_updates do. Readings go to a sink
 (sink(meter, values, ts)); faults and recoveries to the event function.
 
-Failures are counted per kind in PolledMeter.stats: timeouts, crc (CRC or checksum), exceptions
-(the meter refused: Modbus exception, DL/T 645 / CJ/T 188 error reply), frames (other malformed or
-foreign replies) and errors (anything unexpected from a driver: logged, never allowed to stop the
-bus for the other meters). Drivers with background work (pulse inputs) offer `background()`,
-started once when the poller runs.
+Failures are counted per kind in PolledMeter.stats, sorted by the class a driver raised
+(nengjian.bus.rs485 and nengjian.proto.errors): timeouts (BusTimeout), exceptions (MeterRefused:
+Modbus exception, DL/T 645 / CJ/T 188 error reply), crc (CheckError: CRC or checksum), frames (any
+other FrameError: malformed or foreign replies) and errors (anything else: a driver bug, logged,
+never allowed to stop the bus for the other meters). Drivers with background work (pulse inputs)
+offer `background()`, started once when the poller runs.
 """
 
 import asyncio
@@ -18,10 +19,9 @@ import asyncio
 from nengjian.bus.rs485 import BusTimeout, Line
 from nengjian.core import log, timeutil
 from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
-from nengjian.proto import modbus
 
-# Class names rather than imports: the DL/T 645 and CJ/T 188 codecs load only when a site uses them.
-_CHECK_ERRORS = ("CrcError", "ChecksumError")
+# The error tree alone, not a codec: DL/T 645 and CJ/T 188 load only when a site uses them.
+from nengjian.proto.errors import CheckError, FrameError, MeterRefused
 
 
 class PolledMeter:
@@ -102,16 +102,19 @@ class BusPoller:
             except BusTimeout as e:
                 m.stats["timeouts"] += 1
                 err = e
-            except ValueError as e:  # frame errors of any protocol (CRC or checksum counted apart)
-                m.stats["crc" if type(e).__name__ in _CHECK_ERRORS else "frames"] += 1
+            except MeterRefused as e:
+                m.stats["exceptions"] += 1
                 err = e
-            except Exception as e:
+            except CheckError as e:  # before FrameError, whose subclass it is
+                m.stats["crc"] += 1
                 err = e
-                if isinstance(e, modbus.ModbusException) or hasattr(e, "names"):
-                    m.stats["exceptions"] += 1  # the meter refused (Modbus exception, error reply)
-                else:  # a driver bug must not stop the other meters on this bus
-                    m.stats["errors"] += 1
-                    log.error("poll", "meter %s: driver error %s: %s" % (m.id, type(e).__name__, e))
+            except FrameError as e:
+                m.stats["frames"] += 1
+                err = e
+            except Exception as e:  # a driver bug must not stop the other meters on this bus
+                m.stats["errors"] += 1
+                err = e
+                log.error("poll", "meter %s: driver error %s: %s" % (m.id, type(e).__name__, e))
         if err is not None:
             self._failed(m, err)
             return False

@@ -8,7 +8,8 @@ that drips a byte every few seconds cannot hold a destination for longer than `t
 Host names are resolved once and cached: MicroPython's getaddrinfo blocks the whole event loop,
 so it must not run for every request (and a DNS outage then falls back to the last good address).
 Every transport failure - refused, reset, timeout, TLS alert, malformed answer - is an HttpError,
-which the caller treats as retryable.
+which the caller treats as retryable. NetError, defined here, is the net layer's one base: HttpError
+and nengjian.net.tls.TlsSetupError (a destination's certificate files unusable) derive from it.
 
 Two module-level hooks serve the link supervisor and the clock: `last_answer_ms` (ticks of the
 last complete HTTP answer from any server: proof the link carries data, so no keepalive probe is
@@ -28,7 +29,11 @@ on_date = None  # callable(utc_seconds) or None
 _dns = {}  # host -> (ip, ticks resolved)
 
 
-class HttpError(Exception):
+class NetError(Exception):
+    """Anything the net layer raises on purpose (the HTTP client here, TLS set-up in nengjian.net.tls)."""
+
+
+class HttpError(NetError):
     """Transport-level failure (connect, timeout, reset, TLS, malformed response): always retryable.
 
     `errno` is the OS error number when there was one (refused, reset, unreachable)."""

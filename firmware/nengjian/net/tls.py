@@ -24,6 +24,8 @@ end certificate found in the trust list): that is the secure way to talk to such
 
 from binascii import a2b_base64
 
+from nengjian.net.http import NetError
+
 try:
     import tls
 except ImportError:  # CPython (host tests import the helpers only)
@@ -34,8 +36,11 @@ INSECURE_WARNING = ("INSECURE: the platform's certificate is NOT verified (insec
                     "certificate as 'ca' instead and turn insecure_self_signed off.")
 
 
-class TlsSetupError(ValueError):
-    """A certificate or key file of the destination is missing or unusable (the text says which)."""
+class TlsSetupError(NetError):
+    """A certificate or key file of the destination is missing or unusable (the text says which).
+
+    Not a ValueError (it was once): its callers (the platform profile, the update fetcher's set-up)
+    catch it by name, and mbedtls' own ValueErrors are turned into it here."""
 
 
 def der_blocks(data, what):

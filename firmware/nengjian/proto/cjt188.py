@@ -1,8 +1,8 @@
 """CJ/T 188 codec (water, heat and gas meters): request frames into caller buffers, replies parsed.
 
-Owns the CJ/T 188 wire format and nothing of transport. Errors are the dlt645 hierarchy (re-exported
-here): FrameError, IncompleteFrame, ChecksumError, AddressMismatch, UnexpectedReply, BCDError,
-MeterErrorReply.
+Owns the CJ/T 188 wire format and nothing of transport. Errors are the dlt645 ones (re-exported
+here): FrameError, IncompleteFrame, ChecksumError, AddressMismatch, UnexpectedReply, BCDError, and
+MeterErrorReply (a nengjian.proto.errors.MeterRefused) for an abnormal reply.
 
 Frame: [FE x0..4] 68 T A0..A6 C L DATA CS 16. T meter type (10H cold water, 11H hot water, 12H
 drinking water, 13H reclaimed water, 20H heat, 21H cooling, 30H gas; AAH any), address 7 BCD bytes

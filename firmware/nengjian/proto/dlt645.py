@@ -1,16 +1,17 @@
 """DL/T 645-2007 and DL/T 645-1997 codec: request frames into caller buffers, replies parsed.
 
 Owns the electricity-meter wire format and nothing of transport (no UART, no asyncio). Also owns the
-error hierarchy that every meter codec raises (cjt188 re-exports it; the three framing errors are
-defined in frame68, which does the 68H framing for both codecs, and re-exported here):
+errors of the 68H meter codecs, in the tree of nengjian.proto.errors (cjt188 re-exports them;
+IncompleteFrame and ChecksumError are defined in frame68, which does the 68H framing for both
+codecs, and re-exported here with FrameError):
 
-    FrameError(ValueError)          bytes that are not a usable reply
+    FrameError (errors.FrameError)  bytes that are not a usable reply
       IncompleteFrame               more bytes are needed (bytes_needed() > 0)
-      ChecksumError                 CS byte wrong
+      ChecksumError(CheckError)     CS byte wrong
       AddressMismatch               reply from another meter than the one asked
       UnexpectedReply               wrong direction, function, DI echo, length or sequence
       BCDError                      a value field holds a non-decimal nibble
-    MeterErrorReply(Exception)      a well-formed abnormal reply; .code, .names, .control
+    MeterErrorReply(MeterRefused)   a well-formed abnormal reply; .code, .names, .control
 
 Frame (both editions): [FE x0..4] 68 A0..A5 68 C L DATA CS 16. Address: 6 BCD bytes, lowest first,
 so meter "123456789012" is 12 90 78 56 34 12 on the wire. Every DATA byte carries +33H. CS is the
@@ -67,9 +68,9 @@ except ImportError:
         return x
 
 from nengjian.proto import frame68
+from nengjian.proto.errors import FrameError, MeterRefused
 from nengjian.proto.frame68 import (  # noqa: F401  (re-exported: one error hierarchy)
     ChecksumError,
-    FrameError,
     IncompleteFrame,
     checksum,
 )
@@ -129,12 +130,11 @@ class BCDError(FrameError):
     pass
 
 
-class MeterErrorReply(Exception):
+class MeterErrorReply(MeterRefused):
     """The meter understood the request and refused it (D1H / C1H / CJ/T 188 abnormal reply)."""
 
     def __init__(self, code, names, control=0):
-        super().__init__("meter error 0x%02X %s" % (code, "|".join(names)))
-        self.code = code
+        super().__init__(code, "meter error 0x%02X %s" % (code, "|".join(names)))
         self.names = names
         self.control = control
 

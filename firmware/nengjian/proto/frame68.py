@@ -2,8 +2,9 @@
 
 Owns, for such frames, where one starts in received bytes, how many bytes it still needs, whether a
 complete one is intact (checksum, end byte), the checksum and the tail (CS 16) of a built frame, and
-the framing errors FrameError, IncompleteFrame and ChecksumError (dlt645 builds the rest of the meter
-codec error hierarchy on them and re-exports them). Nothing about addresses, control codes or data.
+the framing errors IncompleteFrame(FrameError) and ChecksumError(CheckError), in the tree of
+nengjian.proto.errors (dlt645 and cjt188 re-export them with FrameError). Nothing about addresses,
+control codes or data.
 
 Frame: [FE preamble, noise] 68 ... L DATA CS 16. L, the data byte count, sits len_off bytes after
 the 68 and DATA follows it, so a frame is len_off + 3 + L bytes; CS is the sum mod 256 from the 68 to
@@ -21,19 +22,17 @@ except ImportError:
     def const(x):
         return x
 
+from nengjian.proto.errors import CheckError, FrameError
+
 _START = const(0x68)
 _END = const(0x16)
-
-
-class FrameError(ValueError):
-    pass
 
 
 class IncompleteFrame(FrameError):
     pass
 
 
-class ChecksumError(FrameError):
+class ChecksumError(CheckError):
     pass
 
 

@@ -7,14 +7,15 @@ caller's bytearray so the poll loop allocates nothing.
 Functions: 01 read coils, 02 read discrete inputs, 03 read holding registers, 04 read input
 registers, 06 write single register, 16 write multiple registers.
 
-Errors, all typed (a parser never raises anything else on any input):
+Errors, all typed (a parser never raises anything else on any input), in the tree of
+nengjian.proto.errors:
 
-    FrameError(ValueError)        bytes that are not a usable reply
-      CrcError                    CRC wrong
-      WrongUnit                   a reply from another slave than the one asked
-      WrongFunction               a reply to another function, or a bad byte count or echo
-      Truncated                   fewer bytes than the frame announces
-    ModbusException(Exception)    the slave answered with an exception response (.code)
+    FrameError (errors.FrameError)    bytes that are not a usable reply
+      CrcError(CheckError)            CRC wrong
+      WrongUnit                       a reply from another slave than the one asked
+      WrongFunction                   a reply to another function, or a bad byte count or echo
+      Truncated                       fewer bytes than the frame announces
+    ModbusException(MeterRefused)     the slave answered with an exception response (.code)
 
 Resynchronisation: `locate` finds our reply in whatever arrived (line noise, a late reply of another
 slave, our own echo on a transceiver that hears itself). A candidate starts with our unit id and our
@@ -24,6 +25,7 @@ happens to look like a frame start does not cost the real reply.
 """
 
 from nengjian.proto.crc import crc16
+from nengjian.proto.errors import CheckError, FrameError, MeterRefused
 
 READ_COILS = 1
 READ_DISCRETE = 2
@@ -49,11 +51,7 @@ EXCEPTION_NAMES = {
 }
 
 
-class FrameError(ValueError):
-    """The bytes are not a valid reply to the request."""
-
-
-class CrcError(FrameError):
+class CrcError(CheckError):
     pass
 
 
@@ -69,12 +67,11 @@ class Truncated(FrameError):
     pass
 
 
-class ModbusException(Exception):
+class ModbusException(MeterRefused):
     """The meter answered with an exception response."""
 
     def __init__(self, code):
-        super().__init__("modbus exception %d (%s)" % (code, EXCEPTION_NAMES.get(code, "unknown")))
-        self.code = code
+        super().__init__(code, "modbus exception %d (%s)" % (code, EXCEPTION_NAMES.get(code, "unknown")))
 
 
 def _put_crc(buf, n):
@@ -202,11 +199,18 @@ def _crc_ok(buf, start, end):
     return crc16(buf, start, end - 2) == buf[end - 2] | (buf[end - 1] << 8)
 
 
+# locate's need when every complete candidate failed its CRC: not a reply yet. On a bus, noise or a
+# stray frame that parses can come before the real reply, which may still be on its way; a Modbus
+# master discards a corrupt frame and waits out its response timeout. The bus keeps reading until
+# then, and only at the deadline hands the first candidate to parse_reply, which raises CrcError.
+CHECK_FAILED = -1
+
+
 def locate(buf, n, unit, function, byte_count=-1):
     """(start, need): where our reply begins in buf[:n] and how many bytes it still needs.
 
-    need == 0 means a complete candidate (CRC checked: if every complete candidate has a bad CRC
-    the first one is returned, and parse_reply will say so). start == n: nothing plausible yet.
+    need == 0 means a complete candidate whose CRC is right. need == CHECK_FAILED: complete
+    candidates only with a bad CRC, start the first of them. start == n: nothing plausible yet.
     """
     first_bad = -1
     i = find_start(buf, n, unit, function, byte_count, 0)
@@ -221,7 +225,7 @@ def locate(buf, n, unit, function, byte_count=-1):
             first_bad = i
         i = find_start(buf, n, unit, function, byte_count, i + 1)
     if first_bad >= 0:
-        return first_bad, 0
+        return first_bad, CHECK_FAILED
     return n, 5
 
 

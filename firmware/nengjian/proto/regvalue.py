@@ -8,6 +8,8 @@ same rule applies to the four words.
 
 import struct
 
+from nengjian.proto.errors import FrameError
+
 SIZES = {"u16": 2, "s16": 2, "u32": 4, "s32": 4, "f32": 4, "u64": 8, "s64": 8, "f64": 8}
 _FORMATS = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i", "f32": ">f", "u64": ">Q", "s64": ">q", "f64": ">d"}
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
@@ -64,12 +66,12 @@ def mantissa(v, k):
     """v * 10**k as an integer (the mantissa of a Decimal whose exponent is the point's).
 
     Integers are exact for k >= 0 and rounded half away from zero for k < 0; floats (float32 holds
-    about 7 significant digits) are rounded to the nearest integer. Raises ValueError for NaN or
-    infinity: a meter that sends them has no reading to give.
+    about 7 significant digits) are rounded to the nearest integer. Raises FrameError (a ValueError)
+    for NaN or infinity: a meter that sends them has no reading to give, as with a frame not to trust.
     """
     if isinstance(v, float):
         if v != v or v - v != 0.0:
-            raise ValueError("meter sent a non-finite float")
+            raise FrameError("meter sent a non-finite float")
         return int(round(v * 10 ** k))
     if k >= 0:
         return v * 10 ** k

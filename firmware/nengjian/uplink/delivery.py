@@ -31,7 +31,7 @@ import os
 from nengjian.core import log, records, timeutil
 from nengjian.core.compat import ticks_diff, ticks_ms
 from nengjian.net import http
-from nengjian.uplink import ndrc
+from nengjian.uplink.result import OK, OUT_OF_MEMORY, REJECTED, RETRY, Result
 
 BACKOFF_MIN_MS = 2000
 BACKOFF_MAX_MS = 300000
@@ -156,20 +156,20 @@ class Destination:
 
     # ---- one exchange
     async def _send(self, batch):
-        """Upload; returns the ndrc Result (transport failures become RETRY)."""
+        """Upload; returns the profile's Result (transport failures become RETRY)."""
         try:
             result = await self.profile.ensure_session()
             if result is None:
                 result = await self.profile.upload(batch, timeutil.now())
         except http.HttpError as e:
-            result = ndrc.Result(ndrc.RETRY, str(e))
+            result = Result(RETRY, str(e))
             if e.timeout:
                 self._shrink("timeout")
             self._unclear_run = 0
             return result
-        if result.kind == ndrc.RETRY:
+        if result.kind == RETRY or result.kind == OUT_OF_MEMORY:
             self._unclear_run += 1
-            if self._unclear_run >= SHRINK_AFTER and not _oom(result):
+            if self._unclear_run >= SHRINK_AFTER and result.kind == RETRY:
                 self._unclear_run = 0
                 self._shrink("refused repeatedly")
         else:
@@ -179,7 +179,7 @@ class Destination:
     def _out_of_memory(self, result):
         """A batch too large for the heap right now: a local condition, not the platform's, so it is
         retried at once with half the batch (backing off only when a single record does not fit)."""
-        if not _oom(result) or self.size <= 1:
+        if result.kind != OUT_OF_MEMORY or self.size <= 1:
             return False
         self._shrink("out of memory")
         gc.collect()
@@ -265,12 +265,12 @@ class Destination:
             await self._idle(IDLE_MS)
             return
         result = await self._send(batch)
-        if result.kind == ndrc.OK:
+        if result.kind == OK:
             self.store.ack(self.name, last)
             self._passed(last)
             self._on_ok(len(batch))
             log.info("uplink", "%s: %d value(s) accepted, up to record %d" % (self.name, len(batch), last))
-        elif result.kind == ndrc.REJECTED:
+        elif result.kind == REJECTED:
             self._on_rejected(batch, result)
         else:
             batch = None
@@ -280,7 +280,7 @@ class Destination:
     async def _send_fresh(self, fresh):
         """Send fresh values ahead of the back-fill; True if the round may go on to the back-fill."""
         result = await self._send(fresh)
-        if result.kind == ndrc.OK:
+        if result.kind == OK:
             for seq, _rec in fresh:
                 self._ahead.add(seq)
             top = fresh[-1][0]
@@ -290,14 +290,9 @@ class Destination:
             log.info("uplink", "%s: %d fresh value(s) accepted ahead of the back-fill (cursor %d)" % (
                 self.name, len(fresh), self.store.cursor(self.name)))
             return True
-        if result.kind == ndrc.REJECTED:
+        if result.kind == REJECTED:
             self._on_rejected(fresh, result)
             return False
         if not self._out_of_memory(result):
             await self._on_retry(result)
         return False
-
-
-def _oom(result):
-    # The profile turns a MemoryError while encoding into RETRY "out of memory ..." (see ndrc.upload).
-    return "out of memory" in result.reason

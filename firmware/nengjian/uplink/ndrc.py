@@ -7,9 +7,11 @@ Profile interface (what nengjian.uplink.delivery uses; another profile would off
   await profile.upload(batch, now)    Result for records [(seq, VALUE record)]; now = UTC seconds
   profile.encode(batch, now)          the upload body (a bytearray) exactly as upload sends it
   profile.status()                    a small dict for the console (security, deviceId, versions, ...)
-Result.kind: OK (the platform acknowledged the batch), REJECTED (Result.rejected lists (index, reason)
-of records refused for good; nothing else of the batch was taken, resend the rest) or RETRY (anything
-else; Result.reason says why, quoting the platform's body when the answer was not understood).
+Result (nengjian.uplink.result, its names importable from here too).kind: OK (the platform
+acknowledged the batch), REJECTED (Result.rejected lists (index, reason) of records refused for good;
+nothing else of the batch was taken, resend the rest), RETRY (anything else; Result.reason says why,
+quoting the platform's body when the answer was not understood) or OUT_OF_MEMORY (upload only: a
+MemoryError while the batch was encoded or sent).
 http.HttpError may escape both coroutines: a transport failure, retryable (its `timeout` flag is kept
 for the batch-size logic). `build(...)` makes the profile a destination names.
 
@@ -19,8 +21,10 @@ uploadTime, secretKey (SM4 variants), tokenURL (token variant). Then the version
 kept from before a reboot is still known (an "unknown deviceId" answer registers again); a version
 change is a ledger event (the platform's data-item dictionary may have moved); any other failure of
 the check is logged and does not hold the data back. Data go to centerDataURL. The session is kept in
-`session-NAME.json` on the data volume, so a reboot does not register again; an answer saying the
-deviceId is unknown or does not match drops it and registers anew.
+`session-NAME.json` on the data volume (nengjian.core.statefile, no version: the plain JSON dict that
+firmware before statefile wrote and reads), so a reboot does not register again; a session that
+cannot be written is an event and serves until the next restart. An answer saying the deviceId is
+unknown or does not match drops it and registers anew.
 
 Security (`security` in the destination):
 - "plain"          JSON over HTTP(S). HTTPS always verifies the platform (see tlsctx).
@@ -46,15 +50,11 @@ is RETRY with the reason and the body logged.
 """
 
 import json
-import os
 from binascii import hexlify
 
-from nengjian.core import log, records, timeutil
+from nengjian.core import log, records, statefile, timeutil
 from nengjian.net import http
-
-OK = 0
-REJECTED = 1
-RETRY = 2
+from nengjian.uplink.result import OK, OUT_OF_MEMORY, REJECTED, RETRY, Result  # noqa: F401  (callers' names)
 
 PLAIN = "plain"
 MTLS = "mtls"
@@ -65,15 +65,6 @@ CONTENT_TYPE = "application/json;charset=UTF-8"
 BODY_BUF = 2048  # bytes kept per destination: the upload body streams through it (7 plain, 3 SM4 records)
 TOKEN_MARGIN_S = 60  # renew a token this long before the platform says it runs out
 BODY_SHOWN = 200  # bytes of an answer quoted in a reason
-
-
-class Result:
-    __slots__ = ("kind", "reason", "rejected")
-
-    def __init__(self, kind, reason="", rejected=None):
-        self.kind = kind
-        self.reason = reason
-        self.rejected = rejected or []  # (index in batch, reason)
 
 
 class Stop(Exception):
@@ -128,11 +119,7 @@ class NdrcJson:
 
     # ---- session state on flash
     def _load(self):
-        try:
-            with open(self._state_path) as f:
-                s = json.load(f)
-        except (OSError, ValueError):
-            return None
+        s = statefile.load(self._state_path, None)
         if not isinstance(s, dict):
             return None
         if (s.get("enterpriseCode") != self.enterprise["code"] or s.get("registerURL") != self.url
@@ -145,20 +132,20 @@ class NdrcJson:
         return s
 
     def _save(self):
-        tmp = self._state_path + ".new"
-        with open(tmp, "w") as f:
-            json.dump(self.session, f)
-        os.rename(tmp, self._state_path)
+        # No version: the file stays the bare dict that firmware before statefile reads (a rollback).
+        statefile.save(self._state_path, self.session, None, self._not_saved)
+
+    def _not_saved(self, why):
+        # Flash full or failing: the session in RAM still serves; only a restart registers again.
+        self._event("uplink", "%s: session not saved (%s): it serves until a restart, which registers again"
+                    % (self.name, why))
 
     def forget_session(self):
         self.session = None
         self._checked = False
         self._token = None
         self._cipher = None
-        try:
-            os.remove(self._state_path)
-        except OSError:
-            pass
+        statefile.remove(self._state_path)  # with any NAME.new, which load would take up again
 
     def status(self):
         s = self.session or {}
@@ -452,8 +439,9 @@ class NdrcJson:
         except Stop as s:
             return s.args[0]
         except MemoryError:
-            # Retried like any failure; delivery halves the batch after repeated ones.
-            return Result(RETRY, "out of memory sending %d record(s) (heap free %d)" % (len(batch), _mem_free()))
+            # Delivery retries at once with half the batch (a local condition, not the platform's).
+            return Result(OUT_OF_MEMORY, "out of memory sending %d record(s) (heap free %d)"
+                          % (len(batch), _mem_free()))
 
     def _judge(self, status, data, n):
         ans = _parse(data)

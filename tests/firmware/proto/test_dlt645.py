@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
 from nengjian.proto import dlt645 as d
+from nengjian.proto import errors
 from nengjian_host.sim.meters import Dlt645Meter, close_pty, open_pty, start
 from nengjian_host.sim.meters.dlt645_meter import ITEMS_1997, ITEMS_2007, addr_to_wire, make_frame
 
@@ -131,7 +132,7 @@ def test_error_reply_decoded(code, names):
     assert e.value.code == code
     assert e.value.names == names
     assert e.value.control == 0xD1
-    assert not isinstance(e.value, ValueError)
+    assert isinstance(e.value, errors.MeterRefused) and not isinstance(e.value, errors.FrameError)
 
 
 def test_error_reply_without_byte_is_a_frame_error():

@@ -100,7 +100,7 @@ class Measured(ndrc.NdrcJson):
             if a > heap["peak"]:
                 heap["peak"] = a
         if P["oom_above"] and len(batch) > P["oom_above"]:
-            return ndrc.Result(ndrc.RETRY, "out of memory encoding %d record(s)" % len(batch))
+            return ndrc.Result(ndrc.OUT_OF_MEMORY, "heap too small for %d record(s)" % len(batch))
         r = await ndrc.NdrcJson.upload(self, batch, now)
         if r.kind == ndrc.OK:
             t = time.ticks_ms()

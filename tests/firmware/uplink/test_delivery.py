@@ -128,3 +128,50 @@ def test_backoff_is_exponential_jittered_and_capped():
     assert [w[0] for w in waits] == [100, 200, 400, 800, 1600, 1600, 1600, 1600]
     for base, lo, hi in waits:
         assert base // 2 <= lo and hi <= base and hi - lo > base // 4  # spread within [b/2, b]
+
+
+KINDS = """
+import asyncio, json
+from nengjian.uplink import delivery
+from nengjian.uplink.result import OUT_OF_MEMORY, RETRY, Result
+class Prof:
+    name = "x"
+    def __init__(self, results):
+        self.results = results
+        self.sizes = []
+    async def ensure_session(self):
+        return None
+    async def upload(self, batch, now):
+        self.sizes.append(len(batch))
+        return self.results.pop(0)
+class Store:
+    durable_seq = 100
+    def read(self, name, limit, kinds):
+        return [(i, None) for i in range(1, limit + 1)], limit
+    def cursor(self, name):
+        return 0
+    def backlog(self, name):
+        return 100
+def run(size, results):
+    p = Prof(results)
+    d = delivery.Destination(p, Store(), size, lambda k, t: None, backoff_min_ms=10, backoff_max_ms=20)
+    async def go():
+        for _ in range(len(results)):
+            await d._round()
+    asyncio.run(go())
+    return {"sizes": p.sizes, "size": d.size, "failures": d.stats["failures"], "failing": d.failing}
+print("RESULT " + json.dumps({
+    # the platform's words say "out of memory": still the platform's refusal, backed off from
+    "platform_text": run(10, [Result(RETRY, "HTTP 500, responseCode 9: server out of memory")]),
+    # the profile says OUT_OF_MEMORY, whatever its text: halved, retried at once, no back-off
+    "oom": run(10, [Result(OUT_OF_MEMORY, "heap"), Result(OUT_OF_MEMORY, "")]),
+    "oom_single": run(1, [Result(OUT_OF_MEMORY, "heap")]),
+}))
+"""
+
+
+def test_out_of_memory_is_told_by_the_result_kind_not_its_text():
+    r = H.result(run_mpy(KINDS).stdout)
+    assert r["platform_text"] == {"sizes": [10], "size": 10, "failures": 1, "failing": True}
+    assert r["oom"] == {"sizes": [10, 5], "size": 2, "failures": 0, "failing": False}
+    assert r["oom_single"] == {"sizes": [1], "size": 1, "failures": 1, "failing": True}  # nothing left to halve

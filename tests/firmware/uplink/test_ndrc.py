@@ -216,6 +216,61 @@ def test_session_file_of_another_enterprise_url_or_security_is_not_reused(tmp_pa
     assert ndrc.NdrcJson(dest("http://p/api/register"), ENT, str(tmp_path)).session is None
 
 
+def test_session_file_stays_the_bare_dict_older_firmware_reads(tmp_path, monkeypatch):
+    """Written through nengjian.core.statefile without a version: the JSON dict alone (no "v"), which
+    firmware before statefile (a rolled-back gateway) loads with json.load."""
+    scripted(monkeypatch, [REG, VER, ok()])
+    p = fresh(tmp_path)
+    assert run_round(p).kind == ndrc.OK
+    saved = json.loads((tmp_path / "session-city.json").read_text())
+    assert saved == p.session and "v" not in saved
+    assert not (tmp_path / "session-city.json.new").exists()
+
+
+def test_session_cut_before_its_rename_is_taken_up(tmp_path):
+    """A power cut between writing session-NAME.json.new and the rename, on the first registration:
+    the whole .new is the session (statefile's rule), so no second registration."""
+    seeded(tmp_path)
+    (tmp_path / "session-city.json").rename(tmp_path / "session-city.json.new")
+    p = ndrc.NdrcJson(dest("http://p/api/register"), ENT, str(tmp_path))
+    assert p.session is not None and p.session["deviceId"] == DEVICE
+    assert (tmp_path / "session-city.json").exists() and not (tmp_path / "session-city.json.new").exists()
+
+
+def test_forgetting_a_session_removes_a_leftover_new_file_too(tmp_path):
+    p = seeded(tmp_path)
+    (tmp_path / "session-city.json.new").write_text((tmp_path / "session-city.json").read_text())
+    p.forget_session()
+    assert not (tmp_path / "session-city.json").exists() and not (tmp_path / "session-city.json.new").exists()
+    assert ndrc.NdrcJson(dest("http://p/api/register"), ENT, str(tmp_path)).session is None
+
+
+def test_a_session_that_cannot_be_saved_still_serves_and_is_an_event(tmp_path, monkeypatch):
+    """Flash full or failing at registration: the upload goes on with the session in RAM (it was an
+    OSError out of the round, a failed round and a back-off); the ledger says a restart registers again."""
+    events = []
+    h = scripted(monkeypatch, [REG, VER, ok()])
+    p = ndrc.NdrcJson(dest("http://p/api/register"), ENT, str(tmp_path / "no-such-dir"),
+                      event=lambda k, t: events.append((k, t)))
+    assert run_round(p).kind == ndrc.OK
+    assert [c[0] for c in h.calls] == ["register", "dicVersion", "data"]
+    assert [k for k, _ in events] == ["uplink", "uplink"]  # the registration's save, the version check's
+    assert all("session not saved" in t and "registers again" in t for _, t in events)
+
+
+def test_memory_error_while_encoding_is_out_of_memory(tmp_path, monkeypatch):
+    p = seeded(tmp_path)
+    p._checked = True
+    scripted(monkeypatch, [ok()])
+
+    def no_heap(batch, now):
+        raise MemoryError()
+
+    monkeypatch.setattr(p, "_size", no_heap)
+    r = run_round(p, 3)
+    assert r.kind == ndrc.OUT_OF_MEMORY and "3 record(s)" in r.reason
+
+
 HTML = (200, b"<html><body>Service temporarily unavailable</body></html>")
 
 
