@@ -205,7 +205,7 @@ def main():
 
 def _batch(n):
     from nengjian.core import records
-    from nengjian.store.cbor import Decimal
+    from nengjian.core.decimal import Decimal
 
     t0 = 1633622400  # 2021-10-07 16:00 UTC, a period start
     return [(i + 1, [records.VALUE, t0 + 900 * i, "00-00-0000-023300-11", records.REALTIME, t0 + 900 * i,

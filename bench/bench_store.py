@@ -34,7 +34,7 @@ import time
 import vfs
 from nengjian.core import records as R
 from nengjian.store.blockdev import FileBlockDevice, RAMBlockDevice
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.store.store import Store
 
 T0 = 1760000700

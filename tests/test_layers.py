@@ -27,6 +27,10 @@ FORBIDDEN = [
      "the uplink knows nothing of RS-485"),
     ("nengjian.net", ("nengjian.bus", "nengjian.meters", "nengjian.proto", "nengjian.store", "nengjian.uplink"),
      "links carry bytes for the uplink; they know nothing above them"),
+    ("nengjian.meters", ("nengjian.store", "nengjian.uplink", "nengjian.net", "nengjian.values"),
+     "meters hand readings to the app; they know nothing of storage, values or platforms"),
+    ("nengjian.values", ("nengjian.meters", "nengjian.bus", "nengjian.proto", "nengjian.store", "nengjian.uplink",
+                         "nengjian.net"), "values are computed from records, whatever meter or platform"),
     ("nengjian.core", ("nengjian.",), "core is the bottom layer: it imports no other part of the firmware"),
     ("nengjian.crypto", ("nengjian.",), "ciphers are pure functions of bytes"),
 ]

@@ -92,7 +92,7 @@ SEED = r"""
 import json, os, board
 from nengjian.core import records
 from nengjian.store.store import Store
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 P = json.loads(os.getenv("NJ_SEED"))
 store = Store(board.mount_data() + "/store", P["dests"], segment_bytes=P["segment_kb"] * 1024,
               segments=P["segments"], flush_records=64)

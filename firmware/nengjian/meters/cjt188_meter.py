@@ -11,10 +11,10 @@ L/h <-> m3/h); a unit of another family is a typed error, never a silent mix-up.
 DI byte order: profile `di_order` low_first (default, SPEC) or high_first (CJ/T 188-2004 meters).
 """
 
+from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
 from nengjian.proto import cjt188, dlt645
 from nengjian.proto.framefinder import FrameFinder
-from nengjian.store.cbor import Decimal
 
 METER_TYPES = {
     "cold_water": cjt188.T_COLD_WATER,

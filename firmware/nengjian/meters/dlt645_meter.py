@@ -14,10 +14,10 @@ address and DI mismatches raise the codec's FrameError subclasses. 1997 meters: 
 Preamble: FE bytes before each request (profile `preamble`, site meter `preamble`, default 4).
 """
 
+from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
 from nengjian.proto import dlt645
 from nengjian.proto.framefinder import FrameFinder
-from nengjian.store.cbor import Decimal
 
 MAX_FOLLOW_UPS = 15
 # One value buffer for every DL/T 645 meter: read() decodes it before its next await, so meters on

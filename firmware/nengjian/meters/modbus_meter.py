@@ -8,9 +8,9 @@ installer as a typed WrongUnit rather than a bare timeout.
 """
 
 from nengjian.bus.rs485 import BusTimeout
+from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
 from nengjian.proto import modbus, regvalue
-from nengjian.store.cbor import Decimal
 
 
 class ModbusMeter:

@@ -31,8 +31,8 @@ import sys
 
 from nengjian.core import log, statefile
 from nengjian.core.compat import ticks_diff, ticks_ms
+from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
-from nengjian.store.cbor import Decimal
 
 try:
     from machine import disable_irq, enable_irq

@@ -40,12 +40,7 @@ Framing (frame68): a frame starts at the first 68H (preamble and noise before it
 bytes_needed() behaves as dlt645.bytes_needed().
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
+from nengjian.core.compat import const
 from nengjian.proto import frame68
 from nengjian.proto.dlt645 import (  # noqa: F401  (re-exported: one error hierarchy)
     AddressMismatch,

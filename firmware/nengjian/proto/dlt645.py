@@ -61,12 +61,7 @@ Addresses are given as a string of up to 12 digits (zero-padded on the left; "AA
 wildcard) or as 6 wire-order bytes; pre-encode with address_bytes() once to avoid per-call work.
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
+from nengjian.core.compat import const
 from nengjian.proto import frame68
 from nengjian.proto.errors import FrameError, MeterRefused
 from nengjian.proto.frame68 import (  # noqa: F401  (re-exported: one error hierarchy)

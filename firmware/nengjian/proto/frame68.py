@@ -16,12 +16,7 @@ The codecs pass their offsets as constants; nothing here allocates beyond the (s
 (start, length) tuples, as these run in the poll loop.
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
+from nengjian.core.compat import const
 from nengjian.proto.errors import CheckError, FrameError
 
 _START = const(0x68)

@@ -3,40 +3,12 @@
 Covers what the store writes: unsigned/negative ints, text, bytes, arrays, maps, booleans, null,
 float32/float64, and tag 4 decimal fractions ([exponent, mantissa]) so meter readings stay exact
 fixed-point numbers (ESP32 floats are 32-bit and cannot hold a 7-digit reading). Decimal fractions
-decode to the `Decimal` class below; CPython's cbor2 reads them as decimal.Decimal.
+decode to nengjian.core.decimal.Decimal; CPython's cbor2 reads them as decimal.Decimal.
 """
 
 import struct
 
-
-class Decimal:
-    """mantissa * 10**exponent, exact. The firmware's representation of a metered quantity."""
-
-    __slots__ = ("mantissa", "exponent")
-
-    def __init__(self, mantissa, exponent):
-        self.mantissa = mantissa
-        self.exponent = exponent
-
-    def __eq__(self, other):
-        return (isinstance(other, Decimal) and self.mantissa == other.mantissa
-                and self.exponent == other.exponent)
-
-    def __repr__(self):
-        return "Decimal(%d, %d)" % (self.mantissa, self.exponent)
-
-    def text(self):
-        """Plain decimal text, no float on the way: '-12.05' for Decimal(-1205, -2)."""
-        m = self.mantissa
-        e = self.exponent
-        sign = "-" if m < 0 else ""
-        digits = str(-m if m < 0 else m)
-        if e >= 0:
-            return sign + digits + "0" * e
-        n = -e
-        if len(digits) <= n:
-            digits = "0" * (n - len(digits) + 1) + digits
-        return sign + digits[:-n] + "." + digits[-n:]
+from nengjian.core.decimal import Decimal  # the type of tag 4 (cbor.Decimal stays importable)
 
 
 class CBORError(ValueError):

@@ -65,7 +65,7 @@ reboots, which a scan of recent records could not give. Without a state file (fi
 """
 
 from nengjian.core import records, statefile, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 
 DAY_S = 86400
 CST = timeutil.CST_OFFSET

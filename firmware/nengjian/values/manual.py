@@ -14,7 +14,7 @@ reaches the gateway.
 """
 
 from nengjian.core import identity, records, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 
 MAX_AGE_S = 400 * 86400  # a period that ended longer ago is taken for a typo in the year
 MAX_DIGITS = 15

@@ -31,7 +31,7 @@ at 00:00; a file that cannot be read is a ledger event and the open totals start
 """
 
 from nengjian.core import identity, records, statefile, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.values.manual import parse_decimal
 
 # energy code: (kgce per base unit, base unit, name)

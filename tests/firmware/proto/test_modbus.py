@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
+from nengjian.core.decimal import Decimal
 from nengjian.meters import profile
 from nengjian.meters.modbus_meter import decode_points, to_decimal
 from nengjian.proto import errors, modbus, regvalue
 from nengjian.proto.crc import crc16
-from nengjian.store.cbor import Decimal
 from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU, ExceptionResponse
 from pymodbus.pdu.bit_message import ReadCoilsResponse, ReadDiscreteInputsResponse

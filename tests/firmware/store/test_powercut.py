@@ -37,7 +37,7 @@ import vfs
 from nengjian.core import records as R
 from nengjian.store import cbor
 from nengjian.store.blockdev import RAMBlockDevice
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.store.store import Store
 
 gc.collect()

@@ -14,14 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
 from nengjian.core import records as R
+from nengjian.core.decimal import Decimal
 from nengjian.store import cbor, store
-from nengjian.store.cbor import Decimal
 
 SCENARIOS = r'''
 import os
 from nengjian.core import records as R
 from nengjian.store import cbor
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.store.store import HEAD, TAIL, Store
 
 T0 = 1760000700  # a 15-minute boundary
@@ -523,7 +523,7 @@ def test_enospc_frees_space_and_keeps_accepting():
 import vfs
 from nengjian.core import records as R
 from nengjian.store.blockdev import RAMBlockDevice
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.store.store import Store
 dev = RAMBlockDevice(96, 512)
 vfs.VfsLfs2.mkfs(dev)
@@ -589,7 +589,7 @@ def test_dead_flash_never_raises_and_sheds_with_an_event():
     code = r'''
 from nengjian.core import records as R
 from nengjian.store.blockdev import RAMBlockDevice
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.store.store import Store
 import vfs
 dev = RAMBlockDevice(64, 1024)

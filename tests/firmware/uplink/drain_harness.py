@@ -37,7 +37,7 @@ SCRIPT = r"""
 import asyncio, gc, json, os, time
 from nengjian.core import records, timeutil
 from nengjian.store.store import Store
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.uplink import delivery, ndrc
 
 P = json.loads(os.getenv("NJ_DRAIN"))

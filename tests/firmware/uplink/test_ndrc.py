@@ -19,8 +19,8 @@ import pytest
 from mpyrun import micropython_binary, mpy_env
 from nengjian import config as fw_config
 from nengjian.core import records, timeutil
+from nengjian.core.decimal import Decimal
 from nengjian.net import tls as tlsctx
-from nengjian.store.cbor import Decimal
 from nengjian.uplink import ndrc
 from nengjian_host.common import siteconfig
 from nengjian_host.sim.gateway import demo_site
@@ -489,7 +489,7 @@ def test_pem_blocks_become_der(pki):
 DRIVER = r'''
 import asyncio, json, sys
 from nengjian.core import records, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.net import http
 from nengjian.uplink import ndrc
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from mpyrun import run_mpy
 from nengjian.core import records
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.values import alarms
 from nengjian.values.manual import cst_timestamp
 
@@ -142,7 +142,7 @@ def test_a_month_with_a_four_day_outage_on_micropython():
 import json
 from nengjian.values import alarms
 from nengjian.core import records, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 T0 = %d
 clock = [T0]
 timeutil.set_source(lambda: clock[0])

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
 from nengjian.core import records, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.values import intervals
 from nengjian.values.manual import cst_timestamp
 
@@ -522,7 +522,7 @@ MONTH_SCENARIO = r"""
 import json
 from nengjian.values import intervals
 from nengjian.core import records, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 
 JAN1 = %d
 clock = [JAN1 - 300]
@@ -612,7 +612,7 @@ REBOOT_SCENARIO = r"""
 import json, os, sys
 from nengjian.values import intervals
 from nengjian.core import records, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.store.store import Store
 
 ROOT = %r

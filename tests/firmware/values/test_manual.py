@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpyrun import run_mpy
 from nengjian.core import records, timeutil
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.values import manual
 
 COAL = "00-00-0000-010100-11"

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mpyrun import run_mpy
 from nengjian.core import records
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.values import tce
 from nengjian.values.manual import cst_timestamp
 
@@ -212,7 +212,7 @@ def test_day_total_on_micropython_equals_cpython():
 import json
 from nengjian.core import records
 from nengjian.values import tce
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 cfg = json.loads(%r)
 out = []
 t = tce.Tce(cfg, out.append, lambda k, x: None)

@@ -21,7 +21,7 @@ WRITER = r'''
 import json
 import board
 from nengjian.core import records as R
-from nengjian.store.cbor import Decimal
+from nengjian.core.decimal import Decimal
 from nengjian.store.store import Store
 
 mnt = board.mount_data()
@@ -186,7 +186,7 @@ def test_decoder_reads_a_store_written_by_cpython_firmware(tmp_path):
     """The same firmware code under CPython into a host directory: the decoder reads it too."""
     sys.path.insert(0, str(paths.FIRMWARE))
     from nengjian.core import records as R
-    from nengjian.store.cbor import Decimal as FD
+    from nengjian.core.decimal import Decimal as FD
     from nengjian.store.store import Store
 
     s = Store(str(tmp_path / "store"), ("city",), segment_bytes=1024, segments=6, fold=2, raw_segments=2,
