@@ -10,14 +10,19 @@ holding the VALUEs of one item for consecutive periods start, start+step, ...: `
 string of LEB128 zigzag differences between consecutive mantissas (the first from 0), `invalid` the
 offsets of values sent as invalid; its framing seq is the seq of its last value. A run keeps neither
 each value's seq nor its computation time. Records other than VALUEs are copied as they were.
+
+A run is closed when its deltas and invalid offsets, as encoded, pass RUN_MAX_BYTES together (an
+invalid offset costs up to 3 bytes where a delta of a steady load costs 1 or 2), which keeps it well
+inside MAX_PAYLOAD for a data code of the usual size; a run that would still not fit a record (an
+item with a very long code or scope) is written as two, halved again until each fits.
 """
 
 from nengjian.core import records, timeutil
 from nengjian.store import cbor
-from nengjian.store.ring import HEAD, TAIL, Ring, frame, ts_of
+from nengjian.store.ring import HEAD, TAIL, Ring, StoreError, frame, ts_of
 
 HISTORY = 16
-RUN_MAX_BYTES = 480  # deltas per run record, so a run always fits MAX_PAYLOAD
+RUN_MAX_BYTES = 480  # deltas and invalid offsets per run record (as encoded), so a run fits MAX_PAYLOAD
 
 _V = records.VALUE
 
@@ -124,22 +129,25 @@ class History(Ring):
                 return False
         except (cbor.CBORError, IndexError, AttributeError, TypeError):
             return False
-        # run: [start, step, last start, deltas, last mantissa, invalid offsets, count, last seq]
+        # run: [start, step, last start, deltas, last mantissa, invalid offsets, count, last seq,
+        #       bytes of the invalid offsets as encoded]
         r = runs.get(key)
         if r is not None:
             step = r[1] or (start - r[2])
-            if step <= 0 or start != r[2] + step or len(r[3]) > RUN_MAX_BYTES:
+            if step <= 0 or start != r[2] + step or len(r[3]) + r[8] > RUN_MAX_BYTES:
                 self._write_run(key, runs.pop(key))
                 r = None
             else:
                 r[1] = step
         if r is None:
-            r = [start, 0, start, bytearray(), 0, [], 0, seq]
+            r = [start, 0, start, bytearray(), 0, [], 0, seq, 0]
             runs[key] = r
         dv = mant - r[4]
         _varint(r[3], dv << 1 if dv >= 0 else ((-dv) << 1) - 1)
         if not valid:
-            r[5].append(r[6])
+            i = r[6]
+            r[5].append(i)
+            r[8] += 1 if i < 24 else 2 if i < 256 else 3  # a CBOR uint (i < 65536: a run is < 1024 values)
         r[2] = start
         r[4] = mant
         r[6] += 1
@@ -149,9 +157,53 @@ class History(Ring):
     def _write_run(self, key, r):
         b = self._runbuf
         b[:] = b""
-        frame(b, [HISTORY, r[0], key[0], key[1], r[1], key[2], key[3], key[4], bytes(r[3]), r[5]], r[7])
+        try:
+            frame(b, [HISTORY, r[0], key[0], key[1], r[1], key[2], key[3], key[4], bytes(r[3]), r[5]], r[7])
+        except StoreError:  # over MAX_PAYLOAD: never written, no reader would accept it
+            self._write_halves(key, r)
+            return
         self.f.write(b)
         self.note(self.cur, r[7], len(b), r[0])
+
+    def _write_halves(self, key, r):
+        """Write run r, too long for one record, as two runs (each halved again if need be). Both
+        carry r's seq: a run keeps only the seq of its last value."""
+        n = r[6]
+        if n < 2:  # a one-value run is no longer than its VALUE record but by the odd byte (a time
+            # under 24 and a mantissa over 2**62 in a VALUE of the full MAX_PAYLOAD): said, not kept
+            self.stats["lost"] += 1
+            self.event("loss", "history: a value of %s at %s CST does not fit a record: not kept"
+                       % (key[0][:40], when(r[0])))
+            return
+        k = n // 2
+        d = r[3]
+        pos = 0
+        cut = 0  # where value k's delta starts
+        m = 0  # mantissa of value k
+        z = 0
+        shift = 0
+        seen = 0
+        while seen <= k:
+            c = d[pos]
+            pos += 1
+            z |= (c & 0x7F) << shift
+            if c & 0x80:
+                shift += 7
+                continue
+            m += z >> 1 if not z & 1 else -((z + 1) >> 1)
+            z = 0
+            shift = 0
+            seen += 1
+            if seen == k:
+                cut = pos
+        # (the fields a run's writing does not read, last mantissa and invalid bytes, are left 0)
+        first = [r[0], r[1], r[0] + (k - 1) * r[1], d[:cut], 0, [i for i in r[5] if i < k], k, r[7], 0]
+        rest = bytearray()
+        _varint(rest, m << 1 if m >= 0 else ((-m) << 1) - 1)  # the second run's first value, from 0
+        rest.extend(d[pos:])
+        second = [r[0] + k * r[1], r[1], r[2], rest, r[4], [i - k for i in r[5] if i >= k], n - k, r[7], 0]
+        self._write_run(key, first)
+        self._write_run(key, second)
 
     def each(self, visit):
         """Call visit(seq, record) for everything in history, in the order written: folded VALUEs come

@@ -44,13 +44,16 @@ def ts_of(rx):
 
 
 def frame(buf, record, seq):
-    """Append `record` to buf, framed with seq; returns the framed length. Not checked against
-    MAX_PAYLOAD, nor shortened: for records built to fit (history runs); appends go through
-    Ring.put."""
+    """Append `record` to buf, framed with seq; returns the framed length. For records built to fit
+    (history runs; appends go through Ring.put): one over MAX_PAYLOAD, which no reader would accept,
+    is not shortened but refused with StoreError, buf as it was."""
     start = len(buf)
     buf.extend(_hdr)
     cbor.encode_into(buf, record)
     length = len(buf) - start - HEAD
+    if length > MAX_PAYLOAD:
+        buf[start:] = b""
+        raise StoreError("record of %d bytes exceeds %d" % (length, MAX_PAYLOAD))
     struct.pack_into("<BHI", buf, start, MAGIC, length, seq)
     struct.pack_into("<I", _crc, 0, crc32(memoryview(buf)[start + 1:]))
     buf.extend(_crc)
