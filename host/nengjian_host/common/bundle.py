@@ -3,7 +3,7 @@
 Owns: reading boards/<name>/board.json and partitions.csv, checking a layout, the binary partition
 table (ESP-IDF's format, written here: 32-byte entries, an MD5 entry, 0xFF up to 0xC00 bytes),
 compiling firmware modules with mpy-cross, and the littlefs image of the app filesystem (the `vfs`
-partition MicroPython mounts at /).
+partition MicroPython mounts at /); `make` writes a board's bundle as `nengjian bundle` does.
 
 What goes in the app filesystem (MicroPython mounts `vfs` at / and imports from / and /lib):
 
@@ -354,6 +354,25 @@ def write_tree(files: dict[str, bytes], root: Path) -> None:
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(p)
+
+
+def make(board_name: str, out: Path | None = None, image: Path | None = None, compile: bool = True,
+         progress=None) -> dict:
+    """`nengjian bundle`'s work: the bundle of a board written as a tree (OUT/fs) and, except for the sim
+    board unless `image` names a file, its littlefs image (default OUT/appfs.bin). Returns what was
+    written. BundleError for a board that cannot be bundled. `progress`: a rich Progress or None."""
+    board = load_board(board_name)
+    out = Path(out or "build/bundle-%s" % board.name)
+    b = collect(board, compile=compile, progress=progress)
+    write_tree(b.files, out / "fs")
+    image_path = None
+    if not board.is_sim or image:
+        image_path = Path(image) if image else out / "appfs.bin"
+        image_path.parent.mkdir(parents=True, exist_ok=True)
+        image_path.write_bytes(b.image(board.app_fs_size))
+    return {"board": board.name, "tree": str(out / "fs"), "image": str(image_path) if image_path else None,
+            "files": len(b.files), "bytes": sum(len(x) for x in b.files.values()), "compiled": len(b.compiled),
+            "kept_source": b.kept_source}
 
 
 # ---- littlefs

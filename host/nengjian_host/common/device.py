@@ -2,8 +2,10 @@
 
 Owns: turning what a crew types after `--port` into a serial device (by USB serial number or MAC,
 never by a /dev/ttyUSB number alone), the client of the firmware console protocol
-(nengjian/console/protocol.py: `#ID COMMAND` lines, `@nj {json}` answers), and the DeviceFiles methods
-(put/get/sha256) on top of it. The same code talks to a real board and to the sim board's pty.
+(nengjian/console/protocol.py: `#ID COMMAND` lines, `@nj {json}` answers), the DeviceFiles methods
+(put/get/sha256) on top of it, the raw terminal `nengjian console` opens (open_serial, terminal,
+pipe) and the bus scan's console transport. The same code talks to a real board and to the sim
+board's pty.
 
 Port specs
 ----------
@@ -394,25 +396,26 @@ HINT = ("--- nengjian console on {port}: type `help` and Enter for the gateway's
         "(readings stop!); Ctrl-D there starts the gateway again. ---")
 
 
-def cli_console(args) -> int:
-    """`nengjian console`: an interactive passthrough (pyserial's miniterm) to the gateway's console.
-    With stdin not a terminal, lines from stdin are sent and the gateway's output printed until
-    --wait seconds after the last one (scripts: `echo status | nengjian console --port ...`)."""
-    import sys
-
+def open_serial(spec: str | None, baud: int = 115200):
+    """(device path, an open pyserial port) of the gateway named by `spec`, for a terminal: DTR and
+    RTS released as Console does. PortNotFound or DeviceGone."""
     import serial
 
+    port = resolve_port(spec)
     try:
-        port = resolve_port(args.port)
-        ser = serial.serial_for_url(port, do_not_open=True, baudrate=args.baud, timeout=0.05)
+        ser = serial.serial_for_url(port, do_not_open=True, baudrate=baud, timeout=0.05)
         ser.dtr = False
         ser.rts = False
         ser.open()
-    except (PortNotFound, serial.SerialException, OSError) as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 3
-    if not sys.stdin.isatty():
-        return _pipe(ser, sys.stdin, sys.stdout, args.wait)
+    except (serial.SerialException, OSError) as e:
+        raise DeviceGone("cannot open %s: %s" % (port, e)) from None
+    return port, ser
+
+
+def terminal(ser, port: str) -> None:
+    """An interactive passthrough (pyserial's miniterm) to the console on `ser` until Ctrl-]."""
+    import sys
+
     from serial.tools import miniterm
 
     print(HINT.format(port=port), file=sys.stderr)
@@ -429,10 +432,11 @@ def cli_console(args) -> int:
     term.join()
     term.close()
     print("\n--- left the console; the gateway keeps running ---", file=sys.stderr)
-    return 0
 
 
-def _pipe(ser, src, dst, wait: float) -> int:
+def pipe(ser, src, dst, wait: float) -> None:
+    """Send each line of `src` to the console on `ser`, copy what comes back to `dst` until `wait`
+    seconds after the last line; closes `ser`. DeviceGone if the port fails."""
     import serial
 
     try:
@@ -446,11 +450,9 @@ def _pipe(ser, src, dst, wait: float) -> int:
                 dst.write(data.decode("utf-8", "replace").replace("\r\n", "\n"))
                 dst.flush()
     except (serial.SerialException, OSError) as e:
-        print("error: %s: %s" % (ser.port, e), file=__import__("sys").stderr)
-        return 3
+        raise DeviceGone("%s: %s" % (ser.port, e)) from None
     finally:
         ser.close()
-    return 0
 
 
 class ConsoleScanTransport:
@@ -506,21 +508,3 @@ class ConsoleScanTransport:
             if isinstance(item, Exception):
                 raise item
             yield item
-
-
-def cli_scan(args) -> int:
-    """`nengjian scan --console PORT`: nengjian_host.install.scan through the gateway's console; without
-    --console, scan's own transports (--sim-bus)."""
-    import sys
-
-    from nengjian_host.install import scan
-
-    transport = None
-    if args.console:
-        try:
-            transport = ConsoleScanTransport(resolve_port(args.console), baud=args.baud,
-                                             timeout=args.console_timeout)
-        except PortNotFound as e:
-            print("error: %s" % e, file=sys.stderr)
-            return 3
-    return scan.cli(args, transport)

@@ -568,3 +568,38 @@ def parse_when(text: str | None) -> int | None:
     if t.tzinfo is None:
         t = t.replace(tzinfo=CST)
     return int(t.timestamp())
+
+
+def report(source: str | Path, since: str | None = None, until: str | None = None, period_s: int | None = None,
+           gateway: str | None = None, html_path: str | Path | None = None, png_dir: str | Path | None = None,
+           title: str = "Maintenance ledger", progress=None) -> dict:
+    """`nengjian ledger`'s work: load the records of `source`, build the ledger for --from/--to
+    (`since`/`until` as parse_when reads them), write the HTML report and the PNG plots where asked.
+    Returns the ledger (public() of it is the --json output). LedgerError for bad input, OSError when
+    a file cannot be read or written. `progress`: a rich Progress (output.progress) or None."""
+    led = build(load(source), parse_when(since), parse_when(until), period_s,
+                gateway={"source": str(source), "gateway": gateway})
+    images = {}
+    if html_path or png_dir:
+        task = progress.add_task("plots", total=None) if progress else None
+        images = plots(led)
+        if progress:
+            progress.update(task, completed=1, total=1)
+    if png_dir:
+        d = Path(png_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, png in images.items():
+            (d / name).write_bytes(png)
+    if html_path:
+        Path(html_path).write_text(to_html(led, images, title), encoding="utf-8")
+    return led
+
+
+def summary_line(led: dict) -> str:
+    """The ledger in one line, for a person."""
+    s = led["summary"]
+    return ("ledger %s .. %s (CST): %d fault(s) (%d open), %d link outage(s), %d gap(s) (%d >= 24 h, %d >= 3 days "
+            "to report), %d visit(s)%s, %d data-loss event(s)" % (
+                led["period"]["from"], led["period"]["to"], s["faults"], s["faults_open"], s["link_outages"],
+                s["gaps"], s["gaps_over_24h"], s["gaps_to_report"], s["visits"],
+                " (inspection overdue)" if s["inspection_overdue"] else "", s["data_loss_events"]))

@@ -363,51 +363,27 @@ def pull_dump(dump: Path, out: Path, decode: bool = True, gateway: str | None = 
     return _finish(part, out, gid, manifest, decode)
 
 
+def pull_gateway(port_spec: str | None, out: Path, baud: int = 115200, timeout: float = 20.0, decode: bool = True,
+                 progress: bool = False) -> Path:
+    """pull_console() from the gateway `port_spec` names (device.resolve_port); the new pull directory.
+    PortNotFound when there is no such gateway, DeviceGone when it goes away (what was verified so far
+    is kept for the next attempt), DeviceError when it refuses."""
+    from nengjian_host.common.device import resolve_port
 
-def cli_pull(args) -> int:
-    """`nengjian pull`: 0 done, 2 bad input (a dump that is not one), 3 gateway unreachable or gone."""
-    import sys
-
-    from nengjian_host.common.device import PortNotFound, resolve_port
-
-    out = Path(args.out)
-    try:
-        if args.dump:
-            final = pull_dump(Path(args.dump), out, decode=not args.no_decode, gateway=args.gateway)
-        else:
-            port = resolve_port(args.port)
-            with Console(port, baud=args.baud, timeout=args.timeout) as con:
-                final = pull_console(con, out, progress=not args.json and sys.stderr.isatty(),
-                                     decode=not args.no_decode)
-    except PortNotFound as e:
-        return _pull_fail(args, 3, str(e))
-    except DeviceGone as e:
-        return _pull_fail(args, 3, "%s\nnothing was written to %s; what was copied so far is kept in %s/.partial-*: "
-                                   "run the same command again to resume" % (e, out, out))
-    except DeviceError as e:
-        return _pull_fail(args, 1, "the gateway refused: %s" % e)
-    except (PullError, OSError) as e:
-        return _pull_fail(args, 2, str(e))
-    manifest = json.loads((final / "manifest.json").read_text())
-    if args.json:
-        print(json.dumps({"ok": True, "dir": str(final), **manifest}))
-    else:
-        dec = manifest.get("decoded") or {}
-        print("pulled %d file(s) (%d bytes, each checked by sha256) from %s into %s" % (
-            len(manifest["files"]), sum(f["size"] for f in manifest["files"]), manifest["source"], final))
-        if dec.get("ok"):
-            print("decoded %d record(s): %s -> records.json, records.csv, cursors.json" % (
-                dec["records"], ", ".join("%s %d" % kv for kv in sorted(dec["kinds"].items()))))
-        elif dec:
-            print("not decoded: %s" % dec.get("reason"))
-    return 0
+    port = resolve_port(port_spec)
+    with Console(port, baud=baud, timeout=timeout) as con:
+        return pull_console(con, Path(out), progress=progress, decode=decode)
 
 
-def _pull_fail(args, code: int, message: str) -> int:
-    import sys
-
-    if args.json:
-        print(json.dumps({"ok": False, "error": message, "exit_code": code}))
-    else:
-        print("error: " + message, file=sys.stderr)
-    return code
+def summary(final: Path) -> tuple[dict, list[str]]:
+    """(the manifest of a finished pull, what it holds in lines for a person)."""
+    manifest = json.loads((Path(final) / "manifest.json").read_text())
+    dec = manifest.get("decoded") or {}
+    lines = ["pulled %d file(s) (%d bytes, each checked by sha256) from %s into %s" % (
+        len(manifest["files"]), sum(f["size"] for f in manifest["files"]), manifest["source"], final)]
+    if dec.get("ok"):
+        lines.append("decoded %d record(s): %s -> records.json, records.csv, cursors.json" % (
+            dec["records"], ", ".join("%s %d" % kv for kv in sorted(dec["kinds"].items()))))
+    elif dec:
+        lines.append("not decoded: %s" % dec.get("reason"))
+    return manifest, lines

@@ -1,7 +1,8 @@
 """`nengjian status`: a connected gateway's state, as the console's `status` answer says it, for a
 person (rich tables) or a script (JSON).
 
-Owns: the human rendering only; the numbers come from nengjian/console/protocol.py on the gateway.
+Owns: asking the gateway (fetch) and the human rendering; the numbers come from
+nengjian/console/protocol.py on the gateway.
 """
 
 from __future__ import annotations
@@ -156,30 +157,19 @@ def modem_table(link: str, d: dict):
     return t
 
 
-def cli_status(args) -> int:
-    """`nengjian status`: 0 shown, 1 alarms with --check, 3 gateway unreachable."""
-    import json
-    import sys
+def fetch(port_spec: str | None, baud: int = 115200, timeout: float = 10.0, events: int = 0) -> tuple[str, dict]:
+    """(device path, the gateway's status answer) of the gateway `port_spec` names (device.resolve_port);
+    with events, the answer carries "events": the last N ledger events. PortNotFound or DeviceGone when
+    the gateway is not reachable, DeviceError when it answers with an error."""
+    from nengjian_host.common.device import Console, resolve_port
 
-    from nengjian_host.common.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
+    port = resolve_port(port_spec)
+    with Console(port, baud=baud, timeout=timeout) as con:
+        st = con.status()
+        if events:
+            st["events"] = con.events(events)
+    return port, st
 
-    try:
-        port = resolve_port(args.port)
-        with Console(port, baud=args.baud, timeout=args.timeout) as con:
-            st = con.status()
-            events = con.events(args.events) if args.events else None
-    except (PortNotFound, DeviceGone) as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 3
-    except DeviceError as e:
-        print("error: the gateway answered: %s" % e, file=sys.stderr)
-        return 1
-    if events is not None:
-        st["events"] = events
-    if args.json:
-        print(json.dumps(st))
-    else:
-        render(st, port)
-        for ev in events or ():
-            print("  %s  %-8s %s" % (when(ev.get("ts")), ev.get("kind"), ev.get("text")))
-    return 1 if args.check and st.get("alarms") else 0
+
+def event_line(ev: dict) -> str:
+    return "  %s  %-8s %s" % (when(ev.get("ts")), ev.get("kind"), ev.get("text"))

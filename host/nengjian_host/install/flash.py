@@ -4,8 +4,10 @@ Owns: checking a MicroPython firmware .bin against a board (chip, flash size in 
 size, MicroPython version) before anything touches the device; merging the bootloader, our
 partition table, the MicroPython app and the app filesystem image with `esptool merge-bin`;
 checking the device itself (chip, MAC, detected flash size, its current partition table); keeping
-what was on it before; writing and verifying with esptool; the firmware cache; and the developer's
-incremental path (copy changed files only, by sha256, through any DeviceFiles).
+what was on it before; writing and verifying with esptool, also the credentials partition a
+provisioned gateway gets (nj_keys.bin); the offline image of a production station; the firmware
+cache; and the developer's incremental path (copy changed files only, by sha256, through any
+DeviceFiles).
 
 What is written, and what is never touched
 ------------------------------------------
@@ -39,15 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nengjian_host.common import bundle as bundle_mod
-from nengjian_host.common.devicefiles import DeviceFiles, hashes
+from nengjian_host.common.devicefiles import DeviceFiles, DirDevice, MpremoteDevice, hashes
+from nengjian_host.common.output import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 
-EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 APP_DESC_MAGIC = b"\x32\x54\xcd\xab"
 PT_OFFSET = 0x8000
 APP_OFFSET = 0x10000
 
 
 class FlashError(Exception):
+    """Flashing failed; `exit_code` is the command's exit code for it (common/output.py)."""
+
     exit_code = EXIT_FAILED
 
 
@@ -275,6 +279,26 @@ def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: P
     return Image(board.name, board.chip, fw.base, merged_bin, merged_hex, regions, manifest)
 
 
+def build_offline(board: bundle_mod.Board, fw_path: Path, out: Path, set_flash_size: bool = False,
+                  extra_files: dict[str, bytes] | None = None, compile: bool = True) -> tuple[Image, list[str]]:
+    """The production station's path: check the firmware, build the merged image into `out`, write
+    nothing to a device. (the image, warnings); Mismatch if firmware and board do not belong together."""
+    fw = inspect_firmware(fw_path)
+    warnings = check_firmware(fw, board, set_flash_size)
+    files = bundle_mod.collect(board, compile=compile, extra=extra_files).files
+    img = build_image(board, fw, bundle_mod.make_lfs_image(files, board.app_fs_size), out, set_flash_size)
+    return img, warnings
+
+
+def provisioned(pdir: Path) -> tuple[dict[str, bytes], Path | None]:
+    """What `nengjian provision --out DIR` staged for one gateway: (DIR/config/* as app filesystem
+    files, DIR/nj_keys.bin or None)."""
+    pdir = Path(pdir)
+    extra = {p.relative_to(pdir).as_posix(): p.read_bytes() for p in (pdir / "config").rglob("*") if p.is_file()}
+    keys = pdir / "nj_keys.bin"
+    return extra, keys if keys.exists() else None
+
+
 # ---- the device
 @dataclass
 class Connection:
@@ -320,6 +344,20 @@ def detect(conn: Connection) -> DeviceInfo:
                       bundle_mod.size_text_to_bytes(st) if st else None)
 
 
+def write_keys(conn: Connection, offset: str, keys: bytes | Path) -> None:
+    """Write the credentials NVS image (nj_keys.bin, or its bytes) at the nj_keys partition and verify."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(keys, bytes):
+            f = Path(tmp) / "nj_keys.bin"
+            f.write_bytes(keys)
+        else:
+            f = Path(keys)
+        _device_call(conn.args() + ["write-flash", offset, str(f)], "writing nj_keys")
+        _device_call(conn.args() + ["verify-flash", offset, str(f)], "verifying nj_keys")
+
+
 def read_flash(conn: Connection, offset: int, size: int, dest: Path) -> bytes:
     _device_call(conn.args() + ["read-flash", hex(offset), hex(size), str(dest)], "reading flash at %#x" % offset)
     return dest.read_bytes()
@@ -347,8 +385,10 @@ def carried_config(vfs_image: bytes) -> dict[str, bytes]:
 
 def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: str = "full",
           fresh_config: bool = False, allow_layout_change: bool = False, set_flash_size: bool = False,
-          expect_mac: str | None = None, extra_files: dict[str, bytes] | None = None, step=None) -> dict:
-    """Check, back up, build, write and verify. Returns a record of what was done (also saved in the cache)."""
+          expect_mac: str | None = None, extra_files: dict[str, bytes] | None = None, keys_bin: Path | None = None,
+          step=None) -> dict:
+    """Check, back up, build, write and verify; then the credentials `keys_bin` (from `nengjian provision
+    --out`), if given. Returns a record of what was done (also saved in the cache)."""
     step = step or (lambda name, **kw: None)
     step("check firmware")
     fw = inspect_firmware(fw_path)
@@ -407,6 +447,11 @@ def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: s
               "record": str(record_dir), "image": image.manifest, "backup": saved, "backup_mode": backup,
               "config_carried": sorted(config), "warnings": warnings, "verified": True}
     (record_dir / "record.json").write_text(json.dumps(record, indent=1))
+    if keys_bin:
+        step("write credentials")
+        off = board.spec["keys"]["offset"]
+        write_keys(conn, off, Path(keys_bin))
+        record["credentials"] = "nj_keys written at %s" % off
     return record
 
 
@@ -433,6 +478,13 @@ def restore(conn: Connection, record_dir: Path) -> dict:
 
 
 # ---- developer path
+def sync_to(board: bundle_mod.Board, target: str, compile: bool = True, step=None) -> dict:
+    """sync() the board's bundle to `target`: a sim gateway directory, or a port mpremote reaches."""
+    path = Path(target)
+    device = DirDevice(path) if path.is_dir() else MpremoteDevice(target)
+    return sync(device, bundle_mod.collect(board, compile=compile).files, step=step)
+
+
 def sync(device: DeviceFiles, files: dict[str, bytes], skip_prefixes: tuple[str, ...] = ("config/",),
          step=None) -> dict:
     """Copy to `device` only the files whose sha256 differs (each put is tmp + rename)."""

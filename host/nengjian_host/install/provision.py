@@ -4,7 +4,8 @@ Owns: checking a gateway's inputs before anything is written (the enterprise's u
 credit code, every data-item mapping, the board), the gateway's EC P-256 key pair and a CSR with the
 enterprise code and gateway id in its subject (or a platform-issued certificate checked against the
 key), the credentials NVS partition image (esp-idf-nvs-partition-gen) or credential files for the
-sim, writing everything to a device through DeviceFiles, and the SQLite inventory of gateways.
+sim, writing everything to a device through DeviceFiles, and the SQLite inventory of gateways;
+for `nengjian provision`, a batch of gateways with one outcome (and exit code) per row.
 
 What goes where
 ---------------
@@ -41,7 +42,9 @@ from pathlib import Path
 
 from nengjian_host.common import bundle as bundle_mod
 from nengjian_host.common import paths, siteconfig
-from nengjian_host.common.devicefiles import DeviceFiles, DeviceUnreachable
+from nengjian_host.common.devicefiles import DeviceFiles, DeviceUnreachable, DirDevice, MpremoteDevice
+from nengjian_host.common.output import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from nengjian_host.install import flash
 
 fw_identity = siteconfig.fw_identity  # the firmware's own check (firmware/nengjian/core/identity.py)
 
@@ -144,6 +147,15 @@ def ota_key_problem(data: bytes) -> str | None:
             or doc.get("e") != 65537 or "d" in doc:
         return "not a vendor public key (%s with n and e = 65537, as `nengjian ota keygen` writes)" % ota.ALG
     return None
+
+
+def gateway_from(config: Path, serial: str, mac: str, board: str, gateway: str = "", cert: str | None = None,
+                 ca: str | None = None, ota_key: str | None = None) -> Gateway:
+    """One gateway named on the command line (file names relative to the working directory)."""
+    here = Path(".")
+    return Gateway(serial=serial, mac=mac, board=board, config=_read_json(Path(config), "--config"),
+                   gateway=gateway or "", cert_pem=_read_opt(here, cert, "--cert"), ca_pem=_read_opt(here, ca, "--ca"),
+                   ota_key=_read_opt(here, ota_key, "--ota-key"))
 
 
 def read_csv(path: Path, base: Path | None = None) -> tuple[list[Gateway], list[str]]:
@@ -500,3 +512,82 @@ def provision(gw: Gateway, device: DeviceFiles, inventory: Inventory, keystore: 
         keystore.forget(gw.gateway)
     res.ok = True
     return res
+
+
+# ---- many gateways (`nengjian provision`)
+def target_for(gw: Gateway, port: str | None = None, no_reset: bool = False, sim_dir: str | None = None,
+               out: str | None = None, batch: bool = False):
+    """(where `gw`'s files go, how its credentials image is written or None): a gateway on USB at
+    `port` (credentials with esptool, files with mpremote), a sim gateway directory (the row's target,
+    or `sim_dir`), else a staging directory for `nengjian flash --provisioned`: `out` itself for one
+    gateway, OUT/SERIAL for each of a batch (default build/provisioned/SERIAL)."""
+    target = getattr(gw, "target", "") or ""
+    if port:
+        board = bundle_mod.load_board(gw.board)
+        conn = flash.Connection(port, board.chip, reset=not no_reset)
+        off = board.spec["keys"]["offset"] if board.spec.get("keys") else None
+        return MpremoteDevice(port), (lambda data: flash.write_keys(conn, off, data))
+    if sim_dir or target:
+        return DirDevice(Path(target or sim_dir)), None
+    base = Path(out or "build/provisioned")
+    return DirDevice(base / gw.serial if (batch or not out) else base), None
+
+
+def provision_all(gateways: list[Gateway], bad: list[str], inventory: Inventory, keystore: KeyStore, target,
+                  check_only: bool = False, csr_dir: Path | None = None, forget_key: bool = False,
+                  on_row=None) -> list[dict]:
+    """Provision each gateway (or with check_only, only check it) and say how each went: one dict per
+    row, {"row", "serial", "ok", "exit_code"?, "error"?, ...Result}. `bad` are the rows read_csv could
+    not read; `target(gw)` is target_for bound to the command's options. A gateway that fails does
+    not stop the others; on_row(row) sees each as it is done."""
+    rows = [{"row": p.split(":")[0], "ok": False, "exit_code": EXIT_USAGE, "error": p} for p in bad]
+    for gw in gateways:
+        row = {"row": gw.source or "command line", "serial": gw.serial}
+        try:
+            problems = check(gw)
+            if problems:
+                raise ProvisionError("\n".join(problems))
+            if check_only:
+                row.update(ok=True, checked_only=True)
+            else:
+                device, nvs_writer = target(gw)
+                r = provision(gw, device, inventory, keystore, csr_dir=csr_dir, forget_key=forget_key,
+                              nvs_writer=nvs_writer)
+                row.update(r.as_dict())
+        except ProvisionError as e:
+            row.update(ok=False, exit_code=EXIT_USAGE, error=str(e))
+        except (DeviceUnreachable, flash.Unreachable) as e:
+            row.update(ok=False, exit_code=EXIT_UNREACHABLE, error="device unreachable: %s (nothing recorded in "
+                                                                   "the inventory; run again)" % e)
+        except flash.FlashError as e:
+            row.update(ok=False, exit_code=e.exit_code, error=str(e))
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+def exit_code(rows: list[dict]) -> int:
+    """The command's exit code for provision_all's rows: the gravest of the failures."""
+    codes = {r.get("exit_code", 0) for r in rows if not r.get("ok")}
+    if not codes:
+        return EXIT_OK
+    return EXIT_UNREACHABLE if EXIT_UNREACHABLE in codes else EXIT_USAGE if EXIT_USAGE in codes else EXIT_FAILED
+
+
+def report_lines(rows: list[dict], check_only: bool = False) -> list[str]:
+    """provision_all's rows for a person: OK or FAIL per row, then the count."""
+    lines = []
+    for r in rows:
+        if r.get("ok"):
+            what = "checked" if r.get("checked_only") else "provisioned (%s)" % ", ".join(r.get("written", []))
+            lines.append("OK    %s %s: %s" % (r["row"], r.get("serial", ""), what))
+            if r.get("csr_path"):
+                lines.append("      CSR for the platform: %s" % r["csr_path"])
+            if r.get("nvs"):
+                lines.append("      credentials: %s" % r["nvs"])
+        else:
+            lines.append("FAIL  %s" % r["error"].replace("\n", "\n      "))
+    ok = sum(1 for r in rows if r.get("ok"))
+    lines.append("%d of %d gateway(s) %s" % (ok, len(rows), "checked" if check_only else "provisioned"))
+    return lines

@@ -15,16 +15,12 @@ ports wired to pty paths.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 
 from nengjian_host.common import paths
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 # Profiles to suggest per protocol; Modbus meters cannot say what they are: the installer chooses.
 PROFILE_HINT = {
@@ -173,81 +169,15 @@ def format_meters(meters: list[dict]) -> str:
     return "[\n" + ",\n".join("  " + json.dumps(m) for m in meters) + "\n]"
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+def sim_transport(port: str, sim_bus: str, heap: str = "288k") -> SimTransport:
+    """The transport to a simulated gateway whose RS-485 `port` (rs485_N) is wired to the pty `sim_bus`."""
+    port_no = int(port.rsplit("_", 1)[1]) if port.startswith("rs485_") else 0
+    return SimTransport({port_no: sim_bus}, heap=heap)
 
 
-def _range(text: str) -> list[int]:
-    first, _, last = text.partition("-")
-    lo, hi = int(first), int(last or first)
-    if not 1 <= lo <= hi <= 247:
-        raise argparse.ArgumentTypeError("address range must be within 1-247")
-    return [lo, hi]
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", default="rs485_0", help="gateway RS-485 port to scan (default rs485_0)")
-    p.add_argument("--bus-name", default="bus0", help="bus name to put in the printed meters array")
-    p.add_argument("--addresses", type=_range, default=[1, 247], help="Modbus address range, e.g. 1-32")
-    p.add_argument("--bauds", type=_int_list, default=[9600, 19200, 4800, 2400], help="Modbus bauds, e.g. 9600,2400")
-    p.add_argument("--parities", default="N,E", help="Modbus parities to try, e.g. N,E")
-    p.add_argument("--register", type=int, default=0, help="register to read when probing (default 0)")
-    p.add_argument("--fc", type=int, choices=[1, 2, 3, 4], default=3, help="function code of the probe")
-    p.add_argument("--timeout-ms", type=int, default=100, help="reply timeout per probe")
-    p.add_argument("--no-modbus", action="store_true", help="skip the Modbus scan")
-    p.add_argument("--no-dlt645", action="store_true", help="skip the DL/T 645 wildcard probes")
-    p.add_argument("--dlt645-bauds", type=_int_list, default=[2400, 1200, 4800, 9600])
-    p.add_argument("--cjt188", action="store_true", help="also probe for a CJ/T 188 meter")
-    p.add_argument("--json", action="store_true", help="print the finds as JSON lines only")
-    p.add_argument("--sim-bus", metavar="PTY", help="scan a simulated gateway whose port is wired to PTY")
-    p.add_argument("--heap", default="288k", help="MicroPython heap of the simulated gateway")
-
-
-def options_from(args) -> dict:
-    return {"port": args.port, "modbus": not args.no_modbus, "addresses": args.addresses,
-            "bauds": args.bauds, "parities": [x.strip().upper() for x in args.parities.split(",") if x.strip()],
-            "register": args.register, "fc": args.fc, "timeout_ms": args.timeout_ms,
-            "dlt645": not args.no_dlt645, "dlt645_bauds": args.dlt645_bauds, "cjt188": args.cjt188}
-
-
-def cli(args, transport=None, out=sys.stdout) -> int:
-    if transport is None:
-        if not args.sim_bus:
-            print("nengjian scan: say which gateway: --console PORT, or --sim-bus PTY for a simulated one",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        port_no = int(args.port.rsplit("_", 1)[1]) if args.port.startswith("rs485_") else 0
-        transport = SimTransport({port_no: args.sim_bus}, heap=args.heap)
-
-    def live(kind, payload):
-        if args.json and kind == "find":
-            print(json.dumps(payload), file=out, flush=True)
-        elif not args.json and kind == "progress":
-            print("scanning %s at %d %s ... (%d found)" % (payload["scan"], payload["baud"], payload["parity"],
-                                                           payload["found"]), file=sys.stderr, flush=True)
-
-    try:
-        res = run_on(transport, options_from(args), live)
-    except OSError as e:
-        print("nengjian scan: cannot reach the gateway: %s" % e, file=sys.stderr)
-        return EXIT_UNREACHABLE
-    for e in res.errors:
-        print("nengjian scan: %s" % e, file=sys.stderr)
-    if not args.json:
-        if res.finds:
-            print(table(res.finds), file=out)
-            print("\nmeters for the site config (choose a profile for each Modbus meter):", file=out)
-            print(format_meters(site_meters(res.finds, args.bus_name)), file=out)
-        else:
-            print("nothing answered on %s" % args.port, file=out)
-    return EXIT_FAILED if res.errors else EXIT_OK
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="nengjian scan", description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    return cli(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def result_lines(res: ScanResult, port: str, bus_name: str = "bus0") -> list[str]:
+    """What a scan found, for a person: the table and the `meters` array to paste into the site config."""
+    if not res.finds:
+        return ["nothing answered on %s" % port]
+    return [table(res.finds), "", "meters for the site config (choose a profile for each Modbus meter):",
+            format_meters(site_meters(res.finds, bus_name))]

@@ -1,4 +1,5 @@
-"""Build, sign and push application update bundles for the gateway (format: firmware/nengjian/ota/).
+"""The vendor's side of signed application updates: key pair, bundle build, signature, checks
+(the format: firmware/nengjian/ota/).
 
 The vendor's private key (RSA-3072, PEM) stays on the build machine; gateways get the public half
 as a small JSON file at provisioning (config/ota_key.json). `build` packs the `nengjian` package
@@ -8,26 +9,21 @@ writes the manifest with each file's size and SHA-256, and signs the manifest wi
 RSASSA-PKCS1-v1_5 / SHA-256. `read`/`verify` check a bundle here with the `cryptography` package -
 an implementation independent of the gateway's.
 
-Crew side (`nengjian ota push` / `ota state`): `push` sends a bundle over the gateway's USB console
-(`ota SIZE SHA256`, then `+BASE64` lines; the gateway stores it, checks it with its own key and
-installs it into the spare slot), resets the gateway and waits until it answers again, reporting
-the version it now runs on trial (it confirms itself once healthy, or rolls back).
+Getting a bundle onto a gateway is the crew's: nengjian_host.crew.update (`nengjian ota push`)
+over the USB console, or the platform's update server over the uplink.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
 import struct
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from nengjian_host.common import paths
-from nengjian_host.common.gatewaycall import on_gateway
 
 MAGIC = b"NJOTA1\n\x00"
 ALG = "rsa-pkcs1v15-sha256"
@@ -48,6 +44,16 @@ def keygen(private_path: Path, public_path: Path, key_id: str, bits: int = KEY_B
     pub = public_json(key.public_key(), key_id)
     public_path.write_text(json.dumps(pub, indent=1) + "\n")
     return pub
+
+
+def keygen_in(out_dir: Path, key_id: str) -> tuple[Path, Path]:
+    """keygen into out_dir as ID.pem and ID.pub.json; FileExistsError if ID.pem is there already (a
+    vendor key is never overwritten: the gateways in the field trust it)."""
+    priv, pub = Path(out_dir) / f"{key_id}.pem", Path(out_dir) / f"{key_id}.pub.json"
+    if priv.exists():
+        raise FileExistsError(f"{priv} exists; refusing to overwrite a vendor key")
+    keygen(priv, pub, key_id)
+    return priv, pub
 
 
 def public_json(public_key, key_id: str) -> dict:
@@ -168,6 +174,24 @@ def read(data: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return man, sig, files
 
 
+def describe(data: bytes) -> dict:
+    """The manifest of a bundle (version, boards, files...); ValueError if it is not a bundle."""
+    try:
+        man, _sig, _files = read(data)
+    except (KeyError, TypeError, struct.error) as e:
+        raise ValueError("not a Nengjian update bundle (%s)" % e) from None
+    doc = json.loads(man)
+    if not isinstance(doc, dict) or "version" not in doc:
+        raise ValueError("not a Nengjian update bundle (its manifest names no version)")
+    return doc
+
+
+def verify_file(bundle: Path, public_key: Path) -> list[str]:
+    """verify() of a bundle file against a public key file; OSError or ValueError if either cannot
+    be read."""
+    return verify(Path(bundle).read_bytes(), json.loads(Path(public_key).read_text()))
+
+
 def verify(data: bytes, public: dict) -> list[str]:
     """Problems found in a bundle against a public key JSON (empty: it would install)."""
     from cryptography.exceptions import InvalidSignature
@@ -189,131 +213,3 @@ def verify(data: bytes, public: dict) -> list[str]:
         if hashlib.sha256(content).hexdigest() != digests[path]:
             problems.append("%s does not match its hash" % path)
     return problems
-
-
-# ---- crew side: push a bundle to a gateway over its USB console
-PUSH_CHUNK = 720  # bytes per `+BASE64` line: 960 characters, inside the console's 1024-byte lines
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-
-
-def push(con, data: bytes, progress=None, install_timeout: float = 120.0) -> dict:
-    """Send a bundle over a gateway's console (nengjian_host.common.device.Console). The gateway stores it,
-    then verifies and installs it into its spare slot as the last line arrives. Returns the gateway's
-    answer ({"installed": version, "slot", "state": "trial", "files", "verify_ms"}, or {"deferred":
-    true} when its heap had no room for the check: that runs at the reset); DeviceError with the
-    gateway's reason if it refuses (nothing is switched then)."""
-    from nengjian_host.common.device import DeviceError
-
-    con.request("ota %d %s" % (len(data), hashlib.sha256(data).hexdigest()))
-    end: dict = {}
-    for off in range(0, len(data), PUSH_CHUNK):
-        chunk = data[off:off + PUSH_CHUNK]
-        last = off + len(chunk) >= len(data)
-        # The last line waits for the signature check and the install (flash writes on a board).
-        end = con.request("+" + base64.b64encode(chunk).decode(),
-                          timeout=max(con.timeout, install_timeout) if last else None)[-1]
-        if progress is not None:
-            progress(off + len(chunk), len(data))
-    if not end.get("installed") and not end.get("deferred"):
-        raise DeviceError("the gateway did not confirm the install (answer %s)" % end)
-    return end
-
-
-def wait_running(port_spec: str | None, baud: int = 115200, timeout: float = 90.0,
-                 settle: float = 1.0) -> tuple[dict, dict] | None:
-    """After a reset: (status, ota state) once the gateway's application answers again, or None."""
-    from nengjian_host.common.device import Console, DeviceError, DeviceGone, PortNotFound, resolve_port
-
-    time.sleep(settle)  # the reset comes a moment after its answer: do not ask the old run
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            port = resolve_port(port_spec)  # a native-USB board's port goes away while it resets
-            with Console(port, baud=baud, timeout=3) as con:
-                st = con.status()
-                if st.get("mode") == "run":
-                    state = con.request("ota")[-1]
-                    return st, state
-        except (PortNotFound, DeviceGone, DeviceError, OSError):
-            pass
-        time.sleep(1)
-    return None
-
-
-def add_gateway_commands(osub, port_args) -> None:
-    """`ota push` and `ota state` under the `ota` command (cli.py passes its --port arguments)."""
-    op = osub.add_parser("push", help="send a signed bundle to a gateway over its console, install it, reset",
-                         description="Send a bundle over the gateway's USB console while it runs. The gateway "
-                                     "checks the signature with its own vendor key (config/ota_key.json), "
-                                     "installs it into the spare slot and, after the reset, runs it on trial: "
-                                     "it keeps it once healthy (health.healthy_s), and goes back to the version "
-                                     "before if it is not (ota.max_boots failed starts, ota.window_s). Exit 1: "
-                                     "refused (nothing switched) or the gateway came back with another version; "
-                                     "3: gateway not reachable.")
-    op.add_argument("bundle", help="the .njota file (`nengjian ota build`)")
-    port_args(op, 30.0)
-    op.add_argument("--no-reset", action="store_true", help="install only: the new version starts at the next reset")
-    op.add_argument("--boot-timeout", type=float, default=90.0,
-                    help="seconds to wait for the gateway to answer after the reset (default 90)")
-    op.add_argument("--json", action="store_true", help="the result as JSON")
-    op.set_defaults(func=cli_push)
-    os_ = osub.add_parser("state", help="a gateway's update state: running version, slot, trial or confirmed")
-    port_args(os_)
-    os_.set_defaults(func=cli_state)
-
-
-def _say(args, text: str, doc: dict) -> None:
-    print(json.dumps(doc) if getattr(args, "json", False) else text)
-
-
-def cli_push(args) -> int:
-    try:
-        data = Path(args.bundle).read_bytes()
-        man, _sig, _files = read(data)
-        version = json.loads(man)["version"]
-    except (OSError, ValueError, KeyError, struct.error) as e:
-        print(f"error: {args.bundle}: {e}", file=sys.stderr)
-        return EXIT_USAGE
-
-    def install(con) -> dict:
-        ans = push(con, data)
-        if not args.no_reset:
-            con.reset()
-        return ans
-
-    code, ans = on_gateway(args, install, refused="the gateway refused the update: ")
-    if code != EXIT_OK:
-        return code
-    doc = {"installed": ans}
-    if ans.get("deferred"):  # the gateway's heap had no room for the check: it runs at the reset
-        what = "sent %s; the gateway checks and installs it at the reset" % version
-    else:
-        what = "installed %s in slot %s (%d files, signature checked in %s ms)" % (
-            version, ans.get("slot"), ans.get("files", 0), ans.get("verify_ms"))
-    if args.no_reset:
-        _say(args, what + "; it runs on trial from the next reset", doc)
-        return EXIT_OK
-    back = wait_running(args.port, args.baud, args.boot_timeout)
-    if back is None:
-        doc["error"] = "no answer after the reset"
-        _say(args, what + f"; reset, but the gateway did not answer within {args.boot_timeout:.0f} s", doc)
-        return EXIT_UNREACHABLE
-    st, state = back
-    doc.update(status={"firmware": st.get("firmware"), "uptime_s": st.get("uptime_s")}, ota=state)
-    if st.get("firmware") != version:
-        _say(args, what + "; but the gateway came back with firmware %s: the update did not start (see "
-             "`nengjian status --events 20`)" % st.get("firmware"), doc)
-        return EXIT_FAILED
-    _say(args, what + "; the gateway runs %s on %s (boot %s of %s): it keeps it once healthy" % (
-        version, state.get("state"), state.get("boots"), state.get("max_boots")), doc)
-    return EXIT_OK
-
-
-def cli_state(args) -> int:
-    code, state = on_gateway(args, lambda con: con.request("ota")[-1])
-    if code != EXIT_OK:
-        return code
-    for k in ("id", "end", "ok"):
-        state.pop(k, None)
-    print(json.dumps(state))
-    return EXIT_OK

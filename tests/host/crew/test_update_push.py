@@ -1,4 +1,4 @@
-"""`nengjian ota push`'s exchange with the gateway (host/nengjian_host/vendor/updates.py push): the bundle in
+"""`nengjian ota push`'s exchange with the gateway (host/nengjian_host/crew/update.py push): the bundle in
 base64 lines, and the three answers the last line can bring. A scripted console stands in for the
 gateway; tests/e2e/test_ota_sim.py pushes to the sim board."""
 
@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 from nengjian_host.common.device import DeviceError
-from nengjian_host.vendor import updates as ota
+from nengjian_host.crew import update as ota
 
 
 class Console:
