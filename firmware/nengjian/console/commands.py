@@ -15,8 +15,9 @@ try:
 except ImportError:  # pragma: no cover - every supported port has it
     hashlib = None
 
-from nengjian.core import log, records, timeutil
-from nengjian.core.compat import ticks_diff, ticks_ms
+from nengjian.console import status
+from nengjian.core import log, records, statefile
+from nengjian.core.compat import ticks_ms
 
 CHUNK = 384  # bytes of file per data answer: 512 base64 characters, short enough for any console
 GET_MAX = 65536
@@ -48,7 +49,7 @@ async def run(con, rid, cmd, args, text):
             sys.stdout.write(h + "\n")
         con.answer(rid, {"commands": COMMANDS}, True)
     elif cmd == "status":
-        con.answer(rid, status(con), True)
+        con.answer(rid, status.full(con), True)
     elif cmd == "events":
         await _events(con, rid, int(args[0]) if args else 20)
     elif cmd == "files":
@@ -79,115 +80,6 @@ async def run(con, rid, cmd, args, text):
 
 def _b64(data):
     return b2a_base64(data)[:-1].decode()
-
-
-# ---- status
-def status(con):
-    gc.collect()
-    b = con.board
-    st = {
-        "t": "status",
-        "firmware": con.version,
-        "board": b.NAME,
-        "gateway_id": _text(b.unique_id()) if hasattr(b, "unique_id") else None,
-        "uptime_s": ticks_diff(ticks_ms(), con.boot_ms) // 1000,
-        "time": timeutil.now(),
-        "heap_free": gc.mem_free(),
-        "heap_used": gc.mem_alloc(),
-        "paths": {"config": b.CONFIG_DIR, "data": b.DATA_MOUNT},
-    }
-    alarms = []
-    gw = con.gw
-    if con.safe_reason is not None:
-        st["mode"] = "safe"
-        st["safe_reason"] = con.safe_reason
-        alarms.append("safe mode: " + con.safe_reason)
-    elif gw is None:
-        st["mode"] = "starting"
-    else:
-        st["mode"] = "run"
-        st["site"] = gw.cfg.get("site", {}).get("name")
-        st["readings"] = gw.readings
-    st["links"] = _links(con)
-    net = getattr(gw, "net", None)
-    if net is not None:
-        # A standby link that is down (4G while Ethernet carries the data) is no alarm; no link is.
-        st["network"] = {"active": net.active.name if net.active else None, "up": net.is_up(),
-                         "stats": net.stats}
-        if not net.is_up():
-            alarms.append("no network link up")
-    else:
-        for link in st["links"]:
-            if not link.get("up", True):
-                alarms.append("link %s down" % link.get("link", link.get("name", "?")))
-    meters = []
-    dests = []
-    if gw is not None:
-        for p in gw.pollers:
-            for m in p.meters:
-                meters.append({"id": m.id, "bus": p.bus.name, "offline": m.offline, "failures": m.failures,
-                               "last_ok": m.last_ok, "last_error": m.last_error,
-                               "values": dict((k, v.text()) for k, v in m.values.items()),
-                               "stats": m.stats})
-                if m.offline:
-                    alarms.append("meter %s offline: %s" % (m.id, m.last_error))
-        store = gw.store
-        st["store"] = {"last_seq": store.last_seq, "durable_seq": store.durable_seq,
-                       "backlog": dict((d, store.backlog(d)) for d in store.destinations),
-                       "stats": store.stats}
-        if store.stats.get("dropped"):
-            alarms.append("store full: %d records dropped" % store.stats["dropped"])
-        last = 0
-        for d in gw.destinations:
-            dests.append({"name": d.name, "failing": d.failing, "last_ok": d.stats["last_ok"],
-                          "last_error": d.last_error, "backlog": store.backlog(d.name),
-                          "stats": d.stats})
-            last = max(last, d.stats["last_ok"])
-            if d.failing:
-                alarms.append("%s: delivery failing: %s" % (d.name, d.last_error))
-        st["last_upload"] = last
-        # Data-gap alarms (nengjian.values.alarms), where the application keeps them as gw.alarms.
-        gaps = getattr(gw, "alarms", None)
-        if gaps is not None and hasattr(gaps, "active"):
-            try:
-                for a in gaps.active():
-                    alarms.append(a if isinstance(a, str) else "%s: %s without valid data for %d h" % (
-                        a.get("level"), a.get("code"), a.get("age_s", 0) // 3600))
-            except Exception as e:  # a bug there must not cost the crew its status
-                alarms.append("data-gap alarms unavailable: %s" % e)
-    st["meters"] = meters
-    st["destinations"] = dests
-    flash = _flash(con)
-    if flash:
-        st["flash"] = flash
-        if flash["free"] * 10 < flash["size"]:
-            alarms.append("data volume %d%% full" % (100 - flash["free"] * 100 // flash["size"]))
-    st["alarms"] = alarms
-    return st
-
-
-def _links(con):
-    """Status of the application's network links (gw.links, objects with status()), or the
-    board's link_status() where a board offers one."""
-    out = []
-    for link in getattr(con.gw, "links", None) or ():
-        try:
-            out.append(link.status())
-        except Exception as e:  # a link driver's bug must not break the console
-            out.append({"link": getattr(link, "name", "?"), "error": str(e)})
-    if not out and hasattr(con.board, "link_status"):
-        out = con.board.link_status()
-    return out
-
-
-def _flash(con):
-    try:
-        s = os.statvfs(con.board.DATA_MOUNT)
-    except (OSError, AttributeError):
-        return None
-    if con.gw is None or not s[2]:
-        return None
-    return {"size": s[0] * s[2], "free": s[0] * s[3]}
 
 
 # ---- ledger
@@ -276,7 +168,7 @@ def _files(con, rid):
             continue
         con.answer(rid, {"t": "file", "path": path, "size": size, "kind": kind})
         count += 1
-    con.answer(rid, {"count": count, "gateway_id": _text(con.board.unique_id())
+    con.answer(rid, {"count": count, "gateway_id": status.text_id(con.board.unique_id())
                       if hasattr(con.board, "unique_id") else None}, True)
 
 
@@ -364,9 +256,10 @@ def _start_put(con, rid, path, size, sha):
 
 
 def _open_put(con, rid, path, size, sha, done):
-    """Receive SIZE bytes into PATH.new; done(con, rid, PATH.new) takes them once the sha256 matches
-    (None: rename to PATH)."""
-    f = open(path + ".new", "wb")
+    """Receive SIZE bytes for PATH, written beside it (nengjian.core.statefile.begin): only once their
+    sha256 matches do they replace PATH (commit), then done(con, rid, PATH) takes them (None: the answer
+    says PATH is written). Anything else leaves PATH as it was."""
+    f = statefile.begin(path, "wb")
     con._put = [path, size, sha.lower(), f, hashlib.sha256(), 0, done]
     con._put_ms = ticks_ms()
     _put_check(con, rid)
@@ -403,13 +296,13 @@ def _put_check(con, rid):
     con._put = None
     got = hexlify(h.digest()).decode()
     if got != sha:
-        _remove(path + ".new")
+        statefile.abandon(path)
         con.fail(rid, "put: sha256 of what arrived is %s, not %s: nothing written" % (got, sha))
         return
+    statefile.commit(path)
     if done is not None:
-        done(con, rid, path + ".new")
+        done(con, rid, path)
         return
-    os.rename(path + ".new", path)
     log.info("console", "%s written (%d bytes)" % (path, size))
     con.answer(rid, {"have": have, "written": path,
                       "applies": "within 5 s" if con.safe_reason is not None else "after reset"}, True)
@@ -421,24 +314,7 @@ def _reset(con):
     con.board.reset()
 
 
-def _text(v):
-    """An id as text: printable bytes as they are (the sim's), others (a MAC) as aa:bb:cc:..."""
-    if isinstance(v, (bytes, bytearray)):
-        for b in v:
-            if b < 33 or b > 126:
-                return ":".join("%02x" % x for x in v)
-        return bytes(v).decode()
-    return v
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-# ---- signed updates (nengjian.ota): the gateway's Updater does every check
+# ---- signed updates (nengjian.ota.updater): the gateway's Updater does every check
 OTA_STATE = ("active", "version", "state", "boots", "max_boots", "window_s", "previous", "previous_version",
              "failure")
 

@@ -29,8 +29,8 @@ never start with "@nj ", so a host picks answers out of the console stream. Line
     sha256 PATH [LEN]       sha256 of PATH, or of its first LEN bytes, computed here
     put PATH SIZE SHA256    write a file under the config directory: the host then sends lines
                             `[#ID ]+BASE64`, each answered with {"have": n}; after SIZE bytes whose
-                            sha256 matches, PATH is replaced (write to PATH.new, rename); else
-                            nothing changes
+                            sha256 matches, PATH is replaced (PATH.new renamed over it:
+                            nengjian.core.statefile); else nothing changes
     scan JSON               search a bus for meters (nengjian.meters.scan; JSON: its options and
                             "port", default rs485_0): "find" and "progress" answers, then the count.
                             Through the gateway's own Bus when it polls that port (the scan takes
@@ -48,10 +48,9 @@ go on while a crew pulls data.
 import asyncio
 import gc
 import json
-import os
 import sys
 
-from nengjian.core import log
+from nengjian.core import log, statefile
 from nengjian.core.compat import ticks_diff, ticks_ms, unload
 
 PREFIX = "@nj "
@@ -227,7 +226,7 @@ class Console:
         self._put = None
         if p:
             p[3].close()
-            _remove(p[0] + ".new")
+            statefile.abandon(p[0])  # what arrived so far never replaces the file
 
     # ---- Ctrl-C
     def stopped(self):
@@ -239,13 +238,6 @@ class Console:
             mounted = "%s stays mounted for file access; " % self.board.DATA_MOUNT
         log.info("console", "application stopped: MicroPython REPL; %s"
                  "Ctrl-D (soft reset) or a reset starts the gateway again" % mounted)
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 # One console per gateway; the application wires it with these.

@@ -3,7 +3,7 @@ bundle newer than the running version waits for this board, download it and inst
 
 Owns: the offer request and its answer, the download into the updater's incoming file, handing it
 to the check at the next boot (Updater.defer, then a restart), and not fetching a version refused
-there again until the boot after. Verifying and switching belong to nengjian.ota: its signature
+there again until the boot after. Verifying and switching belong to nengjian.ota.updater: its signature
 check decides, whoever delivered the file (a crew's USB push or this).
 Imported only where the site config names `ota.url` and the vendor key is provisioned.
 
@@ -20,6 +20,7 @@ import json
 
 from nengjian.core import log
 from nengjian.net import http
+from nengjian.ota import updater as otaupdater
 
 FIRST_CHECK_MS = 10000
 DOWNLOAD_MS = 600000  # a whole bundle over a slow 4G link: one deadline for the transfer
@@ -55,27 +56,25 @@ class OtaFetch:
     async def check(self):
         """One round: ask, and download what is offered for the check at the restart. True if a
         bundle was downloaded (the gateway restarts into the check)."""
-        from nengjian import ota
-
         self.checks += 1
         status, body = await http.request("GET", self._offer_url(), b"", None, self.timeout_ms, self.ssl)
         if status == 204:
             return False
         if status != 200:
-            raise ota.OtaError("update server answered HTTP %d" % status)
+            raise otaupdater.OtaError("update server answered HTTP %d" % status)
         try:
             offer = json.loads(body)
             version, where, size = offer["version"], offer["url"], int(offer.get("size") or 0)
         except (ValueError, KeyError, TypeError):
-            raise ota.OtaError("update server's offer is not {version, url, size}: %r" % bytes(body[:80]))
+            raise otaupdater.OtaError("update server's offer is not {version, url, size}: %r" % bytes(body[:80]))
         if version == self.running or version == self.refused:
             return False
         self._event("ota", "version %s offered by the update server: downloading" % version)
-        path = self.updater.incoming(size or ota.HEAD + 1)
+        path = self.updater.incoming(size or otaupdater.HEAD + 1)
         gc.collect()  # the download runs beside polling and uploads: start it from a collected heap
         handed_over = False
         try:
-            await ota.download(self._bundle_url(where), path, DOWNLOAD_MS, self.ssl)
+            await otaupdater.download(self._bundle_url(where), path, DOWNLOAD_MS, self.ssl)
             # Checked at the restart, in a fresh heap (nengjian.ota: a long-running heap is too
             # fragmented for the signature check); a refusal comes back through take_refused().
             self.updater.defer(path, version)

@@ -12,9 +12,11 @@ the store flushed by `before_reset`) before the watchdog fires.
 Healthy: every task progressing, continuously, for `healthy_s` since boot. Listeners hear it once
 per boot: the boot guard clears its counter, an update on trial confirms itself (nengjian.ota).
 
-Heartbeat: every `heartbeat_s` a ledger EVENT of kind "heartbeat" ("uptime=... heap_free=...
-flash_free=... backlog.NAME=... link=... rssi=..."), and the same as a dict to subscribers (a
-platform profile that takes it).
+Heartbeat: every `heartbeat_s` a ledger EVENT of kind "heartbeat" ("uptime_s=... heap_free=...
+flash_free=... backlog.NAME=... link.NAME=... rssi.NAME=..."), and the same as a dict to subscribers
+(a platform profile that takes it). Its fields are picked from one status snapshot per beat (the
+gateway's, nengjian.console.status: the console and the status line show the same figures); this
+module names them and never reads the gateway itself.
 
 Crash loop: BootGuard keeps a boot counter in a file on the data volume (a nengjian.core.statefile
 holding a bare number, so the files of older firmware read the same and they read ours),
@@ -26,8 +28,6 @@ brings safe mode straight back.
 """
 
 import asyncio
-import gc
-import os
 
 from nengjian.core import log, statefile
 from nengjian.core.compat import ticks_diff, ticks_ms
@@ -137,6 +137,7 @@ class Heartbeat:
         self.beats = 0
 
     def add(self, name, fn):
+        """One more field; name None: fn returns a list of (field, value), taken together."""
         self.sources.append((name, fn))
 
     def subscribe(self, fn):
@@ -150,7 +151,11 @@ class Heartbeat:
                 v = fn()
             except Exception as e:  # one broken probe must not silence the others
                 v = "error:%s" % e.__class__.__name__
-            if v is not None:
+                if name is None:
+                    name = "status"
+            if name is None:
+                out += v
+            elif v is not None:
                 out.append((name, v))
         return out
 
@@ -172,39 +177,28 @@ class Heartbeat:
             self.beat()
 
 
-def free_flash(path):
-    """Bytes free on the volume holding path (None where statvfs is missing)."""
-    try:
-        s = os.statvfs(path)
-    except (AttributeError, OSError):
-        return None
-    return s[0] * s[4]
+def standard_sources(supervisor, take):
+    """The heartbeat's fields: uptime (the supervisor's: monotonic across tick wrap-around), then what
+    take() - one status snapshot per beat, nengjian.console.status.beat of the gateway as the app wires
+    it - says: free heap, free flash, backlog per destination, each link up or down and its RSSI."""
+    return [("uptime_s", lambda: supervisor.uptime_ms // 1000), (None, lambda: picked(take()))]
 
 
-def free_heap():
-    gc.collect()
-    return gc.mem_free()
-
-
-def standard_sources(supervisor, store=None, destinations=(), data_dir=None, links=()):
-    """The heartbeat's fields: uptime, free heap, free flash, backlog per destination, link, RSSI."""
-    src = [("uptime_s", lambda: supervisor.uptime_ms // 1000), ("heap_free", free_heap)]
-    if data_dir:
-        src.append(("flash_free", lambda: free_flash(data_dir)))
-    if store is not None:
-        for name in destinations:
-            src.append(("backlog." + name, lambda n=name: store.backlog(n)))
-    for link in links:
-        src.append(("link." + getattr(link, "name", "link"), lambda lk=link: "up" if lk.is_up() else "down"))
-        src.append(("rssi." + getattr(link, "name", "link"), lambda lk=link: _rssi(lk)))
-    return src
-
-
-def _rssi(link):
-    st = link.status() if hasattr(link, "status") else None
-    if isinstance(st, dict):
-        return st.get("rssi")
-    return None
+def picked(s):
+    """[(field, value)] of the heartbeat, from a status snapshot (nengjian.console.status.beat)."""
+    out = [("heap_free", s["heap_free"])]
+    vol = s.get("flash")
+    if vol:
+        out.append(("flash_free", vol["free"]))
+    for d, backlog in zip(s["destinations"], s["backlog"]):
+        out.append(("backlog." + d.name, backlog))
+    for st in s.get("links", ()):
+        name = st.get("link") or st.get("name") or "link"
+        up = st.get("up")
+        out.append(("link." + name, "unknown" if up is None else "up" if up else "down"))
+        if st.get("rssi") is not None:
+            out.append(("rssi." + name, st["rssi"]))
+    return out
 
 
 class BootGuard:

@@ -5,6 +5,7 @@ tests/e2e/test_ota_sim.py pushes real bundles to the sim board."""
 
 from nengjian import ota
 from nengjian.console import commands as consolecmd
+from nengjian.ota import updater as otaupdater
 
 
 class Con:
@@ -39,7 +40,7 @@ class Updater:
             raise self.defer_error
         self.deferred.append(path)
 
-    discard = ota.Updater.discard  # the real one: the updater removes its own incoming file
+    discard = otaupdater.Updater.discard  # the real one: the updater removes its own incoming file
 
 
 class Gw:

@@ -9,6 +9,7 @@ import os
 
 from nengjian import ota
 from nengjian.ota import fetch as otafetch
+from nengjian.ota import updater as otaupdater
 
 
 class Updater:
@@ -48,7 +49,7 @@ def fetcher(monkeypatch, answers, updater):
         return 0
 
     monkeypatch.setattr(otafetch.http, "request", request)
-    monkeypatch.setattr(ota, "download", download)
+    monkeypatch.setattr(otaupdater, "download", download)
     f = otafetch.OtaFetch(updater, "http://upd:8080/offer", "0.1.0", "sim", lambda k, t: events.append(t),
                           restart=lambda: restarts.append(1))
     return f, asked, downloaded, events, restarts
@@ -76,7 +77,7 @@ def test_a_failed_download_leaves_nothing_behind(monkeypatch):
         open(path, "wb").close()
         raise ota.OtaError("GET %s: HTTP 404" % url)
 
-    monkeypatch.setattr(ota, "download", broken)
+    monkeypatch.setattr(otaupdater, "download", broken)
     try:
         asyncio.run(f.check())
         raise AssertionError("expected OtaError")

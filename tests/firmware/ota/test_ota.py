@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpyrun import FIRMWARE, run_mpy
 from nengjian import ota
+from nengjian.ota import updater as otaupdater
 from nengjian_host.vendor import updates as host_ota
 
 
@@ -34,8 +35,8 @@ def bundle(keys, tmp_path, files=None, boards=("sim",), version="9.9.9", pem=Non
 
 
 def updater(keys, root, events=None):
-    key = ota.load_key(str(keys["pub"]))
-    return ota.Updater(str(root), key, "sim", (lambda k, t: events.append(t)) if events is not None else None)
+    key = otaupdater.load_key(str(keys["pub"]))
+    return otaupdater.Updater(str(root), key, "sim", (lambda k, t: events.append(t)) if events is not None else None)
 
 
 def test_signature_check_agrees_with_cryptography(keys):
@@ -43,25 +44,25 @@ def test_signature_check_agrees_with_cryptography(keys):
     from cryptography.hazmat.primitives.asymmetric import padding
 
     priv = host_ota.load_private(keys["pem"])
-    key = ota.load_key(str(keys["pub"]))
+    key = otaupdater.load_key(str(keys["pub"]))
     assert key[2] == 384
     import hashlib
 
     for msg in (b"", b"manifest", os.urandom(1000)):
         sig = priv.sign(msg, padding.PKCS1v15(), hashes.SHA256())
-        assert ota.rsa_verify(key, hashlib.sha256(msg).digest(), sig)
-        assert not ota.rsa_verify(key, hashlib.sha256(msg + b"x").digest(), sig)
+        assert otaupdater.rsa_verify(key, hashlib.sha256(msg).digest(), sig)
+        assert not otaupdater.rsa_verify(key, hashlib.sha256(msg + b"x").digest(), sig)
         bad = bytearray(sig)
         bad[-1] ^= 1
-        assert not ota.rsa_verify(key, hashlib.sha256(msg).digest(), bytes(bad))
-        assert not ota.rsa_verify(key, hashlib.sha256(msg).digest(), sig[1:])
+        assert not otaupdater.rsa_verify(key, hashlib.sha256(msg).digest(), bytes(bad))
+        assert not otaupdater.rsa_verify(key, hashlib.sha256(msg).digest(), sig[1:])
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.binary(max_size=384))
 def test_random_signatures_never_verify(keys, sig):
-    key = ota.load_key(str(keys["pub"]))
-    assert not ota.rsa_verify(key, b"\x00" * 32, sig.rjust(384, b"\x00"))
+    key = otaupdater.load_key(str(keys["pub"]))
+    assert not otaupdater.rsa_verify(key, b"\x00" * 32, sig.rjust(384, b"\x00"))
 
 
 def test_install_switches_on_trial_and_select_counts_boots(keys, tmp_path):
@@ -97,6 +98,28 @@ def test_confirmed_version_stays_and_the_next_goes_to_the_other_slot(keys, tmp_p
     assert u.check_trial(1799) is False
     assert u.check_trial(1800) is True  # not healthy within the window: back to 9.9.9 in slot a
     assert ota.select(str(root)) == str(root / "a")
+
+
+def test_a_pointer_write_cut_by_a_full_volume_leaves_the_old_pointer_and_nothing_beside(tmp_path, monkeypatch):
+    """The pointer goes through the firmware's one atomic writer (nengjian.core.statefile.replace): a
+    failed write raises OSError as it always did, the pointer stays whole, and the half-written
+    current.new is removed (on a full volume it holds the room the next try needs)."""
+    root = tmp_path / "app"
+    root.mkdir()
+    old = {"active": "", "state": "confirmed", "version": None}
+    ota.write_pointer(str(root), old)
+    real_dump = json.dump
+
+    def full(doc, f):
+        f.write('{"active": "a", "sta')
+        raise OSError(28, "ENOSPC")
+
+    monkeypatch.setattr(json, "dump", full)
+    with pytest.raises(OSError):
+        ota.write_pointer(str(root), {"active": "a", "state": "trial"})
+    monkeypatch.setattr(json, "dump", real_dump)
+    assert ota.read_pointer(str(root)) == old
+    assert sorted(p.name for p in root.iterdir()) == [ota.POINTER]
 
 
 @pytest.mark.parametrize("damage, why", [
@@ -143,7 +166,7 @@ def test_wrong_board_and_paths_outside_the_package_are_refused(keys, tmp_path):
 
 
 def _defer(keys, root, path, version, events):
-    u = ota.Updater(str(root), ota.load_key(str(keys["pub"])), "sim", lambda k, t: events.append(t),
+    u = otaupdater.Updater(str(root), otaupdater.load_key(str(keys["pub"])), "sim", lambda k, t: events.append(t),
                     key_path=str(keys["pub"]))
     u.defer(str(path), version)
     return u
@@ -219,9 +242,9 @@ def test_full_cycle_on_micropython_with_the_real_package(keys, tmp_path, mpy):
     root = str(tmp_path / "app")
     install = r"""
 import json
-from nengjian import ota
+from nengjian.ota import updater as otaupdater
 ev = []
-u = ota.Updater(%r, ota.load_key(%r), "sim", lambda k, t: ev.append(t))
+u = otaupdater.Updater(%r, otaupdater.load_key(%r), "sim", lambda k, t: ev.append(t))
 man = u.install_file(%r)
 print(json.dumps([man["version"], len(man["files"]), u.last_verify_ms, ev]))
 """ % (root, str(keys["pub"]), str(out))

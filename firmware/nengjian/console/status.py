@@ -1,0 +1,213 @@
+"""The gateway's state, taken in one place: the console's `status` answer is the whole of it; the
+periodic status line (nengjian.app) and the heartbeat's fields (nengjian.system.health) are picked
+from it, so the three never disagree.
+
+Owns: which figures describe the gateway and where each is read (counts, meters, destinations and
+their backlog, the store, links and the network, the data volume, alarms), and the alarm texts a
+crew reads. Taken in three sizes, for the heap of an ESP32 without PSRAM:
+
+    s = summary(gw, gaps)  # every status line (STATUS_EVERY_MS): counts and short lists only
+    s = beat(gw)           # every heartbeat: summary() plus links and the data volume
+    st = full(con)         # a crew's `status` (the console's answer): all of it, with per-meter detail
+    text = line(s)         # the status line's text
+
+summary: {"readings", "durable_seq" (records stored), "heap_free" (after a collect),
+          "destinations": the gateway's destinations (name, failing, last_error, stats: read, not copied),
+          "backlog": [records waiting] for each of them, in the same order, "offline": [meter id],
+          "gaps": the data-gap alarms [{"code", "level", "age_s", ...}] (nengjian.values.alarms),
+          "store_alarms": {kind: text} (the store's own dict, not a copy)}
+No value dicts, no stats, no link status (those are built only for a crew or a heartbeat), no copy
+of what the gateway's objects already hold, and no comprehension (each allocates a function object):
+a status line built from it allocates less than the one app.py used to build in place (measured on
+the unix port: tests/firmware/console/test_snapshot.py). beat() adds "links": [link status dict] and
+"flash": {"size", "free"} or None.
+
+full() is what `nengjian status` renders and the e2e tests read: its keys are an interface
+(tests/firmware/console/test_snapshot.py pins them).
+"""
+
+import gc
+import os
+
+from nengjian.core import timeutil
+from nengjian.core.compat import ticks_diff, ticks_ms
+
+_NONE = ()  # the empty list of a quiet status line: shared, never allocated
+
+
+def summary(gw, gaps=None):
+    """The figures every status shows. gaps: the data-gap alarms as the caller just checked them (the
+    status loop raises what is due first); None: the ones active now."""
+    gc.collect()
+    store = gw.store
+    dests = gw.destinations
+    backlog = []  # a loop, not a comprehension: that would allocate a function object every line
+    for d in dests:
+        backlog.append(store.backlog(d.name))
+    offline = _NONE
+    for p in gw.pollers:
+        for m in p.meters:
+            if m.offline:
+                if offline is _NONE:
+                    offline = []
+                offline.append(m.id)
+    return {"readings": gw.readings, "durable_seq": store.durable_seq,
+            "heap_free": gc.mem_free(), "destinations": dests, "backlog": backlog, "offline": offline,
+            "gaps": _active_gaps(gw) if gaps is None else gaps, "store_alarms": store.alarms}
+
+
+def _active_gaps(gw):
+    # Data-gap alarms (nengjian.values.alarms), where the application keeps them as gw.alarms.
+    gaps = getattr(gw, "alarms", None)
+    if gaps is None or not hasattr(gaps, "active"):
+        return _NONE
+    try:
+        return gaps.active()
+    except Exception as e:  # a bug there must not cost the crew its status
+        return ["data-gap alarms unavailable: %s" % e]
+
+
+def line(s):
+    """The status log line: readings, stored, heap, backlog per destination, meters offline, alarms."""
+    parts = ["readings=%d stored=%d heap_free=%d" % (s["readings"], s["durable_seq"], s["heap_free"])]
+    backlog = s["backlog"]
+    i = 0
+    for d in s["destinations"]:  # by index: zip() or enumerate() would allocate on every line
+        parts.append("%s:backlog=%d%s" % (d.name, backlog[i], "(failing)" if d.failing else ""))
+        i += 1
+    for mid in s["offline"]:
+        parts.append(mid + ":offline")
+    for a in s["gaps"]:
+        parts.append(a if isinstance(a, str) else "%s:%s" % (a["level"].upper(), a["code"]))
+    store_alarms = s["store_alarms"]
+    if store_alarms:  # sorted() builds a list: not for the usual empty dict
+        for k in sorted(store_alarms):
+            parts.append("STORE:" + k)
+    return " ".join(parts)
+
+
+def beat(gw):
+    """summary() with the links and the data volume: the heartbeat's snapshot."""
+    s = summary(gw, _NONE)
+    s["links"] = links(gw)
+    s["flash"] = flash(gw.data_dir)
+    return s
+
+
+def links(gw, board=None):
+    """Status of the application's network links (gw.links, objects with status()), or the board's
+    link_status() where a board offers one."""
+    out = []
+    for link in getattr(gw, "links", None) or ():
+        try:
+            out.append(link.status())
+        except Exception as e:  # a link driver's bug must not break the status
+            out.append({"link": getattr(link, "name", "?"), "error": str(e)})
+    if not out and board is not None and hasattr(board, "link_status"):
+        out = board.link_status()
+    return out
+
+
+def flash(path):
+    """{"size", "free"} of the volume holding path in bytes (free: what may still be written), or None
+    where statvfs is missing or the volume reports no size."""
+    try:
+        s = os.statvfs(path)
+    except (AttributeError, OSError, TypeError):
+        return None
+    if not s[2]:
+        return None
+    return {"size": s[0] * s[2], "free": s[0] * s[4]}
+
+
+def full(con):
+    """The console's `status` answer: the whole snapshot (see the module doc)."""
+    b = con.board
+    gw = con.gw
+    s = summary(gw) if gw is not None else None
+    if s is None:
+        gc.collect()
+    st = {
+        "t": "status",
+        "firmware": con.version,
+        "board": b.NAME,
+        "gateway_id": text_id(b.unique_id()) if hasattr(b, "unique_id") else None,
+        "uptime_s": ticks_diff(ticks_ms(), con.boot_ms) // 1000,
+        "time": timeutil.now(),
+        "heap_free": s["heap_free"] if s is not None else gc.mem_free(),
+        "heap_used": gc.mem_alloc(),
+        "paths": {"config": b.CONFIG_DIR, "data": b.DATA_MOUNT},
+    }
+    alarms = []
+    if con.safe_reason is not None:
+        st["mode"] = "safe"
+        st["safe_reason"] = con.safe_reason
+        alarms.append("safe mode: " + con.safe_reason)
+    elif gw is None:
+        st["mode"] = "starting"
+    else:
+        st["mode"] = "run"
+        st["site"] = gw.cfg.get("site", {}).get("name")
+        st["readings"] = s["readings"]
+    st["links"] = links(gw, b)
+    net = getattr(gw, "net", None)
+    if net is not None:
+        # A standby link that is down (4G while Ethernet carries the data) is no alarm; no link is.
+        st["network"] = {"active": net.active.name if net.active else None, "up": net.is_up(),
+                         "stats": net.stats}
+        if not net.is_up():
+            alarms.append("no network link up")
+    else:
+        for link in st["links"]:
+            if not link.get("up", True):
+                alarms.append("link %s down" % link.get("link", link.get("name", "?")))
+    meters = []
+    dests = []
+    if s is not None:
+        for p in gw.pollers:
+            for m in p.meters:
+                meters.append({"id": m.id, "bus": p.bus.name, "offline": m.offline, "failures": m.failures,
+                               "last_ok": m.last_ok, "last_error": m.last_error,
+                               "values": dict((k, v.text()) for k, v in m.values.items()),
+                               "stats": m.stats})
+                if m.offline:
+                    alarms.append("meter %s offline: %s" % (m.id, m.last_error))
+        store = gw.store
+        backlog = s["backlog"]
+        st["store"] = {"last_seq": store.last_seq, "durable_seq": s["durable_seq"],
+                       "backlog": dict((d.name, n) for d, n in zip(s["destinations"], backlog)),
+                       "stats": store.stats}
+        if store.stats.get("dropped"):
+            alarms.append("store full: %d records dropped" % store.stats["dropped"])
+        for k in sorted(s["store_alarms"]):
+            alarms.append("store %s: %s" % (k, s["store_alarms"][k]))
+        last = 0
+        for d, n in zip(s["destinations"], backlog):
+            dests.append({"name": d.name, "failing": d.failing, "last_ok": d.stats["last_ok"],
+                          "last_error": d.last_error, "backlog": n, "stats": d.stats})
+            last = max(last, d.stats["last_ok"])
+            if d.failing:
+                alarms.append("%s: delivery failing: %s" % (d.name, d.last_error))
+        st["last_upload"] = last
+        for a in s["gaps"]:
+            alarms.append(a if isinstance(a, str) else "%s: %s without valid data for %d h" % (
+                a.get("level"), a.get("code"), a.get("age_s", 0) // 3600))
+    st["meters"] = meters
+    st["destinations"] = dests
+    vol = flash(b.DATA_MOUNT) if gw is not None else None
+    if vol:
+        st["flash"] = vol
+        if vol["free"] * 10 < vol["size"]:
+            alarms.append("data volume %d%% full" % (100 - vol["free"] * 100 // vol["size"]))
+    st["alarms"] = alarms
+    return st
+
+
+def text_id(v):
+    """An id as text: printable bytes as they are (the sim's), others (a MAC) as aa:bb:cc:..."""
+    if isinstance(v, (bytes, bytearray)):
+        for b in v:
+            if b < 33 or b > 126:
+                return ":".join("%02x" % x for x in v)
+        return bytes(v).decode()
+    return v

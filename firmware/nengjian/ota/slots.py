@@ -1,0 +1,88 @@
+"""The update slots on flash and the pointer naming the active one: the state the boot path
+(nengjian.ota) and the updater (nengjian.ota.updater) both read and write, and OtaError. A module of
+its own so that the two import it and never each other (as nengjian.config.errors does for config).
+
+Layout under `root` (the board's APP_DIR):
+    a/, b/          each a `nengjian` package and the MANIFEST.json it came with
+    current         the pointer (JSON, below); missing or unreadable: the built-in package runs
+    pending.json    a bundle left for the check at the next boot (nengjian.ota.install_pending):
+                    {"bundle": path, "version", "key": vendor key path, "board", "window_s", "max_boots"}
+
+Pointer: {"active": "" (the built-in package), "a" or "b"; "version"; "previous", "previous_version":
+what a rollback returns to; "state": "trial" or "confirmed"; "boots", "max_boots", "window_s" of the
+trial; "failure": why the trial failed to start; "log": the last 8 texts for the ledger; "refused":
+the version the check at boot refused}. Older firmware (a rollback to the built-in package) reads the
+same file: its name and format never change.
+
+Writing: nengjian.core.statefile.replace, so a power cut leaves the whole old pointer or the whole new
+one; a write that fails raises OSError (the caller decides: boot goes on, the crew is told).
+"""
+
+import json
+import os
+
+from nengjian.core import statefile
+
+POINTER = "current"
+PENDING = "pending.json"
+MANIFEST = "MANIFEST.json"
+LOG_KEEP = 8
+
+
+class OtaError(Exception):
+    pass
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def read_pointer(root):
+    try:
+        with open(root + "/" + POINTER) as f:
+            p = json.load(f)
+        if isinstance(p, dict) and p.get("active") in ("", "a", "b"):
+            return p
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def write_pointer(root, p):
+    write_json(root + "/" + POINTER, p)
+
+
+def write_json(path, doc):
+    """doc as JSON at path, atomically; OSError if it could not be written (path then unchanged)."""
+    why = []
+    if not statefile.replace(path, lambda f: json.dump(doc, f), "w", why.append):
+        raise OSError(why[0])
+
+
+def add_log(p, text):
+    """Keep text in the pointer's log for the ledger (the app writes it there once the store is open)."""
+    log = p.setdefault("log", [])
+    log.append(text)
+    del log[:-LOG_KEEP]
+
+
+def rollback(p):
+    """Point back at what ran before the trial (the caller writes the pointer)."""
+    p["active"] = p.get("previous") or ""
+    p["version"] = p.get("previous_version")
+    p["previous"] = None
+    p["previous_version"] = None
+    p["state"] = "confirmed"
+    p["boots"] = 0
+    p.pop("failure", None)

@@ -1,0 +1,349 @@
+"""Signed application updates, the running application's part: verify a vendor-signed bundle,
+install it beside the running version as a trial, confirm it when healthy, roll it back when not
+healthy in time, and leave a bundle for the check at the next boot. The boot path (slot selection,
+trial boots) is nengjian.ota; the slots and the pointer are nengjian.ota.slots.
+
+Signature scheme - RSASSA-PKCS1-v1_5 with SHA-256, vendor key RSA-3072 (RFC 8017 8.2.2), chosen
+for what MicroPython 1.29 offers: hashlib has sha256 (no sha512), cryptolib has AES only, there is
+no ECDSA, RSA or Ed25519. Verifying RSA with e = 65537 is one modular exponentiation, which
+MicroPython's arbitrary-precision ints do with the built-in pow(s, e, n): about 20 lines, no
+tables. Measured on the unix port: 3.4 ms per RSA-3072 verify (tests/firmware/ota/test_ota.py prints
+it for a whole bundle); the ESP32-S3 is one to two orders of magnitude slower, well under a second,
+once per update. A pure-Python Ed25519 verify would need a pure-Python SHA-512 and two 253-bit
+scalar multiplications, some 8000 modular products of 1.7 us each on the same port: several times
+the time and many times the code, for a smaller signature we do not need. HMAC with a per-device
+key was rejected: the vendor would hold every device's key, and a key read out of one unencrypted
+flash could sign updates for that device. The signature is checked by comparing the whole
+expected encoding (never by parsing it), which rules out the known PKCS#1 v1.5 forgeries.
+The public key is a small JSON file ({"alg": "rsa-pkcs1v15-sha256", "n": hex, "e": 65537,
+"id": ...}) provisioned with the config; the host builds and signs (host/nengjian_host/vendor/updates.py).
+
+Bundle (one file, streamed: never held in RAM)
+    "NJOTA1\\n\\0" | manifest length u32 LE | signature length u32 LE | manifest (JSON) | signature
+    | the files' bytes, one after another, in manifest order
+manifest: {"format": 1, "version": "0.2.0", "boards": ["sim", ...], "mpy": null or
+sys.implementation._mpy when .mpy files are inside, "files": [[path, size, sha256 hex], ...]}.
+The signature covers the manifest, the manifest covers every file by its hash: each file is
+checked as it is written into the spare slot, and the slot is switched in only when all are good.
+What was installed, confirmed, rolled back and why goes into the pointer's log and from there, once
+the store is open, into the ledger (take_log()).
+
+SPEC 7 (updates stranded devices after partition or flash changes): the bundle names the boards it
+is for and the .mpy format it needs; anything else is refused before a byte is written.
+"""
+
+import json
+import os
+import sys
+
+try:
+    from hashlib import sha256
+except ImportError:  # pragma: no cover
+    from uhashlib import sha256
+
+from nengjian.ota import slots
+from nengjian.ota.slots import OtaError  # noqa: F401  (the updater's callers catch it from here too)
+
+MAGIC = b"NJOTA1\n\x00"
+HEAD = 16
+CHUNK = 1024
+MAX_MANIFEST = 16384
+MAX_SIG = 1024
+INCOMING = "incoming.njota"
+ALG = "rsa-pkcs1v15-sha256"
+# DER DigestInfo prefix for SHA-256 (RFC 8017 9.2 note 1)
+_DI_SHA256 = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
+
+
+# ---- signature
+def load_key(path):
+    """(n, e, byte length, key id) of a vendor public key file."""
+    with open(path) as f:
+        doc = json.load(f)
+    if doc.get("alg") != ALG:
+        raise OtaError("key %s: algorithm %r, expected %s" % (path, doc.get("alg"), ALG))
+    n_hex = doc["n"]
+    return int(n_hex, 16), int(doc.get("e", 65537)), (len(n_hex.lstrip("0")) + 1) // 2, doc.get("id", "")
+
+
+def rsa_verify(key, digest, sig):
+    """True if sig is the RSASSA-PKCS1-v1_5 signature of the SHA-256 digest under key."""
+    n, e, k = key[0], key[1], key[2]
+    if len(sig) != k or len(digest) != 32:
+        return False
+    s = int.from_bytes(sig, "big")
+    if s >= n:
+        return False
+    em = pow(s, e, n).to_bytes(k, "big")
+    want = b"\x00\x01" + b"\xff" * (k - 3 - len(_DI_SHA256) - 32) + b"\x00" + _DI_SHA256 + digest
+    return em == want
+
+
+# ---- files
+def _is_dir(path):
+    try:
+        return os.stat(path)[0] & 0x4000 != 0
+    except OSError:
+        return False
+
+
+def _rmtree(path):
+    if not slots.exists(path):
+        return
+    if _is_dir(path):
+        for name in os.listdir(path):
+            _rmtree(path + "/" + name)
+        os.rmdir(path)
+    else:
+        os.remove(path)
+
+
+def _makedirs(path):
+    cur = "/" if path.startswith("/") else ""
+    for part in path.split("/"):
+        if not part:
+            continue
+        cur = cur + part if cur in ("", "/") else cur + "/" + part
+        if not slots.exists(cur):
+            os.mkdir(cur)
+
+
+def _copy_hashed(src, dst, left, mv):
+    """Copy `left` bytes from src to dst through the buffer mv; (sha256 of what was copied, bytes
+    missing when src ended early)."""
+    h = sha256()
+    while left:
+        n = src.readinto(mv[:min(len(mv), left)])
+        if not n:
+            break
+        h.update(mv[:n])
+        dst.write(mv[:n])
+        left -= n
+    return h, left
+
+
+class Updater:
+    def __init__(self, root, key, board, event=None, window_s=1800, max_boots=2, key_path=None):
+        self.root = root
+        self.key = key
+        self.key_path = key_path  # named in pending.json: the check at boot loads it again
+        self.board = board
+        self._event = event
+        self.window_s = window_s
+        self.max_boots = max_boots
+        self.last_verify_ms = None
+
+    def _note(self, text):
+        if self._event is not None:
+            self._event("ota", text)
+
+    def state(self):
+        p = slots.read_pointer(self.root) or {"active": "", "state": "confirmed"}
+        return p
+
+    def take_log(self):
+        """What select() and earlier runs left for the ledger; written to the ledger once."""
+        p = slots.read_pointer(self.root)
+        if not p or not p.get("log") or self._event is None:
+            return []
+        out = p.pop("log")
+        slots.write_pointer(self.root, p)
+        for text in out:
+            self._note(text)
+        return out
+
+    def install_file(self, path):
+        with open(path, "rb") as f:
+            return self.install(f)
+
+    def defer(self, path, version=None):
+        """Leave the received bundle at path to install_pending() at the next boot (the caller resets)."""
+        if self.key_path is None:
+            raise OtaError("no key path to check the bundle with at boot")
+        _makedirs(self.root)
+        slots.write_json(self.root + "/" + slots.PENDING, {
+            "bundle": path, "version": version, "key": self.key_path, "board": self.board,
+            "window_s": self.window_s, "max_boots": self.max_boots})
+        self._note("bundle%s received: verified and installed at the restart" % (" " + version if version else ""))
+
+    def discard(self, path):
+        """Drop a received bundle once installed, refused, or not to be installed (a failed download)."""
+        slots.remove(path)
+
+    def take_refused(self):
+        """The version install_pending() refused at this boot, once (None if none)."""
+        p = slots.read_pointer(self.root)
+        if not p or "refused" not in p:
+            return None
+        version = p.pop("refused")
+        slots.write_pointer(self.root, p)
+        return version
+
+    def incoming(self, size):
+        """Where a bundle of `size` bytes is received before install_file() (the console's `ota`).
+        OtaError if it will not fit beside what is there."""
+        if size <= HEAD:
+            raise OtaError("a bundle of %d bytes is no bundle" % size)
+        _makedirs(self.root)
+        self._room(size)
+        return self.root + "/" + INCOMING
+
+    def install(self, f):
+        """Verify the bundle read from file object f and switch it in as a trial (reboot to run it).
+        Returns the manifest. OtaError (nothing switched, the spare slot emptied) if anything is wrong."""
+        try:
+            return self._install(f)
+        except OtaError as e:
+            self._note("update refused: %s" % e)
+            raise
+
+    def _install(self, f):
+        # The manifest (some KB) goes to a file while it is hashed and is parsed from there: no
+        # buffer of its size is needed in a heap the running application has fragmented.
+        _makedirs(self.root)
+        mpath = self.root + "/incoming.manifest"
+        try:
+            return self._install_from(f, mpath)
+        finally:
+            slots.remove(mpath)
+
+    def _install_from(self, f, mpath):
+        from nengjian.core.compat import ticks_diff, ticks_ms
+
+        head = f.read(HEAD)
+        if len(head) != HEAD or head[:8] != MAGIC:
+            raise OtaError("not a Nengjian update bundle")
+        mlen = int.from_bytes(head[8:12], "little")
+        slen = int.from_bytes(head[12:16], "little")
+        if not 0 < mlen <= MAX_MANIFEST or not 0 < slen <= MAX_SIG:
+            raise OtaError("bundle header damaged")
+        buf = bytearray(CHUNK)
+        mv = memoryview(buf)
+        with open(mpath, "wb") as out:
+            h, left = _copy_hashed(f, out, mlen, mv)
+        sig = f.read(slen)
+        if left or len(sig) != slen:
+            raise OtaError("bundle truncated in its header")
+        t0 = ticks_ms()
+        ok = rsa_verify(self.key, h.digest(), sig)
+        self.last_verify_ms = ticks_diff(ticks_ms(), t0)
+        if not ok:
+            raise OtaError("signature does not verify with vendor key %s" % (self.key[3] or "(no id)"))
+        try:
+            with open(mpath) as mf:
+                man = json.load(mf)
+            files = man["files"]
+            version = man["version"]
+        except (ValueError, KeyError, TypeError):
+            raise OtaError("manifest unreadable")
+        if man.get("format") != 1:
+            raise OtaError("bundle format %r not understood by this firmware" % man.get("format"))
+        if self.board not in man.get("boards", ()):
+            raise OtaError("bundle is for %s, this board is %s" % (", ".join(man.get("boards", ())), self.board))
+        need_mpy = man.get("mpy")
+        have_mpy = getattr(sys.implementation, "_mpy", None)
+        # bits 0-7 version, 8-9 sub-version: both must match to load bytecode (10-15 name a native arch)
+        if need_mpy is not None and have_mpy is not None and (need_mpy & 0x3FF) != (have_mpy & 0x3FF):
+            raise OtaError(".mpy format %d.%d, this MicroPython loads %d.%d" % (
+                need_mpy & 0xFF, need_mpy >> 8 & 3, have_mpy & 0xFF, have_mpy >> 8 & 3))
+        total = 0
+        for entry in files:
+            path, size = entry[0], entry[1]
+            if (not isinstance(path, str) or path.startswith("/") or ".." in path.split("/")
+                    or not path.startswith("nengjian/") or path == slots.MANIFEST):
+                raise OtaError("file %r outside the package" % (path,))
+            total += size
+        self._room(total)
+        p = self.state()
+        target = "b" if p.get("active") == "a" else "a"
+        slot = "%s/%s" % (self.root, target)
+        _makedirs(self.root)
+        _rmtree(slot)
+        try:
+            for path, size, digest in files:
+                full = slot + "/" + path
+                _makedirs(full.rsplit("/", 1)[0])
+                with open(full, "wb") as out:
+                    h, left = _copy_hashed(f, out, size, mv)
+                if left:
+                    raise OtaError("bundle truncated in %s" % path)
+                if _hex(h.digest()) != digest:
+                    raise OtaError("%s does not match its hash in the signed manifest" % path)
+            # No state replaced here (that is nengjian.core.statefile's): the manifest moves into a
+            # slot nothing points at yet, and the pointer written below is what switches.
+            os.rename(mpath, slot + "/" + slots.MANIFEST)
+        except OtaError:
+            _rmtree(slot)
+            raise
+        except OSError as e:
+            _rmtree(slot)
+            raise OtaError("writing slot %s failed: %s" % (target, e))
+        prev = p.get("active", "")
+        if p.get("state") == "trial":
+            # Installing over an unconfirmed trial: fall back to what was confirmed before it.
+            prev, prev_version = p.get("previous") or "", p.get("previous_version")
+        else:
+            prev_version = p.get("version")
+        q = {"active": target, "version": version, "previous": prev, "previous_version": prev_version,
+             "state": "trial", "boots": 0, "max_boots": self.max_boots, "window_s": self.window_s,
+             "log": p.get("log") or []}
+        slots.add_log(q, "installed %s in slot %s (signature checked in %d ms): runs on trial from the next boot"
+                % (version, target, self.last_verify_ms))
+        slots.write_pointer(self.root, q)
+        self.take_log()
+        return man
+
+    def _room(self, total):
+        try:
+            s = os.statvfs(self.root if slots.exists(self.root) else "/")
+        except (AttributeError, OSError):
+            return
+        free = s[0] * s[4]
+        if free < total + 16 * 1024:
+            raise OtaError("%d bytes free, the update needs %d" % (free, total + 16 * 1024))
+
+    # ---- after the switch
+    def on_trial(self):
+        p = slots.read_pointer(self.root)
+        return bool(p and p.get("state") == "trial")
+
+    def confirm(self):
+        """The running version is healthy: keep it (health.Supervisor's on_healthy calls this)."""
+        p = slots.read_pointer(self.root)
+        if not p or p.get("state") != "trial":
+            return False
+        p["state"] = "confirmed"
+        p["boots"] = 0
+        p.pop("failure", None)
+        slots.write_pointer(self.root, p)
+        self._note("version %s confirmed healthy: kept" % p.get("version"))
+        return True
+
+    def check_trial(self, uptime_s):
+        """Roll back a trial not confirmed within its window. True if it did (the caller resets)."""
+        p = slots.read_pointer(self.root)
+        if not p or p.get("state") != "trial" or uptime_s < p.get("window_s", self.window_s):
+            return False
+        text = "rolled back from %s to %s: not healthy within %d s" % (
+            p.get("version"), p.get("previous_version") or "built-in", p.get("window_s", self.window_s))
+        slots.rollback(p)
+        slots.write_pointer(self.root, p)
+        self._note(text)
+        return True
+
+
+async def download(url, path, timeout_ms=600000, ssl=None):
+    """GET url into the file path, streamed to flash by the uplink's HTTP client (one deadline for
+    the whole transfer; the server must send Content-Length)."""
+    from nengjian.net import http
+
+    with open(path, "wb") as out:
+        status, _ = await http.request("GET", url, b"", None, timeout_ms, ssl, into=out)
+    if status != 200:
+        raise OtaError("GET %s: HTTP %d" % (url, status))
+
+
+def _hex(b):
+    from binascii import hexlify
+
+    return hexlify(b).decode()
