@@ -48,7 +48,7 @@ def trial(heap: str) -> tuple[bool, str, float]:
             rig.close()
 
 
-MODULES = ["nengjian.app", "nengjian.console.commands", "nengjian.ota", "nengjian.ota.fetch", "nengjian.net.modem",
+MODULES = ["nengjian.app", "nengjian.console.commands", "nengjian.ota", "nengjian.ota.updater", "nengjian.ota.fetch", "nengjian.net.modem",
            "nengjian.net.cellular", "nengjian.values.tce", "nengjian.crypto.sm4", "nengjian.proto.cjt188",
            "nengjian.uplink.centerinfo", "nengjian.meters.scan", "nengjian.system.clock"]
 MODULE_COST = """

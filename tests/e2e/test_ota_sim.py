@@ -24,7 +24,11 @@ from nengjian_host.common import bundle as app_bundle
 from nengjian_host.common import paths
 from nengjian_host.vendor import updates as host_ota
 
-pytestmark = [pytest.mark.e2e]
+# 320k, one step above the make-run workload's 288k: a push is checked at once only when the heap has
+# a contiguous block for the signature check, and at 288k the gateway now defers it to the reset
+# (the designed path when memory is short: tests/firmware/console/test_commands_ota.py). These tests
+# follow the update itself; heap figures are bench/bench_heap.py's.
+pytestmark = [pytest.mark.e2e, pytest.mark.sim_heap("320k")]
 
 NEW = "0.2.0-sim"
 CRASH = "0.3.0-crash"
@@ -111,7 +115,7 @@ def test_pushed_update_runs_on_trial_confirms_when_healthy_and_stays(dut, bundle
     code, out, err = _ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
     assert code == 0, out + err
     doc = _json(out)
-    assert doc["installed"]["installed"] == NEW and doc["installed"]["slot"] == "a"
+    assert doc.get("installed", {}).get("installed") == NEW and doc["installed"]["slot"] == "a", doc
     assert doc["status"]["firmware"] == NEW
     assert doc["ota"]["state"] == "trial" and doc["ota"]["boots"] == 1 and doc["ota"]["version"] == NEW
     assert (app_dir / "a" / "nengjian" / "app.mpy").exists()
