@@ -2,7 +2,7 @@
 person (rich tables) or a script (JSON).
 
 Owns: asking the gateway (fetch) and the human rendering; the numbers come from
-nengjian/console/protocol.py on the gateway.
+nengjian/console/status.py on the gateway.
 """
 
 from __future__ import annotations
