@@ -11,7 +11,8 @@ by the host launcher (`nengjian sim`, tests):
   NJ_PULSE<n>    file driving pulse input pulse_<n>: a timeline a test appends to. '0' / '1' are
                  line levels, '-' holds the line for SimPin.HOLD_MS, other bytes are ignored.
                  Levels between two holds arrive at one instant, so "0101" is contact bounce and
-                 "0-1-" a clean pulse, however late the gateway reads the file
+                 "0-1-" a clean pulse, however late the gateway reads the file. A pin reads
+                 from the end of the file it finds at boot: what was written before is past
   NJ_DATA_KB     size of the data partition (default 4096 KiB, the target boards' data partition)
   NJ_PROFILES    directory of meter profiles (default <repo>/profiles/meters)
 
@@ -120,6 +121,9 @@ class SimPin:
         with open(path, "ab"):
             pass
         self._f = open(path, "rb")
+        # A pin has no past: a board that boots again sees the line from now on, not the levels a
+        # test wrote for the boot before (replayed with their holds they would be pulses again).
+        self._f.seek(0, 2)
         self._level = level
         self._handler = None
         self._trigger = 0
