@@ -83,17 +83,27 @@ _UNREACHABLE = ("Failed to connect", "could not open port", "No serial data rece
                 "Could not open", "Could not connect", "Write timeout", "device disconnected", "Errno 5")
 
 
-def _device_call(args: list[str], what: str, timeout: float = 900) -> str:
-    proc = esptool(args, timeout)
-    text = proc.stdout + proc.stderr
-    if proc.returncode:
+# An exchange that broke off in the middle (a USB hub dropping a few bytes, a bootloader that fell
+# out of step): every call below can simply run again — reads, verifies, and writes of the same data
+# after the backup was taken — so one such failure is retried before it is reported.
+_BROKEN_OFF = ("Unknown result", "No more data to read", "Serial data stream stopped", "Invalid head of packet")
+
+
+def _device_call(args: list[str], what: str, timeout: float = 900, tries: int = 2) -> str:
+    for attempt in range(tries):
+        proc = esptool(args, timeout)
+        text = proc.stdout + proc.stderr
+        if not proc.returncode:
+            return text
+        if attempt + 1 < tries and any(s in text for s in _BROKEN_OFF):
+            continue
         last = [ln for ln in text.strip().splitlines() if ln.strip()][-3:]
         if any(s in text for s in _UNREACHABLE):
             raise Unreachable("%s: the gateway did not answer (%s). Check the USB cable and the port; if it "
                               "has no auto-reset, hold BOOT and tap EN, then pass --no-reset."
                               % (what, " / ".join(x.strip() for x in last)))
         raise FlashError("%s failed: %s" % (what, " / ".join(x.strip() for x in last)))
-    return text
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 # ---- firmware
