@@ -1,12 +1,14 @@
 # Nengjian: two commands on a fresh machine.
 #   make run    start the gateway on the sim board with simulated meters and a local platform
 #   make test   install what is needed and run every test
+#   make lint   ruff, then mypy over the firmware against each board's MicroPython stubs
+#               (tools/typecheck.py: the ESP32 boards against the ESP32 port, the sim against unix)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 0
-HEAP ?= 288k
+HEAP ?= 320k
 PYTEST_ARGS ?=
 # The sim tests mostly wait on simulated time and sockets: four workers on two cores cut CI from ~17 to
 # ~11 minutes. A real rig (--port) is one gateway: PYTEST_WORKERS=0.
@@ -26,7 +28,8 @@ run: $(STAMP)
 	$(BIN)/nengjian sim --duration $(DURATION) --heap $(HEAP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check firmware boards host tests bench
+	$(BIN)/ruff check firmware boards host tests bench tools
+	$(BIN)/python tools/typecheck.py
 
 test: $(STAMP) lint firmware-sim
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

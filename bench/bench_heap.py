@@ -50,7 +50,7 @@ def trial(heap: str) -> tuple[bool, str, float]:
 
 MODULES = ["nengjian.app", "nengjian.console.commands", "nengjian.ota", "nengjian.ota.updater", "nengjian.ota.fetch", "nengjian.net.modem",
            "nengjian.net.cellular", "nengjian.values.tce", "nengjian.crypto.sm4", "nengjian.proto.cjt188",
-           "nengjian.uplink.centerinfo", "nengjian.meters.scan", "nengjian.system.clock"]
+           "nengjian.uplink.centerinfo", "nengjian.meters.scan", "nengjian.meters.refusals", "nengjian.system.clock"]
 MODULE_COST = """
 import gc
 gc.collect()

@@ -37,6 +37,7 @@ __all__ = [
     "credentials",
     "mount_data",
     "reset",
+    "reset_cause",
     "set_utc",
     "unique_id",
 ]
@@ -102,6 +103,28 @@ def reset():
     machine.reset()
 
 
+def reset_cause():
+    """Why the chip booted, as a nengjian.system.health reset cause. The ESP32 port (modmachine.c,
+    MicroPython 1.26 to 1.29) reports ESP_RST_BROWNOUT as PWRON_RESET and ESP_RST_PANIC as HARD_RESET,
+    as it does machine.reset() (ESP_RST_SW): a brown-out reads as a power-on, neither a crash, and a
+    panic as a reset, a crash unless the firmware said beforehand that it reset on purpose
+    (health.BootGuard.planned). The watchdogs (task, interrupt, RTC) are WDT_RESET; SOFT_RESET is
+    MicroPython's soft reboot, the chip still running. DEEPSLEEP_RESET never happens here (the
+    gateway does not sleep) and counts, with ESP_RST_UNKNOWN (0), as unknown."""
+    from nengjian.system import health
+
+    c = machine.reset_cause()
+    if c == machine.PWRON_RESET:
+        return health.POWER_ON
+    if c == machine.WDT_RESET:
+        return health.WATCHDOG
+    if c == machine.HARD_RESET:
+        return health.RESET
+    if c == machine.SOFT_RESET:
+        return health.SOFT_REBOOT
+    return health.UNKNOWN
+
+
 # ---- RS-485 and pulse inputs, from the board's pin tables
 def rs485_ports(table):
     """name -> factory of the port (rs485_uart: machine.UART plus the DE/RE pin), from
@@ -128,6 +151,19 @@ def io_from_pins(rs485, pulse, pull_up):
     """The board's rs485_ports() and pulse_inputs() (no arguments, as the firmware calls them), from
     its pin tables: `rs485_ports, pulse_inputs = common.io_from_pins(RS485, PULSE, pull_up=...)`."""
     return (lambda: rs485_ports(rs485)), (lambda: pulse_inputs(pulse, pull_up))
+
+
+# ---- the service button (nengjian.console.guard: trust anchors are replaced only while it is held)
+def button_held(gpio, configure=True, samples=64):
+    """The button on `gpio` (pressed pulls the line low, as BOOT does) is held: `samples` reads in a
+    row all low. configure=False reads the pin without taking it from the peripheral it serves (GPIO0
+    as the Ethernet PHY's clock input): a running clock reads high somewhere in the run, so it is
+    never taken for a held button. The board's service_button_held() calls this with its pin."""
+    pin = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_UP) if configure else machine.Pin(gpio)
+    for _ in range(samples):
+        if pin.value() != 0:
+            return False
+    return True
 
 
 # ---- the modem link (nengjian.net: the board supplies UART, PWRKEY and network.PPP)
@@ -250,7 +286,7 @@ def nvs_read(dev, namespace):
     buf = bytearray(_PAGE)
     mv = memoryview(buf)
     ns_index = {}  # namespace name -> index
-    items = {}  # (index, key) -> str/bytes, or {chunk: bytes} for blob v2 data
+    items = {}  # type: dict  # (index, key) -> str/bytes, or {chunk: bytes} for blob v2 data
     index = {}  # (index, key) -> (size, chunk count, first chunk) of a blob v2
     for page in range(dev.ioctl(4, 0)):
         dev.readblocks(page, buf)

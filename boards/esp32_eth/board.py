@@ -22,6 +22,15 @@ PULSE = {"pulse_0": 34, "pulse_1": 35}
 
 rs485_ports, pulse_inputs = common.io_from_pins(RS485, PULSE, pull_up=False)
 
+# The service button: BOOT (GPIO0). *unsure* as above: where GPIO0 also carries the PHY's clock
+# (ETH_REF_CLK below) it is read without taking it from the EMAC, and while the clock runs it never
+# reads as held; such a PCB should give the button a GPIO of its own.
+SERVICE_BUTTON = 0
+
+
+def service_button_held():
+    return common.button_held(SERVICE_BUTTON, configure=SERVICE_BUTTON != ETH_REF_CLK)
+
 
 # ---- network (nengjian.net)
 # LAN8720 wiring of the reference design (RMII fixed pins plus these); *unsure* until checked

@@ -19,6 +19,13 @@ PULSE = {"pulse_0": 7, "pulse_1": 15}  # internal pull-ups: reed contacts and op
 
 rs485_ports, pulse_inputs = common.io_from_pins(RS485, PULSE, pull_up=True)
 
+# The service button: BOOT (GPIO0, a strapping pin, read only once the application runs).
+SERVICE_BUTTON = 0
+
+
+def service_button_held():
+    return common.button_held(SERVICE_BUTTON)
+
 
 # ---- network (nengjian.net)
 # Pin numbers follow the reference schematic; *unsure* until checked against the PCB revision.

@@ -15,6 +15,12 @@ by the host launcher (`nengjian sim`, tests):
                  from the end of the file it finds at boot: what was written before is past
   NJ_DATA_KB     size of the data partition (default 4096 KiB, the target boards' data partition)
   NJ_PROFILES    directory of meter profiles (default <repo>/profiles/meters)
+  NJ_BUTTON      file holding the service button's line level, as a test or a developer writes it:
+                 '0' pressed (the line pulled low, as BOOT is on the ESP32 boards), '1' released;
+                 the last '0' or '1' in the file counts. Unset or missing: never held
+  NJ_RESET_CAUSE why this process runs, as the launcher saw the one before end: one of the reset
+                 causes of nengjian.system.health ("power-on" after a power cut, "crash" after the
+                 process died by itself, "watchdog", "reset", ...); none: a process just started
 
 A pty transfers instantly and ignores parity; the bus computes wire time from baud and framing,
 so timing code runs as it would on the ESP32.
@@ -377,6 +383,23 @@ def credentials():
     return out
 
 
+def service_button_held():
+    """The service button, read when a console request needs it (nengjian.console.guard): trust anchors
+    are replaced only while it is held."""
+    path = os.getenv("NJ_BUTTON")
+    if not path:
+        return False
+    try:
+        with open(path, "rb") as f:
+            levels = f.read()
+    except OSError:
+        return False
+    for i in range(len(levels) - 1, -1, -1):
+        if levels[i] in (48, 49):  # '0' '1'
+            return levels[i] == 48
+    return False
+
+
 def unique_id():
     return (os.getenv("NJ_SIM_ID") or "sim-0000").encode()
 
@@ -384,6 +407,16 @@ def unique_id():
 # ---- console (the USB serial port of the sim is the process's stdio on a pty; see nengjian_host.sim.gateway)
 
 RESET_LINE = "@sim reset"
+
+
+def reset_cause():
+    """machine.reset_cause() of the sim, board-neutral: what the launcher put in NJ_RESET_CAUSE."""
+    from nengjian.system import health
+
+    c = os.getenv("NJ_RESET_CAUSE")
+    if not c:
+        return health.POWER_ON
+    return c if c in health.RESET_CAUSES else health.UNKNOWN
 
 
 def reset():

@@ -8,6 +8,14 @@ the error is printed every minute, and the config is re-read so a crew's fix tak
 without a power cycle. Not for a version on trial: one that cannot start on this site's config
 fails its trial (main.py resets; ota.max_boots such boots roll it back), because in safe mode
 nothing would ever confirm it or roll it back.
+
+Crash-loop safe mode (health.BootGuard: quick crashes in a row, power cuts not among them) keeps
+what the site exists for - meters polled, readings and values stored and uploaded, tce, alarms,
+clock, console - and drops at level 1 what is best effort and may be the crash: the platform's
+information channel (notices, coefficient download: JSON bodies, requests no value needs) and the
+update server (TLS and large downloads; an update still comes over USB). Level 2 (safe mode crashed
+as often again, so the meters' path may be the fault) stops polling too. Either leaves by a normal
+start after `health.safe_hold_s`.
 """
 
 import asyncio
@@ -20,6 +28,7 @@ from nengjian import config
 from nengjian.console import protocol as console
 from nengjian.console import status
 from nengjian.core import log, records, timeutil
+from nengjian.core.compat import ticks_diff, ticks_ms
 from nengjian.meters import factory
 from nengjian.meters import profile as profiles
 from nengjian.net import failover as netsup
@@ -52,6 +61,7 @@ class Gateway:
         self.alarms = alarms.Alarms([it["code"] for it in cfg["items"]], cfg["realtime_period_s"], self.event,
                                     cfg["alarms"], data_dir + "/alarms.json")
         self.boot_guard = None
+        self.safe = 0  # crash-loop safe mode level (health.BootGuard.level)
         self.updater = None
         self.supervisor = None
         self.heartbeat = None
@@ -108,7 +118,8 @@ class Gateway:
                               getattr(board, "credentials", None))
             dest = delivery.Destination(prof, self.store, d["batch"], self.event, self.net.is_up,
                                         board.clock_trusted, self.net.batch_cap)
-            if d.get("notices") or d.get("coefficients"):  # imported only where a platform takes them
+            # Imported only where a platform takes them; left out in crash-loop safe mode (module doc).
+            if (d.get("notices") or d.get("coefficients")) and not self.safe:
                 from nengjian.uplink import centerinfo
 
                 dest.info = centerinfo.CenterInfo(prof, d.get("notices") or (), d.get("coefficients"),
@@ -170,12 +181,14 @@ class Gateway:
         for d in self.destinations:
             if d.info is not None:
                 self.heartbeat.subscribe(d.info.heartbeat)
-        return [sup.run(), self.heartbeat.run()]
+        return [("supervisor", sup.run), ("heartbeat", self.heartbeat.run)]
 
     def restart(self):
         """Reset the board with everything taken so far on flash (an update installed or rolled back,
         safe mode left)."""
         self.store.flush()
+        if self.boot_guard is not None:
+            self.boot_guard.planned()
         board.reset()
 
     async def _leave_safe_mode_later(self):
@@ -185,23 +198,60 @@ class Gateway:
         self.restart()
 
     async def run(self, safe=False):
-        tasks = [asyncio.create_task(p.run()) for p in self.pollers]
-        tasks += [asyncio.create_task(d.run()) for d in self.destinations]
+        # Each task kept (restarted after a failure): one task's exception would end the gather.
+        runs = [("bus%d" % i, p.run) for i, p in enumerate(self.pollers)]
+        runs += [("uplink:" + d.name, d.run) for d in self.destinations]
         if self.net is not None:
-            tasks.append(asyncio.create_task(self.net.run()))
+            runs.append(("network", self.net.run))
             if self.clock is not None:
-                tasks.append(asyncio.create_task(self.clock.run(self.net.is_up)))
+                runs.append(("clock", lambda: self.clock.run(self.net.is_up)))
             if self.ota_fetch is not None:
-                tasks.append(asyncio.create_task(self.ota_fetch.run(self.net.is_up)))
-        tasks.append(asyncio.create_task(self.flush_loop()))
-        tasks.append(asyncio.create_task(self.status_loop()))
-        tasks += [asyncio.create_task(c) for c in self._watch(safe)]
+                runs.append(("ota", lambda: self.ota_fetch.run(self.net.is_up)))
+        runs.append(("flush", self.flush_loop))
+        runs.append(("status", self.status_loop))
+        runs += self._watch(safe)
         if safe and self.boot_guard is not None:
-            tasks.append(asyncio.create_task(self._leave_safe_mode_later()))
+            runs.append(("safe-hold", self._leave_safe_mode_later))
+        tasks = [asyncio.create_task(kept(name, fn, self.event)) for name, fn in runs]
+        runs = None  # this frame lives as long as the gateway: the list and its pairs need not
         try:
             await asyncio.gather(*tasks)
         finally:
             self.store.close()
+
+
+RESTART_MS = 5000  # a failed task's first back-off; doubled at each failure in a row
+RESTART_MAX_MS = 300000  # the back-off's cap; a task that ran this long before failing starts again at 5 s
+
+
+async def kept(name, run, event):
+    """Run the coroutine run() makes for as long as the gateway runs: an exception it raises (a bug,
+    a MemoryError, an error the network layer let through) goes to the ledger and run() starts again
+    after a back-off, so it can neither end the app's gather nor leave the task dead. A run that
+    returns is done. CancelledError, KeyboardInterrupt and SystemExit are no Exception (on
+    MicroPython's asyncio as on CPython's) and pass. Every task has one of these frames: what a
+    failure needs is done in _failed, outside it."""
+    wait = 0
+    while True:
+        began = ticks_ms()
+        try:
+            return await run()
+        except Exception as e:  # noqa: BLE001 - whatever one task hits must not stop the others
+            wait = _failed(name, e, event, wait, ticks_diff(ticks_ms(), began))
+        await asyncio.sleep_ms(wait)
+
+
+def _failed(name, e, event, wait, ran_ms):
+    """The back-off after a failure (doubled at each failure in a row, from RESTART_MS after a run of
+    RESTART_MAX_MS), told to the ledger."""
+    wait = RESTART_MS if not wait or ran_ms >= RESTART_MAX_MS else min(wait * 2, RESTART_MAX_MS)
+    try:
+        event("health", "task %s failed (%s: %s): restarted in %d s" % (
+            name, type(e).__name__, str(e)[:120], wait // 1000))
+    except Exception:  # noqa: BLE001 - the ledger's trouble must not end the task either
+        pass
+    gc.collect()
+    return wait
 
 
 def _load_profile(name):
@@ -264,11 +314,11 @@ async def main_async():
             await _safe_mode_unless_on_trial("data volume will not mount (%s); stored data is left untouched" % e)
             continue
         store_dir = data + "/store"
-        global _guard, _quick
+        global _guard
         if _guard is None:  # once per boot, not per config reload
             _guard = health.BootGuard(data + "/boots")
-            _quick = _guard.boot()
-        guard, quick = _guard, _quick
+            _guard.boot(board.reset_cause())
+        guard = _guard
         try:
             cfg = config.load(board.CONFIG_DIR + "/site.json", _load_profile)
         except config.ConfigError as e:
@@ -284,17 +334,21 @@ async def main_async():
         store.on_event = lambda k, t: log.warn("store", "%s: %s" % (k, t))
         store.open()
         guard.limit = cfg["health"]["crash_limit"]
-        crash_loop = quick > guard.limit
+        level = guard.level()
         try:
             gw = Gateway(cfg, store, data)
             store.on_event = gw.event
             for kind, text in store.open_events:  # what recovery found goes into the ledger too
                 store.append([records.EVENT, timeutil.now(), kind, text])
             gw.boot_guard = guard
-            if crash_loop:
-                gw.event("health", "SAFE MODE: %d quick restarts in a row; meters not polled, console and "
-                                   "uploads kept" % (quick - 1))
-            else:
+            gw.safe = level
+            if level:
+                what = ("meters polled and stored; notices, coefficients, update server off" if level == 1
+                        else "safe mode crashed too: meters not polled")
+                gw.event("health", "SAFE MODE (crash loop, level %d): %d quick crashes in a row (last reset: %s); "
+                                   "%s; normal start in %d s" % (level, guard.quick, guard.cause, what,
+                                                                 cfg["health"]["safe_hold_s"]))
+            if level < 2:
                 gw.build_meters()
             gw.build_destinations()
             _start_clock(gw)
@@ -307,20 +361,24 @@ async def main_async():
         restored = gw.restore_intervals()
         log.info("boot", "store: last record %d, %d item(s) resumed; %d meter(s) on %d bus(es), %d destination(s)" % (
             store.last_seq, restored, len(cfg["meters"]), len(gw.pollers), len(gw.destinations)))
-        gw.event("boot", "started firmware %s" % VERSION)
+        gw.event("boot", "started firmware %s (reset cause: %s, quick crashes: %d of %d)" % (
+            VERSION, guard.cause, guard.quick, guard.limit))
         console.attach(gw)
-        await gw.run(safe=crash_loop)
+        await gw.run(safe=level > 0)
 
 
 def _start_clock(gw):
-    """Boards that can set their clock sync it by NTP, or from the platform's Date header when NTP
-    is silent; until then readings are not stamped (board.clock_trusted asks clocksync)."""
+    """Boards that can set their clock sync it by NTP, or from the Date header of a verified platform
+    when NTP is silent; until then readings are not stamped (board.clock_trusted asks clocksync).
+    Once trusted, a step beyond clock.max_step_s needs two sources that agree (system/clock.py)."""
     if not hasattr(board, "set_utc"):
         return  # the sim: the host keeps its clock
     from nengjian.net import http
     from nengjian.system import clock as clocksync
 
-    gw.clock = clocksync.init(board.set_utc, trusted=False, event=gw.event)
+    cc = gw.cfg["clock"]
+    gw.clock = clocksync.init(board.set_utc, trusted=False, event=gw.event, max_step_s=cc["max_step_s"],
+                              agree_s=cc["agree_s"])
     http.on_date = clocksync.from_platform
 
 
@@ -337,10 +395,10 @@ def _start_updater(gw, cfg):
     from nengjian.ota import updater as otaupdater
 
     gw.updater = otaupdater.Updater(app_dir, otaupdater.load_key(key_path), board.NAME, gw.event,
-                                    cfg["ota"]["window_s"], cfg["ota"]["max_boots"], key_path)
+                                    cfg["ota"]["window_s"], cfg["ota"]["max_boots"], key_path, VERSION)
     gw.updater.take_log()
     oc = cfg["ota"]
-    if oc.get("url"):
+    if oc.get("url") and not gw.safe:  # crash-loop safe mode: updates over USB only (module doc)
         from nengjian.ota import fetch as otafetch
 
         ssl = None
@@ -353,7 +411,7 @@ def _start_updater(gw, cfg):
                 gw.event("ota", "update server not asked (TLS set-up: %s): updates over USB only" % e)
                 return
         gw.ota_fetch = otafetch.OtaFetch(gw.updater, oc["url"], VERSION, board.NAME, gw.event, oc["check_s"], ssl,
-                                         gw.restart)
+                                         gw.restart, insecure=oc.get("insecure"))
 
 
 def _unmount(path):
@@ -366,8 +424,7 @@ def _unmount(path):
 
 
 _ran = False
-_guard = None
-_quick = 0
+_guard = None  # type: health.BootGuard | None
 
 
 def main():

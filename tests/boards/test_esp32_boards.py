@@ -23,6 +23,7 @@ import types
 import pytest
 from esp_idf_nvs_partition_gen import nvs_partition_gen as nvsgen
 from mpyrun import run_mpy
+from nengjian.system import health
 from nengjian_host.common import bundle, paths
 from nengjian_host.install import provision
 
@@ -44,6 +45,7 @@ class Hw:
         self.pins, self.uarts, self.wdts, self.rtc, self.resets = [], [], [], [], 0
         self.lans, self.ppps, self.mounts, self.mkfs = [], [], [], []
         self.partitions: dict[str, BlockDev] = {}
+        self.lines: dict = {}  # GPIO -> callable giving the level an input reads
         self.modules = {"machine": self._machine(), "network": self._network(), "esp32": self._esp32(),
                         "vfs": self._vfs()}
 
@@ -60,7 +62,8 @@ class Hw:
 
             def value(self, v=None):
                 if v is None:
-                    return self.level
+                    line = hw.lines.get(self.id)  # an input the test drives: level now
+                    return line() if line is not None else self.level
                 self.level = v
 
         class UART:
@@ -93,6 +96,10 @@ class Hw:
             hw.resets += 1
 
         m.Pin, m.UART, m.WDT, m.RTC, m.reset = Pin, UART, WDT, RTC, reset
+        # The ESP32 port's values (modmachine.h's MP_*_RESET); 0 is ESP_RST_UNKNOWN
+        m.PWRON_RESET, m.HARD_RESET, m.WDT_RESET, m.DEEPSLEEP_RESET, m.SOFT_RESET = 1, 2, 3, 4, 5
+        m.reset_cause = lambda: hw.reset_cause
+        hw.reset_cause = m.PWRON_RESET
         m.unique_id = lambda: b"\x24\x0a\xc4\x00\x00\x01"
         return m
 
@@ -319,8 +326,34 @@ def test_watchdog_reset_identity_and_rtc(hw, name):
     b.reset()
     assert hw.resets == 1
     assert b.unique_id() == b"\x24\x0a\xc4\x00\x00\x01"
+    # The port's reset causes, board-neutral: a brown-out is PWRON_RESET there, a panic HARD_RESET.
+    m = hw.modules["machine"]
+    got = {}
+    for hw.reset_cause in (m.PWRON_RESET, m.HARD_RESET, m.WDT_RESET, m.DEEPSLEEP_RESET, m.SOFT_RESET, 0):
+        got[hw.reset_cause] = b.reset_cause()
+    assert got == {1: health.POWER_ON, 2: health.RESET, 3: health.WATCHDOG, 4: health.UNKNOWN,
+                   5: health.SOFT_REBOOT, 0: health.UNKNOWN}
     b.set_utc(int(dt.datetime(2026, 1, 1, 8, 30, 5, tzinfo=dt.timezone.utc).timestamp()))
     assert hw.rtc == [(2026, 1, 1, 3, 8, 30, 5, 0)]  # weekday 3: a Thursday (Monday = 0)
+
+
+# ---- the service button
+@pytest.mark.parametrize("name", BOARDS)
+def test_service_button_is_boot_held_low_and_a_clock_on_it_is_never_held(hw, name):
+    b = load(name)
+    hw.lines[0] = lambda: 1  # released: BOOT's pull-up
+    assert b.SERVICE_BUTTON == 0 and b.service_button_held() is False
+    hw.lines[0] = lambda: 0  # pressed
+    assert b.service_button_held() is True
+    pins = [p for p in hw.pins if p.id == 0]
+    if name == "esp32_eth":
+        # GPIO0 is the PHY's clock input here: read as it is, never taken from the EMAC.
+        assert b.ETH_REF_CLK == 0 and all(p.mode is None and p.pull is None for p in pins)
+    else:
+        assert all((p.mode, p.pull) == (1, 2) for p in pins)  # input with the pull-up
+    clock = iter([0] * 40 + [1, 0] * 100)  # a clock on the pin: low for a while, then toggling
+    hw.lines[0] = lambda: next(clock)
+    assert b.service_button_held() is False
 
 
 # ---- RS-485 and pulse inputs

@@ -43,7 +43,7 @@ class SimRig:
         kw.setdefault("interval_s", 1)
         return demo_site(self.platform.url + "/api/register", **kw)
 
-    def gateway_process(self, cfg=None, heap="288k") -> SimGateway:
+    def gateway_process(self, cfg=None, heap="320k") -> SimGateway:
         gw = SimGateway(self.tmp / "gw", {0: self.wire.gateway_path}, heap=heap,
                         env={"NJ_CLOCK_SPEED": SPEED, "NJ_CLOCK_T0": repr(self.t0), "NJ_CLOCK_S0": repr(self.s0)})
         gw.write_config(cfg if cfg is not None else self.site())

@@ -143,3 +143,70 @@ def test_host_scan_finds_the_meters_through_the_sim_gateway(sim_rig):
         ("e9012", "dlt645-2007-generic", 2400, "E")]
     table = host_scan.table(res.finds)
     assert "modbus exception 2 (illegal data address)" in table and "123456789012" in table
+
+
+@pytest.mark.sim_heap("384k")
+@pytest.mark.needs("console")
+def test_a_meter_that_refuses_one_point_loses_that_point_only(sim_rig, dut, bus, platform):
+    """Modbus m1 lacks its power register (exception 02 to the block read and to that register
+    alone), DL/T 645 e1 answers "no such data" for reverse energy, CJ/T 188 w1's reply ends before the
+    settlement-day flow: each keeps its other points at the platform and stays online, the refused
+    point shows as unsupported in the status and in the events. w2 answers only with abnormal
+    replies: it is offline."""
+    bus.meters[1].refuse = {2}
+    cfg = dut.site()
+    cfg["meters"] += [
+        {"id": "e1", "bus": "bus0", "profile": "dlt645-2007-generic", "address": "123456789012",
+         "interval_s": 1, "timeout_ms": 600, "unsupported_retry_s": 600},
+        {"id": "w1", "bus": "bus0", "profile": "cjt188-water", "address": "78330011223344",
+         "interval_s": 1, "timeout_ms": 600},
+        {"id": "w2", "bus": "bus0", "profile": "cjt188-water", "address": "78330011220000",
+         "interval_s": 2, "timeout_ms": 600},
+    ]
+    kept = {"00-00-0000-023300-11": "m1", "02-00-0000-023300-11": "e1", "03-00-0000-031000-11": "w1"}
+    cfg["items"] += [
+        {"code": "00-00-0000-023300-30", "meter": "m1", "point": "power_kw", "scope": 1},
+        {"code": "02-00-0000-023300-11", "meter": "e1", "point": "energy_kwh", "scope": 2},
+        {"code": "02-00-0000-023300-12", "meter": "e1", "point": "energy_reverse_kwh", "scope": 2},
+        {"code": "03-00-0000-031000-11", "meter": "w1", "point": "volume_m3", "scope": 2},
+        {"code": "03-00-0000-031000-12", "meter": "w1", "point": "settle_volume_m3", "scope": 2},
+        {"code": "03-00-0000-031000-13", "meter": "w2", "point": "volume_m3", "scope": 2},
+    ]
+    drop = ExtraDrop(sim_rig.wire, [
+        Dlt645Meter("123456789012", {0x00010000: "3210.50", 0x00020000: "1.25"}, refuse={0x00020000}),
+        Cjt188Meter(0x10, "78330011223344", {"flow": "17.25", "settle_flow": "15.00"}, cut_after="flow"),
+        Cjt188Meter(0x10, "78330011220000", {"flow": "3.00"}, abnormal=True)])
+    try:
+        dut.start(cfg)
+
+        def values_of(code):
+            return [r for r in platform.records() if r["dataCode"] == code]
+
+        # two periods of values each for the points these meters do answer
+        dut.wait_for(lambda: all(len(values_of(c)) >= 2 for c in kept), timeout=90,
+                     what="values of m1, e1 and w1 at the platform")
+        dut.expect(r"event\s+meter: meter w2 offline", timeout=30)
+        st = dut.status()
+        meters = {m["id"]: m for m in st["meters"]}
+        assert meters["m1"]["unsupported"] == {"power_kw": "modbus exception 2 (illegal data address)"}
+        assert meters["e1"]["unsupported"] == {"energy_reverse_kwh": "meter error 0x02 no_such_data"}
+        assert meters["w1"]["unsupported"] == {"settle_volume_m3": "reply has no settle_flow"}
+        for mid in ("m1", "e1", "w1", "m2"):
+            assert not meters[mid]["offline"] and meters[mid]["failures"] == 0, meters[mid]
+        assert meters["m1"]["values"]["energy_kwh"] and "power_kw" not in meters["m1"]["values"]
+        assert meters["e1"]["values"] == {"energy_kwh": meters["e1"]["values"]["energy_kwh"]}
+        assert meters["w1"]["values"] == {"volume_m3": "17.25"}
+        assert meters["w2"]["offline"] and meters["w2"]["unsupported"] == {}
+        assert not any("offline" in a and "w2" not in a for a in st["alarms"]), st["alarms"]
+        points = sorted(e["text"] for e in dut.events(50) if e["kind"] == "point")
+        assert [t.split(":")[0] for t in points] == ["meter e1 point energy_reverse_kwh unsupported",
+                                                      "meter m1 point power_kw unsupported",
+                                                      "meter w1 point settle_volume_m3 unsupported"]
+        assert points[0].endswith("asked again every 600 s") and points[1].endswith("every 3600 s")
+        # nothing of a refused point reaches the platform
+        for code in ("00-00-0000-023300-30", "02-00-0000-023300-12", "03-00-0000-031000-12"):
+            assert all(not r["valid"] for r in values_of(code)), values_of(code)
+        assert "Traceback" not in dut.output()
+    finally:
+        dut.stop()  # before the drop goes: the wire still hands it requests while the gateway polls
+        drop.close()

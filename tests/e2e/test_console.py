@@ -10,7 +10,7 @@ from contextlib import redirect_stdout
 
 import pytest
 from nengjian_host import cli
-from nengjian_host.common.device import Console, DeviceError, DeviceGone, RawRepl
+from nengjian_host.common.device import Console, DeviceError, DeviceGone, RawRepl, ServiceButtonNeeded
 
 pytestmark = [pytest.mark.e2e]
 
@@ -54,7 +54,7 @@ def test_status_events_and_cli_while_the_gateway_runs(dut, bus):
 
     events = dut.events(10)
     kinds = [(e["kind"], e["text"]) for e in events]
-    assert ("boot", "started firmware %s" % st["firmware"]) in kinds
+    assert any(k == "boot" and t.startswith("started firmware %s (reset cause: " % st["firmware"]) for k, t in kinds)
     assert any(k == "meter" and "m2 offline" in t for k, t in kinds)
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     # The application never stopped for any of this.
@@ -73,6 +73,8 @@ def test_bad_requests_get_errors_and_the_console_goes_on(dut):
     with pytest.raises(DeviceError, match="bad arguments"):
         con.request("get")
     with pytest.raises(DeviceError, match="ENOENT|No such|Errno 2"):
+        con.request("get %s/no/such/file 0 10" % con.status()["paths"]["data"])
+    with pytest.raises(DeviceError, match="refused"):
         con.request("get /no/such/file 0 10")
     con._write(b"#1 " + b"x" * 3000 + b"\n\x00\xff\xfe garbage\r\n")  # too long, binary junk
     with pytest.raises(DeviceError, match="put writes only"):
@@ -102,6 +104,40 @@ def test_put_is_all_or_nothing(dut):
     ans = dut.put_config(new)
     assert ans["applies"] == "after reset"
     assert json.loads(dut.read_file("config/site.json"))["site"]["name"] == "renamed"
+
+
+@pytest.mark.needs("console", "files", "service_button")
+def test_the_console_keeps_to_its_volumes_hides_secrets_and_guards_trust_anchors(dut):
+    """docs/SECURITY.md, the console: no path out of the data volume and the config's JSON files, no
+    PIN in what it shows, and no trust anchor replaced on a provisioned gateway without the button."""
+    cfg = dut.site()
+    cfg["network"] = {"apn": "cmnet", "pin": "4711"}  # the SIM PIN (the sim's host link has no SIM)
+    dut.start(cfg)
+    dut.expect(r"poll\s+m1 at", timeout=30)
+    con = dut.console()
+    paths = con.status()["paths"]
+    up = "../" * 12
+    for path in (up + "etc/hostname", "%s/%setc/hostname" % (paths["config"], up),
+                 "%s/%setc/hostname" % (paths["data"], up), "/etc/hostname", paths["config"] + "/../data.img"):
+        for request in ("get %s 0 100" % path, "sha256 %s" % path):
+            with pytest.raises(DeviceError, match="refused"):
+                con.request(request)
+    site = dut.read_file("config/site.json")
+    assert len(site) == dut.gateway.config_path.stat().st_size and b"4711" not in site
+    assert json.loads(site)["network"] == {"apn": "cmnet", "pin": "****"}
+    # The update key: a provisioned gateway takes a new one only while the service button is held.
+    key = json.dumps({"alg": "rsa-pkcs1v15-sha256", "kid": "attacker", "n": "AQAB", "e": 65537}).encode()
+    anchor = dut.gateway.dir / "config" / "ota_key.json"
+    with pytest.raises(ServiceButtonNeeded, match="service button") as refused:
+        con.put("config/ota_key.json", key)
+    assert "维护按键" in refused.value.zh and not anchor.exists()
+    dut.service_button(True)
+    try:
+        assert con.put("config/ota_key.json", key)["written"].endswith("/ota_key.json")
+    finally:
+        dut.service_button(False)
+    assert anchor.read_bytes() == key
+    assert con.status()["mode"] == "run"
 
 
 @pytest.mark.needs("console", "mpremote", "reset")

@@ -137,7 +137,9 @@ def _big_store(cfg):
 
 
 # ---- commissioning
-@pytest.mark.needs("console", "files", "platform_faults")
+# flash_image: the gateway must be fresh from the factory (a blank data partition, no site config), which
+# only the sim rig can see to and check.
+@pytest.mark.needs("console", "files", "platform_faults", "flash_image")
 def test_commissioning_a_new_site(dut, platform, tmp_path):
     # A gateway fresh from the factory: empty data partition, no site config.
     assert not dut.gateway.image_path.exists() and not dut.gateway.config_path.exists()

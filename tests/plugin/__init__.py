@@ -12,8 +12,10 @@ Fixtures (modelled on pytest-embedded's DUT: expect-style console access, plugga
 Options:
     --rig sim                 (default) the firmware on the MicroPython unix port, ptys, fast clock
     --rig serial --port P --bus-port B [--platform-url URL]
-    --rig-file tests/rigs/NAME.json   a described rig (docs/RIG.md)
-    --sim-heap 288k           MicroPython heap of the sim gateway
+    --rig-file tests/rigs/NAME.json   a described rig (docs/RIG.md); tests/rigs/sim-usb.json is the serial
+                              backend on a sim gateway's USB pty (no hardware)
+    --sim-heap 320k           MicroPython heap of the sim gateway
+    --rig-tests-only          only the tests that use the rig fixtures (the serial backend in CI)
 
 Markers:
     @pytest.mark.needs("power_cut", "bus_noise")   skipped, with the reason, where the rig lacks one
@@ -33,7 +35,8 @@ import pytest
 
 from plugin.rigspec import CAPABILITIES, RigFileError, from_options, load_file
 
-DEFAULT_HEAP = "288k"
+DEFAULT_HEAP = "320k"
+RIG_FIXTURES = ("rig", "dut", "bus", "platform")
 
 
 def pytest_addoption(parser):
@@ -47,6 +50,9 @@ def pytest_addoption(parser):
     g.addoption("--sim-heap", default=os.environ.get("NJ_SIM_HEAP", DEFAULT_HEAP),
                 help="MicroPython heap of the sim gateway (default %s)" % DEFAULT_HEAP)
     g.addoption("--rig-echo", action="store_true", help="print the gateway's console lines as they come")
+    g.addoption("--rig-tests-only", action="store_true",
+                help="deselect the tests that use none of the rig fixtures (rig, dut, bus, platform): the ones "
+                     "that build their own sim gateways run on the sim rig whatever --rig says")
 
 
 def pytest_configure(config):
@@ -64,12 +70,24 @@ def pytest_configure(config):
     except RigFileError as e:
         raise pytest.UsageError(str(e)) from None
     # One gateway on one USB console: parallel workers would fight over the port (make test runs the
-    # sim rig with -n; each sim worker starts its own gateways).
+    # sim rig with -n; each sim worker starts its own gateways, as does a serial rig on a sim board).
     workers = getattr(config.option, "numprocesses", None)
-    if spec.kind != "sim" and workers:
+    if spec.kind != "sim" and spec.sim is None and workers:
         raise pytest.UsageError("the %s rig is one physical gateway: run it without -n (PYTEST_WORKERS=0 with make, "
                                 "or -n 0), not with %s parallel workers" % (spec.kind, workers))
     config._nj_rig = spec
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("rig_tests_only"):
+        return
+    keep, drop = [], []
+    for item in items:
+        uses = any(name in getattr(item, "fixturenames", ()) for name in RIG_FIXTURES)
+        (keep if uses else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_report_header(config):
@@ -84,12 +102,12 @@ def _needs(item) -> list[str]:
     clock = item.get_closest_marker("clock")
     if clock and clock.kwargs.get("speed", 12) != 1:
         needs.append("fast_clock")
-    return needs
+    return list(dict.fromkeys(needs))  # each named once in a skip reason
 
 
 def pytest_runtest_setup(item):
     spec = item.config._nj_rig
-    if not any(name in item.fixturenames for name in ("rig", "dut", "bus", "platform")) and \
+    if not any(name in item.fixturenames for name in RIG_FIXTURES) and \
             not item.get_closest_marker("needs"):
         return
     try:
@@ -120,7 +138,7 @@ def rig(request, tmp_path):
     else:
         from plugin.serialkit import SerialRigRuntime
 
-        r = SerialRigRuntime(spec, echo=echo, **mkw)
+        r = SerialRigRuntime(spec, tmp_path, echo=echo, **mkw)
     yield r
     r.close()
 

@@ -7,13 +7,18 @@ the wiring. Fields:
     kind          "sim" or "serial"
     board         board directory name (boards/NAME), for reports
     dut           {"port": "sn:..."|"mac:..."|path, "baud": 115200,
-                   "reset": "rts" | "console" | null, "boot_s": seconds a reset takes}
+                   "reset": "rts" | "console" | null, "boot_s": the longest a reset or power-on may
+                   take until the application's first console line (default 20)}
     bus           {"port": "sn:..."|path of the USB-RS485 adapter, "baud": 9600,
                    "gateway_port": the gateway's port name for that bus, e.g. "rs485_0"}
     platform      {"bind": "0.0.0.0", "port": 8765, "url": "http://HOST-IP:8765" as the gateway reaches it}
     power         {"off": "shell command", "on": "shell command", "settle_s": 1}  (relay, uhubctl, ...)
     link          {"down": "shell command", "up": "shell command"}  (e.g. a managed switch port)
     capabilities  {"add": [...], "remove": [...]}  adjustments to what is derived from the above
+    sim           {"heap": "320k"}  (serial rigs) the board is a sim gateway the rig boots (plugin.serialkit
+                   SimBoard): dut.port is its USB console pty, bus.port the far end of its RS-485 wire, the
+                   platform listens on platform.bind:port and the gateway is told its URL; no port or URL
+                   is given (tests/rigs/sim-usb.json runs the serial backend in CI)
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ CAPABILITIES = {
     "link_loss": "taking the gateway's network link down",
     "fast_clock": "a gateway clock running faster than real time (a day in minutes)",
     "flash_image": "the data partition's image, read directly",
+    "crash": "crashing the gateway on purpose, a panic or a watchdog reset (sim: the launcher kills the firmware "
+             "and boots it with that reset cause)",
+    "service_button": "holding the gateway's service button (sim: the NJ_BUTTON file; desk: a relay on BOOT)",
 }
 
 SIM_CAPS = set(CAPABILITIES)
@@ -57,6 +65,7 @@ class RigSpec:
     platform: dict = field(default_factory=dict)
     power: dict | None = None
     link: dict | None = None
+    sim: dict | None = None
     caps: set = field(default_factory=set)
     source: str = "--rig sim"
 
@@ -108,8 +117,10 @@ def load_file(path: str | Path) -> RigSpec:
         raise RigFileError("rig file %s: kind must be \"sim\" or \"serial\"" % p)
     spec = RigSpec(name=data.get("name", p.stem), kind=kind, board=data.get("board", "sim" if kind == "sim" else "?"),
                    dut=data.get("dut") or {}, bus=data.get("bus") or {}, platform=data.get("platform") or {},
-                   power=data.get("power"), link=data.get("link"), source=str(p))
-    if kind == "serial":
+                   power=data.get("power"), link=data.get("link"), sim=data.get("sim"), source=str(p))
+    if spec.sim is not None and (kind != "serial" or not isinstance(spec.sim, dict)):
+        raise RigFileError("rig file %s: \"sim\" is an object, on a serial rig only" % p)
+    if kind == "serial" and spec.sim is None:
         for what in ("dut", "bus"):
             if not getattr(spec, what).get("port"):
                 raise RigFileError("rig file %s: %s.port is required for a serial rig" % (p, what))

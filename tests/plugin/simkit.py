@@ -128,7 +128,7 @@ class ExtraDrop:
 class SimDut(DutBase):
     """The gateway under test on the sim rig (SimGateway inside). Common DUT API: start, expect,
     output, alive, console/status/events/read_file, put_config, reset, power_cut, power_off/on,
-    set_link, stop, wait_for; sim only: gateway, image()."""
+    set_link, stop, wait_for; sim only: gateway, image(), service_button(held), crash(cause)."""
 
     kind = "sim"
     poll_s = 0.2
@@ -198,6 +198,10 @@ class SimDut(DutBase):
     def power_cut(self, off_s: float = 0.0) -> None:
         self.gateway.power_cut(off_s)
 
+    def crash(self, cause: str = "crash") -> None:
+        """The firmware dies of a fault and the board resets itself ("crash": a panic, "watchdog")."""
+        self.gateway.crash(cause)
+
     def power_off(self) -> None:
         self.gateway.kill()
 
@@ -206,6 +210,9 @@ class SimDut(DutBase):
 
     def set_link(self, up: bool) -> None:
         self.eth_ctl.write_text("up" if up else "down")
+
+    def service_button(self, held: bool) -> None:
+        self.gateway.service_button(held)
 
     def image(self) -> bytes:
         return self.gateway.image_path.read_bytes()

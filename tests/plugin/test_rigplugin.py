@@ -75,3 +75,14 @@ def test_rig_files_in_the_repository_load():
     assert "fast_clock" not in desk.caps and "link_loss" not in desk.caps
     with pytest.raises(RigFileError, match="unknown capability"):
         desk.missing(["teleport"])
+    # The serial backend on a sim gateway: no ports or URL to give, what a serial rig derives from its fields.
+    usb = load_file(RIGS / "sim-usb.json")
+    assert usb.kind == "serial" and usb.sim == {"heap": "320k"} and {"console", "reset", "mpremote"} <= usb.caps
+    assert not {"fast_clock", "flash_image", "power_cut", "link_loss"} & usb.caps
+
+
+def test_a_sim_section_belongs_to_a_serial_rig(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "sim", "sim": {"heap": "288k"}}')
+    with pytest.raises(RigFileError, match="on a serial rig only"):
+        load_file(bad)

@@ -3,7 +3,9 @@
 Supports: type, enum, const, required, properties, additionalProperties (bool or schema),
 items, minItems, maxItems, minimum, maximum, minLength, maxLength, pattern, $ref to #/$defs/NAME.
 The host checks the same schema files with the full `jsonschema` package; tests keep the two in
-agreement. Errors name the field path, e.g. `meters[1].address: 300 is more than 247`.
+agreement. Errors name the field path, e.g. `meters[1].address: 300 is more than 247`; the value of a
+field marked `writeOnly` (a PIN) is never quoted, since the error goes to the log, the console status
+and the ledger.
 """
 
 try:
@@ -36,6 +38,10 @@ def _type_ok(value, t):
     return isinstance(value, _TYPES[t])
 
 
+def _shown(value, schema):
+    return "the value (secret, not shown)" if schema.get("writeOnly") else repr(value)
+
+
 def validate(value, schema, root=None, path=""):
     """Raise SchemaError naming the first field that breaks the schema."""
     if root is None:
@@ -48,24 +54,25 @@ def validate(value, schema, root=None, path=""):
     if t is not None:
         types = t if isinstance(t, list) else [t]
         if not any(_type_ok(value, x) for x in types):
-            raise SchemaError(path, "expected %s, got %r" % (" or ".join(types), value))
+            raise SchemaError(path, "expected %s, got %s" % (" or ".join(types), _shown(value, schema)))
     if "enum" in schema and value not in schema["enum"]:
-        raise SchemaError(path, "%r is not one of %s" % (value, ", ".join(repr(x) for x in schema["enum"])))
+        raise SchemaError(path, "%s is not one of %s" % (_shown(value, schema),
+                                                         ", ".join(repr(x) for x in schema["enum"])))
     if "const" in schema and value != schema["const"]:
         raise SchemaError(path, "must be %r" % (schema["const"],))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
-            raise SchemaError(path, "%r is less than %r" % (value, schema["minimum"]))
+            raise SchemaError(path, "%s is less than %r" % (_shown(value, schema), schema["minimum"]))
         if "maximum" in schema and value > schema["maximum"]:
-            raise SchemaError(path, "%r is more than %r" % (value, schema["maximum"]))
+            raise SchemaError(path, "%s is more than %r" % (_shown(value, schema), schema["maximum"]))
     if isinstance(value, str):
         if "minLength" in schema and len(value) < schema["minLength"]:
-            raise SchemaError(path, "%r is shorter than %d" % (value, schema["minLength"]))
+            raise SchemaError(path, "%s is shorter than %d" % (_shown(value, schema), schema["minLength"]))
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise SchemaError(path, "%r is longer than %d" % (value, schema["maxLength"]))
+            raise SchemaError(path, "%s is longer than %d" % (_shown(value, schema), schema["maxLength"]))
         pat = schema.get("pattern")
         if pat and re is not None and not re.match(pat, value):
-            raise SchemaError(path, "%r does not match %s" % (value, pat))
+            raise SchemaError(path, "%s does not match %s" % (_shown(value, schema), pat))
     if isinstance(value, dict):
         for key in schema.get("required", ()):
             if key not in value:

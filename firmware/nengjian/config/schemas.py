@@ -98,6 +98,8 @@ SITE = {
                     "gap_ms": {"type": "integer", "minimum": 0, "maximum": 5000},
                     "fail_limit": {"type": "integer", "minimum": 1, "maximum": 100},
                     "backoff_s": {"type": "integer", "minimum": 1, "maximum": 86400},
+                    # a point the meter refuses is asked again this often (nengjian.meters.poller)
+                    "unsupported_retry_s": {"type": "integer", "minimum": 60, "maximum": 604800},
                     "line": {"$ref": "#/$defs/line"},
                     "preamble": {"type": "integer", "minimum": 0, "maximum": 4},
                     "ratio": {"type": "integer", "minimum": 1, "maximum": 1000000},
@@ -153,9 +155,15 @@ SITE = {
                     "insecure_self_signed": {"type": "boolean"},
                     # sm4-cbc-token: the PIN in the password block, the password's hex case, and
                     # where to get tokens when the register answer names no tokenURL
-                    "pin": {"type": "string", "minLength": 1, "maxLength": 14},
+                    # writeOnly: a secret, never quoted in an error (nengjian.config.schema)
+                    "pin": {"type": "string", "minLength": 1, "maxLength": 14, "writeOnly": True},
                     "password_upper": {"type": "boolean"},
                     "token_url": {"type": "string", "minLength": 8, "maxLength": 200},
+                    # other hosts of this platform its register answer may name for the service URLs
+                    # (centerDataURL ...); the destination's own host is always allowed (nengjian.uplink.ndrc)
+                    "hosts": {"type": "array", "maxItems": 4,
+                              "items": {"type": "string", "minLength": 1, "maxLength": 100,
+                                        "pattern": "^[A-Za-z0-9][A-Za-z0-9.-]*$"}},
                     # the info channel (nengjian.uplink.centerinfo): our notices to centerInfoURL, the
                     # platform's tce coefficients from centerInfoDownloadURL; off unless the platform
                     # is known to take them (SPEC 3.1 does not define these bodies)
@@ -188,26 +196,36 @@ SITE = {
             "heartbeat_s": {"type": "integer", "minimum": 60, "maximum": 86400},
             "healthy_s": {"type": "integer", "minimum": 30, "maximum": 86400},
             "crash_limit": {"type": "integer", "minimum": 1, "maximum": 50},
-            "safe_hold_s": {"type": "integer", "minimum": 600, "maximum": 604800},
+            # crash-loop safe mode still polls and stores (nengjian.app): a short hold costs no data
+            "safe_hold_s": {"type": "integer", "minimum": 30, "maximum": 604800},
         }),
         # signed updates (nengjian.ota); `url`: the vendor's update server, asked every `check_s`
-        # (nengjian.ota.fetch), with `ca` pinned for https; without it updates come over USB only
+        # (nengjian.ota.fetch), with `ca` pinned for https; without it updates come over USB only;
+        # `insecure`: offers and downloads over plain http are allowed (a warning at every start)
         "ota": _obj({
             "window_s": {"type": "integer", "minimum": 300, "maximum": 86400},
             "max_boots": {"type": "integer", "minimum": 1, "maximum": 10},
             "url": {"type": "string", "minLength": 8, "maxLength": 200},
             "check_s": {"type": "integer", "minimum": 60, "maximum": 604800},
             "ca": _FILE,
+            "insecure": {"type": "boolean"},
         }),
         # the uplink's links (nengjian.net): 4G APN and SIM PIN, dial command, keepalive probe gap,
         # how often a less preferred link tries the better one again; on a board whose modem is
         # optional (esp32_eth) an APN here says the modem is fitted
         "network": _obj({
             "apn": {"type": "string", "minLength": 1, "maxLength": 63},
-            "pin": {"type": "string", "pattern": "^[0-9][0-9][0-9][0-9][0-9]?[0-9]?[0-9]?[0-9]?$"},
+            "pin": {"type": "string", "pattern": "^[0-9][0-9][0-9][0-9][0-9]?[0-9]?[0-9]?[0-9]?$",
+                    "writeOnly": True},
             "dial": {"enum": ["atd", "cgdata"]},
             "keepalive_s": {"type": "integer", "minimum": 60, "maximum": 3600},
             "failback_s": {"type": "integer", "minimum": 60, "maximum": 86400},
+        }),
+        # trusted time (nengjian.system.clock): a step larger than max_step_s needs two sources (NTP
+        # servers, a platform's Date header over verified TLS) that agree within agree_s
+        "clock": _obj({
+            "max_step_s": {"type": "integer", "minimum": 10, "maximum": 86400},
+            "agree_s": {"type": "integer", "minimum": 1, "maximum": 300},
         }),
         "store": _obj({
             "flush_records": {"type": "integer", "minimum": 1, "maximum": 256},

@@ -146,6 +146,7 @@ DEFAULTS_ALARMS = {"warn_s": 86400, "alarm_s": 259200}
 DEFAULTS_HEALTH = {"heartbeat_s": 900, "healthy_s": 600, "crash_limit": 5, "safe_hold_s": 21600}
 DEFAULTS_OTA = {"window_s": 1800, "max_boots": 2, "check_s": 86400}
 DEFAULTS_NETWORK = {"dial": "atd", "keepalive_s": 300, "failback_s": 900}
+DEFAULTS_CLOCK = {"max_step_s": 300, "agree_s": 10}
 
 
 def _check_item_counter(it, point, where):
@@ -173,7 +174,7 @@ def _check_operations(cfg, codes, profiles):
     """Defaults and cross-field checks of intervals, tce, alarms, health and ota (all optional)."""
     for name, defaults in (("intervals", DEFAULTS_INTERVALS), ("alarms", DEFAULTS_ALARMS),
                            ("health", DEFAULTS_HEALTH), ("ota", DEFAULTS_OTA),
-                           ("network", DEFAULTS_NETWORK)):
+                           ("network", DEFAULTS_NETWORK), ("clock", DEFAULTS_CLOCK)):
         sec = cfg.setdefault(name, {})
         for k, v in defaults.items():
             sec.setdefault(k, v)

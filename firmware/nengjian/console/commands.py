@@ -29,9 +29,9 @@ HELP = (
     "  status               state of the gateway, one JSON line",
     "  events N             the last N ledger events",
     "  files                files a pull copies",
-    "  get PATH OFF LEN     file bytes as base64 lines",
+    "  get PATH OFF LEN     file bytes as base64 lines (data volume and config JSON, secrets masked)",
     "  sha256 PATH [LEN]    hash of a file (or of its first LEN bytes)",
-    "  put PATH SIZE SHA256 write a config file (then +BASE64 lines)",
+    "  put PATH SIZE SHA256 write a config file (then +BASE64 lines; trust anchors: hold the service button)",
     "  scan JSON            search the RS-485 buses for meters",
     "  visit TEXT           record an inspection visit in the ledger (who, what was checked)",
     "  manual JSON          store a manual entry (coal/oil delivery): code, stat_type, stat_start, value, scope",
@@ -153,8 +153,10 @@ def _pull_set(con):
         names = sorted(os.listdir(cdir))
     except OSError:
         names = []
+    from nengjian.console import guard
+
     for name in names:
-        if name.endswith(".json"):
+        if name in guard.READABLE:  # what `get` shows: never a key or certificate file
             out.append((cdir + "/" + name, "config"))
     return out
 
@@ -172,6 +174,17 @@ def _files(con, rid):
                       if hasattr(con.board, "unique_id") else None}, True)
 
 
+def _view(con, rid, path):
+    """The file as the console may show it (nengjian.console.guard), or None once refused."""
+    from nengjian.console import guard
+
+    try:
+        return guard.view(con.board, path)
+    except guard.Refused as e:
+        con.fail(rid, "%s: refused: %s" % (path, e))
+        return None
+
+
 async def _get(con, rid, path, off, length):
     if off < 0 or length < 0:
         raise ValueError("negative offset or length")
@@ -179,9 +192,16 @@ async def _get(con, rid, path, off, length):
     buf = _BUF
     mv = memoryview(buf)
     sent = 0
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(off)
+    f = _view(con, rid, path)
+    if f is None:
+        return
+    with f:
+        size = f.length
+        if f.masker is None:
+            f.seek(off)
+        else:  # masked as it goes: read up to OFF, giving the scheduler back between pieces
+            while f.pos < off and f.readinto(mv[:min(CHUNK, off - f.pos)]):
+                await asyncio.sleep_ms(0)
         while sent < length:
             want = min(CHUNK, length - sent)
             n = f.readinto(mv[:want])
@@ -198,9 +218,11 @@ async def _sha256(con, rid, path, length):
     h = hashlib.sha256()
     mv = memoryview(_BUF)
     done = 0
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(0)
+    f = _view(con, rid, path)
+    if f is None:
+        return
+    with f:
+        size = f.length
         if length < 0:
             length = size
         while done < length:
@@ -209,7 +231,7 @@ async def _sha256(con, rid, path, length):
                 break
             h.update(mv[:n])
             done += n
-            if not done % (CHUNK * 16):
+            if f.masker is not None or not done % (CHUNK * 16):
                 await asyncio.sleep_ms(0)
     con.answer(rid, {"sha256": hexlify(h.digest()).decode(), "n": done, "size": size}, True)
 
@@ -245,22 +267,26 @@ async def _scan(con, rid, args_json):
 
 # ---- writing config files
 def _start_put(con, rid, path, size, sha):
-    cdir = con.board.CONFIG_DIR
-    if not path.startswith(cdir + "/") or ".." in path or "/" in path[len(cdir) + 1:]:
-        con.fail(rid, "put writes only files directly in %s" % cdir)
-        return
     if size < 0 or size > 65536 or len(sha) != 64:
         con.fail(rid, "put needs SIZE (0..65536) and a 64-digit sha256")
         return
-    _open_put(con, rid, path, size, sha, None)
+    from nengjian.console import guard
+
+    try:
+        path, kind = guard.writable(con.board, path, sha)
+    except guard.Refused as e:
+        con.fail(rid, "put %s refused: %s" % (path, e))
+        return
+    _open_put(con, rid, path, size, sha, None, kind)
 
 
-def _open_put(con, rid, path, size, sha, done):
+def _open_put(con, rid, path, size, sha, done, kind=None):
     """Receive SIZE bytes for PATH, written beside it (nengjian.core.statefile.begin): only once their
-    sha256 matches do they replace PATH (commit), then done(con, rid, PATH) takes them (None: the answer
-    says PATH is written). Anything else leaves PATH as it was."""
+    sha256 matches (and, for a config file of `kind`, nengjian.console.guard lets them) do they replace
+    PATH (commit), then done(con, rid, PATH) takes them (None: the answer says PATH is written).
+    Anything else leaves PATH as it was."""
     f = statefile.begin(path, "wb")
-    con._put = [path, size, sha.lower(), f, hashlib.sha256(), 0, done]
+    con._put = [path, size, sha.lower(), f, hashlib.sha256(), 0, done, kind]
     con._put_ms = ticks_ms()
     _put_check(con, rid)
 
@@ -288,7 +314,7 @@ def _put_data(con, rid, b64):
 
 
 def _put_check(con, rid):
-    path, size, sha, f, h, have, done = con._put
+    path, size, sha, f, h, have, done, kind = con._put
     if have < size:
         con.answer(rid, {"have": have}, True)
         return
@@ -299,6 +325,18 @@ def _put_check(con, rid):
         statefile.abandon(path)
         con.fail(rid, "put: sha256 of what arrived is %s, not %s: nothing written" % (got, sha))
         return
+    if kind is not None:
+        from nengjian.console import guard
+
+        try:
+            guard.committable(con.board, path, kind)
+        except guard.Refused as e:
+            statefile.abandon(path)
+            con.fail(rid, "put %s refused: %s: nothing written" % (path, e))
+            return
+        except Exception:  # out of memory for the check: nothing replaced, the protocol reports it
+            statefile.abandon(path)
+            raise
     statefile.commit(path)
     if done is not None:
         done(con, rid, path)
@@ -309,8 +347,11 @@ def _put_check(con, rid):
 
 
 def _reset(con):
-    if con.gw is not None:
-        con.gw.store.close()
+    gw = con.gw
+    if gw is not None:
+        gw.store.close()
+        if getattr(gw, "boot_guard", None) is not None:
+            gw.boot_guard.planned()  # a crew's reset is no crash
     con.board.reset()
 
 
@@ -332,6 +373,7 @@ def _ota(con, rid, args):
         p = up.state()
         st = dict((k, p.get(k)) for k in OTA_STATE)
         st["running"] = con.version
+        st["min_version"] = up.minimum(p)  # older bundles are refused unless signed as a downgrade
         con.answer(rid, st, True)
         return
     size, sha = int(args[0]), args[1]

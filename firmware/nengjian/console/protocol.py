@@ -5,8 +5,10 @@ format. The commands themselves live in nengjian.console.commands (imported at s
 RAM can have it dropped between crew visits, see UNLOAD_MS). It never touches Ctrl-C: MicroPython's interrupt character (0x03) stops the application
 with KeyboardInterrupt and gives the REPL, so `mpremote` gets into the raw REPL without a power
 cycle (SPEC 7, field tools). On the ESP32 the USB/UART driver turns 0x03 into KeyboardInterrupt
-before the byte reaches stdin; on the sim board the pty's line discipline does (ISIG -> SIGINT).
-Should 0x03 ever reach this reader, it raises KeyboardInterrupt itself, with the same effect.
+before the byte reaches stdin (a pending exception the VM raises between two bytecodes). On the sim
+board 0x03 reaches this reader, which raises KeyboardInterrupt itself, with the same effect: the
+launcher never makes it a SIGINT, which the unix port would raise inside whatever C code runs (the
+garbage collector, left locked; littlefs, left half way; nengjian_host.sim.gateway).
 
 Protocol (one request per line, CR or LF ends it)
 -------------------------------------------------
@@ -25,12 +27,16 @@ never start with "@nj ", so a host picks answers out of the console stream. Line
                             flushes the store first so every record taken so far is on flash
     get PATH OFF LEN        LEN bytes (at most 65536) of PATH from OFF as "data" answers of at
                             most 384 bytes: {"off", "n", "crc" (crc32), "b64"}; the last has the
-                            file's "size" now
-    sha256 PATH [LEN]       sha256 of PATH, or of its first LEN bytes, computed here
-    put PATH SIZE SHA256    write a file under the config directory: the host then sends lines
+                            file's "size" now. Only files on the data volume and the config's
+                            site.json, identity.json and ota_key.json, JSON secrets masked
+                            (nengjian.console.guard)
+    sha256 PATH [LEN]       sha256 of PATH as `get` shows it, or of its first LEN bytes, computed here
+    put PATH SIZE SHA256    write a file directly in the config directory: the host then sends lines
                             `[#ID ]+BASE64`, each answered with {"have": n}; after SIZE bytes whose
                             sha256 matches, PATH is replaced (PATH.new renamed over it:
-                            nengjian.core.statefile); else nothing changes
+                            nengjian.core.statefile); else nothing changes. On a provisioned gateway
+                            a trust anchor (update key, CA, client key or certificate, the trust
+                            site.json sets) is replaced only while the service button is held
     scan JSON               search a bus for meters (nengjian.meters.scan; JSON: its options and
                             "port", default rs485_0): "find" and "progress" answers, then the count.
                             Through the gateway's own Bus when it polls that port (the scan takes
@@ -60,6 +66,10 @@ IDLE_MS = 20
 # import can fail when a crew needs it most). A board short of RAM may set UNLOAD_MS to drop it
 # after that long without a request and import it again on the next one.
 UNLOAD_MS = 0
+# What the console may read and write (nengjian.console.guard) is loaded by the requests that need it
+# and dropped after a quiet minute: a crew visits once a month, the gateway runs in between.
+GUARD = "nengjian.console.guard"
+GUARD_MS = 60000
 
 _BOOT_MS = ticks_ms()
 
@@ -130,10 +140,12 @@ class Console:
                     self._abort_put()
                 if UNLOAD_MS and self._cmds is not None and ticks_diff(ticks_ms(), self._last_ms) > UNLOAD_MS:
                     self._unload()
+                if GUARD in sys.modules and not self._put and ticks_diff(ticks_ms(), self._last_ms) > GUARD_MS:
+                    unload(GUARD)
                 await asyncio.sleep_ms(IDLE_MS)
                 continue
             try:
-                n = stdin.readinto(b1)
+                n = stdin.readinto(b1)  # type: ignore[misc]  # MicroPython's sys.stdin has readinto
             except OSError:
                 n = 0
             if not n:
@@ -211,6 +223,7 @@ class Console:
     def _unload(self):
         self._cmds = None
         unload("nengjian.console.commands")
+        unload(GUARD)
         gc.collect()
 
     def _crashed(self, rid, cmd, e):

@@ -50,7 +50,7 @@ def summary(gw, gaps=None):
             if m.offline:
                 if offline is _NONE:
                     offline = []
-                offline.append(m.id)
+                offline.append(m.id)  # type: ignore[attr-defined]  # a list by now, no longer _NONE
     return {"readings": gw.readings, "durable_seq": store.durable_seq,
             "heap_free": gc.mem_free(), "destinations": dests, "backlog": backlog, "offline": offline,
             "gaps": _active_gaps(gw) if gaps is None else gaps, "store_alarms": store.alarms}
@@ -148,7 +148,10 @@ def full(con):
     else:
         st["mode"] = "run"
         st["site"] = gw.cfg.get("site", {}).get("name")
-        st["readings"] = s["readings"]
+        st["readings"] = s["readings"]  # type: ignore[index]  # s is None only when gw is
+        if getattr(gw, "safe", 0):  # crash-loop safe mode (nengjian.app): running, with less
+            st["crash_loop"] = gw.safe
+            alarms.append("crash-loop safe mode, level %d" % gw.safe)
     st["links"] = links(gw, b)
     net = getattr(gw, "net", None)
     if net is not None:
@@ -168,6 +171,7 @@ def full(con):
             for m in p.meters:
                 meters.append({"id": m.id, "bus": p.bus.name, "offline": m.offline, "failures": m.failures,
                                "last_ok": m.last_ok, "last_error": m.last_error,
+                               "unsupported": m.unsupported,
                                "values": dict((k, v.text()) for k, v in m.values.items()),
                                "stats": m.stats})
                 if m.offline:

@@ -7,7 +7,7 @@ try:
     from micropython import const  # noqa: F401
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the CPython stand-in: no generic signature
         return x
 
 
@@ -17,13 +17,13 @@ except ImportError:  # CPython
     import time as _time
 
     def ticks_ms():
-        return int(_time.monotonic() * 1000) & 0x3FFFFFFF
+        return int(_time.monotonic() * 1000) & 0x3FFFFFFF  # type: ignore[attr-defined]  # CPython's time
 
-    def ticks_diff(a, b):
+    def ticks_diff(a, b):  # type: ignore[no-redef]  # the CPython stand-in
         d = (a - b) & 0x3FFFFFFF
         return d - 0x40000000 if d & 0x20000000 else d
 
-    def ticks_add(a, d):
+    def ticks_add(a, d):  # type: ignore[misc]  # the CPython stand-in
         return (a + d) & 0x3FFFFFFF
 
 

@@ -285,7 +285,7 @@ class SM4:
 
 # One-entry cache: the uplink encrypts many fields with the same key; the key schedule costs far
 # more than a block.
-_last = [None, None]
+_last = [None, None]  # type: list  # [key bytes, SM4]
 
 
 def _cipher(key):

@@ -9,10 +9,19 @@ converted exactly within the unit's family (L <-> m3, Wh/kWh/MWh, J/kJ/MJ/GJ, W/
 L/h <-> m3/h); a unit of another family is a typed error, never a silent mix-up.
 
 DI byte order: profile `di_order` low_first (default, SPEC) or high_first (CJ/T 188-2004 meters).
+
+Refused points: every point comes from the one 901FH reply, so an abnormal reply (C1H) refuses all
+of them at once; the meter answered only with an error and the poll fails (offline after
+`fail_limit`), as the poller's rule says. The per-point refusal is a reply that lacks a field: the
+codec takes 901FH replies cut short after any value (a heat meter without temperature sensors, a
+water meter without the settlement-day flow). Such a point is unsupported
+(nengjian.meters.poller.Unsupported), the fields the reply does carry are read on; since the frame
+is read every poll anyway, the point is checked in every reply rather than asked again later.
 """
 
 from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
+from nengjian.meters.poller import Unsupported
 from nengjian.proto import cjt188, dlt645
 from nengjian.proto.framefinder import FrameFinder
 
@@ -76,6 +85,7 @@ class Cjt188Meter:
         self.ser = 0
         self._finder = None
         self._finder_rx = None
+        self.unsupported = Unsupported(cfg, retry=False)
         ratio = cfg.get("ratio", 1)
         self.points = []
         for name in wanted:
@@ -117,10 +127,15 @@ class Cjt188Meter:
             r = cjt188.parse_read(buf, cnt, self.meter_type, self.addr, cjt188.DI_READ, self.reading)
         finally:
             lock.release()
-        for name, field, dec, unit_attr, unit, mult, add, e in self.points:
+        ref = self.unsupported
+        ref.begin()
+        for p in self.points:
+            name, field, dec, unit_attr, unit, mult, add, e = p
             raw = getattr(r, field)
             if raw is None:
-                raise cjt188.UnexpectedReply("reply has no %s" % field)
+                ref.refused(p, None, cjt188.UnexpectedReply("reply has no %s" % field))
+                continue
+            ref.answered(p, None)
             m, me = convert(raw, dec, getattr(r, unit_attr) if unit_attr else None, unit)
             m *= mult
             # Bring value and offset to one exponent without losing a digit.
@@ -130,4 +145,5 @@ class Cjt188Meter:
             elif me < e:
                 add *= 10 ** (e - me)
             out[name] = Decimal(m + add, me)
+        ref.end(out)
         return out

@@ -8,14 +8,21 @@ the codec's DI table (nengjian.proto.dlt645.item/item97) unless the profile give
 `decimals`, `signed` and `byte_offset` (block DIs such as 0201FF00, three voltages in one reply).
 
 Errors stay typed: an error reply raises dlt645.MeterErrorReply with its bits named; checksum,
-address and DI mismatches raise the codec's FrameError subclasses. 1997 meters: follow-up frames
-(A1H) are not requested *unsure how -1997 meters number them*; the first frame's value is used.
+address and DI mismatches raise the codec's FrameError subclasses. In read(), an error reply to one
+DI refuses that DI only: its points are unsupported (nengjian.meters.poller.Unsupported: left out,
+asked again every `unsupported_retry_s`) and the other DIs are read on. Every error bit counts, not
+only "no such data": each one a meter sets for a read (other, unauthorised, wrong DI) is a fact of
+that DI on that meter, and a meter that refuses every DI still fails its poll.
+
+1997 meters: follow-up frames (A1H) are not requested *unsure how -1997 meters number them*; the
+first frame's value is used.
 
 Preamble: FE bytes before each request (profile `preamble`, site meter `preamble`, default 4).
 """
 
 from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
+from nengjian.meters.poller import Unsupported
 from nengjian.proto import dlt645
 from nengjian.proto.framefinder import FrameFinder
 
@@ -38,6 +45,7 @@ class Dlt645Meter:
         self.value = _VALUE
         self._finder = None
         self._finder_rx = None
+        self.unsupported = Unsupported(cfg)
         ratio = cfg.get("ratio", 1)
         reads = {}
         for name in wanted:
@@ -129,14 +137,24 @@ class Dlt645Meter:
             lock.release()
 
     async def read(self, bus, line, timeout_ms, gap_ms, out):
+        ref = self.unsupported
+        ref.begin()
         for di, points in self.reads:
-            total = await self.read_di(bus, line, timeout_ms, gap_ms, di)
+            if ref.skip(di):
+                continue
+            try:
+                total = await self.read_di(bus, line, timeout_ms, gap_ms, di)
+            except dlt645.MeterErrorReply as err:
+                ref.refused(di, points, err)
+                continue
+            ref.answered(di, points)
             for name, off, nbytes, signed, mult, add, e in points:
                 if off + nbytes > total:
                     raise dlt645.UnexpectedReply("DI 0x%X: %d value bytes, point %s needs %d"
                                                  % (di, total, name, off + nbytes))
                 raw = dlt645.bcd_int(self.value, off, nbytes, signed, 0)
                 out[name] = Decimal(raw * mult + add, e)
+        ref.end(out)
         return out
 
     async def time_sync(self, bus, line, t, gap_ms=0):

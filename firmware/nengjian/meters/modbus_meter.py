@@ -5,11 +5,24 @@ Every exchange goes through `request`, which holds the bus lock for the request,
 parsing. The framer is bound once and finds our reply among noise (see proto.modbus.locate); after
 a timeout the bytes that did arrive are examined so that "unit 5 answered instead of 1" reaches the
 installer as a typed WrongUnit rather than a bare timeout.
+
+Refused points: exception 01 (illegal function), 02 (illegal data address) or 03 (illegal data
+value) says the request is one this meter never answers, whatever its state; 04, 06, 0B and the
+rest say something about its state now and fail the poll as before. A one-point block so refused
+makes that point unsupported (nengjian.meters.poller.Unsupported). A block of several points is
+read again point by point in the same poll (nengjian.meters.refusals.split), because the plan
+merges neighbouring points and bridges unused registers, and one hole in a meter's map (a tariff it
+lacks) refuses the whole block: if any point answers alone, the block is replaced for good by its
+single points, so only the truly refused ones are lost and the others cost one request each from
+then on (re-merging would only meet the same hole again); if none does, the block is one
+unsupported unit, tried again as a block. Either way a meter that refuses everything it is asked
+still fails its poll.
 """
 
 from nengjian.bus.rs485 import BusTimeout
 from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
+from nengjian.meters.poller import Unsupported
 from nengjian.proto import modbus, regvalue
 
 
@@ -19,6 +32,9 @@ class ModbusMeter:
     def __init__(self, cfg, prof, wanted):
         self.unit = cfg["address"]
         self.blocks = profiles.plan_modbus(prof, wanted, cfg.get("ratio", 1))
+        self.unsupported = Unsupported(cfg)
+        self.prof = prof  # for a block split into its points: plan_modbus again, one point each
+        self.ratio = cfg.get("ratio", 1)
         self._fc = 3
         self._bytes = -1
         self._start = 0
@@ -47,18 +63,43 @@ class ModbusMeter:
                                   bus.tx if fc > 4 else None)
 
     async def read(self, bus, line, timeout_ms, gap_ms, out):
-        """Fill `out` (name -> Decimal) with every planned point; raises on the first failed block."""
+        """Fill `out` (name -> Decimal) with every planned point the meter does not refuse; raises
+        on the first block that fails otherwise, or when the meter refused every block."""
+        ref = self.unsupported
+        ref.begin()
         lock = bus.lock
         for blk in self.blocks:
+            if ref.skip(blk):
+                continue
+            refusal = None
             # acquire/release rather than `async with`: two coroutine objects fewer per block
             await lock.acquire()
             try:
                 n = modbus.build_read(bus.tx, self.unit, blk.fc, blk.address, blk.count)
                 off, _ = await self.request(bus, line, timeout_ms, gap_ms, n, blk.fc, blk.count)
                 decode_points(bus.rx, off, blk.points, out)
+            except modbus.ModbusException as e:
+                refusal = e
             finally:
                 lock.release()
+            if refusal is None:
+                ref.answered(blk, blk.points)
+                continue
+            from nengjian.meters import refusals
+
+            if refusal.code not in refusals.MODBUS_REFUSED:
+                raise refusal
+            if len(blk.points) == 1 or not await refusals.split(self, bus, line, timeout_ms, gap_ms, blk, out):
+                ref.refused(blk, blk.points, refusal)
+        ref.end(out)
         return out
+
+    async def read_block(self, bus, line, timeout_ms, gap_ms, blk, out):
+        """One block of the plan alone into `out` (a refused block's points: meters.refusals)."""
+        async with bus.lock:
+            n = modbus.build_read(bus.tx, self.unit, blk.fc, blk.address, blk.count)
+            off, _ = await self.request(bus, line, timeout_ms, gap_ms, n, blk.fc, blk.count)
+            decode_points(bus.rx, off, blk.points, out)
 
     async def write_registers(self, bus, line, timeout_ms, gap_ms, address, values):
         """FC 06 for one register, FC 16 for several; raises ModbusException if the meter refuses."""

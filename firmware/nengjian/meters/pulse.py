@@ -35,17 +35,17 @@ from nengjian.core.decimal import Decimal
 from nengjian.meters import profile as profiles
 
 try:
-    from machine import disable_irq, enable_irq
+    from machine import disable_irq, enable_irq  # type: ignore[attr-defined]  # not on the unix port
 except ImportError:  # the unix port: pins are driven from the event loop, nothing to mask
-    def disable_irq():
+    def disable_irq():  # type: ignore[misc]  # the stand-in, untyped
         return 0
 
-    def enable_irq(state):
+    def enable_irq(state):  # type: ignore[misc]  # the stand-in, untyped
         pass
 
 
 DEFAULTS = {"per_unit": 1, "decimals": 2, "edge": "falling", "debounce_ms": 20,
-            "persist_s": 60, "persist_pulses": 100, "start": 0}
+            "persist_s": 60, "persist_pulses": 100, "start": 0}  # type: dict  # of int and str
 SERVICE_MS = 20
 
 

@@ -11,20 +11,40 @@ Every transport failure - refused, reset, timeout, TLS alert, malformed answer -
 which the caller treats as retryable. NetError, defined here, is the net layer's one base: HttpError
 and nengjian.net.tls.TlsSetupError (a destination's certificate files unusable) derive from it.
 
+An answer is untrusted input (the keepalive probe does not even verify the server), so every size
+in it is bounded before anything is allocated for it, and each limit is an HttpError that says
+which (the constants below): a line (status, header or chunk size) of at most 2 KB read through one
+small buffer (asyncio's readline has no limit), at most 64 header lines, Content-Length and chunk
+sizes as 1 to 9 plain digits within the body cap (`max_body`, 16 KB by default). JSON bodies are
+checked by `check_json` (size, nesting depth, number of values) before the caller parses them:
+MicroPython's json.loads runs out of memory on 8,000 nested brackets well inside the body cap.
+
 Two module-level hooks serve the link supervisor and the clock: `last_answer_ms` (ticks of the
 last complete HTTP answer from any server: proof the link carries data, so no keepalive probe is
-needed) and `on_date` (called with the UTC seconds of a response's Date header).
+needed) and `on_date(utc_seconds, source)`, called with a response's Date header only when the
+request went over TLS whose context has `verify_mode == CERT_REQUIRED` (as nengjian.net.tls.build
+makes it for a pinned CA): such a handshake completes only with a server whose certificate chains
+to the pinned CA and names the URL's host. Plain http, `insecure_self_signed` and the probe
+(CERT_NONE) never reach the clock. `source` names the host ("Date header of HOST").
 """
 
 import asyncio
 import socket
 
-from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core.compat import const, ticks_add, ticks_diff, ticks_ms
 
 DNS_TTL_MS = 3600000
 
+_LINE_MAX = const(2048)  # bytes of one status, header or chunk-size line, its line end included
+_HEADERS_MAX = const(64)  # header lines of one answer
+_BODY_MAX = const(16384)  # default cap on a body kept in RAM (request's max_body)
+_JSON_DEPTH = const(16)  # nesting of arrays and objects in a JSON body (the platforms' need 4)
+_JSON_VALUES = const(1024)  # arrays, objects and comma-separated values in a JSON body
+_DIGITS_MAX = const(9)  # a Content-Length or chunk size: never a long integer on the heap
+_BUF = const(512)  # the answer's read buffer: most header lines fit, longer ones are gathered
+
 last_answer_ms = None  # ticks_ms() of the last complete answer, None before the first
-on_date = None  # callable(utc_seconds) or None
+on_date = None  # callable(utc_seconds, source) or None: see the module's docstring
 
 _dns = {}  # host -> (ip, ticks resolved)
 
@@ -124,13 +144,54 @@ async def _within(dl, aw):
     return await asyncio.wait_for_ms(aw, dl.left())
 
 
-async def _readline(reader, dl):
-    line = await _within(dl, reader.readline())
-    if not line:
-        raise HttpError("connection closed by the server")
-    if line[-1:] != b"\n":
-        raise HttpError("connection closed in the middle of a line")
-    return line
+class _Answer:
+    """An answer's bytes through one small buffer: lines are cut from it (asyncio's Stream.readline
+    gathers a line of any length), one longer than the buffer is gathered up to _LINE_MAX and no
+    further, and what the head's reads brought of the body waits here for the body's reader."""
+
+    __slots__ = ("_r", "_dl", "_buf", "_mv", "_i", "_n")
+
+    def __init__(self, reader, dl):
+        self._r = reader
+        self._dl = dl
+        self._buf = bytearray(_BUF)
+        self._mv = memoryview(self._buf)
+        self._i = self._n = 0  # the unread bytes are _buf[_i:_n]
+
+    async def line(self):
+        part = b""
+        while True:
+            end = self._buf.find(b"\n", self._i, self._n)
+            if end >= 0:
+                part += self._mv[self._i:end + 1]
+                self._i = end + 1
+                if len(part) > _LINE_MAX:
+                    break
+                return part
+            if self._i == self._n:
+                self._i = self._n = 0
+            elif self._n == _BUF:  # the buffer ends in this line's start: kept aside, the buffer refilled
+                part += self._mv[self._i:]
+                self._i = self._n = 0
+            if len(part) + self._n - self._i >= _LINE_MAX:
+                break
+            n = None
+            while n is None:  # a TLS socket with part of a record only gives None
+                n = await _within(self._dl, self._r.readinto(self._mv[self._n:]))
+            if not n:
+                raise HttpError("connection closed by the server")
+            self._n += n
+        raise HttpError("line of more than %d bytes" % _LINE_MAX)
+
+    def take(self, n):
+        """Up to n of the bytes read already (a memoryview), consumed."""
+        k = min(n, self._n - self._i)
+        self._i += k
+        return self._mv[self._i - k:self._i]
+
+    async def exactly(self, n):
+        got = bytes(self.take(n))
+        return got if len(got) == n else got + await _within(self._dl, self._r.readexactly(n - len(got)))
 
 
 async def connect(host, port, ssl, timeout_ms):
@@ -160,6 +221,8 @@ async def reachable(url, timeout_ms=10000):
     The link supervisor's keepalive: any HTTP answer (even an error status) or a TCP refusal or
     reset proves the path (link, routing, DNS) carries data; only silence, an unreachable network
     or a DNS failure count as dead. A platform that misbehaves is the destination's business.
+    The server is not verified (CERT_NONE): its answer is read under request's limits like any
+    other, and nothing in it is used (its Date never reaches on_date).
     """
     scheme, host, port, _path = split_url(url)
     base = "%s://%s:%d/" % (scheme, host, port)
@@ -199,6 +262,8 @@ def parse_http_date(value):
         h, mi, s = [int(x) for x in parts[4].split(":")]
     except (ValueError, IndexError):
         return None
+    if not (1 <= day <= 31 and 1970 <= year < 2100 and 0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 61):
+        return None
     from nengjian.core import timeutil
 
     return timeutil.timestamp(year, month, day, h, mi, s)
@@ -219,7 +284,7 @@ async def _send_body(writer, body, dl):
 DOWNLOAD_CHUNK = 512  # one buffer per download, filled again and again: no allocation per segment
 
 
-async def _download(reader, into, length, dl):
+async def _download(reader, into, length, dl, total=None):
     # Through one small buffer: reading a fresh bytes object per TCP segment churns the heap while the
     # uplink and the poll loop run beside it, and on a fragmented heap one such read can fail.
     buf = bytearray(DOWNLOAD_CHUNK)
@@ -227,13 +292,105 @@ async def _download(reader, into, length, dl):
     left = length
     while left:
         n = await _within(dl, reader.readinto(mv[:min(DOWNLOAD_CHUNK, left)]))  # MicroPython's Stream
+        if n is None:  # TLS: part of a record only, nothing to hand over yet
+            continue
         if not n:
-            raise EOFError("connection closed with %d of %d bytes to go" % (left, length))
+            raise EOFError("connection closed with %d of %d bytes to go" % (left, total or length))
         into.write(mv[:n])
         left -= n
 
 
-async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384, length=None,
+# ssl.CERT_REQUIRED and tls.CERT_REQUIRED alike; CERT_OPTIONAL (1) lets a bad chain pass.
+_CERT_REQUIRED = const(2)
+
+
+def _size(text, base):
+    """A Content-Length (base 10) or chunk size (base 16) of 1 to _DIGITS_MAX plain digits; HttpError
+    otherwise (int() alone would take a sign, "0x", "_", spaces and any length)."""
+    if 0 < len(text) <= _DIGITS_MAX and not (text.lower().strip(b"0123456789abcdef") if base == 16 else
+                                             not text.isdigit()):
+        return int(text, base)
+    raise HttpError("bad %s %r" % ("chunk size" if base == 16 else "Content-Length", text[:20]))
+
+
+async def _answer(reader, dl, method, into, max_body, verified, host):
+    """(status, body) of the answer on reader, under every limit; its Date to on_date if `verified`.
+    Request's second half, a coroutine of its own: each call needs its frame in one piece, and two
+    half-size frames find room in a fragmented heap where one would not."""
+    ans = _Answer(reader, dl)
+    status_line = await ans.line()
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or len(parts[1]) != 3 or not parts[1].isdigit():
+        raise HttpError("not an HTTP response: %r" % status_line[:40])
+    status = int(parts[1])
+    length = -1
+    chunked = False
+    date = None
+    for _ in range(_HEADERS_MAX + 1):  # and the empty line that ends them
+        line = await ans.line()
+        if line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            n = _size(value.strip(), 10)  # the cap applies where a body is kept: not to HEAD
+            if length >= 0 and n != length:
+                raise HttpError("two different Content-Length headers")
+            length = n
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"date":
+            date = value.strip()
+    else:
+        raise HttpError("more than %d header lines" % _HEADERS_MAX)
+    if into is not None and status == 200:
+        if chunked or length < 0:
+            raise HttpError("a download needs a Content-Length")
+        held = ans.take(length)
+        if len(held):
+            into.write(held)
+        await _download(reader, into, length - len(held), dl, length)
+        data = b""
+    elif method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        data = b""
+    elif chunked:
+        data = b""
+        while True:
+            size = _size((await ans.line()).split(b";")[0].strip(), 16)
+            if size == 0:
+                break
+            if size > max_body - len(data):
+                raise HttpError("response too large")
+            chunk = await ans.exactly(size + 2)
+            if chunk[-2:] != b"\r\n":
+                raise HttpError("chunk without CRLF")
+            data += chunk[:-2]
+    elif length > max_body:
+        raise HttpError("response of %d bytes is too large" % length)
+    elif length >= 0:
+        data = await ans.exactly(length) if length else b""
+    else:
+        data = bytes(ans.take(max_body + 1))
+        while len(data) <= max_body:
+            more = await _within(dl, reader.read(max_body + 1 - len(data)))
+            if not more:
+                break
+            data += more
+        if len(data) > max_body:
+            raise HttpError("response too large")
+    if verified and date is not None and on_date is not None:
+        try:
+            utc = parse_http_date(date.decode())
+            if utc:
+                on_date(utc, "Date header of " + host)
+        except Exception as e:  # a bad Date or the clock's trouble must not fail the answer
+            from nengjian.core import log
+
+            log.warn("http", "Date header of %s not used: %r" % (host, e))
+    return status, data
+
+
+async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=_BODY_MAX, length=None,
                   into=None):
     """Send one request; return (status, body bytes). Raises HttpError on any transport failure.
 
@@ -278,62 +435,12 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
                 await _send_body(writer, p, dl)
         if sent != size:
             raise HttpError("body of %d bytes, %d announced" % (sent, size))
-        status_line = await _readline(reader, dl)
-        parts = status_line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-            raise HttpError("not an HTTP response: %r" % status_line[:40])
-        status = int(parts[1])
-        length = -1
-        chunked = False
-        date = None
-        for _ in range(64):
-            line = await _readline(reader, dl)
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value.strip())
-            elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-            elif name == b"date":
-                date = value.strip()
-        else:
-            raise HttpError("more than 64 header lines")
-        if into is not None and status == 200:
-            if chunked or length < 0:
-                raise HttpError("a download needs a Content-Length")
-            await _download(reader, into, length, dl)
-            data = b""
-        elif length > max_body:
-            raise HttpError("response of %d bytes is too large" % length)
-        elif chunked:
-            data = b""
-            while True:
-                size = int((await _readline(reader, dl)).split(b";")[0].strip(), 16)
-                if size == 0:
-                    break
-                if len(data) + size > max_body:
-                    raise HttpError("response too large")
-                data += (await _within(dl, reader.readexactly(size + 2)))[:-2]
-        elif method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            data = b""
-        elif length >= 0:
-            data = await _within(dl, reader.readexactly(length)) if length else b""
-        else:
-            data = b""
-            while len(data) <= max_body:
-                more = await _within(dl, reader.read(max_body + 1 - len(data)))
-                if not more:
-                    break
-                data += more
-            if len(data) > max_body:
-                raise HttpError("response too large")
+        # Only a handshake under CERT_REQUIRED proved the server (its Date may reach the clock): tls.build
+        # sets it for a pinned CA, and mbedtls then fails every handshake without a chain to it (with no
+        # CA at all, too). The probe's and insecure_self_signed's contexts are CERT_NONE; http has none.
+        status, data = await _answer(reader, dl, method, into, max_body, scheme == "https" and
+                                     getattr(ssl, "verify_mode", None) == _CERT_REQUIRED, host)
         last_answer_ms = ticks_ms()
-        if date is not None and on_date is not None:
-            utc = parse_http_date(date.decode())
-            if utc:
-                on_date(utc)
         return status, data
     except asyncio.TimeoutError:
         raise HttpError("no complete answer within %d ms" % timeout_ms, None, True)
@@ -344,3 +451,38 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
     finally:
         if writer is not None:
             await _close(writer)
+
+
+def check_json(data, max_size=_BODY_MAX, max_depth=_JSON_DEPTH, max_values=_JSON_VALUES):
+    """HttpError unless a JSON body (bytes) is small enough to parse: at most max_size bytes, arrays and
+    objects nested at most max_depth deep, at most max_values arrays, objects and comma-separated
+    values. Call it before json.loads on an answer: MicroPython's parser needs heap per level and
+    per value (8,000 nested brackets exhaust it; 16 KB of `{},` takes some 160 KB), and fails with
+    MemoryError or RuntimeError. Brackets and commas inside strings do not count."""
+    if len(data) > max_size:
+        raise HttpError("JSON of %d bytes is too large" % len(data))
+    opens = data.count(b"[") + data.count(b"{")
+    if opens <= max_depth and opens + data.count(b",") < max_values:
+        return  # the common answer: too few brackets to matter, strings or not
+    depth = values = 0
+    in_str = esc = False
+    for c in data:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 92:  # backslash
+                esc = True
+            elif c == 34:  # quote
+                in_str = False
+        elif c == 34:
+            in_str = True
+        elif c == 93 or c == 125:  # ] }
+            depth -= 1
+        elif c == 91 or c == 123 or c == 44:  # [ { ,
+            if c != 44:
+                depth += 1
+                if depth > max_depth:
+                    raise HttpError("JSON nested deeper than %d" % max_depth)
+            values += 1
+            if values >= max_values:
+                raise HttpError("JSON of more than %d values" % max_values)

@@ -165,6 +165,10 @@ class Modem:
             self._urc(line)
 
     def _urc(self, line):
+        if line.startswith("AT") or "+CPIN=" in line:
+            # An echo that came late or garbled (no URC starts so, no answer holds "+CPIN="): not shown,
+            # not logged, since it may be AT+CPIN="<the SIM PIN>".
+            return
         d = self.diag
         d["urcs"] += 1
         d["last_urc"] = line[:40]

@@ -133,7 +133,8 @@ def install_pending(root):
         # Only now, and in this fresh heap: the updater (the signature check) is not loaded otherwise.
         from nengjian.ota.updater import Updater, load_key
 
-        up = Updater(root, load_key(pend["key"]), pend["board"], None, pend["window_s"], pend["max_boots"])
+        up = Updater(root, load_key(pend["key"]), pend["board"], None, pend["window_s"], pend["max_boots"],
+                     running=pend.get("running"))
         up.install_file(bundle)
     except Exception as e:  # noqa: BLE001 - whatever it was, the version before it boots
         p = read_pointer(root) or {"active": "", "state": "confirmed"}

@@ -3,7 +3,10 @@
 its own so that the two import it and never each other (as nengjian.config.errors does for config).
 
 Layout under `root` (the board's APP_DIR):
-    a/, b/          each a `nengjian` package and the MANIFEST.json it came with
+    a/, b/          each a `nengjian` package, the MANIFEST.json it came with and that manifest's
+                    signature (MANIFEST.sig): what proves the slot holds what the vendor signed
+                    (nengjian.ota.proof). MANIFEST.json is written last and removed first: a slot
+                    without it is incomplete and never run
     current         the pointer (JSON, below); missing or unreadable: the built-in package runs
     pending.json    a bundle left for the check at the next boot (nengjian.ota.install_pending):
                     {"bundle": path, "version", "key": vendor key path, "board", "window_s", "max_boots"}
@@ -11,8 +14,15 @@ Layout under `root` (the board's APP_DIR):
 Pointer: {"active": "" (the built-in package), "a" or "b"; "version"; "previous", "previous_version":
 what a rollback returns to; "state": "trial" or "confirmed"; "boots", "max_boots", "window_s" of the
 trial; "failure": why the trial failed to start; "log": the last 8 texts for the ledger; "refused":
-the version the check at boot refused}. Older firmware (a rollback to the built-in package) reads the
-same file: its name and format never change.
+the version the check at boot refused; "min_version": the persisted minimum, no bundle older than it
+installs unless it is a signed downgrade; "min_on_confirm": what the minimum becomes when the trial
+is confirmed}. Older firmware (a rollback to the built-in package) reads the same file: its name and
+format never change (keys are only ever added).
+
+The slot a trial runs from is never the slot of the confirmed version a rollback returns to, and no
+install starts while a version is on trial (nengjian.ota.updater refuses it): so whatever the
+sequence of installs, trials, rollbacks and power cuts, "previous" of a trial names a slot that is
+whole and confirmed.
 
 Writing: nengjian.core.statefile.replace, so a power cut leaves the whole old pointer or the whole new
 one; a write that fails raises OSError (the caller decides: boot goes on, the crew is told).
@@ -26,6 +36,7 @@ from nengjian.core import statefile
 POINTER = "current"
 PENDING = "pending.json"
 MANIFEST = "MANIFEST.json"
+SIGNATURE = "MANIFEST.sig"
 LOG_KEEP = 8
 
 
@@ -86,3 +97,4 @@ def rollback(p):
     p["state"] = "confirmed"
     p["boots"] = 0
     p.pop("failure", None)
+    p.pop("min_on_confirm", None)  # the minimum stays what the confirmed version set

@@ -22,11 +22,26 @@ Bundle (one file, streamed: never held in RAM)
     "NJOTA1\\n\\0" | manifest length u32 LE | signature length u32 LE | manifest (JSON) | signature
     | the files' bytes, one after another, in manifest order
 manifest: {"format": 1, "version": "0.2.0", "boards": ["sim", ...], "mpy": null or
-sys.implementation._mpy when .mpy files are inside, "files": [[path, size, sha256 hex], ...]}.
+sys.implementation._mpy when .mpy files are inside, "files": [[path, size, sha256 hex], ...],
+optional "replaces_down_to": "0.1.0" (a deliberate downgrade, below)}.
 The signature covers the manifest, the manifest covers every file by its hash: each file is
 checked as it is written into the spare slot, and the slot is switched in only when all are good.
+The slot keeps the manifest and its signature, so what it holds can be proved again later
+(nengjian.ota.proof).
 What was installed, confirmed, rolled back and why goes into the pointer's log and from there, once
 the store is open, into the ledger (take_log()).
+
+One update at a time: nothing is received or installed while a version is on trial. The spare slot
+is then the only one no rollback can return to; installing over a trial would put the new version
+into the slot of the confirmed fallback.
+
+Anti-rollback: the pointer keeps a minimum version ("min_version"; the running version until one is
+kept), raised to each version confirmed healthy. A signed bundle older than it is refused: an old,
+correctly signed bundle with a known fault cannot be put back, over the console or the uplink. A
+deliberate downgrade is a bundle the vendor signs with "replaces_down_to": X (at most its own
+version; `nengjian ota build --replaces-down-to`): it installs whatever the minimum, and once it is
+confirmed the minimum becomes X. Versions are ordered by their leading numbers ("0.2.0-sim" is 0.2);
+a version that does not start with one is refused.
 
 SPEC 7 (updates stranded devices after partition or flash changes): the bundle names the boards it
 is for and the .mpy format it needs; anything else is refused before a byte is written.
@@ -50,9 +65,35 @@ CHUNK = 1024
 MAX_MANIFEST = 16384
 MAX_SIG = 1024
 INCOMING = "incoming.njota"
+# Left free on the volume the slots share with /config (site config, keys, CA files and the .new copy
+# each takes while it is replaced, each file at least one block): an update never takes that room.
+RESERVE = 32 * 1024
 ALG = "rsa-pkcs1v15-sha256"
 # DER DigestInfo prefix for SHA-256 (RFC 8017 9.2 note 1)
 _DI_SHA256 = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
+
+
+# ---- versions
+def vkey(version):
+    """What orders a version: its leading numbers ("0.2.0-sim" -> (0, 2), trailing zeros dropped), or
+    None when it does not start with a number."""
+    if not isinstance(version, str):
+        return None
+    out = []
+    for part in version.split("."):
+        i = 0
+        while i < len(part) and "0" <= part[i] <= "9":
+            i += 1
+        if i == 0:
+            break
+        out.append(int(part[:i]))
+        if i < len(part):
+            break
+    if not out:
+        return None
+    while out and out[-1] == 0:
+        out.pop()
+    return tuple(out)
 
 
 # ---- signature
@@ -98,6 +139,12 @@ def _rmtree(path):
         os.remove(path)
 
 
+def _clear_slot(slot):
+    # Its manifest first: a slot cut while it is cleared must not look whole (boot runs a slot that has one).
+    slots.remove(slot + "/" + slots.MANIFEST)
+    _rmtree(slot)
+
+
 def _makedirs(path):
     cur = "/" if path.startswith("/") else ""
     for part in path.split("/"):
@@ -123,8 +170,9 @@ def _copy_hashed(src, dst, left, mv):
 
 
 class Updater:
-    def __init__(self, root, key, board, event=None, window_s=1800, max_boots=2, key_path=None):
+    def __init__(self, root, key, board, event=None, window_s=1800, max_boots=2, key_path=None, running=None):
         self.root = root
+        self.running = running  # the version running now: the minimum until the pointer keeps one
         self.key = key
         self.key_path = key_path  # named in pending.json: the check at boot loads it again
         self.board = board
@@ -140,6 +188,42 @@ class Updater:
     def state(self):
         p = slots.read_pointer(self.root) or {"active": "", "state": "confirmed"}
         return p
+
+    def minimum(self, p=None):
+        """The oldest version an ordinary bundle may have (None: no minimum known)."""
+        if p is None:
+            p = self.state()
+        return p.get("min_version") or self.running
+
+    def refusal(self, version=None, down_to=None, p=None):
+        """Why nothing may be installed now (a version is on trial) or, given a bundle's `version` and
+        its replaces_down_to `down_to`, why that bundle may not; None if it may."""
+        if p is None:
+            p = self.state()
+        if p.get("state") == "trial":
+            return ("version %s is on trial (boot %d of %d): it must be confirmed healthy or rolled back before "
+                    "another is installed (installing now would leave no confirmed version to return to)" % (
+                        p.get("version"), p.get("boots", 0), p.get("max_boots", self.max_boots)))
+        if version is None:
+            return None
+        v = vkey(version)
+        if v is None:
+            return "version %r does not start with a number: it cannot be ordered against the minimum" % (version,)
+        if down_to is not None:
+            d = vkey(down_to)
+            if d is None or d > v:
+                return "replaces_down_to %r is not a version at or below %s" % (down_to, version)
+            return None
+        low = vkey(self.minimum(p))
+        if low is not None and v < low:
+            return ("version %s is older than the minimum %s: a downgrade needs a bundle signed with "
+                    "replaces_down_to" % (version, self.minimum(p)))
+        return None
+
+    def _refuse(self, version=None, down_to=None, p=None):
+        why = self.refusal(version, down_to, p)
+        if why:
+            raise OtaError(why)
 
     def take_log(self):
         """What select() and earlier runs left for the ledger; written to the ledger once."""
@@ -160,10 +244,11 @@ class Updater:
         """Leave the received bundle at path to install_pending() at the next boot (the caller resets)."""
         if self.key_path is None:
             raise OtaError("no key path to check the bundle with at boot")
+        self._refuse()
         _makedirs(self.root)
         slots.write_json(self.root + "/" + slots.PENDING, {
             "bundle": path, "version": version, "key": self.key_path, "board": self.board,
-            "window_s": self.window_s, "max_boots": self.max_boots})
+            "window_s": self.window_s, "max_boots": self.max_boots, "running": self.running})
         self._note("bundle%s received: verified and installed at the restart" % (" " + version if version else ""))
 
     def discard(self, path):
@@ -182,11 +267,15 @@ class Updater:
     def incoming(self, size):
         """Where a bundle of `size` bytes is received before install_file() (the console's `ota`).
         OtaError if it will not fit beside what is there."""
+        self._refuse()
         if size <= HEAD:
             raise OtaError("a bundle of %d bytes is no bundle" % size)
         _makedirs(self.root)
+        path = self.root + "/" + INCOMING
+        slots.remove(path)  # one a power cut left: its room counts
+        slots.remove(path + ".new")
         self._room(size)
-        return self.root + "/" + INCOMING
+        return path
 
     def install(self, f):
         """Verify the bundle read from file object f and switch it in as a trial (reboot to run it).
@@ -200,6 +289,7 @@ class Updater:
     def _install(self, f):
         # The manifest (some KB) goes to a file while it is hashed and is parsed from there: no
         # buffer of its size is needed in a heap the running application has fragmented.
+        self._refuse()  # before anything is written
         _makedirs(self.root)
         mpath = self.root + "/incoming.manifest"
         try:
@@ -253,12 +343,14 @@ class Updater:
                     or not path.startswith("nengjian/") or path == slots.MANIFEST):
                 raise OtaError("file %r outside the package" % (path,))
             total += size
-        self._room(total)
+        down_to = man.get("replaces_down_to")
         p = self.state()
-        target = "b" if p.get("active") == "a" else "a"
+        self._refuse(version, down_to, p)
+        active = p.get("active", "")
+        target = "b" if active == "a" else "a"  # never the running slot, and (no trial) nothing returns to it
         slot = "%s/%s" % (self.root, target)
-        _makedirs(self.root)
-        _rmtree(slot)
+        _clear_slot(slot)
+        self._room(total + slen)
         try:
             for path, size, digest in files:
                 full = slot + "/" + path
@@ -269,24 +361,30 @@ class Updater:
                     raise OtaError("bundle truncated in %s" % path)
                 if _hex(h.digest()) != digest:
                     raise OtaError("%s does not match its hash in the signed manifest" % path)
+            with open(slot + "/" + slots.SIGNATURE, "wb") as out:
+                out.write(sig)
             # No state replaced here (that is nengjian.core.statefile's): the manifest moves into a
-            # slot nothing points at yet, and the pointer written below is what switches.
+            # slot nothing points at yet, last, making it whole; the pointer written below switches.
             os.rename(mpath, slot + "/" + slots.MANIFEST)
         except OtaError:
-            _rmtree(slot)
+            _clear_slot(slot)
             raise
         except OSError as e:
-            _rmtree(slot)
+            _clear_slot(slot)
             raise OtaError("writing slot %s failed: %s" % (target, e))
-        prev = p.get("active", "")
-        if p.get("state") == "trial":
-            # Installing over an unconfirmed trial: fall back to what was confirmed before it.
-            prev, prev_version = p.get("previous") or "", p.get("previous_version")
+        low = self.minimum(p)
+        if down_to is not None:
+            after = down_to
+        elif low is None or vkey(low) is None or vkey(version) > vkey(low):
+            after = version
         else:
-            prev_version = p.get("version")
-        q = {"active": target, "version": version, "previous": prev, "previous_version": prev_version,
+            after = low
+        # A trial returns to the confirmed version running now (refusal() saw no trial).
+        q = {"active": target, "version": version, "previous": active, "previous_version": p.get("version"),
              "state": "trial", "boots": 0, "max_boots": self.max_boots, "window_s": self.window_s,
-             "log": p.get("log") or []}
+             "log": p.get("log") or [], "min_on_confirm": after}
+        if low is not None:
+            q["min_version"] = low
         slots.add_log(q, "installed %s in slot %s (signature checked in %d ms): runs on trial from the next boot"
                 % (version, target, self.last_verify_ms))
         slots.write_pointer(self.root, q)
@@ -299,8 +397,9 @@ class Updater:
         except (AttributeError, OSError):
             return
         free = s[0] * s[4]
-        if free < total + 16 * 1024:
-            raise OtaError("%d bytes free, the update needs %d" % (free, total + 16 * 1024))
+        if free < total + RESERVE:
+            raise OtaError("%d bytes free, the update needs %d and %d kept for the config" % (
+                free, total, RESERVE))
 
     # ---- after the switch
     def on_trial(self):
@@ -315,6 +414,9 @@ class Updater:
         p["state"] = "confirmed"
         p["boots"] = 0
         p.pop("failure", None)
+        low = p.pop("min_on_confirm", None)
+        if low:
+            p["min_version"] = low  # anti-rollback: nothing older than what is now confirmed
         slots.write_pointer(self.root, p)
         self._note("version %s confirmed healthy: kept" % p.get("version"))
         return True
@@ -330,17 +432,6 @@ class Updater:
         slots.write_pointer(self.root, p)
         self._note(text)
         return True
-
-
-async def download(url, path, timeout_ms=600000, ssl=None):
-    """GET url into the file path, streamed to flash by the uplink's HTTP client (one deadline for
-    the whole transfer; the server must send Content-Length)."""
-    from nengjian.net import http
-
-    with open(path, "wb") as out:
-        status, _ = await http.request("GET", url, b"", None, timeout_ms, ssl, into=out)
-    if status != 200:
-        raise OtaError("GET %s: HTTP %d" % (url, status))
 
 
 def _hex(b):

@@ -91,6 +91,18 @@ class _Device:
     offset, n) programs the first n bytes of buf, _wipe(block, n) erases the first n bytes of a
     block, _flush()."""
 
+    if False:  # what a subclass provides, declared for the type checker only (compiled to nothing)
+        blocks = 0
+        block_size = 0
+
+        def _get(self, block, buf, offset): ...
+
+        def _put(self, block, buf, offset, n): ...
+
+        def _wipe(self, block, n): ...
+
+        def _flush(self): ...
+
     def _init_faults(self):
         self.reads = 0
         self.progs = 0

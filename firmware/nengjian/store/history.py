@@ -82,7 +82,7 @@ class History(Ring):
         est = self.fold_out * 5 // 4 if self.fold_out else sum(s.size for s in unit) // 16
         if self.cur is None or self.cur.size + est > self.seg_bytes:
             self.close_file()
-            self.cur = self.next_seg()
+            self.cur = self.next_seg()  # type: ignore[misc]  # the store sets it before any write
         before = self.cur.size
         self.open_append()
         runs = {}

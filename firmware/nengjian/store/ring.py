@@ -225,7 +225,7 @@ class Ring:
 
     def rotate(self):
         self.close_file()
-        self.cur = self.next_seg()
+        self.cur = self.next_seg()  # type: ignore[misc]  # the store sets it before any write
         self.open_append()
 
     def ready(self):

@@ -19,12 +19,18 @@ gateway's, nengjian.console.status: the console and the status line show the sam
 module names them and never reads the gateway itself.
 
 Crash loop: BootGuard keeps a boot counter in a file on the data volume (a nengjian.core.statefile
-holding a bare number, so the files of older firmware read the same and they read ours),
-incremented at every boot and cleared once the run is healthy; a torn counter counts as one quick
-crash. More than `limit` boots in a row that never got healthy mean a crash loop: the app then
-starts safe mode - console and uploads of what is stored kept alive, no meters - and after
-`safe_hold_s` tries a normal start again with the counter at the limit, so one more quick crash
-brings safe mode straight back.
+holding a bare number, so the files of older firmware read the same and they read ours): the runs
+since the last healthy one, this one included, that may have ended in a crash. Each boot counts
+itself and learns from the board's reset cause (board.reset_cause(), one of the names below) how
+the run before it ended: a power-on, a brown-out or a soft reboot takes that run back out, so power
+cuts, however many and however close, never add up to a crash loop; a crash, a watchdog reset, a
+reset and an unknown cause leave it counted. A reset the firmware makes on purpose takes its own
+run back before it resets (planned), since the ESP32 reports it as it reports a panic. A torn
+counter counts as one quick crash. `limit` quick crashes in a row are a crash loop: the app starts
+safe mode, level 1 (meters still polled and stored; nengjian.app says what is off), and at twice
+the limit, when safe mode itself kept crashing, level 2 (meters not polled either). After
+`safe_hold_s` it tries a normal start with the counter at the limit, so one more quick crash brings
+safe mode straight back.
 """
 
 import asyncio
@@ -119,9 +125,23 @@ class Supervisor:
         return ok
 
     async def run(self, every_ms=1000):
+        """step() every every_ms for ever. A step that raises (a task's progress function, the ledger,
+        an on_healthy hook) is recorded once per reason and the loop goes on; such a step may not have
+        fed the watchdog, so one that keeps failing resets the board through it, as a stuck task would."""
+        failed = None
         while True:
             await asyncio.sleep_ms(every_ms)
-            self.step()
+            try:
+                self.step()
+                failed = None
+            except Exception as e:  # noqa: BLE001 - the watchdog's feeder must outlive any one bug
+                why = "%s: %s" % (type(e).__name__, e)
+                if why != failed:
+                    failed = why
+                    try:
+                        self._note("health", "supervisor step failed (%s)" % why[:160])
+                    except Exception:  # noqa: BLE001 - the ledger may be what failed
+                        pass
 
     def _note(self, kind, text):
         if self._event is not None:
@@ -201,37 +221,69 @@ def picked(s):
     return out
 
 
+# Why the board booted, board-neutral: each board's reset_cause() returns one of these (the ESP32
+# boards from machine.reset_cause(), the sim from what its launcher says), and the boot's ledger
+# event names it.
+POWER_ON = "power-on"
+BROWN_OUT = "brown-out"
+SOFT_REBOOT = "soft-reboot"  # MicroPython's soft reset (Ctrl-D, mpremote): a person at the console
+RESET = "reset"  # a reset the software asked for, or a panic: the ESP32 port tells them apart nowhere
+WATCHDOG = "watchdog"
+CRASH = "crash"
+UNKNOWN = "unknown"
+RESET_CAUSES = (POWER_ON, BROWN_OUT, SOFT_REBOOT, RESET, WATCHDOG, CRASH, UNKNOWN)
+# The run before ended without a fault of ours: the supply went (a factory's can blink several times
+# in a storm) or a person restarted it.
+_NOT_CRASHES = (POWER_ON, BROWN_OUT, SOFT_REBOOT)
+
+
 class BootGuard:
-    """Counts boots that never reached healthy; more than `limit` in a row is a crash loop."""
+    """Counts the runs since the last healthy one that may have crashed; `limit` quick crashes in a row
+    are a crash loop."""
 
     def __init__(self, path, limit=5):
         self.path = path
         self.limit = limit
         self.count = 0
+        self.quick = 0  # quick crashes in a row before this boot
+        self.cause = UNKNOWN
         self.crash_loop = False
 
     def _read(self):
+        """The count on flash; -1 for a torn one."""
         torn = []
         n = statefile.load(self.path, None, torn.append)
         if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
             return n
         if torn or n is not None:
-            # A torn write: count it as one quick crash rather than none.
             log.warn("health", "boot counter %s unreadable (%s): counted as one quick crash" % (
                 self.path, torn[0] if torn else "not a count"))
-            return 1
+            return -1
         return 0
 
     def _write(self, n):
         statefile.save(self.path, n, None)  # a failure is logged; the count in RAM goes on
         self.count = n
 
-    def boot(self):
-        """Count this boot; returns the count (1 after a healthy run or a first boot)."""
-        n = self._read() + 1
+    def boot(self, cause=UNKNOWN):
+        """Count this boot, `cause` being the board's reset cause; returns the count (1 + the quick
+        crashes before it)."""
+        n = self._read()
+        if n < 0:
+            n = 1  # torn: one quick crash rather than none, whatever the cause
+        elif n and cause in _NOT_CRASHES:
+            n -= 1  # the run before was counted at its boot; the power or a person ended it, no crash
+        n += 1
         self._write(n)
-        self.crash_loop = n > self.limit
+        self.cause = cause
+        self.quick = n - 1
+        self.crash_loop = self.quick >= self.limit
         return n
+
+    def level(self):
+        """Safe mode for this boot: 0 none; 1 a crash loop; 2 safe mode kept crashing too (twice the
+        limit)."""
+        return 2 if self.quick >= 2 * self.limit else 1 if self.quick >= self.limit else 0
 
     def clear(self):
         """This run is healthy: the next boot starts counting from nothing."""
@@ -239,7 +291,14 @@ class BootGuard:
             self._write(0)
         self.crash_loop = False
 
+    def planned(self):
+        """The firmware resets the board on purpose (an update, safe mode left, a crew's reset): take
+        this run back, so that the boot after it, which reads a reset, counts nothing."""
+        if self.count:
+            self._write(self.count - 1)
+
     def retry_normal(self):
-        """Leave safe mode for a normal start at the edge: one more quick crash is safe mode again."""
+        """Leave safe mode for a normal start at the edge: one more quick crash is safe mode again.
+        The reset that follows is planned()."""
         self._write(self.limit)
         self.crash_loop = False

@@ -2,7 +2,9 @@
 
 Owns: the small RAM queue of notices (data-gap alarms, heartbeats) for one platform, their JSON
 bodies, sending them to the session's `centerInfoURL`, and reading the platform's standard-coal
-coefficients from `centerInfoDownloadURL`.
+coefficients from `centerInfoDownloadURL`. Both URLs are the session's, which the profile keeps only
+when they pass its redirect rule (https on the destination's hosts, nengjian.uplink.ndrc); a refused
+one is absent here, as if the platform had named none.
 
 Why opt-in per destination (site config `notices`, `coefficients`): SPEC 3.1 names the two URLs
 ("optional base-data and configuration download / upload") but not the bodies of our alarm or
@@ -106,7 +108,8 @@ class CenterInfo:
         url = s.get("centerInfoURL")
         if not url:
             self.queue = []
-            self._note("the platform gave no centerInfoURL: %s notices are not sent to it" % "/".join(self.kinds))
+            self._note("the platform gave no centerInfoURL, or one refused (see the security events): %s notices "
+                       "are not sent to it" % "/".join(self.kinds))
             return ndrc.Result(ndrc.OK)
         body = json.dumps({"deviceId": s["deviceId"], "enterpriseCode": self.profile.enterprise["code"],
                            "infoType": kind, "infoTime": timeutil.cst_text(at), "info": info}).encode()
@@ -130,7 +133,8 @@ class CenterInfo:
         self._coeff_device = s.get("deviceId")
         url = s.get("centerInfoDownloadURL")
         if not url:
-            self._note("the platform gave no centerInfoDownloadURL: its coefficients cannot be read")
+            self._note("the platform gave no centerInfoDownloadURL, or one refused (see the security events): its "
+                       "coefficients cannot be read")
             return ndrc.Result(ndrc.OK)
         _status, ans, why = await self.profile.exchange(url, json.dumps({"deviceId": s["deviceId"]}).encode())
         if why:

@@ -26,6 +26,20 @@ firmware before statefile wrote and reads), so a reboot does not register again;
 cannot be written is an event and serves until the next restart. An answer saying the deviceId is
 unknown or does not match drops it and registers anew.
 
+Where the platform may send us. The service URLs of a register answer (and of a session on flash) are
+used only when they are https - or http on a destination the site itself configured as plain http -
+and name the destination's own host or one of its `hosts` (the platform's other servers, from the
+site config). Anything else is refused and is a `security` event in the ledger (once per URL and
+start): a refused centerDataURL keeps the destination in a clear error state (RETRY, "refused"),
+registering again after the back-off, with every record kept on the gateway until an allowed URL
+comes; another refused URL is dropped (no version check, no info channel, the configured token_url).
+Without this a hostile answer could send every upload to any host chaining to the pinned CA, or to
+any host at all on an http destination.
+
+Secrets never go into a reason, a log line or an event: every quoted answer passes through _excerpt,
+which masks the value of each member named like a secret (secretKey, token, password, pin, ...),
+and reasons the platform's words go into are scrubbed of the session's own key, token and PIN.
+
 Security (`security` in the destination):
 - "plain"          JSON over HTTP(S). HTTPS always verifies the platform (see tlsctx).
 - "mtls"           the same, and the TLS client presents the enterprise's certificate (tlsctx).
@@ -95,6 +109,10 @@ class NdrcJson:
         self.config_dir = config_dir
         self.credentials = credentials  # the board's credentials(): read once, when TLS is set up
         self._event = event or (lambda kind, text: log.warn("event", "%s: %s" % (kind, text)))
+        # Hosts the platform may send us to: the configured one and those the site names for it.
+        self._hosts = [http.split_url(self.url)[1].lower()] + [h.lower() for h in dest.get("hosts", ())]
+        self._refused = []  # (field, origin) already written to the ledger since start
+        self.last_refusal = ""  # why the last centerDataURL was refused
         self.ssl = ssl
         self.tls_notes = []
         self._state_path = "%s/session-%s.json" % (state_dir, self.name)
@@ -129,7 +147,34 @@ class NdrcJson:
             return None  # kept from a plain session: the key only comes with a registration
         if not s.get("deviceId") or not s.get("centerDataURL"):
             return None
+        if not self._allowed_urls(s, s):  # kept by firmware that took any URL, or the site's hosts changed
+            return None
         return s
+
+    def _allowed_urls(self, ans, into):
+        """Copies the service URLs of `ans` into `into`, each refused one as None (a ledger event);
+        False when centerDataURL is refused (last_refusal says why). The rule (uplink.guard) is loaded
+        for this and dropped again: registrations and starts are rare."""
+        from nengjian.core.compat import unload
+        from nengjian.uplink import guard
+
+        try:
+            why = guard.check_urls(ans, into, self.url, self._hosts, self._refuse)
+        finally:
+            unload("nengjian.uplink.guard")
+        if why:
+            self.last_refusal = why
+        return why is None
+
+    def _refuse(self, field, origin, why):
+        """A refused URL is a ledger event, once per URL since start (registration retries repeat it)."""
+        if (field, origin) in self._refused:
+            return
+        if len(self._refused) < 8:
+            self._refused.append((field, origin))
+        self._event("security", "%s: the platform's %s (%s) refused: %s; %s" % (
+            self.name, field, origin, why, "no uploads until it names an allowed one, the data stay on the "
+            "gateway" if field == "centerDataURL" else "not used"))
 
     def _save(self):
         # No version: the file stays the bare dict that firmware before statefile reads (a rollback).
@@ -195,13 +240,14 @@ class NdrcJson:
         if use_token:
             if self._token is None or timeutil.now() >= self._token_until:
                 await self._fetch_token()
-            headers["Authorization"] = "Bearer " + self._token
+            # _fetch_token set the token or raised: not None here
+            headers["Authorization"] = "Bearer " + self._token  # type: ignore[operator]
         status, data = await self._request(url, body, headers, length)
         if status == 401 and use_token:
-            log.info("uplink", "%s: token refused (%s): fetching a new one" % (self.name, _excerpt(data)))
+            log.info("uplink", "%s: token refused (%s): fetching a new one" % (self.name, self._scrub(_excerpt(data))))
             self._token = None
             await self._fetch_token()
-            headers["Authorization"] = "Bearer " + self._token
+            headers["Authorization"] = "Bearer " + self._token  # type: ignore[operator]  # as above
             status, data = await self._request(url, body, headers, length)
         return status, data
 
@@ -224,6 +270,7 @@ class NdrcJson:
         msg = str(ans.get("responseMessage", ""))
         if "deviceid" in msg.lower().replace(" ", ""):
             dev = self.session.get("deviceId") if self.session else None
+            msg = self._scrub(msg)
             self.forget_session()
             raise Stop(Result(RETRY, "platform no longer accepts deviceId %s (%s): registering again" % (dev, msg)))
 
@@ -259,12 +306,12 @@ class NdrcJson:
             if not isinstance(key, str) or len(key) < 16:
                 raise Stop(Result(RETRY, "register answer has no usable secretKey for security %s: %s" % (
                     self.security, _excerpt(data))))
-        self.session = {"enterpriseCode": ent["code"], "region": ent["region"], "registerURL": self.url,
-                        "deviceId": dev, "centerDataURL": data_url,
-                        "loadDicVersionURL": ans.get("loadDicVersionURL"), "tokenURL": ans.get("tokenURL"),
-                        "centerInfoURL": ans.get("centerInfoURL"),
-                        "centerInfoDownloadURL": ans.get("centerInfoDownloadURL"),
-                        "uploadTime": ans.get("uploadTime"), "secretKey": key}
+        session = {"enterpriseCode": ent["code"], "region": ent["region"], "registerURL": self.url,
+                   "deviceId": dev, "uploadTime": ans.get("uploadTime"), "secretKey": key}
+        if not self._allowed_urls(ans, session):
+            raise Stop(Result(RETRY, "register answer: %s; registering again later, the data stay on the gateway"
+                              % self.last_refusal))
+        self.session = session
         self._save()
         self._checked = False
         self._token = None
@@ -451,6 +498,7 @@ class NdrcJson:
             self._mismatch(ans)
             code = str(ans.get("responseCode"))
             msg = str(ans.get("responseMessage", ""))
+            msg = self._scrub(msg)
             if self.security == SM4_ECB and ("decrypt" in msg.lower() or "\u89e3\u5bc6" in msg or code == "3"):
                 self.forget_session()
                 return Result(RETRY, "platform could not decrypt the batch (responseCode %s: %s): wrong secretKey? "
@@ -462,19 +510,29 @@ class NdrcJson:
                     if isinstance(e, dict):
                         i = e.get("index")
                         if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n:
-                            rejected.append((i, str(e.get("reason", msg))))
+                            rejected.append((i, self._scrub(str(e.get("reason", msg)))))
                 if rejected:
                     return Result(REJECTED, msg, rejected)
         return Result(RETRY, self._unclear(status, data, ans))
 
     def _unclear(self, status, data, ans):
         """Reason text for an answer that is not a success; logs the body."""
-        log.warn("uplink", "%s: answer HTTP %d: %s" % (self.name, status, _excerpt(data, 400)))
+        log.warn("uplink", "%s: answer HTTP %d: %s" % (self.name, status, self._scrub(_excerpt(data, 400))))
         if ans is not None and "responseCode" in ans:
-            return "HTTP %d, responseCode %s: %s" % (status, ans.get("responseCode"), ans.get("responseMessage", ""))
-        if ans is not None:
-            return "HTTP %d, answer without responseCode: %s" % (status, _excerpt(data))
-        return "HTTP %d, unreadable answer: %s" % (status, _excerpt(data))
+            why = "HTTP %d, responseCode %s: %s" % (status, ans.get("responseCode"), ans.get("responseMessage", ""))
+        elif ans is not None:
+            why = "HTTP %d, answer without responseCode: %s" % (status, _excerpt(data))
+        else:
+            why = "HTTP %d, unreadable answer: %s" % (status, _excerpt(data))
+        return self._scrub(why)
+
+    def _scrub(self, text):
+        """text without the session's key, token and the configured PIN, should the platform quote them."""
+        s = self.session or {}
+        for secret in (s.get("secretKey"), self._token, self.dest.get("pin")):
+            if isinstance(secret, str) and len(secret) >= 4 and secret in text:
+                text = text.replace(secret, "***")
+        return text
 
 
 _SM4_KEYS = (b'{"dataCode":"', b'","dataValue":"', b'","inputType":"', b'","statType":"', b'","statDate":"',
@@ -490,19 +548,23 @@ def _mem_free():
 
 def _parse(data):
     try:
+        http.check_json(data)  # json.loads itself fails with MemoryError on a hostile nesting
         ans = json.loads(data)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, http.HttpError):
         return None
     return ans if isinstance(ans, dict) else None
 
 
 def _excerpt(data, n=BODY_SHOWN):
+    """The first n bytes of an answer, for a reason or the log, with secret members masked."""
     if not data:
         return "(empty body)"
+    from nengjian.uplink.guard import redact
+
     b = bytes(data[:n])
     try:
         text = b.decode()
     except UnicodeError:
-        return repr(b)
+        return redact(repr(b))
     text = " ".join(text.split())
-    return text + (" ..." if len(data) > n else "")
+    return redact(text) + (" ..." if len(data) > n else "")

@@ -53,6 +53,17 @@ class DeviceError(RuntimeError):
     """The gateway answered, with an error."""
 
 
+class ServiceButtonNeeded(DeviceError):
+    """The gateway refused to replace a trust anchor (update key, CA, client key or certificate, or the
+    trust a site.json sets) because its service button was not held (nengjian.console.guard)."""
+
+    zh = ("网关拒绝替换信任锚（升级公钥、CA 证书、客户端密钥或证书，或 site.json 中的信任设置）：请在发送期间"
+          "一直按住网关的维护按键（ESP32 板上为 BOOT 键），直到网关确认写入，然后重新运行同一命令")
+
+
+BUTTON_MARK = "service button"  # in the gateway's refusal (firmware/nengjian/console/guard.py)
+
+
 class PortNotFound(LookupError):
     """No port matches what the crew asked for; the text lists what there is."""
 
@@ -302,14 +313,20 @@ class Console:
         """Write a file under the gateway's config directory: replaced only when every byte arrived
         with the right sha256 (PATH.new, then rename)."""
         digest = hashlib.sha256(data).hexdigest()
-        ans = self.request("put %s %d %s" % (path, len(data), digest))[-1]
-        step = 384
-        for off in range(0, len(data), step):
-            b64 = base64.b64encode(data[off:off + step]).decode()
-            self._id += 1
-            rid = self._id
-            self._write(("#%d +%s\n" % (rid, b64)).encode())
-            ans = self._collect(rid, "put", None)[-1]
+        try:
+            ans = self.request("put %s %d %s" % (path, len(data), digest))[-1]
+            step = 384
+            for off in range(0, len(data), step):
+                b64 = base64.b64encode(data[off:off + step]).decode()
+                self._id += 1
+                rid = self._id
+                self._write(("#%d +%s\n" % (rid, b64)).encode())
+                ans = self._collect(rid, "put", None)[-1]
+        except DeviceError as e:
+            if BUTTON_MARK in str(e):
+                raise ServiceButtonNeeded("%s (hold the gateway's service button, BOOT on the ESP32 boards, "
+                                          "while the file is sent, then run the same command again)" % e) from None
+            raise
         if not ans.get("written"):
             raise DeviceError("the gateway did not confirm writing %s" % path)
         return ans

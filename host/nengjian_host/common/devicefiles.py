@@ -49,17 +49,27 @@ def _clean(path: str) -> str:
 
 
 class DirDevice:
-    """A directory standing for a device's filesystem (sim gateways: NJ_SIM_DIR)."""
+    """A directory standing for a device's filesystem (sim gateways: NJ_SIM_DIR). `private`: it receives
+    secrets (provisioning: keys, the site config with its PINs), so its folders are 0700 and its files
+    0600 (nengjian_host.common.private)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, private: bool = False):
         self.root = Path(root)
         self.name = "dir:%s" % self.root
+        self.private = private
 
     def _p(self, path: str) -> Path:
         return self.root / _clean(path)
 
     def put(self, path: str, data: bytes) -> None:
         p = self._p(path)
+        if self.private:
+            from nengjian_host.common import private
+
+            private.make_dir(self.root)
+            private.make_dir(p.parent)
+            private.write_file(p, data)
+            return
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
         with open(tmp, "wb") as f:

@@ -35,4 +35,4 @@ def on_gateway(args, work: Callable[[Any], Any], refused: str = "") -> tuple[int
     except (PortNotFound, DeviceGone) as e:
         return fail(args, EXIT_UNREACHABLE, str(e)), None
     except DeviceError as e:
-        return fail(args, EXIT_FAILED, refused + str(e), zh="网关拒绝了这个请求（原因见上一行）"), None
+        return fail(args, EXIT_FAILED, refused + str(e), zh=getattr(e, "zh", None) or "网关拒绝了这个请求（原因见上一行）"), None

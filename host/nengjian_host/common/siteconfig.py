@@ -33,7 +33,10 @@ def check(cfg: dict, profile_dir: Path = paths.PROFILES) -> list[str]:
         jsonschema.validate(cfg, fw_schemas.SITE)
     except jsonschema.ValidationError as e:
         where = ".".join(str(x) for x in e.absolute_path) or "(top)"
-        problems.append(f"{where}: {e.message}")
+        # jsonschema quotes the value; a secret's (writeOnly: a PIN) must not reach a terminal or a report
+        secret = isinstance(e.schema, dict) and e.schema.get("writeOnly")
+        problems.append(f"{where}: " + (f"the value (secret, not shown) fails its {e.validator} rule"
+                                          if secret else e.message))
         return problems
     try:
         fw_config.check(json.loads(json.dumps(cfg)), lambda name: fw_profile.load(str(profile_dir), name))

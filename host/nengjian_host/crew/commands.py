@@ -67,7 +67,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_pull(args) -> int:
-    """0 done, 1 the gateway refused, 2 bad input (a dump that is not one), 3 gateway unreachable or gone."""
+    """0 done, 1 the gateway refused or named a file that would land outside the pull directory, 2 bad
+    input (a dump that is not one), 3 gateway unreachable or gone."""
     from nengjian_host.common.device import DeviceError, DeviceGone, PortNotFound
     from nengjian_host.crew import pull
 
@@ -86,6 +87,8 @@ def cmd_pull(args) -> int:
                     zh=RESUME_ZH % out)
     except DeviceError as e:
         return fail(args, EXIT_FAILED, "the gateway refused: %s" % e, zh="网关拒绝了（原因见上一行）")
+    except pull.UnsafeName as e:
+        return fail(args, EXIT_FAILED, str(e), zh=e.zh)
     except (pull.PullError, OSError) as e:
         return fail(args, EXIT_USAGE, str(e))
     manifest, lines = pull.summary(final)
@@ -221,13 +224,16 @@ def register(sub) -> None:
     st.set_defaults(func=cmd_status)
 
     pl = sub.add_parser("pull", formatter_class=HelpFormatter,
-                        help="copy the store, session files and config off a gateway; decode and export",
-                        description="Copy the store (/data/store), the platform session files and the config off a "
-                                    "running gateway over its USB console (it keeps running), checking every "
-                                    "file's sha256 against the gateway's; decode the records and export JSON and "
-                                    "CSV. Or read a flash dump (esptool read-flash) with --dump. A pull that breaks "
-                                    "off writes nothing into --out; the same command resumes it. Exit 3: the "
-                                    "gateway is not reachable or went away.",
+                        help="copy the store and config off a gateway; decode and export",
+                        description="Copy the store (/data/store) and the config off a running gateway over its "
+                                    "USB console (it keeps running), checking every file's sha256 against the "
+                                    "gateway's; decode the records and export JSON and CSV. Or read a flash dump "
+                                    "(esptool read-flash) with --dump. Secrets stay behind: the platform session "
+                                    "files are not copied and the config's PINs are blanked; the pull is readable "
+                                    "by you only (0700). A pull that breaks off writes nothing into --out; the same "
+                                    "command resumes it. Exit 1: the gateway named a file that would land outside "
+                                    "--out (refused, nothing written). Exit 3: the gateway is not reachable or went "
+                                    "away.",
                         epilog="example:\n  nengjian pull --port sn:SERIAL --out pulled\n"
                                "  nengjian pull --dump flash.bin --gateway NJ0001 --out pulled\n"
                                "then: nengjian ledger pulled/NJ0001-TIME --html ledger.html")

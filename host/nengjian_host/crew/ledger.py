@@ -5,7 +5,7 @@ JSON/JSON-lines export) into the ledger the local rules ask for — faults and h
 (fault and recovery events paired per subject), link outages, data gaps per data item from the
 VALUE records (>= 24 h: a fault to answer; >= 3 days: a major fault to report with cause and fix),
 inspection visits and whether one is overdue (30 days), data-loss and store-repair events, restarts,
-and completeness per item (values present / values due, the platforms want >= 90 %) — and writing it
+points a meter refuses (表计不支持的数据点: from when to when, and why), and completeness per item (values present / values due, the platforms want >= 90 %) — and writing it
 as JSON, as PNG plots (matplotlib, Agg) and as one self-contained HTML file (plots embedded).
 
 Times are kept in UTC seconds and shown in China Standard Time (UTC+8), as the platforms use.
@@ -49,6 +49,41 @@ LINK_CATEGORIES = ("delivery failing", "link down")
 # puts its real event through the ledger).
 METER_CHANGE = "(meter replaced or reset)"
 GLITCH = "was a glitch, not a new meter"
+# nengjian.system.clock's events (tests/firmware/system/test_clock.py shows the real texts): every step
+# with its size and source(s), the first sync after boot, and a large step one source alone asked for.
+CLOCK_STEP = re.compile(r"^clock stepped by (?P<step>[+-]?\d+) s from (?P<src>.+?)(?: \([^()]*\))?$")
+CLOCK_FIRST = re.compile(r"^clock trusted from (?P<src>.+) \([^,()]*, step (?P<step>[+-]?\d+) s\)$")
+CLOCK_HELD = re.compile(r"^clock not stepped: (?P<src>.+?) puts the clock (?P<step>[+-]?\d+) s off")
+CLOCK_STEP_FLAG_S = 300  # the firmware's default clock.max_step_s: beyond it, check the values around the step
+
+# nengjian.app's boot event names the board's reset cause (nengjian.system.health.RESET_CAUSES):
+# "started firmware V (reset cause: C, quick crashes: N of L)" (older firmware wrote no cause).
+BOOT_CAUSE = re.compile(r"reset cause: (?P<cause>[a-z-]+)(?:, quick crashes: (?P<quick>\d+) of (?P<limit>\d+))?")
+# cause -> English, Chinese. The boot guard counts reset, watchdog, crash and unknown toward a crash loop
+# ("reset" is also an update or safe mode left: the events just before it say so), never a power cut.
+RESET_CAUSES = {
+    "power-on": ("power cut or power-on", "断电或上电"),
+    "brown-out": ("brown-out (the supply sagged)", "电源电压跌落"),
+    "soft-reboot": ("soft reboot from the console", "控制台软重启"),
+    "reset": ("software reset or panic", "软件复位或程序异常"),
+    "watchdog": ("watchdog reset", "看门狗复位"),
+    "crash": ("crash", "程序崩溃"),
+    "unknown": ("unknown cause", "原因不明"),
+}
+FAULT_CAUSES = ("watchdog", "crash")
+# Crash-loop safe mode (nengjian.app), entered at a boot and left by a normal start after its hold.
+# Older firmware wrote "SAFE MODE: N quick restarts in a row; meters not polled": level 2's behaviour.
+SAFE_ENTER = re.compile(r"^SAFE MODE(?: \(crash loop, level (?P<level>\d)\)|: \d+ quick restarts in a row)")
+SAFE_LEAVE = "leaving crash-loop safe mode"
+SAFE_LEVELS = {1: "meters polled and stored; notices, coefficients, update server off / 仍采集存储；平台通知、系数下载、"
+                  "升级服务器暂停",
+               2: "meters not polled, stored data uploaded / 暂停采集，仍上传已存数据"}
+
+# nengjian.meters.poller's `point` events: a meter refuses one point (no such data, exception 02, a
+# field its reply lacks) while its other points are read, and perhaps later answers it again
+# (tests/firmware/meters/test_refused_points.py shows the real texts).
+POINT_EVENT = re.compile(r"^meter (?P<m>\S+) point (?P<p>\S+) (?:unsupported: (?P<why>.*?)"
+                         r"(?:; (?:asked again every \d+ s|checked in every reply))?|(?P<again>answers again))$")
 
 KIND_NAMES = {1: "reading", 2: "value", 3: "event"}
 
@@ -213,8 +248,12 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
     overdue = since > INSPECTION_DAYS * DAY
     losses = [{"at": _iso(e["ts"]), "ts": e["ts"], "kind": e["event"], "text": e["text"]}
               for e in events if e["event"] in ("loss", "store")]
-    restarts = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "boot"]
+    restarts = _restarts(events)
+    safe_modes = _safe_modes(events, w_end)
     meter_changes = _meter_changes(events)
+    refused = _refused_points(events)
+    clock = _clock_steps(events)
+    security = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "security"]
     reportable = [g for g in gaps if g["duration_s"] >= GAP_REPORT_S]
     outages = [f for f in faults if f["category"] in LINK_CATEGORIES]
     meter_faults = [f for f in faults if f["category"] not in LINK_CATEGORIES]
@@ -232,6 +271,9 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
             "link_outages": len(outages), "gaps": len(gaps), "gaps_over_24h": sum(1 for g in gaps if g["flag"]),
             "gaps_to_report": len(reportable), "visits": len(visits), "inspection_overdue": overdue,
             "data_loss_events": sum(1 for x in losses if x["kind"] == "loss"), "restarts": len(restarts),
+            "restarts_by_cause": _by_cause(restarts), "safe_mode_entries": len(safe_modes),
+            "clock_steps": sum(1 for c in clock if c["taken"]), "clock_refused": sum(1 for c in clock if not c["taken"]),
+            "security_events": len(security), "points_unsupported": sum(1 for x in refused if x["open"]),
         },
         "faults": meter_faults,
         "link_outages": outages,
@@ -243,7 +285,11 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
                        "rule_days": INSPECTION_DAYS},
         "losses": losses,
         "restarts": restarts,
+        "safe_modes": safe_modes,
         "meter_changes": meter_changes,
+        "unsupported_points": refused,
+        "clock_steps": clock,
+        "security": security,
         "events": [{"at": _iso(e["ts"]), "ts": e["ts"], "seq": e["seq"], "kind": e["event"], "text": e["text"]}
                    for e in events],
         "_series": {"values": {c: [(v["stat_start"], v["value"], v["valid"]) for v in values if v["code"] == c
@@ -267,6 +313,100 @@ def _meter_changes(events: list[dict]) -> list[dict]:
                 if out[i]["code"] == code:
                     del out[i]
                     break
+    return out
+
+
+def _refused_points(events: list[dict]) -> list[dict]:
+    """Each stretch in which a meter refused one of its points: since, until (None: still refused)
+    and the meter's reply. No fault of the gateway: the meter model lacks that register or data
+    identifier, and a data item mapped to it has no values (its gaps say how many)."""
+    open_: dict[tuple[str, str], dict] = {}
+    out: list[dict] = []
+    for e in events:
+        m = POINT_EVENT.match(e["text"]) if e["event"] == "point" else None
+        if not m:
+            continue
+        key = (m.group("m"), m.group("p"))
+        if m.group("again"):
+            p = open_.pop(key, None)
+            if p is not None:
+                p.update(until=_iso(e["ts"]), until_ts=e["ts"], open=False)
+        elif key not in open_:
+            open_[key] = {"meter": key[0], "point": key[1], "since": _iso(e["ts"]), "since_ts": e["ts"],
+                          "until": None, "until_ts": None, "open": True, "why": m.group("why")}
+            out.append(open_[key])
+    return out
+
+
+def _clock_steps(events: list[dict]) -> list[dict]:
+    """Each time the gateway set its clock (size, source) and each large step it refused to make on
+    one source's word."""
+    out = []
+    for e in events:
+        if e["event"] != "clock":
+            continue
+        for pattern, what, taken in ((CLOCK_STEP, "stepped / 已校正", True),
+                                     (CLOCK_FIRST, "first sync after boot / 开机首次校时", True),
+                                     (CLOCK_HELD, "refused: one source only / 单一时间源，未校正", False)):
+            m = pattern.search(e["text"])
+            if m:
+                step = int(m.group("step"))
+                out.append({"at": _iso(e["ts"]), "ts": e["ts"], "step_s": step, "step": _signed_dur(step),
+                            "source": m.group("src"), "what": what, "taken": taken, "text": e["text"],
+                            "flag": taken and what.startswith("stepped") and abs(step) > CLOCK_STEP_FLAG_S})
+                break
+    return out
+
+
+def _signed_dur(s: int) -> str:
+    return ("-" if s < 0 else "+") + ("%d s" % abs(s) if abs(s) < 60 else _dur(abs(s)))
+
+
+def _restarts(events: list[dict]) -> list[dict]:
+    """Each boot, with why the board restarted (English / Chinese) and the quick crashes counted."""
+    out = []
+    for e in events:
+        if e["event"] != "boot":
+            continue
+        m = BOOT_CAUSE.search(e["text"])
+        cause = m.group("cause") if m else None
+        en, zh = RESET_CAUSES.get(cause, (cause, cause)) if cause else ("not recorded", "未记录")
+        out.append({"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "cause": cause, "why": "%s / %s" % (en, zh),
+                    "quick_crashes": int(m.group("quick")) if m and m.group("quick") else None,
+                    "flag": cause in FAULT_CAUSES})
+    return out
+
+
+def _by_cause(restarts: list[dict]) -> dict:
+    out: dict[str, int] = defaultdict(int)
+    for r in restarts:
+        out[r["cause"] or "not recorded"] += 1
+    return dict(out)
+
+
+def _safe_modes(events: list[dict], w_end: int) -> list[dict]:
+    """Crash-loop safe mode, from the boot that entered it to the one that left it (a power cut in
+    between boots into it again: the same stretch)."""
+    out: list[dict] = []
+    cur = None
+    for e in events:
+        if e["event"] != "health":
+            continue
+        m = SAFE_ENTER.search(e["text"])
+        if m:
+            level = int(m.group("level") or 2)
+            if cur is None:
+                cur = {"start_ts": e["ts"], "end_ts": None, "level": level, "start_text": e["text"]}
+                out.append(cur)
+            cur["level"] = max(cur["level"], level)
+        elif cur is not None and e["text"].startswith(SAFE_LEAVE):
+            cur["end_ts"] = e["ts"]
+            cur = None
+    for f in out:
+        stop = f["end_ts"] if f["end_ts"] is not None else w_end
+        f.update(started=_iso(f["start_ts"]), ended=_iso(f["end_ts"]), open=f["end_ts"] is None,
+                 duration_s=max(0, stop - f["start_ts"]), what=SAFE_LEVELS.get(f["level"], ""))
+        f["duration"] = _dur(f["duration_s"]) + (" (still open)" if f["open"] else "")
     return out
 
 
@@ -490,6 +630,28 @@ def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance le
                         % (insp["days_since"], insp["rule_days"]))
     if s["data_loss_events"]:
         findings.append("%d data-loss event(s) recorded by the gateway." % s["data_loss_events"])
+    faulted = sum(n for c, n in s.get("restarts_by_cause", {}).items() if c in FAULT_CAUSES)
+    if faulted:
+        findings.append("%d restart(s) after a crash or a watchdog reset (程序崩溃或看门狗复位后重启 %d 次)." % (
+            faulted, faulted))
+    if s.get("safe_mode_entries"):
+        findings.append("Crash-loop safe mode entered %d time(s): see the list (进入崩溃循环安全模式 %d 次，见下表)." % (
+            s["safe_mode_entries"], s["safe_mode_entries"]))
+    big = [c for c in ledger.get("clock_steps", ()) if c["flag"]]
+    if big:
+        findings.append("%d clock step(s) of more than %d s: check the statistics times of the values around them "
+                        "(时钟跳变超过 %d 秒 %d 次：请核对其前后数据的统计时间)." % (
+                            len(big), CLOCK_STEP_FLAG_S, CLOCK_STEP_FLAG_S, len(big)))
+    if s.get("clock_refused"):
+        findings.append("%d large clock step(s) refused: one time source alone disagreed with the clock "
+                        "(单一时间源要求大幅校时 %d 次，已拒绝)." % (s["clock_refused"], s["clock_refused"]))
+    if s.get("security_events"):
+        findings.append("%d security event(s): see the list (安全事件 %d 条，见下表)." % (
+            s["security_events"], s["security_events"]))
+    if s.get("points_unsupported"):
+        findings.append("%d meter point(s) refused by the meter: correct the profile or the data items mapped to "
+                        "them (表计不支持的数据点 %d 个：请改正表计配置或对应的数据项)." % (
+                            s["points_unsupported"], s["points_unsupported"]))
     low = [c for c, v in ledger["items"].items() if v["below_90pct"]]
     if low:
         findings.append("Completeness below 90 %% for %s." % ", ".join(low))
@@ -520,7 +682,11 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
 <h2>Inspection visits</h2>{visits}
 <h2>Data loss and store repairs</h2>{losses}
 <h2>Meter replacements and resets</h2>{changes}
-<h2>Restarts</h2>{restarts}
+<h2>Points a meter refuses — 表计不支持的数据点</h2>{refused}
+<h2>Clock steps — 时钟校正</h2>{clock}
+<h2>Security events — 安全事件</h2>{security}
+<h2>Restarts — 重启</h2>{restarts}
+<h2>Crash-loop safe mode — 崩溃循环安全模式</h2>{safe}
 <h2>Plots</h2>{images}
 <h2>All events</h2>{events}
 <h2>Sign-off</h2>
@@ -548,7 +714,19 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
         visits=_table(ledger["visits"], [("at", "At"), ("text", "Recorded")], "No inspection visit recorded."),
         losses=_table(ledger["losses"], [("at", "At"), ("kind", "Kind"), ("text", "Event")], "None."),
         changes=_table(ledger["meter_changes"], [("at", "At"), ("text", "Event")], "None."),
-        restarts=_table(ledger["restarts"], [("at", "At"), ("text", "Event")], "None."),
+        refused=_table(ledger.get("unsupported_points", []),
+                       [("meter", "Meter / 表计"), ("point", "Point / 数据点"), ("since", "Refused since / 起"),
+                        ("until", "Answers again / 恢复"), ("why", "Meter's reply / 表计应答")], "None. 无。"),
+        clock=_table(ledger.get("clock_steps", []), [("at", "At / 时间"), ("step", "Step / 校正量"),
+                                                     ("source", "Source / 时间源"), ("what", "Outcome / 结果")],
+                     "The clock was not set in this period. 本期间未校时。"),
+        security=_table(ledger.get("security", []), [("at", "At / 时间"), ("text", "Event / 事件")],
+                        "None. 无。"),
+        restarts=_table(ledger["restarts"], [("at", "At / 时间"), ("why", "Cause / 原因"), ("text", "Event / 事件")],
+                        "None. 无。"),
+        safe=_table(ledger.get("safe_modes", []), [("started", "Entered / 进入"), ("ended", "Left / 退出"),
+                                                   ("duration", "Duration / 时长"), ("what", "Level / 级别")],
+                    "None. 无。"),
         images=img_html or "<p class=none>No data to plot.</p>",
         events=_table(ledger["events"], [("at", "At"), ("seq", "Record"), ("kind", "Kind"), ("text", "Event")],
                       "No events."),

@@ -1,4 +1,4 @@
-"""`nengjian pull`: copy a gateway's store, session files and config to the crew's laptop, verified,
+"""`nengjian pull`: copy a gateway's store and config (secrets left behind) to the crew's laptop, verified,
 then decode the records and export them as JSON and CSV.
 
 Sources: a running gateway's USB console (nengjian_host.common.device.Console), or a flash dump
@@ -26,16 +26,32 @@ and the finished pull is renamed to DIR/<gateway>-<UTC time>/ in one step. A pul
 verified files whose hash still matches are kept, a partly copied file continues where it stopped
 when its prefix still hashes the same on the gateway.
 
-A pull directory:
-    manifest.json    gateway, firmware, source, time; every file with size, kind and sha256
+A pull directory (0700, every file in it 0600: the records and the config describe a regulated site):
+    manifest.json    gateway, firmware, source, time; every file with size, kind and sha256; what was
+                     skipped and why; the config fields that were blanked
     store/           the store directory of the data volume (segments, cursors)
-    session/         the platform session files
-    config/          the site config
+    config/          the site config, its secrets (platform PIN, SIM PIN) replaced by "<redacted>"
     records.json     {"records": [...], "cursors": {...}} decoded by nengjian_host.common.storedump
     records.csv      the same records, one row each
     cursors.json     each destination's acknowledgement cursor
 
 `nengjian ledger DIR` and `python -m nengjian_host.common.storedump DIR/store` read a pull directory.
+
+Secrets stay on the gateway
+---------------------------
+The platform session files (`session-*.json`: deviceId and the SM4 secretKey the registration gave)
+are listed by the gateway but not copied, from a console or a dump: nothing the crew does with a pull
+needs them (the ledger and the records come from the store; a gateway registers again by itself), and
+a copy on a laptop is a copy of the key. The config is copied with its secret fields blanked
+(nengjian_host.common.private.redact); a config file that is not JSON is not copied, since what it
+holds cannot be blanked.
+
+Names from the gateway
+----------------------
+Local paths are built from what the gateway (or a dump) says: a file's kind and the last part of its
+path. Each must be one plain name: no '..', no path separators of any system, no drive letter or other
+colon, no NUL or control characters. A gateway that names one otherwise gets the whole pull refused
+(UnsafeName) before anything is written, since it is broken or hostile.
 """
 
 from __future__ import annotations
@@ -49,14 +65,23 @@ import shutil
 import struct
 from pathlib import Path
 
+from nengjian_host.common import private
 from nengjian_host.common.device import Console, DeviceError, DeviceGone
 
 WINDOW = 16384  # bytes asked for per `get`: 43 answer lines
 ATTEMPTS = 3
+CONFIG_MAX = 65536  # the console's `put` takes no larger config file
+SKIPPED_KINDS = {"session": "platform session (holds the SM4 secretKey): stays on the gateway"}
 
 
 class PullError(RuntimeError):
     """A pull that cannot go on for a reason other than the gateway going away (bad input, bad dump)."""
+
+
+class UnsafeName(PullError):
+    """The gateway (or a dump) named a file so that its copy would land outside the pull directory."""
+
+    zh = "网关给出的文件名会写到拉取目录之外（含 ..、路径分隔符、盘符、冒号或控制字符）：整个拉取已拒绝，什么都没写"
 
 
 def _safe(name: str) -> str:
@@ -71,9 +96,66 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _plain_name(text, what: str) -> str:
+    """`text` if it is one plain file name on every system the crew's laptop may run, else UnsafeName."""
+    if not isinstance(text, str) or not text:
+        raise UnsafeName("the gateway names a file with an empty or missing %s %r: refusing the pull "
+                         "(nothing written)" % (what, text))
+    bad = None
+    if text in (".", ".."):
+        bad = "is %r" % text
+    elif "/" in text or "\\" in text:
+        bad = "holds a path separator"
+    elif ":" in text:
+        bad = "holds a colon (a drive letter such as C: or an NTFS stream)"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in text):
+        bad = "holds NUL or another control character"
+    elif text != text.strip() or text.endswith("."):
+        bad = "ends in a space or a dot (Windows drops them, so two names could meet)"
+    if bad:
+        raise UnsafeName("the gateway names a file with %s %r, which %s: its copy would not stay inside the pull "
+                         "directory. Refusing the pull (nothing written); is this a Nengjian gateway?"
+                         % (what, text, bad))
+    return text
+
+
 def local_name(path: str, kind: str) -> str:
-    """Where a gateway file lands in a pull: <kind>/<name>."""
-    return "%s/%s" % (kind, path.rstrip("/").rsplit("/", 1)[-1])
+    """Where a gateway file lands in a pull: <kind>/<name>, each a plain name (UnsafeName otherwise)."""
+    if not isinstance(path, str):
+        raise UnsafeName("the gateway names a file without a path (%r): refusing the pull" % (path,))
+    return "%s/%s" % (_plain_name(kind, "kind"), _plain_name(path.rstrip("/").rsplit("/", 1)[-1], "name"))
+
+
+def _check_listing(files) -> None:
+    """Every entry of the gateway's `files` answer usable before anything is written: a plain kind and
+    name, a path the console command line can carry, a size, and no two landing on one name."""
+    seen: dict[str, str] = {}
+    for f in files:
+        path = f.get("path")
+        rel = local_name(path, f.get("kind"))
+        if any(c.isspace() or ord(c) < 32 for c in path):
+            raise UnsafeName("the gateway lists a path with spaces or control characters (%r): refusing the "
+                             "pull (nothing written)" % path)
+        size = f.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise PullError("the gateway lists %s with size %r: refusing the pull" % (path, size))
+        if rel.lower() in seen:
+            raise UnsafeName("the gateway lists %s and %s, which would both be copied to %s: refusing the pull"
+                             % (seen[rel.lower()], path, rel))
+        seen[rel.lower()] = path
+
+
+def redact_config(data: bytes) -> tuple[bytes | None, list[str]]:
+    """(what a pull keeps of a config file: JSON with its secret fields blanked, or None when it is not
+    JSON and so cannot be blanked; the fields blanked)."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeError, ValueError):
+        return None, []
+    clean, found = private.redact(doc)
+    if not found:
+        return data, []
+    return (json.dumps(clean, indent=1, ensure_ascii=False) + "\n").encode(), found
 
 
 class _NoProgress:
@@ -125,17 +207,26 @@ def pull_console(con: Console, out: Path, progress: bool = True, decode: bool = 
     """Copy everything a pull takes from a gateway's console into a new directory under `out`;
     returns it. DeviceGone if the gateway goes away (the partial directory is kept for a retry)."""
     st = con.status()
-    gid = st.get("gateway_id") or "gateway"
-    files, _end = con.files()
+    gid = st.get("gateway_id")
+    gid = gid if isinstance(gid, str) and gid else "gateway"
+    listed, _end = con.files()
+    _check_listing(listed)
+    skipped = [{"path": f["path"], "kind": f["kind"], "why": SKIPPED_KINDS[f["kind"]]}
+               for f in listed if f["kind"] in SKIPPED_KINDS]
+    files = [f for f in listed if f["kind"] not in SKIPPED_KINDS]
     out = Path(out)
-    part = out / (".partial-%s" % _safe(gid))
-    part.mkdir(parents=True, exist_ok=True)
-    # What an earlier, broken-off pull left of files the gateway no longer has does not belong here.
+    private.make_dir(out, tighten=False)
+    part = private.make_dir(out / (".partial-%s" % _safe(gid)))
+    # What an earlier, broken-off pull left of files the gateway no longer has does not belong here
+    # (nor a session file an older version of this tool copied).
     wanted = {local_name(f["path"], f["kind"]) for f in files}
     for old in part.rglob("*"):
         rel = old.relative_to(part).as_posix()
         if old.is_file() and rel.removesuffix(".part") not in wanted:
             old.unlink()
+    for old in sorted(part.rglob("*"), reverse=True):  # deepest first
+        if old.is_dir() and not any(old.iterdir()):
+            old.rmdir()
     total = sum(f["size"] for f in files)
     bar = RichProgress(total, rich_console) if progress else _NoProgress()
     got = []
@@ -146,10 +237,22 @@ def pull_console(con: Console, out: Path, progress: bool = True, decode: bool = 
             rel = local_name(f["path"], f["kind"])
             bar.add(rel, f["size"])
             try:
+                if f["kind"] == "config":
+                    entry = _pull_config(con, f["path"], f["size"], part / rel)
+                    bar.advance(f["size"])
+                    if entry.get("skipped"):
+                        skipped.append({"path": f["path"], "kind": f["kind"], "why": entry["skipped"]})
+                        continue
+                    got.append(dict(entry, path=f["path"], file=rel, kind=f["kind"]))
+                    continue
                 size, digest = _pull_file(con, f["path"], f["size"], part / rel, bar)
             except DeviceError as e:
                 if "ENOENT" not in str(e):
-                    raise
+                    if f["kind"] != "config":
+                        raise
+                    # A gateway that keeps a config file to itself (secrets): its choice, not a failure.
+                    skipped.append({"path": f["path"], "kind": f["kind"], "why": "refused by the gateway: %s" % e})
+                    continue
                 # The store released this segment while we copied others: its records went on into
                 # history or were delivered; what is left on the gateway is what we copy.
                 bar.note("%s is gone from the gateway (released by the store meanwhile)" % f["path"])
@@ -160,12 +263,42 @@ def pull_console(con: Console, out: Path, progress: bool = True, decode: bool = 
             bar.__exit__(None, None, None)
     manifest = {"gateway_id": gid, "firmware": st.get("firmware"), "board": st.get("board"),
                 "source": "console:%s" % con.port, "pulled_at": _now_iso(), "gateway_time": st.get("time"),
-                "files": got}
+                "files": got, "skipped": skipped}
     return _finish(part, out, gid, manifest, decode)
 
 
+def _pull_config(con: Console, path: str, size: int, local: Path) -> dict:
+    """Copy one config file through memory (the gateway's bytes never touch the laptop's disk), checked
+    by sha256, and keep it with its secrets blanked. The manifest entry, or {"skipped": why}."""
+    for _attempt in range(ATTEMPTS):
+        if size > CONFIG_MAX:
+            return {"skipped": "%d bytes: larger than any config file (%d)" % (size, CONFIG_MAX)}
+        data = b""
+        while len(data) < size:
+            chunk, _now = con.get_range(path, len(data), min(WINDOW, size - len(data)))
+            if not chunk:
+                break
+            data += chunk
+        theirs, n = con.sha256_of(path)
+        if n == len(data) and theirs == hashlib.sha256(data).hexdigest():
+            break
+        size = n  # rewritten meanwhile (a `put`): take it as it is now
+    else:
+        raise DeviceGone("%s kept changing on the gateway while it was copied (%d attempts)" % (path, ATTEMPTS))
+    kept, blanked = redact_config(data)
+    if kept is None:
+        return {"skipped": "not JSON, so its secrets cannot be blanked: not copied"}
+    private.make_dir(local.parent)
+    private.write_file(local, kept)
+    entry = {"size": len(kept), "sha256": hashlib.sha256(kept).hexdigest(),
+             "gateway_size": len(data), "gateway_sha256": theirs}
+    if blanked:
+        entry["redacted"] = blanked
+    return entry
+
+
 def _pull_file(con: Console, path: str, size: int, local: Path, bar) -> tuple[int, str]:
-    local.parent.mkdir(parents=True, exist_ok=True)
+    private.make_dir(local.parent)
     tmp = local.with_name(local.name + ".part")
     if local.exists():
         # Verified by an earlier attempt: keep it if the gateway still has the same bytes; if the file
@@ -173,6 +306,7 @@ def _pull_file(con: Console, path: str, size: int, local: Path, bar) -> tuple[in
         if local.stat().st_size == size:
             mine = _sha256_file(local)
             if con.sha256_of(path, size)[0] == mine:
+                private.tighten(local)  # left by an older version of this tool, perhaps 0644
                 bar.advance(size)
                 return size, mine
         os.replace(local, tmp)
@@ -181,7 +315,7 @@ def _pull_file(con: Console, path: str, size: int, local: Path, bar) -> tuple[in
         if have > size or (have and con.sha256_of(path, have)[0] != _sha256_file(tmp)):
             have = 0  # the gateway rewrote the file: start it again
         bar.advance(have)
-        with open(tmp, "ab" if have else "wb") as fh:
+        with private.open_file(tmp, append=bool(have)) as fh:
             while have < size:
                 data, now_size = con.get_range(path, have, min(WINDOW, size - have))
                 if not data:
@@ -212,7 +346,7 @@ def _finish(part: Path, out: Path, gid: str, manifest: dict, decode: bool) -> Pa
     """Decode, export, write the manifest, then move the pull into place in one rename."""
     if decode:
         manifest["decoded"] = export_records(part, gid)
-    (part / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    private.write_file(part / "manifest.json", json.dumps(manifest, indent=2))
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     final = out / ("%s-%s" % (_safe(gid), stamp))
     n = 1
@@ -240,10 +374,10 @@ def export_records(pull_dir: Path, gid: str) -> dict:
     for name, writer in (("records.json", lambda f: storedump.write_json(recs, f, cursors)),
                          ("records.csv", lambda f: storedump.write_csv(recs, f))):
         tmp = pull_dir / (name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8", opener=private.opener) as f:
             writer(f)
         os.replace(tmp, pull_dir / name)
-    (pull_dir / "cursors.json").write_text(json.dumps(cursors, indent=2))
+    private.write_file(pull_dir / "cursors.json", json.dumps(cursors, indent=2))
     kinds: dict = {}
     for r in recs:
         kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
@@ -346,20 +480,39 @@ def read_dump(path: Path) -> tuple[dict[str, bytes], str]:
 
 def pull_dump(dump: Path, out: Path, decode: bool = True, gateway: str | None = None) -> Path:
     files, what = read_dump(dump)
+    for rel in files:
+        kind, _, name = rel.partition("/")
+        local_name(name, kind)
     gid = gateway or _safe(Path(dump).stem)
     out = Path(out)
+    private.make_dir(out, tighten=False)
     part = out / (".partial-%s" % _safe(gid))
     if part.exists():
         shutil.rmtree(part)
-    got = []
+    private.make_dir(part)
+    got, skipped = [], []
     for rel, data in sorted(files.items()):
-        dest = part / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
         kind, _, name = rel.partition("/")
-        got.append({"path": rel, "file": rel, "kind": kind, "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest()})
-    manifest = {"gateway_id": gid, "source": "%s: %s" % (what, dump), "pulled_at": _now_iso(), "files": got}
+        if kind in SKIPPED_KINDS:
+            skipped.append({"path": rel, "kind": kind, "why": SKIPPED_KINDS[kind]})
+            continue
+        entry = {"path": rel, "file": rel, "kind": kind}
+        kept = data
+        if kind == "config":
+            kept, blanked = redact_config(data)
+            if kept is None:
+                skipped.append({"path": rel, "kind": kind, "why": "not JSON, so its secrets cannot be blanked: "
+                                                                   "not copied"})
+                continue
+            entry.update(gateway_size=len(data), gateway_sha256=hashlib.sha256(data).hexdigest())
+            if blanked:
+                entry["redacted"] = blanked
+        private.make_dir(part / kind)
+        private.write_file(part / rel, kept)
+        entry.update(size=len(kept), sha256=hashlib.sha256(kept).hexdigest())
+        got.append(entry)
+    manifest = {"gateway_id": gid, "source": "%s: %s" % (what, dump), "pulled_at": _now_iso(), "files": got,
+                "skipped": skipped}
     return _finish(part, out, gid, manifest, decode)
 
 
@@ -386,4 +539,9 @@ def summary(final: Path) -> tuple[dict, list[str]]:
             dec["records"], ", ".join("%s %d" % kv for kv in sorted(dec["kinds"].items()))))
     elif dec:
         lines.append("not decoded: %s" % dec.get("reason"))
+    for f in manifest["files"]:
+        if f.get("redacted"):
+            lines.append("%s: secrets blanked (%s)" % (f["file"], ", ".join(f["redacted"])))
+    for s in manifest.get("skipped") or ():
+        lines.append("not copied: %s (%s)" % (s["path"], s["why"]))
     return manifest, lines

@@ -75,6 +75,9 @@ def render(st: dict, port: str = "", console=None) -> None:
             state = "[red]offline[/red]" if m.get("offline") else (
                 "[yellow]%d failures[/yellow]" % m["failures"] if m.get("failures") else "[green]ok[/green]")
             vals = " ".join("%s=%s" % kv for kv in (m.get("values") or {}).items())
+            refused = m.get("unsupported") or {}
+            if refused:  # points the meter refuses: left out of the values, asked again now and then
+                vals += (" " if vals else "") + "[yellow]unsupported: %s[/yellow]" % ", ".join(sorted(refused))
             t.add_row(m["id"], m.get("bus", ""), state, when(m.get("last_ok"), now), vals,
                       "%s/%s" % (stats.get("ok", "?"), stats.get("failed", "?")), m.get("last_error") or "")
         c.print(t)

@@ -4,7 +4,7 @@ Owns: checking a MicroPython firmware .bin against a board (chip, flash size in 
 size, MicroPython version) before anything touches the device; merging the bootloader, our
 partition table, the MicroPython app and the app filesystem image with `esptool merge-bin`;
 checking the device itself (chip, MAC, detected flash size, its current partition table); keeping
-what was on it before; writing and verifying with esptool, also the credentials partition a
+what was on it before (readable by the owner only); writing and verifying with esptool, also the credentials partition a
 provisioned gateway gets (nj_keys.bin); the offline image of a production station; the firmware
 cache; and the developer's incremental path (copy changed files only, by sha256, through any
 DeviceFiles).
@@ -21,7 +21,11 @@ A way back
 ----------
 Before writing, the regions about to be overwritten are read off the device into
 ~/.cache/nengjian/devices/<MAC>/<time>/before/ (with --backup full, the default), and the image that
-was written is kept next to it. `nengjian flash --restore DIR` writes a `before/` back.
+was written is kept next to it. `nengjian flash --restore DIR` writes a `before/` back. Both hold the
+gateway's /config (its site config with the platform and SIM PINs, on a provisioned gateway its client
+key): every folder of a record is 0700 and every file 0600, as is a built image (it carries the config
+it was given). What this module writes beside them (record.json, regions.json, image.json) and prints
+names files, offsets and hashes, never their content.
 A device whose current partition table differs from the board's (an older layout) is refused unless
 --allow-layout-change: moving partitions can strand the stored data (pull it first).
 """
@@ -41,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nengjian_host.common import bundle as bundle_mod
+from nengjian_host.common import private
 from nengjian_host.common.devicefiles import DeviceFiles, DirDevice, MpremoteDevice, hashes
 from nengjian_host.common.output import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 
@@ -251,8 +256,9 @@ class Image:
 
 def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: Path,
                 set_flash_size: bool = False) -> Image:
-    """Split the MicroPython .bin, put our partition table and app filesystem in, merge with esptool."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Split the MicroPython .bin, put our partition table and app filesystem in, merge with esptool.
+    `out` and what is written there are private: the app filesystem carries the site config."""
+    private.make_dir(out)
     vfs = board.part(board.spec["app_fs"]["label"])
     if len(app_fs) != vfs.size:
         raise FlashError("app filesystem image is %#x bytes, partition %s is %#x" % (len(app_fs), vfs.name, vfs.size))
@@ -265,7 +271,7 @@ def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: P
     }
     regions = []
     for name, (addr, blob) in parts.items():
-        (out / name).write_bytes(blob)
+        private.write_file(out / name, blob)
         regions.append((addr, out / name))
     pairs = [x for addr, p in regions for x in (hex(addr), str(p))]
     size_args = ["--flash-size", board.flash_size_text] if set_flash_size else []
@@ -276,6 +282,7 @@ def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: P
                         *size_args, *pairs], timeout=120)
         if proc.returncode:
             raise FlashError("esptool merge-bin failed: %s" % (proc.stderr or proc.stdout).strip().splitlines()[-1])
+        private.tighten(target)
     manifest = {
         "board": board.name, "chip": board.chip, "flash_size": board.flash_size_text,
         "flash_offset": hex(fw.base), "firmware": fw.as_dict(), "layout": bundle_mod.layout_text(board.partitions),
@@ -285,7 +292,7 @@ def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: P
         "set_flash_size": set_flash_size,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (out / "image.json").write_text(json.dumps(manifest, indent=1))
+    private.write_file(out / "image.json", json.dumps(manifest, indent=1))
     return Image(board.name, board.chip, fw.base, merged_bin, merged_hex, regions, manifest)
 
 
@@ -360,8 +367,7 @@ def write_keys(conn: Connection, offset: str, keys: bytes | Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(keys, bytes):
-            f = Path(tmp) / "nj_keys.bin"
-            f.write_bytes(keys)
+            f = private.write_file(Path(tmp) / "nj_keys.bin", keys)
         else:
             f = Path(keys)
         _device_call(conn.args() + ["write-flash", offset, str(f)], "writing nj_keys")
@@ -369,7 +375,14 @@ def write_keys(conn: Connection, offset: str, keys: bytes | Path) -> None:
 
 
 def read_flash(conn: Connection, offset: int, size: int, dest: Path) -> bytes:
-    _device_call(conn.args() + ["read-flash", hex(offset), hex(size), str(dest)], "reading flash at %#x" % offset)
+    """`size` bytes at `offset` into `dest` (0600 before esptool writes a byte: it may hold the config)."""
+    private.open_file(dest).close()
+    # Three tries, not two: esptool's read-flash gives each 4 KB frame a fixed 3 s (loader.read_flash), the
+    # longest silence of any exchange, and a USB bridge or hub that stalls once in a long read-back
+    # should not cost the installer the backup. A read repeats harmlessly.
+    _device_call(conn.args() + ["read-flash", hex(offset), hex(size), str(dest)], "reading flash at %#x" % offset,
+                 tries=3)
+    private.tighten(dest)
     return dest.read_bytes()
 
 
@@ -413,7 +426,9 @@ def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: s
     stamp = time.strftime("%Y%m%d-%H%M%S")
     record_dir = cache_dir() / "devices" / dev.mac.replace(":", "") / stamp
     before = record_dir / "before"
-    before.mkdir(parents=True, exist_ok=True)
+    private.make_dir(record_dir.parent)
+    private.make_dir(record_dir)
+    private.make_dir(before)
     step("read partition table")
     current = read_flash(conn, PT_OFFSET, 0x1000, before / "partition-table.bin")
     try:
@@ -440,7 +455,7 @@ def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: s
         saved[name] = str(before / ("%s.bin" % name))
         if name == "vfs" and not fresh_config and not layout_change:
             config = carried_config(data)
-    (before / "regions.json").write_text(json.dumps(
+    private.write_file(before / "regions.json", json.dumps(
         [{"name": n, "offset": hex(o), "size": hex(s)} for n, o, s in backup_regions(board, backup, fw.base)]))
     step("build image")
     files = bundle_mod.collect(board).files
@@ -456,7 +471,7 @@ def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: s
     record = {"mac": dev.mac, "device_flash": dev.flash_size_text, "board": board.name, "port": conn.port,
               "record": str(record_dir), "image": image.manifest, "backup": saved, "backup_mode": backup,
               "config_carried": sorted(config), "warnings": warnings, "verified": True}
-    (record_dir / "record.json").write_text(json.dumps(record, indent=1))
+    private.write_file(record_dir / "record.json", json.dumps(record, indent=1))
     if keys_bin:
         step("write credentials")
         off = board.spec["keys"]["offset"]

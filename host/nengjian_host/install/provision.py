@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nengjian_host.common import bundle as bundle_mod
-from nengjian_host.common import paths, siteconfig
+from nengjian_host.common import paths, private, siteconfig
 from nengjian_host.common.devicefiles import DeviceFiles, DeviceUnreachable, DirDevice, MpremoteDevice
 from nengjian_host.common.output import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from nengjian_host.install import flash
@@ -240,12 +240,10 @@ class KeyStore:
         if p.exists():
             return serialization.load_pem_private_key(p.read_bytes(), password=None), False
         key = ec.generate_private_key(ec.SECP256R1())
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = p.with_name(p.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(_key_pem(key))
-        os.replace(tmp, p)
+        # Tightened also when the folder was there (mkdir's mode only applies to a new one, through the
+        # umask), and the key file 0600 even where a stale .tmp was left 0644.
+        private.make_dir(self.root)
+        private.write_file(p, _key_pem(key))
         return key, True
 
     def forget(self, gateway: str) -> None:
@@ -528,9 +526,9 @@ def target_for(gw: Gateway, port: str | None = None, no_reset: bool = False, sim
         off = board.spec["keys"]["offset"] if board.spec.get("keys") else None
         return MpremoteDevice(port), (lambda data: flash.write_keys(conn, off, data))
     if sim_dir or target:
-        return DirDevice(Path(target or sim_dir)), None
+        return DirDevice(Path(target or sim_dir), private=True), None
     base = Path(out or "build/provisioned")
-    return DirDevice(base / gw.serial if (batch or not out) else base), None
+    return DirDevice(base / gw.serial if (batch or not out) else base, private=True), None
 
 
 def provision_all(gateways: list[Gateway], bad: list[str], inventory: Inventory, keystore: KeyStore, target,

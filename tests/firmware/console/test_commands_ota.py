@@ -77,3 +77,30 @@ def test_a_refused_bundle_is_removed_and_the_reason_given(tmp_path):
     consolecmd._ota_install(con, 1, str(path))
     assert con.failures == ["update refused: signature does not verify with vendor key v"]
     assert not path.exists() and con.gw.store.flushed == 1
+
+
+def _on_trial(tmp_path):
+    root = tmp_path / "app"
+    root.mkdir()
+    ota.write_pointer(str(root), {"active": "b", "version": "2.0.0", "previous": "a", "previous_version": "1.0.0",
+                                  "state": "trial", "boots": 1, "max_boots": 2, "min_version": "1.0.0"})
+    return otaupdater.Updater(str(root), (3, 65537, 1, ""), "sim", running="2.0.0")
+
+
+def test_a_push_while_a_version_is_on_trial_is_refused_before_a_byte_arrives(tmp_path):
+    up = _on_trial(tmp_path)
+    con = Con(Gw(up))
+    consolecmd._ota(con, 1, ["5000", "0" * 64])
+    assert len(con.failures) == 1 and not con.answers
+    assert con.failures[0].startswith("update refused: version 2.0.0 is on trial (boot 1 of 2): ")
+    assert "no confirmed version to return to" in con.failures[0]
+    assert sorted(p.name for p in (tmp_path / "app").iterdir()) == [ota.POINTER]  # nothing received
+
+
+def test_the_update_state_says_the_minimum_version(tmp_path):
+    con = Con(Gw(_on_trial(tmp_path)))
+    con.version = "2.0.0"
+    consolecmd._ota(con, 1, [])
+    st = con.answers[0]
+    assert (st["state"], st["version"], st["previous_version"], st["min_version"]) == (
+        "trial", "2.0.0", "1.0.0", "1.0.0")

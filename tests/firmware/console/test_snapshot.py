@@ -38,6 +38,7 @@ class Meter:
         self.last_error = "no answer" if offline else ""
         self.values = {"energy": Value("12.5")}
         self.stats = {"ok": 9, "failed": 4 if offline else 0}
+        self.unsupported = {} if offline else {"tariff4": "meter error 0x02 no_such_data"}
 
 
 class Bus:
@@ -173,9 +174,11 @@ def test_the_console_answer_of_a_running_gateway(tmp_path):
         "network": {"active": "4g", "up": True, "stats": {"switches": 1}},
         "meters": [
             {"id": "m1", "bus": "bus0", "offline": False, "failures": 0, "last_ok": 1700000000, "last_error": "",
+             "unsupported": {"tariff4": "meter error 0x02 no_such_data"},
              "values": {"energy": "12.5"}, "stats": {"ok": 9, "failed": 0}},
             {"id": "m2", "bus": "bus0", "offline": True, "failures": 4, "last_ok": 1700000000,
-             "last_error": "no answer", "values": {"energy": "12.5"}, "stats": {"ok": 9, "failed": 4}}],
+             "last_error": "no answer", "unsupported": {}, "values": {"energy": "12.5"},
+             "stats": {"ok": 9, "failed": 4}}],
         "store": {"last_seq": 120, "durable_seq": 118, "backlog": {"city": 3, "prov": 40},
                   "stats": {"dropped": 0}},
         "destinations": [

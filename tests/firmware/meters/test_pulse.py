@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mpyrun import micropython_binary, mpy_env
+from mpyrun import micropython_binary, mpy_env, run_mpy
 from nengjian.meters import pulse
 from nengjian_host.common.paths import PROFILES
 
@@ -95,6 +95,36 @@ def test_any_bouncy_train_counts_each_real_pulse_once(train):
 
 
 # ---- persistence (CPython, on a host directory) ----------------------------------------------
+
+@pytest.mark.mpy
+def test_the_pin_handler_allocates_nothing():
+    """A pin interrupt may run with the heap locked (a hard IRQ on the ESP32 boards): what the pin calls
+    on an edge must not allocate, on MicroPython."""
+    code = r"""
+import micropython
+from nengjian.meters import pulse
+class Pin:
+    def __init__(self):
+        self.level = 1
+    def value(self):
+        return self.level
+pin = Pin()
+c = pulse.PulseCounter("p", debounce_ms=0, active=0)
+handler = c._irq
+res = "ok"
+micropython.heap_lock()
+try:
+    for i in range(200):
+        pin.level = i & 1
+        handler(pin)
+except MemoryError:
+    res = "allocated"
+micropython.heap_unlock()
+print(res, c.count)
+"""
+    res, count = run_mpy(code, heap="64k").stdout.split()
+    assert res == "ok" and int(count) == 100  # the 100 falling edges, each committed by the edge after it
+
 
 def test_store_persists_by_count_time_and_stop(tmp_path):
     path = str(tmp_path / "pulse.json")

@@ -1,6 +1,8 @@
 """The firmware's HTTP client on MicroPython against servers that misbehave the ways networks do:
 every wait bounded by one deadline, every failure an HttpError (with errno / timeout flags the
-delivery and the link supervisor act on), answers capped in size, Date headers handed to the clock."""
+delivery and the link supervisor act on), every limit on an answer an HttpError, Date headers
+handed to the clock from verified servers only. test_http_fuzz.py adds thousands of generated
+answers."""
 
 from __future__ import annotations
 
@@ -106,7 +108,7 @@ import asyncio, json, ssl, time
 from nengjian.net import http
 CASES = json.loads(%r)
 dates = []
-http.on_date = dates.append
+http.on_date = lambda *a: dates.append(a[0])
 async def one(c):
     t = time.ticks_ms()
     out = {}
@@ -193,9 +195,9 @@ def results(tmp_path_factory):
     raise AssertionError(proc.stdout + proc.stderr)
 
 
-def test_ok_answer_and_date_hook(results):
+def test_ok_answer_and_no_date_from_plain_http(results):
     assert results["ok"]["status"] == 200 and results["ok"]["body"] == OK_BODY.decode()
-    assert calendar.timegm((2025, 11, 25, 16, 41, 7)) in results["dates"]
+    assert results["dates"] == []  # anyone on the path may write a plain answer's Date: see test_date_*
 
 
 def test_large_utf8_body_goes_out_whole(results):
@@ -278,3 +280,217 @@ def test_a_download_streams_into_a_file_and_a_short_one_is_an_error(results):
     r = results["into_truncated"]
     assert "connection closed with 90 of 100 bytes to go" in r["error"] and r["file"] == b"only ten b"
     assert "needs a Content-Length" in results["into_chunked"]["error"]
+
+
+# ---- every limit an HttpError, at the sim heap ----------------------------------------------------
+
+def _head(*lines):
+    return b"HTTP/1.1 200 OK\r\n" + b"".join(x + b"\r\n" for x in lines) + b"\r\n"
+
+
+def _chunked(*sizes):
+    return _head(b"Transfer-Encoding: chunked") + b"5\r\nhello\r\n" + b"".join(s + b"\r\n" for s in sizes) + b"x" * 60000
+
+
+LIMITS = {  # name: (the whole answer, text of the HttpError)
+    "line_without_end": (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 600000, "line of more than 2048 bytes"),
+    "status_line_without_end": (b"HTTP/1.1 200 " + b"O" * 600000, "line of more than 2048 bytes"),
+    "long_line": (_head(b"X-Long: " + b"a" * 2100), "line of more than 2048 bytes"),
+    # within the limits: a line longer than the read buffer, many lines split across reads
+    "line_of_2040": (_head(b"X-Long: " + b"a" * 2030, b"Content-Length: 5") + b"hello", "answer 200, 5 bytes"),
+    "headers_64": (_head(*[b"X-H: " + b"h" * 300] * 63, b"Content-Length: 5") + b"hello", "answer 200, 5 bytes"),
+    "header_count": (_head(*[b"X-H: 1"] * 65), "more than 64 header lines"),
+    "status_word": (b"HTTP/1.1 2000 OK\r\n\r\n", "not an HTTP response"),
+    "chunk_negative": (_chunked(b"-3"), "bad chunk size b'-3'"),
+    "chunk_negative_large": (_chunked(b"-100000"), "bad chunk size"),
+    "chunk_0x": (_chunked(b"0x10"), "bad chunk size b'0x10'"),
+    "chunk_underscore": (_chunked(b"1_0"), "bad chunk size"),
+    "chunk_long": (_chunked(b"f" * 20), "bad chunk size"),
+    "chunk_past_cap": (_chunked(b"fffffff"), "too large"),
+    "chunk_sum_past_cap": (_head(b"Transfer-Encoding: chunked") + (b"1000\r\n" + b"c" * 4096 + b"\r\n") * 5,
+                           "too large"),
+    "chunk_without_crlf": (_head(b"Transfer-Encoding: chunked") + b"5\r\nhello!!0\r\n\r\n", "chunk without CRLF"),
+    "length_negative": (_head(b"Content-Length: -5") + b"x" * 60000, "bad Content-Length b'-5'"),
+    "length_plus": (_head(b"Content-Length: +5") + b"hello", "bad Content-Length"),
+    "length_long": (_head(b"Content-Length: " + b"9" * 30), "bad Content-Length"),
+    "length_twice": (_head(b"Content-Length: 5", b"Content-Length: 6") + b"hello!", "two different Content-Length"),
+    "length_past_cap": (_head(b"Content-Length: 100000") + b"x" * 100000, "too large"),
+    "eof_past_cap": (_head() + b"e" * 100000, "too large"),
+}
+JSON_CASES = {  # name: (body, text of the HttpError or None when it parses)
+    "deep": (b"[" * 8000, "nested deeper than 16"),
+    "deep_objects": (b'{"a":' * 3000, "nested deeper than 16"),
+    "values": (b"[" + b"{}," * 4000 + b"{}]", "more than 1024 values"),
+    "size": (b'"' + b"s" * 17000 + b'"', "too large"),
+    "depth_16": (b"[" * 16 + b"]" * 16, None),
+    "brackets_in_strings": (b"[" + b'"[{\\",",' * 900 + b'"x"]', None),
+    "platform_answer": (b'{"responseCode":"0","data":[{"energyCode":"0100","convertRation":"0.1229"}]}', None),
+}
+
+LIMITS_CLIENT = r"""
+import asyncio, gc, json
+from nengjian.net import http
+PORTS = %r
+JSON = %r
+async def main():
+    out = {}
+    for name, port in PORTS.items():
+        gc.collect()
+        try:
+            status, body = await http.request("GET", "http://127.0.0.1:%%d/" %% port, b"", None, 5000)
+            out[name] = "answer %%d, %%d bytes" %% (status, len(body))
+        except http.HttpError as e:
+            out[name] = "HttpError: %%s" %% e
+        except Exception as e:
+            out[name] = "%%s: %%s" %% (type(e).__name__, e)
+    for name, body in JSON.items():
+        gc.collect()
+        body = body.encode("latin-1") if isinstance(body, str) else body
+        try:
+            http.check_json(body)
+            json.loads(body)
+            out["json_" + name] = None
+        except http.HttpError as e:
+            out["json_" + name] = "HttpError: %%s" %% e
+        except Exception as e:
+            out["json_" + name] = "%%s: %%s" %% (type(e).__name__, e)
+    print("RESULT " + json.dumps(out))
+asyncio.run(main())
+"""
+
+
+class Canned(Server):
+    """A server that reads the request and sends one fixed answer, then closes."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        super().__init__("canned")
+
+    def _one(self, conn):
+        try:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                more = conn.recv(4096)
+                if not more:
+                    return
+                data += more
+            conn.sendall(self.answer)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def limits():
+    servers = {name: Canned(answer) for name, (answer, _needle) in LIMITS.items()}
+    try:
+        code = LIMITS_CLIENT % ({k: s.port for k, s in servers.items()},
+                                {k: b.decode("latin-1") for k, (b, _n) in JSON_CASES.items()})
+        proc = run_mpy(code, heap="288k", timeout=120)
+    finally:
+        for s in servers.values():
+            s.close()
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise AssertionError(proc.stdout + proc.stderr)
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_every_limit_on_an_answer_is_an_http_error(limits, name):
+    needle = LIMITS[name][1]
+    if needle.startswith("answer "):
+        assert limits[name] == needle
+    else:
+        assert limits[name].startswith("HttpError: ") and needle in limits[name], limits[name]
+
+
+@pytest.mark.parametrize("name", sorted(JSON_CASES))
+def test_json_is_checked_for_size_depth_and_values_before_parsing(limits, name):
+    needle = JSON_CASES[name][1]
+    got = limits["json_" + name]
+    if needle is None:
+        assert got is None
+    else:
+        assert got is not None and got.startswith("HttpError: ") and needle in got, got
+
+
+# ---- the clock takes a Date only from a verified server --------------------------------------------
+
+DATE_CLIENT = r"""
+import asyncio, json
+from nengjian.net import http
+from nengjian.net import tls as tlsctx
+dates = []
+def hook(*a):
+    dates.append([now[0]] + list(a))
+    if now[0] == "verified_hook_fails":
+        raise OSError(5)  # the board's RTC refused: the answer itself stands
+now = [None]
+http.on_date = hook
+verified = tlsctx.build({"ca": "ca.der"}, %r)[0]
+insecure = tlsctx.build({"insecure_self_signed": True}, "")[0]
+TLS, BAD, PLAIN = %r
+async def main():
+    out = {}
+    for name, url, ctx in (("verified", TLS, verified), ("verified_bad_date", BAD, verified),
+                           ("verified_hook_fails", TLS, verified), ("insecure", TLS, insecure),
+                           ("plain", PLAIN, None), ("probe", TLS, None)):
+        now[0] = name
+        try:
+            if name == "probe":
+                out[name] = await http.reachable(url, 5000)
+            else:
+                out[name] = (await http.request("GET", url, b"", None, 5000, ctx))[0]
+        except Exception as e:
+            out[name] = "%%s: %%s" %% (type(e).__name__, e)
+    out["dates"] = dates
+    print("RESULT " + json.dumps(out))
+asyncio.run(main())
+"""
+
+
+class TlsCanned(Canned):
+    def __init__(self, answer, pki):
+        import ssl
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(pki / "srv.pem"), str(pki / "srv.key"))
+        super().__init__(answer)
+
+    def _one(self, conn):
+        try:
+            conn.settimeout(10)
+            conn = self.ctx.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()
+            return
+        super()._one(conn)
+
+
+def test_date_reaches_the_clock_only_from_a_verified_server(tmp_path):
+    from simrig import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    (tmp_path / "ca.der").write_bytes((pki / "ca.der").read_bytes())
+    answer = b"HTTP/1.1 200 OK\r\nDate: Tue, 25 Nov 2025 16:41:07 GMT\r\nContent-Length: 2\r\n\r\nok"
+    tls, bad = TlsCanned(answer, pki), TlsCanned(answer.replace(b"25 Nov", b"99 Nov"), pki)
+    plain = Canned(answer)
+    try:
+        urls = ["https://127.0.0.1:%d/x" % tls.port, "https://127.0.0.1:%d/x" % bad.port,
+                "http://127.0.0.1:%d/x" % plain.port]
+        proc = run_mpy(DATE_CLIENT % (str(tmp_path), urls), heap="288k", timeout=120)
+    finally:
+        for s in (tls, bad, plain):
+            s.close()
+    res = json.loads([x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][0][7:])
+    # Every request is answered; the probe sees the server.
+    assert [res[k] for k in ("verified", "verified_bad_date", "verified_hook_fails", "insecure", "plain")] == [200] * 5
+    assert res["probe"] is True
+    utc = calendar.timegm((2025, 11, 25, 16, 41, 7))
+    # Only the answers over the verified context reach the hook, with the host as the source; an
+    # impossible date (99 Nov) is not passed on, and a hook that raises does not fail the request.
+    assert res["dates"] == [["verified", utc, "Date header of 127.0.0.1"],
+                            ["verified_hook_fails", utc, "Date header of 127.0.0.1"]]

@@ -376,3 +376,37 @@ def test_csq_and_reg_parsing():
     assert drv.parse_reg("+CEREG: 3") == 3  # URC form
     assert drv.parse_reg('+CGREG: 1,"1A2B","01A2B3C4",7') == 1  # URC form with location
     assert drv.parse_reg("+CREG: x") is None
+
+
+LATE_ECHO = """
+import asyncio, json, board
+from nengjian.core import log
+log.level = log.DEBUG
+link = board.network_links()[0]
+m = link.modem
+urc = m._urc
+shown = []
+def spy(line):
+    urc(line)
+    shown.append(m.diag["last_urc"])  # what a status taken just then would show
+m._urc = spy
+async def main():
+    ok = await link.up()
+    print("RESULT " + json.dumps({"ok": ok, "shown": shown, "diag": m.diag, "status": link.status()}))
+asyncio.run(main())
+"""
+
+
+def test_a_late_echo_of_the_pin_is_neither_shown_nor_logged(modem):
+    """A module whose echo of AT+CPIN="<PIN>" comes out during the next command: the driver took it for
+    a URC, so the PIN became the status's "last URC" and a line of the log (at debug level, which a
+    crew turns on to see the AT dialogue)."""
+    modem.sim, modem.pin = "pin", "7391"  # not the default 1234: that is in the simulated ICCID
+    modem.late_echo = True
+    proc = run_mpy(LATE_ECHO, env=_env(modem, NJ_SIM_PIN="7391"), timeout=60)
+    r = _result(proc)
+    assert r["ok"], r
+    assert 'AT+CPIN="7391"' in modem.commands  # the PIN went out, and its echo came back late
+    assert r["shown"] and "URC" in proc.stdout  # URCs were seen and logged
+    assert "7391" not in json.dumps(r["shown"]) + json.dumps(r["diag"]) + json.dumps(r["status"])
+    assert "7391" not in proc.stdout.replace(json.dumps(r), "") + proc.stderr

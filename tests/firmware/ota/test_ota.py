@@ -3,6 +3,7 @@ verifies (RSASSA-PKCS1-v1_5 / SHA-256 on plain big ints), installs into the spar
 atomically, confirms or rolls back. The signature check is compared with the `cryptography`
 package; the whole cycle runs on MicroPython, where the verify time is measured and printed."""
 
+import hashlib
 import json
 import os
 
@@ -27,16 +28,20 @@ def keys(tmp_path_factory):
 MARK = ("nengjian/ota_marker.py", b'VERSION = "9.9.9"\n')
 
 
-def bundle(keys, tmp_path, files=None, boards=("sim",), version="9.9.9", pem=None, name="b.njota"):
+def bundle(keys, tmp_path, files=None, boards=("sim",), version="9.9.9", pem=None, name="b.njota",
+           replaces_down_to=None):
     out = tmp_path / name
+    down = {"replaces_down_to": replaces_down_to} if replaces_down_to else {}
     host_ota.build(out, pem or keys["pem"], version, list(boards),
-                   files=files if files is not None else [MARK, ("nengjian/__init__.py", b"")])
+                   files=files if files is not None else [MARK, ("nengjian/__init__.py", b"")], **down)
     return out
 
 
-def updater(keys, root, events=None):
+def updater(keys, root, events=None, running=None):
     key = otaupdater.load_key(str(keys["pub"]))
-    return otaupdater.Updater(str(root), key, "sim", (lambda k, t: events.append(t)) if events is not None else None)
+    kw = {"running": running} if running else {}
+    return otaupdater.Updater(str(root), key, "sim", (lambda k, t: events.append(t)) if events is not None else None,
+                              **kw)
 
 
 def test_signature_check_agrees_with_cryptography(keys):
@@ -270,3 +275,138 @@ print(json.dumps([slot, mark, nengjian.values.intervals.__file__]))
             assert slot == root + "/a" and mark == "9.9.9" and where.startswith(root + "/a/")
         else:
             assert slot is None and mark is None and where.startswith(str(FIRMWARE))
+
+
+# ---- anti-rollback: a persisted minimum version
+def test_a_signed_bundle_older_than_the_running_version_is_refused_before_anything_is_written(keys, tmp_path):
+    root = tmp_path / "app"
+    events = []
+    u = updater(keys, root, events, running="0.3.0")
+    with pytest.raises(ota.OtaError, match=r"version 0\.2\.0 is older than the minimum 0\.3\.0: a downgrade needs a "
+                                           r"bundle signed with replaces_down_to"):
+        u.install_file(str(bundle(keys, tmp_path, version="0.2.0")))
+    assert "older than the minimum" in events[-1]  # the ledger has it
+    assert ota.read_pointer(str(root)) is None and not (root / "a").exists()
+    u.install_file(str(bundle(keys, tmp_path, version="0.3.0", name="same.njota")))  # the same version: allowed
+    assert ota.read_pointer(str(root))["version"] == "0.3.0"
+
+
+def test_the_minimum_is_persisted_and_raised_only_by_a_confirm(keys, tmp_path):
+    root = tmp_path / "app"
+    u = updater(keys, root, [], running="1.0.0")
+    u.install_file(str(bundle(keys, tmp_path, version="2.0.0")))
+    assert u.minimum() == "1.0.0"  # on trial: not yet
+    assert u.check_trial(10 ** 9)  # never healthy: rolled back, and the minimum stays
+    u = updater(keys, root, [], running="1.0.0")  # the next boot
+    assert u.minimum() == "1.0.0"
+    u.install_file(str(bundle(keys, tmp_path, version="1.5.0", name="c.njota")))
+    ota.select(str(root))
+    assert u.confirm() and ota.read_pointer(str(root))["min_version"] == "1.5.0"
+    # Whatever runs next and whoever checks (a boot check knows no running version): 1.2.0 is refused.
+    for running in ("1.5.0", None):
+        with pytest.raises(ota.OtaError, match="older than the minimum 1.5.0"):
+            updater(keys, root, [], running=running).install_file(str(bundle(keys, tmp_path, version="1.2.0",
+                                                                             name="d.njota")))
+    assert ota.read_pointer(str(root))["version"] == "1.5.0"
+
+
+def test_an_older_bundle_fetched_over_the_uplink_is_refused_at_the_boot_check(keys, tmp_path):
+    """The fetcher's path: the bundle is checked by install_pending() in a fresh heap."""
+    root = tmp_path / "app"
+    u = updater(keys, root, [], running="1.0.0")
+    u.install_file(str(bundle(keys, tmp_path, version="2.0.0")))
+    ota.select(str(root))
+    assert u.confirm()
+    old = bundle(keys, tmp_path, version="1.0.0", name="old.njota")
+    events = []
+    _defer(keys, root, old, "1.0.0", events)
+    ota.install_pending(str(root))
+    p = ota.read_pointer(str(root))
+    assert (p["active"], p["version"], p["refused"]) == ("a", "2.0.0", "1.0.0")
+    assert p["log"][-1] == ("update refused: version 1.0.0 is older than the minimum 2.0.0: a downgrade needs a "
+                            "bundle signed with replaces_down_to")
+    assert not old.exists() and not (root / "b").exists()
+
+
+def test_a_deliberate_downgrade_needs_the_signed_field_and_lowers_the_minimum_once_confirmed(keys, tmp_path):
+    root = tmp_path / "app"
+    u = updater(keys, root, [], running="1.0.0")
+    u.install_file(str(bundle(keys, tmp_path, version="3.0.0")))
+    ota.select(str(root))
+    assert u.confirm()
+    with pytest.raises(ota.OtaError, match="older than the minimum 3.0.0"):
+        u.install_file(str(bundle(keys, tmp_path, version="2.0.0", name="plain.njota")))
+    down = bundle(keys, tmp_path, version="2.0.0", name="down.njota", replaces_down_to="1.5.0")
+    assert host_ota.describe(down.read_bytes())["replaces_down_to"] == "1.5.0"
+    u.install_file(str(down))
+    assert u.check_trial(10 ** 9)  # the downgrade is not healthy: back to 3.0.0, the minimum with it
+    assert u.minimum() == "3.0.0"
+    u.install_file(str(down))
+    ota.select(str(root))
+    assert u.confirm() and u.minimum() == "1.5.0"
+    with pytest.raises(ota.OtaError, match="older than the minimum 1.5.0"):
+        u.install_file(str(bundle(keys, tmp_path, version="1.4.0", name="e.njota")))
+    u.install_file(str(bundle(keys, tmp_path, version="1.6.0", name="f.njota")))
+
+
+def _signed(keys, tmp_path, doc, name):
+    files = [MARK, ("nengjian/__init__.py", b"")]
+    doc = dict({"format": 1, "boards": ["sim"], "mpy": None,
+                "files": [[p, len(b), hashlib.sha256(b).hexdigest()] for p, b in files]}, **doc)
+    man = json.dumps(doc).encode()
+    out = tmp_path / name
+    out.write_bytes(host_ota.pack(man, host_ota.sign(host_ota.load_private(keys["pem"]), man), files))
+    return out
+
+
+@pytest.mark.parametrize("doc, why", [
+    ({"version": "2.0.0", "replaces_down_to": "9.0.0"}, "replaces_down_to '9.0.0' is not a version at or below 2.0.0"),
+    ({"version": "2.0.0", "replaces_down_to": "latest"}, "replaces_down_to 'latest' is not a version"),
+    ({"version": "dev-build"}, "version 'dev-build' does not start with a number"),
+])
+def test_a_version_the_gateway_cannot_order_is_refused_even_when_signed(keys, tmp_path, doc, why):
+    u = updater(keys, tmp_path / "app", [], running="1.0.0")
+    with pytest.raises(ota.OtaError, match=why.replace("(", r"\(").replace(".", r"\.")):
+        u.install_file(str(_signed(keys, tmp_path, doc, "x.njota")))
+    assert ota.read_pointer(str(tmp_path / "app")) is None
+    # and the vendor's tools never sign one
+    with pytest.raises(ValueError):
+        host_ota.manifest([MARK], doc["version"], ["sim"], replaces_down_to=doc.get("replaces_down_to"))
+
+
+def test_the_signer_offers_the_downgrade_field(keys, tmp_path, capsys):
+    from nengjian_host import cli
+
+    out = tmp_path / "down.njota"
+    assert cli.main(["ota", "build", "--key", str(keys["pem"]), "--version", "0.2.1", "--replaces-down-to", "0.2.0",
+                     "--board", "sim", "--out", str(out)]) == 0
+    assert host_ota.describe(out.read_bytes())["replaces_down_to"] == "0.2.0"
+    assert "a signed downgrade" in capsys.readouterr().out
+    assert cli.main(["ota", "build", "--key", str(keys["pem"]), "--version", "0.2.1", "--replaces-down-to", "0.3",
+                     "--board", "sim", "--out", str(tmp_path / "bad.njota")]) == 2
+    err = capsys.readouterr().err
+    assert "must be a version at or below 0.2.1" in err and "更新包没有生成" in err
+    with pytest.raises(SystemExit):
+        cli.main(["ota", "build", "--help"])
+    assert "--replaces-down-to X" in capsys.readouterr().out
+
+
+ORDER = ["0.0.0", "0.1", "0.1.0-sim", "0.2.0-rc1", "0.2.0", "0.2.0+b7", "0.10.0", "1", "1.0.1", "9.9.9", "9.9.10",
+         "10.0.0"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[0-9A-Za-z.+_-]{1,12}", fullmatch=True))
+def test_the_host_orders_versions_as_the_gateway_does(v):
+    assert host_ota.version_key(v) == otaupdater.vkey(v)
+
+
+@pytest.mark.mpy
+def test_versions_are_ordered_on_micropython_as_on_the_host():
+    code = "import json\nfrom nengjian.ota import updater\nprint(json.dumps([updater.vkey(v) for v in %r]))" % (
+        ORDER + ["dev", "", ".1", "v1.2"])
+    got = json.loads(run_mpy(code, heap="256k").stdout.strip().splitlines()[-1])
+    want = [host_ota.version_key(v) for v in ORDER + ["dev", "", ".1", "v1.2"]]
+    assert [tuple(g) if g is not None else None for g in got] == want
+    keys_ = [host_ota.version_key(v) for v in ORDER]
+    assert keys_ == sorted(keys_) and keys_[2] == keys_[1] == (0, 1) and want[-4:] == [None] * 4

@@ -149,8 +149,11 @@ def test_boot_guard_detects_a_crash_loop_and_clears_when_healthy(tmp_path):
     g = health.BootGuard(path, limit=5)
     assert g.boot() == 6 and g.crash_loop  # the sixth quick boot: safe mode
     g.retry_normal()  # after the safe-mode hold
+    g.planned()  # the app's restart
     g = health.BootGuard(path, limit=5)
-    assert g.boot() == 6 and g.crash_loop  # one more quick crash: safe mode again at once
+    assert g.boot(health.RESET) == 5 and not g.crash_loop and g.level() == 0  # a normal start, at the edge
+    g = health.BootGuard(path, limit=5)
+    assert g.boot(health.WATCHDOG) == 6 and g.crash_loop  # one more quick crash: safe mode again at once
     g.clear()
     g = health.BootGuard(path, limit=5)
     assert g.boot() == 1 and not g.crash_loop
@@ -160,6 +163,50 @@ def test_torn_boot_counter_counts_as_a_crash(tmp_path):
     path = tmp_path / "boots"
     path.write_text("\x00\x00")
     assert health.BootGuard(str(path)).boot() == 2
+    path.write_text("\x00\x00")
+    g = health.BootGuard(str(path))
+    assert g.boot(health.POWER_ON) == 2 and g.quick == 1  # after a power cut too
+
+
+def boots(path, causes, limit=5):
+    """[(count, quick, level)] of one boot per cause, each run ending unhealthy."""
+    out = []
+    for cause in causes:
+        g = health.BootGuard(path, limit)
+        n = g.boot(cause)
+        out.append((n, g.quick, g.level()))
+    return out
+
+
+def test_power_cuts_however_many_are_never_a_crash_loop(tmp_path):
+    path = str(tmp_path / "boots")
+    for cause in (health.POWER_ON, health.BROWN_OUT, health.SOFT_REBOOT):
+        assert boots(path, [cause] * 40) == [(1, 0, 0)] * 40, cause
+
+
+def test_crashes_watchdog_resets_and_unknown_causes_count_and_a_power_cut_forgets_none(tmp_path):
+    path = str(tmp_path / "boots")
+    got = boots(path, [health.POWER_ON, health.WATCHDOG, health.CRASH, health.POWER_ON, health.BROWN_OUT,
+                       health.RESET, health.UNKNOWN, health.POWER_ON])
+    assert [q for _n, q, _l in got] == [0, 1, 2, 2, 2, 3, 4, 4]
+    assert [lv for _n, _q, lv in got] == [0] * 8
+    assert boots(path, [health.WATCHDOG])[0] == (6, 5, 1)  # the fifth quick crash: a crash loop
+    # Safe mode crashing as often again: level 2; power cuts in safe mode keep the level, add nothing.
+    assert [lv for _n, _q, lv in boots(path, [health.CRASH] * 4 + [health.POWER_ON, health.CRASH])] == [
+        1, 1, 1, 1, 1, 2]
+    assert boots(path, [health.POWER_ON] * 3) == [(11, 10, 2)] * 3
+
+
+def test_a_planned_reset_counts_nothing_and_a_healthy_run_clears(tmp_path):
+    path = str(tmp_path / "boots")
+    g = health.BootGuard(path, 2)
+    g.boot(health.POWER_ON)
+    g.planned()  # an update installed: the board resets on purpose
+    g = health.BootGuard(path, 2)
+    assert g.boot(health.RESET) == 1
+    g.clear()
+    g.planned()  # after a healthy run there is nothing to take back
+    assert [q for _n, q, _l in boots(path, [health.RESET, health.WATCHDOG])] == [0, 1]
 
 
 def test_boot_counter_of_older_firmware_reads_and_ours_reads_back(tmp_path, capsys):
@@ -245,3 +292,57 @@ print(json.dumps([sup.uptime_ms, Wdt.feeds, sup.healthy]))
     uptime, feeds, healthy = json.loads(run_mpy(code, heap="256k").stdout.strip().splitlines()[-1])
     assert uptime == 30 * 86400 * 1000
     assert feeds == 30 * 24 * 360 - 18 and healthy  # hungry from 120 s into the hang to its end
+
+
+@pytest.mark.mpy
+def test_boot_guard_with_the_sim_boards_reset_cause_on_micropython(tmp_path):
+    """The launcher's word (NJ_RESET_CAUSE) through board.reset_cause() into the guard, boot by boot."""
+    code = r"""
+import board
+from nengjian.system import health
+g = health.BootGuard(%r, limit=2)
+cause = board.reset_cause()
+print(cause, g.boot(cause), g.level())
+""" % str(tmp_path / "boots")
+
+    def boot(cause):
+        return run_mpy(code, heap="256k", env={"NJ_RESET_CAUSE": cause}).stdout.split()
+
+    assert boot("") == ["power-on", "1", "0"]  # no launcher: a process just started was just powered on
+    assert [boot(c) for c in ("power-on", "brown-out", "soft-reboot")] == [
+        ["power-on", "1", "0"], ["brown-out", "1", "0"], ["soft-reboot", "1", "0"]]
+    assert [boot(c) for c in ("watchdog", "crash", "power-on", "no-such-cause")] == [
+        ["watchdog", "2", "0"], ["crash", "3", "1"], ["power-on", "3", "1"], ["unknown", "4", "1"]]
+
+
+@pytest.mark.mpy
+def test_a_step_that_raises_does_not_end_the_supervisor_on_micropython():
+    code = r"""
+import asyncio, json
+from nengjian.system import health
+class Wdt:
+    feeds = 0
+    def feed(self):
+        Wdt.feeds += 1
+calls = [0]
+def progress():  # a task's progress function with a bug for three steps
+    calls[0] += 1
+    if 2 <= calls[0] <= 4:
+        raise ValueError("progress probe broke")
+    return calls[0]
+ev = []
+sup = health.Supervisor(Wdt(), lambda k, t: ev.append(t), healthy_s=1000)
+sup.register("a", progress, 10)
+async def main():
+    t = asyncio.create_task(sup.run(5))
+    for _ in range(2000):  # an upper bound on the wait, not a measurement
+        await asyncio.sleep_ms(5)
+        if Wdt.feeds >= 3 or t.done():
+            break
+    return t.done()
+ended = asyncio.run(main())
+print(json.dumps([ended, Wdt.feeds, ev]))
+"""
+    ended, feeds, ev = json.loads(run_mpy(code, heap="256k").stdout.strip().splitlines()[-1])
+    assert not ended and feeds >= 3  # today's main: the first failing step ended the feeder
+    assert ev == ["supervisor step failed (ValueError: progress probe broke)"]  # once per reason

@@ -881,3 +881,141 @@ def test_platform_coefficients_need_a_tce_section():
     cfg["tce"] = {"decimals": 3}
     d = fw_config.check(cfg, load_meter_profile)
     assert d["destinations"][0]["notices"] == ["alarm"] and d["network"]["keepalive_s"] == 300
+
+
+# --- where a register answer may send us, and what an error may quote ----------------------------
+
+@pytest.mark.parametrize("url,why", [
+    ("https://evil.example/api/data", "host evil.example is neither the destination's nor one of its hosts"),
+    ("http://evil.example/api/data", "host evil.example"),
+    ("http://p.evil.example/api/data", "host p.evil.example"),
+    ("http://p@evil.example/api/data", "not a plain host name"),
+    ("http://p/api/data\r\nX-Injected: 1", "spaces or control characters"),
+    ("ftp://p/api/data", "not https"),
+])
+def test_a_register_answer_that_sends_uploads_elsewhere_is_refused_and_recorded(tmp_path, monkeypatch, url, why):
+    events = []
+    hostile = (REG[0], dict(REG[1], centerDataURL=url))
+    h = scripted(monkeypatch, [hostile, hostile])
+    p = fresh(tmp_path, events)
+    for _ in range(2):
+        r = run_round(p)
+        assert r.kind == ndrc.RETRY and "centerDataURL" in r.reason and why in r.reason, r.reason
+        assert "the data stay on the gateway" in r.reason
+    assert [c[0] for c in h.calls] == ["register", "register"]  # nothing went anywhere else
+    assert p.session is None and not (tmp_path / "session-city.json").exists()
+    # One ledger line (not one per retry), naming only scheme and host of what was refused.
+    assert len(events) == 1 and events[0][0] == "security", events
+    assert "centerDataURL" in events[0][1] and "refused" in events[0][1] and "/api/data" not in events[0][1]
+
+
+def test_other_service_urls_off_the_destination_are_dropped_and_the_data_still_go(tmp_path, monkeypatch):
+    events = []
+    reg = (REG[0], dict(REG[1], loadDicVersionURL="https://evil.example/v", centerInfoURL="http://10.0.0.9/i"))
+    h = scripted(monkeypatch, [reg, ok()])
+    p = fresh(tmp_path, events)
+    assert run_round(p).kind == ndrc.OK
+    assert [c[0] for c in h.calls] == ["register", "data"]  # no version check at the refused URL
+    assert p.session["loadDicVersionURL"] is None and p.session["centerInfoURL"] is None
+    assert sorted(t.split("'s ")[1].split(" ")[0] for k, t in events if k == "security") == [
+        "centerInfoURL", "loadDicVersionURL"]
+
+
+def test_hosts_named_in_the_config_are_allowed_and_https_never_downgrades(tmp_path, monkeypatch):
+    reg = (REG[0], dict(REG[1], centerDataURL="https://data.platform.example/api/data", loadDicVersionURL=None))
+    scripted(monkeypatch, [reg, ok()])
+    p = ndrc.NdrcJson(dest("https://p/api/register", ca="ca.pem", hosts=["Data.Platform.example"]), ENT,
+                      str(tmp_path), ssl=object())
+    assert run_round(p).kind == ndrc.OK
+    reg = (REG[0], dict(REG[1], centerDataURL="http://data.platform.example/api/data"))
+    scripted(monkeypatch, [reg])
+    p = ndrc.NdrcJson(dest("https://p/api/register", ca="ca.pem", hosts=["data.platform.example"]), ENT,
+                      str(tmp_path / "other"), ssl=object())
+    r = run_round(p)
+    assert r.kind == ndrc.RETRY and "refusing to send in the clear" in r.reason
+    assert p.session is None  # refused when the answer came, not kept for a later upload to refuse
+
+
+def test_a_session_on_flash_with_a_url_off_the_destination_registers_again(tmp_path):
+    events = []
+    seeded(tmp_path)
+    session = json.loads((tmp_path / "session-city.json").read_text())
+    (tmp_path / "session-city.json").write_text(json.dumps(dict(session, centerDataURL="http://evil.example/d")))
+    assert fresh(tmp_path, events).session is None
+    assert [k for k, _ in events] == ["security"]
+
+
+def test_the_hosts_option_is_checked():
+    assert siteconfig.check(site(hosts=["data.platform.example"])) == []
+    for bad in (["evil.example/x"], ["a@b"], "data.platform.example", ["a", "b", "c", "d", "e"]):
+        with pytest.raises(fw_config.ConfigError, match=r"destinations\[0\]\.hosts"):
+            fw_config.check(site(hosts=bad), load_meter_profile)
+        assert siteconfig.check(site(hosts=bad))
+
+
+SECRET = "5ec4e7c0ffee5ec4e7c0ffee5ec4e7ab"
+
+
+@pytest.mark.parametrize("answer", [
+    ok(deviceId=DEVICE, secretKey=SECRET, uploadTime="01:38:00"),  # no centerDataURL
+    ok(centerDataURL="http://p/api/data", secretKey=SECRET),  # no deviceId
+    (200, {"responseCode": "2", "responseMessage": "bad region", "secretKey": SECRET, "token": SECRET}),
+    (200, b'{"responseCode": "0", "deviceId": "' + DEVICE.encode() + b'", "secretKey" : "' + SECRET[:20].encode()),
+    (200, b'{"responseCode": "0", "secretKey":"' + SECRET.encode() + b'", "x": "' + 300 * b"y" + b'"}'),
+    ok(deviceId=DEVICE, centerDataURL="http://p/api/data", secretKey=SECRET[:12]),  # too short for sm4
+])
+def test_a_failed_registration_never_quotes_the_secret_key(tmp_path, monkeypatch, capsys, answer):
+    events = []
+    scripted(monkeypatch, [answer])
+    r = run_round(fresh(tmp_path, events, security="sm4-ecb"))
+    assert r.kind == ndrc.RETRY
+    out = capsys.readouterr().out
+    for where in [r.reason, out] + [t for _, t in events]:
+        assert SECRET[:12] not in where, where
+    assert "register" in r.reason
+
+
+def test_the_platform_quoting_our_key_or_token_is_scrubbed(tmp_path, monkeypatch, capsys):
+    p = seeded(tmp_path, "sm4-cbc-token", valid="yunnan", pin="864213", success_code=200)
+    p._checked = True
+    h = scripted(monkeypatch, [(200, {"responseCode": 200, "token": "tok-" + SECRET, "expiresIn": 3600}),
+                               (200, {"responseCode": "7", "responseMessage": "key %s / token tok-%s / pin 864213"
+                                      % (KEY, SECRET)})])
+    r = run_round(p)
+    assert r.kind == ndrc.RETRY and "responseCode 7" in r.reason
+    out = capsys.readouterr().out
+    for secret in (KEY, SECRET, "864213"):
+        assert secret not in r.reason and secret not in out
+    assert [c[0] for c in h.calls] == ["token", "data"]
+
+
+
+@pytest.mark.mpy
+def test_a_hostile_redirect_from_the_platform_sends_nothing_elsewhere_on_micropython(tmp_path, mpy):
+    with RefPlatform() as plat, RefPlatform() as evil:
+        # evil's URL names "localhost", not the destination's 127.0.0.1: another host to the gateway
+        plat.set_fault("redirect", url=evil.url.replace("127.0.0.1", "localhost"),
+                       fields=["centerDataURL", "loadDicVersionURL"])
+        m = mpy(dest(plat.url + "/api/register"))
+        out = m.round()
+        r = out["result"]
+        assert r[0] == ndrc.RETRY and "centerDataURL" in r[1] and "refused" in r[1], out
+        assert [e[0] for e in out["events"]] == ["security", "security"], out["events"]
+        assert evil.stats()["requests"] == {}  # nothing reached the other host
+        assert plat.records() == [] and plat.stats()["requests"].get("data", 0) == 0
+        plat.set_fault("ok")
+        assert m.round()["result"] == [ndrc.OK, "", []]  # the data waited on the gateway
+        assert_stored(plat, specs(2))
+    with RefPlatform() as plat:
+        # The same platform under a host name the site names for it: allowed.
+        plat.set_fault("redirect", url=plat.url.replace("127.0.0.1", "localhost"))
+        m = mpy(dest(plat.url + "/api/register", hosts=["localhost"]))
+        out = m.round()
+        assert out["result"] == [ndrc.OK, "", []] and out["events"] == []
+        assert_stored(plat, specs(2))
+
+
+def test_an_answer_nested_past_the_json_limits_is_unreadable_not_a_crash():
+    # Inside the 16 KB body cap; json.loads alone raises RecursionError here, MemoryError on MicroPython.
+    assert ndrc._parse(b"[" * 8000) is None and ndrc._parse(b'{"a":' * 3000) is None
+    assert ndrc._parse(b'{"responseCode":"0"}') == {"responseCode": "0"}

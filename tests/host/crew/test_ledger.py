@@ -131,6 +131,45 @@ def test_html_report_is_self_contained(records, tmp_path, capsys):
     assert "<script" not in page
 
 
+def test_restarts_say_why_and_crash_loop_safe_mode_is_a_stretch():
+    """The texts nengjian.app writes (tests/e2e/test_resets.py puts the real ones through too)."""
+    boot = "started firmware 0.2.0 (reset cause: %s, quick crashes: %d of 2)"
+    safe1 = ("SAFE MODE (crash loop, level 1): 2 quick crashes in a row (last reset: crash); meters polled and "
+             "stored; notices, coefficients, update server off; normal start in 3600 s")
+    recs = [
+        ev(T0, "boot", "started firmware 0.1.0"),  # older firmware named no cause
+        ev(T0 + 60, "boot", boot % ("power-on", 0)),
+        ev(T0 + 120, "boot", boot % ("brown-out", 0)),
+        ev(T0 + 180, "boot", boot % ("watchdog", 1)),
+        ev(T0 + 240, "health", safe1),
+        ev(T0 + 240, "boot", boot % ("crash", 2)),
+        ev(T0 + 300, "health", safe1.replace("last reset: crash", "last reset: power-on")),  # a power cut in it
+        ev(T0 + 300, "boot", boot % ("power-on", 2)),
+        ev(T0 + 3900, "health", "leaving crash-loop safe mode for a normal start"),
+        ev(T0 + 3905, "boot", boot % ("reset", 1)),
+        ev(T0 + 7200, "health", "SAFE MODE: 5 quick restarts in a row; meters not polled, console and uploads kept"),
+    ]
+    led = ledger.build(recs, end=T0 + 10800)
+    assert [r["cause"] for r in led["restarts"]] == [None, "power-on", "brown-out", "watchdog", "crash", "power-on",
+                                                     "reset"]
+    assert [r["quick_crashes"] for r in led["restarts"]] == [None, 0, 0, 1, 2, 2, 1]
+    why = {r["cause"]: r["why"] for r in led["restarts"]}
+    assert why["power-on"] == "power cut or power-on / 断电或上电" and why["watchdog"] == "watchdog reset / 看门狗复位"
+    assert why[None] == "not recorded / 未记录"
+    assert led["summary"]["restarts_by_cause"] == {"not recorded": 1, "power-on": 2, "brown-out": 1, "watchdog": 1,
+                                                   "crash": 1, "reset": 1}
+    one, two = led["safe_modes"]
+    assert (one["start_ts"], one["end_ts"], one["level"], one["duration_s"], one["open"]) == (
+        T0 + 240, T0 + 3900, 1, 3660, False)
+    assert "仍采集存储" in one["what"]
+    assert (two["level"], two["open"], two["duration_s"]) == (2, True, 3600)  # older firmware: meters off
+    assert led["summary"]["safe_mode_entries"] == 2
+    page = ledger.to_html(led, {})
+    assert "崩溃循环安全模式" in page and "看门狗复位" in page
+    assert "2 restart(s) after a crash or a watchdog reset (程序崩溃或看门狗复位后重启 2 次)" in page
+    assert "Crash-loop safe mode entered 2 time(s)" in page
+
+
 def test_text_escaped_in_html(records):
     records.append(ev(T0 + 100, "visit", "<script>alert(1)</script>"))
     led = ledger.build(records)
@@ -145,3 +184,38 @@ def test_no_data_is_bad_input(tmp_path, capsys):
     assert "no records" in capsys.readouterr().err
     assert cli.main(["ledger", str(tmp_path / "missing-dir")]) == cli.EXIT_USAGE
     assert cli.main(["ledger", str(empty), "--from", "May 1st"]) == cli.EXIT_USAGE
+
+
+def test_points_a_meter_refuses_are_listed_with_their_stretch(records):
+    # the texts of nengjian.meters.poller (tests/firmware/meters/test_refused_points.py checks them there)
+    records += [
+        ev(T0 + 7200, "point", "meter e1 point energy_reverse_kwh unsupported: meter error 0x02 no_such_data; "
+                               "asked again every 3600 s"),
+        ev(T0 + 7300, "point", "meter w1 point settle_volume_m3 unsupported: reply has no settle_flow; "
+                               "checked in every reply"),
+        ev(T0 + 86400, "point", "meter e1 point energy_reverse_kwh answers again"),
+    ]
+    led = ledger.build(records, end=T0 + 10 * 86400)
+    got = [(p["meter"], p["point"], p["since"], p["until"], p["why"]) for p in led["unsupported_points"]]
+    assert got == [("e1", "energy_reverse_kwh", "2026-05-01 10:00", "2026-05-02 08:00", "meter error 0x02 no_such_data"),
+                   ("w1", "settle_volume_m3", "2026-05-01 10:01", None, "reply has no settle_flow")]
+    assert led["summary"]["points_unsupported"] == 1
+    assert not [f for f in led["faults"] if f["subject"] in ("e1", "w1")]  # a refused point is no meter fault
+    page = ledger.to_html(led, {})
+    assert "表计不支持的数据点" in page and "settle_volume_m3" in page and "1 meter point(s) refused" in page
+
+
+def test_security_events_and_clock_steps_have_their_own_sections(records):
+    recs = records + [
+        ev(T0 + 100, "security", "city: the platform's centerDataURL (https://evil.example) refused: host evil.example "
+                                 "is neither the destination's nor one of its hosts; no uploads until it names an "
+                                 "allowed one, the data stay on the gateway"),
+        ev(T0 + 200, "clock", "clock stepped by -42 s from ntp ntp.aliyun.com (2026-05-01T00:03:20Z)"),
+    ]
+    led = ledger.build(recs)
+    assert [s["text"][:30] for s in led["security"]] == ["city: the platform's centerDat"]
+    assert [(c["step_s"], c["source"], c["taken"]) for c in led["clock_steps"]] == [(-42, "ntp ntp.aliyun.com", True)]
+    assert led["summary"]["security_events"] == 1 and led["summary"]["clock_steps"] == 1
+    html = ledger.to_html(led, {})
+    assert "安全事件" in html and "evil.example" in html and "-42 s" in html and "时钟校正" in html
+    assert "1 security event(s)" in html

@@ -466,22 +466,35 @@ def test_keep_alive_connection_serves_several_requests(platform):
         conn.close()
 
 
-# -- admin endpoints -------------------------------------------------------------------------------
-def test_admin_records_stats_and_fault(platform):
+# -- admin endpoints (their own port and token: tests/host/sim/test_refplatform_bounds.py) ----------
+@pytest.fixture
+def admin(tmp_path, clock):
+    with RefPlatform(db_path=str(tmp_path / "a.sqlite"), port=0, clock=clock, hang_s=10, admin_port=0) as p:
+        yield p
+        assert p.stats()["internalErrors"] == 0
+
+
+def admin_call(p, path, body=None, method="POST", **kw):
+    return call(p.admin_url, path, body, method=method, headers={"Authorization": "Bearer " + p.admin_token},
+                **kw)
+
+
+def test_admin_records_stats_and_fault(admin):
+    platform = admin
     device = register(platform)["deviceId"]
     upload(platform, device, [record()])
-    status, rows = call(platform.url, "/admin/records", method="GET", ctype=None)
+    status, rows = admin_call(platform, "/admin/records", method="GET", ctype=None)
     assert status == 200 and rows == platform.records() and len(rows) == 1
-    assert call(platform.url, "/admin/records?dataCode=00-00-0000-011500-11", method="GET", ctype=None)[1] == []
-    status, stats = call(platform.url, "/admin/stats", method="GET", ctype=None)
+    assert admin_call(platform, "/admin/records?dataCode=00-00-0000-011500-11", method="GET", ctype=None)[1] == []
+    status, stats = admin_call(platform, "/admin/stats", method="GET", ctype=None)
     assert stats["keys"] == 1 and stats["devices"] == 1 and stats["fault"] == {"mode": "ok"}
 
-    status, reply = call(platform.url, "/admin/fault", {"mode": "slow", "delay_s": 0.01})
+    status, reply = admin_call(platform, "/admin/fault", {"mode": "slow", "delay_s": 0.01})
     assert status == 200 and reply["fault"] == {"mode": "slow", "delay_s": 0.01}
     assert platform.fault == {"mode": "slow", "delay_s": 0.01}
     for bad in ({"mode": "explode"}, {"mode": "hang", "delay_s": 1}, {"mode": "reject_code"}, {}):
-        assert call(platform.url, "/admin/fault", bad)[0] == 400
-    assert call(platform.url, "/admin/clear", {})[0] == 200
+        assert admin_call(platform, "/admin/fault", bad)[0] == 400
+    assert admin_call(platform, "/admin/clear", {})[0] == 200
     assert platform.records() == [] and len(platform.devices()) == 1
 
 
@@ -514,15 +527,16 @@ def test_fault_reset(platform):
     assert platform.stats()["keys"] == 1 and platform.records()[0]["receivedCount"] == 2
 
 
-def test_fault_down_refuses_api_but_not_admin(platform):
+def test_fault_down_refuses_api_but_not_admin(admin):
+    platform = admin
     device = register(platform)["deviceId"]
-    call(platform.url, "/admin/fault", {"mode": "down"})
+    admin_call(platform, "/admin/fault", {"mode": "down"})
     with pytest.raises(ConnectionError):
         register(platform)
     with pytest.raises(ConnectionError):
         upload(platform, device, [record()])
-    assert call(platform.url, "/admin/stats", method="GET", ctype=None)[1]["faultHits"]["down"] == 2
-    call(platform.url, "/admin/fault", {"mode": "ok"})
+    assert admin_call(platform, "/admin/stats", method="GET", ctype=None)[1]["faultHits"]["down"] == 2
+    admin_call(platform, "/admin/fault", {"mode": "ok"})
     assert upload(platform, device, [record()])[1]["accepted"] == 1
 
 
@@ -796,3 +810,15 @@ def test_variant_options_are_checked():
         RefPlatform(variant="sm2")
     with pytest.raises(ValueError):
         RefPlatform(valid_encoding="bool")
+
+
+def test_fault_redirect_points_the_register_answer_elsewhere(platform):
+    platform.set_fault("redirect", url="https://evil.example:8443/", fields=["centerDataURL", "tokenURL"])
+    reply = register(platform)
+    assert reply["centerDataURL"] == "https://evil.example:8443/api/data"
+    assert reply["tokenURL"] == "https://evil.example:8443/api/tokenURL"  # added where the answer had none
+    assert reply["loadDicVersionURL"] == platform.url + "/api/dicVersion"
+    assert platform.stats()["faultHits"]["redirect"] == 1
+    for bad in ({}, {"url": ""}, {"url": "https://x", "fields": ["deviceId"]}):
+        with pytest.raises(ValueError):
+            platform.set_fault("redirect", **bad)

@@ -8,6 +8,9 @@ address, answers the AA..AA wildcard only when configured only_meter=True, and i
 
 di_order: "any" (default) accepts the DI as 1F 90 or 90 1F and echoes it as received; "low_first" /
 "high_first" emulate a picky meter that only understands one order (silence otherwise).
+Faults a test can switch: abnormal (answer the 901F read with an abnormal reply, C1H with SER and
+the status word) and cut_after (a field name: the 901F reply ends after that field's value, as
+from a meter without the later fields).
 Counters advance with the injected clock at .rates (units per second) and roll over at the field
 width; tests set them with set()/set_raw(). The real-time field comes from .now() (default: the
 host's local time). Framing, counters and faults are the simulators' shared Meter68 (meter68.py).
@@ -66,7 +69,8 @@ class Cjt188Meter(Meter68):
 
     def __init__(self, meter_type: int, address: str, values: dict | None = None, units: dict | None = None,
                  rates: dict | None = None, status: int = 0, only_meter: bool = False, di_order: str = "any",
-                 preamble: int = 4, clock=time.monotonic, now=None):
+                 preamble: int = 4, clock=time.monotonic, now=None, abnormal: bool = False,
+                 cut_after: str | None = None):
         super().__init__(FIELDS, rates, clock)
         self.meter_type = meter_type
         self.address = address.rjust(14, "0")
@@ -77,6 +81,8 @@ class Cjt188Meter(Meter68):
         self.di_order = di_order
         self.preamble = preamble
         self.now = now or (lambda: time.localtime()[:6])
+        self.abnormal = abnormal
+        self.cut_after = cut_after
         for name in FIELDS:
             self.set_raw(name, 0)
         for name, value in (values or {}).items():
@@ -103,13 +109,19 @@ class Cjt188Meter(Meter68):
         return out + bytes([self.units[name]]) if with_unit else out
 
     def payload(self) -> bytes:
-        """The 901F data after DI and SER."""
+        """The 901F data after DI and SER (up to cut_after's field when that is set)."""
         st = bytes([self.status & 0xFF, (self.status >> 8) & 0xFF])
         if self.heat_meter:
-            return (self._value("settle_heat") + self._value("heat") + self._value("power")
-                    + self._value("flow_rate") + self._value("flow") + self._value("supply_temp", False)
-                    + self._value("return_temp", False) + self._value("work_hours", False) + self._time() + st)
-        return self._value("flow") + self._value("settle_flow") + self._time() + st
+            parts = [("settle_heat", True), ("heat", True), ("power", True), ("flow_rate", True), ("flow", True),
+                     ("supply_temp", False), ("return_temp", False), ("work_hours", False)]
+        else:
+            parts = [("flow", True), ("settle_flow", True)]
+        out = b""
+        for name, with_unit in parts:
+            out += self._value(name, with_unit)
+            if name == self.cut_after:
+                return out
+        return out + self._time() + st
 
     def _answer(self, parsed):
         meter_type, wire, ctrl, data = parsed
@@ -125,6 +137,9 @@ class Cjt188Meter(Meter68):
             return None
         self.requests += 1
         if ctrl == 0x01 and len(data) == 3 and self._di_ok(data, 0x901F):
+            if self.abnormal:
+                return make_frame(self.meter_type, self.wire, 0xC1,
+                                  bytes([data[2], self.status & 0xFF, (self.status >> 8) & 0xFF]), self.preamble)
             return make_frame(self.meter_type, self.wire, 0x81, data + self.payload(), self.preamble)
         if ctrl == 0x03 and len(data) == 3 and self._di_ok(data, 0x810A):
             return make_frame(self.meter_type, self.wire, 0x83, data, self.preamble)

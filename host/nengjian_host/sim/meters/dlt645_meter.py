@@ -5,8 +5,9 @@ cross-check two readings of the standard rather than one codec against itself. F
 and faults are the simulators' shared Meter68 (meter68.py).
 
 Behaviour, as a real meter on a shared RS-485 bus:
-- answers read data (2007 11H / 1997 01H) for its own address; unknown DIs get an error reply
-  (2007 D1H "no such data", 1997 C1H "wrong DI");
+- answers read data (2007 11H / 1997 01H) for its own address; unknown DIs, and those a test puts
+  in .refuse (a meter model without that register), get an error reply (2007 D1H "no such data",
+  1997 C1H "wrong DI");
 - answers read address (13H) and wildcard-addressed reads only when configured only_meter=True
   (with several meters on a bus a wildcard would make them all talk at once);
 - stays silent for other addresses, for broadcasts (99..99; a time sync is recorded in
@@ -86,7 +87,8 @@ class Dlt645Meter(Meter68):
     parse_frame = staticmethod(parse_frame)
 
     def __init__(self, address: str, values: dict | None = None, rates: dict | None = None,
-                 only_meter: bool = False, v1997: bool = False, preamble: int = 4, clock=time.monotonic):
+                 only_meter: bool = False, v1997: bool = False, preamble: int = 4, clock=time.monotonic,
+                 refuse=()):
         self.items = ITEMS_1997 if v1997 else ITEMS_2007
         super().__init__(self.items, rates, clock)
         self.address = address.rjust(12, "0")
@@ -95,6 +97,7 @@ class Dlt645Meter(Meter68):
         self.v1997 = v1997
         self.preamble = preamble
         self.synced_time = None  # (YY, MM, DD, hh, mm, ss) of the last broadcast time sync
+        self.refuse = set(refuse)  # DIs answered "no such data" although they have a value
         for di, value in (values or {}).items():
             self.set(di, value)
 
@@ -130,7 +133,7 @@ class Dlt645Meter(Meter68):
 
     def _read(self, data: bytes, di_bytes: int, ok: int, err: int, no_data: int) -> bytes:
         di = int.from_bytes(data[:di_bytes], "little")
-        if di not in self.items or di not in self._base:
+        if di not in self.items or di not in self._base or di in self.refuse:
             return make_frame(self.wire, err, bytes([no_data]), self.preamble)
         nbytes, _, signed = self.items[di]
         return make_frame(self.wire, ok, data[:di_bytes] + to_bcd(self.raw(di), nbytes, signed), self.preamble)

@@ -5,7 +5,8 @@ the `sim-energy` profile (profiles/meters/sim-energy.json), holding registers:
   0-1  total active energy, u32 ABCD, 0.01 kWh
   2-3  total active power, float32 ABCD, kW
 Faults a test can switch per unit: silent (no reply at all), bad_crc (reply with a broken CRC),
-exception (answer with that exception code), delay_s (answer that late: a meter slower than the
+exception (answer with that exception code), refuse (registers this meter model lacks: a read that
+covers one gets exception 02, illegal data address, the others are answered), delay_s (answer that late: a meter slower than the
 gateway's timeout), truncate (drop that many bytes from the end of each reply), reply_unit (answer
 with another unit id, CRC recomputed: a wrong slave id). Requests to units that do not exist get
 silence, as on a real shared bus (pymodbus itself would answer them with exception 4).
@@ -34,6 +35,7 @@ class SimMeter:
     silent: bool = False
     bad_crc: bool = False
     exception: int = 0  # answer every request with this Modbus exception code
+    refuse: set = field(default_factory=set)  # register addresses answered with exception 02
     delay_s: float = 0.0  # answer this much later
     truncate: int = 0  # drop this many bytes from the end of each reply
     reply_unit: int = 0  # answer as this unit id instead (0: own id)
@@ -92,6 +94,8 @@ class SimModbusMeters:
             await asyncio.sleep(meter.delay_s)
         if meter.exception:
             return ExcCodes(meter.exception)
+        if any(address <= r < address + count for r in meter.refuse):
+            return ExcCodes.ILLEGAL_ADDRESS
         regs = meter.registers()
         current_registers[0:len(regs)] = regs
         return None

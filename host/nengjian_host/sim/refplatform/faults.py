@@ -14,14 +14,22 @@ Owns the current fault mode, its parameters and the waiting primitives the HTTP 
 - ``reject_code`` data_code=<str or list, required>
                                        every record with one of these dataCodes is reported invalid
 - ``down``                             reset each API connection as soon as its request line is read
+- ``register_partial`` drop=["centerDataURL"]
+                                       a registration succeeds, but its answer lacks these fields (the
+                                       rest, secretKey included, is there): a platform's broken answer
+- ``redirect`` url=<str, required>, fields=["centerDataURL"]
+                                       a hostile or compromised platform: the register answer points
+                                       these service URLs at ``url`` (scheme://host[:port]) + their path
 
 ``store_first=True`` makes the platform process (and store) the request before failing to answer:
 the "acknowledgement lost" case that must not create duplicates. Admin endpoints never fail.
 """
 
 import threading
+from urllib.parse import urlsplit
 
-FAULT_MODES = ("ok", "http500", "hang", "reset", "slow", "reject_code", "down")
+FAULT_MODES = ("ok", "http500", "hang", "reset", "slow", "reject_code", "down", "register_partial", "redirect")
+SERVICE_URLS = ("centerDataURL", "loadDicVersionURL", "tokenURL", "centerInfoURL", "centerInfoDownloadURL")
 NO_ANSWER_MODES = ("http500", "hang", "reset")
 
 _PARAMS = {
@@ -32,6 +40,8 @@ _PARAMS = {
     "slow": {"delay_s": 5.0},
     "reject_code": {"data_code": None},
     "down": {},
+    "register_partial": {"drop": None},
+    "redirect": {"url": None, "fields": ["centerDataURL"]},
 }
 
 
@@ -68,6 +78,20 @@ class FaultSwitch:
             if not (isinstance(codes, (list, tuple)) and codes and all(isinstance(c, str) for c in codes)):
                 raise ValueError("reject_code needs data_code: a dataCode string or a list of them")
             full["data_code"] = list(codes)
+        if mode == "register_partial":
+            drop = ["centerDataURL"] if full["drop"] is None else full["drop"]
+            if isinstance(drop, str):
+                drop = [drop]
+            if not (isinstance(drop, (list, tuple)) and drop and all(isinstance(f, str) for f in drop)):
+                raise ValueError("register_partial needs drop: a field name or a list of them")
+            full["drop"] = list(drop)
+        if mode == "redirect":
+            if not isinstance(full["url"], str) or not full["url"]:
+                raise ValueError("redirect needs url: where the register answer should point the service URLs")
+            fields = full["fields"]
+            if not (isinstance(fields, (list, tuple)) and fields and all(f in SERVICE_URLS for f in fields)):
+                raise ValueError("redirect fields: a list of %s" % ", ".join(SERVICE_URLS))
+            full["fields"] = list(fields)
         with self._cond:
             self._mode, self._params = mode, full
             self._generation += 1
@@ -111,6 +135,17 @@ class FaultSwitch:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+
+
+def redirected(reply, params):
+    """A register answer with the service URLs `params["fields"]` moved to `params["url"]` + their path
+    (a URL the answer does not carry is added)."""
+    out = dict(reply)
+    for field in params["fields"]:
+        old = out.get(field)
+        path = urlsplit(old).path if old else "/api/" + field
+        out[field] = params["url"].rstrip("/") + path
+    return out
 
 
 def _check_seconds(name, value, positive):

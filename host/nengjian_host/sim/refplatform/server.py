@@ -2,9 +2,23 @@
 
 Owns: the threaded server, request parsing (content type, length, strict JSON), the fault behaviour on
 the wire, the admin endpoints, TLS set-up and clean shutdown. Session logic lives in service.py.
+
+Admin endpoints (/admin/fault, /admin/records, /admin/stats, /admin/devices, /admin/clear) are off
+unless `admin_port` is given: they list every device's secretKey and switch faults, so they never
+share the API port (a gateway, or anyone who reaches the API, cannot call them) and each request
+needs `Authorization: Bearer <admin_token>`. They listen on loopback unless `admin_host` says
+otherwise. Tests and `make run` use the in-process API (records(), set_fault(), ...) instead.
+
+Bounded: at most `max_workers` connections are served at once (each in its own thread); one more is
+closed at once without an answer, counted in stats()["busyRefusals"]. A request must arrive whole
+within `request_timeout_s` (a client that dribbles its request line, headers or body is cut off, as
+is one that goes quiet for IDLE_TIMEOUT_S).
 """
 
+import hmac
+import io
 import json
+import secrets
 import socket
 import ssl
 import struct
@@ -17,13 +31,15 @@ from socketserver import TCPServer
 from urllib.parse import parse_qs, urlsplit
 
 from . import validate as v
-from .faults import NO_ANSWER_MODES, FaultSwitch
+from .faults import NO_ANSWER_MODES, FaultSwitch, redirected
 from .service import Service
 from .store import Store
 from .variants import VARIANTS
 
 MAX_BODY = 4 * 1024 * 1024
 IDLE_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 30.0  # one whole request: line, headers and body
+MAX_WORKERS = 32  # connections served at once, each a thread
 
 
 class RequestError(Exception):
@@ -61,6 +77,26 @@ def parse_json_body(raw):
     return obj
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket as the handler reads it: each read waits at most until the current request's deadline
+    (and never longer than the idle timeout), so a request dribbled a byte at a time still ends."""
+
+    def __init__(self, sock, handler):
+        io.RawIOBase.__init__(self)
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request not complete within %s s" % self._handler.server.request_timeout_s)
+        self._sock.settimeout(min(left, IDLE_TIMEOUT_S))
+        return self._sock.recv_into(buf)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # close() joins the workers itself, after it has shut their connections (a keep-alive worker would
@@ -69,12 +105,34 @@ class _Server(ThreadingHTTPServer):
     # A bound-then-closed port must be reusable at once by the next test.
     allow_reuse_address = True
 
-    def __init__(self, address, platform):
+    def __init__(self, address, platform, admin=False, max_workers=MAX_WORKERS, request_timeout_s=REQUEST_TIMEOUT_S):
         self.platform = platform
+        self.admin = admin  # this server answers the admin endpoints only (and asks for the token)
+        self.request_timeout_s = request_timeout_s
+        self._slots = threading.BoundedSemaphore(max_workers)
         self._conn_lock = threading.Lock()
         self._connections = set()
         self._workers = set()
         ThreadingHTTPServer.__init__(self, address, _Handler)
+
+    def process_request(self, request, client_address):
+        # A thread per connection, but only so many: past that a connection is closed unanswered (the
+        # client sees the connection end, which a gateway retries like any network fault).
+        if not self._slots.acquire(blocking=False):
+            self.platform._count_busy()
+            self.shutdown_request(request)
+            return
+        try:
+            ThreadingHTTPServer.process_request(self, request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            ThreadingHTTPServer.process_request_thread(self, request, client_address)
+        finally:
+            self._slots.release()
 
     def server_bind(self):
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn), which can stall for seconds.
@@ -132,9 +190,20 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "NengjianRefPlatform/0.1"
     timeout = IDLE_TIMEOUT_S
+    deadline = 0.0
 
     def log_message(self, format, *args):
         pass
+
+    def setup(self):
+        BaseHTTPRequestHandler.setup(self)
+        plain = self.rfile
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+        plain.close()  # only the file object: the socket stays open for ours
+
+    def handle_one_request(self):
+        self.deadline = time.monotonic() + self.server.request_timeout_s
+        BaseHTTPRequestHandler.handle_one_request(self)
 
     def do_GET(self):
         self._route("GET")
@@ -152,6 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status, payload):
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         try:
+            self.connection.settimeout(IDLE_TIMEOUT_S)  # the answer gets its own time, not what the read left
             self.send_response(status)
             self.send_header("Content-Type", "application/json;charset=UTF-8")
             self.send_header("Content-Length", str(len(data)))
@@ -224,10 +294,19 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routing ----------------------------------------------------------------------------------
     def _route(self, method):
         parts = urlsplit(self.path)
-        if parts.path.startswith("/admin/"):
-            self._admin(method, parts.path, parse_qs(parts.query))
+        if not self.server.admin:
+            self._api(method, parts.path)  # /admin/... is no endpoint here: 404 like any unknown path
+        elif not self._admin_allowed():
+            self.close_connection = True
+            self._send(401, {"responseCode": "401", "responseMessage": "admin endpoints need Authorization: "
+                                                                       "Bearer <admin token>"})
         else:
-            self._api(method, parts.path)
+            self._admin(method, parts.path, parse_qs(parts.query))
+
+    def _admin_allowed(self):
+        token = self._bearer()
+        want = self.server.platform.admin_token
+        return token is not None and want is not None and hmac.compare_digest(token.encode(), want.encode())
 
     def _api(self, method, path):
         platform = self.server.platform
@@ -258,6 +337,12 @@ class _Handler(BaseHTTPRequestHandler):
                                 {"responseCode": str(parse_error.status), "responseMessage": parse_error.message})
                 else:
                     response = self._handle_api(path, body, params["data_code"] if mode == "reject_code" else ())
+                    if mode == "register_partial" and path == "/api/register":
+                        faults.count_hit(mode)
+                        response = (response[0], {k: v for k, v in response[1].items() if k not in params["drop"]})
+                    if mode == "redirect" and path == "/api/register" and response[0] == 200:
+                        faults.count_hit(mode)
+                        response = (response[0], redirected(response[1], params))
             if mode not in NO_ANSWER_MODES:
                 break
             faults.count_hit(mode)
@@ -351,16 +436,25 @@ class RefPlatform:
       reg_version, dic_version  returned by /api/dicVersion
       coefficients       {energy code: kgce per unit} served by /api/centerInfoDownload as
                          data: [{"energyCode", "convertRation"}] (our reading of Yunnan's convertRation)
+      admin_port         serve the admin endpoints on this port (0 = any free; see .admin_url); None
+                         (default): no admin endpoints over HTTP
+      admin_host         their listen address (default 127.0.0.1)
+      admin_token        the Bearer token they ask for (default: a random one, .admin_token)
+      max_workers        connections served at once (default MAX_WORKERS)
+      request_timeout_s  time for one whole request to arrive (default REQUEST_TIMEOUT_S)
 
     Methods: start(), close() (or use as a context manager), set_fault(mode, **params), fault (property),
     records(enterprise_code=None, data_code=None), devices(), stats(), clear(devices=False),
-    expire_tokens(); properties url and port (the real port once started).
+    expire_tokens(), tokens_issued(); properties url and port (the real port once started), admin_url,
+    admin_token.
     """
 
     def __init__(self, db_path=":memory:", host="127.0.0.1", port=0, period_s=900, valid_encoding="json",
                  variant="plain", upload_time="01:38:00", success_code="0", certfile=None, keyfile=None,
                  client_ca=None, pin="123456", token_ttl_s=3600, hang_s=60.0, future_tolerance_s=300,
-                 max_batch=None, clock=None, log=None, reg_version="1", dic_version="1", coefficients=None):
+                 max_batch=None, clock=None, log=None, reg_version="1", dic_version="1", coefficients=None,
+                 admin_port=None, admin_host="127.0.0.1", admin_token=None, max_workers=None,
+                 request_timeout_s=None):
         if variant not in VARIANTS:
             raise ValueError("unknown variant %r (one of %s)" % (variant, ", ".join(VARIANTS)))
         if valid_encoding not in v.VALID_ENCODINGS:
@@ -395,16 +489,33 @@ class RefPlatform:
         self._server = None
         self._thread = None
         self._tls_failures = 0
+        self._busy_refusals = 0
         self._started_at = None
+        # Read when the platform is made, so a test can lower the module's bounds for one platform.
+        self._max_workers = MAX_WORKERS if max_workers is None else max_workers
+        self._request_timeout_s = REQUEST_TIMEOUT_S if request_timeout_s is None else request_timeout_s
+        self._admin_address = None if admin_port is None else (admin_host, admin_port)
+        self.admin_token = None
+        if admin_port is not None:
+            self.admin_token = admin_token or secrets.token_urlsafe(24)
+        self._admin_server = None
+        self._admin_thread = None
 
     # -- life cycle -------------------------------------------------------------------------------
     def start(self):
         if self._server is not None:
             return self
-        self._server = _Server((self.host, self._requested_port), self)
+        bounds = {"max_workers": self._max_workers, "request_timeout_s": self._request_timeout_s}
+        self._server = _Server((self.host, self._requested_port), self, **bounds)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="refplatform", daemon=True)
         self._thread.start()
+        if self._admin_address is not None:
+            self._admin_server = _Server(self._admin_address, self, admin=True, **bounds)
+            self._admin_thread = threading.Thread(target=self._admin_server.serve_forever,
+                                                  kwargs={"poll_interval": 0.02}, name="refplatform-admin",
+                                                  daemon=True)
+            self._admin_thread.start()
         self._started_at = time.time()
         return self
 
@@ -413,12 +524,17 @@ class RefPlatform:
         if self._server is None:
             return
         self.faults.close()
-        self._server.shutdown()
-        self._server.server_close()
-        for worker in self._server.close_connections():
-            worker.join(5.0)
-        self._thread.join(5.0)
-        self._server = None
+        servers = [(self._server, self._thread)]
+        if self._admin_server is not None:
+            servers.append((self._admin_server, self._admin_thread))
+        for server, _thread in servers:
+            server.shutdown()
+            server.server_close()
+        for server, thread in servers:
+            for worker in server.close_connections():
+                worker.join(5.0)
+            thread.join(5.0)
+        self._server = self._admin_server = None
         self.store.close()
 
     def __enter__(self):
@@ -437,6 +553,14 @@ class RefPlatform:
         scheme = "https" if self.ssl_context is not None else "http"
         host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
         return "%s://%s:%d" % (scheme, host, self.port)
+
+    @property
+    def admin_url(self):
+        """Base URL of the admin endpoints (plain HTTP), or None when they are off."""
+        if self._admin_server is None:
+            return None
+        host, port = self._admin_server.server_address[:2]
+        return "http://%s:%d" % ("127.0.0.1" if host in ("", "0.0.0.0") else host, port)
 
     # -- test-facing API --------------------------------------------------------------------------
     def set_fault(self, mode, **params):
@@ -464,7 +588,7 @@ class RefPlatform:
         counts = self.store.counts()
         out.update(keys=counts["keys"], duplicates=counts["repeats"], devices=counts["devices"],
                    fault=self.faults.state(), faultHits=self.faults.hit_counts(),
-                   tlsFailures=self._tls_failures)
+                   tlsFailures=self._tls_failures, busyRefusals=self._busy_refusals)
         return out
 
     def clear(self, devices=False):
@@ -474,9 +598,18 @@ class RefPlatform:
         """Forget every issued bearer token (the next data call gets 401)."""
         self.service.tokens.expire_all()
 
+    def tokens_issued(self):
+        """Every bearer token this platform has issued, expired ones too (for tests that look for them
+        where they must not be)."""
+        return self.service.tokens.issued()
+
     def _count_tls_failure(self):
         with self._log_lock:
             self._tls_failures += 1
+
+    def _count_busy(self):
+        with self._log_lock:
+            self._busy_refusals += 1
 
     def _log(self, line):
         if self._log_fn is not None:

@@ -151,12 +151,18 @@ class TokenBook:
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._tokens = {}
+        self._issued = []
 
     def issue(self, device_id, now):
         token = secrets.token_hex(16)
         with self._lock:
             self._tokens[token] = (device_id, now + self.ttl_s)
+            self._issued.append(token)
         return token
+
+    def issued(self):
+        with self._lock:
+            return list(self._issued)
 
     def check(self, token, now):
         """The device id the token belongs to; ValueError naming why it is refused."""

@@ -1,0 +1,51 @@
+"""Whether an update slot holds what the vendor signed: the manifest kept in the slot verifies with
+the vendor key (its signature is kept beside it, MANIFEST.sig) and every file matches its hash there.
+
+Owns: prove(). Not loaded by the running application (a long-running heap may have no block for the
+signature check's integers, nengjian.ota.updater) nor at boot (a check of every file at every boot
+is not worth its time): it is what a check of a gateway's flash runs beside it - over the REPL, from
+a flash image, in the tests - to show that whatever a power cut or an install left, the version that
+runs and the one a rollback returns to are the vendor's.
+"""
+
+import json
+
+from nengjian.ota import slots
+from nengjian.ota.updater import CHUNK, MAX_SIG, OtaError, _hex, rsa_verify, sha256
+
+
+def _hash_file(path, mv):
+    """(sha256, bytes) of the file at path, read through the buffer mv."""
+    h = sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            k = f.readinto(mv)
+            if not k:
+                return h, n
+            h.update(mv[:k])
+            n += k
+
+
+def prove(root, key, slot):
+    """The version slot ("a" or "b") under root holds, once proved to be what the vendor signed
+    (key: nengjian.ota.updater.load_key). OtaError saying what does not prove."""
+    d = "%s/%s/" % (root, slot)
+    mv = memoryview(bytearray(CHUNK))
+    try:
+        with open(d + slots.SIGNATURE, "rb") as f:
+            sig = f.read(MAX_SIG + 1)
+        h, _n = _hash_file(d + slots.MANIFEST, mv)
+        if not rsa_verify(key, h.digest(), sig):
+            raise OtaError("slot %s: its manifest's signature does not verify" % slot)
+        with open(d + slots.MANIFEST) as f:
+            man = json.load(f)
+        for path, size, digest in man["files"]:
+            h, n = _hash_file(d + path, mv)
+            if n != size or _hex(h.digest()) != digest:
+                raise OtaError("slot %s: %s does not match the signed manifest" % (slot, path))
+        return man["version"]
+    except OSError as e:
+        raise OtaError("slot %s: %s" % (slot, e))
+    except (ValueError, KeyError, TypeError):
+        raise OtaError("slot %s: manifest unreadable" % slot)
