@@ -89,6 +89,11 @@ _STUB_FIXES = [
      "        server_hostname: str | None = None,\n"
      "    ) -> tuple[StreamReader, StreamWriter]: ...\n",
      "extmod/asyncio/stream.py: def open_connection(host, port, ssl=None, server_hostname=None)"),
+    # VfsRom is a filesystem over a buffer, made with VfsRom(buffer), not a block device to subclass.
+    (("micropython-unix-stubs",), "vfs.pyi",
+     "class VfsRom(AbstractBlockDev):\n",
+     "class VfsRom:\n    def __init__(self, buffer) -> None: ...\n",
+     "extmod/vfs_rom.c: vfs_rom_make_new() takes one object with the buffer protocol"),
 ]
 
 # Settings shared by every board's run. The firmware is plain untyped MicroPython: the checks that

@@ -32,12 +32,17 @@ __all__ = [
     "CONFIG_DIR",
     "DATA_MOUNT",
     "PROFILE_DIR",
+    "ROMFS_BYTES",
+    "ROM_MOUNT",
+    "STATUS_HOST",
+    "STATUS_PORT",
     "Watchdog",
     "clock_trusted",
     "credentials",
     "mount_data",
     "reset",
     "reset_cause",
+    "romfs_stores",
     "set_utc",
     "unique_id",
 ]
@@ -51,14 +56,19 @@ PROFILE_DIR = "/profiles/meters"
 DATA_LABEL = "data"
 KEYS_LABEL = "nj_keys"
 KEYS_NAMESPACE = "nj"  # nengjian_host.install.provision.NVS_NAMESPACE
+# The status page (nengjian.console.page), where the site serves it: HTTP on the Ethernet link's own
+# address; STATUS_HOST only for a LAN link without a NIC of its own (none on these boards).
+STATUS_PORT = 80
+STATUS_HOST = "0.0.0.0"
 # Signed update slots (nengjian.ota): /app/a, /app/b and the pointer /app/current. They must be on
 # the app filesystem: main.py picks the slot before the app runs, when only / is mounted (the data
 # partition is mounted later, and is the thing safe mode exists for). The bundle never writes under
 # app/ (bundle.RESERVED), so `flash --sync` leaves the slots alone; a full reflash rebuilds the app
 # filesystem from the bundle plus /config and drops them, so the gateway runs the package just
-# flashed rather than a slot compiled for another MicroPython. Two compiled slots fit beside the base
-# image in the 1.94 MiB vfs partition (tests/host/install/test_bundle_flash.py checks); ota.Updater refuses
-# an update that would not fit.
+# flashed rather than a slot compiled for another MicroPython. The package itself runs from ROMFS (the
+# `romfs` partition, ROM_MOUNT): the 832 KiB vfs keeps room to receive a bundle beside the base image
+# (tests/host/install/test_bundle_flash.py checks), not for two packages; ota.Updater refuses an update
+# that would not fit.
 APP_DIR = "/app"
 
 
@@ -81,6 +91,29 @@ def _partition(label):
     if not parts:
         raise OSError(19, "no partition labelled %s" % label)  # ENODEV
     return parts[0]
+
+
+# ---- ROMFS (boards/<name>/partitions.csv, board.json "romfs")
+# MicroPython mounts the partition labelled `romfs` at /rom before main.py runs (memory-mapped: its
+# image takes no heap, hence ROMFS_BYTES 0) and finds only that one, so the images of signed updates
+# wait in the stores until romcopy (firmware/romcopy.py) copies the chosen one into it at boot.
+ROM_MOUNT = "/rom"
+ROMFS_BYTES = 0
+ROMFS_LABEL = "romfs"
+ROMFS_STORES = (("a", "romfs_a"), ("b", "romfs_b"))
+
+
+def romfs_stores():
+    """{"active": the `romfs` partition, "a": romfs_a, "b": romfs_b} as esp32.Partition objects (4 KiB
+    blocks: readblocks, writeblocks with an offset programs without erasing, ioctl 6 erases); {} on
+    a gateway whose partition table has none of them (flashed before they came in)."""
+    try:
+        out = {"active": _partition(ROMFS_LABEL)}
+        for slot, label in ROMFS_STORES:
+            out[slot] = _partition(label)
+    except OSError:
+        return {}
+    return out
 
 
 # ---- watchdog, identity, reset
@@ -337,3 +370,22 @@ def nvs_read(dev, namespace):
                 continue  # a chunk is missing or damaged: the blob is not there
         out[key] = value
     return out
+
+
+def _switch_romfs():
+    # At import, so before main.py imports anything from /rom: the copy erases that image. Whatever
+    # fails here, the board module must still import (romcopy.at_boot says why it did not switch).
+    try:
+        parts = romfs_stores()
+    except Exception:  # noqa: BLE001 - an esp32 module without Partition (a port or stand-in without it)
+        return
+    if not parts:
+        return
+    try:
+        import romcopy
+    except ImportError:  # an app filesystem from before it came in: nothing to switch
+        return
+    romcopy.at_boot(APP_DIR, parts, reset)
+
+
+_switch_romfs()

@@ -18,9 +18,19 @@ by the host launcher (`nengjian sim`, tests):
   NJ_BUTTON      file holding the service button's line level, as a test or a developer writes it:
                  '0' pressed (the line pulled low, as BOOT is on the ESP32 boards), '1' released;
                  the last '0' or '1' in the file counts. Unset or missing: never held
+  NJ_STATUS_PORT port of the status page (none: not served unless the site config names one), on
+                 NJ_STATUS_HOST (default 127.0.0.1)
+  NJ_RTC         file of a settable RTC (offset from the simulated time in seconds; set_utc writes
+                 it): clock sync then runs as on the ESP32 boards, untrusted until it has synced.
+                 Unset: no set_utc, the sim's clock is the reference
   NJ_RESET_CAUSE why this process runs, as the launcher saw the one before end: one of the reset
                  causes of nengjian.system.health ("power-on" after a power cut, "crash" after the
                  process died by itself, "watchdog", "reset", ...); none: a process just started
+  NJ_ROMFS       a ROMFS image of the package and profiles (nengjian_host.common.romfs): mounted
+                 through vfs.VfsRom at /rom and put first on sys.path when this module is imported,
+                 as the ESP32 firmware mounts its romfs partition before main.py runs. The unix port
+                 cannot map a file, so the image is read into the heap: ROMFS_BYTES says how much of
+                 it to subtract (the launcher adds as much to -X heapsize)
 
 A pty transfers instantly and ignores parity; the bus computes wire time from baud and framing,
 so timing code runs as it would on the ESP32.
@@ -41,6 +51,61 @@ CONFIG_DIR = _DIR + "/config"
 APP_DIR = "app" if os.getcwd() == _DIR else _DIR + "/app"
 PROFILE_DIR = os.getenv("NJ_PROFILES") or "profiles/meters"
 BLOCK_SIZE = 4096
+ROM_MOUNT = "/rom"
+ROMFS_BYTES = 0  # bytes of the heap the mounted ROMFS image takes (NJ_ROMFS); 0 without one
+
+
+def _mount_romfs(path):
+    """Mount the image at path as the ESP32 firmware mounts its romfs partition: at /rom, first on
+    sys.path. One allocation of the image's size, made while the heap is still whole."""
+    global ROMFS_BYTES
+    import sys
+
+    import vfs
+
+    with open(path, "rb") as f:
+        head = f.read(16)
+        size = os.stat(path)[6]
+        # The image's own length (a partition file is longer: erased bytes after the image)
+        if head[:3] == b"\xd2\xcd\x31":
+            n = i = 0
+            for i in range(3, len(head)):
+                n = (n << 7) | (head[i] & 0x7F)
+                if not head[i] & 0x80:
+                    size = min(size, i + 1 + n)
+                    break
+        image = bytearray(size)
+        f.seek(0)
+        f.readinto(image)
+    vfs.mount(vfs.VfsRom(image), ROM_MOUNT)
+    sys.path.insert(0, ROM_MOUNT)
+    ROMFS_BYTES = size
+
+
+if os.getenv("NJ_ROMFS"):
+    _mount_romfs(os.getenv("NJ_ROMFS"))
+
+_ROMFS_KB = 384  # each ROMFS partition of the ESP32 boards (partitions.csv: 0x60000)
+
+
+def romfs_stores():
+    """The ROMFS partitions as the ESP32 boards give them ({"active", "a", "b"}: block devices),
+    files in the gateway's directory: the image NJ_ROMFS names is "active" when it lies there (the
+    launcher's copy, which it may write); romfs_a.img and romfs_b.img are the stores. {} otherwise
+    (an image shared by many gateways, e.g. the build's, is never written)."""
+    path = os.getenv("NJ_ROMFS")
+    if not path or path.rsplit("/", 1)[0] != _DIR:
+        return {}
+    from nengjian.store.blockdev import FileBlockDevice
+
+    n = _ROMFS_KB * 1024 // BLOCK_SIZE
+    return {"active": FileBlockDevice(path, n, BLOCK_SIZE),
+            "a": FileBlockDevice(_DIR + "/romfs_a.img", n, BLOCK_SIZE),
+            "b": FileBlockDevice(_DIR + "/romfs_b.img", n, BLOCK_SIZE)}
+# The status page (nengjian.console.page): on the sim only where the launcher names a port, so that
+# parallel sims never fight over one; on loopback unless NJ_STATUS_HOST says otherwise.
+STATUS_PORT = int(os.getenv("NJ_STATUS_PORT") or "0") or None
+STATUS_HOST = os.getenv("NJ_STATUS_HOST") or "127.0.0.1"
 
 
 _data_dev = None
@@ -208,6 +273,22 @@ def rs485_ports():
 _CLOCK_SPEED = float(os.getenv("NJ_CLOCK_SPEED") or "1")
 _CLOCK_T0 = float(os.getenv("NJ_CLOCK_T0") or "0")
 _CLOCK_S0 = float(os.getenv("NJ_CLOCK_S0") or "0")
+# NJ_RTC: the file of a settable RTC of the sim's own. It holds the RTC's offset in seconds from the
+# simulated time (the launcher may write one, e.g. a clock days off; set_utc writes it, and it
+# outlives a reset as an RTC does). Without NJ_RTC the sim has no set_utc: the host keeps its clock
+# by NTP and the sim's clock is the reference, trusted at boot.
+_RTC = os.getenv("NJ_RTC") or ""
+
+
+def _rtc_offset():
+    try:
+        with open(_RTC) as f:
+            return int(f.read().strip() or "0")
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
+_offset = _rtc_offset() if _RTC else 0
 
 
 def utc_now():
@@ -215,13 +296,30 @@ def utc_now():
     at simulated time NJ_CLOCK_S0) so that a day of 15-minute periods passes in minutes."""
     t = time.time()
     if _CLOCK_SPEED == 1 and not _CLOCK_S0:
-        return int(t)
-    return int(_CLOCK_S0 + (t - _CLOCK_T0) * _CLOCK_SPEED)
+        return int(t) + _offset
+    return int(_CLOCK_S0 + (t - _CLOCK_T0) * _CLOCK_SPEED) + _offset
 
 
-def clock_trusted():
-    """The host keeps its clock by NTP; a real board trusts its RTC only after a sync."""
-    return True
+if _RTC:
+    def set_utc(seconds):
+        """Set the RTC (nengjian.system.clock after a sync): the new offset goes to the NJ_RTC file,
+        written aside and renamed so that a power cut leaves the old or the new one."""
+        global _offset
+        _offset += int(seconds) - utc_now()
+        tmp = _RTC + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % _offset)
+        os.rename(tmp, _RTC)
+
+    def clock_trusted():
+        """As on the ESP32 boards: trusted once nengjian.system.clock has synced this boot."""
+        from nengjian.system import clock as clocksync
+
+        return clocksync.trusted()
+else:
+    def clock_trusted():
+        """The host keeps its clock by NTP; a real board trusts its RTC only after a sync."""
+        return True
 
 
 class Watchdog:
@@ -432,3 +530,18 @@ def reset():
     for _ in range(100):
         time.sleep_ms(100)
     raise SystemExit(1)
+
+
+def _switch_romfs():
+    # As on the ESP32 boards (esp32_common): before main.py imports anything from /rom.
+    parts = romfs_stores()
+    if not parts:
+        return
+    try:
+        import romcopy
+    except ImportError:  # a built-in tree from before it came in: nothing to switch
+        return
+    romcopy.at_boot(APP_DIR, parts, reset)
+
+
+_switch_romfs()

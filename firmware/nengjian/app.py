@@ -28,9 +28,7 @@ from nengjian import config
 from nengjian.console import protocol as console
 from nengjian.console import status
 from nengjian.core import log, records, timeutil
-from nengjian.core.compat import ticks_diff, ticks_ms
-from nengjian.meters import factory
-from nengjian.meters import profile as profiles
+from nengjian.core.compat import ticks_diff, ticks_ms, unload
 from nengjian.net import failover as netsup
 from nengjian.store.store import Store
 from nengjian.system import health
@@ -60,6 +58,22 @@ class Gateway:
             self.tce = tce.Tce(cfg, self._emit_value, self.event, data_dir + "/tce.json")
         self.alarms = alarms.Alarms([it["code"] for it in cfg["items"]], cfg["realtime_period_s"], self.event,
                                     cfg["alarms"], data_dir + "/alarms.json")
+        # Calibration and check alarms (nengjian.values.metrology): the module is loaded once a CST day
+        # and for a crew's check, then dropped; between, the gateway keeps only the alarms' texts.
+        self.metrology_alarms = ()
+        self.metrology_day = None
+        self.metrology_watch = False
+        for m in cfg["meters"]:
+            if m.get("calibration"):
+                self.metrology_watch = True
+        if not self.metrology_watch:  # a check beyond class on a site without calibration records
+            try:
+                import os
+
+                os.stat(data_dir + "/metrology.json")
+                self.metrology_watch = True
+            except OSError:
+                pass
         self.boot_guard = None
         self.safe = 0  # crash-loop safe mode level (health.BootGuard.level)
         self.updater = None
@@ -70,6 +84,7 @@ class Gateway:
         self.clock = None
         self.ota_fetch = None
         self.readings = 0
+        self.status_page = None  # the page's task (nengjian.console.page), where it is served
 
     # ---- ledger
     QUIET_EVENTS = ("boot", "config", "visit")
@@ -93,6 +108,20 @@ class Gateway:
             self.tce.observe(rec)
         self.alarms.observe(rec)
 
+    def metrology_run(self, job):
+        """job(Metrology) with the meters' calibration and check state loaded, then dropped again;
+        keeps the active alarms' texts for the status. Returns what job returns."""
+        from nengjian.values import metrology
+
+        mt = metrology.Metrology(self.cfg["meters"], self.event, self.data_dir + "/metrology.json")
+        try:
+            return job(mt)
+        finally:
+            self.metrology_alarms = mt.status_alarms()
+            self.metrology_watch = self.metrology_watch or bool(self.metrology_alarms)
+            mt = None
+            unload("nengjian.values.metrology")
+
     # ---- meters
     def on_reading(self, meter, values, ts):
         """Sink of the pollers: store each reading, then feed the interval engine."""
@@ -101,11 +130,18 @@ class Gateway:
             self.readings += 1
             for index in self.items_by_point.get((meter.id, point), ()):
                 self.intervals.feed(index, ts, value)
-        log.info("poll", "%s at %s: %s" % (meter.id, timeutil.iso_utc(ts),
-                                             " ".join("%s=%s" % (k, v.text()) for k, v in values.items())))
+        if log.level <= log.INFO:  # the line's text costs heap per reading: only when it is shown
+            log.info("poll", "%s at %s: %s" % (meter.id, timeutil.iso_utc(ts),
+                                                 " ".join("%s=%s" % (k, v.text()) for k, v in values.items())))
 
     def build_meters(self):
+        from nengjian.meters import factory  # boot only: dropped with the profile loader (main_async)
+
         self.pollers = factory.build_pollers(self.cfg, board, self.on_reading, self.event)
+        if any(getattr(pm.driver, "memory", None) for p in self.pollers for pm in p.meters):
+            from nengjian.meters import memwatch  # DL/T 645 meters with frozen data or a clock: only for them
+
+            memwatch.attach(self, board.clock_trusted)
 
     def build_destinations(self):
         """One delivery task per platform, all behind one link supervisor (Ethernet, 4G, ...)."""
@@ -125,8 +161,36 @@ class Gateway:
                 dest.info = centerinfo.CenterInfo(prof, d.get("notices") or (), d.get("coefficients"),
                                                   self.tce.set_platform if self.tce else None, self.event)
                 self.alarms.subscribe(dest.info.alarm)
+            dest.upload_slot = bool(d.get("upload_slot"))
+            self._score(dest)
             self.destinations.append(dest)
         self.net.on_change.append(self._link_changed)
+
+    def _score(self, dest):
+        """The platform's quality score kept on the gateway (nengjian.uplink.quality), unless the site
+        turns it off (quality.enabled): a fixed table per destination, about 2 KB for 16 items."""
+        qc = self.cfg.get("quality") or {}
+        if qc.get("enabled") is False:
+            return
+        from nengjian.uplink import quality
+
+        iv = self.cfg["intervals"]
+        dest.quality = quality.Quality(dest.name, [it["code"] for it in self.cfg["items"]],
+                                       self.cfg["realtime_period_s"], "%s/quality-%s.bin" % (self.data_dir, dest.name),
+                                       self.event, iv.get("daily", True), iv.get("monthly", True),
+                                       qc.get("settle_s", quality.SETTLE_S))
+
+    def _quality_fields(self):
+        """The heartbeat's score fields: this month's completeness and timeliness per destination, in %."""
+        out = []
+        for d in self.destinations:
+            if d.quality is not None:
+                c, t = d.quality.beat()
+                if c is not None:
+                    out.append(("complete." + d.name, c))
+                if t is not None:
+                    out.append(("timely." + d.name, t))
+        return out
 
     def _link_changed(self, link):
         if link is not None:
@@ -154,6 +218,13 @@ class Gateway:
                 self.tce.tick(now)
             # Gap alarms are raised here, on the status beat; only a trusted clock can tell a gap.
             gaps = self.alarms.check(now) if board.clock_trusted() else ()
+            if self.metrology_watch and board.clock_trusted() and (now + 28800) // 86400 != self.metrology_day:
+                self.metrology_day = (now + 28800) // 86400  # calibrations due or expired: once a CST day
+                self.metrology_run(lambda mt, now=now: mt.check_calibrations(now))
+            if board.clock_trusted():
+                for d in self.destinations:
+                    if d.quality is not None:
+                        d.quality.tick(now, d.caught_up)
             # The summary, not the console's whole snapshot: this runs every STATUS_EVERY_MS.
             log.info("status", status.line(status.summary(self, gaps)))
             if self.updater and self.supervisor and self.updater.check_trial(self.supervisor.uptime_ms // 1000):
@@ -178,6 +249,7 @@ class Gateway:
         self.supervisor = sup
         self.heartbeat = health.Heartbeat(hc["heartbeat_s"], self.event,
                                           health.standard_sources(sup, lambda: status.beat(self)))
+        self.heartbeat.add(None, self._quality_fields)
         for d in self.destinations:
             if d.info is not None:
                 self.heartbeat.subscribe(d.info.heartbeat)
@@ -209,6 +281,8 @@ class Gateway:
                 runs.append(("ota", lambda: self.ota_fetch.run(self.net.is_up)))
         runs.append(("flush", self.flush_loop))
         runs.append(("status", self.status_loop))
+        if self.status_page is not None:
+            runs.append(("page", self.status_page))
         runs += self._watch(safe)
         if safe and self.boot_guard is not None:
             runs.append(("safe-hold", self._leave_safe_mode_later))
@@ -255,6 +329,8 @@ def _failed(name, e, event, wait, ran_ms):
 
 
 def _load_profile(name):
+    from nengjian.meters import profile as profiles  # boot and config reloads only (unloaded after)
+
     return profiles.load(board.PROFILE_DIR, name)
 
 
@@ -306,7 +382,7 @@ async def main_async():
     impl = sys.implementation
     log.info("boot", "nengjian %s on board %s, %s %s" % (
         VERSION, board.NAME, impl.name, ".".join(str(x) for x in impl.version[:3])))
-    console.start(board, VERSION)
+    con = console.start(board, VERSION)
     while True:
         try:
             data = board.mount_data()
@@ -353,11 +429,16 @@ async def main_async():
             gw.build_destinations()
             _start_clock(gw)
             _start_updater(gw, cfg)
+            _start_status_page(gw, con)
         except config.ConfigError as e:
             store.close()
             _unmount(data)
             await _safe_mode_unless_on_trial("config: %s" % e)
             continue
+        # The drivers hold what they took from their profiles: the loader and the factory go until a
+        # config reload.
+        unload("nengjian.meters.profile")
+        unload("nengjian.meters.factory")
         restored = gw.restore_intervals()
         log.info("boot", "store: last record %d, %d item(s) resumed; %d meter(s) on %d bus(es), %d destination(s)" % (
             store.last_seq, restored, len(cfg["meters"]), len(gw.pollers), len(gw.destinations)))
@@ -372,14 +453,25 @@ def _start_clock(gw):
     when NTP is silent; until then readings are not stamped (board.clock_trusted asks clocksync).
     Once trusted, a step beyond clock.max_step_s needs two sources that agree (system/clock.py)."""
     if not hasattr(board, "set_utc"):
-        return  # the sim: the host keeps its clock
+        return  # the sim without an RTC of its own (NJ_RTC): the host keeps its clock
     from nengjian.net import http
     from nengjian.system import clock as clocksync
 
     cc = gw.cfg["clock"]
     gw.clock = clocksync.init(board.set_utc, trusted=False, event=gw.event, max_step_s=cc["max_step_s"],
-                              agree_s=cc["agree_s"])
+                              agree_s=cc["agree_s"], servers=cc.get("ntp") or clocksync.SERVERS,
+                              every_s=cc.get("sync_s", 3600))
+    gw.clock.ask_platform = lambda: _ask_platforms(gw)
     http.on_date = clocksync.from_platform
+
+
+async def _ask_platforms(gw):
+    """A session with each platform in turn until the clock is trusted: registering needs no
+    timestamp, and an answer over verified TLS carries the Date header the clock may take."""
+    for d in gw.destinations:
+        await d.profile.ensure_session()
+        if gw.clock.trusted():
+            return
 
 
 def _start_updater(gw, cfg):
@@ -394,7 +486,7 @@ def _start_updater(gw, cfg):
         return
     from nengjian.ota import updater as otaupdater
 
-    gw.updater = otaupdater.Updater(app_dir, otaupdater.load_key(key_path), board.NAME, gw.event,
+    gw.updater = otaupdater.Updater(app_dir, otaupdater.load_keys(key_path), board.NAME, gw.event,
                                     cfg["ota"]["window_s"], cfg["ota"]["max_boots"], key_path, VERSION)
     gw.updater.take_log()
     oc = cfg["ota"]
@@ -411,7 +503,34 @@ def _start_updater(gw, cfg):
                 gw.event("ota", "update server not asked (TLS set-up: %s): updates over USB only" % e)
                 return
         gw.ota_fetch = otafetch.OtaFetch(gw.updater, oc["url"], VERSION, board.NAME, gw.event, oc["check_s"], ssl,
-                                         gw.restart, insecure=oc.get("insecure"))
+                                         gw.restart, insecure=oc.get("insecure"),
+                                         gateway_id=board.unique_id() if hasattr(board, "unique_id") else "")
+
+
+def _start_status_page(gw, con):
+    """The read-only status page (nengjian.console.page), imported only where it is served: on by default
+    where a link is Ethernet (a LAN to serve it on), off on 4G only, as the site's status_page says;
+    on the board's STATUS_PORT (80 on the ESP32 boards; none on the sim unless NJ_STATUS_PORT) unless
+    the site names a port. It binds the LAN link's own address, never the 4G one."""
+    pc = gw.cfg.get("status_page") or {}
+    if gw.safe:  # crash-loop safe mode keeps what the site exists for; the page is best effort
+        return
+    lan = None
+    for link in gw.links:
+        if link.kind == "ethernet":
+            lan = link
+            break
+    if not pc.get("enabled", lan is not None):
+        return
+    port = pc.get("port") or getattr(board, "STATUS_PORT", None)
+    if lan is None or not port:
+        log.warn("page", "status page not served: %s" % ("no Ethernet link" if lan is None else "no port"))
+        return
+    from nengjian.console import page
+
+    sp = page.StatusPage(lambda: status.full(con), gw.cfg["items"])
+    host = getattr(board, "STATUS_HOST", "0.0.0.0")
+    gw.status_page = lambda: page.run(sp, lambda: page.lan_address(lan, host), port)
 
 
 def _unmount(path):

@@ -10,10 +10,11 @@ the exit codes scripts rely on: 0 done, 1 the check or operation failed, 2 bad u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
+from nengjian_host.common.messages import LANGS, set_lang, t
 from nengjian_host.common.output import (
-    EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -24,19 +25,9 @@ from nengjian_host.common.output import (
 # cli.EXIT_* stay importable: scripts and tests name the exit codes through the command's module.
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE", "build_parser", "main"]
 
-EPILOG = """\
-installer:  check-config, schema, bundle, flash, provision, inventory, scan
-crew:       ledger, status, pull, console, visit, manual, ota push, ota state
-vendor:     ota keygen, ota build, ota verify
-developer:  sim
-
-example:
-  nengjian sim --duration 60                       the gateway on the sim board, live
-  nengjian check-config site.json                  before a config goes to a gateway
-  nengjian status --port sn:SERIAL                 a connected gateway's state
-
-Run `nengjian COMMAND --help` for what each command does and its options.
-""" + EXIT_CODES_HELP
+def epilog() -> str:
+    """The top-level help's list of commands and examples, in the chosen language."""
+    return t("help.nengjian.epilog") + t("help.exit_codes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,26 +38,77 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="nengjian", formatter_class=HelpFormatter,
-        description="Tools for the Nengjian energy-metering gateway: simulate, provision, pull data, report.",
-        epilog=EPILOG)
+        description=t("help.nengjian.desc"), epilog=epilog())
+    p.add_argument("--lang", choices=LANGS, help=t("help.lang"))
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sim.register(sub)
     install.register(sub)
+    from nengjian_host.install import commission_command
+
+    commission_command.register(sub)
     crew.register(sub)
     crew.register_ota(vendor.register(sub))  # one `ota` command: the vendor's actions, then the crew's
     return p
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
+def lang_option(argv: list[str]) -> str | None:
+    """The --lang the command line gives, anywhere on it (help is built in that language before the
+    parser runs); None when absent or not a language (the parser then names the choices)."""
+    for i, word in enumerate(argv):
+        if word == "--":
+            break
+        value = word[7:] if word.startswith("--lang=") else (argv[i + 1] if word == "--lang" and i + 1 < len(argv)
+                                                              else None)
+        if value in LANGS:
+            return value
+    return None
+
+
+def _without_lang(argv: list[str]) -> list[str]:
+    """argv less a valid --lang after the command word (argparse knows --lang only before it)."""
+    out, skip = [], False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if i > 0 and word == "--lang" and i + 1 < len(argv) and argv[i + 1] in LANGS:
+            skip = True
+            continue
+        if i > 0 and word.startswith("--lang=") and word[7:] in LANGS:
+            continue
+        out.append(word)
+    return out
+
+
+@contextlib.contextmanager
+def _argparse_words():
+    """argparse's own words (usage:, options ...) in the chosen language while the command parses."""
+    ours = {"usage: ": "help.usage_prefix", "positional arguments": "help.positionals", "options": "help.options",
+            "show this help message and exit": "help.show_help"}
+    before = argparse._
+    argparse._ = lambda text: t(ours[text]) if text in ours else before(text)  # type: ignore[attr-defined]
     try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        return EXIT_FAILED
+        yield
+    finally:
+        argparse._ = before  # type: ignore[attr-defined]
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    set_lang(lang_option(argv))  # --lang, else LC_ALL / LC_MESSAGES / LANG
+    try:
+        with _argparse_words():
+            parser = build_parser()
+            args = parser.parse_args(_without_lang(argv))
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            return EXIT_FAILED
+    finally:
+        set_lang("en")  # a library call after main() speaks English, as before it
 
 
 if __name__ == "__main__":

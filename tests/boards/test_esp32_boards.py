@@ -317,6 +317,21 @@ def test_mount_data_formats_only_a_blank_partition(hw, name):
 
 
 @pytest.mark.parametrize("name", BOARDS)
+def test_romfs_stores_are_the_partitions_the_table_names(hw, name):
+    b = load(name)
+    spec = json.loads((paths.BOARDS / name / "board.json").read_text())["romfs"]
+    assert b.romfs_stores() == {}  # a gateway flashed before the ROMFS partitions: no switch at boot
+    labels = {"active": spec["label"], "a": spec["stores"][0], "b": spec["stores"][1]}
+    for label in labels.values():
+        hw.partitions[label] = BlockDev(b"\xff" * 4096)
+    got = b.romfs_stores()
+    assert {k: v for k, v in got.items()} == {k: hw.partitions[v] for k, v in labels.items()}
+    del hw.partitions[spec["stores"][1]]
+    assert b.romfs_stores() == {}  # a table with only some of them is not one to copy in
+    assert b.ROM_MOUNT == "/rom" and b.ROMFS_BYTES == 0
+
+
+@pytest.mark.parametrize("name", BOARDS)
 def test_watchdog_reset_identity_and_rtc(hw, name):
     b = load(name)
     w = b.Watchdog(30000)

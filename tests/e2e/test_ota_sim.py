@@ -22,6 +22,7 @@ import pytest
 from nengjian_host import cli
 from nengjian_host.common import bundle as app_bundle
 from nengjian_host.common import paths
+from nengjian_host.sim.staticweb import StaticWeb
 from nengjian_host.vendor import updates as host_ota
 
 # 352k, one step above the sim tests' default 320k: a push is checked at once only when the heap has
@@ -269,37 +270,80 @@ def test_version_that_cannot_start_normally_is_rolled_back_not_left_in_safe_mode
     assert "SAFE MODE" not in dut.output()
 
 
+# More heap than the push tests: the fetch downloads and parses beside polling and uploads; at 352k this
+# tree leaves it some 40 kB free in blocks of at most 4 kB (bench/bench_heap.py has the figures).
+@pytest.mark.sim_heap("416k")
 @pytest.mark.needs("console", "reset")
-def test_update_fetched_from_the_vendor_server_runs_on_trial(dut, bundles):
-    """Over the uplink instead of USB: the gateway asks the update server (ota.url), downloads what it
-    offers and restarts; the bundle is checked at that boot, in a fresh heap, and switched in on
-    trial. A bundle signed by another key is refused there and nothing is switched, and that version
-    is not downloaded again until the boot after (tests/firmware/ota/test_fetch.py)."""
-    from nengjian_host.sim.updateserver import OtaServer
+def test_update_fetched_from_a_static_channel_runs_on_trial(dut, bundles, tmp_path):
+    """Over the uplink instead of USB: the vendor publishes a signed channel directory
+    (`nengjian ota publish`), a plain static web server serves it; the gateway reads the channel,
+    verifies it, downloads its board's bundle, checks size and hash, and restarts; the bundle is
+    checked at that boot, in a fresh heap, and switched in on trial. A bundle signed by another key
+    (published by mistake) is refused there and nothing is switched, and that version is not
+    downloaded again until the boot after (tests/firmware/ota/test_fetch.py)."""
+    site = tmp_path / "www"
 
+    def publish(bundle, *more):
+        code, out, err = _ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / bundle),
+                                  "--out", str(site), "--json", *more)
+        assert code == 0, out + err
+        return _json(out)
+
+    # Upper bounds: where the running heap has no room for the channel's signature check, a restart into
+    # the check at boot and the link coming up again come first.
     received = r"event\s+ota: bundle %s received: verified and installed at the restart" % re.escape(NEW)
-    with OtaServer() as server:
-        server.publish("sim", NEW, bundles / "rogue.njota")
-        # The reference server is plain http: allowed only as the config says so, and said at every start.
-        builtin, app_dir = _start(dut, bundles, url=server.url + "/offer", check_s=60, insecure=True)
-        dut.expect(received, timeout=60)
-        dut.expect(r"event\s+ota: update refused: signature does not verify", timeout=60)
-        offers = [q for p, q in server.requests if p == "/offer"]
-        assert offers[0] == {"board": "sim", "version": builtin}
+    # The vendor's mistake: a bundle signed with another key (publish refuses it unless told to trust that key).
+    code, out, err = _ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / "rogue.njota"),
+                              "--out", str(site))
+    assert code == 2 and "gateways would refuse it" in err and "更新通道没有发布" in err
+    assert not site.exists()
+    doc = publish("rogue.njota", "--trust", str(bundles / "other.pub.json"))
+    assert doc["manifest"]["boards"]["sim"]["bundle"] == "bundles/rogue.njota" and doc["manifest"]["key"] == "test-vendor"
+    with StaticWeb(site) as server:
+        # A plain static server is plain http: allowed only as the config says so, and said at every start.
+        builtin, app_dir = _start(dut, bundles, url=server.url + "/channel.njch", check_s=60, insecure=True)
+        dut.expect(received, timeout=300)
+        dut.expect(r"event\s+ota: update refused: signature does not verify", timeout=120)
+        assert [p for p in server.paths if p != "/channel.njch"] == ["/bundles/rogue.njota"]
         assert dut.status()["firmware"] == builtin
         assert not (app_dir / "a").exists() and dut.gateway.boots == 2
-        server.publish("sim", NEW, bundles / "good.njota")  # the vendor fixes it, same version number
+        publish("good.njota")  # the vendor fixes it, same version number, a bundle of its own name
+        code, out, err = _ota_cli("verify", str(site), "--pub", str(bundles / "vendor.pub.json"))
+        assert code == 0, out + err
         # The refused version is not fetched again in this boot: a restart clears that.
         dut.reset()
         assert dut.expect(BOOTED, timeout=60).group(1) == builtin
-        dut.expect(received, timeout=60)
+        dut.expect(received, timeout=300)
         assert dut.expect(BOOTED, timeout=60).group(1) == NEW
         state = dut.console().request("ota")[-1]
         assert (state["active"], state["version"], state["state"]) == ("a", NEW, "trial")
-        downloads = [p for p, _q in server.requests if p.startswith("/bundles/")]
+        downloads = [p for p in server.paths if p.startswith("/bundles/")]
         assert downloads == ["/bundles/rogue.njota", "/bundles/good.njota"]
+        assert set(server.paths) == {"/channel.njch", "/bundles/rogue.njota", "/bundles/good.njota"}
         texts = [t for k, t in _texts(dut) if k == "ota"]
         assert any(t.startswith("installed %s in slot a" % NEW) for t in texts)
         assert "trial boot 1 of 2: %s from slot a" % NEW in texts
-        # every start said so: the first, the restart into the refused check, the reset, the restart into NEW
-        assert dut.output().count("security: update server: INSECURE: ") == dut.gateway.boots == 4
+        # every start said so: the first, the restart into the refused check, the reset, the restart into NEW,
+        # and a restart into the channel's check at boot where the heap had no room for it
+        boots = 4 + sum(1 for _k, t in _texts(dut, 200) if "checked at the restart" in t)
+        assert dut.output().count("security: update server: INSECURE: ") == dut.gateway.boots == boots
+
+
+@pytest.mark.needs("console")
+def test_a_tampered_channel_on_the_static_server_fetches_and_installs_nothing(dut, bundles, tmp_path):
+    site = tmp_path / "www"
+    code, out, err = _ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / "good.njota"),
+                              "--out", str(site))
+    assert code == 0, out + err
+    data = bytearray((site / "channel.njch").read_bytes())
+    at = data.index(b'"rollout"') if b'"rollout"' in data else data.index(b'"version":"')
+    data[at + 1] ^= 0x20  # one bit of the signed manifest
+    (site / "channel.njch").write_bytes(bytes(data))
+    with StaticWeb(site) as server:
+        builtin, app_dir = _start(dut, bundles, url=server.url + "/channel.njch", check_s=60, insecure=True)
+        # Refused by the check in the running heap, or (no room there) by the check at the restart.
+        dut.expect(r"update check failed: ChannelSignatureError: channel (signature does not verify|refused at boot)",
+                   timeout=120)
+        assert set(server.paths) == {"/channel.njch"}  # no bundle asked for
+        assert dut.gateway.boots <= 2 and dut.status()["firmware"] == builtin
+        assert not (app_dir / "a").exists() and not (app_dir / "incoming.njota").exists()

@@ -46,6 +46,7 @@ class Gateway:
         self.net = Task("net", http.HttpError("an escaped network error"))
         self.clock = None
         self.ota_fetch = None
+        self.status_page = None
         self.boot_guard = None
         self.store = Store()
         self.loops = 0

@@ -12,6 +12,11 @@ A port is any object with configure(baud, bits, parity, stop), de(on), write(buf
 readinto(buf) -> count (0 when nothing is there, never blocking): the sim board's PtyPort, or
 rs485_uart.UartPort on an ESP32.
 
+Nothing is allocated per transaction: the lock is taken without a coroutine when free
+(BusLock.take), a transaction is steps a driver runs between asyncio.sleep_ms calls (Bus.begin),
+the request's memoryview is kept while its length repeats, and later pieces of a reply are read
+into a shared chunk and copied in by viper code (a Python loop where there is no viper: CPython).
+
 Errors: BusTimeout, under BusError (the bus layer's base). What a reply's bytes mean is the codecs'
 business (nengjian.proto.errors).
 """
@@ -21,6 +26,34 @@ import asyncio
 from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
 
 TXDONE_LIMIT_MS = 50
+
+# Where a reply's later pieces are read before they are copied into the bus's rx (shared: a piece
+# is copied before the next await, so buses on other tasks cannot meet in it).
+_chunk = bytearray(256)
+
+try:
+    import micropython
+
+    _NATIVE = True
+except ImportError:  # CPython imports the bus for the tests' constants
+    _NATIVE = False
+
+if _NATIVE:
+
+    @micropython.viper
+    def _copy(dst, at: int, src, count: int):
+        d = ptr8(dst)  # noqa: F821  (viper's pointer cast)
+        s = ptr8(src)  # noqa: F821
+        i = 0
+        while i < count:
+            d[at + i] = s[i]
+            i += 1
+
+else:
+
+    def _copy(dst, at, src, count):
+        for i in range(count):
+            dst[at + i] = src[i]
 
 
 class BusError(Exception):
@@ -76,46 +109,186 @@ class Line:
         return "%d %d%s%d" % (self.baud, self.bits, self.parity, self.stop)
 
 
+# Phases of a transaction, as Bus.begin()/step() walk them
+_IDLE = 0
+_SILENCE = 1  # keeping the inter-frame silence
+_SENDING = 2  # the request is on the wire, DE driven
+_READING = 3  # waiting for the reply
+_DONE = 4
+
+
+class BusLock(asyncio.Lock):
+    """The bus's asyncio.Lock, with take(): acquire() without a coroutine when the lock is free.
+
+    Every meter transaction takes the lock, and on a bus polled by one task it is nearly always
+    free; acquire() would still make a coroutine object each time. take() relies on MicroPython's
+    Lock: `state` 0 means nobody holds it and nobody has been handed it (a task woken by
+    release() finds `state` set to itself, so take() cannot jump that queue).
+    """
+
+    def take(self):
+        if self.state == 0:
+            self.state = 1
+            return True
+        return False
+
+
 class Bus:
     def __init__(self, name, port, buffer_size=256):
+        global _chunk
         self.name = name
         self.port = port
-        self.lock = asyncio.Lock()
+        self.lock = BusLock()
         self.tx = bytearray(buffer_size)
         self.rx = bytearray(buffer_size)
         self._txv = memoryview(self.tx)
-        self._rxv = memoryview(self.rx)
+        self._tx_view = self._txv  # the request as the port writes it, remade only when its length changes
         self._line = None
         self._idle_since = ticks_ms()
+        if len(_chunk) < buffer_size:
+            _chunk = bytearray(buffer_size)
         self.stats = {"transactions": 0, "timeouts": 0, "noise_bytes": 0, "line_switches": 0,
                       "rx_bytes": 0}
+        # the transaction under way (begin/step/end)
+        self._phase = _IDLE
+        self._tline = None
+        self._tx_len = 0
+        self._framer = None
+        self._timeout = 0
+        self._deadline = 0
+        self._n = 0
+        self._need = 0
+        self._complete = False
 
-    async def _send(self, line, tx_len, gap_ms):
-        port = self.port
+    # A transaction is a small state machine, so that a driver's read can run it with nothing but
+    # asyncio.sleep_ms between the steps (a coroutine per transaction would cost a few hundred
+    # bytes of heap every time). transact() is the same as one coroutine:
+    #
+    #     wait = bus.begin(line, tx_len, framer, timeout_ms, gap_ms)
+    #     while wait:
+    #         await asyncio.sleep_ms(wait)
+    #         wait = bus.step()
+    #     got = bus.end()
+    #
+    # begin() and step() return the milliseconds to sleep before the next step(), 0 when the
+    # transaction is over; every wait is bounded by the silence, the request's wire time, or the
+    # meter's timeout.
+
+    def begin(self, line, tx_len, framer, timeout_ms, gap_ms=0):
+        """Start sending self.tx[:tx_len]; framer None: no reply is read (a broadcast)."""
         if not line.same(self._line):
-            port.configure(line.baud, line.bits, line.parity, line.stop)
+            self.port.configure(line.baud, line.bits, line.parity, line.stop)
             self._line = line
             self.stats["line_switches"] += 1
+        self._tline = line
+        self._tx_len = tx_len
+        self._framer = framer
+        self._timeout = timeout_ms
         wait = max(line.silence_ms, gap_ms) - ticks_diff(ticks_ms(), self._idle_since)
         if wait > 0:
-            await asyncio.sleep_ms(wait)
-        stale = port.readinto(self.rx)
+            self._phase = _SILENCE
+            return wait
+        return self._transmit()
+
+    def step(self):
+        phase = self._phase
+        if phase == _READING:
+            return self._receive()
+        if phase == _SENDING:
+            return self._released()
+        if phase == _SILENCE:
+            return self._transmit()
+        return 0
+
+    def end(self):
+        """The number of reply bytes in self.rx; raises BusTimeout."""
+        self._phase = _IDLE
+        n = self._n
+        if self._framer is None:
+            return 0
+        if self._complete or self._need < 0:
+            self._idle_since = ticks_ms()
+            self.stats["rx_bytes"] += n
+            return n
+        self._idle_since = ticks_ms()
+        self.stats["timeouts"] += 1
+        self.stats["rx_bytes"] += n
+        raise BusTimeout(n)
+
+    def _transmit(self):
+        port = self.port
+        rx = self.rx
+        stale = port.readinto(rx)
         while stale:
             # Unsolicited frames, late replies or noise: drop them so they cannot pass for our reply.
             self.stats["noise_bytes"] += stale
-            stale = port.readinto(self.rx)
+            stale = port.readinto(rx)
+        tx_len = self._tx_len
+        view = self._tx_view
+        if len(view) != tx_len:
+            view = self._tx_view = self._txv[:tx_len]
         port.de(1)
-        port.write(self._txv[:tx_len])
+        port.write(view)
+        self._phase = _SENDING
         # Sleep through most of the frame, then watch the shift register: DE must drop right after
         # the last stop bit, or the meter's first reply bytes collide with our own driver.
-        wire = line.wire_ms(tx_len)
+        wire = self._tline.wire_ms(tx_len)
         if wire > 1:
-            await asyncio.sleep_ms(wire - 1)
+            return wire - 1
+        return self._released()
+
+    def _released(self):
+        port = self.port
         t0 = ticks_ms()
         while not port.txdone():
             if ticks_diff(ticks_ms(), t0) > TXDONE_LIMIT_MS:
                 break
         port.de(0)
+        self._n = 0
+        self._complete = False
+        if self._framer is None:
+            self._need = 0
+            self._idle_since = ticks_ms()
+            self._phase = _DONE
+            return 0
+        self.stats["transactions"] += 1
+        self._deadline = ticks_add(ticks_ms(), self._timeout)
+        self._need = _need(self._framer, self.rx, 0)
+        self._phase = _READING
+        return self._receive()
+
+    def _receive(self):
+        rx = self.rx
+        size = len(rx)
+        n = self._n
+        need = self._need
+        if n < size:
+            if n == 0:
+                got = self.port.readinto(rx)
+            else:
+                # After the first piece: read into the shared chunk and copy behind what is there
+                # (a memoryview of rx[n:] would be a new object for every piece). Bytes beyond rx
+                # are line noise for the stats, as a reply cannot be longer than the buffer.
+                got = self.port.readinto(_chunk)
+                if got > size - n:
+                    self.stats["noise_bytes"] += got - (size - n)
+                    got = size - n
+                if got:
+                    _copy(rx, n, _chunk, got)
+            if got:
+                n += got
+                self._n = n
+                need = self._need = _need(self._framer, rx, n)
+                if need == 0:
+                    self._complete = True
+                    self._phase = _DONE
+                    return 0
+        left = ticks_diff(self._deadline, ticks_ms())
+        if left <= 0 or n >= size:
+            self._phase = _DONE
+            return 0
+        # A failed candidate waits for more bytes at the pace of the shortest frame.
+        return max(1, min(left, self._tline.wire_ms(need if need > 0 else 5)))
 
     async def transact(self, line, tx_len, framer, timeout_ms, gap_ms=0):
         """Send self.tx[:tx_len], return the number of reply bytes in self.rx.
@@ -124,45 +297,21 @@ class Bus:
         complete but failed its check (noise or a stray frame may come before the real reply), so
         the bus goes on reading and returns it only at the deadline, for the parser to report.
         Raises BusTimeout. The caller must hold self.lock for the whole exchange (and its parsing
-        of self.rx).
+        of self.rx). The meter drivers' read paths run the same steps inline (see begin()).
         """
-        await self._send(line, tx_len, gap_ms)
-        self.stats["transactions"] += 1
-        port = self.port
-        deadline = ticks_add(ticks_ms(), timeout_ms)
-        n = 0
-        rx = self.rx
-        size = len(rx)
-        need = _need(framer, rx, 0)
-        while True:
-            if n < size:
-                got = port.readinto(self._rxv[n:])
-                if got:
-                    n += got
-                    need = _need(framer, rx, n)
-                    if need == 0:
-                        return self._received(n)
-            left = ticks_diff(deadline, ticks_ms())
-            if left <= 0 or n >= size:
-                break
-            # A failed candidate waits for more bytes at the pace of the shortest frame.
-            await asyncio.sleep_ms(max(1, min(left, line.wire_ms(need if need > 0 else 5))))
-        if need < 0:
-            return self._received(n)
-        self._idle_since = ticks_ms()
-        self.stats["timeouts"] += 1
-        self.stats["rx_bytes"] += n
-        raise BusTimeout(n)
-
-    def _received(self, n):
-        self._idle_since = ticks_ms()
-        self.stats["rx_bytes"] += n
-        return n
+        wait = self.begin(line, tx_len, framer, timeout_ms, gap_ms)
+        while wait:
+            await asyncio.sleep_ms(wait)
+            wait = self.step()
+        return self.end()
 
     async def send(self, line, tx_len, gap_ms=0):
         """A frame that gets no reply (a broadcast time sync): the same silences, no reading."""
-        await self._send(line, tx_len, gap_ms)
-        self._idle_since = ticks_ms()
+        wait = self.begin(line, tx_len, None, 0, gap_ms)
+        while wait:
+            await asyncio.sleep_ms(wait)
+            wait = self.step()
+        self.end()
 
 
 def _need(framer, rx, n):

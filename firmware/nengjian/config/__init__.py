@@ -28,10 +28,16 @@ def load(path, profile_loader):
 def release_validators():
     """Drop the schema and check modules once a config is checked: some 25 KB on the sim that a
     running gateway no longer needs (they load again on the next check)."""
+    import sys
+
     from nengjian.core.compat import unload
 
     for name in ("schemas", "schema", "validate"):
         unload("nengjian.config." + name)
+    # The checks loaded the identity codes' rules; the gateway keeps them only where tce or a manual
+    # entry (which load them themselves) already has them.
+    if "nengjian.values.tce" not in sys.modules and "nengjian.values.manual" not in sys.modules:
+        unload("nengjian.core.identity")
 
 
 def check(cfg, profile_loader):

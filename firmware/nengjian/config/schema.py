@@ -5,7 +5,9 @@ items, minItems, maxItems, minimum, maximum, minLength, maxLength, pattern, $ref
 The host checks the same schema files with the full `jsonschema` package; tests keep the two in
 agreement. Errors name the field path, e.g. `meters[1].address: 300 is more than 247`; the value of a
 field marked `writeOnly` (a PIN) is never quoted, since the error goes to the log, the console status
-and the ledger.
+and the ledger. Given a `problems` collector (validate.Problems: `add(path, message)`), it names every
+field that breaks the schema instead of raising at the first; below a value of the wrong type nothing
+more is checked (what is inside it means nothing then).
 """
 
 try:
@@ -42,8 +44,15 @@ def _shown(value, schema):
     return "the value (secret, not shown)" if schema.get("writeOnly") else repr(value)
 
 
-def validate(value, schema, root=None, path=""):
-    """Raise SchemaError naming the first field that breaks the schema."""
+def _bad(problems, path, msg):
+    if problems is None:
+        raise SchemaError(path, msg)
+    problems.add(path or "(top)", msg)
+
+
+def validate(value, schema, root=None, path="", problems=None):
+    """Raise SchemaError naming the first field that breaks the schema; with `problems`, add each
+    field that does to it and return."""
     if root is None:
         root = schema
     ref = schema.get("$ref")
@@ -54,48 +63,49 @@ def validate(value, schema, root=None, path=""):
     if t is not None:
         types = t if isinstance(t, list) else [t]
         if not any(_type_ok(value, x) for x in types):
-            raise SchemaError(path, "expected %s, got %s" % (" or ".join(types), _shown(value, schema)))
+            _bad(problems, path, "expected %s, got %s" % (" or ".join(types), _shown(value, schema)))
+            return
     if "enum" in schema and value not in schema["enum"]:
-        raise SchemaError(path, "%s is not one of %s" % (_shown(value, schema),
+        _bad(problems, path, "%s is not one of %s" % (_shown(value, schema),
                                                          ", ".join(repr(x) for x in schema["enum"])))
     if "const" in schema and value != schema["const"]:
-        raise SchemaError(path, "must be %r" % (schema["const"],))
+        _bad(problems, path, "must be %r" % (schema["const"],))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
-            raise SchemaError(path, "%s is less than %r" % (_shown(value, schema), schema["minimum"]))
+            _bad(problems, path, "%s is less than %r" % (_shown(value, schema), schema["minimum"]))
         if "maximum" in schema and value > schema["maximum"]:
-            raise SchemaError(path, "%s is more than %r" % (_shown(value, schema), schema["maximum"]))
+            _bad(problems, path, "%s is more than %r" % (_shown(value, schema), schema["maximum"]))
     if isinstance(value, str):
         if "minLength" in schema and len(value) < schema["minLength"]:
-            raise SchemaError(path, "%s is shorter than %d" % (_shown(value, schema), schema["minLength"]))
+            _bad(problems, path, "%s is shorter than %d" % (_shown(value, schema), schema["minLength"]))
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise SchemaError(path, "%s is longer than %d" % (_shown(value, schema), schema["maxLength"]))
+            _bad(problems, path, "%s is longer than %d" % (_shown(value, schema), schema["maxLength"]))
         pat = schema.get("pattern")
         if pat and re is not None and not re.match(pat, value):
-            raise SchemaError(path, "%s does not match %s" % (_shown(value, schema), pat))
+            _bad(problems, path, "%s does not match %s" % (_shown(value, schema), pat))
     if isinstance(value, dict):
         for key in schema.get("required", ()):
             if key not in value:
-                raise SchemaError(_join(path, key), "required field missing")
+                _bad(problems, _join(path, key), "required field missing")
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", True)
         for key in value:
             sub = props.get(key)
             if sub is not None:
-                validate(value[key], sub, root, _join(path, key))
+                validate(value[key], sub, root, _join(path, key), problems)
             elif extra is False:
-                raise SchemaError(_join(path, key), "unknown field")
+                _bad(problems, _join(path, key), "unknown field")
             elif isinstance(extra, dict):
-                validate(value[key], extra, root, _join(path, key))
+                validate(value[key], extra, root, _join(path, key), problems)
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
-            raise SchemaError(path, "needs at least %d item(s)" % schema["minItems"])
+            _bad(problems, path, "needs at least %d item(s)" % schema["minItems"])
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            raise SchemaError(path, "allows at most %d item(s)" % schema["maxItems"])
+            _bad(problems, path, "allows at most %d item(s)" % schema["maxItems"])
         items = schema.get("items")
         if items:
             for i, v in enumerate(value):
-                validate(v, items, root, "%s[%d]" % (path, i))
+                validate(v, items, root, "%s[%d]" % (path, i), problems)
 
 
 def _join(path, key):

@@ -37,6 +37,9 @@ _PULSE_SITE = {
     }),
 }
 
+_DATE = {"type": "string", "pattern": "^[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]$"}  # CST calendar date
+
+
 def _obj(properties):
     """A closed object: no keys but these (a typo in a site config is an error, not ignored)."""
     return {"type": "object", "additionalProperties": False, "properties": properties}
@@ -104,6 +107,21 @@ SITE = {
                     "preamble": {"type": "integer", "minimum": 0, "maximum": 4},
                     "ratio": {"type": "integer", "minimum": 1, "maximum": 1000000},
                     "pulse": {"$ref": "#/$defs/pulse_site"},
+                    # a DL/T 645 meter whose profile has `memory`: refill gaps from its frozen data
+                    # (default true), and set its clock by broadcast when it is off by more than
+                    # this (nengjian.meters.refill, nengjian.meters.meterclock; 0: never set it);
+                    # a Modbus meter whose profile has `clock` is set by FC 16 (nengjian.meters.modbusclock)
+                    "refill": {"type": "boolean"},
+                    "clock_max_drift_s": {"type": "integer", "minimum": 0, "maximum": 300},
+                    # accuracy class as on the meter's plate (a crew's performance check allows class %
+                    # of the reading plus one display digit) and its calibration (检定) record: an alarm
+                    # from 30 days before `due` (nengjian.values.metrology)
+                    "class": {"enum": ["0.2S", "0.5S", "0.2", "0.5", "1", "2", "3"]},
+                    "calibration": {
+                        "type": "object", "additionalProperties": False, "required": ["due"],
+                        "properties": {"certificate": {"type": "string", "minLength": 1, "maxLength": 40},
+                                       "date": _DATE, "due": _DATE},
+                    },
                 },
             },
         },
@@ -169,6 +187,9 @@ SITE = {
                     # is known to take them (SPEC 3.1 does not define these bodies)
                     "notices": {"type": "array", "maxItems": 2, "items": {"enum": ["alarm", "heartbeat"]}},
                     "coefficients": {"type": "boolean"},
+                    # day and month values wait for the daily uploadTime slot of the register answer
+                    # (SPEC 3.1, Anhui); real-time values go as they fall due (nengjian.uplink.delivery)
+                    "upload_slot": {"type": "boolean"},
                 },
             },
         },
@@ -188,6 +209,12 @@ SITE = {
             "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
             "outputs": {"enum": ["subtract", "ignore"]},
         }),
+        # the platform's score kept on the gateway (nengjian.uplink.quality): on unless enabled is
+        # false; a day or month is judged settle_s after its end
+        "quality": _obj({
+            "enabled": {"type": "boolean"},
+            "settle_s": {"type": "integer", "minimum": 0, "maximum": 86400},
+        }),
         "alarms": _obj({
             "warn_s": {"type": "integer", "minimum": 600, "maximum": 2592000},
             "alarm_s": {"type": "integer", "minimum": 600, "maximum": 7776000},
@@ -199,8 +226,8 @@ SITE = {
             # crash-loop safe mode still polls and stores (nengjian.app): a short hold costs no data
             "safe_hold_s": {"type": "integer", "minimum": 30, "maximum": 604800},
         }),
-        # signed updates (nengjian.ota); `url`: the vendor's update server, asked every `check_s`
-        # (nengjian.ota.fetch), with `ca` pinned for https; without it updates come over USB only;
+        # signed updates (nengjian.ota); `url`: the vendor's signed update channel file (channel.njch,
+        # `nengjian ota publish`), read every `check_s` (nengjian.ota.fetch), with `ca` pinned for https; without it updates come over USB only;
         # `insecure`: offers and downloads over plain http are allowed (a warning at every start)
         "ota": _obj({
             "window_s": {"type": "integer", "minimum": 300, "maximum": 86400},
@@ -226,6 +253,17 @@ SITE = {
         "clock": _obj({
             "max_step_s": {"type": "integer", "minimum": 10, "maximum": 86400},
             "agree_s": {"type": "integer", "minimum": 1, "maximum": 300},
+            # NTP servers, "host" or "host:port", asked in turn (default: nengjian.system.clock.SERVERS);
+            # a site network without internet names its own
+            "ntp": {"type": "array", "minItems": 1, "maxItems": 4,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 64}},
+            "sync_s": {"type": "integer", "minimum": 10, "maximum": 86400},  # between syncs (default 3600)
+        }),
+        # the read-only status page on the LAN link (nengjian.console.page): on by default where the
+        # board has an Ethernet link, off on a 4G-only one; port: the board's (80 on the ESP32 boards)
+        "status_page": _obj({
+            "enabled": {"type": "boolean"},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
         }),
         "store": _obj({
             "flush_records": {"type": "integer", "minimum": 1, "maximum": 256},
@@ -284,6 +322,29 @@ _POINT = {
     },
 }
 
+# A DL/T 645-2007 meter's own memory (nengjian.meters.refill): each DI is that of the most recent
+# freeze; older ones count back in DI0.
+_DI = {"type": "string", "minLength": 8, "maxLength": 8, "pattern": "^[0-9A-Fa-f]+$"}
+_FREEZE = _obj({"time_di": _DI, "energy_di": _DI,
+                "interval_s": {"enum": [900, 1800, 3600]},
+                "depth": {"type": "integer", "minimum": 1, "maximum": 255}})
+_MEMORY = _obj({
+    "source": {"type": "string"}, "note": {"type": "string"},
+    "point": {"type": "string", "minLength": 1, "maxLength": 32},
+    "hourly": _FREEZE, "daily": _FREEZE,
+    "settlement": _obj({"energy_di": _DI, "depth": {"type": "integer", "minimum": 1, "maximum": 12}}),
+    "clock": _obj({"date_di": _DI, "time_di": _DI}),
+})
+# A Modbus meter's clock registers (nengjian.meters.modbusclock): its local time, taken as CST, at
+# `register` (FC `fc`, default 3) in `format`; set with FC 16 only where `writable`.
+_CLOCK = _obj({
+    "source": {"type": "string"}, "note": {"type": "string"},
+    "fc": {"enum": [3, 4]},
+    "register": {"type": "integer", "minimum": 0, "maximum": 65529},
+    "format": {"enum": ["u16x6", "bcd-yymmddhhmmss"]},
+    "writable": {"type": "boolean"},
+})
+
 PROFILE = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "nengjian/meter-profile.schema.json",
@@ -291,7 +352,7 @@ PROFILE = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "protocol", "points"],
-    "$defs": {"line": _LINE, "point": _POINT, "part": _PART},
+    "$defs": {"line": _LINE, "point": _POINT, "part": _PART, "memory": _MEMORY, "clock": _CLOCK},
     "properties": {
         "id": {"type": "string", "minLength": 1, "maxLength": 40},
         "title": {"type": "string"},
@@ -307,5 +368,7 @@ PROFILE = {
         "di_order": {"enum": ["low_first", "high_first"]},
         "pulse": {"type": "object", "additionalProperties": False, "properties": _PULSE},
         "points": {"type": "object", "additionalProperties": {"$ref": "#/$defs/point"}},
+        "memory": {"$ref": "#/$defs/memory"},
+        "clock": {"$ref": "#/$defs/clock"},
     },
 }

@@ -1,11 +1,20 @@
 """Site config checks: the schema, then what a schema cannot say (USCC check character, scope rule
 of data codes, profile points, counters, destination security, tce coefficients), and defaults.
 
+Every problem is named, not only the first: the checks add "path: what" to a Problems collector
+(at most LIMIT texts, the rest only counted, so a config of hundreds of faults costs a few KB), and
+check() raises one ConfigError carrying them all. The cross-field checks read the fields the schema
+guarantees, so a part of the config the schema refused (meters[2], enterprise) is left to its schema
+problem rather than named twice.
+
 Loaded by nengjian.config.check() and dropped after it (config.release_validators).
 """
 
 from nengjian.config.errors import ConfigError
 from nengjian.core import identity
+
+LIMIT = 50  # problems kept in full; an installer fixes these first, and the gateway's heap stays small
+SHOWN = 3  # problems the error's message names: the safe-mode reason, the log line
 
 DEFAULTS_METER = {"interval_s": 60, "timeout_ms": 500, "retries": 1, "gap_ms": 0, "fail_limit": 3,
                   "backoff_s": 300}
@@ -14,18 +23,87 @@ DEFAULTS_DEST = {"batch": 50, "valid": "json", "timeout_ms": 15000, "security": 
 DEFAULTS_STORE = {"flush_records": 64, "flush_s": 5, "segment_kb": 64, "segments": 56}
 
 
-def check(cfg, profile_loader):
+class Problems:
+    """The problems of one config, in the order found: `items` ("path: what", at most `limit`),
+    `more` (how many past those), `refused` (the parts the schema refused: "meters[2]", "enterprise")."""
+
+    def __init__(self, limit=LIMIT):
+        self.items = []
+        self.more = 0
+        self.limit = limit
+        self.refused = {}
+        self.schema = False  # while the schema is checked, a problem also refuses its part
+
+    def add(self, path, message):
+        if self.schema:
+            part = _part(path)
+            if part not in self.refused and len(self.refused) < self.limit:
+                self.refused[part] = True
+        self.text("%s: %s" % (path, message))
+
+    def text(self, line):
+        if len(self.items) < self.limit:
+            self.items.append(line)
+        else:
+            self.more += 1
+
+    def ok(self, part):
+        """True when the schema passed `part` (so its cross-field checks can read its fields)."""
+        return part not in self.refused and "(top)" not in self.refused
+
+
+def _part(path):
+    """The top-level field or the list element a path is in: "meters[2].address" -> "meters[2]"."""
+    dot = path.find(".")
+    return path if dot < 0 else path[:dot]
+
+
+def check(cfg, profile_loader, limit=LIMIT):
+    """The config with defaults filled in; raises one ConfigError naming every problem (up to `limit`)."""
     from nengjian.config import schema, schemas
 
-    try:
-        schema.validate(cfg, schemas.SITE)
-    except schema.SchemaError as e:
-        raise ConfigError(str(e))
-    problem = identity.uscc_problem(cfg["enterprise"]["code"])
-    if problem:
-        raise ConfigError("enterprise.code: " + problem)
-    if not cfg["enterprise"]["region"].isdigit():
-        raise ConfigError("enterprise.region: must be the 6-digit administrative code")
+    found = Problems(limit)
+    found.schema = True
+    schema.validate(cfg, schemas.SITE, problems=found)
+    found.schema = False
+    schema_problems = len(found.items)
+    if found.ok("(top)"):
+        try:
+            _check_fields(cfg, profile_loader, found)
+        except (KeyError, TypeError, AttributeError, IndexError):
+            # a field the schema refused was read after all: its schema problem already names it
+            if not schema_problems:
+                raise
+    if found.items:
+        raise from_problems(found.items, found.more, schema_problems)
+    return cfg
+
+
+def from_problems(problems, more=0, schema_problems=0):
+    """The ConfigError for a list of problems: its message names the first SHOWN and counts the rest;
+    it carries `problems` (all of them), `more` (how many past those) and `schema_problems` (how many
+    of `problems`, the first ones, the schema found). Here, not in config.errors, which every gateway
+    keeps loaded."""
+    rest = len(problems) - SHOWN + more
+    text = "; ".join(problems[:SHOWN])
+    if rest > 0:
+        text = "%s (and %d more)" % (text, rest)
+    e = ConfigError(text)
+    # on the instance, not in ConfigError's __init__: config.errors stays loaded on every gateway
+    e.problems = problems  # type: ignore[attr-defined]
+    e.more = more  # type: ignore[attr-defined]
+    e.schema_problems = schema_problems  # type: ignore[attr-defined]
+    return e
+
+
+def _check_fields(cfg, profile_loader, found):
+    ent = cfg["enterprise"]
+    if found.ok("enterprise"):
+        problem = identity.uscc_problem(ent["code"])
+        if problem:
+            found.add("enterprise.code", problem)
+        if not ent["region"].isdigit():
+            found.add("enterprise.region", "must be the 6-digit administrative code")
     cfg.setdefault("realtime_period_s", 900)
     store = cfg.setdefault("store", {})
     for k, v in DEFAULTS_STORE.items():
@@ -33,112 +111,144 @@ def check(cfg, profile_loader):
 
     buses = {}
     for i, b in enumerate(cfg["buses"]):
+        if not found.ok("buses[%d]" % i):
+            continue
         if b["name"] in buses:
-            raise ConfigError("buses[%d].name: %r used twice" % (i, b["name"]))
+            found.add("buses[%d].name" % i, "%r used twice" % b["name"])
         buses[b["name"]] = b
 
     meters = {}
     profiles = {}
     for i, m in enumerate(cfg["meters"]):
         where = "meters[%d]" % i
+        if not found.ok(where):
+            if isinstance(m, dict) and isinstance(m.get("id"), str):
+                meters[m["id"]] = None  # known, so its items are not told it is missing
+            continue
         if m["id"] in meters:
-            raise ConfigError("%s.id: %r used twice" % (where, m["id"]))
-        if m["bus"] not in buses:
-            raise ConfigError("%s.bus: no bus named %r" % (where, m["bus"]))
+            found.add(where + ".id", "%r used twice" % m["id"])
+        meters[m["id"]] = m
+        if m["bus"] not in buses and found.ok("buses"):
+            found.add(where + ".bus", "no bus named %r" % m["bus"])
         for k, v in DEFAULTS_METER.items():
             m.setdefault(k, v)
         if m["profile"] not in profiles:
             try:
                 profiles[m["profile"]] = profile_loader(m["profile"])
             except (OSError, ValueError) as e:
-                raise ConfigError("%s.profile: %s" % (where, e))
+                profiles[m["profile"]] = None
+                found.add(where + ".profile", str(e))
         prof = profiles[m["profile"]]
+        if prof is None:
+            meters[m["id"]] = None
+            continue
         if prof["protocol"] == "modbus-rtu":
             if not isinstance(m["address"], int) or not 1 <= m["address"] <= 247:
-                raise ConfigError("%s.address: Modbus unit id must be 1..247" % where)
+                found.add(where + ".address", "Modbus unit id must be 1..247")
         elif not isinstance(m["address"], str) or not m["address"].isdigit():
-            raise ConfigError("%s.address: %s address must be a string of digits" % (where, prof["protocol"]))
-        meters[m["id"]] = m
+            found.add(where + ".address", "%s address must be a string of digits" % prof["protocol"])
 
     codes = {}
     for i, it in enumerate(cfg["items"]):
         where = "items[%d]" % i
+        if not found.ok(where):
+            continue
         problem = identity.data_code_problem(it["code"], it["scope"])
         if problem:
-            raise ConfigError("%s.code: %s" % (where, problem))
+            found.add(where + ".code", problem)
         if it["code"] in codes:
-            raise ConfigError("%s.code: %s mapped twice" % (where, it["code"]))
+            found.add(where + ".code", "%s mapped twice" % it["code"])
         codes[it["code"]] = it
-        m = meters.get(it["meter"])
-        if m is None:
-            raise ConfigError("%s.meter: no meter named %r" % (where, it["meter"]))
-        if it["point"] not in profiles[m["profile"]]["points"]:
-            raise ConfigError("%s.point: profile %s has no point %r" % (where, m["profile"], it["point"]))
+        if it["meter"] not in meters:
+            if found.ok("meters"):
+                found.add(where + ".meter", "no meter named %r" % it["meter"])
+            continue
+        m = meters[it["meter"]]
+        if m is None:  # the meter's own problem is named
+            continue
+        points = profiles[m["profile"]]["points"]
+        if it["point"] not in points:
+            found.add(where + ".point", "profile %s has no point %r" % (m["profile"], it["point"]))
+            continue
         if "min" in it and "max" in it and it["min"] > it["max"]:
-            raise ConfigError("%s: min is above max" % where)
-        _check_item_counter(it, profiles[m["profile"]]["points"][it["point"]], where)
+            found.add(where, "min is above max")
+        _check_item_counter(it, points[it["point"]], where, found)
 
     names = {}
     for i, d in enumerate(cfg["destinations"]):
+        where = "destinations[%d]" % i
+        if not found.ok(where):
+            continue
         if d["name"] in names:
-            raise ConfigError("destinations[%d].name: %r used twice" % (i, d["name"]))
+            found.add(where + ".name", "%r used twice" % d["name"])
+        names[d["name"]] = d
         if not (d["url"].startswith("http://") or d["url"].startswith("https://")):
-            raise ConfigError("destinations[%d].url: must start with http:// or https://" % i)
+            found.add(where + ".url", "must start with http:// or https://")
+            continue
         for k, v in DEFAULTS_DEST.items():
             d.setdefault(k, v)
-        _check_destination_security(d, "destinations[%d]" % i)
+        _check_destination_security(d, where, found)
         if d.get("coefficients") and not cfg.get("tce"):
-            raise ConfigError("destinations[%d].coefficients: the site has no tce section to use them in" % i)
-        names[d["name"]] = d
-    _check_operations(cfg, codes, profiles)
-    url = cfg["ota"].get("url")
-    if url is not None:
-        if not (url.startswith("http://") or url.startswith("https://")):
-            raise ConfigError("ota.url: must start with http:// or https://")
-        if url.startswith("https://") and not cfg["ota"].get("ca"):
-            raise ConfigError("ota.ca: an https update server needs its CA certificate pinned")
+            found.add(where + ".coefficients", "the site has no tce section to use them in")
+    _check_operations(cfg, codes, profiles, meters, found)
+    if found.ok("ota"):
+        url = cfg["ota"].get("url")
+        if url is not None:
+            if not (url.startswith("http://") or url.startswith("https://")):
+                found.add("ota.url", "must start with http:// or https://")
+            elif url.startswith("https://") and not cfg["ota"].get("ca"):
+                found.add("ota.ca", "an https update server needs its CA certificate pinned")
     cfg["_profiles"] = profiles
-    return cfg
 
 
-def _check_destination_security(d, where):
+def _check_destination_security(d, where, found):
     """TLS and security-variant options that only make sense together (SPEC 3.2)."""
     https = d["url"].startswith("https://")
     sec = d["security"]
     if not https:
         for k in ("ca", "client_cert", "client_key"):
             if k in d:
-                raise ConfigError("%s.%s: only for https:// URLs" % (where, k))
+                found.text("%s.%s: only for https:// URLs" % (where, k))
+                return
         if d["insecure_self_signed"]:
-            raise ConfigError("%s.insecure_self_signed: only for https:// URLs" % where)
+            found.text("%s.insecure_self_signed: only for https:// URLs" % where)
+            return
         if sec == "mtls":
-            raise ConfigError("%s.security: mtls needs an https:// URL" % where)
+            found.text("%s.security: mtls needs an https:// URL" % where)
+            return
     elif d["insecure_self_signed"]:
         if "ca" in d:
-            raise ConfigError("%s.insecure_self_signed: a pinned ca is verified; drop insecure_self_signed" % where)
+            found.text("%s.insecure_self_signed: a pinned ca is verified; drop insecure_self_signed" % where)
+            return
     elif "ca" not in d:
-        raise ConfigError("%s.ca: an https:// destination needs the platform's CA certificate (or its self-signed "
-                          "certificate), a PEM or DER file in the config directory" % where)
+        found.text("%s.ca: an https:// destination needs the platform's CA certificate (or its self-signed "
+                   "certificate), a PEM or DER file in the config directory" % where)
+        return
     if sec == "mtls":
         for k in ("client_cert", "client_key"):
             if k not in d:
-                raise ConfigError("%s.%s: required by security mtls" % (where, k))
+                found.text("%s.%s: required by security mtls" % (where, k))
+                return
     else:
         for k in ("client_cert", "client_key"):
             if k in d:
-                raise ConfigError("%s.%s: only used with security mtls" % (where, k))
+                found.text("%s.%s: only used with security mtls" % (where, k))
+                return
     if sec == "sm4-cbc-token":
         if "pin" not in d:
-            raise ConfigError("%s.pin: required by security sm4-cbc-token" % where)
+            found.text("%s.pin: required by security sm4-cbc-token" % where)
+            return
         for ch in d["pin"]:
             if not 32 < ord(ch) < 127:
-                raise ConfigError("%s.pin: printable ASCII only" % where)
+                found.text("%s.pin: printable ASCII only" % where)
+                return
     else:
         for k in ("pin", "password_upper", "token_url"):
             if k in d:
-                raise ConfigError("%s.%s: only used with security sm4-cbc-token" % (where, k))
+                found.text("%s.%s: only used with security sm4-cbc-token" % (where, k))
+                return
     if "token_url" in d and not (d["token_url"].startswith("http://") or d["token_url"].startswith("https://")):
-        raise ConfigError("%s.token_url: must start with http:// or https://" % where)
+        found.text("%s.token_url: must start with http:// or https://" % where)
 
 
 DEFAULTS_INTERVALS = {"daily": True, "monthly": True, "estimate_max_gap_s": 7200, "estimated_valid": False}
@@ -149,10 +259,11 @@ DEFAULTS_NETWORK = {"dial": "atd", "keepalive_s": 300, "failback_s": 900}
 DEFAULTS_CLOCK = {"max_step_s": 300, "agree_s": 10}
 
 
-def _check_item_counter(it, point, where):
+def _check_item_counter(it, point, where, found):
     """The counter modulus an item's values wrap at (item override, else the profile point's)."""
     if it.get("estimate") and point.get("kind") == "instant":
-        raise ConfigError("%s.estimate: point %s is an instant value, not a cumulative counter" % (where, it["point"]))
+        found.text("%s.estimate: point %s is an instant value, not a cumulative counter" % (where, it["point"]))
+        return
     roll = it.get("rollover", point.get("rollover"))
     if roll is None:
         return
@@ -166,11 +277,12 @@ def _check_item_counter(it, point, where):
     else:
         ok = roll > 0
     if not ok:
-        raise ConfigError("%s.rollover: must be the largest value the counter shows, above 0 (%r)" % (where, roll))
+        found.text("%s.rollover: must be the largest value the counter shows, above 0 (%r)" % (where, roll))
+        return
     it["_rollover"] = roll
 
 
-def _check_operations(cfg, codes, profiles):
+def _check_operations(cfg, codes, profiles, meters, found):
     """Defaults and cross-field checks of intervals, tce, alarms, health and ota (all optional)."""
     for name, defaults in (("intervals", DEFAULTS_INTERVALS), ("alarms", DEFAULTS_ALARMS),
                            ("health", DEFAULTS_HEALTH), ("ota", DEFAULTS_OTA),
@@ -178,47 +290,51 @@ def _check_operations(cfg, codes, profiles):
         sec = cfg.setdefault(name, {})
         for k, v in defaults.items():
             sec.setdefault(k, v)
-    if cfg["alarms"]["warn_s"] >= cfg["alarms"]["alarm_s"]:
-        raise ConfigError("alarms.warn_s: the warning must come before the alarm (alarm_s)")
+    if found.ok("alarms") and cfg["alarms"]["warn_s"] >= cfg["alarms"]["alarm_s"]:
+        found.text("alarms.warn_s: the warning must come before the alarm (alarm_s)")
     t = cfg.get("tce")
-    if not t:
+    if not t or not found.ok("tce"):
         return
     from nengjian.values import tce  # only for sites that configure it: 256 KB heaps are tight in safe mode
 
     for energy, v in (t.get("coefficients") or {}).items():
         if len(energy) != 4 or not energy.isdigit():
-            raise ConfigError("tce.coefficients.%s: keys are 4-digit energy codes (3300 electricity ...)" % energy)
+            found.text("tce.coefficients.%s: keys are 4-digit energy codes (3300 electricity ...)" % energy)
+            continue
         try:
             ok = tce.dec(v).mantissa > 0
         except ValueError:
             ok = False
         if not ok:
-            raise ConfigError("tce.coefficients.%s: kgce per unit, a number above 0 (%r)" % (energy, v))
+            found.text("tce.coefficients.%s: kgce per unit, a number above 0 (%r)" % (energy, v))
     for energy, unit in (t.get("units") or {}).items():
         if len(energy) != 4 or not energy.isdigit():
-            raise ConfigError("tce.units.%s: keys are 4-digit energy codes" % energy)
+            found.text("tce.units.%s: keys are 4-digit energy codes" % energy)
+            continue
         base = tce.DEFAULTS.get(energy, (None, None))[1]
         conv = tce.UNITS.get(unit)
         if base and (conv is None or conv[0] != base):
-            raise ConfigError("tce.units.%s: %r does not convert to %s" % (energy, unit, base))
+            found.text("tce.units.%s: %r does not convert to %s" % (energy, unit, base))
     item = t.get("item")
     if item is not None:
         problem = identity.data_code_problem(item, 1)
         if problem:
-            raise ConfigError("tce.item: %s" % problem)
-        if item in codes:
-            raise ConfigError("tce.item: %s is also a metered item" % item)
-        if identity.energy_code(item) != "0000":
-            raise ConfigError("tce.item: the comprehensive-energy item has energy code 0000, not %s"
-                              % identity.energy_code(item))
-    meters = dict((m["id"], m) for m in cfg["meters"])
+            found.text("tce.item: %s" % problem)
+        elif item in codes:
+            found.text("tce.item: %s is also a metered item" % item)
+        elif identity.energy_code(item) != "0000":
+            found.text("tce.item: the comprehensive-energy item has energy code 0000, not %s"
+                       % identity.energy_code(item))
     counted = tce.Tce({"tce": {"outputs": t.get("outputs", "subtract"), "item": item}})
     for i, it in enumerate(cfg["items"]):
+        m = meters.get(it["meter"]) if found.ok("items[%d]" % i) else None
+        if m is None or it["point"] not in profiles[m["profile"]]["points"]:
+            continue  # its own problem is named
         energy = identity.energy_code(it["code"])
         base = tce.DEFAULTS.get(energy, (None, None))[1]
         if base is None or not counted.sign(it["code"], it["scope"]):
             continue
-        unit = profiles[meters[it["meter"]]["profile"]]["points"][it["point"]].get("unit")
+        unit = profiles[m["profile"]]["points"][it["point"]].get("unit")
         if unit and (tce.UNITS.get(unit) or (None,))[0] != base:
-            raise ConfigError("items[%d]: unit %r of point %s does not convert to %s for the tce of energy %s"
-                              % (i, unit, it["point"], base, energy))
+            found.text("items[%d]: unit %r of point %s does not convert to %s for the tce of energy %s"
+                       % (i, unit, it["point"], base, energy))

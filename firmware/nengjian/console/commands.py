@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - every supported port has it
 
 from nengjian.console import status
 from nengjian.core import log, records, statefile
-from nengjian.core.compat import ticks_ms
+from nengjian.core.compat import ticks_ms, unload
 
 CHUNK = 384  # bytes of file per data answer: 512 base64 characters, short enough for any console
 GET_MAX = 65536
@@ -33,13 +33,15 @@ HELP = (
     "  sha256 PATH [LEN]    hash of a file (or of its first LEN bytes)",
     "  put PATH SIZE SHA256 write a config file (then +BASE64 lines; trust anchors: hold the service button)",
     "  scan JSON            search the RS-485 buses for meters",
-    "  visit TEXT           record an inspection visit in the ledger (who, what was checked)",
+    "  visit TEXT|JSON      record an inspection visit in the ledger (who, checked, done, photos' sha256)",
+    "  commission TEXT      record the site's commissioning in the ledger (nengjian commission)",
+    "  check JSON           a crew's performance check: meter, point, displayed (the meter's display)",
     "  manual JSON          store a manual entry (coal/oil delivery): code, stat_type, stat_start, value, scope",
     "  ota [SIZE SHA256]    update state; with SIZE: receive a signed bundle (+BASE64 lines), install on trial",
     "  reset                reset the board",
     "  help                 this list",
 )
-COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "manual", "ota", "reset", "help")
+COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "commission", "check", "manual", "ota", "reset", "help")
 
 
 async def run(con, rid, cmd, args, text):
@@ -66,6 +68,10 @@ async def run(con, rid, cmd, args, text):
         await _scan(con, rid, text or "{}")
     elif cmd == "visit":
         _visit(con, rid, text)
+    elif cmd == "commission":
+        _commission(con, rid, text)
+    elif cmd == "check":
+        _check(con, rid, text)
     elif cmd == "manual":
         _manual(con, rid, text)
     elif cmd == "ota":
@@ -259,10 +265,13 @@ async def _scan(con, rid, args_json):
         if factory is None:
             con.fail(rid, "board %s has no port %r" % (con.board.NAME, port))
             return
-    finds = await scan.run(factory, bus=bus,
-                           on_find=lambda f: con.answer(rid, {"t": "find", "find": f}),
-                           on_progress=lambda p: con.answer(rid, {"t": "progress", "progress": p}), **opts)
-    con.answer(rid, {"found": len(finds), "probes": scan.probes, "port": port}, True)
+    try:
+        finds = await scan.run(factory, bus=bus,
+                               on_find=lambda f: con.answer(rid, {"t": "find", "find": f}),
+                               on_progress=lambda p: con.answer(rid, {"t": "progress", "progress": p}), **opts)
+        con.answer(rid, {"found": len(finds), "probes": scan.probes, "port": port}, True)
+    finally:
+        unload("nengjian.meters.scan")  # a crew's scan is a one-off: its code goes with it
 
 
 # ---- writing config files
@@ -421,6 +430,18 @@ def _ota_install(con, rid, path):
                      "applies": "after reset"}, True)
 
 
+def _commission(con, rid, text):
+    """The site's commissioning (`nengjian commission`): the first entry of the gateway's ledger."""
+    gw = con.gw
+    text = (text or "").strip()
+    if gw is None or not text:
+        con.fail(rid, "commission needs a running application and a text")
+        return
+    gw.event("commission", text[:200])
+    gw.store.flush()
+    con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq}, True)
+
+
 def _visit(con, rid, text):
     """The 30-day inspection the regulation asks for, kept in the gateway's own ledger."""
     gw = con.gw
@@ -428,12 +449,67 @@ def _visit(con, rid, text):
         con.fail(rid, "the application is not running (safe mode): nothing to record into")
         return
     text = (text or "").strip()
+    photos = ()
+    vid = ""
+    if text.startswith("{"):  # {"id", "who", "checked", "done", "photos": [[sha256, name], ...]}
+        try:
+            req = json.loads(text)
+            vid = str(req["id"])[:24]
+            text = "%s: %s" % (req["who"], req["checked"])
+            if req.get("done"):
+                text += "; done: %s" % req["done"]
+            photos = req.get("photos") or ()
+            for p in photos:
+                if len(p[0]) != 64:
+                    raise ValueError("a photo's sha256 is 64 hex digits")
+            text = "%s [visit %s, %d photo(s)]" % (text[:160], vid, len(photos))
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            con.fail(rid, "visit wants JSON with id, who, checked, done, photos [[sha256, name]] (%s)" % e)
+            return
     if not text:
         con.fail(rid, "visit needs a text: who came and what was checked")
         return
     gw.event("visit", text[:200])
+    for p in photos:  # one event each: a hash and a name fit any record, a list of them might not
+        gw.event("photo", "visit %s photo %s %s" % (vid, p[0], str(p[1])[:60]))
     gw.store.flush()
-    con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq}, True)
+    con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq, "photos": len(photos)}, True)
+
+
+def _check(con, rid, text):
+    """A crew's performance check: the meter's display beside the gateway's last reading of the point."""
+    gw = con.gw
+    if gw is None:
+        con.fail(rid, "the application is not running (safe mode): no readings to compare")
+        return
+    try:
+        req = json.loads(text or "")
+        mid, point, shown = str(req["meter"]), str(req["point"]), str(req["displayed"])
+    except (ValueError, KeyError, TypeError) as e:
+        con.fail(rid, "check wants JSON with meter, point, displayed (%s)" % e)
+        return
+    meter = None
+    for p in gw.pollers:
+        for m in p.meters:
+            if m.id == mid:
+                meter = m
+    if meter is None:
+        con.fail(rid, "no meter %r in this site's config" % mid)
+        return
+    from nengjian.core import timeutil
+    from nengjian.values import metercheck
+
+    try:
+        ans = gw.metrology_run(lambda mt: metercheck.check(mt, mid, point, meter.values.get(point), meter.last_ok,
+                                                           shown, timeutil.now(), str(req.get("who", ""))[:40]))
+    except metercheck.MetrologyError as e:
+        con.fail(rid, str(e))
+        return
+    finally:
+        unload("nengjian.values.metercheck")  # a crew's check is a one-off: its code goes with it
+    gw.store.flush()
+    ans["seq"] = gw.store.durable_seq
+    con.answer(rid, ans, True)
 
 
 def _manual(con, rid, text):

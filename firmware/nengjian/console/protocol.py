@@ -1,8 +1,8 @@
 """USB console: line commands for a crew's laptop and the host tools, served while the gateway runs.
 
 Owns: reading the console (stdin) without blocking the application, the protocol and the answer
-format. The commands themselves live in nengjian.console.commands (imported at start; a board short of
-RAM can have it dropped between crew visits, see UNLOAD_MS). It never touches Ctrl-C: MicroPython's interrupt character (0x03) stops the application
+format. The commands themselves live in nengjian.console.commands (imported by a request and dropped
+after a quiet minute, see UNLOAD_MS). It never touches Ctrl-C: MicroPython's interrupt character (0x03) stops the application
 with KeyboardInterrupt and gives the REPL, so `mpremote` gets into the raw REPL without a power
 cycle (SPEC 7, field tools). On the ESP32 the USB/UART driver turns 0x03 into KeyboardInterrupt
 before the byte reaches stdin (a pending exception the VM raises between two bytecodes). On the sim
@@ -62,10 +62,12 @@ from nengjian.core.compat import ticks_diff, ticks_ms, unload
 PREFIX = "@nj "
 LINE_MAX = 1024
 IDLE_MS = 20
-# The commands module is imported at start, while the heap is still whole (on a fragmented heap its
-# import can fail when a crew needs it most). A board short of RAM may set UNLOAD_MS to drop it
-# after that long without a request and import it again on the next one.
-UNLOAD_MS = 0
+# The commands module (some 12 KB of heap on the sim, 6 KB on an ESP32) is imported by a request and
+# dropped after UNLOAD_MS without one: a crew visits once a month, the gateway runs in between, and an
+# ESP32 without PSRAM cannot keep it. Its import is many small objects, not one block, so a heap
+# that runs the gateway still takes it; if it does not, the request is answered with the
+# MemoryError and the next one tries again. 0: imported at start and kept.
+UNLOAD_MS = 60000
 # What the console may read and write (nengjian.console.guard) is loaded by the requests that need it
 # and dropped after a quiet minute: a crew visits once a month, the gateway runs in between.
 GUARD = "nengjian.console.guard"
@@ -87,7 +89,8 @@ class Console:
         self._human = False
         self._over = False
         self._b1 = bytearray(1)
-        self.boot_ms = _BOOT_MS
+        self._up_ms = ticks_diff(ticks_ms(), _BOOT_MS)  # since the firmware was imported
+        self._up_last = ticks_ms()
         self._cmds = None  # nengjian.console.commands while loaded
         self._last_ms = 0
         self._put = None  # [path, size, sha, file, hasher, have]
@@ -127,6 +130,15 @@ class Console:
 
             self._cmds = consolecmd
 
+    def uptime_s(self):
+        """Seconds since boot, monotonic across the ticks' wrap-around (a bare ticks_diff from boot wraps
+        after about 6.2 days on an ESP32) as long as it is called more often than that: the idle loop
+        calls it on every pass. The gateway's own figure is the supervisor's, counted the same way."""
+        now = ticks_ms()
+        self._up_ms += max(0, ticks_diff(now, self._up_last))
+        self._up_last = now
+        return self._up_ms // 1000
+
     async def run(self):
         import select
 
@@ -136,6 +148,7 @@ class Console:
         b1 = self._b1
         while True:
             if not poller.poll(0):
+                self.uptime_s()  # every idle pass, far more often than the ticks wrap
                 if self._put and ticks_diff(ticks_ms(), self._put_ms) > 30000:
                     self._abort_put()
                 if UNLOAD_MS and self._cmds is not None and ticks_diff(ticks_ms(), self._last_ms) > UNLOAD_MS:
@@ -261,10 +274,11 @@ def start(board, version):
     """Create the console and run it as a task of the running event loop."""
     global _console
     _console = Console(board, version)
-    try:
-        _console.load()
-    except MemoryError:  # the first request tries again
-        pass
+    if not UNLOAD_MS:
+        try:
+            _console.load()
+        except MemoryError:  # the first request tries again
+            pass
     asyncio.create_task(_console.run())
     return _console
 

@@ -30,7 +30,6 @@ import gc
 import os
 
 from nengjian.core import timeutil
-from nengjian.core.compat import ticks_diff, ticks_ms
 
 _NONE = ()  # the empty list of a quiet status line: shared, never allocated
 
@@ -120,6 +119,29 @@ def flash(path):
     return {"size": s[0] * s[2], "free": s[0] * s[4]}
 
 
+def uptime_s(con):
+    sup = getattr(con.gw, "supervisor", None)
+    return sup.uptime_ms // 1000 if sup is not None else con.uptime_s()
+
+
+def max_free_block():
+    """The largest block the heap can hand out now, in bytes: what fragmentation leaves of heap_free.
+    MicroPython tells it only in micropython.mem_info()'s printout ("max free sz"), so it is found
+    by trying: a binary search of bytearray sizes, each failure a collection. For a crew's `status`
+    only, never on a beat."""
+    gc.collect()
+    lo, hi = 0, gc.mem_free() + 1
+    while hi - lo > 16:
+        mid = (lo + hi) // 2
+        try:
+            bytearray(mid)
+            lo = mid
+        except MemoryError:
+            hi = mid
+    gc.collect()
+    return lo
+
+
 def full(con):
     """The console's `status` answer: the whole snapshot (see the module doc)."""
     b = con.board
@@ -132,10 +154,11 @@ def full(con):
         "firmware": con.version,
         "board": b.NAME,
         "gateway_id": text_id(b.unique_id()) if hasattr(b, "unique_id") else None,
-        "uptime_s": ticks_diff(ticks_ms(), con.boot_ms) // 1000,
+        "uptime_s": uptime_s(con),
         "time": timeutil.now(),
         "heap_free": s["heap_free"] if s is not None else gc.mem_free(),
         "heap_used": gc.mem_alloc(),
+        "heap_max_free": max_free_block(),
         "paths": {"config": b.CONFIG_DIR, "data": b.DATA_MOUNT},
     }
     alarms = []
@@ -192,10 +215,17 @@ def full(con):
             last = max(last, d.stats["last_ok"])
             if d.failing:
                 alarms.append("%s: delivery failing: %s" % (d.name, d.last_error))
+            q = getattr(d, "quality", None)
+            if q is not None:  # the platform's score as the gateway keeps it (nengjian.uplink.quality)
+                dests[-1]["quality"] = q.report()
+                for text in q.alarms:
+                    alarms.append(text)
         st["last_upload"] = last
         for a in s["gaps"]:
             alarms.append(a if isinstance(a, str) else "%s: %s without valid data for %d h" % (
                 a.get("level"), a.get("code"), a.get("age_s", 0) // 3600))
+        # calibrations due or expired, checks beyond class (nengjian.values.metrology)
+        alarms.extend(getattr(gw, "metrology_alarms", ()))
     st["meters"] = meters
     st["destinations"] = dests
     vol = flash(b.DATA_MOUNT) if gw is not None else None

@@ -1,10 +1,14 @@
 """The kinds of record the gateway stores, and their field order (CBOR arrays on flash).
 
 READING  [1, ts, meter, point, value, quality]            a meter reading (cumulative, exact Decimal)
-VALUE    [2, ts, dataCode, statType, statStart, value, valid, inputType, scope]
+VALUE    [2, ts, dataCode, statType, statStart, value, valid, inputType, scope(, quality)]
                                                          a platform value, uploaded to every destination
 EVENT    [3, ts, kind, text]                              ledger: fault, recovery, loss, config, visit
 
+A READING of quality REFILLED was not polled: it is a DL/T 645 meter's frozen reading taken back
+after a gap (nengjian.meters.refill), stamped with the boundary it was frozen at. A VALUE computed
+from refilled boundary readings only (or refilled and measured ones) carries the trailing quality
+REFILLED; estimates (valid false, nengjian.values.intervals) never do, so the two are never mixed.
 Times are UTC seconds. A VALUE carries its code and scope so later config changes never alter
 what was already recorded.
 """
@@ -22,10 +26,13 @@ V_VALUE = 5
 V_VALID = 6
 V_INPUT = 7
 V_SCOPE = 8
+V_QUALITY = 9  # optional: absent for a measured value
+
 
 # quality of a READING
 GOOD = 0
 OUT_OF_RANGE = 1
+REFILLED = 2
 
 # statType
 REALTIME = 0

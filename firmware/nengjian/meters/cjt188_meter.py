@@ -19,8 +19,9 @@ water meter without the settlement-day flow). Such a point is unsupported
 is read every poll anyway, the point is checked in every reply rather than asked again later.
 """
 
+import asyncio
+
 from nengjian.core.decimal import Decimal
-from nengjian.meters import profile as profiles
 from nengjian.meters.poller import Unsupported
 from nengjian.proto import cjt188, dlt645
 from nengjian.proto.framefinder import FrameFinder
@@ -77,6 +78,8 @@ class Cjt188Meter:
     protocol = "cjt188"
 
     def __init__(self, cfg, prof, wanted):
+        from nengjian.meters import profile as profiles  # construction only: dropped after boot (app)
+
         self.meter_type = METER_TYPES[prof.get("meter_type", "cold_water")]
         self.addr = dlt645.address_bytes(str(cfg["address"]), 7)
         self.preamble = cfg.get("preamble", prof.get("preamble", 4))
@@ -112,7 +115,8 @@ class Cjt188Meter:
 
     async def read(self, bus, line, timeout_ms, gap_ms, out):
         lock = bus.lock
-        await lock.acquire()
+        if not lock.take():  # and the bus's steps inline below: no coroutine object per read
+            await lock.acquire()
         try:
             if self._finder is None or self._finder_rx is not bus.rx:
                 self._finder = FrameFinder(bus.rx, cjt188.bytes_needed, cjt188.frame_start, self._ours,
@@ -122,9 +126,14 @@ class Cjt188Meter:
             self.ser = (self.ser + 1) & 0xFF
             n = cjt188.build_read(bus.tx, self.meter_type, self.addr, cjt188.DI_READ, self.ser,
                                   self.preamble, self.low_first)
-            got = await bus.transact(line, n, self._finder.frame, timeout_ms, gap_ms)
-            buf, cnt = self._finder.view(bus.rx, got)
-            r = cjt188.parse_read(buf, cnt, self.meter_type, self.addr, cjt188.DI_READ, self.reading)
+            wait = bus.begin(line, n, self._finder.frame, timeout_ms, gap_ms)
+            while wait:
+                await asyncio.sleep_ms(wait)
+                wait = bus.step()
+            got = bus.end()
+            finder = self._finder
+            r = cjt188.parse_read(finder.buffer(bus.rx), finder.count(got), self.meter_type, self.addr,
+                                  cjt188.DI_READ, self.reading)
         finally:
             lock.release()
         ref = self.unsupported

@@ -17,11 +17,17 @@ that DI on that meter, and a meter that refuses every DI still fails its poll.
 1997 meters: follow-up frames (A1H) are not requested *unsure how -1997 meters number them*; the
 first frame's value is used.
 
+Meter memory: a 2007 profile's `memory` (frozen data, meter clock) is kept in .memory; where the
+site uses it, nengjian.meters.memwatch sets .after, a coroutine run after each successful read, before
+the poller hands the reading on (refilled boundary readings must reach the interval engine before
+the live one). Nothing of it is loaded for a meter without memory.
+
 Preamble: FE bytes before each request (profile `preamble`, site meter `preamble`, default 4).
 """
 
+import asyncio
+
 from nengjian.core.decimal import Decimal
-from nengjian.meters import profile as profiles
 from nengjian.meters.poller import Unsupported
 from nengjian.proto import dlt645
 from nengjian.proto.framefinder import FrameFinder
@@ -34,6 +40,8 @@ _VALUE = bytearray(240)
 
 class Dlt645Meter:
     def __init__(self, cfg, prof, wanted, v1997=None):
+        from nengjian.meters import profile as profiles  # construction only: dropped after boot (app)
+
         self.protocol = prof["protocol"]
         if v1997 is None:
             v1997 = self.protocol == "dlt645-1997"
@@ -45,7 +53,11 @@ class Dlt645Meter:
         self.value = _VALUE
         self._finder = None
         self._finder_rx = None
+        self._more = False
         self.unsupported = Unsupported(cfg)
+        self.id = cfg.get("id")
+        self.memory = None if v1997 else prof.get("memory")
+        self.after = None  # set by nengjian.meters.memwatch: async after(bus, line, timeout_ms, gap_ms)
         ratio = cfg.get("ratio", 1)
         reads = {}
         for name in wanted:
@@ -106,32 +118,60 @@ class Dlt645Meter:
             v[total + k] = (buf[src + k] - dlt645.BIAS) & 0xFF
         return total + count
 
+    def _begin_di(self, bus, line, timeout_ms, gap_ms, di):
+        """Build the read of di and start the bus's transaction (bus.begin); the caller holds the lock."""
+        if self.v1997:
+            n = dlt645.build_read97(bus.tx, self.addr, di, self.preamble)
+        else:
+            n = dlt645.build_read(bus.tx, self.addr, di, self.preamble)
+        self._bind(bus, self._expect.get(di, 0))
+        return bus.begin(line, n, self._finder.frame, timeout_ms, gap_ms)
+
+    def _first_frame(self, bus, di):
+        """After the transaction's last step: the first reply's value bytes into self.value; returns
+        their count. self._more: the meter has follow-up frames (2007)."""
+        got = bus.end()
+        finder = self._finder
+        buf = finder.buffer(bus.rx)
+        d = dlt645.check_reply(buf, finder.count(got), self.addr, self.func)
+        length = buf[d - 1]
+        db = self.di_bytes
+        if length < db:
+            raise dlt645.UnexpectedReply("reply shorter than its DI")
+        self._check_di(buf, d, di)
+        self._more = buf[d - 2] & dlt645.MORE_BIT and not self.v1997
+        return self._copy(buf, d + db, length - db, 0)
+
+    async def _follow_ups(self, bus, line, timeout_ms, gap_ms, di, total):
+        db = self.di_bytes
+        seq = 0
+        c = dlt645.MORE_BIT
+        while c & dlt645.MORE_BIT:
+            seq += 1
+            if seq > MAX_FOLLOW_UPS:
+                raise dlt645.UnexpectedReply("more than %d follow-up frames" % MAX_FOLLOW_UPS)
+            n = dlt645.build_read_next(bus.tx, self.addr, di, seq, self.preamble)
+            buf, c, d, length = await self._exchange(bus, line, timeout_ms, gap_ms, n,
+                                                     dlt645.C_READ_NEXT)
+            self._check_di(buf, d, di)
+            if length < db + 1 or (buf[d + length - 1] - dlt645.BIAS) & 0xFF != seq:
+                raise dlt645.UnexpectedReply("follow-up frame %d out of sequence" % seq)
+            total = self._copy(buf, d + db, length - db - 1, total)
+        return total
+
     async def read_di(self, bus, line, timeout_ms, gap_ms, di):
         """Value bytes of one DI (plain, low byte first) into self.value; returns their count."""
-        db = self.di_bytes
         lock = bus.lock
-        await lock.acquire()
+        if not lock.take():
+            await lock.acquire()
         try:
-            if self.v1997:
-                n = dlt645.build_read97(bus.tx, self.addr, di, self.preamble)
-            else:
-                n = dlt645.build_read(bus.tx, self.addr, di, self.preamble)
-            buf, c, d, length = await self._exchange(bus, line, timeout_ms, gap_ms, n, self.func,
-                                                     self._expect.get(di, 0))
-            self._check_di(buf, d, di)
-            total = self._copy(buf, d + db, length - db, 0)
-            seq = 0
-            while c & dlt645.MORE_BIT and not self.v1997:
-                seq += 1
-                if seq > MAX_FOLLOW_UPS:
-                    raise dlt645.UnexpectedReply("more than %d follow-up frames" % MAX_FOLLOW_UPS)
-                n = dlt645.build_read_next(bus.tx, self.addr, di, seq, self.preamble)
-                buf, c, d, length = await self._exchange(bus, line, timeout_ms, gap_ms, n,
-                                                         dlt645.C_READ_NEXT)
-                self._check_di(buf, d, di)
-                if length < db + 1 or (buf[d + length - 1] - dlt645.BIAS) & 0xFF != seq:
-                    raise dlt645.UnexpectedReply("follow-up frame %d out of sequence" % seq)
-                total = self._copy(buf, d + db, length - db - 1, total)
+            wait = self._begin_di(bus, line, timeout_ms, gap_ms, di)
+            while wait:
+                await asyncio.sleep_ms(wait)
+                wait = bus.step()
+            total = self._first_frame(bus, di)
+            if self._more:
+                total = await self._follow_ups(bus, line, timeout_ms, gap_ms, di, total)
             return total
         finally:
             lock.release()
@@ -142,8 +182,21 @@ class Dlt645Meter:
         for di, points in self.reads:
             if ref.skip(di):
                 continue
+            # read_di inline: no coroutine object per DI, only this one per read
+            lock = bus.lock
+            if not lock.take():
+                await lock.acquire()
             try:
-                total = await self.read_di(bus, line, timeout_ms, gap_ms, di)
+                try:
+                    wait = self._begin_di(bus, line, timeout_ms, gap_ms, di)
+                    while wait:
+                        await asyncio.sleep_ms(wait)
+                        wait = bus.step()
+                    total = self._first_frame(bus, di)
+                    if self._more:
+                        total = await self._follow_ups(bus, line, timeout_ms, gap_ms, di, total)
+                finally:
+                    lock.release()
             except dlt645.MeterErrorReply as err:
                 ref.refused(di, points, err)
                 continue
@@ -155,6 +208,8 @@ class Dlt645Meter:
                 raw = dlt645.bcd_int(self.value, off, nbytes, signed, 0)
                 out[name] = Decimal(raw * mult + add, e)
         ref.end(out)
+        if self.after is not None:
+            await self.after(bus, line, timeout_ms, gap_ms)
         return out
 
     async def time_sync(self, bus, line, t, gap_ms=0):

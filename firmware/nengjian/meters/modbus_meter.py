@@ -19,9 +19,10 @@ unsupported unit, tried again as a block. Either way a meter that refuses everyt
 still fails its poll.
 """
 
+import asyncio
+
 from nengjian.bus.rs485 import BusTimeout
 from nengjian.core.decimal import Decimal
-from nengjian.meters import profile as profiles
 from nengjian.meters.poller import Unsupported
 from nengjian.proto import modbus, regvalue
 
@@ -30,6 +31,8 @@ class ModbusMeter:
     protocol = "modbus-rtu"
 
     def __init__(self, cfg, prof, wanted):
+        from nengjian.meters import profile as profiles  # construction only: dropped after boot (app)
+
         self.unit = cfg["address"]
         self.blocks = profiles.plan_modbus(prof, wanted, cfg.get("ratio", 1))
         self.unsupported = Unsupported(cfg)
@@ -37,21 +40,46 @@ class ModbusMeter:
         self.ratio = cfg.get("ratio", 1)
         self._fc = 3
         self._bytes = -1
-        self._start = 0
+        self._found = [0]  # where modbus.scan puts the reply's start
         self.framer = self._frame  # bound once: the bus calls it per chunk without allocating
+        self.id = cfg.get("id")
+        # The profile's clock registers, kept as nengjian.meters.memwatch wants a meter's memory;
+        # where the site keeps the meter's clock, memwatch sets .watch (a memwatch.Watch): after a
+        # successful read, watch.due() is asked, and watch.after() runs only when a check is due.
+        self.memory = {"clock": prof["clock"]} if "clock" in prof else None
+        self.watch = None
 
     def _frame(self, rx, n):
         if n == 0 and self._bytes >= 0:
             return 5 + self._bytes  # the whole reply's length: the bus sleeps once, not per piece
-        start, need = modbus.locate(rx, n, self.unit, self._fc, self._bytes)
-        self._start = start
-        return need
+        return modbus.scan(rx, n, self.unit, self._fc, self._bytes, self._found)
+
+    def _expect(self, fc, count):
+        self._fc = fc
+        self._bytes = modbus.data_bytes(fc, count) if fc <= 4 and count else -1
+
+    def _begin_block(self, bus, line, timeout_ms, gap_ms, blk):
+        fc = blk.fc
+        self._expect(fc, blk.count)
+        n = modbus.build_read(bus.tx, self.unit, fc, blk.address, blk.count)
+        return bus.begin(line, n, self.framer, timeout_ms, gap_ms)
+
+    def _reply(self, bus, fc, count):
+        """After the bus's last step: the reply's data offset in bus.rx (see request)."""
+        try:
+            got = bus.end()
+        except BusTimeout as e:
+            err = modbus.diagnose(bus.rx, e.received, self.unit, fc)
+            if err is not None:
+                raise err
+            raise
+        return modbus.check_reply(bus.rx, self._found[0], got, self.unit, fc, count,
+                                  bus.tx if fc > 4 else None)
 
     async def request(self, bus, line, timeout_ms, gap_ms, tx_len, fc, count=0, echo=False):
         """Send bus.tx[:tx_len] (already built) and check the reply; returns (data_offset, data_len)
         into bus.rx. The caller holds bus.lock."""
-        self._fc = fc
-        self._bytes = modbus.data_bytes(fc, count) if fc <= 4 and count else -1
+        self._expect(fc, count)
         try:
             got = await bus.transact(line, tx_len, self.framer, timeout_ms, gap_ms)
         except BusTimeout as e:
@@ -59,7 +87,7 @@ class ModbusMeter:
             if err is not None:
                 raise err
             raise
-        return modbus.parse_reply(bus.rx, self._start, got, self.unit, fc, count,
+        return modbus.parse_reply(bus.rx, self._found[0], got, self.unit, fc, count,
                                   bus.tx if fc > 4 else None)
 
     async def read(self, bus, line, timeout_ms, gap_ms, out):
@@ -72,12 +100,16 @@ class ModbusMeter:
             if ref.skip(blk):
                 continue
             refusal = None
-            # acquire/release rather than `async with`: two coroutine objects fewer per block
-            await lock.acquire()
+            # take/acquire and release rather than `async with`, and the bus's steps inline rather
+            # than request(): no coroutine object per block, only this one per read
+            if not lock.take():
+                await lock.acquire()
             try:
-                n = modbus.build_read(bus.tx, self.unit, blk.fc, blk.address, blk.count)
-                off, _ = await self.request(bus, line, timeout_ms, gap_ms, n, blk.fc, blk.count)
-                decode_points(bus.rx, off, blk.points, out)
+                wait = self._begin_block(bus, line, timeout_ms, gap_ms, blk)
+                while wait:
+                    await asyncio.sleep_ms(wait)
+                    wait = bus.step()
+                decode_points(bus.rx, self._reply(bus, blk.fc, blk.count), blk.points, out)
             except modbus.ModbusException as e:
                 refusal = e
             finally:
@@ -92,6 +124,9 @@ class ModbusMeter:
             if len(blk.points) == 1 or not await refusals.split(self, bus, line, timeout_ms, gap_ms, blk, out):
                 ref.refused(blk, blk.points, refusal)
         ref.end(out)
+        w = self.watch
+        if w is not None and w.due():  # the test first: no coroutine per read while nothing is due
+            await w.after(bus, line, timeout_ms, gap_ms)
         return out
 
     async def read_block(self, bus, line, timeout_ms, gap_ms, blk, out):

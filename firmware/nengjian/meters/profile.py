@@ -22,17 +22,27 @@ CJT188_FIELDS = ("flow", "settle_flow", "heat", "settle_heat", "power", "flow_ra
 PULSE_FIELDS = ("total", "pulses")
 
 
+# The profiles in the ROMFS image (mounted at /rom by the ESP32 firmware and the sim board with
+# NJ_ROMFS): the ones the running version was built with, so they are looked up first; the board's
+# PROFILE_DIR (a gateway without the image, or a profile a crew added) after them.
+ROM_DIR = "/rom/profiles/meters"
+
+
 def load(directory, name):
     if "/" in name or name.startswith("."):
         raise ValueError("bad profile name %r" % name)
-    path = "%s/%s.json" % (directory, name)
-    try:
-        with open(path) as f:
-            prof = json.load(f)
-    except OSError:
+    prof = None
+    for where in (ROM_DIR, directory):
+        try:
+            with open("%s/%s.json" % (where, name)) as f:
+                prof = json.load(f)
+            break
+        except OSError:
+            continue
+        except ValueError as e:
+            raise ValueError("profile %r is not valid JSON (%s)" % (name, e))
+    if prof is None:
         raise ValueError("no profile %r in %s" % (name, directory))
-    except ValueError as e:
-        raise ValueError("profile %r is not valid JSON (%s)" % (name, e))
     try:
         check(prof)
     except ValueError as e:
@@ -69,6 +79,14 @@ def check(prof):
             if p.get("field") not in PULSE_FIELDS:
                 raise ValueError("%s: field must be total or pulses" % where)
         offset_mantissa(p, -p.get("decimals", 0))
+    if "memory" in prof and proto != "dlt645-2007":
+        raise ValueError("memory: DL/T 645-2007 only")
+    if "clock" in prof:
+        clock = prof["clock"]
+        if proto != "modbus-rtu":
+            raise ValueError("clock: Modbus RTU only (DL/T 645-2007: memory.clock)")
+        if "register" not in clock or "format" not in clock:
+            raise ValueError("clock: register and format needed")
     return prof
 
 

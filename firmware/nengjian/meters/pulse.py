@@ -32,7 +32,6 @@ import sys
 from nengjian.core import log, statefile
 from nengjian.core.compat import ticks_diff, ticks_ms
 from nengjian.core.decimal import Decimal
-from nengjian.meters import profile as profiles
 
 try:
     from machine import disable_irq, enable_irq  # type: ignore[attr-defined]  # not on the unix port
@@ -283,6 +282,8 @@ class PulseMeter:
         self.counter.attach(self.counter.pin if self.counter.pin is not None else factory())
         self.per_unit = s["per_unit"]
         self.decimals = s["decimals"]
+        from nengjian.meters import profile as profiles  # construction only: dropped after boot (app)
+
         self.start_m = profiles.offset_mantissa({"offset": s["start"]}, -self.decimals)
         self.points = [(name, prof["points"][name]["field"]) for name in wanted]
 

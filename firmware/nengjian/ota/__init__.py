@@ -23,6 +23,10 @@ health.Supervisor's healthy confirms it (Updater.confirm). A trial whose package
 starts is recorded with failed() and the board is reset at once (a board sitting in the REPL would
 never count the next boot), so a crash at import is rolled back after max_boots boots. What happened
 is left in the pointer's "log" for the application to write to the ledger once the store is open.
+On a board that runs its package from ROMFS a slot's image is in a ROMFS store, which the board
+module copies into `romfs` (firmware/romcopy.py) before this runs: select() resets once when the
+check at boot has just installed a trial (the copy comes at that reset, no trial boot counted), and
+after a rollback, so what runs is always the image of the slot the pointer names.
 
 Verified at boot when the running application cannot: a gateway that has run for weeks has a
 fragmented heap (measured on the sim board: 22 kB free, no free block over 448 bytes), and the
@@ -58,13 +62,18 @@ def select(root):
     if p is None:
         return None
     if p.get("state") == "trial":
+        rolled = True
         if p.get("boots", 0) >= p.get("max_boots", 2):
             why = p.get("failure")
             slots.add_log(p, "rolled back from %s to %s: not healthy after %d boot(s)%s" % (
                 p.get("version"), p.get("previous_version") or "built-in", p.get("boots", 0),
                 "; it failed to start: " + why if why else ""))
             slots.rollback(p)
+        elif _image_due(root):
+            rolled = _switch_image(root, p)
         else:
+            rolled = False
+            p.pop("switching", None)
             p["boots"] = p.get("boots", 0) + 1
             slots.add_log(p, "trial boot %d of %d: %s from slot %s" % (
                 p["boots"], p.get("max_boots", 2), p.get("version"), p.get("active")))
@@ -72,10 +81,53 @@ def select(root):
             write_pointer(root, p)
         except OSError:
             pass
+        if rolled and _image_due(root):
+            _reset_for_image()  # the image of what a rollback returns to is copied in at that boot
     slot = p.get("active")
     if not slot or not slots.exists("%s/%s/%s" % (root, slot, MANIFEST)):
         return None
     return "%s/%s" % (root, slot)
+
+
+def _image_due(root):
+    """True on a board that runs its package from ROMFS when `romfs` does not hold the image of the
+    slot the pointer chose (firmware/romcopy.py copies it in as the board module is imported)."""
+    parts = slots.romfs_stores()
+    if not parts:
+        return False
+    try:
+        import romcopy
+
+        return romcopy.due(root, parts)
+    except Exception:  # noqa: BLE001 - an unreadable store: boot on with the image there
+        return False
+
+
+def _switch_image(root, p):
+    """The trial's ROMFS image is not in `romfs` yet (installed at this boot, by install_pending):
+    reset once, without counting a trial boot, for romcopy to copy it in. If a reset for it came
+    and went (the copy failed), the trial is rolled back instead: the old image would run under the
+    trial's name, and be confirmed as it. True if it rolled back (the caller writes the pointer)."""
+    if not p.get("switching"):
+        p["switching"] = 1
+        slots.add_log(p, "%s: its ROMFS image is copied in at the restart" % p.get("version"))
+        try:
+            write_pointer(root, p)
+        except OSError:
+            return False
+        _reset_for_image()
+        return False  # only where reset() returns (a test's board)
+    slots.add_log(p, "rolled back from %s to %s: its ROMFS image was not copied in" % (
+        p.get("version"), p.get("previous_version") or "built-in"))
+    slots.rollback(p)
+    return True
+
+
+def _reset_for_image():
+    import board
+
+    print("ota: the chosen ROMFS image is copied in at the restart: resetting")
+    board.reset()
 
 
 def _forget_package():
@@ -89,7 +141,7 @@ def activate(root):
     Every nengjian module loaded so far (this one included) is dropped either way: the application
     imports what it needs from the right place, and no heap is kept for this module."""
     slot = select(root)
-    if slot:
+    if slot and slots.exists(slot + "/nengjian"):  # a ROMFS slot's package is the image at /rom
         sys.path.insert(0, slot)
     _forget_package()
     return slot
@@ -126,14 +178,32 @@ def install_pending(root):
     except ValueError:
         pend = None  # torn by a power cut: dropped (the fetcher downloads the bundle again)
     slots.remove(path)  # before anything else: a bundle that breaks this code must not be retried every boot
+    channel = pend.get("channel") if isinstance(pend, dict) else None
+    if channel:
+        # The update channel's signature, which the running heap had no room to check (nengjian.ota.channel).
+        p = read_pointer(root) or {"active": "", "state": "confirmed"}
+        try:
+            from nengjian.ota import channel as otachannel
+            from nengjian.ota.updater import load_keys
+
+            slots.add_log(p, otachannel.check_at_boot(root, channel, load_keys(pend["key"])))
+        except Exception as e:  # noqa: BLE001 - the version before it boots; the channel is read again
+            slots.add_log(p, "update channel not checked at boot: %s: %s" % (type(e).__name__, e))
+        finally:
+            slots.remove(channel)
+        try:
+            write_pointer(root, p)
+        except OSError:
+            pass
+        return
     bundle = pend.get("bundle") if isinstance(pend, dict) else None
     if not bundle:
         return
     try:
         # Only now, and in this fresh heap: the updater (the signature check) is not loaded otherwise.
-        from nengjian.ota.updater import Updater, load_key
+        from nengjian.ota.updater import Updater, load_keys
 
-        up = Updater(root, load_key(pend["key"]), pend["board"], None, pend["window_s"], pend["max_boots"],
+        up = Updater(root, load_keys(pend["key"]), pend["board"], None, pend["window_s"], pend["max_boots"],
                      running=pend.get("running"))
         up.install_file(bundle)
     except Exception as e:  # noqa: BLE001 - whatever it was, the version before it boots

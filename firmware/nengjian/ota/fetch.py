@@ -1,32 +1,31 @@
-"""Signed updates fetched over the uplink: now and then ask the vendor's update server whether a
-bundle newer than the running version waits for this board, download it and install it.
+"""Signed updates fetched over the uplink from a static update channel: now and then read the vendor's
+signed channel file, and when it offers this gateway a version to install, download that bundle and
+hand it to the check at the next boot.
 
-Owns: the offer request and its answer, the download into the updater's incoming file, handing it
-to the check at the next boot (Updater.defer, then a restart), and not fetching a version refused
-there again until the boot after; and what is not fetched at all: anything while a version is on
-trial, a version older than the minimum (unless the offer says it is a signed downgrade: the
-manifest's signature decides at the restart), a download larger than the offer's size or than the
-volume can take beside its reserve, and anything over plain http unless the config says
-`ota.insecure` (then logged at every start). Verifying and switching belong to
+Owns: reading and trusting the channel (size limit, signature, this board's entry, the staged
+rollout, the key rotation it carries), the download into the updater's incoming file checked against
+the entry's size and hash, handing it to the check at the next boot (Updater.defer, then a restart),
+and not fetching a version refused there again until the boot after; and what is not fetched at all:
+anything while a version is on trial, a version older than the minimum (unless the entry says it is
+a signed downgrade: the bundle's own signed manifest decides at the restart), a bundle larger than
+the volume can take beside its reserve, and anything over plain http unless the config says
+`ota.insecure` (then logged at every start). Verifying and switching the bundle belong to
 nengjian.ota.updater: its signature check decides, whoever delivered the file (a crew's USB push or
-this).
-Imported only where the site config names `ota.url` and the vendor key is provisioned.
+this). Imported only where the site config names `ota.url` and the vendor key is provisioned.
 
-Offer (our format; the vendor runs the server, `nengjian_host.sim.updateserver` is the reference one):
-    GET <ota.url>?board=<board>&version=<running>
-    -> 200 {"version": "0.2.0", "url": bundle URL (absolute, or a path on the same server),
-            "size": bytes (required, > 0),
-            "replaces_down_to": version}           a version to install (the last only for a
-                                                   deliberate downgrade, as its manifest says)
-    -> 204, or 200 with the running version        nothing to do
+The channel's format, what is trusted when, the staged rollout and key rotation are
+nengjian.ota.channel's, imported for a check only and dropped after it (a check runs once a day; its
+code need not hold heap in between).
 """
+
 
 import asyncio
 import gc
-import json
 
 from nengjian.core import log
+from nengjian.core.compat import unload
 from nengjian.net import http
+from nengjian.ota import slots
 from nengjian.ota import updater as otaupdater
 
 FIRST_CHECK_MS = 10000
@@ -35,15 +34,18 @@ WAIT_MS = 10000  # link down or a version on trial: look again this soon, not a 
 RETRY_MS = 3600000  # a check that failed (server down, link flapping) is tried again within the hour
 INSECURE_WARNING = ("INSECURE: updates over plain http (ota.insecure is on): offers and downloads can be "
                     "altered or held back on the way. Use https with a pinned ca.")
+CHANNEL_FILE = "channel.njch"
+CHANNEL_CAP = 16 + otaupdater.MAX_SIG + 8192  # the channel file: header, signature, channel.CHANNEL_MAX
 
 
 class OtaFetch:
     def __init__(self, updater, url, running, board_name, event, every_s=86400, ssl=None, restart=None,
-                 timeout_ms=60000, insecure=False):
+                 timeout_ms=60000, insecure=False, gateway_id=""):
         self.updater = updater
         self.url = url
         self.running = running
         self.board = board_name
+        self.gateway_id = gateway_id  # bytes (board.unique_id()) or text: channel.text_id at a check
         self._event = event
         self.every_ms = every_s * 1000
         self.ssl = ssl
@@ -57,44 +59,52 @@ class OtaFetch:
         elif insecure:
             # Every start, on purpose: this must stay visible in the ledger for as long as it is on.
             event("security", "update server: " + INSECURE_WARNING)
-        self.declined = None  # the last offer not fetched (told once, not at every check)
+        self.declined = None  # the last answer not acted on (told once, not at every check)
         self.refused = updater.take_refused()  # refused at this boot: not fetched again until the next
         self.last_error = ""
         self.checks = 0
+        self._hash = None
 
-    def _offer_url(self):
-        return "%s%sboard=%s&version=%s" % (self.url, "&" if "?" in self.url else "?", self.board, self.running)
+    def _bundle_url(self, name):
+        return self.url[:self.url.rfind("/") + 1] + name
 
-    def _bundle_url(self, where):
-        if "://" in where:
-            return where
-        scheme, host, port, _path = http.split_url(self.url)
-        return "%s://%s:%d%s" % (scheme, host, port, where if where.startswith("/") else "/" + where)
-
-    async def download(self, url, path, size):
+    async def download(self, url, path, size, cap=False):
         """GET url into the file path, streamed to flash by the uplink's HTTP client (one deadline for
-        the whole transfer; the server must send Content-Length). Exactly `size` bytes, the offer's
-        (the caller checked that they fit): a longer answer is cut off there, never written on."""
+        the whole transfer; the server must send Content-Length), hashed as it arrives. Exactly
+        `size` bytes; with `cap`, at most `size` (the channel file). A longer answer is cut off
+        there, never written on. The SHA-256 of what was written is left in self._hash."""
         if not size or size <= otaupdater.HEAD:
             raise otaupdater.OtaError("a download needs the bundle's size")
         self._left = size
+        self._got = 0
+        self._cap = cap
+        self._hash = otaupdater.sha256()
         try:
             with open(path, "wb") as self._out:
-                status, _ = await http.request("GET", url, b"", None, DOWNLOAD_MS, self.ssl, max_body=size,
-                                               into=self)
+                status, _ = await http.request("GET", url, b"", None, DOWNLOAD_MS if not cap else self.timeout_ms,
+                                               self.ssl, max_body=size, into=self)
         finally:
             self._out = None
         if status != 200:
             raise otaupdater.OtaError("GET %s: HTTP %d" % (url, status))
-        if self._left:
-            raise otaupdater.OtaError("GET %s: %d bytes, the offer said %d" % (url, size - self._left, size))
+        if self._left and not cap:
+            from nengjian.ota import channel
+
+            raise channel.BundleMismatch("GET %s: %d bytes, the channel said %d" % (url, size - self._left, size))
 
     def write(self, b):
-        # The download's file, as http.request sees it: it never grows past the offer's size.
+        # The download's file, as http.request sees it: it never grows past the size allowed.
         n = len(b)
         if n > self._left:
-            raise otaupdater.OtaError("the download is longer than the offer said")
+            from nengjian.ota import channel
+
+            if self._cap:
+                raise channel.ChannelTooLarge("channel file longer than %d bytes: not read further" % (
+                    self._left + self._got))
+            raise channel.BundleMismatch("the download is longer than the channel said")
         self._left -= n
+        self._got += n
+        self._hash.update(b)
         return self._out.write(b)
 
     def _plain_refused(self, url):
@@ -102,45 +112,89 @@ class OtaFetch:
             return
         raise otaupdater.OtaError("%s is plain http: refused (ota.insecure is off)" % url.split("?")[0])
 
+    def _tell(self, what, text):
+        if what != self.declined:
+            self.declined = what
+            self._event("ota", text)
+
+    async def read(self, channel):
+        """The channel's manifest, downloaded to flash and verified (channel.read_channel); its key
+        changes applied."""
+        up = self.updater
+        path = up.root + "/" + CHANNEL_FILE
+        otaupdater._makedirs(up.root)
+        kept = False
+        try:
+            await self.download(self.url, path, CHANNEL_CAP, cap=True)
+            whole = otaupdater._hex(self._hash.digest())
+            mv = memoryview(bytearray(256))
+            last = channel.seen(up.root)
+            if last is not None and last.get("sha256") == whole:  # these bytes were checked at a boot
+                if not last.get("ok"):
+                    raise channel.ChannelSignatureError("channel refused at boot: %s" % last.get("why"))
+                man = channel.read_channel(path, up.keys, mv, last.get("key"))
+            else:
+                try:
+                    man = channel.read_channel(path, up.keys, mv)
+                except MemoryError:
+                    if self.restart is None or getattr(up, "key_path", None) is None:
+                        raise
+                    # No heap block for the signature check: checked at the restart (channel.SEEN).
+                    slots.write_json(up.root + "/" + slots.PENDING, {"channel": path, "key": up.key_path})
+                    kept = True
+                    self._event("ota", "update channel: no room in the heap for its signature check now: "
+                                       "checked at the restart")
+                    return None
+        finally:
+            if not kept:
+                slots.remove(path)
+        if getattr(up, "key_path", None) is not None:
+            keys = channel.rotate_keys(up.key_path, up.keys, man, self._event)
+            if keys:
+                up.keys = keys
+                up.key = keys[0]
+        return man
+
     async def check(self):
-        """One round: ask, and download what is offered for the check at the restart. True if a
-        bundle was downloaded (the gateway restarts into the check)."""
+        """One round: read the channel, and download what it offers this gateway for the check at the
+        restart. True if a bundle was downloaded (the gateway restarts into the check); a NotOffered
+        error (nengjian.ota.channel) when the channel has nothing for it."""
         self.checks += 1
         why = self.updater.refusal()
         if why:
             raise otaupdater.OtaError("update server not asked: " + why)
         self._plain_refused(self.url)
-        status, body = await http.request("GET", self._offer_url(), b"", None, self.timeout_ms, self.ssl)
-        if status == 204:
-            return False
-        if status != 200:
-            raise otaupdater.OtaError("update server answered HTTP %d" % status)
+        from nengjian.ota import channel
+
         try:
-            http.check_json(body)  # json.loads itself fails with MemoryError on a hostile nesting
-            offer = json.loads(body)
-            version, where = offer["version"], offer["url"]
-            size, down_to = offer.get("size"), offer.get("replaces_down_to")
-        except (ValueError, KeyError, TypeError, AttributeError, http.HttpError):
-            raise otaupdater.OtaError("update server's offer is not {version, url, size}: %r" % bytes(body[:80]))
+            return await self._check(channel)
+        finally:
+            unload("nengjian.ota.channel")
+
+    async def _check(self, channel):
+        man = await self.read(channel)
+        if man is None:  # left for the check at the restart
+            self.restart()
+            return True
+        version, size, digest, name, down_to = channel.entry_for(man, self.board, channel.text_id(self.gateway_id),
+                                                                 self.running)
+        man = None
         if version == self.running or version == self.refused:
             return False
-        if type(size) is not int or size <= otaupdater.HEAD:  # no size would be no bound on the download
-            raise otaupdater.OtaError("update server's offer of %s gives no size (%r): not downloaded" % (
-                version, size))
         why = self.updater.refusal(version, down_to)
         if why:
-            if version != self.declined:
-                self.declined = version
-                self._event("ota", "version %s offered by the update server: not fetched (%s)" % (version, why))
+            self._tell(version, "version %s offered by the update channel: not fetched (%s)" % (version, why))
             return False
-        url = self._bundle_url(where)
+        url = self._bundle_url(name)
         self._plain_refused(url)
         path = self.updater.incoming(size)  # OtaError when the volume cannot take it beside its reserve
-        self._event("ota", "version %s offered by the update server: downloading" % version)
+        self._event("ota", "version %s offered by the update channel: downloading" % version)
         gc.collect()  # the download runs beside polling and uploads: start it from a collected heap
         handed_over = False
         try:
             await self.download(url, path, size)
+            if otaupdater._hex(self._hash.digest()) != digest.lower():
+                raise channel.BundleMismatch("%s does not match the SHA-256 the signed channel gives for it" % name)
             # Checked at the restart, in a fresh heap (nengjian.ota: a long-running heap is too
             # fragmented for the signature check); a refusal comes back through take_refused().
             self.updater.defer(path, version)
@@ -167,6 +221,11 @@ class OtaFetch:
                 await self.check()
                 self.last_error = ""
             except Exception as e:  # noqa: BLE001 - a failed check is tried again later
+                if getattr(e, "not_offered", False):  # the channel was read and trusted: nothing for us now
+                    self.last_error = ""
+                    self._tell(str(e), "update channel: %s" % e)
+                    await asyncio.sleep_ms(wait_ms)
+                    continue
                 self.last_error = "%s: %s" % (type(e).__name__, e)
                 log.warn("ota", "update check failed: %s" % self.last_error)
                 wait_ms = min(wait_ms, RETRY_MS)

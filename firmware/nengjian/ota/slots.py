@@ -7,6 +7,10 @@ Layout under `root` (the board's APP_DIR):
                     signature (MANIFEST.sig): what proves the slot holds what the vendor signed
                     (nengjian.ota.proof). MANIFEST.json is written last and removed first: a slot
                     without it is incomplete and never run
+                    On a board that runs its package from ROMFS (board.romfs_stores()), a slot
+                    whose bundle carried romfs.img keeps only MANIFEST.json and MANIFEST.sig: the
+                    image is in the slot's ROMFS store (slot a: romfs_a; slot b and the built-in
+                    package: romfs_b), which firmware/romcopy.py copies into `romfs` at boot
     current         the pointer (JSON, below); missing or unreadable: the built-in package runs
     pending.json    a bundle left for the check at the next boot (nengjian.ota.install_pending):
                     {"bundle": path, "version", "key": vendor key path, "board", "window_s", "max_boots"}
@@ -14,7 +18,8 @@ Layout under `root` (the board's APP_DIR):
 Pointer: {"active": "" (the built-in package), "a" or "b"; "version"; "previous", "previous_version":
 what a rollback returns to; "state": "trial" or "confirmed"; "boots", "max_boots", "window_s" of the
 trial; "failure": why the trial failed to start; "log": the last 8 texts for the ledger; "refused":
-the version the check at boot refused; "min_version": the persisted minimum, no bundle older than it
+the version the check at boot refused; "switching": a reset to copy the trial's ROMFS image in was
+made (select() does it once); "min_version": the persisted minimum, no bundle older than it
 installs unless it is a signed downgrade; "min_on_confirm": what the minimum becomes when the trial
 is confirmed}. Older firmware (a rollback to the built-in package) reads the same file: its name and
 format never change (keys are only ever added).
@@ -37,6 +42,7 @@ POINTER = "current"
 PENDING = "pending.json"
 MANIFEST = "MANIFEST.json"
 SIGNATURE = "MANIFEST.sig"
+ROMFS_IMAGE = "romfs.img"  # the one file of a bundle that carries the package as a ROMFS image
 LOG_KEEP = 8
 
 
@@ -81,6 +87,17 @@ def write_json(path, doc):
         raise OSError(why[0])
 
 
+def romfs_stores():
+    """The board's ROMFS partitions (board.romfs_stores(): {"active", "a", "b"}), or None on a board
+    without them: there a slot is a package directory."""
+    try:
+        import board
+    except ImportError:
+        return None
+    stores = getattr(board, "romfs_stores", None)
+    return (stores() or None) if stores else None
+
+
 def add_log(p, text):
     """Keep text in the pointer's log for the ledger (the app writes it there once the store is open)."""
     log = p.setdefault("log", [])
@@ -97,4 +114,5 @@ def rollback(p):
     p["state"] = "confirmed"
     p["boots"] = 0
     p.pop("failure", None)
+    p.pop("switching", None)
     p.pop("min_on_confirm", None)  # the minimum stays what the confirmed version set

@@ -28,6 +28,11 @@ The signature covers the manifest, the manifest covers every file by its hash: e
 checked as it is written into the spare slot, and the slot is switched in only when all are good.
 The slot keeps the manifest and its signature, so what it holds can be proved again later
 (nengjian.ota.proof).
+On a board that runs its package from ROMFS (slots.romfs_stores()) a bundle may carry one file,
+romfs.img: it is streamed through one flash block into the spare slot's ROMFS store (romcopy.fill),
+not unpacked; the slot directory then holds only the manifest and signature, and the board module
+copies the store into `romfs` at the next boot (firmware/romcopy.py). A bundle of package files
+installs there as a directory slot, its store's stale image erased.
 What was installed, confirmed, rolled back and why goes into the pointer's log and from there, once
 the store is open, into the ledger (take_log()).
 
@@ -64,6 +69,7 @@ HEAD = 16
 CHUNK = 1024
 MAX_MANIFEST = 16384
 MAX_SIG = 1024
+MAX_KEYS = 4  # trusted vendor keys: the current one and the next during a rotation, with room to spare
 INCOMING = "incoming.njota"
 # Left free on the volume the slots share with /config (site config, keys, CA files and the .new copy
 # each takes while it is replaced, each file at least one block): an update never takes that room.
@@ -97,14 +103,34 @@ def vkey(version):
 
 
 # ---- signature
-def load_key(path):
-    """(n, e, byte length, key id) of a vendor public key file."""
-    with open(path) as f:
-        doc = json.load(f)
-    if doc.get("alg") != ALG:
-        raise OtaError("key %s: algorithm %r, expected %s" % (path, doc.get("alg"), ALG))
+def key_from(doc, where="key"):
+    """(n, e, byte length, key id) of a vendor public key as JSON ({"alg", "n", "e", "id"})."""
+    if not isinstance(doc, dict) or doc.get("alg") != ALG or not isinstance(doc.get("n"), str):
+        raise OtaError("%s: algorithm %r, expected %s" % (where, doc.get("alg") if isinstance(doc, dict) else doc,
+                                                          ALG))
     n_hex = doc["n"]
     return int(n_hex, 16), int(doc.get("e", 65537)), (len(n_hex.lstrip("0")) + 1) // 2, doc.get("id", "")
+
+
+def load_key(path):
+    """The first key of a vendor key file (load_keys)."""
+    return load_keys(path)[0]
+
+
+def load_keys(path):
+    """The vendor keys a gateway trusts, from its key file: one key as provisioned, or {"keys": [...]}
+    once a signed update channel has introduced another (nengjian.ota.fetch: key rotation), at most
+    MAX_KEYS. A list of key_from() tuples, the file's order."""
+    with open(path) as f:
+        doc = json.load(f)
+    docs = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
+    if not isinstance(docs, list) or not 0 < len(docs) <= MAX_KEYS:
+        raise OtaError("key %s: expected one key or {\"keys\": [1 to %d keys]}" % (path, MAX_KEYS))
+    return [key_from(d, "key %s" % path) for d in docs]
+
+
+def key_ids(keys):
+    return ", ".join(k[3] or "(no id)" for k in keys)
 
 
 def rsa_verify(key, digest, sig):
@@ -155,6 +181,14 @@ def _makedirs(path):
             os.mkdir(cur)
 
 
+def _forget_image(part):
+    """Erase the first block of ROMFS store `part`: it then holds no image romcopy would copy in."""
+    try:
+        part.ioctl(6, 0)  # erase block 0 (esp32.Partition and the sim's block devices)
+    except OSError:
+        pass
+
+
 def _copy_hashed(src, dst, left, mv):
     """Copy `left` bytes from src to dst through the buffer mv; (sha256 of what was copied, bytes
     missing when src ended early)."""
@@ -170,10 +204,14 @@ def _copy_hashed(src, dst, left, mv):
 
 
 class Updater:
-    def __init__(self, root, key, board, event=None, window_s=1800, max_boots=2, key_path=None, running=None):
+    def __init__(self, root, key, board, event=None, window_s=1800, max_boots=2, key_path=None, running=None,
+                 stores=None):
         self.root = root
+        # The board's ROMFS partitions (slots.romfs_stores(); None: asked when a bundle installs, {}: none)
+        self.stores = stores
         self.running = running  # the version running now: the minimum until the pointer keeps one
-        self.key = key
+        self.keys = key if isinstance(key, list) else [key]  # load_keys(), or one load_key() tuple
+        self.key = self.keys[0]
         self.key_path = key_path  # named in pending.json: the check at boot loads it again
         self.board = board
         self._event = event
@@ -315,10 +353,15 @@ class Updater:
         if left or len(sig) != slen:
             raise OtaError("bundle truncated in its header")
         t0 = ticks_ms()
-        ok = rsa_verify(self.key, h.digest(), sig)
+        ok = False
+        digest = h.digest()
+        for key in self.keys:  # a bundle names no key: at most MAX_KEYS tries, during a rotation only
+            ok = rsa_verify(key, digest, sig)
+            if ok:
+                break
         self.last_verify_ms = ticks_diff(ticks_ms(), t0)
         if not ok:
-            raise OtaError("signature does not verify with vendor key %s" % (self.key[3] or "(no id)"))
+            raise OtaError("signature does not verify with vendor key %s" % key_ids(self.keys))
         try:
             with open(mpath) as mf:
                 man = json.load(mf)
@@ -336,13 +379,25 @@ class Updater:
         if need_mpy is not None and have_mpy is not None and (need_mpy & 0x3FF) != (have_mpy & 0x3FF):
             raise OtaError(".mpy format %d.%d, this MicroPython loads %d.%d" % (
                 need_mpy & 0xFF, need_mpy >> 8 & 3, have_mpy & 0xFF, have_mpy >> 8 & 3))
+        # A ROMFS bundle carries one file, the image: it goes into a ROMFS store, not the app filesystem.
+        rom = len(files) == 1 and files[0][0] == slots.ROMFS_IMAGE
         total = 0
         for entry in files:
             path, size = entry[0], entry[1]
-            if (not isinstance(path, str) or path.startswith("/") or ".." in path.split("/")
-                    or not path.startswith("nengjian/") or path == slots.MANIFEST):
+            if not rom and (not isinstance(path, str) or path.startswith("/") or ".." in path.split("/")
+                            or not path.startswith("nengjian/") or path == slots.MANIFEST):
                 raise OtaError("file %r outside the package" % (path,))
-            total += size
+            total += 0 if rom else size
+        stores = (self.stores if self.stores is not None else slots.romfs_stores()) or None
+        if rom and not stores:
+            raise OtaError("the bundle carries a ROMFS image and this board has no ROMFS stores: it needs a "
+                           "bundle of the package's files")
+        if rom and "romcopy" not in sys.modules:
+            try:
+                import romcopy  # noqa: F401 - what copies a store into romfs at boot (/lib/romcopy.mpy)
+            except ImportError:
+                raise OtaError("the bundle carries a ROMFS image and this gateway has no romcopy module to "
+                               "switch to it at boot: reflash it with `nengjian flash`")
         down_to = man.get("replaces_down_to")
         p = self.state()
         self._refuse(version, down_to, p)
@@ -351,6 +406,13 @@ class Updater:
         slot = "%s/%s" % (self.root, target)
         _clear_slot(slot)
         self._room(total + slen)
+        store = stores[target] if stores else None
+        if rom and store is not None:
+            buf = mv = None  # the store is written through one flash block instead
+            self._install_store(f, files[0], store, slot, target)
+            files = ()  # the slot directory keeps only the manifest and its signature
+        elif store is not None:
+            _forget_image(store)  # a stale image there must never be copied in for this slot
         try:
             for path, size, digest in files:
                 full = slot + "/" + path
@@ -390,6 +452,30 @@ class Updater:
         slots.write_pointer(self.root, q)
         self.take_log()
         return man
+
+    def _install_store(self, f, entry, part, slot, target):
+        """Stream the bundle's ROMFS image from f into partition `part`, the store of slot `target`,
+        through one flash block (romcopy.fill: a fixed buffer whatever the image's size), check it
+        against its hash in the signed manifest, and make the slot's directory for the manifest.
+        OtaError, the store holding no image, if anything is wrong. The pointer names the slot only
+        later, so a power cut here leaves what runs as it was."""
+        import romcopy
+
+        size, digest = entry[1], entry[2]
+        buf = bytearray(part.ioctl(romcopy.BLOCK_SIZE, 0))
+        try:
+            got = romcopy.fill(part, f, size, buf)
+            if _hex(got) != digest:
+                raise OtaError("%s does not match its hash in the signed manifest" % slots.ROMFS_IMAGE)
+            if romcopy.image_len(part, buf) != size:
+                raise OtaError("%s is not a ROMFS image of %d bytes" % (slots.ROMFS_IMAGE, size))
+            _makedirs(slot)
+        except OtaError:
+            _forget_image(part)
+            raise
+        except OSError as e:
+            _forget_image(part)
+            raise OtaError("writing ROMFS store %s failed: %s" % (target, e))
 
     def _room(self, total):
         try:

@@ -242,7 +242,15 @@ def parse_reply(buf, n, meter_type, addr, func):
     Returns (reply_type, control, data_offset, data_length). An abnormal reply raises
     MeterErrorReply whose code is the ST word.
     """
-    s, length = frame68.check(buf, n, _LEN_OFF, 0)
+    d = check_reply(buf, n, meter_type, addr, func)
+    return buf[d - 10], buf[d - 2], d, buf[d - 1]
+
+
+def check_reply(buf, n, meter_type, addr, func):
+    """parse_reply() without a tuple, for the poll loop: the data offset d (type at d - 10,
+    control at d - 2, data length at d - 1)."""
+    s = frame68.check_start(buf, n, _LEN_OFF, 0)
+    length = buf[s + _LEN_OFF]
     c = buf[s + 9]
     if not c & DIR_BIT:
         raise UnexpectedReply("frame from a master")
@@ -265,7 +273,7 @@ def parse_reply(buf, n, meter_type, addr, func):
         else:
             code = 0
         raise MeterErrorReply(code, status_names(code), c)
-    return t, c, d, length
+    return d
 
 
 def _check_di(buf, d, length, di):
@@ -294,7 +302,9 @@ def _time(buf, p):
 
 def parse_read(buf, n, meter_type, addr, di=DI_READ, into=None):
     """901F read reply (81H) -> Reading (into is reused when given, to avoid allocation)."""
-    t, _, d, length = parse_reply(buf, n, meter_type, addr, C_READ)
+    d = check_reply(buf, n, meter_type, addr, C_READ)
+    t = buf[d - 10]
+    length = buf[d - 1]
     _check_di(buf, d, length, di)
     r = into if into is not None else Reading()
     r.clear()

@@ -349,7 +349,15 @@ def parse_reply(buf, n, addr, func):
     data bytes are still +33H. Raises the typed errors above; an abnormal reply raises
     MeterErrorReply with the error byte decoded (1997 names for functions below 11H except 08H).
     """
-    s, length = frame68.check(buf, n, _LEN_OFF, _PAIR_OFF)
+    d = check_reply(buf, n, addr, func)
+    return buf[d - 2], d, buf[d - 1]
+
+
+def check_reply(buf, n, addr, func):
+    """parse_reply() without a tuple, for the poll loop: the data offset d (control at d - 2, data
+    length at d - 1)."""
+    s = frame68.check_start(buf, n, _LEN_OFF, _PAIR_OFF)
+    length = buf[s + _LEN_OFF]
     c = buf[s + 8]
     if not c & DIR_BIT:
         raise UnexpectedReply("frame from a master")
@@ -366,7 +374,7 @@ def parse_reply(buf, n, addr, func):
             raise UnexpectedReply("abnormal reply without error byte")
         code = (buf[d] - BIAS) & 0xFF
         raise MeterErrorReply(code, error_names(code, func < C_READ and func != C_TIME_SYNC), c)
-    return c, d, length
+    return d
 
 
 def _check_di(buf, d, length, di, nbytes):

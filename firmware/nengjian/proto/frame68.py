@@ -12,8 +12,8 @@ the last data byte. pair_off > 0: a second 68H at that offset (once received) te
 from a 68H in noise; 0: the first 68H starts the frame. DL/T 645: len_off 9, pair_off 7;
 CJ/T 188: len_off 10, pair_off 0.
 
-The codecs pass their offsets as constants; nothing here allocates beyond the (start, need) and
-(start, length) tuples, as these run in the poll loop.
+The codecs pass their offsets as constants. These run in the poll loop: start_of, need_at and
+check_start allocate nothing; locate and check are the same with a tuple.
 """
 
 from nengjian.core.compat import const
@@ -49,25 +49,36 @@ def tail(out, start, p):
 def locate(buf, n, len_off, pair_off):
     """(start, need): start of the first plausible frame in buf[:n] (-1: none) and the bytes it still
     misses (a lower bound until L has arrived; 0 = complete)."""
+    s = start_of(buf, n, pair_off)
+    return s, need_at(buf, s, n, len_off)
+
+
+def start_of(buf, n, pair_off):
+    """Start of the first plausible frame in buf[:n], -1 if none (locate without a tuple)."""
     i = 0
     while i < n:
         if buf[i] == _START and (not pair_off or i + pair_off >= n or buf[i + pair_off] == _START):
-            break
+            return i
         i += 1
-    if i >= n:
-        return -1, len_off + 3
-    have = n - i
+    return -1
+
+
+def need_at(buf, s, n, len_off):
+    """Bytes the frame starting at s (-1: none yet) still misses in buf[:n]."""
+    if s < 0:
+        return len_off + 3
+    have = n - s
     if have <= len_off:
-        return i, len_off + 3 - have
-    need = len_off + 3 + buf[i + len_off] - have
-    return i, need if need > 0 else 0
+        return len_off + 3 - have
+    need = len_off + 3 + buf[s + len_off] - have
+    return need if need > 0 else 0
 
 
 def frame_start(buf, n, len_off, pair_off):
     """Index of the first plausible frame start in buf[:n] (n None or < 0: all), or n if none."""
     if n is None or n < 0:
         n = len(buf)
-    s, _ = locate(buf, n, len_off, pair_off)
+    s = start_of(buf, n, pair_off)
     return n if s < 0 else s
 
 
@@ -75,7 +86,7 @@ def bytes_needed(buf, n, len_off, pair_off):
     """More bytes needed to complete the frame in buf[:n] (0 = complete). FrameError if it cannot fit."""
     if n is None or n < 0:
         n = len(buf)
-    _, need = locate(buf, n, len_off, pair_off)
+    need = need_at(buf, start_of(buf, n, pair_off), n, len_off)
     if need and n + need > len(buf):
         raise FrameError("frame cannot fit the buffer")
     return need
@@ -86,10 +97,16 @@ def check(buf, n, len_off, pair_off):
 
     Raises IncompleteFrame, ChecksumError, or FrameError when the end byte is wrong.
     """
+    s = check_start(buf, n, len_off, pair_off)
+    return s, buf[s + len_off]
+
+
+def check_start(buf, n, len_off, pair_off):
+    """check() without a tuple: the frame's start (its length is buf[start + len_off])."""
     if n is None or n < 0:
         n = len(buf)
-    s, need = locate(buf, n, len_off, pair_off)
-    if s < 0 or need:
+    s = start_of(buf, n, pair_off)
+    if s < 0 or need_at(buf, s, n, len_off):
         raise IncompleteFrame("incomplete frame")
     length = buf[s + len_off]
     e = s + len_off + 1 + length
@@ -97,4 +114,4 @@ def check(buf, n, len_off, pair_off):
         raise ChecksumError("checksum")
     if buf[e + 1] != _END:
         raise FrameError("no end byte")
-    return s, length
+    return s

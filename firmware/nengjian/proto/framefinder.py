@@ -48,3 +48,11 @@ class FrameFinder:
         if self._k == 0:
             return rx, n
         return self._rxv[self._k:], n - self._k
+
+    def buffer(self, rx):
+        """view()'s buffer alone (no tuple): rx itself unless frames were skipped."""
+        return rx if self._k == 0 else self._rxv[self._k:]
+
+    def count(self, n):
+        """view()'s count alone."""
+        return n - self._k

@@ -212,21 +212,33 @@ def locate(buf, n, unit, function, byte_count=-1):
     need == 0 means a complete candidate whose CRC is right. need == CHECK_FAILED: complete
     candidates only with a bad CRC, start the first of them. start == n: nothing plausible yet.
     """
+    found = [n]
+    need = scan(buf, n, unit, function, byte_count, found)
+    return found[0], need
+
+
+def scan(buf, n, unit, function, byte_count, found):
+    """locate() without a tuple, for the poll loop: returns need and puts start into found[0]
+    (any mutable sequence the caller made once)."""
     first_bad = -1
     i = find_start(buf, n, unit, function, byte_count, 0)
     while i < n:
         need = bytes_needed(buf, i, n, function)
         if need > 0:
-            return i, need
+            found[0] = i
+            return need
         end = i + (5 if buf[i + 1] & 0x80 else (5 + buf[i + 2] if function <= 4 else 8))
         if _crc_ok(buf, i, end):
-            return i, 0
+            found[0] = i
+            return 0
         if first_bad < 0:
             first_bad = i
         i = find_start(buf, n, unit, function, byte_count, i + 1)
     if first_bad >= 0:
-        return first_bad, CHECK_FAILED
-    return n, 5
+        found[0] = first_bad
+        return CHECK_FAILED
+    found[0] = n
+    return 5
 
 
 def parse_reply(buf, start, n, unit, function, count=0, echo=None):
@@ -236,6 +248,13 @@ def parse_reply(buf, start, n, unit, function, count=0, echo=None):
     value/quantity), compared with echo[2:6] (the request) when echo is given. Raises
     ModbusException for an exception reply and FrameError subclasses for anything malformed.
     """
+    off = check_reply(buf, start, n, unit, function, count, echo)
+    return off, (buf[start + 2] if function in (1, 2, 3, 4) else 4)
+
+
+def check_reply(buf, start, n, unit, function, count=0, echo=None):
+    """parse_reply() without a tuple, for the poll loop: the data offset (data_len is the byte
+    count at buf[start + 2] for reads, 4 for writes)."""
     length = n - start
     if length < 5:
         raise Truncated("short reply (%d bytes)" % max(0, length))
@@ -264,12 +283,12 @@ def parse_reply(buf, start, n, unit, function, count=0, echo=None):
             want = data_bytes(function, count)
             if buf[start + 2] != want:
                 raise WrongFunction("byte count %d, expected %d" % (buf[start + 2], want))
-        return start + 3, buf[start + 2]
+        return start + 3
     if echo is not None:
         for k in range(2, 6):
             if buf[start + k] != echo[k]:
                 raise WrongFunction("write reply does not echo the request")
-    return start + 2, 4
+    return start + 2
 
 
 def bit(buf, offset, index):

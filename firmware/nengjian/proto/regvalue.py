@@ -24,6 +24,14 @@ def registers(type_name):
 def decode(buf, offset, type_name, order="ABCD"):
     """Value of type_name at buf[offset:], read in the given word order."""
     size = SIZES[type_name]
+    if order == "ABCD" and type_name[0] != "f":
+        # big-endian integers by arithmetic: struct.unpack_from would make a tuple per value
+        v = 0
+        for i in range(offset, offset + size):
+            v = (v << 8) | buf[i]
+        if type_name[0] == "s" and v >> (8 * size - 1):
+            v -= 1 << (8 * size)
+        return v
     s = _scratch
     if order == "ABCD" or size == 2 and order in ("CDAB",):
         for i in range(size):
@@ -43,6 +51,13 @@ def decode(buf, offset, type_name, order="ABCD"):
             s[i + 1] = buf[offset + i]
     else:
         raise ValueError("unknown word order " + order)
+    if type_name[0] != "f":
+        v = 0
+        for i in range(size):
+            v = (v << 8) | s[i]
+        if type_name[0] == "s" and v >> (8 * size - 1):
+            v -= 1 << (8 * size)
+        return v
     return struct.unpack_from(_FORMATS[type_name], s, 0)[0]
 
 

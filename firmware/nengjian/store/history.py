@@ -124,6 +124,8 @@ class History(Ring):
             d = v[records.V_VALUE]
             key = (code, v[records.V_STAT_TYPE], d.exponent, v[records.V_INPUT], v[records.V_SCOPE])
             valid = v[records.V_VALID]
+            if len(v) > records.V_QUALITY:
+                return False  # a refilled value keeps its mark: copied as it is, not folded
             mant = d.mantissa
             if not isinstance(start, int) or not isinstance(mant, int) or not isinstance(code, str):
                 return False

@@ -9,7 +9,9 @@ sources that prove something set it:
 - the platform's time (`from_platform(utc, source)`): `net.http` calls it with the Date header of
   answers over certificate-verified TLS only (never the keepalive probe, which does not verify).
   NTP outranks it: a platform time sets the clock only when NTP has not answered for
-  `platform_after_s`, although it always counts as the second source of the rule below.
+  `platform_after_s`, although it always counts as the second source of the rule below. While the
+  clock is untrusted and NTP fails, `ask_platform` (set by the app) makes one request to a platform
+  for its Date header, since no upload goes before the clock is trusted.
 
 The step rule: once the clock is trusted, a step larger than `max_step_s` (site config
 `clock.max_step_s`, 300 s by default) is taken only when two different sources (two NTP servers, or
@@ -27,7 +29,8 @@ first sync nothing is stamped (the pollers ask `trusted()`).
 
 The board supplies the RTC: `set_utc(seconds)` where the clock can be set (ESP32: machine.RTC),
 and whether the RTC is trusted at boot (the sim: the host keeps its clock by NTP, and tests may run
-it fast, so nothing here may set it). A step within `tolerance_s` does not touch the RTC.
+it fast, so nothing here may set it; unless the launcher gives the sim an RTC of its own, NJ_RTC,
+which this module then sets as on an ESP32). A step within `tolerance_s` does not touch the RTC.
 """
 
 import asyncio
@@ -67,6 +70,10 @@ class ClockSync:
         self.last_step = 0
         self.last_error = ""
         self.progress = 0
+        # async callable: one verified request to a platform, whose Date header reaches
+        # from_platform. Asked when NTP fails while the clock is untrusted: nothing is stamped then,
+        # so no upload would ever bring a Date header on a site whose network blocks NTP.
+        self.ask_platform = None
 
     def trusted(self):
         return self._trusted
@@ -212,7 +219,8 @@ class ClockSync:
         return False
 
     async def run(self, link_up=None):
-        """Sync at start and every `every_s`; retry every minute while untrusted or failing."""
+        """Sync at start and every `every_s`; retry every minute (or every `every_s` if sooner) while
+        untrusted or failing."""
         if self._set_utc is None:
             return  # nothing to set: the board's clock is the reference
         while True:
@@ -220,7 +228,12 @@ class ClockSync:
             ok = False
             if link_up is None or link_up():
                 ok = await self.sync_once()
-            await asyncio.sleep_ms(self.every_ms if ok else 60000)
+                if not ok and not self._trusted and self.ask_platform is not None:
+                    try:
+                        await self.ask_platform()
+                    except Exception as e:  # noqa: BLE001 - a platform's trouble must not end the clock task
+                        self.last_error = "asking the platform for its time: %s" % e
+            await asyncio.sleep_ms(self.every_ms if ok else min(self.every_ms, 60000))
 
 
 def _same_addr(a, b):

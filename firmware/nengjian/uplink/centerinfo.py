@@ -16,7 +16,8 @@ does not expect them must never get them. What we send, documented for the platf
     alarm info:     {"dataCode", "level": "warning" | "alarm", "state": "raised" | "cleared",
                      "lastValid": CST end of the last valid data, "gapHours"}
     heartbeat info: the heartbeat's fields (uptime_s, heap_free, flash_free, backlog.<dest>,
-                    link.<name>, rssi.<name>)
+                    link.<name>, rssi.<name>, complete.<dest> and timely.<dest>: this month's
+                    completeness and timeliness in %, nengjian.uplink.quality)
 
 and what we read back: the answer's `data` list, taking each entry that has an energy code
 (`energyCode`, 4 digits) and a `convertRation` (kgce per base unit of that energy).

@@ -58,6 +58,11 @@ class Destination:
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
         self.info = None  # centerinfo.CenterInfo where the destination opts in to the info channel
+        self.quality = None  # quality.Quality: the platform's score of this site, fed on acceptance
+        self.upload_slot = False  # day and month values wait for the register answer's uploadTime
+        self.caught_up = False  # the last round found nothing to send (the score may judge a day)
+        self._slot_text = None
+        self._slot_s = None
         self.wake = asyncio.Event()
         self.backoff_ms = 0
         self.failing = False
@@ -125,6 +130,43 @@ class Destination:
             self.progress += 1
             await asyncio.sleep_ms(min(1000, max(1, wait - ticks_diff(ticks_ms(), start))))
 
+    def _slot_offset(self):
+        """Seconds after CST midnight of the platform's daily upload slot ("01:38:00"), or None."""
+        s = self.profile.session
+        text = s.get("uploadTime") if s else None
+        if text != self._slot_text:
+            self._slot_text = text
+            self._slot_s = None
+            try:
+                h, m, sec = [int(x) for x in text.split(":")]
+                if 0 <= h < 24 and 0 <= m < 60 and 0 <= sec < 60:
+                    self._slot_s = h * 3600 + m * 60 + sec
+            except (AttributeError, ValueError, TypeError):
+                pass
+            if text is not None and self._slot_s is None:
+                self._event("uplink", "%s: upload slot %r unusable: day and month values sent as due" % (
+                    self.name, text))
+        return self._slot_s
+
+    def _held(self, rec, now):
+        """A day or month value waits for the upload slot after its period's end (Anhui: one daily
+        batch at the assigned time). Without a slot from the platform it goes as due; one produced
+        after its slot (a back-fill) goes at once rather than a day later."""
+        stat = rec[records.V_STAT_TYPE]
+        if stat != records.DAY and stat != records.MONTH:
+            return False
+        off = self._slot_offset()
+        if off is None:
+            return False
+        start = rec[records.V_STAT_START]
+        if stat == records.DAY:
+            end = start + 86400
+        else:
+            from nengjian.values.intervals import next_month
+
+            end = next_month(start)
+        return now < end + off
+
     def _fresh_ready(self, after):
         """Durable offered values beyond `after` (not covered by the cursor lane's batch)."""
         q = self._fresh
@@ -133,10 +175,11 @@ class Destination:
         durable = self.store.durable_seq
         out = []
         limit = self._limit()
+        now = timeutil.now() if self.upload_slot else 0
         for seq, rec in q:
             if seq > durable or len(out) >= limit:
                 break
-            if seq not in self._skip:
+            if seq not in self._skip and seq not in self._ahead and not (now and self._held(rec, now)):
                 out.append((seq, rec))
         return out
 
@@ -253,10 +296,25 @@ class Destination:
         batch, last = self.store.read(self.name, self._limit(), (records.VALUE,))
         if self._skip or self._ahead:
             batch = [r for r in batch if r[0] not in self._skip and r[0] not in self._ahead]
+        held_from = self._hold(batch) if self.upload_slot and batch else 0
+        if held_from:
+            # The cursor stops before the first value waiting for the slot; what follows it goes
+            # now and is remembered as sent ahead (as the fresh lane's values are), read past the
+            # cursor's window once that holds nothing else to send.
+            now = timeutil.now()
+            batch = [r for r in batch if not self._held(r[1], now)]
+            room = self._limit() - len(batch)
+            if room > 0 and last < self.store.durable_seq and len(self._ahead) < AHEAD_MAX:
+                batch += self._beyond(last, room, now)
+            last = held_from - 1
+        fresh = None
         if len(self._ahead) < AHEAD_MAX:
             fresh = self._fresh_ready(last)
             if fresh and not await self._send_fresh(fresh):
                 return
+            if fresh and held_from:  # the fresh lane may just have sent some of the batch past the held value
+                batch = [r for r in batch if r[0] not in self._ahead]
+        self.caught_up = not batch and not held_from and not fresh
         if not batch:
             if last > self.store.cursor(self.name):
                 self.store.ack(self.name, last)
@@ -266,6 +324,12 @@ class Destination:
             return
         result = await self._send(batch)
         if result.kind == OK:
+            if self.quality is not None:  # before the cursor moves: a cut in between counts a resend once
+                self.quality.accepted(batch, timeutil.now())
+            if held_from:
+                for seq, _rec in batch:
+                    if seq > last:
+                        self._ahead.add(seq)
             self.store.ack(self.name, last)
             self._passed(last)
             self._on_ok(len(batch))
@@ -277,10 +341,34 @@ class Destination:
             if not self._out_of_memory(result):
                 await self._on_retry(result)
 
+    def _beyond(self, after, limit, now):
+        """Up to limit VALUE records stored after seq `after` to send while the cursor waits at a held one."""
+        out = []
+        skip = self._skip
+        ahead = self._ahead
+
+        def visit(seq, rec):
+            if rec[0] == records.VALUE and seq not in skip and seq not in ahead and not self._held(rec, now):
+                out.append((seq, rec))
+            return len(out) >= limit
+
+        self.store.scan(after + 1, visit)
+        return out
+
+    def _hold(self, batch):
+        """Seq of the first value in batch that waits for the upload slot, or 0."""
+        now = timeutil.now()
+        for seq, rec in batch:
+            if self._held(rec, now):
+                return seq
+        return 0
+
     async def _send_fresh(self, fresh):
         """Send fresh values ahead of the back-fill; True if the round may go on to the back-fill."""
         result = await self._send(fresh)
         if result.kind == OK:
+            if self.quality is not None:
+                self.quality.accepted(fresh, timeutil.now())
             for seq, _rec in fresh:
                 self._ahead.add(seq)
             top = fresh[-1][0]

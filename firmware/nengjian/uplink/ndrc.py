@@ -67,22 +67,24 @@ import json
 from binascii import hexlify
 
 from nengjian.core import log, records, statefile, timeutil
+from nengjian.core.compat import unload
 from nengjian.net import http
+from nengjian.uplink.ndrcwire import (  # noqa: F401  (callers' names: ndrc.Stop, ndrc.SM4_ECB, ...)
+    BODY_SHOWN,
+    CONTENT_TYPE,
+    SM4_ECB,
+    TOKEN,
+    TOKEN_MARGIN_S,
+    Stop,
+    _excerpt,
+    _parse,
+)
 from nengjian.uplink.result import OK, OUT_OF_MEMORY, REJECTED, RETRY, Result  # noqa: F401  (callers' names)
 
 PLAIN = "plain"
 MTLS = "mtls"
-SM4_ECB = "sm4-ecb"
-TOKEN = "sm4-cbc-token"
 
-CONTENT_TYPE = "application/json;charset=UTF-8"
 BODY_BUF = 2048  # bytes kept per destination: the upload body streams through it (7 plain, 3 SM4 records)
-TOKEN_MARGIN_S = 60  # renew a token this long before the platform says it runs out
-BODY_SHOWN = 200  # bytes of an answer quoted in a reason
-
-
-class Stop(Exception):
-    """Ends an exchange early with the Result in args[0] (a session to make again, TLS set-up)."""
 
 
 def build(dest, enterprise, state_dir, config_dir=".", event=None, credentials=None):
@@ -94,6 +96,17 @@ def build(dest, enterprise, state_dir, config_dir=".", event=None, credentials=N
 
 def _quote(s):
     return json.dumps(s)
+
+
+SESSION = "nengjian.uplink.session"
+
+
+def _session():
+    """The session steps (registration, token, version check, the session file at start): loaded for
+    them, dropped by the caller after with unload(SESSION)."""
+    from nengjian.uplink import session
+
+    return session
 
 
 class NdrcJson:
@@ -116,7 +129,10 @@ class NdrcJson:
         self.ssl = ssl
         self.tls_notes = []
         self._state_path = "%s/session-%s.json" % (state_dir, self.name)
-        self.session = self._load()
+        try:
+            self.session = _session().load(self)
+        finally:
+            unload(SESSION)
         self._checked = False  # version check done since start
         self._token = None
         self._token_until = 0
@@ -136,46 +152,6 @@ class NdrcJson:
             self._event("security", "%s: %s" % (self.name, tlsctx.INSECURE_WARNING))
 
     # ---- session state on flash
-    def _load(self):
-        s = statefile.load(self._state_path, None)
-        if not isinstance(s, dict):
-            return None
-        if (s.get("enterpriseCode") != self.enterprise["code"] or s.get("registerURL") != self.url
-                or s.get("region", self.enterprise["region"]) != self.enterprise["region"]):
-            return None
-        if self.security in (SM4_ECB, TOKEN) and not s.get("secretKey"):
-            return None  # kept from a plain session: the key only comes with a registration
-        if not s.get("deviceId") or not s.get("centerDataURL"):
-            return None
-        if not self._allowed_urls(s, s):  # kept by firmware that took any URL, or the site's hosts changed
-            return None
-        return s
-
-    def _allowed_urls(self, ans, into):
-        """Copies the service URLs of `ans` into `into`, each refused one as None (a ledger event);
-        False when centerDataURL is refused (last_refusal says why). The rule (uplink.guard) is loaded
-        for this and dropped again: registrations and starts are rare."""
-        from nengjian.core.compat import unload
-        from nengjian.uplink import guard
-
-        try:
-            why = guard.check_urls(ans, into, self.url, self._hosts, self._refuse)
-        finally:
-            unload("nengjian.uplink.guard")
-        if why:
-            self.last_refusal = why
-        return why is None
-
-    def _refuse(self, field, origin, why):
-        """A refused URL is a ledger event, once per URL since start (registration retries repeat it)."""
-        if (field, origin) in self._refused:
-            return
-        if len(self._refused) < 8:
-            self._refused.append((field, origin))
-        self._event("security", "%s: the platform's %s (%s) refused: %s; %s" % (
-            self.name, field, origin, why, "no uploads until it names an allowed one, the data stay on the "
-            "gateway" if field == "centerDataURL" else "not used"))
-
     def _save(self):
         # No version: the file stays the bare dict that firmware before statefile reads (a rollback).
         statefile.save(self._state_path, self.session, None, self._not_saved)
@@ -281,100 +257,23 @@ class NdrcJson:
             if self.url.startswith("https://"):
                 self._tls()
             if not self.session:
-                await self._register()
+                await _session().register(self)
             if self.security == TOKEN and (self._token is None or timeutil.now() >= self._token_until):
-                await self._fetch_token()
+                await _session().fetch_token(self)
             if not self._checked:
-                await self._version_check()
+                await _session().version_check(self)
         except Stop as s:
             return s.args[0]
+        finally:
+            unload(SESSION)
         return None
 
-    async def _register(self):
-        ent = self.enterprise
-        body = json.dumps({"region": ent["region"], "enterpriseCode": ent["code"]}).encode()
-        status, data = await self._request(self.url, body, {"Content-Type": CONTENT_TYPE})
-        ans = _parse(data)
-        if not self._success(status, ans):
-            raise Stop(Result(RETRY, "register refused: %s" % self._unclear(status, data, ans)))
-        dev = ans.get("deviceId")
-        data_url = ans.get("centerDataURL")
-        if not isinstance(dev, str) or not dev or not isinstance(data_url, str) or not data_url:
-            raise Stop(Result(RETRY, "register answer lacks deviceId or centerDataURL: %s" % _excerpt(data)))
-        key = ans.get("secretKey")
-        if self.security in (SM4_ECB, TOKEN):
-            if not isinstance(key, str) or len(key) < 16:
-                raise Stop(Result(RETRY, "register answer has no usable secretKey for security %s: %s" % (
-                    self.security, _excerpt(data))))
-        session = {"enterpriseCode": ent["code"], "region": ent["region"], "registerURL": self.url,
-                   "deviceId": dev, "uploadTime": ans.get("uploadTime"), "secretKey": key}
-        if not self._allowed_urls(ans, session):
-            raise Stop(Result(RETRY, "register answer: %s; registering again later, the data stay on the gateway"
-                              % self.last_refusal))
-        self.session = session
-        self._save()
-        self._checked = False
-        self._token = None
-        self._cipher = None
-        log.info("uplink", "%s: registered, deviceId %s, upload slot %s" % (self.name, dev, ans.get("uploadTime")))
-
     async def _fetch_token(self):
-        s = self.session
-        url = s.get("tokenURL") or self.dest.get("token_url")
-        if not url:
-            raise Stop(Result(RETRY, "no token URL: the register answer has no tokenURL and the destination "
-                                      "sets no token_url"))
-        from nengjian.crypto import sm4
-
+        """A token for the token variant (nengjian.uplink.session), its code dropped after."""
         try:
-            password = sm4.yunnan_password(s["secretKey"], self.enterprise["code"], self.dest.get("pin", ""),
-                                           self.dest.get("password_upper", False))
-        except ValueError as e:
-            raise Stop(Result(RETRY, "cannot form the token password: %s" % e))
-        body = json.dumps({"deviceId": s["deviceId"], "enterpriseCode": self.enterprise["code"],
-                           "password": password}).encode()
-        status, data = await self._request(url, body, {"Content-Type": CONTENT_TYPE})
-        ans = _parse(data)
-        token = ans.get("token") if ans is not None else None
-        if self._success(status, ans) and isinstance(token, str) and token:
-            self._token = token
-            ttl = ans.get("expiresIn")
-            ttl = ttl if isinstance(ttl, int) and ttl > 0 else 3600
-            margin = TOKEN_MARGIN_S if ttl > 2 * TOKEN_MARGIN_S else ttl // 2
-            self._token_until = timeutil.now() + ttl - margin
-            log.info("uplink", "%s: token issued for %d s" % (self.name, ttl))
-            return
-        if ans is not None:
-            self._mismatch(ans)
-        raise Stop(Result(RETRY, "token refused: %s" % self._unclear(status, data, ans)))
-
-    async def _version_check(self):
-        s = self.session
-        url = s.get("loadDicVersionURL")
-        if not url:
-            self._checked = True
-            return
-        body = json.dumps({"deviceId": s["deviceId"]}).encode()
-        status, data = await self._call(url, body)
-        ans = _parse(data)
-        if not self._success(status, ans):
-            if ans is not None:
-                self._mismatch(ans)
-            self._checked = True
-            self._event("uplink", "%s: version check failed (uploading anyway): %s" % (
-                self.name, self._unclear(status, data, ans)))
-            return
-        reg, dic = ans.get("regVersion"), ans.get("dicVersion")
-        old = (s.get("regVersion"), s.get("dicVersion"))
-        self._checked = True
-        if old != (reg, dic):
-            if old != (None, None):
-                self._event("uplink", "%s: platform versions changed: regVersion %s -> %s, dicVersion %s -> %s; "
-                                      "check the data-item codes with the platform" % (self.name, old[0], reg, old[1], dic))
-            s["regVersion"] = reg
-            s["dicVersion"] = dic
-            self._save()
-        log.info("uplink", "%s: version check: regVersion %s, dicVersion %s" % (self.name, reg, dic))
+            await _session().fetch_token(self)
+        finally:
+            unload(SESSION)
 
     # ---- records
     def _valid(self, v):
@@ -544,27 +443,3 @@ def _mem_free():
 
     gc.collect()
     return gc.mem_free() if hasattr(gc, "mem_free") else -1
-
-
-def _parse(data):
-    try:
-        http.check_json(data)  # json.loads itself fails with MemoryError on a hostile nesting
-        ans = json.loads(data)
-    except (ValueError, TypeError, http.HttpError):
-        return None
-    return ans if isinstance(ans, dict) else None
-
-
-def _excerpt(data, n=BODY_SHOWN):
-    """The first n bytes of an answer, for a reason or the log, with secret members masked."""
-    if not data:
-        return "(empty body)"
-    from nengjian.uplink.guard import redact
-
-    b = bytes(data[:n])
-    try:
-        text = b.decode()
-    except UnicodeError:
-        return redact(repr(b))
-    text = " ".join(text.split())
-    return redact(text) + (" ..." if len(data) > n else "")

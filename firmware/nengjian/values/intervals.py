@@ -38,6 +38,12 @@ quality flag every platform's wire format has), unless the site sets `intervals.
 (a platform that scores invalid values as missing); either way each estimate is a ledger event
 naming the boundaries and the two readings, so an estimate is never silent.
 
+Refilled boundary readings: a DL/T 645 meter's frozen reading taken back after a gap
+(nengjian.meters.refill) is fed like a reading at its boundary, with quality records.REFILLED. A
+value between refilled (or refilled and measured) boundaries is exact and valid, and its VALUE
+carries records.REFILLED; one that rests on an estimated boundary is an estimate whatever else it
+rests on. Boundary quality (bt/best, ds/dest, ms/mest): 0 measured, True estimated, REFILLED.
+
 Clock: a reading stamped before the previous one (the clock went back) keeps the counter
 arithmetic (the meter did not go back) but drops every boundary after the new time; boundaries
 before it stay (a small NTP correction costs nothing). Nothing is ever counted twice: per statType
@@ -186,7 +192,7 @@ class Intervals:
         if not self._quiet:
             self._event(kind, text)
 
-    def _value(self, st, stat, start, a0, a1, est, ts, periods):
+    def _value(self, st, stat, start, a0, a1, q, ts, periods):
         if start <= st.done[stat]:
             return self._already(st, stat, start, "comes after one for %s already sent" % timeutil.cst_text(
                 st.done[stat]))
@@ -197,6 +203,7 @@ class Intervals:
         st.upto[stat] = a1
         delta = a1 - a0
         d = Decimal(delta, st.e)
+        est = q is True or q == 1
         valid = self.estimated_valid if est else True
         x = delta * 10.0 ** st.e
         if (st.lo is not None and x < st.lo * periods) or (st.hi is not None and x > st.hi * periods):
@@ -205,6 +212,8 @@ class Intervals:
                 st.code, _STAT_NAMES[stat], d.text(), timeutil.cst_text(start), _times(st.lo, periods),
                 _times(st.hi, periods)))
         rec = [records.VALUE, ts, st.code, stat, start, d, valid, records.FIELD_INSTRUMENT, st.scope]
+        if q == records.REFILLED:
+            rec.append(records.REFILLED)
         if self._pending is not None:
             self._pending[(st.code, stat, start)] = rec
         elif not self._quiet:
@@ -219,8 +228,9 @@ class Intervals:
             st.code, _STAT_NAMES[stat], timeutil.cst_text(start), why))
 
     # ---- readings
-    def feed(self, index, ts, value):
-        """One reading (exact Decimal) of item `index` taken at UTC seconds ts."""
+    def feed(self, index, ts, value, q=0):
+        """One reading (exact Decimal) of item `index` taken at UTC seconds ts (q: records.REFILLED for a
+        meter's frozen reading at boundary ts)."""
         st = self.states[index]
         m = value.mantissa
         if st.e is None:
@@ -240,7 +250,7 @@ class Intervals:
         a1 = st.raw + st.off
         a2 = self._count(st, m, st.t is not None)
         st.t = ts
-        self._boundaries(st, t1, a1, ts, a2)
+        self._boundaries(st, t1, a1, ts, a2, q)
         if self._store is not None and not self._quiet and self._dirty and ts >= self._save_after:
             self.save()
 
@@ -291,7 +301,7 @@ class Intervals:
         if st.ms is not None and st.ms > ts:
             st.ms = None
 
-    def _boundaries(self, st, t1, a1, t2, a2):
+    def _boundaries(self, st, t1, a1, t2, a2, q=0):
         P = self.period
         s2 = timeutil.slot_start(t2, P)
         if t1 is not None:
@@ -321,12 +331,13 @@ class Intervals:
                                                     "" if n == 1 else " .. %s" % timeutil.cst_text(last_unknown), n))
         if measured and not (t1 is None and st.bt == s2):
             # (after the clock went back into a period already anchored, the earlier reading stays)
-            self._anchor(st, s2, a2, False, t2)
+            self._anchor(st, s2, a2, q, t2)
 
     def _anchor(self, st, b, a, est, ts):
+        # est: the boundary's quality (0 measured, True estimated, records.REFILLED)
         P = self.period
         if st.bt is not None and b == st.bt + P:
-            self._value(st, records.REALTIME, st.bt, st.ba, a, est or st.best, ts, 1)
+            self._value(st, records.REALTIME, st.bt, st.ba, a, _worse(est, st.best), ts, 1)
         st.bt = b
         st.ba = a
         st.best = est
@@ -335,13 +346,13 @@ class Intervals:
             return
         if self.daily:
             if st.ds is not None and b == st.ds + DAY_S:
-                self._value(st, records.DAY, st.ds, st.da, a, est or st.dest, ts, DAY_S // P)
+                self._value(st, records.DAY, st.ds, st.da, a, _worse(est, st.dest), ts, DAY_S // P)
             st.ds = b
             st.da = a
             st.dest = est
         if self.monthly and is_month_start(b):
             if st.ms is not None and b == next_month(st.ms):
-                self._value(st, records.MONTH, st.ms, st.ma, a, est or st.mest, ts, (b - st.ms) // P)
+                self._value(st, records.MONTH, st.ms, st.ma, a, _worse(est, st.mest), ts, (b - st.ms) // P)
             st.ms = b
             st.ma = a
             st.mest = est
@@ -395,8 +406,9 @@ class Intervals:
         def visit(_seq, rec):
             kind = rec[0]
             if kind == records.READING:
+                q = records.REFILLED if len(rec) > 5 and rec[5] == records.REFILLED else 0
                 for index in self.by_point.get((rec[2], rec[3]), ()):
-                    self.feed(index, rec[1], rec[4])
+                    self.feed(index, rec[1], rec[4], q)
             elif kind == records.VALUE and rec[records.V_INPUT] == records.FIELD_INSTRUMENT:
                 st = codes.get(rec[records.V_CODE])
                 if st is not None:
@@ -473,6 +485,13 @@ class Intervals:
 
 
 _STAT_NAMES = {records.REALTIME: "real-time", records.DAY: "day", records.MONTH: "month"}
+
+
+def _worse(q1, q2):
+    """Quality of a value between boundaries of qualities q1 and q2: an estimate wins, then a refill."""
+    if q1 is True or q1 == 1 or q2 is True or q2 == 1:
+        return True
+    return records.REFILLED if q1 or q2 else 0
 
 
 def _times(x, n):

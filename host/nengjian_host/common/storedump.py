@@ -45,7 +45,7 @@ MAX_PAYLOAD = 1024
 KINDS = {1: "READING", 2: "VALUE", 3: "EVENT", 16: "HISTORY"}
 FIELDS = {
     "READING": ("ts", "meter", "point", "value", "quality"),
-    "VALUE": ("ts", "code", "statType", "statStart", "value", "valid", "inputType", "scope"),
+    "VALUE": ("ts", "code", "statType", "statStart", "value", "valid", "inputType", "scope", "quality"),
     "EVENT": ("ts", "event", "text"),
     "HISTORY": ("start", "code", "statType", "step", "exponent", "inputType", "scope", "deltas", "invalid"),
 }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nengjian_host.common import output
 from nengjian_host.common.gatewaycall import on_gateway, port_args
+from nengjian_host.common.messages import msg, t
 from nengjian_host.common.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -24,8 +25,6 @@ from nengjian_host.common.output import (
     emit,
     fail,
 )
-
-RESUME_ZH = "网关中途断开：已核对的部分保留在 %s/.partial-* 里，接好后重新运行同一命令即可续传"
 
 
 # ---- ledger
@@ -37,11 +36,11 @@ def cmd_ledger(args) -> int:
             led = ledger.report(args.source, args.since, args.until, args.period, args.gateway, args.html,
                                 args.png_dir, args.title, progress=prog)
     except ledger.LedgerError as e:
-        return fail(args, EXIT_USAGE, str(e), zh="台账的输入有误（原因和解决办法见上一行）")
+        return fail(args, EXIT_USAGE, msg("err.ledger.input", reason=e))
     except OSError as e:
-        return fail(args, EXIT_FAILED, "cannot read or write: %s" % e, zh="读写文件失败（见上一行）")
+        return fail(args, EXIT_FAILED, msg("err.io", reason=e))
     emit(args, {"ok": True, **ledger.public(led), "html": args.html},
-         [ledger.summary_line(led)] + (["  report: %s" % args.html] if args.html else []))
+         [ledger.summary_line(led)] + ([t("out.ledger.report", path=args.html)] if args.html else []))
     return EXIT_OK
 
 
@@ -54,9 +53,9 @@ def cmd_status(args) -> int:
     try:
         port, st = status.fetch(args.port, args.baud, args.timeout, args.events)
     except (PortNotFound, DeviceGone) as e:
-        return fail(args, EXIT_UNREACHABLE, str(e))
+        return fail(args, EXIT_UNREACHABLE, msg("err.unreachable", reason=e))
     except DeviceError as e:
-        return fail(args, EXIT_FAILED, "the gateway answered: %s" % e, zh="网关回答了一个错误（见上一行）")
+        return fail(args, EXIT_FAILED, msg("err.gateway_answered", reason=e))
     if args.json:
         output.print_json(st)
     else:
@@ -80,17 +79,15 @@ def cmd_pull(args) -> int:
             final = pull.pull_gateway(args.port, out, args.baud, args.timeout, decode=not args.no_decode,
                                       progress=not args.json and sys.stderr.isatty())
     except PortNotFound as e:
-        return fail(args, EXIT_UNREACHABLE, str(e))
+        return fail(args, EXIT_UNREACHABLE, msg("err.unreachable", reason=e))
     except DeviceGone as e:
-        return fail(args, EXIT_UNREACHABLE, "%s\nnothing was written to %s; what was copied so far is kept in "
-                                            "%s/.partial-*: run the same command again to resume" % (e, out, out),
-                    zh=RESUME_ZH % out)
+        return fail(args, EXIT_UNREACHABLE, msg("err.pull.gone", reason=e, out=out))
     except DeviceError as e:
-        return fail(args, EXIT_FAILED, "the gateway refused: %s" % e, zh="网关拒绝了（原因见上一行）")
+        return fail(args, EXIT_FAILED, msg("err.gateway_refused", reason=e))
     except pull.UnsafeName as e:
         return fail(args, EXIT_FAILED, str(e), zh=e.zh)
     except (pull.PullError, OSError) as e:
-        return fail(args, EXIT_USAGE, str(e))
+        return fail(args, EXIT_USAGE, msg("err.pull.input", reason=e))
     manifest, lines = pull.summary(final)
     emit(args, {"ok": True, "dir": str(final), **manifest}, lines)
     return EXIT_OK
@@ -115,15 +112,47 @@ def cmd_console(args) -> int:
 
 # ---- entries: visit, manual
 def cmd_visit(args) -> int:
+    """0 recorded (also with a check beyond class: that is an alarm, not a failure), 1 refused,
+    2 bad input (nothing sent), 3 gateway unreachable."""
     from nengjian_host.crew import entries
 
-    try:
-        command = entries.visit_command(args.who, " ".join(args.note))
+    note = " ".join(args.note)
+    if not (args.photo or args.check or args.done):
+        try:
+            command = entries.visit_command(args.who, note)
+        except entries.EntryError as e:
+            return fail(args, EXIT_USAGE, str(e), zh="要写明谁来巡检（--who）和检查了什么（备注）")
+        code, ans = on_gateway(args, lambda con: entries.send(con, command), refused="the gateway refused it: ")
+        if ans is not None:
+            emit(args, ans, [f"visit recorded in the gateway's ledger (record {ans.get('seq')}) / 巡检已记入网关运维台账"])
+        return code
+    try:  # everything checked before the gateway is asked anything
+        entries.hash_photos(args.photo or [])
+        entries.visit_request("V", args.who, note, args.done or "", [])
+        for m, p, v in args.check or ():
+            entries.check_request(m, p, v)
     except entries.EntryError as e:
-        return fail(args, EXIT_USAGE, str(e), zh="要写明谁来巡检（--who）和检查了什么（备注）")
-    code, ans = on_gateway(args, lambda con: entries.send(con, command), refused="the gateway refused it: ")
-    if ans is not None:
-        emit(args, ans, [f"visit recorded in the gateway's ledger (record {ans.get('seq')})"])
+        return fail(args, EXIT_USAGE, str(e), zh="巡检记录有误，没有发给网关（原因见上一行）")
+    if args.photo and not args.out:
+        return fail(args, EXIT_USAGE, "photos need --out: the folder `nengjian pull --out` keeps this site's pulls in",
+                    zh="附现场图片时要用 --out 指定保存采集数据的文件夹（与 nengjian pull --out 相同）")
+
+    def work(con):
+        return entries.record_visit(con, args.who, note, args.done or "", args.photo or [], args.check or (),
+                                    Path(args.out) if args.out else None)
+
+    code, ans = on_gateway(args, work, refused="the gateway refused it: ")
+    if ans is None:
+        return code
+    lines = [f"visit {ans['visit']} recorded in the gateway's ledger (record {ans['seq']}) / 巡检已记入网关运维台账"]
+    if ans["photos"]:
+        lines.append(f"  {len(ans['photos'])} photo(s) kept in {ans['photos_dir']}, their SHA-256 in the ledger "
+                     f"/ 现场图片已保存，哈希已记入台账")
+    for c in ans["checks"]:
+        lines.append(f"  check {c['meter']} {c['point']}: display {c['displayed']}, gateway {c['gateway']}, "
+                     f"difference {c['difference']} (allowed {c['allowed']}, class {c['class']}): "
+                     + ("BEYOND CLASS - an alarm / 超出准确度等级，已告警" if c["beyond"] else "within class / 合格"))
+    emit(args, ans, lines)
     return code
 
 
@@ -133,13 +162,13 @@ def cmd_manual(args) -> int:
     try:
         what, command = entries.manual_entry(args.code, args.period, args.start, args.value, args.scope, args.who)
     except entries.EntryError as e:
-        return fail(args, EXIT_USAGE, str(e), zh="这条手工录入不合规则，没有发给网关（原因见上一行）")
+        return fail(args, EXIT_USAGE, msg("err.manual.input", reason=e))
     if args.dry_run:
-        print(f"would enter {what}")
+        print(t("out.manual.would", what=what))
         return EXIT_OK
     code, ans = on_gateway(args, lambda con: entries.send(con, command), refused="the gateway refused it: ")
     if ans is not None:
-        emit(args, ans, [f"entered {what} (record {ans.get('seq')})"])
+        emit(args, ans, [t("out.manual.entered", what=what, seq=ans.get("seq"))])
     return code
 
 
@@ -193,77 +222,76 @@ def cmd_ota_state(args) -> int:
 def register(sub) -> None:
     """Add the crew's commands to the `nengjian` subcommands `sub`."""
     lg = sub.add_parser(
-        "ledger", formatter_class=HelpFormatter, help="the maintenance ledger (faults, gaps, outages, visits) from pulled data",
-        description="Build the electronic maintenance ledger from a gateway's pulled data: faults and durations, "
-                    "link outages, data gaps per item (>= 24 h flagged, >= 3 days to be reported with cause and fix), "
-                    "inspection visits (30-day rule), data-loss events, completeness per item, plots. Times in CST.",
-        epilog="example:\n  nengjian pull --port P --out pulled/NJ0001\n"
-               "  nengjian ledger pulled/NJ0001 --from 2026-05-01 --to 2026-06-01 --html ledger-NJ0001.html")
-    lg.add_argument("source", help="directory made by `nengjian pull`, a flash dump, or a JSON(-lines) export")
-    lg.add_argument("--from", dest="since", help="start (CST date or date-time)")
-    lg.add_argument("--to", dest="until", help="end (CST date or date-time)")
-    lg.add_argument("--period", type=int, help="real-time period in seconds (default: inferred from the values)")
-    lg.add_argument("--gateway", help="gateway id to print on the report")
-    lg.add_argument("--title", default="Maintenance ledger", help="report title")
-    lg.add_argument("--html", help="write the self-contained HTML report here")
-    lg.add_argument("--png-dir", help="also write the plots as PNG files here")
-    lg.add_argument("--json", action="store_true", help="the ledger as JSON on stdout")
+        "ledger", formatter_class=HelpFormatter, help=t("help.ledger"),
+        description=t("help.ledger.desc"),
+        epilog=t("help.ledger.epilog"))
+    lg.add_argument("source", help=t("help.ledger.source"))
+    lg.add_argument("--from", dest="since", help=t("help.ledger.from"))
+    lg.add_argument("--to", dest="until", help=t("help.ledger.to"))
+    lg.add_argument("--period", type=int, help=t("help.ledger.period"))
+    lg.add_argument("--gateway", help=t("help.ledger.gateway"))
+    lg.add_argument("--title", default="Maintenance ledger", help=t("help.ledger.title"))
+    lg.add_argument("--html", help=t("help.ledger.html"))
+    lg.add_argument("--png-dir", help=t("help.ledger.png_dir"))
+    lg.add_argument("--json", action="store_true", help=t("help.ledger.json"))
     lg.set_defaults(func=cmd_ledger)
 
     st = sub.add_parser("status", formatter_class=HelpFormatter,
-                        help="show a connected gateway's state: meters, links, backlog, alarms",
-                        description="Ask a running gateway's USB console for its status (it keeps running): "
-                                    "meters and their last readings, store backlog per destination, last upload, "
-                                    "links, alarms, free heap and flash. Exit 3: gateway not reachable.",
-                        epilog="example:\n  nengjian status --port sn:SERIAL --events 20\n"
-                               "  nengjian status --port /dev/ttyACM0 --check   (exit 1 when it reports alarms)")
+                        help=t("help.status"),
+                        description=t("help.status.desc"),
+                        epilog=t("help.status.epilog"))
     port_args(st)
-    st.add_argument("--json", action="store_true", help="the status as one JSON object")
-    st.add_argument("--events", type=int, default=0, metavar="N", help="also show the last N ledger events")
-    st.add_argument("--check", action="store_true", help="exit 1 when the gateway reports alarms")
+    st.add_argument("--json", action="store_true", help=t("help.status.json"))
+    st.add_argument("--events", type=int, default=0, metavar="N", help=t("help.status.events"))
+    st.add_argument("--check", action="store_true", help=t("help.status.check"))
     st.set_defaults(func=cmd_status)
 
     pl = sub.add_parser("pull", formatter_class=HelpFormatter,
-                        help="copy the store and config off a gateway; decode and export",
-                        description="Copy the store (/data/store) and the config off a running gateway over its "
-                                    "USB console (it keeps running), checking every file's sha256 against the "
-                                    "gateway's; decode the records and export JSON and CSV. Or read a flash dump "
-                                    "(esptool read-flash) with --dump. Secrets stay behind: the platform session "
-                                    "files are not copied and the config's PINs are blanked; the pull is readable "
-                                    "by you only (0700). A pull that breaks off writes nothing into --out; the same "
-                                    "command resumes it. Exit 1: the gateway named a file that would land outside "
-                                    "--out (refused, nothing written). Exit 3: the gateway is not reachable or went "
-                                    "away.",
-                        epilog="example:\n  nengjian pull --port sn:SERIAL --out pulled\n"
-                               "  nengjian pull --dump flash.bin --gateway NJ0001 --out pulled\n"
-                               "then: nengjian ledger pulled/NJ0001-TIME --html ledger.html")
+                        help=t("help.pull"),
+                        description=t("help.pull.desc"),
+                        epilog=t("help.pull.epilog"))
     port_args(pl, 20.0)
-    pl.add_argument("--out", required=True, help="directory to put the pull in (as OUT/<gateway>-<time>/)")
-    pl.add_argument("--dump", help="read this flash dump (or littlefs image) instead of a gateway")
-    pl.add_argument("--gateway", help="name of the gateway a --dump came from (default: the file name)")
-    pl.add_argument("--no-decode", action="store_true", help="copy files only")
-    pl.add_argument("--json", action="store_true", help="the result as JSON (no progress bar)")
+    pl.add_argument("--out", required=True, help=t("help.pull.out"))
+    pl.add_argument("--dump", help=t("help.pull.dump"))
+    pl.add_argument("--gateway", help=t("help.pull.gateway"))
+    pl.add_argument("--no-decode", action="store_true", help=t("help.pull.no_decode"))
+    pl.add_argument("--json", action="store_true", help=t("help.pull.json"))
     pl.set_defaults(func=cmd_pull)
 
-    co = sub.add_parser("console", formatter_class=HelpFormatter, help="interactive console of a gateway (leave with Ctrl-])",
-                        description="A terminal on the gateway's USB console, like pyserial's miniterm: log lines, "
-                                    "the console commands (type help), and the MicroPython REPL after Ctrl-C. "
-                                    "Leave with Ctrl-]. With stdin not a terminal, sends its lines and prints "
-                                    "what comes back.",
-                        epilog="example:\n  nengjian console --port sn:SERIAL\n"
-                               "  echo status | nengjian console --port sim:run/sim --wait 2   (from a script)")
+    co = sub.add_parser("console", formatter_class=HelpFormatter, help=t("help.console"),
+                        description=t("help.console.desc"),
+                        epilog=t("help.console.epilog"))
     port_args(co)
-    co.add_argument("--wait", type=float, default=2.0, help="piped use: seconds to keep printing after sending")
+    co.add_argument("--wait", type=float, default=2.0, help=t("help.console.wait"))
     co.set_defaults(func=cmd_console)
 
     v = sub.add_parser("visit", formatter_class=HelpFormatter,
-                       help="record an inspection visit in a gateway's ledger (the 30-day rule)",
-                       description="Writes who came and what was checked into the gateway's own maintenance "
-                                   "ledger, through its USB console; `nengjian ledger` lists visits and flags "
-                                   "sites overdue for one.",
-                       epilog="example:\n  nengjian visit --port sn:SERIAL --who \"Li Wei\" meters read, cabinet cleaned")
-    v.add_argument("--who", required=True, help="crew member")
-    v.add_argument("note", nargs="+", help="what was checked or done, e.g. 'meters read, cabinet cleaned'")
+                       help="record an inspection visit, site photos and performance checks in a gateway's ledger "
+                            "/ 巡检记录（运维台账）",
+                       description="Writes who came, what was checked and what was done into the gateway's own "
+                                   "maintenance ledger (运维台账), through its USB console. Site photos (--photo) are "
+                                   "kept with the pulled data (OUT/photos/<gateway>/<visit>/) and their SHA-256 "
+                                   "recorded with the visit: `nengjian ledger` shows them and flags one missing or "
+                                   "altered. A performance check (--check) records the meter's display as you read "
+                                   "it; the gateway sets it beside its own reading of that moment and raises an "
+                                   "alarm when the difference is beyond the meter's accuracy class (meters[].class: "
+                                   "class % of the reading plus one digit of the display). Calibration (检定) records "
+                                   "are in the site config (meters[].calibration). 记录巡检人员、检查和处理内容；"
+                                   "现场图片随采集数据保存，哈希写入网关台账；--check 记录表计显示值，与网关同时刻读数"
+                                   "比对，超出准确度等级即告警。Exit 2: bad input, nothing sent; 3: gateway not "
+                                   "reachable.",
+                       epilog="example:\n  nengjian visit --port sn:SERIAL --who \"Li Wei\" meters read, cabinet cleaned\n"
+                              "  nengjian visit --port sn:SERIAL --who \"Li Wei\" --done \"fuse replaced\" "
+                              "--out pulled --photo cabinet.jpg --photo meter-m1.jpg "
+                              "--check m1 energy_kwh 12345.6 meters read")
+    v.add_argument("--who", required=True, help="crew member / 运维人员")
+    v.add_argument("note", nargs="+", help="what was checked, e.g. 'meters read, cabinet cleaned' / 检查内容")
+    v.add_argument("--done", help="what was done (repairs, replacements) / 处理内容")
+    v.add_argument("--photo", action="append", metavar="FILE", help="a site photo (repeat for more) / 现场图片")
+    v.add_argument("--out", help="the folder `nengjian pull --out` keeps this site's pulls in: photos go to "
+                                 "OUT/photos/ / 采集数据文件夹")
+    v.add_argument("--check", nargs=3, action="append", metavar=("METER", "POINT", "DISPLAYED"),
+                   help="performance check: the meter's display as read, e.g. m1 energy_kwh 12345.6 / 性能检验")
     v.add_argument("--json", action="store_true")
     port_args(v)
     v.set_defaults(func=cmd_visit)
@@ -271,21 +299,17 @@ def register(sub) -> None:
     from nengjian_host.crew.entries import STAT_TYPES
 
     m = sub.add_parser("manual", formatter_class=HelpFormatter,
-                       help="enter a quantity no meter measures (coal or oil delivery) on a gateway",
-                       description="Checks the entry with the gateway's own rules, then stores it on the gateway "
-                                   "through the console as a day, month or year value with input type 5 (manual); "
-                                   "it is uploaded like any other value.",
-                       epilog="example:\n  nengjian manual --port sn:SERIAL --code 00-00-0000-010100-11 --period day "
-                              "--start 2026-03-14 --value 35.20 --who \"Li Wei\"\n"
-                              "  (add --dry-run to only check it)")
-    m.add_argument("--code", required=True, help="data-item code, e.g. 00-00-0000-010100-11 (whole-plant raw coal)")
-    m.add_argument("--scope", type=int, default=1, choices=[1, 2, 3, 4], help="1 whole plant (default) .. 4 equipment")
-    m.add_argument("--period", choices=sorted(STAT_TYPES), default="day")
-    m.add_argument("--start", required=True, help="period start, CST: 2026-03-14 (day), 2026-03 (month), 2026 (year)")
-    m.add_argument("--value", required=True, help="exact decimal in the item's unit, e.g. 35.20")
-    m.add_argument("--who", default="", help="crew member, for the ledger")
-    m.add_argument("--dry-run", action="store_true", help="only check the entry")
-    m.add_argument("--json", action="store_true")
+                       help=t("help.manual"),
+                       description=t("help.manual.desc"),
+                       epilog=t("help.manual.epilog"))
+    m.add_argument("--code", required=True, help=t("help.manual.code"))
+    m.add_argument("--scope", type=int, default=1, choices=[1, 2, 3, 4], help=t("help.manual.scope"))
+    m.add_argument("--period", choices=sorted(STAT_TYPES), default="day", help=t("help.manual.period"))
+    m.add_argument("--start", required=True, help=t("help.manual.start"))
+    m.add_argument("--value", required=True, help=t("help.manual.value"))
+    m.add_argument("--who", default="", help=t("help.manual.who"))
+    m.add_argument("--dry-run", action="store_true", help=t("help.manual.dry_run"))
+    m.add_argument("--json", action="store_true", help=t("help.manual.json"))
     port_args(m)
     m.set_defaults(func=cmd_manual)
 
@@ -293,27 +317,19 @@ def register(sub) -> None:
 def register_ota(osub) -> None:
     """`ota push` and `ota state` under the `ota` command the vendor's commands made (`osub`: its actions)."""
     op = osub.add_parser("push", formatter_class=HelpFormatter,
-                         help="send a signed bundle to a gateway over its console, install it, reset",
-                         description="Send a bundle over the gateway's USB console while it runs. The gateway "
-                                     "checks the signature with its own vendor key (config/ota_key.json), "
-                                     "installs it into the spare slot and, after the reset, runs it on trial: "
-                                     "it keeps it once healthy (health.healthy_s), and goes back to the version "
-                                     "before if it is not (ota.max_boots failed starts, ota.window_s). Exit 1: "
-                                     "refused (nothing switched) or the gateway came back with another version; "
-                                     "3: gateway not reachable.",
-                         epilog="example:\n  nengjian ota push app-0.2.0.njota --port sn:SERIAL\n"
-                                "  nengjian ota state --port sn:SERIAL   (later: trial or confirmed)")
-    op.add_argument("bundle", help="the .njota file (`nengjian ota build`)")
+                         help=t("help.push"),
+                         description=t("help.push.desc"),
+                         epilog=t("help.push.epilog"))
+    op.add_argument("bundle", help=t("help.push.bundle"))
     port_args(op, 30.0)
-    op.add_argument("--no-reset", action="store_true", help="install only: the new version starts at the next reset")
+    op.add_argument("--no-reset", action="store_true", help=t("help.push.no_reset"))
     op.add_argument("--boot-timeout", type=float, default=90.0,
-                    help="seconds to wait for the gateway to answer after the reset (default 90)")
-    op.add_argument("--json", action="store_true", help="the result as JSON")
+                    help=t("help.push.boot_timeout"))
+    op.add_argument("--json", action="store_true", help=t("help.push.json"))
     op.set_defaults(func=cmd_ota_push)
     os_ = osub.add_parser("state", formatter_class=HelpFormatter,
-                          help="a gateway's update state: running version, slot, trial or confirmed",
-                          description="Ask a running gateway which application version it runs, from which slot, "
-                                      "and whether that version is still on trial or confirmed; printed as JSON.",
-                          epilog="example:\n  nengjian ota state --port sn:SERIAL")
+                          help=t("help.state"),
+                          description=t("help.state.desc"),
+                          epilog=t("help.state.epilog"))
     port_args(os_)
     os_.set_defaults(func=cmd_ota_state)

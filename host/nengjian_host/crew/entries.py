@@ -1,5 +1,12 @@
 """`nengjian visit` and `nengjian manual`: what a crew writes into a gateway's own ledger and store.
 
+A visit records who came, what was checked and what was done; its site photos are kept with the
+pulled data on the laptop (OUT/photos/<gateway>/<visit>/, beside the pulls of `nengjian pull --out
+OUT`) and their SHA-256 hashes go into the gateway's ledger with the visit, so the ledger report can
+prove which photos belong to which visit. A performance check (--check) records the meter's display
+as the crew reads it; the gateway compares it with its own reading of that moment and the meter's
+accuracy class (nengjian.values.metrology).
+
 Both go through the running gateway's USB console (the application keeps polling): a visit is a
 ledger event the 30-day inspection rule asks for; a manual entry is a day/month/year value no
 meter measures (a coal or oil delivery), checked here with the firmware's own rules first, then
@@ -8,8 +15,14 @@ stored by the gateway with input type 5 and uploaded like any other value.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
+import os
+import re
+import shutil
 import sys
+from pathlib import Path
 
 from nengjian_host.common import paths
 
@@ -17,6 +30,7 @@ if str(paths.FIRMWARE) not in sys.path:
     sys.path.insert(0, str(paths.FIRMWARE))
 
 STAT_TYPES = {"day": 1, "month": 2, "year": 3}
+CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 class EntryError(ValueError):
@@ -29,6 +43,100 @@ def visit_command(who: str, note: str) -> str:
     if not who or not text:
         raise EntryError("say who visited (--who) and what was checked (the note)")
     return "visit %s: %s" % (who, text.replace("\n", " "))
+
+
+VISIT_MANIFEST = "visit.json"
+COMMAND_MAX = 1000  # the console reads lines of up to 1024 bytes (nengjian.console.protocol.LINE_MAX)
+PHOTOS = "photos"
+
+
+def safe_part(text: str) -> str:
+    """A visit id or gateway id as one folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text or "gateway")[:64] or "gateway"
+
+
+def visit_id(now: dt.datetime | None = None) -> str:
+    """A visit's id: its CST date and time, e.g. V20261202-131500 (one crew, one visit at a time)."""
+    now = now or dt.datetime.now(CST)
+    return now.astimezone(CST).strftime("V%Y%m%d-%H%M%S")
+
+
+def hash_photos(files: list[str]) -> list[dict]:
+    """[{"path", "name", "sha256"}] of the photos given; EntryError for one that is not a readable file
+    or a name given twice."""
+    out, names = [], set()
+    for f in files:
+        p = Path(f)
+        if not p.is_file():
+            raise EntryError("photo %s: no such file" % f)
+        name = re.sub(r"[^\w.-]", "_", p.name)[:60]
+        if name in names:
+            raise EntryError("photo %s: two photos named %s: rename one" % (f, name))
+        names.add(name)
+        out.append({"path": str(p), "name": name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
+    return out
+
+
+def visit_request(vid: str, who: str, checked: str, done: str, photos: list[dict]) -> str:
+    """The console command of a visit with photos (nengjian.console.commands._visit)."""
+    checked, done = checked.strip().replace("\n", " "), (done or "").strip().replace("\n", " ")
+    if not who or not checked:
+        raise EntryError("say who visited (--who) and what was checked (the note)")
+    req = {"id": vid, "who": who, "checked": checked, "done": done,
+           "photos": [[p["sha256"], p["name"]] for p in photos]}
+    command = "visit " + json.dumps(req, ensure_ascii=False, separators=(",", ":"))
+    if len(command.encode()) > COMMAND_MAX:
+        raise EntryError("the visit is too long for one console line (%d bytes, at most %d): fewer photos "
+                         "(record the rest as a second visit) or a shorter note" % (len(command.encode()), COMMAND_MAX))
+    return command
+
+
+def check_request(meter: str, point: str, displayed: str, who: str = "") -> str:
+    """The console command of a performance check: the meter's display as the crew reads it."""
+    from nengjian.values.metercheck import parse_decimal
+
+    try:
+        parse_decimal(displayed)
+    except ValueError as e:
+        raise EntryError("--check %s %s %s: %s" % (meter, point, displayed, e)) from None
+    return "check " + json.dumps({"meter": meter, "point": point, "displayed": displayed, "who": who},
+                                 ensure_ascii=False, separators=(",", ":"))
+
+
+def keep_photos(out: Path, gateway: str, vid: str, who: str, photos: list[dict]) -> Path:
+    """Copy the photos to OUT/photos/<gateway>/<visit>/ beside the pulls `nengjian pull --out OUT` makes,
+    with visit.json (their hashes); the folder is readable by the crew only, as a pull is."""
+    d = out / PHOTOS / safe_part(gateway) / safe_part(vid)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for p in photos:
+        shutil.copyfile(p["path"], d / p["name"])
+        os.chmod(d / p["name"], 0o600)
+    (d / VISIT_MANIFEST).write_text(json.dumps({"visit": vid, "gateway": gateway, "who": who, "photos": [
+        {"name": p["name"], "sha256": p["sha256"]} for p in photos]}, ensure_ascii=False, indent=2), encoding="utf-8")
+    return d
+
+
+def record_visit(con, who: str, checked: str, done: str = "", photo_files: list[str] = (), checks=(),
+                 out: Path | None = None, now: dt.datetime | None = None) -> dict:
+    """`nengjian visit`'s work on an open console `con`: hash and keep the photos, record the visit
+    (photo hashes included) in the gateway's ledger, then each performance check ((meter, point,
+    displayed) as the crew read it) against the gateway's reading of that moment. Returns {"visit",
+    "seq", "photos_dir", "photos", "checks"}. EntryError before anything is sent; DeviceError if the
+    gateway refuses."""
+    photos = hash_photos(list(photo_files))
+    if photos and out is None:
+        raise EntryError("photos need --out: the folder `nengjian pull --out` keeps this site's pulls in")
+    vid = visit_id(now)
+    command = visit_request(vid, who, checked, done, photos)
+    check_commands = [check_request(m, p, v, who) for m, p, v in checks]
+    kept = None
+    if photos:
+        gw = str(send(con, "status").get("gateway_id") or "gateway")
+        kept = keep_photos(out, gw, vid, who, photos)
+    ans = send(con, command)
+    results = [send(con, c) for c in check_commands]
+    return {"visit": vid, "seq": ans.get("seq"), "photos_dir": str(kept) if kept else None,
+            "photos": [{"name": p["name"], "sha256": p["sha256"]} for p in photos], "checks": results}
 
 
 def manual_entry(code: str, period: str, start: str, value: str, scope: int = 1, who: str = "") -> tuple[str, str]:

@@ -24,6 +24,8 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+from nengjian_host.common import cjkfont
+
 DAY = 86400
 GAP_FAULT_S = DAY          # a fault must be answered within 24 h
 GAP_REPORT_S = 3 * DAY     # missing data for 3 days or more is reported with cause and fix
@@ -127,7 +129,7 @@ def _num(v) -> float | None:
 
 _POSITIONAL = {
     "reading": ("ts", "meter", "point", "value", "quality"),
-    "value": ("ts", "code", "stat_type", "stat_start", "value", "valid", "input_type", "scope"),
+    "value": ("ts", "code", "stat_type", "stat_start", "value", "valid", "input_type", "scope", "quality"),
     "event": ("ts", "event", "text"),
 }
 _ALIASES = {"dataCode": "code", "data_code": "code", "statType": "stat_type", "statStart": "stat_start",
@@ -242,7 +244,11 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
 
     faults = _pair_faults(events, w_start, w_end)
     gaps, items = _value_gaps(values, w_start, w_end, start is not None, period_s)
-    visits = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "visit"]
+    visits = [_visit(e) for e in events if e["event"] == "visit"]
+    photos = _photos(events)
+    checks = _checks(events)
+    metrology = _metrology_alarms(events)
+    commissions = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "commission"]
     last_visit = max((v["ts"] for v in visits), default=None)
     since = (w_end - last_visit) if last_visit is not None else (w_end - w_start)
     overdue = since > INSPECTION_DAYS * DAY
@@ -254,6 +260,7 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
     refused = _refused_points(events)
     clock = _clock_steps(events)
     security = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "security"]
+    quality = _quality_alarms(events)
     reportable = [g for g in gaps if g["duration_s"] >= GAP_REPORT_S]
     outages = [f for f in faults if f["category"] in LINK_CATEGORIES]
     meter_faults = [f for f in faults if f["category"] not in LINK_CATEGORIES]
@@ -274,6 +281,9 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
             "restarts_by_cause": _by_cause(restarts), "safe_mode_entries": len(safe_modes),
             "clock_steps": sum(1 for c in clock if c["taken"]), "clock_refused": sum(1 for c in clock if not c["taken"]),
             "security_events": len(security), "points_unsupported": sum(1 for x in refused if x["open"]),
+            "quality_alarms": len(quality), "photos": len(photos),
+            "checks": len(checks), "checks_beyond_class": sum(1 for c in checks if c["flag"]),
+            "metrology_alarms": len(metrology), "commissioning": len(commissions),
         },
         "faults": meter_faults,
         "link_outages": outages,
@@ -281,6 +291,11 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
         "reportable": reportable,
         "items": items,
         "visits": visits,
+        "photos": photos,
+        "checks": checks,
+        "metrology_alarms": metrology,
+        "calibrations": [],
+        "commissioning": commissions,
         "inspection": {"last_visit": _iso(last_visit), "days_since": round(since / DAY, 1), "overdue": overdue,
                        "rule_days": INSPECTION_DAYS},
         "losses": losses,
@@ -290,12 +305,147 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
         "unsupported_points": refused,
         "clock_steps": clock,
         "security": security,
+        "quality": quality,
         "events": [{"at": _iso(e["ts"]), "ts": e["ts"], "seq": e["seq"], "kind": e["event"], "text": e["text"]}
                    for e in events],
         "_series": {"values": {c: [(v["stat_start"], v["value"], v["valid"]) for v in values if v["code"] == c
                                    and v["stat_type"] == 0] for c in items},
                     "readings": dict(points)},
     }
+
+
+# nengjian.console.commands' visit with photos: "WHO: CHECKED[; done: DONE] [visit ID, N photo(s)]", then one
+# "visit ID photo SHA256 NAME" event per photo (tests/host/crew/test_visit.py and the e2e run show them).
+VISIT_ID = re.compile(r" \[visit (?P<id>\S+), (?P<n>\d+) photo\(s\)\]$")
+PHOTO = re.compile(r"^visit (?P<id>\S+) photo (?P<sha>[0-9a-f]{64}) (?P<name>.+)$")
+# nengjian.values.metrology's check event (tests/firmware/values/test_metrology.py shows the real text)
+CHECK = re.compile(r"^(?P<meter>\S+) (?P<point>\S+): displayed (?P<displayed>\S+), gateway (?P<gateway>\S+) "
+                   r"\((?P<gateway_at>[^()]*), (?P<age_s>\d+) s before\), difference (?P<difference>\S+), "
+                   r"allowed (?P<allowed>\S+) \(class (?P<cls>\S+): [^()]*\): (?P<verdict>BEYOND CLASS|within class)"
+                   r"(?:; by (?P<who>.*))?$")
+METROLOGY_ALARM = re.compile(r"^(?:CLEARED )?(?:CALIBRATION|CHECK) ")
+CALIBRATION_DUE_DAYS = 30  # nengjian.values.metrology.DUE_SOON_DAYS
+
+
+def _visit(e: dict) -> dict:
+    m = VISIT_ID.search(e["text"])
+    return {"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"][:m.start()] if m else e["text"],
+            "visit_id": m["id"] if m else None, "photos_recorded": int(m["n"]) if m else 0}
+
+
+def _photos(events: list[dict]) -> list[dict]:
+    """The photos each visit recorded by hash; report() adds whether the file on the laptop matches."""
+    return [{"at": _iso(e["ts"]), "ts": e["ts"], "visit_id": m["id"], "sha256": m["sha"], "name": m["name"],
+             "status": "not looked for", "flag": False}
+            for e in events if e["event"] == "photo" for m in [PHOTO.match(e["text"])] if m]
+
+
+def _checks(events: list[dict]) -> list[dict]:
+    out = []
+    for e in events:
+        m = CHECK.match(e["text"]) if e["event"] == "check" else None
+        if m:
+            d = m.groupdict()
+            d["class"] = d.pop("cls")
+            d.update(at=_iso(e["ts"]), ts=e["ts"], flag=d["verdict"] == "BEYOND CLASS",
+                     result="beyond class / 超出准确度等级" if d["verdict"] == "BEYOND CLASS" else "within class / 合格")
+            out.append(d)
+    return out
+
+
+def _metrology_alarms(events: list[dict]) -> list[dict]:
+    return [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "flag": not e["text"].startswith("CLEARED")}
+            for e in events if e["event"] == "alarm" and METROLOGY_ALARM.match(e["text"] or "")]
+
+
+def calibrations(meters: list[dict], at_ts: int) -> list[dict]:
+    """Each configured meter's calibration (检定) record and where it stands at `at_ts` (the end of the
+    ledger's period): valid, due within 30 days, expired, or none recorded."""
+    today = dt.datetime.fromtimestamp(at_ts, CST).date()
+    out = []
+    for m in meters:
+        c = m.get("calibration") or {}
+        row = {"meter": m.get("id"), "class": m.get("class"), "certificate": c.get("certificate"),
+               "date": c.get("date"), "due": c.get("due"), "days_left": None}
+        try:
+            left = (dt.date.fromisoformat(c["due"]) - today).days
+        except (KeyError, TypeError, ValueError):
+            row.update(status="no calibration record / 无检定记录", flag=True)
+        else:
+            row["days_left"] = left
+            row.update(status="expired / 已过期" if left < 0 else
+                       "due within %d days / %d天内到期" % (CALIBRATION_DUE_DAYS, CALIBRATION_DUE_DAYS)
+                       if left <= CALIBRATION_DUE_DAYS else "valid / 有效期内", flag=left <= CALIBRATION_DUE_DAYS)
+        out.append(row)
+    return out
+
+
+def site_meters(source: str | Path) -> list[dict]:
+    """The meters of the site config a pull copied (DIR/config/*.json), or []."""
+    d = _pull_dir(source) / "config"
+    if not d.is_dir():
+        return []
+    for f in sorted(d.glob("*.json")):
+        try:
+            doc = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("meters"), list):
+            return [m for m in doc["meters"] if isinstance(m, dict)]
+    return []
+
+
+def photo_roots(source: str | Path) -> list[Path]:
+    """Where `nengjian visit --out DIR` keeps photos for a pull made with `nengjian pull --out DIR`:
+    DIR/photos beside the pull directories (and a photos folder inside one)."""
+    p = _pull_dir(source)
+    return [r for r in (p / "photos", p.parent / "photos") if r.is_dir()]
+
+
+def _pull_dir(source: str | Path) -> Path:
+    """The pull directory of a source: itself, or the one holding its records.json export."""
+    p = Path(source)
+    return p if p.is_dir() else p.parent
+
+
+def verify_photos(ledger: dict, roots: list[Path], thumbs: bool = True) -> None:
+    """Each photo the gateway's ledger names, checked against the files kept on the laptop: verified
+    (same SHA-256), altered, or missing; with a thumbnail (JPEG bytes) where it is an image."""
+    import hashlib
+
+    from nengjian_host.crew import entries
+
+    files: dict[tuple[str, str], Path] = {}
+    for root in roots:
+        for f in root.glob("*/*/*"):
+            if f.is_file() and f.name != entries.VISIT_MANIFEST:
+                files.setdefault((f.parent.name, f.name), f)
+    for ph in ledger["photos"]:
+        f = files.get((entries.safe_part(ph["visit_id"]), ph["name"]))
+        if f is None:
+            ph.update(status="MISSING: not found with the pulled data / 照片缺失", flag=True)
+            continue
+        data = f.read_bytes()
+        if hashlib.sha256(data).hexdigest() != ph["sha256"]:
+            ph.update(status="ALTERED: SHA-256 differs from the ledger / 照片已被改动", flag=True, file=str(f))
+            continue
+        ph.update(status="verified / 已核验", flag=False, file=str(f))
+        if thumbs:
+            ph["_thumb"] = _thumbnail(data)
+    ledger["summary"]["photos_flagged"] = sum(1 for p in ledger["photos"] if p["flag"])
+
+
+def _thumbnail(data: bytes) -> bytes | None:
+    try:
+        from PIL import Image
+
+        im = Image.open(io.BytesIO(data))
+        im.thumbnail((240, 240))
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, "JPEG", quality=80)
+        return buf.getvalue()
+    except Exception:  # not an image Pillow reads: listed without a thumbnail
+        return None
 
 
 def _meter_changes(events: list[dict]) -> list[dict]:
@@ -355,6 +505,24 @@ def _clock_steps(events: list[dict]) -> list[dict]:
                             "source": m.group("src"), "what": what, "taken": taken, "text": e["text"],
                             "flag": taken and what.startswith("stepped") and abs(step) > CLOCK_STEP_FLAG_S})
                 break
+    return out
+
+
+# The gateway's own score (nengjian.uplink.quality): "QUALITY <destination> <item> day|month <when>: <why>"
+_QUALITY = re.compile(r"QUALITY (?P<dest>\S+) (?P<code>\S+) (?P<what>day|month) (?P<when>[0-9-]+): (?P<why>.*)")
+
+
+def _quality_alarms(events: list[dict]) -> list[dict]:
+    """The score alarms the gateway raised: an item below 90 % of its values, or a day (month) figure more
+    than 5 % from the sum of its real-time (day) values, per destination and day (month)."""
+    out = []
+    for e in events:
+        if e["event"] != "alarm":
+            continue
+        m = _QUALITY.match(e["text"] or "")
+        if m:
+            out.append({"at": _iso(e["ts"]), "ts": e["ts"], "destination": m["dest"], "code": m["code"],
+                        "what": m["what"], "when": m["when"], "why": m["why"], "flag": True})
     return out
 
 
@@ -510,6 +678,11 @@ def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
         return dt.datetime.fromtimestamp(ts, CST)
 
     out: dict[str, bytes] = {}
+    # Chinese titles need a CJK font: matplotlib's own (DejaVu) draws them as boxes.
+    font = cjkfont.plot_font("— " + "".join(PLOT_ZH.values()))
+
+    def title(ax, en, zh):
+        ax.set_title("%s — %s" % (zh, en) if font is not None else en, fontsize=9, fontproperties=font)
 
     def save(fig, name):
         buf = io.BytesIO()
@@ -542,16 +715,17 @@ def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
             color = "#d62728" if g["duration_s"] >= GAP_REPORT_S else ("#ff7f0e" if g["duration_s"] >= GAP_FAULT_S
                                                                        else "#bbbbbb")
             ax.axvspan(t(g["from_ts"]), t(g["to_ts"]), color=color, alpha=0.3, lw=0)
-        ax.set_title("%s: values (gaps shaded: grey < 24 h, orange >= 24 h, red >= 3 days)" % code, fontsize=9)
-        _axis(ax, mdates)
+        title(ax, "%s: values (gaps shaded: grey < 24 h, orange >= 24 h, red >= 3 days)" % code, PLOT_ZH["item"])
+        _axis(ax, mdates, [s for s, _v, _ok in series] + [x for g in gaps_by_code.get(code, ())
+                                                           for x in (g["from_ts"], g["to_ts"])])
         save(fig, "item-%s.png" % code)
     for i, (point, series) in enumerate(sorted(ledger["_series"]["readings"].items())):
         if i >= max_items:
             break
         fig, ax = plt.subplots(figsize=(9, 2.2))
         ax.plot([t(s) for s, _ in series], [v for _, v in series], "-", lw=0.8, color="#2a7a2a")
-        ax.set_title("%s: meter readings" % point, fontsize=9)
-        _axis(ax, mdates)
+        title(ax, "%s: meter readings" % point, PLOT_ZH["readings"])
+        _axis(ax, mdates, [s for s, _ in series])
         save(fig, "readings-%s.png" % point.replace("/", "_"))
     rows = []
     for f in ledger["faults"] + ledger["link_outages"]:
@@ -573,25 +747,46 @@ def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
     ax.set_xlim(mdates.date2num(t(ledger["period"]["from_ts"])), mdates.date2num(t(ledger["period"]["to_ts"])))
     ax.xaxis_date(tz=CST)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d", tz=CST))
-    ax.set_title("Faults, link outages and data gaps (green lines: inspection visits)", fontsize=9)
+    title(ax, "Faults, link outages and data gaps (green lines: inspection visits)", PLOT_ZH["timeline"])
     ax.tick_params(labelsize=7)
     ax.grid(axis="x", alpha=0.3)
     save(fig, "timeline.png")
     return out
 
 
-def _axis(ax, mdates) -> None:
+PLOT_ZH = {"item": "数据采集项", "readings": "表计读数", "timeline": "运维台账：故障、链路中断、数据缺失（绿线：巡检）"}
+PLOT_SINGLE_S = 86400  # one point alone: a day either side
+PLOT_MARGIN = 0.03  # of the span, either side
+
+
+def _axis(ax, mdates, times: list[int]) -> None:
+    """A series plot's axes: dates over the data's own span (`times`, UTC seconds) with a small margin,
+    and values as plain numbers. matplotlib's defaults read wrongly at a glance: an energy register
+    near 12 345 kWh got a "+1.234e4" offset and ticks of 0.2, and one value alone was drawn on an axis
+    of some four years (its default date range)."""
+    from matplotlib.ticker import ScalarFormatter
+
+    if times:
+        lo, hi = min(times), max(times)
+        pad = (hi - lo) * PLOT_MARGIN if hi > lo else PLOT_SINGLE_S
+        ax.set_xlim(dt.datetime.fromtimestamp(lo - pad, CST), dt.datetime.fromtimestamp(hi + pad, CST))
     loc = mdates.AutoDateLocator(tz=CST, maxticks=8)
     ax.xaxis.set_major_locator(loc)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=CST))
+    plain = ScalarFormatter(useOffset=False)
+    plain.set_scientific(False)
+    ax.yaxis.set_major_formatter(plain)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
 
 
 # ---- outputs
 def public(ledger: dict) -> dict:
-    """The ledger without internal series (the --json output)."""
-    return {k: v for k, v in ledger.items() if not k.startswith("_")}
+    """The ledger without internal series and thumbnails (the --json output)."""
+    out = {k: v for k, v in ledger.items() if not k.startswith("_")}
+    if out.get("photos"):
+        out["photos"] = [{k: v for k, v in p.items() if not k.startswith("_")} for p in out["photos"]]
+    return out
 
 
 def _table(rows: list[dict], cols: list[tuple[str, str]], empty: str) -> str:
@@ -652,18 +847,35 @@ def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance le
         findings.append("%d meter point(s) refused by the meter: correct the profile or the data items mapped to "
                         "them (表计不支持的数据点 %d 个：请改正表计配置或对应的数据项)." % (
                             s["points_unsupported"], s["points_unsupported"]))
+    if s.get("quality_alarms"):
+        findings.append("%d score alarm(s) raised by the gateway (completeness below 90 %% or day and month figures "
+                        "more than 5 %% apart): see the list (网关数据质量告警 %d 条，见下表)." % (
+                            s["quality_alarms"], s["quality_alarms"]))
+    cal_bad = [c for c in ledger.get("calibrations", ()) if c["flag"]]
+    if cal_bad:
+        findings.append("%d meter(s) with a calibration due within %d days, expired or not recorded: %s "
+                        "(检定即将到期、已过期或无记录的表计 %d 台)." % (
+                            len(cal_bad), CALIBRATION_DUE_DAYS, ", ".join("%s %s" % (c["meter"], c["status"])
+                                                                          for c in cal_bad), len(cal_bad)))
+    if s.get("checks_beyond_class"):
+        findings.append("%d performance check(s) beyond the meter's accuracy class (性能检验超出准确度等级 %d 次)." % (
+            s["checks_beyond_class"], s["checks_beyond_class"]))
+    if s.get("photos_flagged"):
+        findings.append("%d site photo(s) missing or altered against the hashes in the gateway's ledger "
+                        "(现场照片缺失或与网关台账记录的哈希不符 %d 张)." % (s["photos_flagged"], s["photos_flagged"]))
     low = [c for c, v in ledger["items"].items() if v["below_90pct"]]
     if low:
         findings.append("Completeness below 90 %% for %s." % ", ".join(low))
     find_html = ("<ul class=findings>%s</ul>" % "".join("<li>%s</li>" % html.escape(f) for f in findings)
                  if findings else "<p>No fault, gap or overdue inspection needs action.</p>")
-    return """<!DOCTYPE html>
+    page = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
 <style>
-body{{font-family:sans-serif;max-width:1000px;margin:1em auto;color:#222}} h1{{font-size:1.4em}}
+/*CJK-FONT*/
+body{{font-family:{cjk},sans-serif;max-width:1000px;margin:1em auto;color:#222}} h1{{font-size:1.4em}}
 h2{{font-size:1.1em;border-bottom:1px solid #ccc;margin-top:1.6em}} table{{border-collapse:collapse;width:100%;font-size:.85em}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}} th{{background:#f0f0f0}}
-tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img{{max-width:100%}}
+tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img{{max-width:100%}} img.thumb{{max-width:240px}}
 .findings li{{color:#a00}} .meta{{color:#555;font-size:.9em}}
 @media print{{figure{{page-break-inside:avoid}}}}
 </style></head><body>
@@ -679,7 +891,17 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
 <h2>Link outages</h2>{outages}
 <h2>Data gaps per item</h2>{gaps}
 <h2>Data items: completeness</h2>{items}
-<h2>Inspection visits</h2>{visits}
+<h2>The gateway's score alarms — 网关数据质量告警</h2>{quality}
+<h2>Inspection visits — 巡检记录</h2>{visits}
+<h2>Site photos — 现场图片</h2>
+<p class=meta>Each photo's SHA-256 is recorded in the gateway's own ledger at the visit; the file kept with the
+pulled data is checked against it. 每张照片的 SHA-256 在巡检时已写入网关运维台账，此处与随数据保存的照片文件逐一核验。</p>{photos}
+<h2>Calibration of the meters — 计量器具检定</h2>{calibrations}
+<h2>Performance checks — 性能检验（表计显示值与网关读数比对）</h2>
+<p class=meta>Allowed difference: the meter's accuracy class in % of the gateway's reading, plus one digit of the
+display as read. 允许偏差：准确度等级（%）乘以网关读数，再加显示值末位一个字。</p>{checks}
+<h2>Metrology alarms — 检定与性能检验告警</h2>{metrology}
+<h2>Commissioning — 调试投运</h2>{commissioning}
 <h2>Data loss and store repairs</h2>{losses}
 <h2>Meter replacements and resets</h2>{changes}
 <h2>Points a meter refuses — 表计不支持的数据点</h2>{refused}
@@ -690,8 +912,9 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
 <h2>Plots</h2>{images}
 <h2>All events</h2>{events}
 <h2>Sign-off</h2>
-<table><tr><th>Crew member</th><th>Signature</th><th>Date</th><th>Site photos attached</th></tr>
-<tr><td>&nbsp;</td><td></td><td></td><td></td></tr></table>
+<table><tr><th>Crew member / 运维人员</th><th>Signature / 签字</th><th>Date / 日期</th>
+<th>Site photos verified / 照片核验</th></tr>
+<tr><td>&nbsp;</td><td></td><td></td><td>{photos_ok} of {photos_n}</td></tr></table>
 </body></html>
 """.format(
         title=html.escape(title), gw=gw_line, frm=ledger["period"]["from"], to=ledger["period"]["to"],
@@ -711,7 +934,25 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
         items=_table(items, [("code", "Data item"), ("values", "Values"), ("due", "Due"),
                              ("completeness_pct", "Completeness"), ("invalid", "Invalid"), ("gaps", "Gaps"),
                              ("first", "First"), ("last", "Last"), ("flag", "Flag")], "No values recorded."),
-        visits=_table(ledger["visits"], [("at", "At"), ("text", "Recorded")], "No inspection visit recorded."),
+        visits=_table(ledger["visits"], [("at", "At / 时间"), ("text", "Who, checked, done / 人员、检查、处理"),
+                                         ("visit_id", "Visit / 编号"), ("photos_recorded", "Photos / 照片")],
+                      "No inspection visit recorded. 无巡检记录。"),
+        photos=_photo_table(ledger.get("photos", [])),
+        calibrations=_table(ledger.get("calibrations", []), [
+            ("meter", "Meter / 表计"), ("class", "Class / 准确度等级"), ("certificate", "Certificate / 检定证书"),
+            ("date", "Calibrated / 检定日期"), ("due", "Due / 有效期至"), ("days_left", "Days left / 剩余天数"),
+            ("status", "Status / 状态")], "No site config in the data: calibration records unknown. 无站点配置，检定记录未知。"),
+        checks=_table(ledger.get("checks", []), [
+            ("at", "At / 时间"), ("meter", "Meter / 表计"), ("point", "Point / 数据点"),
+            ("displayed", "Display / 显示值"), ("gateway", "Gateway / 网关读数"), ("gateway_at", "Read at / 读数时间"),
+            ("difference", "Difference / 偏差"), ("allowed", "Allowed / 允许"), ("class", "Class / 等级"),
+            ("result", "Result / 结论"), ("who", "By / 人员")], "No performance check recorded. 无性能检验记录。"),
+        metrology=_table(ledger.get("metrology_alarms", []), [("at", "At / 时间"), ("text", "Alarm / 告警")],
+                         "None. 无。"),
+        commissioning=_table(ledger.get("commissioning", []), [("at", "At / 时间"), ("text", "Record / 记录")],
+                             "No commissioning record in this period. 本期间无调试投运记录。"),
+        photos_ok=sum(1 for p in ledger.get("photos", ()) if p["status"].startswith("verified")),
+        photos_n=len(ledger.get("photos", ())), cjk=cjkfont.FAMILY,
         losses=_table(ledger["losses"], [("at", "At"), ("kind", "Kind"), ("text", "Event")], "None."),
         changes=_table(ledger["meter_changes"], [("at", "At"), ("text", "Event")], "None."),
         refused=_table(ledger.get("unsupported_points", []),
@@ -722,6 +963,10 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
                      "The clock was not set in this period. 本期间未校时。"),
         security=_table(ledger.get("security", []), [("at", "At / 时间"), ("text", "Event / 事件")],
                         "None. 无。"),
+        quality=_table(ledger.get("quality", []), [("at", "At / 时间"), ("destination", "Platform / 平台"),
+                                                   ("code", "Data item / 数据项"), ("what", "Day or month / 日或月"),
+                                                   ("when", "Which / 日期"), ("why", "Finding / 情况")],
+                       "None. 无。"),
         restarts=_table(ledger["restarts"], [("at", "At / 时间"), ("why", "Cause / 原因"), ("text", "Event / 事件")],
                         "None. 无。"),
         safe=_table(ledger.get("safe_modes", []), [("started", "Entered / 进入"), ("ended", "Left / 退出"),
@@ -731,6 +976,23 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
         events=_table(ledger["events"], [("at", "At"), ("seq", "Record"), ("kind", "Kind"), ("text", "Event")],
                       "No events."),
     )
+    # The font last: a subset of exactly the characters the page shows.
+    return page.replace("/*CJK-FONT*/", cjkfont.css(page), 1)
+
+
+def _photo_table(photos: list[dict]) -> str:
+    if not photos:
+        return "<p class=none>No site photo recorded. 无现场图片。</p>"
+    rows = []
+    for p in photos:
+        thumb = p.get("_thumb")
+        img = ('<img class=thumb alt="%s" src="data:image/jpeg;base64,%s">' % (
+            html.escape(p["name"]), base64.b64encode(thumb).decode())) if thumb else ""
+        rows.append("<tr%s><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td></tr>" % (
+            ' class="flag"' if p["flag"] else "", html.escape(p["at"] or ""), html.escape(p["visit_id"]),
+            html.escape(p["name"]), p["sha256"], html.escape(p["status"]), img))
+    return ("<table><tr><th>At / 时间</th><th>Visit / 编号</th><th>Photo / 照片</th><th>SHA-256</th>"
+            "<th>Check / 核验</th><th>Thumbnail / 缩略图</th></tr>%s</table>" % "".join(rows))
 
 
 def parse_when(text: str | None) -> int | None:
@@ -757,6 +1019,9 @@ def report(source: str | Path, since: str | None = None, until: str | None = Non
     a file cannot be read or written. `progress`: a rich Progress (output.progress) or None."""
     led = build(load(source), parse_when(since), parse_when(until), period_s,
                 gateway={"source": str(source), "gateway": gateway})
+    led["calibrations"] = calibrations(site_meters(source), led["period"]["to_ts"])
+    led["summary"]["calibrations_flagged"] = sum(1 for c in led["calibrations"] if c["flag"])
+    verify_photos(led, photo_roots(source), thumbs=bool(html_path))
     images = {}
     if html_path or png_dir:
         task = progress.add_task("plots", total=None) if progress else None

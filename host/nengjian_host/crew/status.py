@@ -90,6 +90,9 @@ def render(st: dict, port: str = "", console=None) -> None:
             t.add_row(d["name"], state, str(d.get("backlog", "?")), when(d.get("last_ok"), now),
                       str((d.get("stats") or {}).get("sent", "?")), d.get("last_error") or "")
         c.print(t)
+    scored = [d for d in st.get("destinations") or () if d.get("quality")]
+    if scored:
+        c.print(quality_table(scored))
     if st.get("links"):
         t = Table(title="links", title_justify="left")
         t.add_column("link")
@@ -117,12 +120,42 @@ def render(st: dict, port: str = "", console=None) -> None:
         parts.append("store: last record %s, on flash %s" % (store.get("last_seq"), store.get("durable_seq")))
     if flash:
         parts.append("data volume %s free of %s" % (size(flash.get("free")), size(flash.get("size"))))
-    parts.append("heap %s free" % size(st.get("heap_free")))
+    heap = "heap %s free" % size(st.get("heap_free"))
+    if st.get("heap_max_free") is not None:  # firmware that measures fragmentation (console status)
+        heap += " (largest block %s)" % size(st.get("heap_max_free"))
+    parts.append(heap)
     if st.get("last_upload") is not None:
         parts.append("last upload %s" % when(st.get("last_upload"), now))
     c.print("   ".join(parts))
     if mode == "safe" and st.get("safe_reason"):
         c.print("[red]safe mode:[/red] %s" % st["safe_reason"])
+
+
+def pct(x) -> str:
+    return "-" if x is None else "%.1f %%" % x
+
+
+def quality_table(dests: list[dict]):
+    """The platforms' score as the gateway keeps it (nengjian/uplink/quality.py): per destination, each
+    day and month kept, newest first; red where an item is below 90 % or a figure is more than 5 % apart
+    from the sum of its parts."""
+    from rich.table import Table
+
+    t = Table(title="data quality (what the platform scores) / 数据质量", title_justify="left")
+    for col in ("destination", "period", "accepted/due", "completeness", "on time", "vs parts (max)", "misaligned",
+                "items below 90 %"):
+        t.add_column(col)
+    for d in dests:
+        q = d["quality"]
+        for slot in list(q.get("days") or ()) + list(q.get("months") or ()):
+            low = sorted(code for code, (acc, due, _apart) in (slot.get("items") or {}).items() if acc * 10 < due * 9)
+            bad = (slot.get("completeness") is not None and slot["completeness"] < 90) or (
+                slot.get("apart_max") or 0) > 5
+            comp = pct(slot.get("completeness"))
+            t.add_row(d["name"], str(slot.get("period")), "%s/%s" % (slot.get("accepted"), slot.get("due")),
+                      "[red]%s[/red]" % comp if bad else comp, pct(slot.get("timeliness")), pct(slot.get("apart_max")),
+                      str(slot.get("misaligned", 0)), ", ".join(low))
+    return t
 
 
 def modem_table(link: str, d: dict):

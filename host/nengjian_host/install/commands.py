@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from nengjian_host.common import output
-from nengjian_host.common.gatewaycall import PORT_HELP
+from nengjian_host.common.messages import both, msg, t
 from nengjian_host.common.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -26,17 +26,22 @@ from nengjian_host.common.output import (
 
 # ---- check-config, schema
 def cmd_check_config(args) -> int:
+    """Every problem of the config at once: each on its own line of stderr (in --json a list), then a
+    line counting them in the chosen language; exit 1 when there is any."""
     from nengjian_host.common import siteconfig
 
     problems = siteconfig.check_file(Path(args.file))
     if args.json:
-        output.print_json({"file": args.file, "ok": not problems, "problems": problems})
+        doc = {"file": args.file, "ok": not problems, "problems": problems, "count": len(problems)}
+        if problems:
+            doc["summary"], doc["summary_zh"] = both("check.summary", file=args.file, count=len(problems))
+        output.print_json(doc)
     elif problems:
         for p in problems:
             output.to_stderr(f"{args.file}: {p}")
-        output.to_stderr("错误：站点配置有 %d 处问题（每处见上），改正后再检查" % len(problems))
+        output.both_lines("check.summary", file=args.file, count=len(problems))
     else:
-        print(f"{args.file}: ok")
+        print(t("check.ok", file=args.file))
     return EXIT_OK if not problems else EXIT_FAILED
 
 
@@ -59,12 +64,14 @@ def cmd_bundle(args) -> int:
                             compile=not args.no_compile, progress=prog)
         image_kib = bundle.load_board(r["board"]).app_fs_size // 1024
     except bundle.BundleError as e:
-        return fail(args, EXIT_USAGE, str(e), zh="无法生成应用包（原因见上一行）")
+        return fail(args, EXIT_USAGE, msg("err.bundle", reason=e))
     emit(args, {"ok": True, **r},
          ["bundle for %s: %d files, %d KiB (%d compiled, kept as source: %s)" % (
              r["board"], r["files"], r["bytes"] // 1024, r["compiled"], ", ".join(r["kept_source"])),
           "  tree:  %s" % r["tree"]] + (["  image: %s (littlefs, %d KiB)" % (r["image"], image_kib)]
-                                        if r["image"] else []))
+                                        if r["image"] else [])
+         + (["  romfs: %s (ROMFS, %d KiB: the package and profiles, mounted at /rom)" % (
+             r["romfs"], r["romfs_bytes"] // 1024)] if r.get("romfs") else []))
     return EXIT_OK
 
 
@@ -81,15 +88,12 @@ def cmd_flash(args) -> int:
                 r["device"], len(r["copied"]), r["checked"])] + ["  " + p for p in r["copied"]])
             return EXIT_OK
         if board.is_sim:
-            return fail(args, EXIT_USAGE, "the sim board is not flashed: use `nengjian flash --board sim --sync DIR` "
-                                          "or `nengjian sim`",
-                        zh="模拟板不用烧录：用 `nengjian flash --board sim --sync DIR` 或 `nengjian sim`")
+            return fail(args, EXIT_USAGE, "err.flash.sim")
         port = args.port or (flash.find_port(args.usb_serial) if args.usb_serial else None)
         conn = flash.Connection(port, board.chip, reset=not args.no_reset, baud=args.baud) if port else None
         if args.restore:
             if not conn:
-                return fail(args, EXIT_USAGE, "--restore needs --port or --usb-serial",
-                            zh="--restore 需要 --port 或 --usb-serial 指明网关")
+                return fail(args, EXIT_USAGE, "err.flash.restore_needs_port")
             r = flash.restore(conn, Path(args.restore))
             emit(args, {"ok": True, **r}, ["restored %s from %s" % (", ".join(r["restored"]), r["from"])])
             return EXIT_OK
@@ -109,25 +113,20 @@ def cmd_flash(args) -> int:
                               expect_mac=args.expect_mac, extra_files=extra, keys_bin=keys_bin,
                               step=output.steps(args, prog, "flash"))
     except bundle.BundleError as e:
-        return fail(args, EXIT_USAGE, str(e))
+        return fail(args, EXIT_USAGE, msg("err.bundle", reason=e))
     except flash.FlashError as e:
-        return fail(args, e.exit_code, str(e), zh=_FLASH_ZH.get(e.exit_code))
+        return fail(args, e.exit_code, msg(_FLASH_KEYS.get(e.exit_code, "err.flash.failed"), reason=e))
     except devicefiles.DeviceUnreachable as e:
-        return fail(args, EXIT_UNREACHABLE, str(e))
+        return fail(args, EXIT_UNREACHABLE, msg("err.unreachable", reason=e))
     emit(args, {"ok": True, **rec},
-         ["flashed and verified %s (MAC %s) as %s" % (conn.port, rec["mac"], board.name),
-          "  before-image kept in %s (restore: nengjian flash --board %s --port %s --restore %s)"
-          % (rec["record"], board.name, conn.port, rec["record"])]
-         + (["  config carried over: " + ", ".join(rec["config_carried"])] if rec["config_carried"] else [])
-         + ["warning: " + w for w in rec["warnings"]])
+         [t("out.flash.done", port=conn.port, mac=rec["mac"], board=board.name),
+          t("out.flash.backup", record=rec["record"], board=board.name, port=conn.port)]
+         + ([t("out.flash.carried", files=", ".join(rec["config_carried"]))] if rec["config_carried"] else [])
+         + [t("out.warning", text=w) for w in rec["warnings"]])
     return EXIT_OK
 
 
-_FLASH_ZH = {
-    EXIT_USAGE: "固件、板型和设备不匹配，什么都没写入（原因和解决办法见上一行）",
-    EXIT_UNREACHABLE: "设备没有应答：检查 USB 线和端口；没有自动复位的板子，按住 BOOT 再点一下 EN，并加 --no-reset",
-    EXIT_FAILED: "烧录或校验失败（原因见上一行）",
-}
+_FLASH_KEYS = {EXIT_USAGE: "err.flash.refused", EXIT_UNREACHABLE: "err.flash.unreachable", EXIT_FAILED: "err.flash.failed"}
 
 
 # ---- provision, inventory
@@ -143,14 +142,13 @@ def cmd_provision(args) -> int:
             missing = [f for f in ("config", "serial", "mac", "board") if not getattr(args, f)]
             if missing:
                 inv.close()
-                return fail(args, EXIT_USAGE, "give --%s (or --batch sites.csv)" % ", --".join(missing),
-                            zh="缺少 --%s（或用 --batch sites.csv 批量）" % ", --".join(missing))
+                return fail(args, EXIT_USAGE, msg("err.provision.missing", options=", --".join(missing)))
             gateways = [provision.gateway_from(Path(args.config), args.serial, args.mac, args.board, args.gateway,
                                                args.cert, args.ca, args.ota_key)]
             bad = []
     except provision.ProvisionError as e:
         inv.close()
-        return fail(args, EXIT_USAGE, str(e), zh="输入有误，什么都没写入（原因见上一行）")
+        return fail(args, EXIT_USAGE, msg("err.provision.input", reason=e))
 
     def target(gw):
         return provision.target_for(gw, port=args.port, no_reset=args.no_reset, sim_dir=args.sim_dir, out=args.out,
@@ -193,30 +191,28 @@ def cmd_scan(args) -> int:
         try:
             transport = ConsoleScanTransport(resolve_port(args.console), baud=args.baud, timeout=args.console_timeout)
         except PortNotFound as e:
-            return fail(args, EXIT_UNREACHABLE, str(e))
+            return fail(args, EXIT_UNREACHABLE, msg("err.port_not_found", reason=e))
     elif args.sim_bus:
         transport = scan.sim_transport(args.port, args.sim_bus, args.heap)
     else:
-        return fail(args, EXIT_USAGE, "say which gateway to scan: --console PORT, or --sim-bus PTY for a simulated one",
-                    zh="要说明扫描哪台网关：--console PORT，或模拟网关用 --sim-bus PTY")
+        return fail(args, EXIT_USAGE, "err.scan.which")
 
     def live(kind, payload):
         if args.json and kind == "find":
             output.print_json(payload)
         elif kind == "progress":
-            output.note(args, "scanning %s at %d %s ... (%d found)" % (payload["scan"], payload["baud"],
-                                                                       payload["parity"], payload["found"]))
+            output.note(args, t("out.scan.progress", scan=payload["scan"], baud=payload["baud"],
+                                parity=payload["parity"], found=payload["found"]))
 
     try:
         res = scan.run_on(transport, _scan_options(args), live)
     except OSError as e:
-        return fail(args, EXIT_UNREACHABLE, "cannot reach the gateway: %s" % e)
+        return fail(args, EXIT_UNREACHABLE, msg("err.scan.unreachable", reason=e))
     if not args.json:
         for line in scan.result_lines(res, args.port, args.bus_name):
             print(line)
     if res.errors:
-        return fail(args, EXIT_FAILED, "\n".join(str(e) for e in res.errors),
-                    zh="扫描没有完成（原因见上一行）")
+        return fail(args, EXIT_FAILED, msg("err.scan.incomplete", reasons="\n".join(str(e) for e in res.errors)))
     return EXIT_OK
 
 
@@ -242,149 +238,109 @@ def _scan_options(args) -> dict:
 
 def register(sub) -> None:
     """Add the installer's commands to the `nengjian` subcommands `sub`."""
-    c = sub.add_parser("check-config", formatter_class=HelpFormatter, help="check a site config file before it goes to a gateway",
-                       description="Validate a site config against the schema, the credit code check character, "
-                                   "data-item codes and the meter profiles, exactly as the gateway will.",
-                       epilog="example:\n  nengjian check-config site.json\n"
-                              "  nengjian check-config site.json --json   (for a script: {file, ok, problems})\n"
-                              "exit codes: 0 the config is good, 1 it has problems (each named on stderr)")
-    c.add_argument("file")
-    c.add_argument("--json", action="store_true", help="machine-readable result")
+    c = sub.add_parser("check-config", formatter_class=HelpFormatter, help=t("help.check-config"),
+                       description=t("help.check-config.desc"),
+                       epilog=t("help.check-config.epilog"))
+    c.add_argument("file", help=t("help.check-config.file"))
+    c.add_argument("--json", action="store_true", help=t("help.json"))
     c.set_defaults(func=cmd_check_config)
 
-    sc = sub.add_parser("schema", formatter_class=HelpFormatter, help="print the JSON schema of site configs or meter profiles",
-                        description="Print the JSON schema the gateway checks site configs (site) or meter profiles "
-                                    "(profile) against: for editors that complete and check JSON as you type.",
-                        epilog="example:\n  nengjian schema site > site.schema.json")
+    sc = sub.add_parser("schema", formatter_class=HelpFormatter, help=t("help.schema"),
+                        description=t("help.schema.desc"),
+                        epilog=t("help.schema.epilog"))
     sc.add_argument("which", choices=["site", "profile"])
     sc.set_defaults(func=cmd_schema)
 
-    b = sub.add_parser("bundle", formatter_class=HelpFormatter, help="build the application bundle (compiled modules, profiles) "
-                       "and its littlefs image",
-                       description="Collect firmware/ (compiled with mpy-cross where it helps), the board module and "
-                                   "the meter profiles into the app filesystem, and build its littlefs image "
-                                   "(block size 4096, the size of the board's vfs partition).",
-                       epilog="example:\n  nengjian bundle --board esp32s3_4g --out build/b\n"
-                              "then `nengjian flash` merges it with MicroPython and writes it.")
-    b.add_argument("--board", required=True, help="board name under boards/ (esp32s3_4g, esp32_eth, sim)")
-    b.add_argument("--out", help="output directory (default build/bundle-BOARD): fs/ tree and appfs.bin")
-    b.add_argument("--image", help="write the littlefs image here (default OUT/appfs.bin; sim: only if given)")
-    b.add_argument("--no-compile", action="store_true", help="keep every module as .py (debugging)")
-    b.add_argument("--json", action="store_true", help="machine-readable result")
+    b = sub.add_parser("bundle", formatter_class=HelpFormatter, help=t("help.bundle"),
+                       description=t("help.bundle.desc"),
+                       epilog=t("help.bundle.epilog"))
+    b.add_argument("--board", required=True, help=t("help.bundle.board"))
+    b.add_argument("--out", help=t("help.bundle.out"))
+    b.add_argument("--image", help=t("help.bundle.image"))
+    b.add_argument("--no-compile", action="store_true", help=t("help.no_compile"))
+    b.add_argument("--json", action="store_true", help=t("help.json"))
     b.set_defaults(func=cmd_bundle)
 
     fl = sub.add_parser(
-        "flash", formatter_class=HelpFormatter, help="put MicroPython and the application on a gateway (checks first, keeps a "
-                                           "way back)",
-        description="Check the MicroPython firmware against the board (chip, flash size, app size, version), check "
-                    "the connected gateway (chip, flash size, current partition layout), save what is about to be "
-                    "overwritten, merge bootloader + partition table + MicroPython + app filesystem with esptool "
-                    "merge-bin, write and verify. The nvs, nj_keys (credentials) and data (stored readings) "
-                    "partitions are never written. /config on the gateway is carried into the new image.",
-        epilog="on site:\n  nengjian flash --board esp32s3_4g --firmware ESP32_GENERIC_S3-v1.29.0.bin --port /dev/ttyACM0\n"
-               "  (pick the port by adapter serial: --usb-serial SERIAL; the firmware is cached for next time)\n"
-               "offline (production station): nengjian flash --board esp32_eth --firmware F.bin --out build/img\n"
-               "way back:  nengjian flash --board B --port P --restore ~/.cache/nengjian/devices/MAC/TIME\n"
-               "developer: nengjian flash --board B --sync PORT   (copies changed files only, by sha256)\n"
-               "exit codes: 0 done, 1 failed (e.g. verify), 2 refused (mismatch, bad input), 3 gateway unreachable")
-    fl.add_argument("--board", required=True, help="board name under boards/")
-    fl.add_argument("--firmware", help="MicroPython .bin for the board's chip (default: the one cached in "
-                                       "~/.cache/nengjian/firmware/CHIP/)")
-    fl.add_argument("--port", help="serial port of the gateway")
-    fl.add_argument("--usb-serial", help="pick the port by the USB adapter's serial number")
-    fl.add_argument("--expect-mac", help="refuse unless the connected chip has this MAC")
-    fl.add_argument("--out", help="without --port: build the merged image here and stop")
-    fl.add_argument("--provisioned", metavar="DIR", help="add DIR/config/* (from `nengjian provision --out`) to the "
-                                                         "app filesystem and write DIR/nj_keys.bin")
+        "flash", formatter_class=HelpFormatter, help=t("help.flash"),
+        description=t("help.flash.desc"),
+        epilog=t("help.flash.epilog"))
+    fl.add_argument("--board", required=True, help=t("help.flash.board"))
+    fl.add_argument("--firmware", help=t("help.flash.firmware"))
+    fl.add_argument("--port", help=t("help.flash.port"))
+    fl.add_argument("--usb-serial", help=t("help.flash.usb_serial"))
+    fl.add_argument("--expect-mac", help=t("help.flash.expect_mac"))
+    fl.add_argument("--out", help=t("help.flash.out"))
+    fl.add_argument("--provisioned", metavar="DIR", help=t("help.flash.provisioned"))
     fl.add_argument("--backup", choices=["full", "config", "none"], default="full",
-                    help="what to read off before writing: full (bootloader, table, app, vfs; default), config "
-                         "(table and vfs), none (table only)")
-    fl.add_argument("--fresh-config", action="store_true", help="do not carry /config over from the gateway")
+                    help=t("help.flash.backup"))
+    fl.add_argument("--fresh-config", action="store_true", help=t("help.flash.fresh_config"))
     fl.add_argument("--allow-layout-change", action="store_true",
-                    help="write even though the gateway has another partition layout (pull its data first)")
+                    help=t("help.flash.allow_layout_change"))
     fl.add_argument("--set-flash-size", action="store_true",
-                    help="write the board's flash size into the bootloader header (firmware built for less flash)")
-    fl.add_argument("--restore", metavar="DIR", help="write back what an earlier flash saved in DIR")
-    fl.add_argument("--sync", metavar="PORT_OR_DIR", help="developer path: copy changed files only (mpremote port, "
-                                                          "or a sim gateway directory)")
-    fl.add_argument("--no-compile", action="store_true", help="keep every module as .py")
-    fl.add_argument("--no-reset", action="store_true", help="the board is already in download mode (no auto-reset)")
-    fl.add_argument("--baud", type=int, default=460800, help="serial speed for writing (default 460800)")
-    fl.add_argument("--json", action="store_true", help="machine-readable result")
+                    help=t("help.flash.set_flash_size"))
+    fl.add_argument("--restore", metavar="DIR", help=t("help.flash.restore"))
+    fl.add_argument("--sync", metavar="PORT_OR_DIR", help=t("help.flash.sync"))
+    fl.add_argument("--no-compile", action="store_true", help=t("help.flash.no_compile"))
+    fl.add_argument("--no-reset", action="store_true", help=t("help.flash.no_reset"))
+    fl.add_argument("--baud", type=int, default=460800, help=t("help.flash.baud"))
+    fl.add_argument("--json", action="store_true", help=t("help.json"))
     fl.set_defaults(func=cmd_flash)
 
     pv = sub.add_parser(
-        "provision", formatter_class=HelpFormatter, help="give a gateway its identity, key pair, certificate and site config",
-        description="Check the site config (credit code check character, every data-item mapping against the meter "
-                    "profiles) BEFORE anything is written; generate the gateway's EC P-256 key and a CSR (subject: "
-                    "enterprise code, gateway id, serial) or install the platform-issued certificate; write the "
-                    "credentials (nj_keys NVS partition; files on the sim), identity, CA and site config; record the "
-                    "gateway in the inventory only when everything is on the device. Secrets are never printed.",
-        epilog="one gateway on the sim:\n  nengjian provision --config site.json --serial NJ0001 --mac 24:0a:c4:00:00:01 "
-               "--board sim --sim-dir run/sim\n"
-               "batch for flashing later:\n  nengjian provision --batch sites.csv --out build/provisioned\n"
-               "  (columns: serial,mac,board,config[,gateway,site,cert,ca,target]; then nengjian flash --provisioned "
-               "build/provisioned/SERIAL)\n"
-               "exit codes: 0 all done, 1 failed, 2 bad input (row named; nothing written for it), 3 device unreachable")
-    pv.add_argument("--config", help="site config JSON")
-    pv.add_argument("--serial", help="the gateway's serial number (label)")
-    pv.add_argument("--mac", help="the gateway's MAC (esptool read-mac)")
-    pv.add_argument("--board", help="board name under boards/")
-    pv.add_argument("--gateway", help="gateway id (default: site.gateway in the config, else the serial)")
-    pv.add_argument("--cert", help="platform-issued certificate (PEM) for this gateway's key")
-    pv.add_argument("--ca", help="platform CA certificate (PEM)")
-    pv.add_argument("--ota-key", help="vendor public key for signed updates (the .pub.json of `nengjian ota keygen`); "
-                                      "without it the gateway accepts no update")
-    pv.add_argument("--batch", metavar="CSV", help="provision every row of a CSV of sites")
-    pv.add_argument("--sim-dir", help="target: a sim gateway directory")
-    pv.add_argument("--out", help="target: a staging directory per gateway, for `nengjian flash --provisioned`")
-    pv.add_argument("--port", help="target: a gateway on USB (credentials with esptool, files with mpremote)")
-    pv.add_argument("--no-reset", action="store_true", help="with --port: the board is already in download mode")
-    pv.add_argument("--csr-dir", help="write each gateway's CSR here (send it to the platform)")
-    pv.add_argument("--forget-key", action="store_true", help="delete the laptop's copy of the key once the "
-                                                              "certificate is installed")
-    pv.add_argument("--check", action="store_true", help="only check the inputs; write nothing")
-    pv.add_argument("--inventory", help="inventory database (default ~/.local/share/nengjian/inventory.sqlite)")
-    pv.add_argument("--keystore", help="where keys wait for their certificate (default ~/.local/share/nengjian/keys)")
-    pv.add_argument("--json", action="store_true", help="machine-readable per-row report")
+        "provision", formatter_class=HelpFormatter, help=t("help.provision"),
+        description=t("help.provision.desc"),
+        epilog=t("help.provision.epilog"))
+    pv.add_argument("--config", help=t("help.provision.config"))
+    pv.add_argument("--serial", help=t("help.provision.serial"))
+    pv.add_argument("--mac", help=t("help.provision.mac"))
+    pv.add_argument("--board", help=t("help.flash.board"))
+    pv.add_argument("--gateway", help=t("help.provision.gateway"))
+    pv.add_argument("--cert", help=t("help.provision.cert"))
+    pv.add_argument("--ca", help=t("help.provision.ca"))
+    pv.add_argument("--ota-key", help=t("help.provision.ota_key"))
+    pv.add_argument("--batch", metavar="CSV", help=t("help.provision.batch"))
+    pv.add_argument("--sim-dir", help=t("help.provision.sim_dir"))
+    pv.add_argument("--out", help=t("help.provision.out"))
+    pv.add_argument("--port", help=t("help.provision.port"))
+    pv.add_argument("--no-reset", action="store_true", help=t("help.provision.no_reset"))
+    pv.add_argument("--csr-dir", help=t("help.provision.csr_dir"))
+    pv.add_argument("--forget-key", action="store_true", help=t("help.provision.forget_key"))
+    pv.add_argument("--check", action="store_true", help=t("help.provision.check"))
+    pv.add_argument("--inventory", help=t("help.inventory_db"))
+    pv.add_argument("--keystore", help=t("help.provision.keystore"))
+    pv.add_argument("--json", action="store_true", help=t("help.provision.json"))
     pv.set_defaults(func=cmd_provision)
 
     iv = sub.add_parser("inventory", formatter_class=HelpFormatter,
-                        help="list provisioned gateways (serial, MAC, site, certificate fingerprint)",
-                        description="List the gateways `nengjian provision` recorded on this laptop: serial, gateway "
-                                    "id, MAC, site, enterprise, board, certificate fingerprint and when.",
-                        epilog="example:\n  nengjian inventory\n  nengjian inventory --serial NJ0001 --json\n"
-                               "exit codes: 0 listed, 1 --serial names no gateway in the inventory")
-    iv.add_argument("--serial", help="only this gateway")
-    iv.add_argument("--inventory", help="inventory database (default ~/.local/share/nengjian/inventory.sqlite)")
-    iv.add_argument("--json", action="store_true", help="machine-readable list")
+                        help=t("help.inventory"),
+                        description=t("help.inventory.desc"),
+                        epilog=t("help.inventory.epilog"))
+    iv.add_argument("--serial", help=t("help.inventory.serial"))
+    iv.add_argument("--inventory", help=t("help.inventory_db"))
+    iv.add_argument("--json", action="store_true", help=t("help.inventory.json"))
     iv.set_defaults(func=cmd_inventory)
 
-    sn = sub.add_parser("scan", formatter_class=HelpFormatter, help="find the meters on a gateway's RS-485 port (prints what to "
-                                                          "paste into the site config)",
-                        description="Probe a gateway's RS-485 port for Modbus, DL/T 645 and CJ/T 188 meters. With "
-                                    "--console the scan runs on a running gateway, beside its application (it "
-                                    "shares the bus with the pollers). Exit 3: gateway not reachable.",
-                        epilog="example:\n  nengjian scan --console sn:SERIAL --addresses 1-32 --bauds 9600,2400\n"
-                               "  then paste the printed meters array into site.json, name each Modbus meter's "
-                               "profile, and run `nengjian check-config site.json`")
-    sn.add_argument("--port", default="rs485_0", help="gateway RS-485 port to scan (default rs485_0)")
-    sn.add_argument("--bus-name", default="bus0", help="bus name to put in the printed meters array")
-    sn.add_argument("--addresses", type=_range, default=[1, 247], help="Modbus address range, e.g. 1-32")
-    sn.add_argument("--bauds", type=_int_list, default=[9600, 19200, 4800, 2400], help="Modbus bauds, e.g. 9600,2400")
-    sn.add_argument("--parities", default="N,E", help="Modbus parities to try, e.g. N,E")
-    sn.add_argument("--register", type=int, default=0, help="register to read when probing (default 0)")
-    sn.add_argument("--fc", type=int, choices=[1, 2, 3, 4], default=3, help="function code of the probe")
-    sn.add_argument("--timeout-ms", type=int, default=100, help="reply timeout per probe")
-    sn.add_argument("--no-modbus", action="store_true", help="skip the Modbus scan")
-    sn.add_argument("--no-dlt645", action="store_true", help="skip the DL/T 645 wildcard probes")
-    sn.add_argument("--dlt645-bauds", type=_int_list, default=[2400, 1200, 4800, 9600])
-    sn.add_argument("--cjt188", action="store_true", help="also probe for a CJ/T 188 meter")
-    sn.add_argument("--json", action="store_true", help="print the finds as JSON lines only")
-    sn.add_argument("--sim-bus", metavar="PTY", help="scan a simulated gateway whose port is wired to PTY")
-    sn.add_argument("--heap", default="288k", help="MicroPython heap of the simulated gateway")
-    sn.add_argument("--console", metavar="PORT", help="the gateway's USB console: " + PORT_HELP)
-    sn.add_argument("--baud", type=int, default=115200, help="console baud rate (default 115200)")
+    sn = sub.add_parser("scan", formatter_class=HelpFormatter, help=t("help.scan"),
+                        description=t("help.scan.desc"),
+                        epilog=t("help.scan.epilog"))
+    sn.add_argument("--port", default="rs485_0", help=t("help.scan.port"))
+    sn.add_argument("--bus-name", default="bus0", help=t("help.scan.bus_name"))
+    sn.add_argument("--addresses", type=_range, default=[1, 247], help=t("help.scan.addresses"))
+    sn.add_argument("--bauds", type=_int_list, default=[9600, 19200, 4800, 2400], help=t("help.scan.bauds"))
+    sn.add_argument("--parities", default="N,E", help=t("help.scan.parities"))
+    sn.add_argument("--register", type=int, default=0, help=t("help.scan.register"))
+    sn.add_argument("--fc", type=int, choices=[1, 2, 3, 4], default=3, help=t("help.scan.fc"))
+    sn.add_argument("--timeout-ms", type=int, default=100, help=t("help.scan.timeout_ms"))
+    sn.add_argument("--no-modbus", action="store_true", help=t("help.scan.no_modbus"))
+    sn.add_argument("--no-dlt645", action="store_true", help=t("help.scan.no_dlt645"))
+    sn.add_argument("--dlt645-bauds", type=_int_list, default=[2400, 1200, 4800, 9600], help=t("help.scan.dlt645_bauds"))
+    sn.add_argument("--cjt188", action="store_true", help=t("help.scan.cjt188"))
+    sn.add_argument("--json", action="store_true", help=t("help.scan.json"))
+    sn.add_argument("--sim-bus", metavar="PTY", help=t("help.scan.sim_bus"))
+    sn.add_argument("--heap", default="288k", help=t("help.scan.heap"))
+    sn.add_argument("--console", metavar="PORT", help=t("help.scan.console"))
+    sn.add_argument("--baud", type=int, default=115200, help=t("help.scan.baud"))
     sn.add_argument("--console-timeout", type=float, default=120.0,
-                    help="seconds to wait for each answer of the scan (default 120)")
+                    help=t("help.scan.console_timeout"))
     sn.set_defaults(func=cmd_scan)

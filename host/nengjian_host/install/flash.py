@@ -11,8 +11,9 @@ DeviceFiles).
 
 What is written, and what is never touched
 ------------------------------------------
-The merged image covers the bootloader, the partition table (0x8000), the `factory` app and the
-`vfs` app filesystem. It is written as Intel HEX so the gaps between them are skipped: MicroPython's
+The merged image covers the bootloader, the partition table (0x8000), the `factory` app, the
+`vfs` app filesystem and, on a board with ROMFS partitions, the ROMFS image of the package and
+profiles (in `romfs`, and in the last store for a rollback from the first signed update). It is written as Intel HEX so the gaps between them are skipped: MicroPython's
 `nvs`, our `nj_keys` credentials and the `data` store partition are never erased by a (re)flash.
 Reflashing the app filesystem would drop the gateway's /config; it is read off the device first and
 carried into the new image (unless --fresh-config).
@@ -254,10 +255,32 @@ class Image:
     manifest: dict
 
 
+def romfs_regions(board: bundle_mod.Board, image: bytes | None) -> dict[str, tuple[int, bytes]]:
+    """Where a board's ROMFS image goes: the partition MicroPython mounts at /rom, and the store that
+    keeps the flashed ("built-in") image for a rollback while the first signed update is on trial
+    (the last store: the first update takes the first; nengjian.ota.romstore). Empty for a board
+    without ROMFS partitions."""
+    spec = board.spec.get("romfs")
+    if not spec:
+        return {}
+    if image is None:
+        raise FlashError("board %s runs its package from ROMFS: a ROMFS image is needed" % board.name)
+    active = board.part(spec["label"])
+    if len(image) > active.size:
+        raise FlashError("ROMFS image is %d KiB, partition %s holds %d KiB" % (len(image) // 1024, active.name,
+                                                                               active.size // 1024))
+    out = {"romfs.bin": (active.offset, image)}
+    stores = spec.get("stores") or []
+    if stores:
+        out["romfs-builtin.bin"] = (board.part(stores[-1]).offset, image)
+    return out
+
+
 def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: Path,
-                set_flash_size: bool = False) -> Image:
-    """Split the MicroPython .bin, put our partition table and app filesystem in, merge with esptool.
-    `out` and what is written there are private: the app filesystem carries the site config."""
+                set_flash_size: bool = False, romfs_image: bytes | None = None) -> Image:
+    """Split the MicroPython .bin, put our partition table, app filesystem and (boards that have one)
+    ROMFS image in, merge with esptool. `out` and what is written there are private: the app
+    filesystem carries the site config."""
     private.make_dir(out)
     vfs = board.part(board.spec["app_fs"]["label"])
     if len(app_fs) != vfs.size:
@@ -268,6 +291,7 @@ def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: P
         "partition-table.bin": (PT_OFFSET, bundle_mod.partition_table_bin(board.partitions)),
         "micropython.bin": (APP_OFFSET, data[APP_OFFSET - fw.base:APP_OFFSET - fw.base + fw.app_len]),
         "appfs.bin": (vfs.offset, app_fs),
+        **romfs_regions(board, romfs_image),
     }
     regions = []
     for name, (addr, blob) in parts.items():
@@ -302,8 +326,10 @@ def build_offline(board: bundle_mod.Board, fw_path: Path, out: Path, set_flash_s
     nothing to a device. (the image, warnings); Mismatch if firmware and board do not belong together."""
     fw = inspect_firmware(fw_path)
     warnings = check_firmware(fw, board, set_flash_size)
-    files = bundle_mod.collect(board, compile=compile, extra=extra_files).files
-    img = build_image(board, fw, bundle_mod.make_lfs_image(files, board.app_fs_size), out, set_flash_size)
+    b = bundle_mod.collect(board, compile=compile, extra=extra_files)
+    img = build_image(board, fw, bundle_mod.make_lfs_image(bundle_mod.app_fs_files(b.files, b.romfs),
+                                                           board.app_fs_size), out, set_flash_size,
+                      bundle_mod.romfs_image(board, b.files))
     return img, warnings
 
 
@@ -458,12 +484,14 @@ def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: s
     private.write_file(before / "regions.json", json.dumps(
         [{"name": n, "offset": hex(o), "size": hex(s)} for n, o, s in backup_regions(board, backup, fw.base)]))
     step("build image")
-    files = bundle_mod.collect(board).files
+    b = bundle_mod.collect(board)
+    files = b.files
     files.update(config)
     if extra_files:
         files.update(extra_files)
-    image = build_image(board, fw, bundle_mod.make_lfs_image(files, board.app_fs_size), record_dir / "image",
-                        set_flash_size)
+    image = build_image(board, fw, bundle_mod.make_lfs_image(bundle_mod.app_fs_files(files, b.romfs),
+                                                             board.app_fs_size), record_dir / "image",
+                        set_flash_size, bundle_mod.romfs_image(board, files))
     step("write", total=sum(p.stat().st_size for _, p in image.regions))
     _device_call(conn.args() + ["write-flash", hex(image.base), str(image.merged_hex)], "writing flash")
     step("verify")
@@ -507,7 +535,9 @@ def sync_to(board: bundle_mod.Board, target: str, compile: bool = True, step=Non
     """sync() the board's bundle to `target`: a sim gateway directory, or a port mpremote reaches."""
     path = Path(target)
     device = DirDevice(path) if path.is_dir() else MpremoteDevice(target)
-    return sync(device, bundle_mod.collect(board, compile=compile).files, step=step)
+    b = bundle_mod.collect(board, compile=compile)
+    # On a ROMFS board the package is in the image (`nengjian flash` writes it), not a file to copy.
+    return sync(device, bundle_mod.app_fs_files(b.files, b.romfs), step=step)
 
 
 def sync(device: DeviceFiles, files: dict[str, bytes], skip_prefixes: tuple[str, ...] = ("config/",),

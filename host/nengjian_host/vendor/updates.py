@@ -5,7 +5,9 @@ The vendor's private key (RSA-3072, PEM) stays on the build machine; gateways ge
 as a small JSON file at provisioning (config/ota_key.json). `build` packs the `nengjian` package
 (sources, or .mpy files compiled as nengjian_host.common.bundle compiles the app filesystem when
 `mpy=True`), stamps the bundle's version into its app.py (so the running gateway reports it),
-writes the manifest with each file's size and SHA-256, and signs the manifest with
+writes the manifest with each file's size and SHA-256 (for a board that runs its package from ROMFS,
+board.json "romfs", the one file is romfs.img: the image of the package and the meter profiles, which
+the gateway streams into a ROMFS store), and signs the manifest with
 RSASSA-PKCS1-v1_5 / SHA-256. A gateway refuses a bundle older than its minimum version (the newest it
 confirmed) unless the manifest carries `replaces_down_to` (`build(..., replaces_down_to=X)`): a
 deliberate downgrade, after which the gateway's minimum is X. Versions are ordered by their leading
@@ -159,6 +161,45 @@ def manifest(files: list[tuple[str, bytes]], version: str, boards: list[str], mp
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+ROMFS_FILE = "romfs.img"  # the one file of a bundle for a board that runs its package from ROMFS
+
+
+def board_romfs(boards: list[str]) -> bool:
+    """Whether every board named runs its package from a ROMFS image (board.json "romfs"): a bundle
+    for them carries that image instead of the package's files. A mix of boards (or a name that is
+    not a board here) gets the package's files, which every gateway installs: one with ROMFS then
+    runs them from its app filesystem, their code in the heap, so build one bundle per kind."""
+    from nengjian_host.common import bundle
+
+    try:
+        specs = [bundle.load_board(b).spec for b in boards]
+    except bundle.BundleError:
+        return False
+    return bool(specs) and all(spec.get("romfs") for spec in specs)
+
+
+def romfs_files(files: list[tuple[str, bytes]], boards: list[str],
+                profiles_dir: Path = paths.PROFILES) -> list[tuple[str, bytes]]:
+    """The files of a ROMFS bundle: one, romfs.img, the image (nengjian_host.common.romfs) of the
+    package `files` and the meter profiles, as `nengjian bundle` builds it for flashing. ValueError if
+    it is larger than a board's ROMFS store (the gateway streams it into one)."""
+    from nengjian_host.common import bundle, romfs
+
+    image_files = dict(files)
+    for prof in sorted(Path(profiles_dir).glob("*.json")):
+        image_files["profiles/meters/" + prof.name] = prof.read_bytes()
+    image = romfs.build(image_files)
+    for name in boards:
+        try:
+            spec = bundle.load_board(name).spec.get("romfs")
+        except bundle.BundleError:
+            continue
+        if spec and len(image) > int(spec["size"], 0):
+            raise ValueError("the ROMFS image (%d KiB) does not fit the %d KiB stores of board %s"
+                             % (len(image) // 1024, int(spec["size"], 0) // 1024, name))
+    return [(ROMFS_FILE, image)]
+
+
 def sign(private_key, data: bytes) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
@@ -172,11 +213,15 @@ def pack(man: bytes, sig: bytes, files: list[tuple[str, bytes]]) -> bytes:
 
 def build(out: Path, private_key_path: Path, version: str, boards: list[str],
           files: list[tuple[str, bytes]] | None = None, mpy: bool = False,
-          replaces_down_to: str | None = None) -> dict:
+          replaces_down_to: str | None = None, romfs: bool | None = None) -> dict:
     """Write a signed bundle to `out`; returns the manifest as a dict. With mpy, every board named must
-    run the same native architecture (or none). With replaces_down_to, a deliberate downgrade."""
+    run the same native architecture (or none). With replaces_down_to, a deliberate downgrade.
+    romfs: whether the bundle carries the package as a ROMFS image (romfs_files); None: as the boards'
+    board.json says (the sim board runs either way, so a test of its ROMFS mode says True)."""
     if version_key(version) is None:
         raise ValueError("version %r must start with a number: gateways order versions by it" % version)
+    if romfs is None:
+        romfs = board_romfs(boards)
     if files is None:
         march = None
         if mpy:
@@ -187,6 +232,8 @@ def build(out: Path, private_key_path: Path, version: str, boards: list[str],
                 raise ValueError("boards %s differ in native architecture: build one bundle each" % boards)
             march = marches.pop()
         files = collect(mpy=mpy, march=march, version=version)
+    if romfs and [p for p, _b in files] != [ROMFS_FILE]:
+        files = romfs_files(files, boards)
     man = manifest(files, version, boards, mpy_version() if mpy else None, replaces_down_to)
     data = pack(man, sign(load_private(private_key_path), man), files)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,11 +29,8 @@ MicroPython process of its own that xdist can place on any worker). The whole sw
 of CPU in all on a 2-core machine with a load average of 7, about 20 s on an idle one.
 """
 
-import re
-import subprocess
-
 import pytest
-from mpyrun import micropython_binary, mpy_env
+from powercut import run_sweep
 
 pytestmark = pytest.mark.mpy
 
@@ -43,6 +40,7 @@ import json
 import os
 import sys
 
+import cutsweep
 import vfs
 from nengjian.core import statefile
 from nengjian.store.blockdev import RAMBlockDevice
@@ -248,52 +246,11 @@ def new_obs():
 OBS = {}
 
 
-def run():
-    dev = RAMBlockDevice(NB, BS, data=DATA)
-    vfs.VfsLfs2.mkfs(dev)
-    base = dev.snapshot()
-    obs = new_obs()
-    mount(dev)
-    dev.reset_counters()
-    workload(dev, obs)
-    umount()
-    W = dev.ops
-    print("COUNT W=%d progs=%d erases=%d confirmed=%s" % (W, dev.progs, dev.erases, ",".join(obs["confirmed"])))
-    dev.kill()
-    v = RAMBlockDevice(NB, BS, data=DATA)
-    print("NOCUT", verify(v, obs) or "ok")
-    v.kill()
-    done = fails = 0
-    for mode in MODES:
-        for n in range(1, W + 1):
-            if n % NPART != PART:
-                continue
-            dev = RAMBlockDevice(NB, BS, data=DATA)
-            dev.restore(base)
-            obs = new_obs()
-            mount(dev)
-            dev.reset_counters()
-            dev.arm(n, mode)
-            err = None
-            try:
-                workload(dev, obs)
-            except Exception as e:
-                err = "the workload raised before the cut: %r" % (e,)
-            umount()
-            dev.kill()
-            gc.collect()
-            v = RAMBlockDevice(NB, BS, data=DATA)
-            err = err or verify(v, obs)
-            v.kill()
-            gc.collect()
-            done += 1
-            if err:
-                fails += 1
-                print("FAIL n=%d mode=%d op=%s: %s" % (n, mode, dev.cut_kind, err))
-    print("DONE covered=%d fails=%d" % (done, fails))
+def describe(obs):
+    return "confirmed=" + ",".join(obs["confirmed"])
 
 
-run()
+cutsweep.run(NB, BS, DATA, MODES, PART, NPART, new_obs, mount, umount, workload, verify, describe)
 '''
 
 BS, NB = 512, 256  # small blocks: more, finer cut points than the ESP32's 4 KB sectors
@@ -319,29 +276,19 @@ def bundles(small_vendor):
 
 
 def _sweep(vendor, bundles, modes, part, nparts):
-    head = "NB = %d\nBS = %d\nKEYPATH = %r\nBUNDLES = %r\nMODES = %r\nPART = %d\nNPART = %d\n" % (
-        NB, BS, str(vendor.pub), bundles, tuple(modes), part, nparts)
-    proc = subprocess.run([micropython_binary(), "-X", "heapsize=1m", "-c", head + HARNESS], env=mpy_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=PART_TIMEOUT_S)
-    text = proc.stdout
-    assert proc.returncode == 0 and "NOCUT ok" in text, text[-3000:]
-    w = int(re.search(r"COUNT W=(\d+)", text).group(1))
-    done = re.search(r"DONE covered=(\d+) fails=(\d+)", text)
-    assert done, text[-3000:]
-    return w, int(done.group(1)), int(done.group(2)), text
+    settings = dict(NB=NB, BS=BS, KEYPATH=str(vendor.pub), BUNDLES=bundles, MODES=tuple(modes), PART=part,
+                    NPART=nparts)
+    return run_sweep(settings, HARNESS, "1m", PART_TIMEOUT_S)
 
 
 def test_the_workload_goes_through_the_life_it_claims(small_vendor, bundles):
-    w, covered, _fails, text = _sweep(small_vendor, bundles, [], 0, 1)
-    assert covered == 0 and "confirmed=1.0.0,3.0.0,2.0.0" in text
-    assert w >= 150, text  # enough writes for the sweep to mean something
+    sweep = _sweep(small_vendor, bundles, [], 0, 1)
+    assert sweep.covered == 0 and "confirmed=1.0.0,3.0.0,2.0.0" in sweep.count_line
+    assert sweep.writes >= 150, sweep.count_line  # enough writes for the sweep to mean something
 
 
 @pytest.mark.timeout(PART_TIMEOUT_S + 60)
 @pytest.mark.parametrize("part", range(PARTS))
 @pytest.mark.parametrize("mode", list(MODES))
 def test_power_cut_at_every_write_of_an_update_leaves_a_bootable_signed_gateway(small_vendor, bundles, mode, part):
-    w, covered, fails, text = _sweep(small_vendor, bundles, [MODES[mode]], part, PARTS)
-    assert covered == sum(1 for n in range(1, w + 1) if n % PARTS == part), (covered, w)
-    failures = [ln for ln in text.splitlines() if ln.startswith("FAIL")]
-    assert fails == 0 and not failures, "\n".join(failures[:20])
+    _sweep(small_vendor, bundles, [MODES[mode]], part, PARTS).assert_clean(part, PARTS)

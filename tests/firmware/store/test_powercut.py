@@ -21,10 +21,9 @@ the store said so.
 """
 
 import re
-import subprocess
 
 import pytest
-from mpyrun import micropython_binary, mpy_env
+from powercut import run_sweep
 
 pytestmark = [pytest.mark.mpy, pytest.mark.slow]
 
@@ -33,6 +32,7 @@ import gc
 import sys
 from binascii import crc32
 
+import cutsweep
 import vfs
 from nengjian.core import records as R
 from nengjian.store import cbor
@@ -248,55 +248,14 @@ def verify(dev, obs):
     return None
 
 
-def run():
-    dev = RAMBlockDevice(NB, BS, data=DATA)
-    vfs.VfsLfs2.mkfs(dev)
-    base = dev.snapshot()
-    obs = new_obs()
-    mount(dev)
-    dev.reset_counters()
-    workload(dev, obs)
-    umount()
-    W = dev.ops
+def describe(obs):
     st = obs["stats"]
-    print("COUNT W=%d progs=%d erases=%d durable=%d folds=%d expired_raw=%d history_expired=%d lost=%d "
-          "loss_events=%d acked=%d,%d" % (W, dev.progs, dev.erases, obs["durable"], st["folds"], st["expired_raw"],
-                                          st["history_expired"], st["lost"], st["loss_events"],
-                                          obs["acked"]["city"], obs["acked"]["prov"]))
-    dev.kill()
-    err = verify(RAMBlockDevice(NB, BS, data=DATA), obs)
-    print("NOCUT", err or "ok")
-    done = fails = 0
-    for mode in MODES:
-        for n in range(1, W + 1):
-            if n % NPART != PART:
-                continue
-            dev = RAMBlockDevice(NB, BS, data=DATA)
-            dev.restore(base)
-            obs = new_obs()
-            mount(dev)
-            dev.reset_counters()
-            dev.arm(n, mode)
-            err = None
-            try:
-                workload(dev, obs)
-            except Exception as e:
-                err = "the writer raised %r" % (e,)
-            umount()
-            dev.kill()  # littlefs objects of this run can never write again
-            gc.collect()
-            v = RAMBlockDevice(NB, BS, data=DATA)
-            err = err or verify(v, obs)
-            v.kill()
-            gc.collect()
-            done += 1
-            if err:
-                fails += 1
-                print("FAIL n=%d mode=%d op=%s: %s" % (n, mode, dev.cut_kind, err))
-    print("DONE covered=%d fails=%d" % (done, fails))
+    return ("durable=%d folds=%d expired_raw=%d history_expired=%d lost=%d loss_events=%d acked=%d,%d"
+            % (obs["durable"], st["folds"], st["expired_raw"], st["history_expired"], st["lost"],
+               st["loss_events"], obs["acked"]["city"], obs["acked"]["prov"]))
 
 
-run()
+cutsweep.run(NB, BS, DATA, MODES, PART, NPART, new_obs, mount, umount, workload, verify, describe)
 '''
 
 CONFIGS = {
@@ -318,16 +277,7 @@ PART_TIMEOUT_S = 900
 def _sweep(cfg, modes, part, nparts):
     c = dict(CONFIGS[cfg])
     heap = c.pop("heap")
-    head = "".join("%s = %r\n" % kv for kv in c.items())
-    head += "MODES = %r\nPART = %d\nNPART = %d\n" % (tuple(modes), part, nparts)
-    proc = subprocess.run([micropython_binary(), "-X", "heapsize=" + heap, "-c", head + HARNESS], env=mpy_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=PART_TIMEOUT_S)
-    text = proc.stdout
-    m = re.search(r"COUNT W=(\d+)", text)
-    assert m and "NOCUT ok" in text, text[-3000:]
-    done = re.search(r"DONE covered=(\d+) fails=(\d+)", text)
-    assert done, text[-3000:]
-    return int(m.group(1)), int(done.group(1)), int(done.group(2)), re.search(r"COUNT .*", text).group(0), text
+    return run_sweep(dict(c, MODES=tuple(modes), PART=part, NPART=nparts), HARNESS, heap, PART_TIMEOUT_S)
 
 
 @pytest.mark.timeout(PART_TIMEOUT_S + 60)
@@ -335,17 +285,13 @@ def _sweep(cfg, modes, part, nparts):
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("cfg", list(CONFIGS))
 def test_power_cut_at_every_write(cfg, mode, part):
-    w, covered, fails, _count, text = _sweep(cfg, [MODES[mode]], part, PARTS)
-    # this part's share of the cut points 1..W (n % PARTS == part)
-    assert covered == sum(1 for n in range(1, w + 1) if n % PARTS == part), (covered, w)
-    failures = [ln for ln in text.splitlines() if ln.startswith("FAIL")]
-    assert fails == 0 and not failures, "\n".join(failures[:20])
+    _sweep(cfg, [MODES[mode]], part, PARTS).assert_clean(part, PARTS)
 
 
 @pytest.fixture(scope="module")
 def counts():
     """The workload of each configuration run once without a cut: its COUNT line."""
-    return {cfg: _sweep(cfg, [], 0, 1)[3] for cfg in CONFIGS}
+    return {cfg: _sweep(cfg, [], 0, 1).count_line for cfg in CONFIGS}
 
 
 def test_workloads_reach_the_paths_they_claim(counts):

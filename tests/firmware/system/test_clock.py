@@ -333,3 +333,36 @@ app._start_clock(gw)
 print(gw.clock.max_step_s, gw.clock.agree_s, gw.clock.trusted(), http.on_date is clocksync.from_platform)
 """
     assert run_mpy(code, heap="512k").stdout.split()[-4:] == ["60", "3", "False", "True"]
+
+
+def test_an_untrusted_clock_asks_the_platform_when_ntp_fails_and_stops_once_trusted():
+    # No upload goes before the clock is trusted, so on a site whose network blocks NTP only this
+    # request brings a Date header; the retry comes within every_s when that is shorter than a minute.
+    silent = NtpServer("silent")
+    code = """
+import asyncio
+from nengjian.system import clock as clocksync
+from nengjian.core import timeutil
+fake = [946684800 + 100]
+timeutil.set_source(lambda: fake[0])
+def set_utc(t):
+    fake[0] = t
+c = clocksync.ClockSync(set_utc, False, None, servers=["127.0.0.1:%d"], timeout_ms=200, every_s=1)
+asked = []
+async def ask():
+    asked.append(c.trusted())
+    c.from_platform(%d, "Date header of p")
+c.ask_platform = ask
+async def main():
+    task = asyncio.create_task(c.run())
+    while c.progress < 3:
+        await asyncio.sleep_ms(20)
+    task.cancel()
+asyncio.run(main())
+print("RESULT", asked, c.trusted(), c.source, fake[0] == %d)
+""" % (silent.port, TRUE_TIME, TRUE_TIME)
+    try:
+        out = run_mpy(code, timeout=60).stdout
+    finally:
+        silent.close()
+    assert out.split("RESULT", 1)[1].split() == ["[False]", "True", "Date", "header", "of", "p", "True"], out

@@ -219,3 +219,20 @@ def test_security_events_and_clock_steps_have_their_own_sections(records):
     html = ledger.to_html(led, {})
     assert "安全事件" in html and "evil.example" in html and "-42 s" in html and "时钟校正" in html
     assert "1 security event(s)" in html
+
+
+def test_the_gateways_score_alarms_are_listed_per_destination_item_and_day(records):
+    # The texts nengjian.uplink.quality writes (tests/firmware/uplink/test_quality.py pins them there).
+    recs = records + [
+        ev(T0 + 86400 + 7200, "alarm", "QUALITY city 01-00-0000-023300-11 day 2026-05-01: completeness 83.5 % "
+                                       "(81 of 97 values due), below 90 %"),
+        ev(T0 + 86400 + 7300, "alarm", "QUALITY prov 00-00-0000-023300-11 day 2026-05-01: day value and the sum of "
+                                       "its real-time values 9.4 % apart, above 5 %"),
+        ev(T0 + 86400 + 7400, "alarm", "RAISED warning 00-00-0000-023300-11: no valid data for 24 h 0 min"),
+    ]
+    led = ledger.build(recs)
+    got = [(q["destination"], q["code"], q["what"], q["when"]) for q in led["quality"]]
+    assert got == [("city", B, "day", "2026-05-01"), ("prov", A, "day", "2026-05-01")]
+    assert led["summary"]["quality_alarms"] == 2
+    html = ledger.to_html(led, {})
+    assert "网关数据质量告警" in html and "2 score alarm(s)" in html and "83.5 %" in html

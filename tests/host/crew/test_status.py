@@ -29,3 +29,27 @@ def test_a_point_the_meter_refuses_is_shown_beside_the_values():
                       "unsupported": {"energy_reverse_kwh": "meter error 0x02 no_such_data"}}]}
     row = [line for line in _text(st).splitlines() if line.startswith("│ e1")][0]
     assert "energy_kwh=1234.56" in row and "unsupported: energy_reverse_kwh" in row and "ok" in row
+
+
+def test_the_score_is_shown_per_destination_and_period_with_the_items_below_90_percent():
+    item = [81, 97, None]
+    ok = [97, 97, 0.0]
+    day = {"period": "2026-12-01", "start": 1796054400, "accepted": 178, "due": 194, "on_time": 98,
+           "completeness": 91.8, "timeliness": 55.1, "apart_max": 0.0, "misaligned": 0,
+           "items": {"00-00-0000-023300-11": ok, "01-00-0000-023300-11": item}}
+    month = dict(day, period="2026-12", apart_max=None)
+    st = {"gateway_id": "NJ-1", "mode": "run", "time": 1796140800,
+          "destinations": [{"name": "city", "failing": False, "backlog": 0, "last_ok": 0, "stats": {"sent": 1},
+                            "quality": {"since": 0, "days": [day], "months": [month], "alarms": [], "too_old": 0}}]}
+    rows = [line for line in _text(st).splitlines() if line.startswith("│ city") and "/194" in line]
+    assert len(rows) == 2
+    assert "2026-12-01" in rows[0] and "178/194" in rows[0] and "91.8 %" in rows[0] and "55.1 %" in rows[0]
+    assert "01-00-0000-023300-11" in rows[0] and "00-00-0000-023300-11" not in rows[0]
+    assert "2026-12" in rows[1]
+
+
+def test_the_largest_free_heap_block_is_shown_beside_the_free_heap():
+    """Fragmentation: a gateway with 100 KiB free may have no block of 8 KiB for a TLS record."""
+    st = {"gateway_id": "NJ-1", "mode": "run", "heap_free": 102400, "heap_max_free": 7168}
+    assert "heap 100.0 KiB free (largest block 7.0 KiB)" in _text(st)
+    assert "largest" not in _text({"gateway_id": "NJ-1", "mode": "run", "heap_free": 102400})  # older firmware

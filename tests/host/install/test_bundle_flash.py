@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import fakefw
 import pytest
 from mpyrun import run_mpy
 from nengjian_host import cli
-from nengjian_host.common import bundle, devicefiles, paths
+from nengjian_host.common import bundle, devicefiles, paths, romfs
 from nengjian_host.install import flash
 
 
@@ -55,6 +56,14 @@ def test_board_layouts_are_consistent_and_keep_data_apart(name):
     table = bundle.partition_table_bin(b.partitions)
     assert len(table) == 0xC00
     assert bundle.parse_partition_table(table) == b.partitions
+    # ROMFS: the partition MicroPython mounts (data, 0x8f, 64 KiB aligned) and two stores of its size that
+    # nothing mounts; nj_keys and data stayed where the layout before them had them.
+    rom = labels["romfs"]
+    assert (rom.type, rom.subtype, rom.offset % 0x10000) == (1, 0x8F, 0)
+    for store in ("romfs_a", "romfs_b"):
+        assert labels[store].size == rom.size and labels[store].subtype != 0x8F
+        assert labels[store].offset % 0x10000 == 0
+    assert (labels["nj_keys"].offset, labels["data"].offset) == (0x3F0000, 0x400000)
 
 
 def test_partition_table_binary_format():
@@ -82,10 +91,20 @@ def test_partition_table_binary_format():
     ("factory, app, factory, 0x18000, 0x100000\n", "aligned"),
     ("factory, app, factory, 0x10000, 0x100000\nvfs, data, fat, 0x100000, 0x10000\n", "overlap"),
     ("factory, app, factory, 0x10000, 0x100000\nx, data, nope, 0x200000, 0x1000\n", "subtype"),
+    ("factory, app, factory, 0x10000, 0x100000\nromfs, data, 0x8f, 0x201000, 0x10000\n"
+     "romfs_a, data, undefined, 0x210000, 0x10000\n", "romfs at 0x201000 is not aligned to 0x10000"),
+    ("factory, app, factory, 0x10000, 0x100000\nromfs, data, 0x8f, 0x200000, 0x20000\n"
+     "romfs_a, data, undefined, 0x220000, 0x10000\n", "store romfs_a is 0x10000 bytes"),
+    ("factory, app, factory, 0x10000, 0x100000\nromfs, data, fat, 0x200000, 0x10000\n"
+     "romfs_a, data, undefined, 0x210000, 0x10000\n", "must be data, 0x8f"),
+    ("factory, app, factory, 0x10000, 0x100000\nromfs, data, 0x8f, 0x200000, 0x10000\n", "store 'romfs_a'"),
 ])
 def test_bad_layouts_are_refused(tmp_path, csv, why):
     spec = {"name": "bad", "chip": "esp32", "flash_size": "4MB", "partition_table": "partitions.csv",
             "app_fs": None, "data": None, "keys": None}
+    rom = re.search(r"^romfs, data, \w+, (\w+), (\w+)$", csv, re.M)
+    if rom:
+        spec["romfs"] = {"label": "romfs", "offset": rom.group(1), "size": rom.group(2), "stores": ["romfs_a"]}
     boards = _boards_with_stub(tmp_path, {"bad": (spec, csv)})
     with pytest.raises(bundle.BundleError, match=why):
         bundle.load_board("bad", boards)
@@ -146,9 +165,10 @@ def test_lfs_image_mounts_in_micropython(tmp_path):
     _mount_and_import(img, 0, 1024 * 1024)
 
 
-def _mount_and_import(path: Path, offset: int, size: int, board: str | None = None) -> None:
+def _mount_and_import(path: Path, offset: int, size: int, board: str | None = None, rom: int | None = None) -> None:
     """MicroPython mounts the littlefs at `offset` of `path` and imports the compiled firmware from it
-    (and, for an ESP32 board, its board module, with empty stand-ins for the ESP32-only modules)."""
+    (and, for an ESP32 board, its board module, with empty stand-ins for the ESP32-only modules); with
+    `rom`, the package from the ROMFS image at that offset, mounted at /rom as the ESP32 firmware does."""
     stubs = path.parent / "stubs"
     stubs.mkdir(exist_ok=True)
     for mod in ("esp32", "network"):
@@ -170,14 +190,21 @@ class Dev:
         return 0
 vfs.mount(vfs.VfsLfs2(Dev(), readsize=32, progsize=32, lookahead=32), '/app', readonly=True)
 sys.path.insert(0, '/app/lib')
+if {rom!r} is not None:
+    with open({str(path)!r}, 'rb') as f:
+        f.seek({rom!r} or 0)
+        img = f.read(0x100000)
+    vfs.mount(vfs.VfsRom(img), '/rom')
+    sys.path.insert(0, '/rom')
 from nengjian.core import identity
 print(open('/app/main.py').read().count('app.main'), identity.uscc_problem('91330000573973053F'), identity.__file__)
 if {board!r}:
     import board, esp32_common
     print(board.NAME, board.APP_DIR, board.__file__, esp32_common.__file__)
 """
-    out = run_mpy(code).stdout.split()
-    assert out[:2] == ["1", "None"] and out[2] == "/app/lib/nengjian/core/identity.mpy"
+    out = run_mpy(code, heap="2m" if rom is not None else "512k").stdout.split()
+    assert out[:2] == ["1", "None"]
+    assert out[2] == ("/rom/nengjian/core/identity.mpy" if rom is not None else "/app/lib/nengjian/core/identity.mpy")
     if board:
         assert out[3:] == [board, "/app", "/app/lib/board.mpy", "/app/lib/esp32_common.mpy"]
 
@@ -219,9 +246,13 @@ def test_merged_image_layout(tmp_path):
     board = bundle.load_board("esp32s3_4g", boards)
     fw = flash.inspect_firmware(fakefw.micropython_bin(tmp_path / "fw.bin", "esp32s3", "8MB"))
     assert flash.check_firmware(fw, board, set_flash_size=True)
-    files = bundle.collect(board).files
+    everything = bundle.collect(board).files
+    rom = bundle.romfs_image(board, everything)
+    # The package is in the ROMFS image only; the app filesystem keeps the rest.
+    files = bundle.app_fs_files(everything, romfs=True)
+    assert not any(p.startswith("lib/nengjian/") for p in files) and "lib/board.mpy" in files
     img = flash.build_image(board, fw, bundle.make_lfs_image(files, board.app_fs_size), tmp_path / "out",
-                            set_flash_size=True)
+                            set_flash_size=True, romfs_image=rom)
     merged = img.merged_bin.read_bytes()
     base = img.base
     assert base == 0
@@ -237,22 +268,32 @@ def test_merged_image_layout(tmp_path):
 
     ih = IntelHex(str(img.merged_hex))
     covered = ih.segments()
-    for label in ("nvs", "nj_keys", "data"):
+    for label in ("nvs", "nj_keys", "data", "romfs_a"):
         p = board.part(label)
         assert all(e <= p.offset or s >= p.end for s, e in covered), label
-    _mount_and_import(img.merged_bin, vfs.offset - base, vfs.size, "esp32s3_4g")
-    # Room for signed updates: two slots of the compiled package beside the base image (board APP_DIR).
-    slots = {"app/%s/%s" % (s, p[4:]): b for s in "ab" for p, b in files.items() if p.startswith("lib/nengjian/")}
-    assert len(slots) > 100
-    bundle.make_lfs_image({**files, **slots, "app/current": b"{}"}, board.app_fs_size)
+    _mount_and_import(img.merged_bin, vfs.offset - base, vfs.size, "esp32s3_4g", board.part("romfs").offset - base)
+    # The ROMFS image is where MicroPython mounts it, and in the store a rollback from the first
+    # update returns to; the image is whole there (the package and the profiles, nothing else).
+    for label in ("romfs", "romfs_b"):
+        p = board.part(label)
+        assert merged[p.offset - base:p.offset - base + len(rom)] == rom, label
+    assert romfs.read(merged[board.part("romfs").offset - base:board.part("romfs").end - base]) == \
+        romfs.select_files(everything)
+    # Headroom for later versions in every ROMFS partition, and room on the app filesystem to receive
+    # an update bundle (the package's size) beside the base image.
+    assert all(board.part(x).size >= 1.25 * len(rom) for x in ("romfs", "romfs_a", "romfs_b"))
+    incoming = {"app/incoming.njota": bytes(len(rom)), "app/current": b"{}"}
+    bundle.make_lfs_image({**files, **incoming}, board.app_fs_size)
 
 
 def test_esp32_merged_file_starts_at_the_bootloader_offset(tmp_path):
     boards = _boards_with_stub(tmp_path)
     board = bundle.load_board("esp32_eth", boards)
     fw = flash.inspect_firmware(fakefw.micropython_bin(tmp_path / "fw.bin", "esp32", "8MB"))
-    files = bundle.collect(board).files
-    img = flash.build_image(board, fw, bundle.make_lfs_image(files, board.app_fs_size), tmp_path / "out")
+    b = bundle.collect(board)
+    files = bundle.app_fs_files(b.files, b.romfs)
+    img = flash.build_image(board, fw, bundle.make_lfs_image(files, board.app_fs_size), tmp_path / "out",
+                            romfs_image=bundle.romfs_image(board, b.files))
     merged = img.merged_bin.read_bytes()
     assert img.base == 0x1000 and merged[:1] == b"\xe9"
     assert merged[0x8000 - 0x1000:0x8000 - 0x1000 + 2] == b"\xaa\x50"
@@ -320,6 +361,11 @@ def test_flash_backup_carry_config_and_restore_on_a_virtual_board(tmp_path, mock
     # The board now holds our layout; read it back independently.
     pt = flash.read_flash(conn, 0x8000, 0xC00, tmp_path / "pt.bin")
     assert bundle.parse_partition_table(pt) == board.partitions
+    # The ROMFS image of the package and profiles is in the romfs partition the table names.
+    want = bundle.romfs_image(board, bundle.collect(board).files)
+    rom = board.part("romfs")
+    got = flash.read_flash(conn, rom.offset, (len(want) + 0xFFF) & ~0xFFF, tmp_path / "romfs.bin")
+    assert got[:len(want)] == want and romfs.image_length(got) == len(want)
     # Second flash: /config written on the gateway is carried into the new image.
     rec2 = flash.flash(board, fw_path, conn, backup="config")
     assert rec2["config_carried"] == ["config/site.json"]

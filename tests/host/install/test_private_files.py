@@ -88,7 +88,7 @@ def test_an_offline_image_with_a_provisioned_config_is_private(tmp_path, capsys,
     fw = fakefw.micropython_bin(tmp_path / "fw.bin", "esp32", "8MB")
     img = tmp_path / "img"
     code = cli.main(["flash", "--board", "esp32_eth", "--firmware", str(fw), "--provisioned", str(staged),
-                     "--out", str(img), "--json", "--no-compile"])
+                     "--out", str(img), "--json"])
     assert code == 0, capsys.readouterr()
     out = capsys.readouterr().out
     assert PIN not in out and SIM_PIN not in out

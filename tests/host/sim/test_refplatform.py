@@ -822,3 +822,16 @@ def test_fault_redirect_points_the_register_answer_elsewhere(platform):
     for bad in ({}, {"url": ""}, {"url": "https://x", "fields": ["deviceId"]}):
         with pytest.raises(ValueError):
             platform.set_fault("redirect", **bad)
+
+
+def test_the_info_channel_takes_a_heartbeat_and_refuses_a_body_that_is_not_a_notice(platform):
+    dev = register(platform)["deviceId"]
+    beat = {"deviceId": dev, "enterpriseCode": SAMPLE_ENTERPRISE, "infoType": "heartbeat",
+            "infoTime": "2026-12-02 00:15:00", "info": {"uptime_s": 60, "complete.city": 100.0}}
+    status, reply = call(platform.url, "/api/centerInfo", beat)
+    assert status == 200 and reply["responseCode"] == "0", reply
+    for broken in ({"infoType": "status"}, {"infoTime": "2026-12-02"}, {"info": "uptime_s=60"}):
+        status, reply = call(platform.url, "/api/centerInfo", dict(beat, **broken))
+        assert reply["responseCode"] != "0", broken
+    kept = platform.center_infos()
+    assert len(kept) == 1 and kept[0]["infoType"] == "heartbeat" and kept[0]["info"]["complete.city"] == 100.0

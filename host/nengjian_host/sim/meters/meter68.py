@@ -102,12 +102,16 @@ class Meter68:
         self._t0[key] = self.clock()
 
     def raw(self, key) -> int:
+        return self.raw_at(key, self.clock())
+
+    def raw_at(self, key, at: float) -> int:
+        """The register at clock time `at` (the rate applied since the last set(); not before it)."""
         spec = self._fields[key]
         nbytes, dec = spec[0], spec[1]
         raw = self._base[key]
         rate = self.rates.get(key)
         if rate:
-            raw += int(Decimal(str(rate)) * Decimal(str(self.clock() - self._t0[key])) * (10 ** dec))
+            raw += int(Decimal(str(rate)) * Decimal(str(at - self._t0[key])) * (10 ** dec))
         if not (len(spec) > 2 and spec[2]):
             raw %= 10 ** (2 * nbytes)  # a register rolls over at its width
         return raw

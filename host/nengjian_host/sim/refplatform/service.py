@@ -194,6 +194,12 @@ class Service:
         device, bad = self._known_device(body)
         if bad:
             return bad
+        # The notice body is the gateway's (nengjian/uplink/centerinfo.py; SPEC 3.1 names only the URL):
+        # what a platform that takes alarms and heartbeats would check before keeping one.
+        kind, at, info = body.get("infoType"), body.get("infoTime"), body.get("info")
+        if kind not in ("alarm", "heartbeat") or not isinstance(info, dict) or not isinstance(at, str) or len(at) != 19:
+            return self._fail(CODE_BAD_REQUEST, "infoType alarm|heartbeat, infoTime yyyy-MM-dd HH:mm:ss and an info "
+                                                "object are required")
         self.store.store_center_info(device["deviceId"], json.dumps(body, ensure_ascii=False),
                                      self.now_text())
         return self._ok()

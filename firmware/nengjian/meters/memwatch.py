@@ -1,0 +1,123 @@
+"""Watches the DL/T 645-2007 meters whose profile has `memory` (frozen data, meter clock) for work
+their memory can do, and loads the module that does it only while it runs: nengjian.meters.refill
+after a gap in the gateway's readings, nengjian.meters.meterclock when a meter's clock is due a
+check (at boot, then daily). Both are dropped again afterwards (compat.unload): a gap or a clock
+check is rare, the heap is not. This module holds only the per-meter state and the cheap tests
+run after every read.
+
+Modbus meters whose profile names clock registers (profile `clock`) are watched the same way, for
+their clock only: the check is nengjian.meters.modbusclock (a programmed FC 16 write to that meter,
+not a broadcast), on the same schedule and under the same limit and midnight rule.
+
+Loaded by nengjian.app only where such a meter is configured. Site meter keys: `refill` (default
+true) and `clock_max_drift_s` (default DEFAULT_MAX_DRIFT_S; 0 never sets the meter's clock).
+"""
+
+from nengjian.core import timeutil
+from nengjian.core.compat import unload
+
+# Why 60 s: the platforms score the statistics time of daily data within 1 minute of 00:00 (SPEC
+# section 2), and a meter takes its daily freeze by its own clock.
+DEFAULT_MAX_DRIFT_S = 60
+MIDNIGHT_GUARD_S = 300 + 60  # SPEC: no broadcast within 5 minutes of midnight; plus a minute of drift
+DAY_S = 86400
+RETRY_S = 600
+
+synced_day = {}  # bus name -> CST day start of its last broadcast time sync (it sets the whole bus)
+
+
+def near_midnight(ts):
+    s = (ts + timeutil.CST_OFFSET) % DAY_S
+    return s < MIDNIGHT_GUARD_S or s > DAY_S - MIDNIGHT_GUARD_S
+
+
+def missed(last_ts, now, period, tolerance):
+    """(first, last) boundaries missed after a reading at last_ts, for a reading now; first > last: none.
+    (nengjian.meters.refill.missed, kept here too so that the test after each read needs no refill.)"""
+    s_now = timeutil.slot_start(now, period)
+    last = s_now if now - s_now > tolerance else s_now - period
+    return timeutil.slot_start(last_ts, period) + period, last
+
+
+class Watch:
+    """One meter's memory work; its driver runs after() after each successful read, before the poller
+    hands the reading on (refilled readings must reach the interval engine before the live one)."""
+
+    def __init__(self, gw, drv, cfg, bus_name, trusted):
+        self.gw = gw
+        self.drv = drv
+        self.mem = drv.memory
+        self.trusted = trusted
+        self.bus_name = bus_name
+        self.point = self.mem.get("point")
+        has_freezes = self.mem.get("hourly") or self.mem.get("daily") or self.mem.get("settlement")
+        self.items = gw.items_by_point.get((drv.id, self.point), ()) if (
+            cfg.get("refill", True) and has_freezes) else ()
+        self.clock_limit = cfg.get("clock_max_drift_s", DEFAULT_MAX_DRIFT_S) if "clock" in self.mem else 0
+        self.synced_day = synced_day  # shared by every Watch (meterclock writes it)
+        self.near_midnight = near_midnight
+        self.next_check = 0  # meter clock: at the first read, then daily
+        self.sent_at = 0  # a broadcast this meter asked for, checked again
+        self.set_day = 0  # Modbus: CST day start of this meter's last clock write (at most one a day)
+        self.offset = None  # meter clock minus gateway clock at the last check (s)
+        self.refills = 0
+
+    def gap(self, now):
+        """The last reading before a gap, or None when no boundary was missed since it."""
+        if not self.items:
+            return None
+        iv = self.gw.intervals
+        t = iv.states[self.items[0]].t
+        if t is None:
+            return None
+        first, last = missed(t, now, iv.period, iv.tolerance)
+        return t if first <= last else None
+
+    def due(self):
+        """Whether after() may have work; cheap, and allocates nothing (asked after every read)."""
+        return bool(self.items) or (self.clock_limit and timeutil.now() >= self.next_check)
+
+    async def after(self, bus, line, timeout_ms, gap_ms):
+        now = timeutil.now()
+        t = self.gap(now)
+        if t is not None and self.trusted():
+            from nengjian.meters import refill
+
+            try:
+                await refill.run(self, bus, line, timeout_ms, gap_ms, t, now)
+            finally:
+                unload("nengjian.meters.refill")
+                unload("nengjian.meters.meterclock")
+        if self.clock_limit and now >= self.next_check and self.trusted():
+            if near_midnight(now):
+                self.next_check = now + RETRY_S
+                return
+            if getattr(self.drv, "protocol", None) == "modbus-rtu":
+                from nengjian.meters import modbusclock
+
+                try:
+                    await modbusclock.check(self, bus, line, timeout_ms, gap_ms)
+                finally:
+                    unload("nengjian.meters.modbusclock")
+                return
+            from nengjian.meters import meterclock
+
+            try:
+                await meterclock.check(self, bus, line, timeout_ms, gap_ms)
+            finally:
+                unload("nengjian.meters.meterclock")
+
+
+def attach(gw, trusted):
+    """A Watch for each driver with `memory` that has work to do: a DL/T 645 driver's `after`, a
+    Modbus driver's `watch` (it asks watch.due() before it runs watch.after())."""
+    for p in gw.pollers:
+        for pm in p.meters:
+            drv = pm.driver
+            if getattr(drv, "memory", None):
+                w = Watch(gw, drv, pm.cfg, p.bus.name, trusted)
+                if w.items or w.clock_limit:
+                    if getattr(drv, "protocol", None) == "modbus-rtu":
+                        drv.watch = w
+                    else:
+                        drv.after = w.after

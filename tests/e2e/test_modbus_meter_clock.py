@@ -1,0 +1,88 @@
+"""A Modbus meter's clock kept by the gateway, end to end on the sim board: a meter whose profile names
+its time registers (sim-energy-clock) runs 3 minutes fast; at its first reading the gateway writes
+the time with FC 16 and reads it back, the meter's clock is then right to a second or two, the
+ledger (console `events`) tells the setting with the offset before and after, and it happens once.
+
+Time: the gateway's RTC and the meter's clock run from one host clock at real speed, from a
+simulated noon (CST), so the check never meets the midnight rule whenever the test runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from nengjian_host.common.device import Console
+from nengjian_host.sim.gateway import SimGateway, demo_site
+from nengjian_host.sim.meters.modbus_meters import SimMeter, SimModbusMeters
+from nengjian_host.sim.refplatform import RefPlatform
+from nengjian_host.sim.wire import PtyWire
+
+pytestmark = [pytest.mark.e2e]
+
+CST = timezone(timedelta(hours=8))
+FAST_S = 180
+
+
+class NoonClock:
+    """Simulated UTC seconds at real speed, from 12:00 CST today."""
+
+    def __init__(self):
+        self.t0 = time.time()
+        self.s0 = datetime.now(CST).replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
+
+    def __call__(self) -> float:
+        return self.s0 + time.time() - self.t0
+
+    def env(self) -> dict:
+        return {"NJ_CLOCK_SPEED": 1, "NJ_CLOCK_T0": repr(self.t0), "NJ_CLOCK_S0": repr(self.s0)}
+
+
+def _wait(gw, predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if not gw.alive():
+            raise AssertionError("gateway exited while waiting for %s:\n%s" % (what, gw.output()[-3000:]))
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for %s\n%s" % (what, gw.output()[-4000:]))
+
+
+def test_a_modbus_meter_three_minutes_fast_is_set_once_and_the_ledger_tells_it(tmp_path):
+    clock = NoonClock()
+    wire = PtyWire().start()
+    meter = SimMeter(1, clock_at=64, clock_offset=float(FAST_S), clock=clock)
+    meters = SimModbusMeters(wire.meters_path, [meter]).start()
+    platform = RefPlatform(db_path=str(tmp_path / "platform.sqlite"), period_s=60, clock=clock).start()
+    gw = SimGateway(tmp_path / "gw", {0: wire.gateway_path}, env=clock.env())
+    cfg = demo_site(platform.url + "/api/register", units=(1,), interval_s=1)
+    cfg["meters"][0]["profile"] = "sim-energy-clock"
+    gw.write_config(cfg)
+    try:
+        gw.start()
+        _wait(gw, lambda: meter.clock_writes >= 1, 60, "the meter's clock written")
+        # Within a second or two: whole seconds on both sides, and the write's time on the wire.
+        assert abs(meter.clock_offset) <= 2, meter.clock_offset
+        out_n = len(gw.output())
+        _wait(gw, lambda: len(re.findall(r" poll\s+m1 at", gw.output()[out_n:])) >= 3, 30, "polls after the setting")
+        assert meter.clock_writes == 1  # checked daily: not at every reading
+        con = Console(str(gw.usb_link), timeout=15).open()
+        try:
+            events = [e for e in con.events(50) if e["kind"] == "meterclock"]
+        finally:
+            con.close()
+        assert len(events) == 1, events
+        m = re.fullmatch(r"m1: meter clock off by \+(\d+) s \(limit 60 s\): written (\S+ \S+) by FC 16 at "
+                         r"register 64, read back ([+-]\d+) s: set", events[0]["text"])
+        assert m, events[0]
+        assert FAST_S - 2 <= int(m.group(1)) <= FAST_S
+        assert abs(int(m.group(3))) <= 2
+        assert gw.alive()
+    finally:
+        gw.close()
+        platform.close()
+        meters.stop()
+        wire.close()

@@ -1,0 +1,72 @@
+"""The ledger's plots read at a glance (nengjian_host.crew.ledger.plots): energy values as plain
+numbers (no "+1e4" offset, no scientific notation), and a series drawn over its own span with a small
+margin (one value alone: a day either side), not over matplotlib's default years."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from nengjian_host.crew import ledger  # noqa: E402
+
+T0 = 1777593600  # 2026-05-01 08:00 CST
+CODE = "01-00-0000-023300-11"
+
+
+def _ledger(values, readings=()):
+    return {"gaps": [], "items": {CODE: {"period_s": 900}}, "faults": [], "link_outages": [], "visits": [],
+            "period": {"from_ts": T0 - 30 * 86400, "to_ts": T0 + 30 * 86400},
+            "_series": {"values": {CODE: [(s, v, True) for s, v in values]},
+                        "readings": {"m1/energy_kwh": list(readings)} if readings else {}}}
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures plots() draws, kept open for the test to look at (plots() closes each once saved)."""
+    kept = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))
+    yield kept
+    for fig in kept:
+        matplotlib.pyplot.figure(fig.number)
+        matplotlib.pyplot.clf()
+    monkeypatch.undo()
+    plt.close("all")
+
+
+def _span_days(ax):
+    lo, hi = ax.get_xlim()
+    return hi - lo, lo, hi
+
+
+def test_energy_axes_show_plain_numbers_without_an_offset(figures):
+    values = [(T0 + i * 900, 12345.6 + 0.1 * i) for i in range(5)]
+    readings = [(T0 + i * 900, 12345.60 + 0.1 * i) for i in range(5)]
+    ledger.plots(_ledger(values, readings))
+    assert len(figures) == 3  # the item, the meter point, the timeline
+    for fig in figures[:2]:
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        assert ax.yaxis.get_offset_text().get_text() == ""
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert labels and all(lab.replace(".", "").replace(",", "").isdigit() for lab in labels), labels
+        assert any(lab.startswith("12345") or lab.startswith("12346") for lab in labels), labels
+
+
+def test_a_short_series_is_scaled_to_its_own_span(figures):
+    values = [(T0, 5.0), (T0 + 3600, 6.0), (T0 + 7200, 5.5)]  # two hours
+    ledger.plots(_ledger(values, values))
+    for fig in figures[:2]:
+        span, lo, hi = _span_days(fig.axes[0])
+        assert 2 / 24 < span <= 2 / 24 * 1.1  # two hours and a small margin, in days
+        assert lo < mdates.date2num(ledger.dt.datetime.fromtimestamp(T0, ledger.CST)) < hi
+
+
+def test_a_single_value_gets_a_day_either_side(figures):
+    ledger.plots(_ledger([(T0, 12345.0)], [(T0, 12345.0)]))
+    for fig in figures[:2]:
+        span, lo, hi = _span_days(fig.axes[0])
+        assert span == pytest.approx(2.0)
+        assert (lo + hi) / 2 == pytest.approx(mdates.date2num(ledger.dt.datetime.fromtimestamp(T0, ledger.CST)))

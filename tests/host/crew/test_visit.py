@@ -1,0 +1,210 @@
+"""`nengjian visit` with photos and performance checks, and the ledger report that proves them: each
+photo's SHA-256 is in the gateway's ledger with its visit, the report checks the files kept with the
+pulled data against it (verified, altered, missing), lists calibrations with their due dates and
+checks with their differences, and embeds a CJK font so its Chinese renders anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import warnings
+
+import pytest
+from nengjian_host.common import cjkfont
+from nengjian_host.crew import entries, ledger
+
+T0 = 1_796_169_600  # 2026-12-02 00:00 UTC
+A = "00-00-0000-023300-11"
+
+
+def png(color) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class FakeConsole:
+    def __init__(self):
+        self.sent = []
+
+    def request(self, command):
+        self.sent.append(command)
+        if command == "status":
+            return [{"gateway_id": "NJ-SIM-1"}]
+        if command.startswith("check "):
+            req = json.loads(command[6:])
+            return [{"meter": req["meter"], "point": req["point"], "displayed": req["displayed"], "gateway": "100",
+                     "difference": "+5", "allowed": "2", "class": "1", "beyond": True, "seq": 9}]
+        return [{"recorded": True, "seq": 7}]
+
+
+def test_visit_keeps_the_photos_and_records_their_hashes(tmp_path):
+    a, b = tmp_path / "cabinet.png", tmp_path / "meter m1.png"
+    a.write_bytes(png("red"))
+    b.write_bytes(png("blue"))
+    con = FakeConsole()
+    ans = entries.record_visit(con, "Li Wei", "meters read", "fuse replaced", [str(a), str(b)],
+                               [("m1", "energy_kwh", "105.0")], tmp_path / "pulled")
+    visit = json.loads(con.sent[1][len("visit "):])
+    assert visit["who"] == "Li Wei" and visit["done"] == "fuse replaced" and visit["id"] == ans["visit"]
+    assert visit["photos"] == [[hashlib.sha256(a.read_bytes()).hexdigest(), "cabinet.png"],
+                               [hashlib.sha256(b.read_bytes()).hexdigest(), "meter_m1.png"]]
+    kept = tmp_path / "pulled" / "photos" / "NJ-SIM-1" / ans["visit"]
+    assert (kept / "meter_m1.png").read_bytes() == b.read_bytes()
+    assert json.loads((kept / "visit.json").read_text())["photos"][0]["name"] == "cabinet.png"
+    assert json.loads(con.sent[2][len("check "):]) == {"meter": "m1", "point": "energy_kwh", "displayed": "105.0",
+                                                        "who": "Li Wei"}
+    assert ans["checks"][0]["beyond"]
+
+
+@pytest.mark.parametrize("photos, checks, why", [(["nope.jpg"], [], "no such file"),
+                                                 ([], [("m1", "energy_kwh", "12,5")], "not a meter display")])
+def test_bad_input_sends_nothing(tmp_path, photos, checks, why):
+    con = FakeConsole()
+    with pytest.raises(entries.EntryError, match=why):
+        entries.record_visit(con, "Li Wei", "meters read", "", [str(tmp_path / p) for p in photos], checks,
+                             tmp_path)
+    assert con.sent == []
+
+
+def test_a_visit_too_long_for_one_console_line_is_refused(tmp_path):
+    photos = [{"name": "photo-%02d-%s.jpg" % (i, "x" * 40), "sha256": "0" * 64} for i in range(8)]
+    with pytest.raises(entries.EntryError, match="second visit"):
+        entries.visit_request("V1", "Li Wei", "meters read", "", photos)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def pulled(tmp_path):
+    """A pull directory with the records a visit leaves in the gateway's ledger, its site config, and the
+    photos `nengjian visit --out` kept beside it: one intact, one altered since, one gone."""
+    photos = {"cabinet.png": png("red"), "meter_m1.png": png("blue"), "panel.png": png("green")}
+    vid = "V20261202-100000"
+    recs = [[2, T0 + i * 900 + 5, A, 0, T0 + i * 900, "1.25", True, 4, 1] for i in range(40)]
+    recs += [[3, T0 + 3600, "commission", "commissioned by Zhang San: 2 meters, 2 items accepted"],
+             [3, T0 + 7200, "visit", "Li Wei: meters read; done: fuse replaced [visit %s, 3 photo(s)]" % vid]]
+    recs += [[3, T0 + 7200, "photo", "visit %s photo %s %s" % (vid, sha(d), n)] for n, d in photos.items()]
+    recs += [[3, T0 + 7300, "check", "m1 energy_kwh: displayed 10250, gateway 10000 (2026-12-02 10:01:35, 5 s "
+                                     "before), difference +250, allowed 101 (class 1: 1 % of reading + 1 digit 1): "
+                                     "BEYOND CLASS; by Li Wei"],
+             [3, T0 + 7300, "alarm", "CHECK m1 energy_kwh beyond class 1: difference +250, allowed 101"],
+             [3, T0 + 7400, "alarm", "CALIBRATION DUE m1: meter m1 calibration due on 2026-12-20, in 18 day(s) "
+                                     "(certificate DG-0042)"]]
+    d = tmp_path / "pulled" / "NJ-SIM-1-20261202T030000Z"
+    (d / "config").mkdir(parents=True)
+    (d / "records.json").write_text(json.dumps({"records": recs}))
+    (d / "config" / "site.json").write_text(json.dumps({"meters": [
+        {"id": "m1", "class": "1", "calibration": {"certificate": "DG-0042", "date": "2020-12-20", "due": "2026-12-20"}},
+        {"id": "m2", "class": "0.5S", "calibration": {"certificate": "DG-0043", "date": "2020-11-01", "due": "2026-11-01"}},
+        {"id": "m3", "calibration": {"certificate": "DG-0044", "date": "2025-06-01", "due": "2031-06-01"}}]}))
+    kept = tmp_path / "pulled" / "photos" / "NJ-SIM-1" / vid
+    kept.mkdir(parents=True)
+    (kept / "cabinet.png").write_bytes(photos["cabinet.png"])
+    (kept / "meter_m1.png").write_bytes(png("black"))  # altered after the visit
+    return d
+
+
+def test_ledger_shows_visits_photos_calibrations_and_checks(pulled, tmp_path):
+    out = tmp_path / "ledger.html"
+    led = ledger.report(pulled / "records.json", html_path=out)
+    st = {p["name"]: p["status"] for p in led["photos"]}
+    assert st["cabinet.png"].startswith("verified") and st["meter_m1.png"].startswith("ALTERED")
+    assert st["panel.png"].startswith("MISSING") and led["summary"]["photos_flagged"] == 2
+    assert led["visits"][0]["visit_id"] == "V20261202-100000" and led["visits"][0]["text"].endswith("fuse replaced")
+    cal = {c["meter"]: c for c in led["calibrations"]}
+    assert cal["m1"]["flag"] and cal["m1"]["status"].startswith("due within 30 days")
+    assert cal["m2"]["status"].startswith("expired") and not cal["m3"]["flag"]
+    assert led["checks"][0]["difference"] == "+250" and led["checks"][0]["flag"]
+    assert led["summary"]["checks_beyond_class"] == 1 and led["summary"]["metrology_alarms"] == 2
+    assert led["commissioning"][0]["text"].startswith("commissioned by")
+    json.dumps(ledger.public(led))  # the --json output carries no thumbnail bytes
+    page = out.read_text(encoding="utf-8")
+    assert page.count("data:image/jpeg;base64,") == 1  # the one verified photo, as a thumbnail
+    for text in ("现场图片", "计量器具检定", "DG-0042", "2026-12-20", "超出准确度等级", "照片缺失", "照片已被改动",
+                 "调试投运", "commissioned by Zhang San", "1 of 3"):
+        assert text in page, text
+
+
+def cjk_chars(text: str) -> set[str]:
+    return {c for c in text if 0x3000 <= ord(c) <= 0x9fff or 0xff00 <= ord(c) <= 0xffef}
+
+
+def embedded_font(page: str):
+    from fontTools.ttLib import TTFont
+
+    m = re.search(r"@font-face\{font-family:(\w+);src:url\(data:font/otf;base64,([A-Za-z0-9+/=]+)\)", page)
+    assert m, "no CJK font embedded in the report"
+    import base64
+
+    return m[1], TTFont(io.BytesIO(base64.b64decode(m[2])))
+
+
+needs_font = pytest.mark.skipif(cjkfont.find() is None, reason="no CJK font on this machine (make browser)")
+
+
+@needs_font
+def test_html_embeds_a_cjk_subset_that_covers_every_chinese_character(pulled, tmp_path):
+    out = tmp_path / "ledger.html"
+    ledger.report(pulled / "records.json", html_path=out, title="运维台账 NJ-SIM-1")
+    page = out.read_text(encoding="utf-8")
+    family, font = embedded_font(page)
+    assert "font-family:%s" % family in page.split("</style>")[0].split("}", 1)[1]  # the body uses it
+    cmap = font.getBestCmap()
+    wanted = cjk_chars(page)
+    assert {"运", "维", "台", "账", "检", "定"} <= wanted
+    assert not [c for c in wanted if ord(c) not in cmap]
+    assert len(page) < 2_000_000  # a subset, not the 16 MB face
+
+
+@needs_font
+def test_plot_titles_in_chinese_use_the_cjk_font(pulled, monkeypatch):
+    """The plots' Chinese titles are drawn with a font that has their glyphs (matplotlib's DejaVu
+    would draw boxes): every title with Chinese resolves to a font file whose cmap covers it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fontTools.ttLib import TTFont
+    from matplotlib import font_manager
+    from matplotlib.figure import Figure
+
+    seen = []
+    real = Figure.savefig
+
+    def spy(fig, *a, **kw):
+        for ax in fig.axes:
+            t = ax.title
+            if cjk_chars(t.get_text()):
+                seen.append((t.get_text(), font_manager.findfont(t.get_fontproperties(), fallback_to_default=False)))
+        return real(fig, *a, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of each glyph missing from the font
+        led = ledger.report(pulled / "records.json")
+        ledger.plots(led)
+    assert seen, "no plot has a Chinese title"
+    assert any("运维台账" in text for text, _f in seen)
+    for text, path in seen:
+        cmap = TTFont(path, fontNumber=0).getBestCmap()
+        assert all(ord(c) in cmap for c in text if ord(c) > 126), (text, path)
+
+
+def test_without_a_cjk_font_the_report_is_written_with_a_warning(pulled, tmp_path, monkeypatch):
+    monkeypatch.setenv("NJ_CJK_FONT", "")
+    cjkfont.find.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            ledger.report(pulled / "records.json", html_path=tmp_path / "l.html")
+        assert any(issubclass(x.category, cjkfont.NoCJKFont) for x in w)
+        assert "@font-face" not in (tmp_path / "l.html").read_text(encoding="utf-8")
+    finally:
+        monkeypatch.delenv("NJ_CJK_FONT")
+        cjkfont.find.cache_clear()
