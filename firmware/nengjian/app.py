@@ -139,7 +139,7 @@ class Gateway:
 
         self.pollers = factory.build_pollers(self.cfg, board, self.on_reading, self.event)
         if any(getattr(pm.driver, "memory", None) for p in self.pollers for pm in p.meters):
-            from nengjian.meters import memwatch  # DL/T 645 meters with frozen data or a clock: only for them
+            from nengjian.meters import memwatch  # meters with memory or a clock (DL/T 645, Modbus) only
 
             memwatch.attach(self, board.clock_trusted)
 

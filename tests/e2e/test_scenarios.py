@@ -231,9 +231,12 @@ def test_a_day_of_polling_with_faults(rig, dut, bus, platform):
     starts = sorted(cst_to_utc(d) for c, d in produced if meter_of[c] == "m1")
     assert starts == list(range(starts[0], starts[-1] + 900, 900)) and len(starts) >= 6
     assert len({d[:10] for _c, d in produced}) == 2, "the run crosses midnight"
-    # m2 has a gap where it was silent, and nowhere else.
+    # m2 has a gap where it was silent, and nowhere else: one run of missing periods. How many it spans
+    # depends on how long the host took to see m2 offline and then answering (simulated time runs 75x).
     m2_starts = {cst_to_utc(d) for c, d in produced if meter_of[c] == "m2"}
-    assert set(starts) - m2_starts and len(set(starts) - m2_starts) <= 2
+    missing = sorted(set(starts) - m2_starts)
+    assert missing and missing == list(range(missing[0], missing[-1] + 900, 900)), missing
+    assert len(missing) < len(starts) - 2, "m2 must have values on both sides of its silence"
 
     ev = _events(dut)
     for kind, text in (("meter", "meter m2 offline"), ("meter", "meter m2 answers again"),

@@ -400,16 +400,34 @@ def write_keys(conn: Connection, offset: str, keys: bytes | Path) -> None:
         _device_call(conn.args() + ["verify-flash", offset, str(f)], "verifying nj_keys")
 
 
+READ_PIECE = 0x40000  # 256 KiB per esptool read-flash: a stall repeats one piece, not the whole region
+
+
 def read_flash(conn: Connection, offset: int, size: int, dest: Path) -> bytes:
-    """`size` bytes at `offset` into `dest` (0600 before esptool writes a byte: it may hold the config)."""
+    """`size` bytes at `offset` into `dest` (0600 before esptool writes a byte: it may hold the config).
+
+    Read in pieces of READ_PIECE, each tried three times: esptool's read-flash gives each 4 KB frame a
+    fixed 3 s (loader.read_flash), the longest silence of any exchange, and a USB bridge or hub that
+    stalls once in a long read-back should not cost the installer the backup. A read repeats harmlessly."""
     private.open_file(dest).close()
-    # Three tries, not two: esptool's read-flash gives each 4 KB frame a fixed 3 s (loader.read_flash), the
-    # longest silence of any exchange, and a USB bridge or hub that stalls once in a long read-back
-    # should not cost the installer the backup. A read repeats harmlessly.
-    _device_call(conn.args() + ["read-flash", hex(offset), hex(size), str(dest)], "reading flash at %#x" % offset,
-                 tries=3)
+    piece_path = dest.with_name(dest.name + ".piece")
+    data = bytearray()
+    try:
+        for at in range(offset, offset + size, READ_PIECE):
+            n = min(READ_PIECE, offset + size - at)
+            private.open_file(piece_path).close()
+            _device_call(conn.args() + ["read-flash", hex(at), hex(n), str(piece_path)],
+                         "reading flash at %#x" % at, tries=3)
+            got = piece_path.read_bytes()
+            if len(got) != n:
+                raise FlashError("reading flash at %#x gave %d bytes, not %d" % (at, len(got), n))
+            data += got
+    finally:
+        piece_path.unlink(missing_ok=True)
+    with private.open_file(dest) as f:
+        f.write(data)
     private.tighten(dest)
-    return dest.read_bytes()
+    return bytes(data)
 
 
 def backup_regions(board: bundle_mod.Board, mode: str, base: int) -> list[tuple[str, int, int]]:

@@ -7,8 +7,9 @@ NJ_SIM_SOURCE=1 to run from source instead (e.g. to debug with line numbers of e
 
 `romfs_image()` packs that tree's `nengjian` package and the meter profiles into a ROMFS image
 (build/sim-romfs.img, nengjian_host.common.romfs), rewritten only when its bytes change: the image the
-sim board mounts at /rom when the launcher gives it NJ_ROMFS (SimGateway(romfs=...), or NJ_SIM_ROMFS=1
-in the host's environment for every sim gateway).
+sim board mounts at /rom when the launcher gives it NJ_ROMFS: every sim gateway by default, as the ESP32
+boards run from their romfs partition (SimGateway(romfs=False), or NJ_SIM_ROMFS=0 in the host's
+environment, imports the .mpy tree instead).
 """
 
 from __future__ import annotations

@@ -108,10 +108,12 @@ class SimGateway:
         self.heap = heap
         # ROMFS mode: the package and profiles mounted from an image at /rom (boards/sim NJ_ROMFS), as an
         # ESP32 runs them from its romfs partition. True: the image of the built-in tree; a path: that
-        # image; None: NJ_SIM_ROMFS=1 in the host's environment turns it on. The image sits in the
-        # heap on the unix port, so -X heapsize grows by its size: `heap` stays what the code gets.
+        # image; None: the default, on (the ESP32 boards run from ROMFS, and the sim runs what they run)
+        # unless NJ_SIM_ROMFS=0 in the host's environment asks for the .mpy tree, or NJ_SIM_SOURCE=1
+        # for the source. The image sits in the heap on the unix port, so -X heapsize grows by its size:
+        # `heap` stays what the code gets.
         if romfs is None:
-            romfs = os.environ.get("NJ_SIM_ROMFS") == "1"
+            romfs = os.environ.get("NJ_SIM_ROMFS", "1") != "0" and os.environ.get("NJ_SIM_SOURCE") != "1"
         self.romfs = romfs
         self.extra_env = env or {}
         self.echo = echo
