@@ -40,7 +40,10 @@ def _respond(conn, behaviour):
         if k.strip().lower() == b"content-length":
             length = int(v)
     while len(rest) < length:
-        rest += conn.recv(4096)
+        chunk = conn.recv(4096)
+        if not chunk:  # the client gave up mid-body: a recv of nothing forever would spin this thread
+            return
+        rest += chunk
     date = b"Date: Tue, 25 Nov 2025 16:41:07 GMT\r\n"
     if behaviour == "ok":
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + date + b"Content-Length: %d\r\n\r\n" % len(OK_BODY) + OK_BODY)
