@@ -13,7 +13,8 @@ HEAP ?= 320k
 SIM_ARGS ?=
 PYTEST_ARGS ?=
 # The sim tests mostly wait on simulated time and sockets: four workers on two cores cut CI from ~17 to
-# ~11 minutes. A real rig (--port) is one gateway: PYTEST_WORKERS=0.
+# ~11 minutes. A real rig (--port) is one gateway: PYTEST_WORKERS=0. worksteal: an idle worker takes tests
+# queued on a busy one (the long e2e tests otherwise end the run on one worker while three wait).
 PYTEST_WORKERS ?= 4
 
 .PHONY: venv run test lint bench clean firmware-sim browser
@@ -34,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/python tools/typecheck.py
 
 test: $(STAMP) lint firmware-sim browser
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The status page's e2e test opens the page in headless Chromium with CJK fonts, both from Debian's
 # packages: installed once where apt is at hand and Chromium is not (CI's fresh machine); else nothing.
