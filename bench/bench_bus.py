@@ -20,8 +20,9 @@ CPU, per transaction, three ways:
   the firmware's steady cost.
 "ESP32 est" multiplies cpu's share of the wire time by 30, "work est" work's: an ESP32 runs
 MicroPython roughly 20-50x slower than this PC, so both are for orientation only.
-Heap allocated per read (one transaction, the driver's read coroutine included) is measured in one
-task with the collector off; the port itself allocates nothing.
+Heap allocated per read (one transaction: all the driver's read allocates, its reusable Steps
+awaited in place of a coroutine) is measured in one task with the collector off; the port itself
+allocates nothing.
 """
 
 import sys
@@ -293,8 +294,8 @@ def main():
     print("slowly for a while). work us: the same read with nothing to wait for (see work_cpu), the")
     print("steady figure. ESP32 est%% = cpu us, work est%% = work us, as a share of the wire time x %d" % ESP32_FACTOR)
     print("(MicroPython on an ESP32 runs some 20-50x slower than here). alloc B: heap allocated per read")
-    print("of one transaction on this 64-bit host (about half on an ESP32), the driver's read coroutine")
-    print("included. Targets: 256 B, an ESP32 estimate of 10 % for the 2-register read at 9,600 baud.")
+    print("of one transaction on this 64-bit host (about half on an ESP32): a Decimal (64 B) per reading.")
+    print("Targets: 256 B, an ESP32 estimate of 10 % for the 2-register read at 9,600 baud.")
 
 
 main()

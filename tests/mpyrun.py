@@ -13,7 +13,11 @@ import subprocess
 # The checkout's layout and the binary are the host tools' (host/ is on sys.path: tests/conftest.py).
 from nengjian_host.common.paths import BOARDS, FIRMWARE, ROOT, micropython_binary
 
-__all__ = ["BOARDS", "FIRMWARE", "ROOT", "micropython_binary", "mpy_env", "run_mpy"]
+__all__ = ["BOARDS", "FIRMWARE", "MPYLIB", "ROMFS_BOARD", "ROOT", "micropython_binary", "mpy_env", "run_mpy", "with_mpylib"]
+
+# Test-side MicroPython modules (the power-cut sweep, stand-ins several tests share)
+MPYLIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpylib")
+ROMFS_BOARD = os.path.join(MPYLIB, "romfsboard")  # a stand-in `board` for the ROMFS update tests
 
 
 def mpy_env(board: str = "sim", extra: dict | None = None) -> dict:
@@ -23,6 +27,11 @@ def mpy_env(board: str = "sim", extra: dict | None = None) -> dict:
     if extra:
         env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def with_mpylib(code: str) -> str:
+    """`code` with tests/mpylib on its import path."""
+    return "import sys\nsys.path.append(%r)\n" % MPYLIB + code
 
 
 def run_mpy(code: str, *, heap: str = "512k", board: str = "sim", env: dict | None = None,

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
-from mpyrun import micropython_binary, mpy_env
-
-MPYLIB = Path(__file__).resolve().parent / "mpylib"
+from mpyrun import micropython_binary, mpy_env, with_mpylib
 
 
 class Sweep:
@@ -33,9 +30,9 @@ class Sweep:
 
 def run_sweep(settings: dict, harness: str, heap: str, timeout: float) -> Sweep:
     """Run `harness` (a MicroPython script ending in a cutsweep.run call) with `settings` as globals."""
-    head = "import sys\nsys.path.append(%r)\n" % str(MPYLIB)
-    head += "".join("%s = %r\n" % kv for kv in settings.items())
-    proc = subprocess.run([micropython_binary(), "-X", "heapsize=" + heap, "-c", head + harness], env=mpy_env(),
+    head = "".join("%s = %r\n" % kv for kv in settings.items())
+    proc = subprocess.run([micropython_binary(), "-X", "heapsize=" + heap, "-c", with_mpylib(head + harness)],
+                          env=mpy_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:]
     return Sweep(proc.stdout)

@@ -484,15 +484,13 @@ def _start_updater(gw, cfg):
         open(key_path).close()
     except OSError:
         return
-    from nengjian.ota import updater as otaupdater
+    from nengjian.ota import resident
 
-    gw.updater = otaupdater.Updater(app_dir, otaupdater.load_keys(key_path), board.NAME, gw.event,
-                                    cfg["ota"]["window_s"], cfg["ota"]["max_boots"], key_path, VERSION)
-    gw.updater.take_log()
+    unload("nengjian.ota")  # the boot path's package module: a check or a push imports it for its job
     oc = cfg["ota"]
+    # Only the resident part stays loaded; a check or a push loads the updater for its job (resident doc).
+    gw.updater = resident.Resident(app_dir, key_path, board.NAME, VERSION, gw.event, oc["window_s"], oc["max_boots"])
     if oc.get("url") and not gw.safe:  # crash-loop safe mode: updates over USB only (module doc)
-        from nengjian.ota import fetch as otafetch
-
         ssl = None
         if oc["url"].startswith("https://"):
             from nengjian.net import tls as tlsctx
@@ -502,9 +500,9 @@ def _start_updater(gw, cfg):
             except tlsctx.TlsSetupError as e:
                 gw.event("ota", "update server not asked (TLS set-up: %s): updates over USB only" % e)
                 return
-        gw.ota_fetch = otafetch.OtaFetch(gw.updater, oc["url"], VERSION, board.NAME, gw.event, oc["check_s"], ssl,
-                                         gw.restart, insecure=oc.get("insecure"),
-                                         gateway_id=board.unique_id() if hasattr(board, "unique_id") else "")
+        gw.updater.schedule(oc["url"], oc["check_s"], ssl, gw.restart, oc.get("insecure"),
+                            board.unique_id() if hasattr(board, "unique_id") else "")
+        gw.ota_fetch = gw.updater
 
 
 def _start_status_page(gw, con):

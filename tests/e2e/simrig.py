@@ -73,6 +73,31 @@ _POLL = re.compile(r" poll\s+(\S+) at (\S+): (.*)$")
 _VALUE = re.compile(r" value\s+(\S+) (\S+ \S+) = (\S+)")
 
 
+def nengjian(*argv) -> tuple[int, str]:
+    """`nengjian ARGV...` run in this process: (exit code, what it printed)."""
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from nengjian_host import cli
+
+    buf = StringIO()
+    with redirect_stdout(buf):
+        code = cli.main(list(argv))
+    return code, buf.getvalue()
+
+
+def wait_on(gw, predicate, timeout: float, what: str) -> None:
+    """Until predicate() holds; fails with the gateway's output when it exits or `timeout` s pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if not gw.alive():
+            raise AssertionError("gateway exited while waiting for %s:\n%s" % (what, gw.output()[-3000:]))
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for %s\n%s" % (what, gw.output()[-4000:]))
+
+
 def readings_from_console(text: str) -> dict[str, list[tuple[int, str]]]:
     """meter id -> [(utc seconds, energy text)] from the gateway's poll lines."""
     out: dict[str, list[tuple[int, str]]] = {}

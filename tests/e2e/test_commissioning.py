@@ -2,7 +2,9 @@
 Modbus meters of different profiles, on bus1 a DL/T 645-2007 meter and a CJ/T 188 heat meter), driven
 by an answers file and the platform's codes CSV, until every destination accepted a value. The report
 is checked against the reference platform's records. Wrong answers (a code that breaks the scope rule,
-a meter that stops answering) get a clear message, an exit code, and lose nothing already done."""
+a meter that stops answering) get a clear message, an exit code, and lose nothing already done.
+The report's first screen, as Chromium shows it, is docs/images/commission-report.png
+(NJ_UPDATE_DOC_IMAGES=1 refreshes it, as test_status_page does status-page.png)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import re
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
+from browser import refresh_doc_image, screenshot
 from nengjian_host import cli
 from nengjian_host.sim.gateway import demo_site
 from nengjian_host.sim.meters import Cjt188Meter, Dlt645Meter, SimBus
@@ -148,6 +151,10 @@ def test_commission_four_meters_two_buses_report_matches_platform(site):
     assert "NJ0001" in html and "24:0a:c4:00:00:01" in html and st["results"]["first_values"]["status"]["firmware"] in html
     pdf = site.tmp / "work" / "report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
+    # The picture docs/INSTALLER.md shows: the report's first screen, as a laptop's browser opens it.
+    shot = screenshot(site.tmp, (site.tmp / "work" / "report.html").as_uri(), "commission-report.png", 1000, 1300)
+    assert shot.stat().st_size < 300_000  # kept in the repository
+    refresh_doc_image(shot, "commission-report.png")
     # What was refused on the way is in the report: the scope rule's refusal of row 4.
     assert "run stopped at codes" in html and "统计范围 1" in html
     # The report is the gateway's first ledger entry.

@@ -8,12 +8,23 @@ import io
 import json
 from contextlib import redirect_stdout
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from nengjian_host import cli
 
 pytestmark = [pytest.mark.e2e]
 CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def _status(dut):
+    code, out = _cli("status", "--port", dut.port, "--json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def _alarms(dut, word):
+    return [a for a in _status(dut)["alarms"] if word in a]
 
 
 def _cli(*argv):
@@ -41,12 +52,10 @@ def test_visit_photos_calibration_and_check(dut, rig, tmp_path):
     dut.expect(r"poll\s+m1 at", timeout=30)
 
     def status():
-        code, out = _cli("status", "--port", dut.port, "--json")
-        assert code == 0, out
-        return json.loads(out)
+        return _status(dut)
 
     def alarm(word):
-        return [a for a in status()["alarms"] if word in a]
+        return _alarms(dut, word)
 
     dut.wait_for(lambda: alarm("calibration due"), timeout=60, what="the calibration alarm in the status")
     assert ("in 10 day(s)" in alarm("calibration due")[0] and due in alarm("calibration due")[0])
@@ -87,3 +96,62 @@ def test_visit_photos_calibration_and_check(dut, rig, tmp_path):
     assert any(a["text"].startswith("CHECK m1 energy_kwh beyond class 1") for a in led["metrology_alarms"])
     page = html.read_text(encoding="utf-8")
     assert page.count("data:image/jpeg;base64,") == 2 and "DG-2020-0042" in page and "超出准确度等级" in page
+
+
+@pytest.mark.needs("console")
+def test_a_new_calibration_at_a_visit_clears_the_expired_alarm(dut, rig, tmp_path):
+    """m1's calibration expired 5 days ago: an alarm. The crew records the new certificate at a visit;
+    the gateway writes it into its ledger and its site config, the alarm clears at once, and the
+    ledger report of the next pull lists the new record as valid."""
+    today = dt.datetime.fromtimestamp(rig.now(), CST).date()
+    expired, done, due = (today - dt.timedelta(days=5)).isoformat(), (today - dt.timedelta(days=1)).isoformat(), \
+        (today + dt.timedelta(days=6 * 365)).isoformat()
+    site = dut.site()
+    site["meters"][0].update({"class": "1", "calibration": {"certificate": "DG-2020-0042", "date": "2020-12-01",
+                                                            "due": expired}})
+    dut.start(site)
+    dut.wait_for(lambda: _alarms(dut, "calibration expired"), timeout=60, what="the expired calibration alarm")
+    assert expired in _alarms(dut, "calibration expired")[0]
+
+    from nengjian_host.common.device import DeviceError
+
+    before = dut.read_file("config/site.json")
+    con = dut.console()
+    for req, why in (({"meter": "m9", "certificate": "X", "date": done, "due": due}, "no meter 'm9'"),
+                     ({"meter": "m1", "certificate": "X", "date": due, "due": done}, "is not after"),
+                     ({"meter": "m1", "certificate": "", "date": done, "due": due}, "certificate"),
+                     ({"meter": "m1", "date": done}, "calibrate wants JSON")):
+        with pytest.raises(DeviceError, match=why):  # the console refuses what skipped the laptop's checks
+            con.request("calibrate " + json.dumps(req))
+    assert dut.read_file("config/site.json") == before and _alarms(dut, "calibration expired")
+    code, out = _cli("visit", "--port", dut.port, "--who", "Li Wei", "--calibration", "m9", "DG-2026-0107", done,
+                     due, "--json", "meter", "m1", "recalibrated")
+    assert code == 2 and "no meter m9" in json.loads(out)["error"], out  # refused before anything is sent
+    code, out = _cli("visit", "--port", dut.port, "--who", "Li Wei", "--calibration", "m1", "DG-2026-0107", done,
+                     due, "--json", "meter", "m1", "recalibrated")
+    assert code == 0, out
+    ans = json.loads(out)
+    assert ans["calibrations"][0]["calibration"] == {"certificate": "DG-2026-0107", "date": done, "due": due}
+    assert ans["calibrations"][0]["alarm"] is None, ans
+    assert not [a for a in _status(dut)["alarms"] if "calibration" in a], _status(dut)["alarms"]
+    texts = [(e["kind"], e["text"]) for e in dut.events(20)]
+    assert ("calibration", "meter m1 calibrated %s, due %s (certificate DG-2026-0107) [visit %s] by Li Wei" % (
+        done, due, ans["visit"])) in texts, texts
+    assert any(k == "alarm" and t.startswith("CLEARED CALIBRATION m1") for k, t in texts), texts
+
+    pulled = tmp_path / "pulled"
+    code, out = _cli("pull", "--port", dut.port, "--out", str(pulled), "--json")
+    assert code == 0, out
+    pull_dir = json.loads(out)["dir"]
+    code, out = _cli("check-config", str(Path(pull_dir) / "config" / "site.json"))
+    assert code == 0, out  # the config the gateway rewrote is one it will boot with
+    code, out = _cli("ledger", pull_dir, "--html", str(tmp_path / "ledger.html"), "--no-pdf", "--json")
+    assert code == 0, out
+    led = json.loads(out)
+    cal = [c for c in led["calibrations"] if c["meter"] == "m1"][0]
+    assert (cal["certificate"], cal["date"], cal["due"], cal["flag"]) == ("DG-2026-0107", done, due, False), cal
+    rec = led["calibration_records"][-1]
+    assert (rec["meter"], rec["certificate"], rec["due"], rec["visit_id"]) == ("m1", "DG-2026-0107", due, ans["visit"])
+    assert [a["text"].split(":")[0] for a in led["metrology_alarms"]][-2:] == ["CALIBRATION EXPIRED m1",
+                                                                                "CLEARED CALIBRATION m1"]
+    assert "DG-2026-0107" in (tmp_path / "ledger.html").read_text(encoding="utf-8")

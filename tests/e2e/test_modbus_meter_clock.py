@@ -19,6 +19,7 @@ from nengjian_host.sim.gateway import SimGateway, demo_site
 from nengjian_host.sim.meters.modbus_meters import SimMeter, SimModbusMeters
 from nengjian_host.sim.refplatform import RefPlatform
 from nengjian_host.sim.wire import PtyWire
+from simrig import nengjian, wait_on
 
 pytestmark = [pytest.mark.e2e]
 
@@ -40,17 +41,6 @@ class NoonClock:
         return {"NJ_CLOCK_SPEED": 1, "NJ_CLOCK_T0": repr(self.t0), "NJ_CLOCK_S0": repr(self.s0)}
 
 
-def _wait(gw, predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if not gw.alive():
-            raise AssertionError("gateway exited while waiting for %s:\n%s" % (what, gw.output()[-3000:]))
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for %s\n%s" % (what, gw.output()[-4000:]))
-
-
 def test_a_modbus_meter_three_minutes_fast_is_set_once_and_the_ledger_tells_it(tmp_path):
     clock = NoonClock()
     wire = PtyWire().start()
@@ -63,17 +53,28 @@ def test_a_modbus_meter_three_minutes_fast_is_set_once_and_the_ledger_tells_it(t
     gw.write_config(cfg)
     try:
         gw.start()
-        _wait(gw, lambda: meter.clock_writes >= 1, 60, "the meter's clock written")
+        wait_on(gw, lambda: meter.clock_writes >= 1, 60, "the meter's clock written")
         # Within a second or two: whole seconds on both sides, and the write's time on the wire.
         assert abs(meter.clock_offset) <= 2, meter.clock_offset
         out_n = len(gw.output())
-        _wait(gw, lambda: len(re.findall(r" poll\s+m1 at", gw.output()[out_n:])) >= 3, 30, "polls after the setting")
+        wait_on(gw, lambda: len(re.findall(r" poll\s+m1 at", gw.output()[out_n:])) >= 3, 30, "polls after the setting")
         assert meter.clock_writes == 1  # checked daily: not at every reading
         con = Console(str(gw.usb_link), timeout=15).open()
         try:
             events = [e for e in con.events(50) if e["kind"] == "meterclock"]
+            st = con.status()
         finally:
             con.close()
+        # The console's status tells it too, and `nengjian status` shows it in either language.
+        mem = next(m for m in st["meters"] if m["id"] == "m1")["memory"]
+        today = datetime.fromtimestamp(clock(), CST).replace(hour=0, minute=0, second=0, microsecond=0)
+        assert mem["clock_set_day"] == int(today.timestamp()), mem
+        assert abs(mem["clock_offset_s"]) <= 2 and mem["clock_checked_at"] and mem["refills"] == 0, mem
+        for lang, title in (("en", "meter memory"), ("zh", "电表存储")):
+            code, out = nengjian("--lang", lang, "status", "--port", str(gw.usb_link))
+            assert code == 0 and title in out, out
+            row = next(line for line in out.split(title, 1)[1].splitlines() if line.startswith("│ m1"))
+            assert today.strftime("%Y-%m-%d") in row, row
         assert len(events) == 1, events
         m = re.fullmatch(r"m1: meter clock off by \+(\d+) s \(limit 60 s\): written (\S+ \S+) by FC 16 at "
                          r"register 64, read back ([+-]\d+) s: set", events[0]["text"])

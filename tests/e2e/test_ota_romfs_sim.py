@@ -8,65 +8,32 @@ Directory-slot updates (the sim's default) are tests/e2e/test_ota_sim.py's."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
-import shutil
 
 import pytest
-from nengjian_host import cli
 from nengjian_host.common import bundle as app_bundle
 from nengjian_host.common import romfs
 from nengjian_host.vendor import updates as host_ota
+from otarig import BOOTED, crashing_files, ledger_texts, ota_cli, start, vendor_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sim_heap("352k")]
 
 NEW = "0.2.0-rom"
 CRASH = "0.3.0-romcrash"
-BOOTED = r"event\s+boot: started firmware (\S+)"
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     d = tmp_path_factory.mktemp("ota-romfs")
-    host_ota.keygen(d / "vendor.pem", d / "vendor.pub.json", "test-vendor")
+    vendor_key(d)
     march = app_bundle.load_board("sim").mpy_march
     good = host_ota.collect(mpy=True, march=march, version=NEW)
     man = host_ota.build(d / "good.njota", d / "vendor.pem", NEW, ["sim"], files=good, mpy=True, romfs=True)
     assert [f[0] for f in man["files"]] == [host_ota.ROMFS_FILE]
-    src = d / "app.py"
-    src.write_text('raise RuntimeError("app of %s breaks at import")\n' % CRASH)
-    broken = app_bundle.compile_module(src, "nengjian/app.py", None)
-    crash = [(p, broken if p == "nengjian/app.mpy" else b)
-             for p, b in host_ota.collect(mpy=True, march=march, version=CRASH)]
+    crash = crashing_files(d, march, CRASH)
     host_ota.build(d / "crash.njota", d / "vendor.pem", CRASH, ["sim"], files=crash, mpy=True, romfs=True)
     return d
-
-
-def _ota_cli(*argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["ota", *argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _texts(dut, n=60):
-    return [(e["kind"], e["text"]) for e in dut.events(n)]
-
-
-def _start(dut, bundles, max_boots=2):
-    if dut.kind != "sim":
-        pytest.skip("the bundles are built for the sim board")
-    dut.gateway.romfs = True
-    cfg = dut.site()
-    cfg["health"] = {"healthy_s": 30}
-    cfg["ota"] = {"max_boots": max_boots}
-    app_dir = dut.gateway.dir / "app"
-    shutil.rmtree(app_dir, ignore_errors=True)
-    shutil.copy(bundles / "vendor.pub.json", dut.gateway.dir / "config" / "ota_key.json")
-    dut.start(cfg)
-    return dut.expect(BOOTED, timeout=60).group(1), app_dir
 
 
 def _image_holds(path, version) -> bool:
@@ -78,11 +45,11 @@ def _image_holds(path, version) -> bool:
 
 @pytest.mark.needs("console", "reset")
 def test_romfs_update_is_copied_in_at_boot_runs_from_rom_and_is_confirmed(dut, bundles):
-    builtin, app_dir = _start(dut, bundles)
+    builtin, app_dir = start(dut, bundles, romfs=True)
     gw = dut.gateway.dir
     assert builtin != NEW and _image_holds(gw / "romfs.img", builtin)
 
-    code, out, err = _ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
+    code, out, err = ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
     assert code == 0, out + err
     assert dut.expect(BOOTED, timeout=120).group(1) == NEW
     # The image went into store a and from there into romfs; the slot keeps only what proves it.
@@ -91,7 +58,7 @@ def test_romfs_update_is_copied_in_at_boot_runs_from_rom_and_is_confirmed(dut, b
     assert json.loads((app_dir / "romfs.json").read_text())["holds"] == "a"
     assert "romfs: now holds the image of update store a" in dut.output()
     dut.expect(r"event\s+ota: version %s confirmed healthy" % re.escape(NEW), timeout=120)
-    texts = _texts(dut)
+    texts = ledger_texts(dut)
     assert ("ota", "trial boot 1 of 2: %s from slot a" % NEW) in texts
     assert not any("rolled back" in t or "update refused" in t for _k, t in texts)
     # Kept across a reset, with no copy: romfs already holds it.
@@ -103,9 +70,9 @@ def test_romfs_update_is_copied_in_at_boot_runs_from_rom_and_is_confirmed(dut, b
 
 @pytest.mark.needs("console", "reset")
 def test_romfs_version_crashing_at_import_is_rolled_back_and_the_old_image_runs(dut, bundles):
-    builtin, app_dir = _start(dut, bundles, max_boots=2)
+    builtin, app_dir = start(dut, bundles, romfs=True, max_boots=2)
     gw = dut.gateway.dir
-    code, out, err = _ota_cli("push", str(bundles / "crash.njota"), "--port", dut.port, "--json")
+    code, out, err = ota_cli("push", str(bundles / "crash.njota"), "--port", dut.port, "--json")
     # Installed, but after the resets the gateway came back with the version before it.
     assert code == 1, out + err
     doc = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
@@ -120,7 +87,7 @@ def test_romfs_version_crashing_at_import_is_rolled_back_and_the_old_image_runs(
     assert _image_holds(gw / "romfs_a.img", CRASH) and _image_holds(gw / "romfs.img", builtin)
     assert json.loads((app_dir / "romfs.json").read_text())["holds"] == "b"
     assert "romfs: now holds the image of update store b" in dut.output()
-    texts = [t for k, t in _texts(dut) if k == "ota"]
+    texts = [t for k, t in ledger_texts(dut) if k == "ota"]
     assert any(t.startswith("rolled back from %s to built-in: not healthy after 2 boot(s)" % CRASH)
                for t in texts), texts
     state = dut.console().request("ota")[-1]

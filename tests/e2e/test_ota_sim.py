@@ -9,21 +9,19 @@ carry .mpy compiled for the sim (x64) by host/nengjian_host/vendor/updates.py.""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
-from nengjian_host import cli
 from nengjian_host.common import bundle as app_bundle
 from nengjian_host.common import paths
 from nengjian_host.sim.staticweb import StaticWeb
 from nengjian_host.vendor import updates as host_ota
+from otarig import BOOTED, crashing_files, ledger_texts, ota_cli, start, vendor_key
 
 # 352k, one step above the sim tests' default 320k: a push is checked at once only when the heap has
 # a contiguous block for the signature check, and with less the gateway defers it to the reset
@@ -36,25 +34,19 @@ OLDER = "0.1.5"  # signed by the vendor, older than NEW: refused once NEW is con
 CRASH = "0.3.0-crash"
 STRICT = "0.4.0-strict"
 NOMOUNT = "0.5.0-nomount"
-BOOTED = r"event\s+boot: started firmware (\S+)"
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     d = tmp_path_factory.mktemp("ota")
-    host_ota.keygen(d / "vendor.pem", d / "vendor.pub.json", "test-vendor")
+    vendor_key(d)
     host_ota.keygen(d / "other.pem", d / "other.pub.json", "not-the-vendor")
     march = app_bundle.load_board("sim").mpy_march
     good = host_ota.collect(mpy=True, march=march, version=NEW)
     host_ota.build(d / "good.njota", d / "vendor.pem", NEW, ["sim"], files=good, mpy=True)
     host_ota.build(d / "rogue.njota", d / "other.pem", NEW, ["sim"], files=good, mpy=True)
     host_ota.build(d / "older.njota", d / "vendor.pem", OLDER, ["sim"], files=good, mpy=True)
-    src = d / "app.py"
-    src.write_text('raise RuntimeError("app of %s breaks at import")\n' % CRASH)
-    broken = app_bundle.compile_module(src, "nengjian/app.py", None)
-    crash = [(p, broken if p == "nengjian/app.mpy" else b) for p, b in host_ota.collect(mpy=True, march=march,
-                                                                                       version=CRASH)]
-    assert any(p == "nengjian/app.mpy" for p, _b in crash)
+    crash = crashing_files(d, march, CRASH)
     host_ota.build(d / "crash.njota", d / "vendor.pem", CRASH, ["sim"], files=crash, mpy=True)
     # A version whose site schema wants a section this site's config does not have.
     schemas = (paths.FIRMWARE / "nengjian" / "config" / "schemas.py").read_text()
@@ -77,45 +69,19 @@ def bundles(tmp_path_factory):
     return d
 
 
-def _ota_cli(*argv) -> tuple[int, str, str]:
-    """`nengjian ota ACTION ...` as a crew runs it; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["ota", *argv])
-    return code, out.getvalue(), err.getvalue()
-
-
 def _json(out: str) -> dict:
     """The CLI's JSON line (with --rig-echo the gateway's console lines print in between)."""
     return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
 
 
-def _start(dut, bundles, max_boots=2, **ota):
-    if dut.kind != "sim":
-        pytest.skip("the bundles are built for the sim board")
-    cfg = dut.site()
-    cfg["health"] = {"healthy_s": 30}  # the schema's shortest: confirm comes 30 s after a boot
-    cfg["ota"] = dict(ota, max_boots=max_boots)
-    app_dir = dut.gateway.dir / "app"
-    shutil.rmtree(app_dir, ignore_errors=True)
-    # Provisioning puts the vendor's public key beside the site config.
-    shutil.copy(bundles / "vendor.pub.json", dut.gateway.dir / "config" / "ota_key.json")
-    dut.start(cfg)
-    return dut.expect(BOOTED, timeout=60).group(1), app_dir
-
-
-def _texts(dut, n=60):
-    return [(e["kind"], e["text"]) for e in dut.events(n)]
-
-
 @pytest.mark.needs("console", "reset")
 def test_pushed_update_runs_on_trial_confirms_when_healthy_and_stays(dut, bundles):
-    builtin, app_dir = _start(dut, bundles)
+    builtin, app_dir = start(dut, bundles)
     assert builtin != NEW
     state = dut.console().request("ota")[-1]
     assert state["active"] == "" and state["running"] == builtin
 
-    code, out, err = _ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
+    code, out, err = ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
     assert code == 0, out + err
     doc = _json(out)
     assert doc.get("installed", {}).get("installed") == NEW and doc["installed"]["slot"] == "a", doc
@@ -125,7 +91,7 @@ def test_pushed_update_runs_on_trial_confirms_when_healthy_and_stays(dut, bundle
     assert dut.expect(BOOTED, timeout=30).group(1) == NEW
 
     dut.expect(r"event\s+ota: version %s confirmed healthy" % re.escape(NEW), timeout=120)
-    texts = _texts(dut)
+    texts = ledger_texts(dut)
     assert any(k == "boot" and t.startswith("started firmware %s (" % builtin) for k, t in texts)
     assert any(k == "ota" and t.startswith("installed %s in slot a" % NEW) for k, t in texts)
     assert ("ota", "trial boot 1 of 2: %s from slot a" % NEW) in texts
@@ -137,18 +103,18 @@ def test_pushed_update_runs_on_trial_confirms_when_healthy_and_stays(dut, bundle
     dut.reset()
     assert dut.expect(BOOTED, timeout=60).group(1) == NEW
     assert dut.gateway.boots == boots + 1
-    code, out, err = _ota_cli("state", "--port", dut.port)
+    code, out, err = ota_cli("state", "--port", dut.port)
     assert code == 0, err
     state = _json(out)
     assert (state["active"], state["version"], state["state"], state["boots"], state["running"]) == (
         "a", NEW, "confirmed", 0, NEW)
     assert state["previous_version"] is None  # the built-in package before it
-    texts = _texts(dut)
+    texts = ledger_texts(dut)
     assert [t for _k, t in texts if t.startswith("trial boot")] == ["trial boot 1 of 2: %s from slot a" % NEW]
 
     # Anti-rollback: NEW is the gateway's minimum now; an older bundle, correctly signed, is refused.
     assert state["min_version"] == NEW
-    code, out, err = _ota_cli("push", str(bundles / "older.njota"), "--port", dut.port)
+    code, out, err = ota_cli("push", str(bundles / "older.njota"), "--port", dut.port)
     assert code == 1, out + err
     assert "bundle version %s is older than the gateway's minimum %s" % (OLDER, NEW) in err
     assert "降级" in err  # and in Chinese
@@ -194,28 +160,28 @@ def test_a_bundle_in_the_new_layout_boots_on_a_gateway_of_the_flat_layout(dut, b
     if dut.kind != "sim":
         pytest.skip("the bundles are built for the sim board")
     dut.gateway.firmware = _flat_layout_builtin(tmp_path)
-    builtin, app_dir = _start(dut, bundles)
+    builtin, app_dir = start(dut, bundles)
     assert builtin != NEW
-    code, out, err = _ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
+    code, out, err = ota_cli("push", str(bundles / "good.njota"), "--port", dut.port, "--json")
     assert code == 0, out + err
     assert _json(out)["installed"]["installed"] == NEW
     assert (app_dir / "a" / "nengjian" / "core" / "log.mpy").exists()
     assert dut.expect(BOOTED, timeout=60).group(1) == NEW
     dut.expect(r"event\s+ota: version %s confirmed healthy" % re.escape(NEW), timeout=120)
-    assert ("ota", "trial boot 1 of 2: %s from slot a" % NEW) in _texts(dut)
+    assert ("ota", "trial boot 1 of 2: %s from slot a" % NEW) in ledger_texts(dut)
 
 
 @pytest.mark.needs("console")
 def test_bundle_signed_with_another_key_switches_nothing(dut, bundles):
-    builtin, app_dir = _start(dut, bundles)
-    code, out, err = _ota_cli("push", str(bundles / "rogue.njota"), "--port", dut.port)
+    builtin, app_dir = start(dut, bundles)
+    code, out, err = ota_cli("push", str(bundles / "rogue.njota"), "--port", dut.port)
     assert code == 1, out + err
     assert "signature does not verify with vendor key test-vendor" in err
     state = dut.console().request("ota")[-1]
     assert state["active"] == "" and state["state"] == "confirmed" and state["running"] == builtin
     assert not (app_dir / "a").exists() and not (app_dir / "b").exists()
     assert not (app_dir / "incoming.njota.new").exists()
-    assert any(k == "ota" and "update refused: signature does not verify" in t for k, t in _texts(dut))
+    assert any(k == "ota" and "update refused: signature does not verify" in t for k, t in ledger_texts(dut))
     # Never reset: the gateway went on running the built-in package.
     assert dut.gateway.boots == 1 and dut.alive()
     assert dut.status()["firmware"] == builtin
@@ -223,8 +189,8 @@ def test_bundle_signed_with_another_key_switches_nothing(dut, bundles):
 
 @pytest.mark.needs("console", "reset")
 def test_version_crashing_at_import_is_rolled_back_after_max_boots(dut, bundles):
-    builtin, app_dir = _start(dut, bundles, max_boots=2)
-    code, out, err = _ota_cli("push", str(bundles / "crash.njota"), "--port", dut.port, "--json")
+    builtin, app_dir = start(dut, bundles, max_boots=2)
+    code, out, err = ota_cli("push", str(bundles / "crash.njota"), "--port", dut.port, "--json")
     # Installed, but after the reset the gateway came back with the version before it.
     assert code == 1, out + err
     doc = _json(out)
@@ -236,7 +202,7 @@ def test_version_crashing_at_import_is_rolled_back_after_max_boots(dut, bundles)
     assert dut.output().count("update on trial failed to start: resetting") == 2
     assert "app of %s breaks at import" % CRASH in dut.output()
 
-    texts = [t for k, t in _texts(dut) if k == "ota"]
+    texts = [t for k, t in ledger_texts(dut) if k == "ota"]
     why = "RuntimeError: app of %s breaks at import" % CRASH
     assert "%s failed to start on trial boot 1: %s" % (CRASH, why) in texts
     assert "%s failed to start on trial boot 2: %s" % (CRASH, why) in texts
@@ -255,12 +221,12 @@ def test_version_that_cannot_start_normally_is_rolled_back_not_left_in_safe_mode
     """Safe mode waits for a crew to fix the config or the flash; a version on trial that refuses a
     config the site has been running with, or cannot mount the data volume the version before it
     mounted, is what is wrong, so it fails its trial instead of sitting there."""
-    builtin, _app_dir = _start(dut, bundles, max_boots=2)
-    code, out, err = _ota_cli("push", str(bundles / bundle), "--port", dut.port, "--json")
+    builtin, _app_dir = start(dut, bundles, max_boots=2)
+    code, out, err = ota_cli("push", str(bundles / bundle), "--port", dut.port, "--json")
     assert code == 1, out + err  # installed, then the gateway came back with the version before it
     assert dut.expect(BOOTED, timeout=60).group(1) == builtin
     assert dut.output().count("update on trial failed to start: resetting") == 2
-    texts = [t for k, t in _texts(dut) if k == "ota"]
+    texts = [t for k, t in ledger_texts(dut) if k == "ota"]
     failures = [t for t in texts if t.startswith("%s failed to start on trial boot" % version)]
     assert len(failures) == 2 and all(why in t for t in failures), texts
     if version == STRICT:
@@ -284,7 +250,7 @@ def test_update_fetched_from_a_static_channel_runs_on_trial(dut, bundles, tmp_pa
     site = tmp_path / "www"
 
     def publish(bundle, *more):
-        code, out, err = _ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / bundle),
+        code, out, err = ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / bundle),
                                   "--out", str(site), "--json", *more)
         assert code == 0, out + err
         return _json(out)
@@ -293,7 +259,7 @@ def test_update_fetched_from_a_static_channel_runs_on_trial(dut, bundles, tmp_pa
     # the check at boot and the link coming up again come first.
     received = r"event\s+ota: bundle %s received: verified and installed at the restart" % re.escape(NEW)
     # The vendor's mistake: a bundle signed with another key (publish refuses it unless told to trust that key).
-    code, out, err = _ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / "rogue.njota"),
+    code, out, err = ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / "rogue.njota"),
                               "--out", str(site))
     assert code == 2 and "gateways would refuse it" in err and "更新通道没有发布" in err
     assert not site.exists()
@@ -301,14 +267,14 @@ def test_update_fetched_from_a_static_channel_runs_on_trial(dut, bundles, tmp_pa
     assert doc["manifest"]["boards"]["sim"]["bundle"] == "bundles/rogue.njota" and doc["manifest"]["key"] == "test-vendor"
     with StaticWeb(site) as server:
         # A plain static server is plain http: allowed only as the config says so, and said at every start.
-        builtin, app_dir = _start(dut, bundles, url=server.url + "/channel.njch", check_s=60, insecure=True)
+        builtin, app_dir = start(dut, bundles, url=server.url + "/channel.njch", check_s=60, insecure=True)
         dut.expect(received, timeout=300)
         dut.expect(r"event\s+ota: update refused: signature does not verify", timeout=120)
         assert [p for p in server.paths if p != "/channel.njch"] == ["/bundles/rogue.njota"]
         assert dut.status()["firmware"] == builtin
         assert not (app_dir / "a").exists() and dut.gateway.boots == 2
         publish("good.njota")  # the vendor fixes it, same version number, a bundle of its own name
-        code, out, err = _ota_cli("verify", str(site), "--pub", str(bundles / "vendor.pub.json"))
+        code, out, err = ota_cli("verify", str(site), "--pub", str(bundles / "vendor.pub.json"))
         assert code == 0, out + err
         # The refused version is not fetched again in this boot: a restart clears that.
         dut.reset()
@@ -320,19 +286,19 @@ def test_update_fetched_from_a_static_channel_runs_on_trial(dut, bundles, tmp_pa
         downloads = [p for p in server.paths if p.startswith("/bundles/")]
         assert downloads == ["/bundles/rogue.njota", "/bundles/good.njota"]
         assert set(server.paths) == {"/channel.njch", "/bundles/rogue.njota", "/bundles/good.njota"}
-        texts = [t for k, t in _texts(dut) if k == "ota"]
+        texts = [t for k, t in ledger_texts(dut) if k == "ota"]
         assert any(t.startswith("installed %s in slot a" % NEW) for t in texts)
         assert "trial boot 1 of 2: %s from slot a" % NEW in texts
         # every start said so: the first, the restart into the refused check, the reset, the restart into NEW,
         # and a restart into the channel's check at boot where the heap had no room for it
-        boots = 4 + sum(1 for _k, t in _texts(dut, 200) if "checked at the restart" in t)
+        boots = 4 + sum(1 for _k, t in ledger_texts(dut, 200) if "checked at the restart" in t)
         assert dut.output().count("security: update server: INSECURE: ") == dut.gateway.boots == boots
 
 
 @pytest.mark.needs("console")
 def test_a_tampered_channel_on_the_static_server_fetches_and_installs_nothing(dut, bundles, tmp_path):
     site = tmp_path / "www"
-    code, out, err = _ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / "good.njota"),
+    code, out, err = ota_cli("publish", "--key", str(bundles / "vendor.pem"), "--bundle", str(bundles / "good.njota"),
                               "--out", str(site))
     assert code == 0, out + err
     data = bytearray((site / "channel.njch").read_bytes())
@@ -340,7 +306,7 @@ def test_a_tampered_channel_on_the_static_server_fetches_and_installs_nothing(du
     data[at + 1] ^= 0x20  # one bit of the signed manifest
     (site / "channel.njch").write_bytes(bytes(data))
     with StaticWeb(site) as server:
-        builtin, app_dir = _start(dut, bundles, url=server.url + "/channel.njch", check_s=60, insecure=True)
+        builtin, app_dir = start(dut, bundles, url=server.url + "/channel.njch", check_s=60, insecure=True)
         # Refused by the check in the running heap, or (no room there) by the check at the restart.
         dut.expect(r"update check failed: ChannelSignatureError: channel (signature does not verify|refused at boot)",
                    timeout=120)

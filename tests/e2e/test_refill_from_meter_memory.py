@@ -22,7 +22,7 @@ from nengjian_host.sim.gateway import SimGateway, demo_site
 from nengjian_host.sim.meters import Dlt645Meter, SimBus
 from nengjian_host.sim.refplatform import RefPlatform
 from nengjian_host.sim.wire import PtyWire
-from simrig import readings_from_console
+from simrig import readings_from_console, wait_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -86,17 +86,6 @@ def parts(tmp_path):
         wire.close()
 
 
-def _wait(gw, predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if not gw.alive():
-            raise AssertionError("gateway exited while waiting for %s:\n%s" % (what, gw.output()[-3000:]))
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for %s\n%s" % (what, gw.output()[-4000:]))
-
-
 def _polled_after(gw, ts) -> bool:
     return any(t >= ts for t, _v in readings_from_console(gw.output()).get("e1", ()))
 
@@ -107,12 +96,12 @@ def _boot(gw, clock, at=None):
         gw.extra_env.update(clock.env())
     n = len(re.findall(r"boot: started firmware", gw.output()))
     gw.start()
-    _wait(gw, lambda: len(re.findall(r"boot: started firmware", gw.output())) > n, 60, "the boot")
+    wait_on(gw, lambda: len(re.findall(r"boot: started firmware", gw.output())) > n, 60, "the boot")
 
 
 def _cut_after(gw, clock, ts):
     """Power off once a reading at or after ts is stored and on flash (flush_s is 2 s)."""
-    _wait(gw, lambda: _polled_after(gw, ts) and clock() > ts + 3 * SPEED, 60, "a reading after %s" % cst_text(ts))
+    wait_on(gw, lambda: _polled_after(gw, ts) and clock() > ts + 3 * SPEED, 60, "a reading after %s" % cst_text(ts))
     gw.kill()
 
 
@@ -129,7 +118,7 @@ def test_six_hour_power_cut_across_midnight_refilled_from_the_meter(parts):
     cut = clock()
     _boot(gw, clock, cut + 6 * H)
     live = day + 28 * H  # 04:00 on 3 December: a live boundary after the refill
-    _wait(gw, lambda: _polled_after(gw, live + 60), 150, "the 04:00 boundary polled")
+    wait_on(gw, lambda: _polled_after(gw, live + 60), 150, "the 04:00 boundary polled")
 
     readings = readings_from_console(gw.output())["e1"]
 
@@ -152,7 +141,7 @@ def test_six_hour_power_cut_across_midnight_refilled_from_the_meter(parts):
     def at_platform():
         return {(r["dataCode"], r["statType"], r["statDate"]): r for r in platform.records()}
 
-    _wait(gw, lambda: set(want) <= set(at_platform()), 60, "every value at the platform")
+    wait_on(gw, lambda: set(want) <= set(at_platform()), 60, "every value at the platform")
     got = at_platform()
     for key, value in want.items():
         assert Decimal(str(got[key]["dataValue"])) == value, (key, got[key]["dataValue"], value)

@@ -5,26 +5,15 @@ acceptance per destination. NJ_UPDATE_DOC_IMAGES=1 also writes the screenshot to
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import urllib.request
 from decimal import Decimal
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-from nengjian_host.common.paths import ROOT
+from browser import chromium, refresh_doc_image, screenshot
 
 pytestmark = [pytest.mark.e2e]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The closed network refuses what Chromium asks on its own: without these flags it waits on them.
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--hide-scrollbars", "--lang=zh-CN"]
-DOC_IMAGE = ROOT / "docs" / "images" / "status-page.png"
 
 
 def _free_port() -> int:
@@ -33,18 +22,6 @@ def _free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def chromium(tmp: Path, *args: str) -> str:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: CI installs it (make browser)")
-        pytest.skip("chromium is not installed (make browser)")
-    profile = tmp / ("chromium-profile-%d" % len(list(tmp.glob("chromium-profile-*"))))
-    cmd = [CHROMIUM] + CHROMIUM_FLAGS + ["--user-data-dir=%s" % profile] + list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, "chromium failed (%d): %s" % (proc.returncode, proc.stderr[-2000:])
-    return proc.stdout
 
 
 class Rows(HTMLParser):
@@ -109,12 +86,7 @@ def test_the_status_page_in_a_browser_shows_what_the_console_shows(dut, platform
     before = dut.status()
     dom = chromium(tmp_path, "--dump-dom", url)
     after = dut.status()
-    shot = tmp_path / "status-page.png"
-    chromium(tmp_path, "--screenshot=%s" % shot, "--window-size=1100,1500", url)
-    assert shot.stat().st_size > 10000
-    if os.environ.get("NJ_UPDATE_DOC_IMAGES") == "1":
-        DOC_IMAGE.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, DOC_IMAGE)
+    refresh_doc_image(screenshot(tmp_path, url, "status-page.png", 1100, 1500), "status-page.png")
 
     page = Rows()
     page.feed(dom)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from mpyrun import run_mpy
+from mpyrun import run_mpy, with_mpylib
 from nengjian_host.common import romfs
 
 pytestmark = pytest.mark.mpy
@@ -28,6 +28,8 @@ import gc
 import os
 import vfs
 
+import cutsweep
+import flashparts
 import romcopy
 from nengjian.store.blockdev import MODES, RAMBlockDevice
 
@@ -36,30 +38,6 @@ FS_BLOCKS = 24
 PART = 20
 NB = FS_BLOCKS + 3 * PART
 MNT = "/rc"
-
-
-class Window:
-    """Blocks start..start+count of dev, as esp32.Partition offers a partition."""
-
-    def __init__(self, dev, start, count):
-        self.dev = dev
-        self.start = start
-        self.count = count
-
-    def readblocks(self, block, buf, offset=0):
-        return self.dev.readblocks(self.start + block, buf, offset)
-
-    def writeblocks(self, block, buf, offset=None):
-        return self.dev.writeblocks(self.start + block, buf, offset)
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.count
-        if op == 5:
-            return BS
-        if op == 6:
-            return self.dev.ioctl(6, self.start + arg)
-        return self.dev.ioctl(op, arg)
 
 
 def read(path):
@@ -72,10 +50,7 @@ DATA = RAMBlockDevice(NB, BS).data
 
 
 def board(dev):
-    fs = Window(dev, 0, FS_BLOCKS)
-    parts = {"active": Window(dev, FS_BLOCKS, PART), "a": Window(dev, FS_BLOCKS + PART, PART),
-             "b": Window(dev, FS_BLOCKS + 2 * PART, PART)}
-    return fs, parts
+    return flashparts.layout(dev, FS_BLOCKS, PART)
 
 
 def put(part, image):
@@ -89,25 +64,15 @@ def put(part, image):
 
 
 def content(part, n):
-    buf = bytearray(BS)
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        part.readblocks(i, buf, 0)
-        out.extend(buf)
-        i += 1
-    return bytes(out[:n])
+    return flashparts.content(part, n, bytearray(BS))
 
 
 def mount(fs):
-    vfs.mount(vfs.VfsLfs2(fs), MNT)
+    cutsweep.mount(fs, MNT)
 
 
 def umount():
-    try:
-        vfs.umount(MNT)
-    except Exception:
-        pass
+    cutsweep.umount(MNT)
 
 
 # The state an update leaves: pointer on slot a, store a written, romfs as flashed (store b's image).
@@ -202,7 +167,7 @@ def test_a_power_cut_at_any_write_of_the_copy_is_finished_at_the_next_boot(tmp_p
     a.write_bytes(_image(1, 9 * 4096 + 123))  # ten blocks, the last one partly
     b.write_bytes(_image(2, 5 * 4096))
     head = "IMG_A = %r\nIMG_B = %r\n" % (str(a), str(b))
-    out = run_mpy(head + HARNESS, heap="2m", timeout=600).stdout
+    out = run_mpy(with_mpylib(head + HARNESS), heap="2m", timeout=600).stdout
     assert "NOCUT ok" in out, out[-3000:]
     count = int(out.split("COUNT W=")[1].split()[0])
     assert count >= 20  # ten erases and ten programs of romfs at least, plus the app filesystem's

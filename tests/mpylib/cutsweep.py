@@ -7,9 +7,13 @@ that is this part's (N % npart == part) and every mode restores the freshly form
 fault-injecting RAM block device (nengjian.store.blockdev) to die at operation N, runs the workload
 and checks what survives with the harness's `verify`. It prints the lines the host side reads
 (tests/powercut.py): COUNT, NOCUT, FAIL and DONE.
+
+Also the frame most harnesses' pieces share: mount and umount of a littlefs volume, steps() for a
+workload of steps the power may cut anywhere, checked() for a verify that mounts what survived.
 """
 
 import gc
+import sys
 
 import vfs
 from nengjian.store.blockdev import RAMBlockDevice
@@ -61,3 +65,47 @@ def run(nb, bs, data, modes, part, npart, new_obs, mount, umount, workload, veri
                 fails += 1
                 print("FAIL n=%d mode=%d op=%s: %s" % (n, mode, dev.cut_kind, err))
     print("DONE covered=%d fails=%d" % (done, fails))
+
+
+def mount(dev, mnt):
+    vfs.mount(vfs.VfsLfs2(dev), mnt)
+
+
+def umount(mnt):
+    """Unmount mnt if it is mounted (a run the power cut may have left it either way)."""
+    try:
+        vfs.umount(mnt)
+    except OSError:
+        pass
+
+
+def steps(dev, todo):
+    """Run the calls of todo in order until the power is cut; True when all ran. An exception while the
+    power is on is the workload's own failure and goes on up."""
+    for step in todo:
+        try:
+            step()
+        except Exception:
+            if not dev.cut:
+                raise
+            return False
+        if dev.cut:
+            return False  # the power is gone: nothing later may run
+    return True
+
+
+def checked(dev, mount, umount, check):
+    """A verify: mount(dev) what survived, then check(): its text, or None when all holds. A volume that
+    does not mount, or an exception in check (printed with its traceback), is a failure; the volume is
+    unmounted after."""
+    try:
+        mount(dev)
+    except OSError as e:
+        return "volume does not mount: %r" % (e,)
+    try:
+        return check()
+    except Exception as e:
+        sys.print_exception(e)
+        return "exception: %r" % (e,)
+    finally:
+        umount()

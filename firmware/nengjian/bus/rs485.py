@@ -305,6 +305,12 @@ class Bus:
             wait = self.step()
         return self.end()
 
+    def abort(self):
+        """The transaction given up half-way (its task cancelled): DE released, begin() starts afresh."""
+        if self._phase == _SENDING:
+            self.port.de(0)
+        self._phase = _IDLE
+
     async def send(self, line, tx_len, gap_ms=0):
         """A frame that gets no reply (a broadcast time sync): the same silences, no reading."""
         wait = self.begin(line, tx_len, None, 0, gap_ms)
@@ -320,3 +326,190 @@ def _need(framer, rx, n):
         return framer(rx, n)
     except ValueError:
         return 0
+
+
+# Phases of a driver's read (Steps)
+_R_NEXT = 1  # the next unit (Modbus block, DL/T 645 DI, CJ/T 188 frame), or the end
+_R_LOCK = 2  # the bus lock is ours: build and begin the unit's transaction
+_R_STEP = 3  # the bus's steps
+_R_SUB = 4  # a coroutine (self.sub) ran for the unit: resumed() takes its outcome
+_R_OVER = 5
+
+
+class Steps:
+    """A meter driver's read, awaited without a coroutine object: one per driver, reused every poll.
+
+    `await drv.read(bus, line, timeout_ms, gap_ms, out)` awaits this object (run() returns it):
+    its __next__ runs the bus's steps and sleeps through asyncio.sleep_ms as MicroPython's own
+    sleep_ms object does, so a read allocates nothing of its own; a coroutine made each poll would
+    cost some 350 bytes of heap (64-bit) on every read. The result is `out`.
+
+    The read is a loop over self.units (set by first()): units skip()ped are passed over; for each
+    other one the bus lock is taken, begin(unit) starts its transaction (bus.begin), and reply(unit)
+    takes the reply after the last step. The rare paths (a lock held by another task, follow-up
+    frames, a refused block read point by point, memory work after the read) are coroutines: a hook
+    sets self.sub, which is driven in between, and resumed(unit) then finds its result in
+    self.value or its exception in self.error. last() ends the read (it may set a sub too). The lock
+    is released when the unit is over, or earlier by release(); an exception, or a cancellation,
+    releases it and the bus's half-done transaction.
+    """
+
+    def __init__(self, drv):
+        self.drv = drv
+        self.busy = False  # started and not over: a second read at the same time gets its own
+        self.phase = _R_OVER
+        self.sub = None
+        self.value = None
+        self.error = None
+        self.held = False
+        self.units = ()
+        self.i = 0
+        self.bus = None
+        self.line = None
+        self.timeout_ms = 0
+        self.gap_ms = 0
+        self.out = None
+        self._stop = StopIteration(None)  # raised at the end, its value the read's result: made once per out
+
+    def run(self, bus, line, timeout_ms, gap_ms, out):
+        """The read to await: this object, or a new one while this one is under way."""
+        if self.busy:
+            return type(self)(self.drv).run(bus, line, timeout_ms, gap_ms, out)
+        self.busy = True
+        self.bus = bus
+        self.line = line
+        self.timeout_ms = timeout_ms
+        self.gap_ms = gap_ms
+        if out is not self.out:
+            self._stop = StopIteration(out)
+            self.out = out
+        self.sub = None
+        self.error = None
+        self.i = 0
+        self.phase = _R_NEXT
+        self.first()
+        return self
+
+    # hooks
+    def first(self):
+        """Set self.units (run(): the read's start)."""
+
+    def skip(self, unit):
+        return False
+
+    def begin(self, unit):
+        """Build the unit's request and return bus.begin(...)."""
+        return 0
+
+    def reply(self, unit):
+        """After the transaction's last step: take the reply (bus.end()), or set self.sub."""
+
+    def resumed(self, unit):
+        if self.error is not None:
+            raise self.error
+
+    def last(self):
+        """The units are done."""
+
+    def release(self):
+        if self.held:
+            self.held = False
+            self.bus.lock.release()
+
+    # the awaitable
+    def __iter__(self):
+        return self
+
+    def send(self, _):
+        return self.__next__()
+
+    def __next__(self):
+        while True:
+            sub = self.sub
+            if sub is not None:
+                try:
+                    return sub.send(None)
+                except StopIteration as e:
+                    self.value = e.value
+                    self.error = None
+                except Exception as e:
+                    self.error = e
+                self.sub = None
+            try:
+                wait = self._advance()
+            except BaseException:
+                self._abort()
+                raise
+            if wait:
+                return next(asyncio.sleep_ms(wait))  # type: ignore[call-overload]  # MicroPython's sleep object
+            if self.sub is None:
+                self.busy = False
+                stop = self._stop
+                stop.__traceback__ = None
+                raise stop
+
+    def throw(self, exc, *_):
+        sub = self.sub
+        self.sub = None
+        try:
+            if sub is not None:
+                sub.throw(exc)  # a lock wait, a sleep in a sub: their own clean-up
+        finally:
+            self._abort()
+        raise exc
+
+    def _abort(self):
+        if self.held:
+            self.bus.abort()
+        self.release()
+        self.phase = _R_OVER
+        self.busy = False
+
+    def _advance(self):
+        while True:
+            ph = self.phase
+            if ph == _R_STEP:
+                wait = self.bus.step()
+                if wait:
+                    return wait
+                self.reply(self.units[self.i])
+                if self.sub is not None:
+                    self.phase = _R_SUB
+                    return 0
+            elif ph == _R_SUB:
+                self.resumed(self.units[self.i])
+                if self.sub is not None:
+                    return 0
+            elif ph == _R_NEXT:
+                units = self.units
+                i = self.i
+                while i < len(units) and self.skip(units[i]):
+                    i += 1
+                self.i = i
+                if i >= len(units):
+                    self.phase = _R_OVER
+                    self.last()
+                    return 0
+                self.phase = _R_LOCK
+                lock = self.bus.lock
+                if not lock.take():
+                    self.sub = lock.acquire()
+                    return 0
+                continue
+            elif ph == _R_LOCK:
+                self.held = True
+                self.phase = _R_STEP
+                wait = self.begin(self.units[self.i])
+                if wait:
+                    return wait
+                continue
+            else:
+                err = self.error
+                if err is not None:  # of last()'s sub
+                    self.error = None
+                    raise err
+                return 0
+            # the unit is over
+            self.release()
+            self.i += 1
+            self.phase = _R_NEXT

@@ -7,7 +7,9 @@ agreement. Errors name the field path, e.g. `meters[1].address: 300 is more than
 field marked `writeOnly` (a PIN) is never quoted, since the error goes to the log, the console status
 and the ledger. Given a `problems` collector (validate.Problems: `add(path, message)`), it names every
 field that breaks the schema instead of raising at the first; below a value of the wrong type nothing
-more is checked (what is inside it means nothing then).
+more is checked (what is inside it means nothing then). Each problem has a short stable code (the
+third argument of `_bad`: "type", "max" ...) and the parameters of its English text, so the laptop can
+say it in another language (`cfg.CODE` in nengjian_host.common.messages) without a catalogue here.
 """
 
 try:
@@ -40,14 +42,18 @@ def _type_ok(value, t):
     return isinstance(value, _TYPES[t])
 
 
+SECRET = "the value (secret, not shown)"  # the laptop says it in the reader's language
+
+
 def _shown(value, schema):
-    return "the value (secret, not shown)" if schema.get("writeOnly") else repr(value)
+    return SECRET if schema.get("writeOnly") else repr(value)
 
 
-def _bad(problems, path, msg):
+def _bad(problems, path, code, msg, args=()):
+    """`msg % args` is the English; `code` and `args` what the laptop says it from in another language."""
     if problems is None:
-        raise SchemaError(path, msg)
-    problems.add(path or "(top)", msg)
+        raise SchemaError(path, msg % args if args else msg)
+    problems.add(path or "(top)", code, msg, args)
 
 
 def validate(value, schema, root=None, path="", problems=None):
@@ -63,30 +69,30 @@ def validate(value, schema, root=None, path="", problems=None):
     if t is not None:
         types = t if isinstance(t, list) else [t]
         if not any(_type_ok(value, x) for x in types):
-            _bad(problems, path, "expected %s, got %s" % (" or ".join(types), _shown(value, schema)))
+            _bad(problems, path, "type", "expected %s, got %s", (" or ".join(types), _shown(value, schema)))
             return
     if "enum" in schema and value not in schema["enum"]:
-        _bad(problems, path, "%s is not one of %s" % (_shown(value, schema),
-                                                         ", ".join(repr(x) for x in schema["enum"])))
+        _bad(problems, path, "enum", "%s is not one of %s", (_shown(value, schema),
+                                                                 ", ".join(repr(x) for x in schema["enum"])))
     if "const" in schema and value != schema["const"]:
-        _bad(problems, path, "must be %r" % (schema["const"],))
+        _bad(problems, path, "const", "must be %r", (schema["const"],))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
-            _bad(problems, path, "%s is less than %r" % (_shown(value, schema), schema["minimum"]))
+            _bad(problems, path, "min", "%s is less than %r", (_shown(value, schema), schema["minimum"]))
         if "maximum" in schema and value > schema["maximum"]:
-            _bad(problems, path, "%s is more than %r" % (_shown(value, schema), schema["maximum"]))
+            _bad(problems, path, "max", "%s is more than %r", (_shown(value, schema), schema["maximum"]))
     if isinstance(value, str):
         if "minLength" in schema and len(value) < schema["minLength"]:
-            _bad(problems, path, "%s is shorter than %d" % (_shown(value, schema), schema["minLength"]))
+            _bad(problems, path, "minlen", "%s is shorter than %d", (_shown(value, schema), schema["minLength"]))
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            _bad(problems, path, "%s is longer than %d" % (_shown(value, schema), schema["maxLength"]))
+            _bad(problems, path, "maxlen", "%s is longer than %d", (_shown(value, schema), schema["maxLength"]))
         pat = schema.get("pattern")
         if pat and re is not None and not re.match(pat, value):
-            _bad(problems, path, "%s does not match %s" % (_shown(value, schema), pat))
+            _bad(problems, path, "pattern", "%s does not match %s", (_shown(value, schema), pat))
     if isinstance(value, dict):
         for key in schema.get("required", ()):
             if key not in value:
-                _bad(problems, _join(path, key), "required field missing")
+                _bad(problems, _join(path, key), "required", "required field missing")
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", True)
         for key in value:
@@ -94,14 +100,14 @@ def validate(value, schema, root=None, path="", problems=None):
             if sub is not None:
                 validate(value[key], sub, root, _join(path, key), problems)
             elif extra is False:
-                _bad(problems, _join(path, key), "unknown field")
+                _bad(problems, _join(path, key), "unknown", "unknown field")
             elif isinstance(extra, dict):
                 validate(value[key], extra, root, _join(path, key), problems)
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
-            _bad(problems, path, "needs at least %d item(s)" % schema["minItems"])
+            _bad(problems, path, "minitems", "needs at least %d item(s)", (schema["minItems"],))
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            _bad(problems, path, "allows at most %d item(s)" % schema["maxItems"])
+            _bad(problems, path, "maxitems", "allows at most %d item(s)", (schema["maxItems"],))
         items = schema.get("items")
         if items:
             for i, v in enumerate(value):

@@ -36,12 +36,14 @@ HELP = (
     "  visit TEXT|JSON      record an inspection visit in the ledger (who, checked, done, photos' sha256)",
     "  commission TEXT      record the site's commissioning in the ledger (nengjian commission)",
     "  check JSON           a crew's performance check: meter, point, displayed (the meter's display)",
+    "  calibrate JSON       a meter's new calibration: meter, certificate, date, due (into site.json)",
     "  manual JSON          store a manual entry (coal/oil delivery): code, stat_type, stat_start, value, scope",
     "  ota [SIZE SHA256]    update state; with SIZE: receive a signed bundle (+BASE64 lines), install on trial",
     "  reset                reset the board",
     "  help                 this list",
 )
-COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "commission", "check", "manual", "ota", "reset", "help")
+COMMANDS = ("status", "events", "files", "get", "sha256", "put", "scan", "visit", "commission", "check", "calibrate",
+            "manual", "ota", "reset", "help")
 
 
 async def run(con, rid, cmd, args, text):
@@ -72,6 +74,8 @@ async def run(con, rid, cmd, args, text):
         _commission(con, rid, text)
     elif cmd == "check":
         _check(con, rid, text)
+    elif cmd == "calibrate":
+        _calibrate(con, rid, text)
     elif cmd == "manual":
         _manual(con, rid, text)
     elif cmd == "ota":
@@ -370,14 +374,21 @@ OTA_STATE = ("active", "version", "state", "boots", "max_boots", "window_s", "pr
 
 
 def _ota(con, rid, args):
-    # The application's own updater (loaded at boot: importing it later may not fit a fragmented heap).
-    up = getattr(con.gw, "updater", None) if con.gw is not None else None
-    if up is None:
+    # The updater is loaded for each step and dropped after it (nengjian.ota.resident).
+    res = getattr(con.gw, "updater", None) if con.gw is not None else None
+    if res is None:
         con.fail(rid, "no signed updates here: %s" % (
             "the application is not running" if con.gw is None else
             "board %s has no app slots or %s/ota_key.json (the vendor key) is missing" % (
                 con.board.NAME, con.board.CONFIG_DIR)))
         return
+    try:
+        _ota_step(con, rid, args, res.load())
+    finally:
+        res.drop()
+
+
+def _ota_step(con, rid, args, up):
     if not args:
         p = up.state()
         st = dict((k, p.get(k)) for k in OTA_STATE)
@@ -400,22 +411,38 @@ def _ota(con, rid, args):
 
 
 def _ota_install(con, rid, path):
+    res = con.gw.updater
+    up = None
+    try:
+        try:
+            up = res.load()
+        except MemoryError:  # no room even for the updater's code: left for the check at the reset
+            pass
+        _ota_installed(con, rid, path, res, up)
+    finally:
+        up = None
+        res.drop()
+
+
+def _ota_installed(con, rid, path, res, up):
     from nengjian.ota import OtaError
 
     gw = con.gw
     try:
-        man = gw.updater.install_file(path)
+        if up is None:
+            raise MemoryError("no room for the updater")
+        man = up.install_file(path)
     except OtaError as e:
-        gw.updater.discard(path)
+        res.discard(path)
         con.fail(rid, "update refused: %s" % e)
         return
     except MemoryError:
         # A heap fragmented by weeks of running: the check runs at the restart instead, before the
         # application fills the heap (nengjian.ota.install_pending). The crew's reset applies it.
         try:
-            gw.updater.defer(path)
+            res.defer(path)
         except (OtaError, OSError) as e:
-            gw.updater.discard(path)
+            res.discard(path)
             con.fail(rid, "update not installed: out of memory to check it, and it cannot be left for the "
                           "restart (%s)" % e)
             return
@@ -423,10 +450,10 @@ def _ota_install(con, rid, path):
         return
     finally:
         gw.store.flush()  # the ledger's install or refusal is on flash before a reset
-    gw.updater.discard(path)
-    p = gw.updater.state()
+    res.discard(path)
+    p = up.state()
     con.answer(rid, {"installed": man["version"], "slot": p.get("active"), "state": p.get("state"),
-                     "files": len(man["files"]), "verify_ms": gw.updater.last_verify_ms,
+                     "files": len(man["files"]), "verify_ms": up.last_verify_ms,
                      "applies": "after reset"}, True)
 
 
@@ -442,11 +469,17 @@ def _commission(con, rid, text):
     con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq}, True)
 
 
+def _running(con, rid, needs):
+    """The application (con.gw); None once the crew is told it is not running and what that costs them."""
+    if con.gw is None:
+        con.fail(rid, "the application is not running (safe mode): " + needs)
+    return con.gw
+
+
 def _visit(con, rid, text):
     """The 30-day inspection the regulation asks for, kept in the gateway's own ledger."""
-    gw = con.gw
+    gw = _running(con, rid, "nothing to record into")
     if gw is None:
-        con.fail(rid, "the application is not running (safe mode): nothing to record into")
         return
     text = (text or "").strip()
     photos = ()
@@ -478,9 +511,8 @@ def _visit(con, rid, text):
 
 def _check(con, rid, text):
     """A crew's performance check: the meter's display beside the gateway's last reading of the point."""
-    gw = con.gw
+    gw = _running(con, rid, "no readings to compare")
     if gw is None:
-        con.fail(rid, "the application is not running (safe mode): no readings to compare")
         return
     try:
         req = json.loads(text or "")
@@ -512,11 +544,89 @@ def _check(con, rid, text):
     con.answer(rid, ans, True)
 
 
+def _calibrate(con, rid, text):
+    """A meter's new calibration (检定) certificate, from a crew's visit: a ledger event, the record in
+    site.json (so it holds after a reset and a pull shows it), the running config's copy, and the
+    calibration alarms checked again at once, so a due or expired alarm clears now."""
+    gw = _running(con, rid, "nothing to record into")
+    if gw is None:
+        return
+    try:
+        req = json.loads(text or "")
+        mid = str(req["meter"])
+        cert, date, due = req["certificate"], req["date"], req["due"]
+    except (ValueError, KeyError, TypeError) as e:
+        con.fail(rid, "calibrate wants JSON with meter, certificate, date, due (%s)" % e)
+        return
+    meter = None
+    for m in gw.cfg["meters"]:
+        if m["id"] == mid:
+            meter = m
+    if meter is None:
+        con.fail(rid, "no meter %r in this site's config" % mid)
+        return
+    from nengjian.core import timeutil
+    from nengjian.values import metrology
+
+    trusted = con.board.clock_trusted()
+    now = timeutil.now()
+    try:  # an untrusted clock cannot say what is in the future: the crew's laptop checked that
+        rec = metrology.new_record(cert, date, due, metrology.cst_day(now) if trusted else None)
+    except ValueError as e:
+        unload("nengjian.values.metrology")
+        con.fail(rid, "calibrate %s refused: %s" % (mid, e))
+        return
+    why = _store_calibration(con.board.CONFIG_DIR + "/site.json", mid, rec)
+    if why:
+        unload("nengjian.values.metrology")
+        con.fail(rid, "calibrate %s: %s" % (mid, why))
+        return
+    meter["calibration"] = rec
+    gw.metrology_watch = True
+    gw.event("calibration", ("meter %s calibrated %s, due %s (certificate %s) [visit %s] by %s" % (
+        mid, date, due, cert, str(req.get("visit", ""))[:24], str(req.get("who", ""))[:40]))[:200])
+    alarm = None
+    if trusted:  # else the daily check, once the clock is set
+        alarm = gw.metrology_run(lambda mt: _recheck(mt, mid, now))
+    unload("nengjian.values.metrology")
+    gw.store.flush()
+    con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq, "meter": mid, "calibration": rec,
+                     "alarm": alarm, "checked": trusted}, True)
+
+
+def _store_calibration(path, mid, rec):
+    """Put meter `mid`'s calibration record into the site config at `path`, atomically; None once
+    done, else why not (the file is then as it was)."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        found = False
+        for m in doc["meters"]:
+            if m.get("id") == mid:
+                m["calibration"] = rec
+                found = True
+        if not found:
+            return "%s has no meter %r (changed since the boot?): not updated" % (path, mid)
+        with statefile.begin(path, "w") as f:
+            json.dump(doc, f)
+        statefile.commit(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        statefile.abandon(path)
+        return "%s not updated: %s" % (path, e)
+    return None
+
+
+def _recheck(mt, mid, now):
+    """The calibration alarms checked again with the new record; the meter's alarm text, or None."""
+    mt.check_calibrations(now)
+    a = mt.alarms.get("cal:" + mid)
+    return a[1] if a else None
+
+
 def _manual(con, rid, text):
     """A value no meter measures, entered by the crew: stored as a VALUE with inputType 5."""
-    gw = con.gw
+    gw = _running(con, rid, "manual entries need the store")
     if gw is None:
-        con.fail(rid, "the application is not running (safe mode): manual entries need the store")
         return
     import json
 

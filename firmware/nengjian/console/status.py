@@ -23,7 +23,9 @@ the unix port: tests/firmware/console/test_snapshot.py). beat() adds "links": [l
 "flash": {"size", "free"} or None.
 
 full() is what `nengjian status` renders and the e2e tests read: its keys are an interface
-(tests/firmware/console/test_snapshot.py pins them).
+(tests/firmware/console/test_snapshot.py pins them). A meter with memory work (refill, clock keeping)
+has "memory" too: what nengjian.meters.memwatch keeps of it (Watch.status), read without loading the
+modules that do the work.
 """
 
 import gc
@@ -190,6 +192,7 @@ def full(con):
     meters = []
     dests = []
     if s is not None:
+        watches = getattr(gw, "watches", None)  # nengjian.meters.memwatch, where a meter has memory work
         for p in gw.pollers:
             for m in p.meters:
                 meters.append({"id": m.id, "bus": p.bus.name, "offline": m.offline, "failures": m.failures,
@@ -197,6 +200,8 @@ def full(con):
                                "unsupported": m.unsupported,
                                "values": dict((k, v.text()) for k, v in m.values.items()),
                                "stats": m.stats})
+                if watches and m.id in watches:
+                    meters[-1]["memory"] = watches[m.id].status()
                 if m.offline:
                     alarms.append("meter %s offline: %s" % (m.id, m.last_error))
         store = gw.store

@@ -3,6 +3,11 @@
 Meters read fixed-point values that a 32-bit ESP32 float cannot hold (7+ digits), so readings,
 interval values and coefficients stay Decimal from the codec to the platform's text. The store
 encodes it as a CBOR decimal fraction (nengjian.store.cbor); everything else only builds and prints it.
+
+A meter's readings (nengjian.meters.poller.PolledMeter.values) are refreshed in place each poll
+(put): the poll loop allocates no Decimal, and no reading stays behind as a small object between
+whatever else the heap holds. The store encodes a reading when it is appended and the interval
+engine takes its integers, so nothing keeps a reading past its poll; whoever would must copy it.
 """
 
 
@@ -34,3 +39,13 @@ class Decimal:
         if len(digits) <= n:
             digits = "0" * (n - len(digits) + 1) + digits
         return sign + digits[:-n] + "." + digits[-n:]
+
+
+def put(out, name, mantissa, exponent):
+    """out[name] = Decimal(mantissa, exponent), refreshing the Decimal already there (module doc)."""
+    d = out.get(name)
+    if d is None:
+        out[name] = Decimal(mantissa, exponent)
+    else:
+        d.mantissa = mantissa
+        d.exponent = exponent

@@ -16,37 +16,47 @@ def uscc_check_char(first17):
 
 
 def uscc_problem(code):
-    """None if `code` is a valid 18-character unified social credit code, else why not."""
+    """None if `code` is a valid 18-character unified social credit code, else why not: (problem code,
+    English text, its % arguments), which the config checks keep for the laptop to translate; `text`
+    gives the English."""
     if not isinstance(code, str) or len(code) != 18:
-        return "must be 18 characters"
+        return ("uscc_len", "must be 18 characters", ())
     for ch in code:
         if USCC_CHARS.find(ch) < 0:
-            return "character %r is not allowed (digits and A-Y without I, O, S, V, Z)" % ch
+            return ("uscc_char", "character %r is not allowed (digits and A-Y without I, O, S, V, Z)", (ch,))
     want = uscc_check_char(code[:17])
     if code[17] != want:
-        return "check character is %r, expected %r (a typing error?)" % (code[17], want)
+        return ("uscc_check", "check character is %r, expected %r (a typing error?)", (code[17], want))
     return None
 
 
 def data_code_problem(code, scope):
-    """None if `code` is a well-formed data-item code for `scope`, else why not."""
+    """None if `code` is a well-formed data-item code for `scope`, else why not, as uscc_problem says it."""
     if not isinstance(code, str) or len(code) != 20:
-        return "must be 16 digits written 2-2-4-6-2 with hyphens"
+        return _FORM
     for i, ch in enumerate(code):
         if i in (2, 5, 10, 17):
             if ch != "-":
-                return "must be 16 digits written 2-2-4-6-2 with hyphens"
+                return _FORM
         elif not "0" <= ch <= "9":
-            return "must be 16 digits written 2-2-4-6-2 with hyphens"
+            return _FORM
     if scope not in (1, 2, 3, 4):
-        return "scope must be 1..4"
+        return ("scope_range", "scope must be 1..4", ())
     if scope == 1 and code[0:2] != "00":
-        return "scope 1 (whole plant) needs process 00"
+        return ("scope_process", "scope 1 (whole plant) needs process 00", ())
     if scope <= 2 and code[3:5] != "00":
-        return "scope %d needs process unit 00" % scope
+        return ("scope_unit", "scope %d needs process unit 00", (scope,))
     if scope <= 3 and code[6:10] != "0000":
-        return "scope %d needs equipment 0000" % scope
+        return ("scope_equipment", "scope %d needs equipment 0000", (scope,))
     return None
+
+
+_FORM = ("code_form", "must be 16 digits written 2-2-4-6-2 with hyphens", ())
+
+
+def text(problem):
+    """The English of a problem (code, text, arguments)."""
+    return problem[1] % problem[2] if problem[2] else problem[1]
 
 
 def energy_code(code):

@@ -19,9 +19,8 @@ water meter without the settlement-day flow). Such a point is unsupported
 is read every poll anyway, the point is checked in every reply rather than asked again later.
 """
 
-import asyncio
-
-from nengjian.core.decimal import Decimal
+from nengjian.bus.rs485 import Steps
+from nengjian.core.decimal import put
 from nengjian.meters.poller import Unsupported
 from nengjian.proto import cjt188, dlt645
 from nengjian.proto.framefinder import FrameFinder
@@ -89,6 +88,7 @@ class Cjt188Meter:
         self._finder = None
         self._finder_rx = None
         self.unsupported = Unsupported(cfg, retry=False)
+        self._steps = _Read(self)
         ratio = cfg.get("ratio", 1)
         self.points = []
         for name in wanted:
@@ -113,29 +113,30 @@ class Cjt188Meter:
                 return False
         return True
 
-    async def read(self, bus, line, timeout_ms, gap_ms, out):
-        lock = bus.lock
-        if not lock.take():  # and the bus's steps inline below: no coroutine object per read
-            await lock.acquire()
-        try:
-            if self._finder is None or self._finder_rx is not bus.rx:
-                self._finder = FrameFinder(bus.rx, cjt188.bytes_needed, cjt188.frame_start, self._ours,
-                                           cjt188.MIN_FRAME)
-                self._finder_rx = bus.rx
-            self._finder.reset()
-            self.ser = (self.ser + 1) & 0xFF
-            n = cjt188.build_read(bus.tx, self.meter_type, self.addr, cjt188.DI_READ, self.ser,
-                                  self.preamble, self.low_first)
-            wait = bus.begin(line, n, self._finder.frame, timeout_ms, gap_ms)
-            while wait:
-                await asyncio.sleep_ms(wait)
-                wait = bus.step()
-            got = bus.end()
-            finder = self._finder
-            r = cjt188.parse_read(finder.buffer(bus.rx), finder.count(got), self.meter_type, self.addr,
-                                  cjt188.DI_READ, self.reading)
-        finally:
-            lock.release()
+    def read(self, bus, line, timeout_ms, gap_ms, out):
+        """Fill `out` (name -> Decimal) with the points the reply carries. Awaited: the driver's
+        reusable Steps (_Read), so a read makes no coroutine object."""
+        return self._steps.run(bus, line, timeout_ms, gap_ms, out)
+
+    def _begin(self, bus, line, timeout_ms, gap_ms):
+        """Build the 901FH read and start the bus's transaction; the caller holds the lock."""
+        if self._finder is None or self._finder_rx is not bus.rx:
+            self._finder = FrameFinder(bus.rx, cjt188.bytes_needed, cjt188.frame_start, self._ours,
+                                       cjt188.MIN_FRAME)
+            self._finder_rx = bus.rx
+        self._finder.reset()
+        self.ser = (self.ser + 1) & 0xFF
+        n = cjt188.build_read(bus.tx, self.meter_type, self.addr, cjt188.DI_READ, self.ser,
+                              self.preamble, self.low_first)
+        return bus.begin(line, n, self._finder.frame, timeout_ms, gap_ms)
+
+    def _parse(self, bus):
+        got = bus.end()
+        finder = self._finder
+        return cjt188.parse_read(finder.buffer(bus.rx), finder.count(got), self.meter_type, self.addr,
+                                 cjt188.DI_READ, self.reading)
+
+    def _decode(self, r, out):
         ref = self.unsupported
         ref.begin()
         for p in self.points:
@@ -145,7 +146,11 @@ class Cjt188Meter:
                 ref.refused(p, None, cjt188.UnexpectedReply("reply has no %s" % field))
                 continue
             ref.answered(p, None)
-            m, me = convert(raw, dec, getattr(r, unit_attr) if unit_attr else None, unit)
+            code = getattr(r, unit_attr) if unit_attr else None
+            if unit is None or code is None:
+                m, me = raw, -dec  # no conversion: no tuple from convert() per reading
+            else:
+                m, me = convert(raw, dec, code, unit)
             m *= mult
             # Bring value and offset to one exponent without losing a digit.
             if me > e:
@@ -153,6 +158,23 @@ class Cjt188Meter:
                 me = e
             elif me < e:
                 add *= 10 ** (e - me)
-            out[name] = Decimal(m + add, me)
+            put(out, name, m + add, me)
         ref.end(out)
-        return out
+
+
+_ONE = (None,)  # the one unit of a read: the 901FH frame
+
+
+class _Read(Steps):
+    """Cjt188Meter.read as the bus's steps."""
+
+    def first(self):
+        self.units = _ONE
+
+    def begin(self, _):
+        return self.drv._begin(self.bus, self.line, self.timeout_ms, self.gap_ms)
+
+    def reply(self, _):
+        r = self.drv._parse(self.bus)
+        self.release()
+        self.drv._decode(r, self.out)

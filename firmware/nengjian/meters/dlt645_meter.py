@@ -18,16 +18,17 @@ that DI on that meter, and a meter that refuses every DI still fails its poll.
 first frame's value is used.
 
 Meter memory: a 2007 profile's `memory` (frozen data, meter clock) is kept in .memory; where the
-site uses it, nengjian.meters.memwatch sets .after, a coroutine run after each successful read, before
-the poller hands the reading on (refilled boundary readings must reach the interval engine before
-the live one). Nothing of it is loaded for a meter without memory.
+site uses it, nengjian.meters.memwatch sets .watch (and .after, its coroutine): after each successful
+read, watch.due() is asked and after() run when it says so, before the poller hands the reading on
+(refilled boundary readings must reach the interval engine before the live one). Nothing of it is loaded for a meter without memory.
 
 Preamble: FE bytes before each request (profile `preamble`, site meter `preamble`, default 4).
 """
 
 import asyncio
 
-from nengjian.core.decimal import Decimal
+from nengjian.bus.rs485 import Steps
+from nengjian.core.decimal import put
 from nengjian.meters.poller import Unsupported
 from nengjian.proto import dlt645
 from nengjian.proto.framefinder import FrameFinder
@@ -58,6 +59,7 @@ class Dlt645Meter:
         self.id = cfg.get("id")
         self.memory = None if v1997 else prof.get("memory")
         self.after = None  # set by nengjian.meters.memwatch: async after(bus, line, timeout_ms, gap_ms)
+        self.watch = None  # and its memwatch.Watch: after() runs only when watch.due()
         ratio = cfg.get("ratio", 1)
         reads = {}
         for name in wanted:
@@ -78,6 +80,7 @@ class Dlt645Meter:
         for di, points in self.reads:
             end = max(off + nbytes for _, off, nbytes, _, _, _, _ in points)
             self._expect[di] = dlt645.MIN_FRAME + self.di_bytes + end
+        self._steps = _Read(self)
 
     def _ours(self, rx, s):
         if not rx[s + 8] & dlt645.DIR_BIT:
@@ -176,44 +179,69 @@ class Dlt645Meter:
         finally:
             lock.release()
 
-    async def read(self, bus, line, timeout_ms, gap_ms, out):
-        ref = self.unsupported
-        ref.begin()
-        for di, points in self.reads:
-            if ref.skip(di):
-                continue
-            # read_di inline: no coroutine object per DI, only this one per read
-            lock = bus.lock
-            if not lock.take():
-                await lock.acquire()
-            try:
-                try:
-                    wait = self._begin_di(bus, line, timeout_ms, gap_ms, di)
-                    while wait:
-                        await asyncio.sleep_ms(wait)
-                        wait = bus.step()
-                    total = self._first_frame(bus, di)
-                    if self._more:
-                        total = await self._follow_ups(bus, line, timeout_ms, gap_ms, di, total)
-                finally:
-                    lock.release()
-            except dlt645.MeterErrorReply as err:
-                ref.refused(di, points, err)
-                continue
-            ref.answered(di, points)
-            for name, off, nbytes, signed, mult, add, e in points:
-                if off + nbytes > total:
-                    raise dlt645.UnexpectedReply("DI 0x%X: %d value bytes, point %s needs %d"
-                                                 % (di, total, name, off + nbytes))
-                raw = dlt645.bcd_int(self.value, off, nbytes, signed, 0)
-                out[name] = Decimal(raw * mult + add, e)
-        ref.end(out)
-        if self.after is not None:
-            await self.after(bus, line, timeout_ms, gap_ms)
-        return out
+    def read(self, bus, line, timeout_ms, gap_ms, out):
+        """Fill `out` (name -> Decimal) with the points of every DI the meter does not refuse.
+        Awaited: the driver's reusable Steps (_Read), so a read makes no coroutine object."""
+        return self._steps.run(bus, line, timeout_ms, gap_ms, out)
+
+    def _decode(self, di, points, total, out):
+        self.unsupported.answered(di, points)
+        for name, off, nbytes, signed, mult, add, e in points:
+            if off + nbytes > total:
+                raise dlt645.UnexpectedReply("DI 0x%X: %d value bytes, point %s needs %d"
+                                             % (di, total, name, off + nbytes))
+            raw = dlt645.bcd_int(self.value, off, nbytes, signed, 0)
+            put(out, name, raw * mult + add, e)
 
     async def time_sync(self, bus, line, t, gap_ms=0):
         """Broadcast time sync (08H) to every meter on the bus; meters do not answer."""
         async with bus.lock:
             n = dlt645.build_time_sync(bus.tx, t, self.preamble)
             await bus.send(line, n, gap_ms)
+
+
+class _Read(Steps):
+    """Dlt645Meter.read as the bus's steps: a unit is a (DI, points) of drv.reads; an error reply
+    refuses that DI only (module doc)."""
+
+    def first(self):
+        self.drv.unsupported.begin()
+        self.units = self.drv.reads
+
+    def skip(self, unit):
+        return self.drv.unsupported.skip(unit[0])
+
+    def begin(self, unit):
+        return self.drv._begin_di(self.bus, self.line, self.timeout_ms, self.gap_ms, unit[0])
+
+    def reply(self, unit):
+        drv = self.drv
+        try:
+            total = drv._first_frame(self.bus, unit[0])
+        except dlt645.MeterErrorReply as err:
+            drv.unsupported.refused(unit[0], unit[1], err)
+            return
+        if drv._more:  # follow-up frames, the lock still ours
+            self.sub = drv._follow_ups(self.bus, self.line, self.timeout_ms, self.gap_ms, unit[0], total)
+            return
+        drv._decode(unit[0], unit[1], total, self.out)
+
+    def resumed(self, unit):
+        self.release()
+        err = self.error
+        if err is not None:
+            if not isinstance(err, dlt645.MeterErrorReply):
+                raise err
+            self.drv.unsupported.refused(unit[0], unit[1], err)
+            return
+        self.drv._decode(unit[0], unit[1], self.value, self.out)
+
+    def last(self):
+        drv = self.drv
+        drv.unsupported.end(self.out)
+        w = drv.watch
+        if w is not None:
+            if w.due():  # the test first: no coroutine per read while nothing is due
+                self.sub = w.after(self.bus, self.line, self.timeout_ms, self.gap_ms)
+        elif drv.after is not None:
+            self.sub = drv.after(self.bus, self.line, self.timeout_ms, self.gap_ms)

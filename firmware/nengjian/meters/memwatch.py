@@ -13,7 +13,7 @@ Loaded by nengjian.app only where such a meter is configured. Site meter keys: `
 true) and `clock_max_drift_s` (default DEFAULT_MAX_DRIFT_S; 0 never sets the meter's clock).
 """
 
-from nengjian.core import timeutil
+from nengjian.core import statefile, timeutil
 from nengjian.core.compat import unload
 
 # Why 60 s: the platforms score the statistics time of daily data within 1 minute of 00:00 (SPEC
@@ -24,6 +24,10 @@ DAY_S = 86400
 RETRY_S = 600
 
 synced_day = {}  # bus name -> CST day start of its last broadcast time sync (it sets the whole bus)
+# Where synced_day is kept (attach: the data dir's SYNC_FILE), so that a restart does not send a bus a
+# second broadcast the same day; None: RAM only.
+SYNC_FILE = "meterclock.json"
+_sync_path = [None]
 
 
 def near_midnight(ts):
@@ -37,6 +41,19 @@ def missed(last_ts, now, period, tolerance):
     s_now = timeutil.slot_start(now, period)
     last = s_now if now - s_now > tolerance else s_now - period
     return timeutil.slot_start(last_ts, period) + period, last
+
+
+def load_synced(path):
+    """Take up the broadcast days kept at path. A file that cannot be used (statefile logs why) or an
+    entry that is no day counts as no broadcast yet: at worst one more, which a meter that took one
+    today ignores."""
+    _sync_path[0] = path
+    doc = statefile.load(path, 1)
+    buses = doc.get("buses") if doc is not None else None
+    if isinstance(buses, dict):
+        for name in buses:
+            if isinstance(buses[name], int):
+                synced_day[name] = buses[name]
 
 
 class Watch:
@@ -60,7 +77,38 @@ class Watch:
         self.sent_at = 0  # a broadcast this meter asked for, checked again
         self.set_day = 0  # Modbus: CST day start of this meter's last clock write (at most one a day)
         self.offset = None  # meter clock minus gateway clock at the last check (s)
+        self.checked_at = 0  # when that offset was read
         self.refills = 0
+        self.refilled_at = 0  # the last refill's time
+
+    def clock_read(self, now, offset, error=None):
+        """A clock check's reading (meterclock, modbusclock): the offset, next check in a day; or, with
+        error, a ledger event and another try in RETRY_S."""
+        if error is not None:
+            self.next_check = now + RETRY_S
+            self.gw.event("meterclock", "%s: meter clock not read (%s: %s)" % (self.drv.id, type(error).__name__,
+                                                                              error))
+            return
+        self.offset = offset
+        self.checked_at = now
+        self.next_check = now + DAY_S
+
+    def mark_synced(self, day):
+        """Record this meter's bus's broadcast of `day` (a CST day start) before it is sent (meterclock): a
+        cut after the save costs at most that day's broadcast, never a second one. A failed save is
+        logged (statefile); RAM still holds it."""
+        synced_day[self.bus_name] = day
+        if _sync_path[0] is not None:
+            statefile.save(_sync_path[0], {"buses": synced_day}, 1)
+
+    def status(self):
+        """This meter's memory work for the console's `status` (nengjian.console.status), from what
+        refill, meterclock and modbusclock leave here: none of them is loaded for it. clock_set_day: the
+        CST day start of the last setting (DL/T 645: its bus's broadcast, which sets every meter on it)."""
+        modbus = getattr(self.drv, "protocol", None) == "modbus-rtu"
+        return {"refills": self.refills, "refilled_at": self.refilled_at or None,
+                "clock_offset_s": self.offset, "clock_checked_at": self.checked_at or None,
+                "clock_set_day": (self.set_day if modbus else self.synced_day.get(self.bus_name)) or None}
 
     def gap(self, now):
         """The last reading before a gap, or None when no boundary was missed since it."""
@@ -88,6 +136,7 @@ class Watch:
             finally:
                 unload("nengjian.meters.refill")
                 unload("nengjian.meters.meterclock")
+                unload("nengjian.proto.dlt645_frozen")  # the frozen-data fields go with their users
         if self.clock_limit and now >= self.next_check and self.trusted():
             if near_midnight(now):
                 self.next_check = now + RETRY_S
@@ -106,18 +155,25 @@ class Watch:
                 await meterclock.check(self, bus, line, timeout_ms, gap_ms)
             finally:
                 unload("nengjian.meters.meterclock")
+                unload("nengjian.proto.dlt645_frozen")
 
 
 def attach(gw, trusted):
-    """A Watch for each driver with `memory` that has work to do: a DL/T 645 driver's `after`, a
-    Modbus driver's `watch` (it asks watch.due() before it runs watch.after())."""
+    """A Watch for each driver with `memory` that has work to do: the driver's `watch` (it asks
+    watch.due() before it runs watch.after()), and a DL/T 645 driver's `after`; gw.watches: meter id ->
+    Watch, for the console's status."""
+    gw.watches = {}
+    loaded = False
     for p in gw.pollers:
         for pm in p.meters:
             drv = pm.driver
             if getattr(drv, "memory", None):
                 w = Watch(gw, drv, pm.cfg, p.bus.name, trusted)
                 if w.items or w.clock_limit:
-                    if getattr(drv, "protocol", None) == "modbus-rtu":
-                        drv.watch = w
-                    else:
+                    gw.watches[drv.id] = w
+                    drv.watch = w
+                    if getattr(drv, "protocol", None) != "modbus-rtu":
                         drv.after = w.after
+                        if w.clock_limit and not loaded:
+                            load_synced(gw.data_dir + "/" + SYNC_FILE)
+                            loaded = True

@@ -13,8 +13,8 @@ bus its one chance of the day).
 Rules of the broadcast (SPEC section 5, *fairly sure*): a meter accepts it at most once a day, not
 within 5 minutes of midnight, and only for small deviations (commonly <= 5 min):
 - at most one broadcast per bus per CST day (a broadcast sets every meter on the bus, so the day's
-  one is the bus's, whichever meter asked) *our choice: kept in RAM; a reboot may send one more,
-  which a meter that took one today ignores*;
+  one is the bus's, whichever meter asked); the day is saved before the broadcast is sent
+  (memwatch.Watch.mark_synced, a small state file in the data dir), so a restart does not send a second;
 - never while the gateway's or the meter's clock is within memwatch.MIDNIGHT_GUARD_S of 00:00 (the
   check is put off 10 minutes), nor when the two are on different days: no meter is moved across
   midnight;
@@ -32,7 +32,6 @@ from nengjian.proto import dlt645, dlt645_frozen
 BROADCAST_MAX_S = 300  # *fairly sure*: larger errors need a programmed write
 DAY_S = 86400
 RETRY_S = 600
-CHECK_S = 86400
 RECHECK_S = 300
 CST = timeutil.CST_OFFSET
 
@@ -57,11 +56,9 @@ async def check(w, bus, line, timeout_ms, gap_ms):
     try:
         offset = await read_clock_offset(drv, bus, line, timeout_ms, gap_ms, w.mem["clock"])
     except Exception as e:  # noqa: BLE001 - a clock check's trouble must not cost the live reading
-        w.next_check = now + RETRY_S
-        w.gw.event("meterclock", "%s: meter clock not read (%s: %s)" % (drv.id, type(e).__name__, e))
+        w.clock_read(now, None, e)
         return
-    w.offset = offset
-    w.next_check = now + CHECK_S
+    w.clock_read(now, offset)
     if w.sent_at:
         w.sent_at = 0
         w.gw.event("meterclock", "%s: meter clock %s after the broadcast: %+d s" % (
@@ -83,7 +80,7 @@ async def check(w, bus, line, timeout_ms, gap_ms):
         w.gw.event("meterclock", "%s: meter clock off by %+d s: bus %s had its broadcast time sync today, next "
                                  "one tomorrow" % (drv.id, offset, w.bus_name))
         return
-    w.synced_day[w.bus_name] = day
+    w.mark_synced(day)
     now = timeutil.now()
     await drv.time_sync(bus, line, timeutil.civil(now + CST), gap_ms)
     w.sent_at = now

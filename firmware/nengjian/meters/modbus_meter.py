@@ -1,8 +1,9 @@
 """Reads one Modbus RTU meter through a Bus, following its profile's read plan; also writes
 registers (FC 06/16) for time setting and configuration.
 
-Every exchange goes through `request`, which holds the bus lock for the request, the reply and its
-parsing. The framer is bound once and finds our reply among noise (see proto.modbus.locate); after
+The poll (read) runs its blocks as the bus's steps, awaited as a reusable nengjian.bus.rs485.Steps;
+every other exchange goes through `request`, under the bus lock for the request, the reply and its
+parsing. Both check a reply with _reply. The framer is bound once and finds our reply among noise (see proto.modbus.locate); after
 a timeout the bytes that did arrive are examined so that "unit 5 answered instead of 1" reaches the
 installer as a typed WrongUnit rather than a bare timeout.
 
@@ -21,8 +22,8 @@ still fails its poll.
 
 import asyncio
 
-from nengjian.bus.rs485 import BusTimeout
-from nengjian.core.decimal import Decimal
+from nengjian.bus.rs485 import BusTimeout, Steps
+from nengjian.core.decimal import Decimal, put
 from nengjian.meters.poller import Unsupported
 from nengjian.proto import modbus, regvalue
 
@@ -48,6 +49,7 @@ class ModbusMeter:
         # successful read, watch.due() is asked, and watch.after() runs only when a check is due.
         self.memory = {"clock": prof["clock"]} if "clock" in prof else None
         self.watch = None
+        self._steps = _Read(self)
 
     def _frame(self, rx, n):
         if n == 0 and self._bytes >= 0:
@@ -76,64 +78,27 @@ class ModbusMeter:
         return modbus.check_reply(bus.rx, self._found[0], got, self.unit, fc, count,
                                   bus.tx if fc > 4 else None)
 
-    async def request(self, bus, line, timeout_ms, gap_ms, tx_len, fc, count=0, echo=False):
-        """Send bus.tx[:tx_len] (already built) and check the reply; returns (data_offset, data_len)
-        into bus.rx. The caller holds bus.lock."""
+    async def request(self, bus, line, timeout_ms, gap_ms, tx_len, fc, count=0):
+        """Send bus.tx[:tx_len] (already built) and check the reply; returns the data's offset in
+        bus.rx. The caller holds bus.lock."""
         self._expect(fc, count)
-        try:
-            got = await bus.transact(line, tx_len, self.framer, timeout_ms, gap_ms)
-        except BusTimeout as e:
-            err = modbus.diagnose(bus.rx, e.received, self.unit, fc)
-            if err is not None:
-                raise err
-            raise
-        return modbus.parse_reply(bus.rx, self._found[0], got, self.unit, fc, count,
-                                  bus.tx if fc > 4 else None)
+        wait = bus.begin(line, tx_len, self.framer, timeout_ms, gap_ms)
+        while wait:
+            await asyncio.sleep_ms(wait)
+            wait = bus.step()
+        return self._reply(bus, fc, count)
 
-    async def read(self, bus, line, timeout_ms, gap_ms, out):
+    def read(self, bus, line, timeout_ms, gap_ms, out):
         """Fill `out` (name -> Decimal) with every planned point the meter does not refuse; raises
-        on the first block that fails otherwise, or when the meter refused every block."""
-        ref = self.unsupported
-        ref.begin()
-        lock = bus.lock
-        for blk in self.blocks:
-            if ref.skip(blk):
-                continue
-            refusal = None
-            # take/acquire and release rather than `async with`, and the bus's steps inline rather
-            # than request(): no coroutine object per block, only this one per read
-            if not lock.take():
-                await lock.acquire()
-            try:
-                wait = self._begin_block(bus, line, timeout_ms, gap_ms, blk)
-                while wait:
-                    await asyncio.sleep_ms(wait)
-                    wait = bus.step()
-                decode_points(bus.rx, self._reply(bus, blk.fc, blk.count), blk.points, out)
-            except modbus.ModbusException as e:
-                refusal = e
-            finally:
-                lock.release()
-            if refusal is None:
-                ref.answered(blk, blk.points)
-                continue
-            from nengjian.meters import refusals
-
-            if refusal.code not in refusals.MODBUS_REFUSED:
-                raise refusal
-            if len(blk.points) == 1 or not await refusals.split(self, bus, line, timeout_ms, gap_ms, blk, out):
-                ref.refused(blk, blk.points, refusal)
-        ref.end(out)
-        w = self.watch
-        if w is not None and w.due():  # the test first: no coroutine per read while nothing is due
-            await w.after(bus, line, timeout_ms, gap_ms)
-        return out
+        on the first block that fails otherwise, or when the meter refused every block. Awaited:
+        the driver's reusable Steps (_Read), so a read makes no coroutine object."""
+        return self._steps.run(bus, line, timeout_ms, gap_ms, out)
 
     async def read_block(self, bus, line, timeout_ms, gap_ms, blk, out):
         """One block of the plan alone into `out` (a refused block's points: meters.refusals)."""
         async with bus.lock:
             n = modbus.build_read(bus.tx, self.unit, blk.fc, blk.address, blk.count)
-            off, _ = await self.request(bus, line, timeout_ms, gap_ms, n, blk.fc, blk.count)
+            off = await self.request(bus, line, timeout_ms, gap_ms, n, blk.fc, blk.count)
             decode_points(bus.rx, off, blk.points, out)
 
     async def write_registers(self, bus, line, timeout_ms, gap_ms, address, values):
@@ -151,22 +116,74 @@ class ModbusMeter:
         """Registers (FC 03/04: list of ints) or bits (FC 01/02: list of 0/1) as the meter sends them."""
         async with bus.lock:
             n = modbus.build_read(bus.tx, self.unit, fc, address, count)
-            off, _ = await self.request(bus, line, timeout_ms, gap_ms, n, fc, count)
+            off = await self.request(bus, line, timeout_ms, gap_ms, n, fc, count)
             rx = bus.rx
             if fc <= 2:
                 return [modbus.bit(rx, off, i) for i in range(count)]
             return [(rx[off + 2 * i] << 8) | rx[off + 2 * i + 1] for i in range(count)]
 
 
+class _Read(Steps):
+    """ModbusMeter.read as the bus's steps: a unit is a block of the plan."""
+
+    def __init__(self, drv):
+        super().__init__(drv)
+        self.refusal = None
+
+    def first(self):
+        self.drv.unsupported.begin()
+        self.units = self.drv.blocks  # the list as it is now: a split replaces drv.blocks, not this one
+
+    def skip(self, blk):
+        return self.drv.unsupported.skip(blk)
+
+    def begin(self, blk):
+        return self.drv._begin_block(self.bus, self.line, self.timeout_ms, self.gap_ms, blk)
+
+    def reply(self, blk):
+        drv = self.drv
+        try:
+            decode_points(self.bus.rx, drv._reply(self.bus, blk.fc, blk.count), blk.points, self.out)
+        except modbus.ModbusException as e:
+            self.release()
+            from nengjian.meters import refusals
+
+            if e.code not in refusals.MODBUS_REFUSED:
+                raise
+            if len(blk.points) == 1:
+                drv.unsupported.refused(blk, blk.points, e)
+                return
+            self.refusal = e
+            self.sub = refusals.split(drv, self.bus, self.line, self.timeout_ms, self.gap_ms, blk, self.out)
+            return
+        drv.unsupported.answered(blk, blk.points)
+
+    def resumed(self, blk):
+        # after refusals.split: False when no point of the block answered alone
+        e = self.refusal
+        self.refusal = None
+        if self.error is not None:
+            raise self.error
+        if not self.value:
+            self.drv.unsupported.refused(blk, blk.points, e)
+
+    def last(self):
+        drv = self.drv
+        drv.unsupported.end(self.out)
+        w = drv.watch
+        if w is not None and w.due():  # the test first: no coroutine per read while nothing is due
+            self.sub = w.after(self.bus, self.line, self.timeout_ms, self.gap_ms)
+
+
 def decode_points(rx, off, points, out):
     for name, boff, typ, order, k, e, mult, add, plus in points:
         if typ == "bit":
-            out[name] = Decimal(modbus.bit(rx, off, boff) * mult + add, 0)
+            put(out, name, modbus.bit(rx, off, boff) * mult + add, 0)
             continue
         m = regvalue.mantissa(regvalue.decode(rx, off + boff, typ, order), k)
         if plus is not None:
             m += regvalue.mantissa(regvalue.decode(rx, off + plus[0], plus[1], plus[2]), plus[3])
-        out[name] = Decimal(m * mult + add, e)
+        put(out, name, m * mult + add, e)
     return out
 
 

@@ -31,7 +31,6 @@ from nengjian.core import timeutil
 
 DAY_S = 86400
 RETRY_S = 600
-CHECK_S = 86400
 CST = timeutil.CST_OFFSET
 REGISTERS = {"u16x6": 6, "bcd-yymmddhhmmss": 3}
 
@@ -84,11 +83,9 @@ async def check(w, bus, line, timeout_ms, gap_ms):
     try:
         offset, short_year = await read_offset(drv, bus, line, timeout_ms, gap_ms, clock)
     except Exception as e:  # noqa: BLE001 - a clock check's trouble must not cost the live reading
-        w.next_check = now + RETRY_S
-        w.gw.event("meterclock", "%s: meter clock not read (%s: %s)" % (drv.id, type(e).__name__, e))
+        w.clock_read(now, None, e)
         return
-    w.offset = offset
-    w.next_check = now + CHECK_S
+    w.clock_read(now, offset)
     if abs(offset) <= w.clock_limit:
         return
     if not clock.get("writable"):

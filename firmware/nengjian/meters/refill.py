@@ -149,6 +149,7 @@ async def _refill(watch, bus, line, timeout_ms, gap_ms, t, now):
         for index in watch.items:
             iv.feed(index, b, value, records.REFILLED)
     watch.refills += 1
+    watch.refilled_at = now
     first, last = missed(t, now, iv.period, iv.tolerance)
     gw.event("refill", "%s: %d of %d missed boundary reading(s) %s .. %s refilled from the meter's frozen "
                        "data (%d hourly, %d daily, %d settlement; meter clock %+d s)" % (

@@ -47,8 +47,9 @@ class Link:
         return None
 
     def status(self):
+        # "rssi" is what the heartbeat's rssi.NAME is taken from (None: no signal figure; left out)
         return {"link": self.name, "kind": self.kind, "state": self.state, "up": self.is_up(),
-                "error": self.last_error, "ups": self.ups, "failures": self.failures}
+                "error": self.last_error, "ups": self.ups, "failures": self.failures, "rssi": self.rssi()}
 
 
 class NicLink(Link):

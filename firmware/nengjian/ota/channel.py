@@ -258,7 +258,8 @@ SEEN = "channel.seen"
 
 def seen(root):
     """What the last check at boot found: {"sha256": hex of the whole file, "ok": bool, "key": id,
-    "why": text}, or None."""
+    "why": text, "gave_up": true when even that check could not run (no room in a fresh heap): the
+    fetcher then restarts for no channel again, so no restart loop}, or None."""
     try:
         with open(root + "/" + SEEN) as f:
             doc = json.load(f)
@@ -280,15 +281,21 @@ def file_sha256(path, mv):
 def check_at_boot(root, path, keys):
     """At boot (nengjian.ota.install_pending): verify the channel file the fetcher left and record the
     outcome for it (SEEN). Returns the text for the ledger."""
-    mv = memoryview(bytearray(256))
-    doc = {"sha256": file_sha256(path, mv)}
+    doc = {"sha256": None}  # type: dict
     try:
+        mv = memoryview(bytearray(256))
+        doc["sha256"] = file_sha256(path, mv)
         man = read_channel(path, keys, mv)
         doc.update(ok=True, key=man["key"])
         text = "update channel checked at boot: signed by %s" % man["key"]
     except otaupdater.OtaError as e:
         doc.update(ok=False, why=str(e)[:160])
         text = "update channel refused at boot: %s" % e
+    except Exception as e:  # noqa: BLE001 - MemoryError above all: given up, never a restart again (seen())
+        mv = None
+        doc.update(ok=False, gave_up=True, why="not checked even at boot (%s: %s)" % (type(e).__name__, str(e)[:80]))
+        text = ("update channel %s: no more restarts for its check; updates over USB until a check in the "
+                "running heap fits" % doc["why"])
     slots.write_json(root + "/" + SEEN, doc)
     return text
 

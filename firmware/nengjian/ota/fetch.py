@@ -11,7 +11,9 @@ a signed downgrade: the bundle's own signed manifest decides at the restart), a 
 the volume can take beside its reserve, and anything over plain http unless the config says
 `ota.insecure` (then logged at every start). Verifying and switching the bundle belong to
 nengjian.ota.updater: its signature check decides, whoever delivered the file (a crew's USB push or
-this). Imported only where the site config names `ota.url` and the vendor key is provisioned.
+this). Imported for one check where the site config names `ota.url` and the vendor key is
+provisioned, and dropped after it with the updater (nengjian.ota.resident schedules the checks and
+keeps what one check tells the next: the version refused at this boot, the answer last told).
 
 The channel's format, what is trusted when, the staged rollout and key rotation are
 nengjian.ota.channel's, imported for a check only and dropped after it (a check runs once a day; its
@@ -19,21 +21,14 @@ code need not hold heap in between).
 """
 
 
-import asyncio
 import gc
 
-from nengjian.core import log
 from nengjian.core.compat import unload
 from nengjian.net import http
 from nengjian.ota import slots
 from nengjian.ota import updater as otaupdater
 
-FIRST_CHECK_MS = 10000
 DOWNLOAD_MS = 600000  # a whole bundle over a slow 4G link: one deadline for the transfer
-WAIT_MS = 10000  # link down or a version on trial: look again this soon, not a whole check period later
-RETRY_MS = 3600000  # a check that failed (server down, link flapping) is tried again within the hour
-INSECURE_WARNING = ("INSECURE: updates over plain http (ota.insecure is on): offers and downloads can be "
-                    "altered or held back on the way. Use https with a pinned ca.")
 CHANNEL_FILE = "channel.njch"
 CHANNEL_CAP = 16 + otaupdater.MAX_SIG + 8192  # the channel file: header, signature, channel.CHANNEL_MAX
 
@@ -47,22 +42,14 @@ class OtaFetch:
         self.board = board_name
         self.gateway_id = gateway_id  # bytes (board.unique_id()) or text: channel.text_id at a check
         self._event = event
-        self.every_ms = every_s * 1000
         self.ssl = ssl
         self.restart = restart  # the app flushes the store and resets into the check at boot
         self.timeout_ms = timeout_ms
         self.insecure = bool(insecure)
+        # Said once per boot by the resident part (nengjian.ota.resident), which makes one of these per check.
         self.off = not (url.startswith("https://") or insecure)
-        if self.off:
-            event("ota", "update server not asked (ota.url is plain http and ota.insecure is off): "
-                         "updates over USB only")
-        elif insecure:
-            # Every start, on purpose: this must stay visible in the ledger for as long as it is on.
-            event("security", "update server: " + INSECURE_WARNING)
         self.declined = None  # the last answer not acted on (told once, not at every check)
         self.refused = updater.take_refused()  # refused at this boot: not fetched again until the next
-        self.last_error = ""
-        self.checks = 0
         self._hash = None
 
     def _bundle_url(self, name):
@@ -130,6 +117,8 @@ class OtaFetch:
             mv = memoryview(bytearray(256))
             last = channel.seen(up.root)
             if last is not None and last.get("sha256") == whole:  # these bytes were checked at a boot
+                if last.get("gave_up"):
+                    raise channel.ChannelError("channel %s" % last.get("why"))
                 if not last.get("ok"):
                     raise channel.ChannelSignatureError("channel refused at boot: %s" % last.get("why"))
                 man = channel.read_channel(path, up.keys, mv, last.get("key"))
@@ -139,6 +128,12 @@ class OtaFetch:
                 except MemoryError:
                     if self.restart is None or getattr(up, "key_path", None) is None:
                         raise
+                    if last is not None and last.get("gave_up"):
+                        # The check at the last restart could not run either: another would loop.
+                        self._tell("gave up", "update channel: no room in the heap for its signature check, "
+                                              "nor at the last restart: not checked, no restart for it")
+                        raise channel.ChannelError("no room in the heap for the channel's signature check "
+                                                   "(nor at the last restart)")
                     # No heap block for the signature check: checked at the restart (channel.SEEN).
                     slots.write_json(up.root + "/" + slots.PENDING, {"channel": path, "key": up.key_path})
                     kept = True
@@ -159,7 +154,6 @@ class OtaFetch:
         """One round: read the channel, and download what it offers this gateway for the check at the
         restart. True if a bundle was downloaded (the gateway restarts into the check); a NotOffered
         error (nengjian.ota.channel) when the channel has nothing for it."""
-        self.checks += 1
         why = self.updater.refusal()
         if why:
             raise otaupdater.OtaError("update server not asked: " + why)
@@ -205,28 +199,3 @@ class OtaFetch:
         if self.restart is not None:
             self.restart()
         return True
-
-    async def run(self, link_up=None):
-        if self.off:
-            return
-        await asyncio.sleep_ms(FIRST_CHECK_MS)  # the start-up traffic (registration, back-fill) goes first
-        while True:
-            # One update at a time: a version on trial is confirmed or rolled back first. A check
-            # skipped for either reason waits for the link, not for the next period (a day by default).
-            if self.updater.on_trial() or (link_up is not None and not link_up()):
-                await asyncio.sleep_ms(WAIT_MS)
-                continue
-            wait_ms = self.every_ms
-            try:
-                await self.check()
-                self.last_error = ""
-            except Exception as e:  # noqa: BLE001 - a failed check is tried again later
-                if getattr(e, "not_offered", False):  # the channel was read and trusted: nothing for us now
-                    self.last_error = ""
-                    self._tell(str(e), "update channel: %s" % e)
-                    await asyncio.sleep_ms(wait_ms)
-                    continue
-                self.last_error = "%s: %s" % (type(e).__name__, e)
-                log.warn("ota", "update check failed: %s" % self.last_error)
-                wait_ms = min(wait_ms, RETRY_MS)
-            await asyncio.sleep_ms(wait_ms)

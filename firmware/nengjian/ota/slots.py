@@ -1,6 +1,8 @@
 """The update slots on flash and the pointer naming the active one: the state the boot path
-(nengjian.ota) and the updater (nengjian.ota.updater) both read and write, and OtaError. A module of
-its own so that the two import it and never each other (as nengjian.config.errors does for config).
+(nengjian.ota), the running gateway's resident part (nengjian.ota.resident) and the updater
+(nengjian.ota.updater) read and write - the trial confirmed or rolled back, the log taken for the
+ledger, a bundle left for the boot - and OtaError. A module of its own so that they import it and
+never each other (as nengjian.config.errors does for config).
 
 Layout under `root` (the board's APP_DIR):
     a/, b/          each a `nengjian` package, the MANIFEST.json it came with and that manifest's
@@ -116,3 +118,71 @@ def rollback(p):
     p.pop("failure", None)
     p.pop("switching", None)
     p.pop("min_on_confirm", None)  # the minimum stays what the confirmed version set
+
+
+# ---- the pointer, as the running application changes it (nengjian.ota.resident, nengjian.ota.updater)
+def on_trial(root):
+    p = read_pointer(root)
+    return bool(p and p.get("state") == "trial")
+
+
+def confirm(root, event=None):
+    """The running version is healthy: keep it. False if nothing is on trial."""
+    p = read_pointer(root)
+    if not p or p.get("state") != "trial":
+        return False
+    p["state"] = "confirmed"
+    p["boots"] = 0
+    p.pop("failure", None)
+    low = p.pop("min_on_confirm", None)
+    if low:
+        p["min_version"] = low  # anti-rollback: nothing older than what is now confirmed
+    write_pointer(root, p)
+    if event is not None:
+        event("ota", "version %s confirmed healthy: kept" % p.get("version"))
+    return True
+
+
+def check_trial(root, uptime_s, window_s, event=None):
+    """Roll back a trial not confirmed within its window. True if it did (the caller resets)."""
+    p = read_pointer(root)
+    if not p or p.get("state") != "trial" or uptime_s < p.get("window_s", window_s):
+        return False
+    text = "rolled back from %s to %s: not healthy within %d s" % (
+        p.get("version"), p.get("previous_version") or "built-in", p.get("window_s", window_s))
+    rollback(p)
+    write_pointer(root, p)
+    if event is not None:
+        event("ota", text)
+    return True
+
+
+def take_log(root, event):
+    """What the boot path and earlier runs left in the pointer for the ledger; written there once."""
+    p = read_pointer(root)
+    if not p or not p.get("log") or event is None:
+        return []
+    out = p.pop("log")
+    write_pointer(root, p)
+    for text in out:
+        event("ota", text)
+    return out
+
+
+def take_refused(root):
+    """The version the check at boot refused, once (None if none)."""
+    p = read_pointer(root)
+    if not p or "refused" not in p:
+        return None
+    version = p.pop("refused")
+    write_pointer(root, p)
+    return version
+
+
+def defer_bundle(root, path, version, key_path, board_name, window_s, max_boots, running, event=None):
+    """Leave the received bundle at path to the check at the next boot (nengjian.ota.install_pending)."""
+    write_json(root + "/" + PENDING, {
+        "bundle": path, "version": version, "key": key_path, "board": board_name, "window_s": window_s,
+        "max_boots": max_boots, "running": running})
+    if event is not None:
+        event("ota", "bundle%s received: verified and installed at the restart" % (" " + version if version else ""))

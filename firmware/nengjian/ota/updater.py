@@ -265,14 +265,7 @@ class Updater:
 
     def take_log(self):
         """What select() and earlier runs left for the ledger; written to the ledger once."""
-        p = slots.read_pointer(self.root)
-        if not p or not p.get("log") or self._event is None:
-            return []
-        out = p.pop("log")
-        slots.write_pointer(self.root, p)
-        for text in out:
-            self._note(text)
-        return out
+        return slots.take_log(self.root, self._event)
 
     def install_file(self, path):
         with open(path, "rb") as f:
@@ -284,10 +277,8 @@ class Updater:
             raise OtaError("no key path to check the bundle with at boot")
         self._refuse()
         _makedirs(self.root)
-        slots.write_json(self.root + "/" + slots.PENDING, {
-            "bundle": path, "version": version, "key": self.key_path, "board": self.board,
-            "window_s": self.window_s, "max_boots": self.max_boots, "running": self.running})
-        self._note("bundle%s received: verified and installed at the restart" % (" " + version if version else ""))
+        slots.defer_bundle(self.root, path, version, self.key_path, self.board, self.window_s, self.max_boots,
+                              self.running, self._event)
 
     def discard(self, path):
         """Drop a received bundle once installed, refused, or not to be installed (a failed download)."""
@@ -295,12 +286,7 @@ class Updater:
 
     def take_refused(self):
         """The version install_pending() refused at this boot, once (None if none)."""
-        p = slots.read_pointer(self.root)
-        if not p or "refused" not in p:
-            return None
-        version = p.pop("refused")
-        slots.write_pointer(self.root, p)
-        return version
+        return slots.take_refused(self.root)
 
     def incoming(self, size):
         """Where a bundle of `size` bytes is received before install_file() (the console's `ota`).
@@ -489,35 +475,15 @@ class Updater:
 
     # ---- after the switch
     def on_trial(self):
-        p = slots.read_pointer(self.root)
-        return bool(p and p.get("state") == "trial")
+        return slots.on_trial(self.root)
 
     def confirm(self):
-        """The running version is healthy: keep it (health.Supervisor's on_healthy calls this)."""
-        p = slots.read_pointer(self.root)
-        if not p or p.get("state") != "trial":
-            return False
-        p["state"] = "confirmed"
-        p["boots"] = 0
-        p.pop("failure", None)
-        low = p.pop("min_on_confirm", None)
-        if low:
-            p["min_version"] = low  # anti-rollback: nothing older than what is now confirmed
-        slots.write_pointer(self.root, p)
-        self._note("version %s confirmed healthy: kept" % p.get("version"))
-        return True
+        """The running version is healthy: keep it."""
+        return slots.confirm(self.root, self._event)
 
     def check_trial(self, uptime_s):
         """Roll back a trial not confirmed within its window. True if it did (the caller resets)."""
-        p = slots.read_pointer(self.root)
-        if not p or p.get("state") != "trial" or uptime_s < p.get("window_s", self.window_s):
-            return False
-        text = "rolled back from %s to %s: not healthy within %d s" % (
-            p.get("version"), p.get("previous_version") or "built-in", p.get("window_s", self.window_s))
-        slots.rollback(p)
-        slots.write_pointer(self.root, p)
-        self._note(text)
-        return True
+        return slots.check_trial(self.root, uptime_s, self.window_s, self._event)
 
 
 def _hex(b):

@@ -84,28 +84,28 @@ ERROR_BIT = const(0x40)
 MORE_BIT = const(0x20)
 FUNC_MASK = const(0x1F)
 
-C_TIME_SYNC = const(0x08)
+_C_TIME_SYNC = const(0x08)
 C_READ = const(0x11)
 C_READ_NEXT = const(0x12)
 C_READ_ADDR = const(0x13)
 C97_READ = const(0x01)
-C97_READ_NEXT = const(0x02)
+_C97_READ_NEXT = const(0x02)
 
 ADDR_WILDCARD = "AAAAAAAAAAAA"
 ADDR_BROADCAST = "999999999999"
 WILDCARD_BYTE = const(0xAA)
 
-DI_COMBINED_ACTIVE = const(0x00000000)
+_DI_COMBINED_ACTIVE = const(0x00000000)
 DI_FORWARD_ACTIVE = const(0x00010000)
-DI_REVERSE_ACTIVE = const(0x00020000)
-DI_VOLTAGE_A = const(0x02010100)
-DI_CURRENT_A = const(0x02020100)
-DI_ACTIVE_POWER = const(0x02030000)
-DI_POWER_FACTOR = const(0x02060000)
-DI_FREQUENCY = const(0x02800002)
+_DI_REVERSE_ACTIVE = const(0x00020000)
+_DI_VOLTAGE_A = const(0x02010100)
+_DI_CURRENT_A = const(0x02020100)
+_DI_ACTIVE_POWER = const(0x02030000)
+_DI_POWER_FACTOR = const(0x02060000)
+_DI_FREQUENCY = const(0x02800002)
 DI97_FORWARD_ACTIVE = const(0x9010)
-DI97_REVERSE_ACTIVE = const(0x9020)
-DI97_VOLTAGE_A = const(0xB611)
+_DI97_REVERSE_ACTIVE = const(0x9020)
+_DI97_VOLTAGE_A = const(0xB611)
 
 ERROR_NAMES = ("other", "no_such_data", "unauthorised", "baud_unchangeable",
                "too_many_year_zones", "too_many_day_periods", "too_many_tariffs", "reserved7")
@@ -316,7 +316,7 @@ def build_time_sync(out, t, preamble=True):
     if not (1 <= month <= 12 and 1 <= mday <= 31 and 0 <= hour <= 23 and 0 <= minute <= 59
             and 0 <= second <= 59 and year >= 0):
         raise ValueError("bad time")
-    s = _head(out, ADDR_BROADCAST, C_TIME_SYNC, 6, preamble)
+    s = _head(out, ADDR_BROADCAST, _C_TIME_SYNC, 6, preamble)
     p = s + 10
     for v in (second, minute, hour, mday, month, year % 100):
         encode_bcd(out, p, v, 1, False, BIAS)
@@ -373,7 +373,7 @@ def check_reply(buf, n, addr, func):
         if length < 1:
             raise UnexpectedReply("abnormal reply without error byte")
         code = (buf[d] - BIAS) & 0xFF
-        raise MeterErrorReply(code, error_names(code, func < C_READ and func != C_TIME_SYNC), c)
+        raise MeterErrorReply(code, error_names(code, func < C_READ and func != _C_TIME_SYNC), c)
     return d
 
 
@@ -454,7 +454,7 @@ def parse_read97(buf, n, addr, di):
 def read_raw(buf, n, addr, di, out, seq=-1, v1997=False):
     """Any DI: copy the reply's value bytes (after the DI, +33H removed) into out; returns count."""
     di_bytes = 2 if v1997 else 4
-    func = (C97_READ if v1997 else C_READ) if seq < 0 else (C97_READ_NEXT if v1997 else C_READ_NEXT)
+    func = (C97_READ if v1997 else C_READ) if seq < 0 else (_C97_READ_NEXT if v1997 else C_READ_NEXT)
     _, d, length = parse_reply(buf, n, addr, func)
     _check_di(buf, d, length, di, di_bytes)
     count = length - di_bytes - (1 if seq >= 0 else 0)

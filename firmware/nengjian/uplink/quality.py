@@ -26,13 +26,16 @@ The figures (SPEC 2: what the platforms score):
 
 Alarms: once a day or month has settled (`settle_s` after its end, and only while the destination
 has nothing left to send, so a held day value or a back-fill still on its way is not counted
-missing), an item below COMPLETE_MIN % and a disagreement above AGREE_MAX % are each a ledger event
+missing), an item below COMPLETE_MIN % (qualityfig) and a disagreement above AGREE_MAX % are each a ledger event
 of kind "alarm" that names the destination, the item and the day (or month). The newest
 ALARMS_KEPT texts stay in RAM for the console.
 
 Heap: fixed when the destination is built, nothing per value: per item and destination about
 (periods a day / 8 + 11) bytes per day slot and 15 per month slot; with 15-minute periods, 4 days
-and 2 months, 122 bytes (16 items: 2 KB per destination), plus the module's code.
+and 2 months, 122 bytes (16 items: 2 KB per destination), plus the module's code. Only the tables
+and what feeds them stay loaded: the figures, the alarms and reading the file are
+nengjian.uplink.qualityfig, loaded while a status or heartbeat asks, a settled day or month is judged,
+or the score starts, and dropped after.
 
 File: binary, the header, the tables as they lie in RAM, the header again (a torn file lacks the
 trailer), replaced through nengjian.core.statefile after each accepted batch, before the delivery
@@ -45,38 +48,32 @@ import array
 import struct
 
 from nengjian.core import records, statefile, timeutil
-from nengjian.core.compat import const
+from nengjian.core.compat import unload
+from nengjian.uplink.qualitylayout import (
+    DAY_S,
+    DAYS,
+    F_CHECKED,
+    F_MIS_DAYS,
+    F_MISALIGNED,
+    F_ON_TIME,
+    F_VALUE,
+    HEAD,
+    MAGIC,
+    MONTHS,
+)
 from nengjian.values.intervals import day_start, month_start, next_month
 
-DAY_S = const(86400)
-DAYS = const(4)  # day slots: today and the three days before
-MONTHS = const(2)  # this month and the last
-COMPLETE_MIN = 90  # per cent (SPEC 2)
-AGREE_MAX = 5  # per cent (SPEC 2)
-ALARMS_KEPT = const(8)
-DETAIL_DAYS = const(2)  # the days shown item by item (a crew's status must stay small: 16 items, 2 destinations)
 SETTLE_S = 3600
 
-# flags, one byte per item-day and item-month
-F_VALUE = const(1)  # the day (month) value accepted
-F_ON_TIME = const(2)  # ... within one period of falling due
-F_CHECKED = const(4)  # alarms checked
-F_MISALIGNED = const(8)  # a day (month) value off its statistics time
-F_MIS_DAYS = const(16)  # month: a misaligned day value in it
 
-_HEAD = "<4sHIBBqI"
-_MAGIC = b"NJQ1"
-_ITEM_BYTES = (8, 1, 2, 4, 4, 1, 8, 2, 2, 2, 4, 4, 1)  # of each table, in _tables order (q B H f f B ...)
+# The figures, alarms and file reading: loaded only while they run (see qualityfig).
+FIG = "nengjian.uplink.qualityfig"
 
 
-def _pct(num, den):
-    return None if not den else round(num * 1000 / den) / 10
+def _fig():
+    from nengjian.uplink import qualityfig
 
-
-def _apart(a, b):
-    """|a - b| in per cent of the larger magnitude."""
-    m = max(abs(a), abs(b))
-    return 0.0 if not m else round(abs(a - b) * 1000 / m) / 10
+    return qualityfig
 
 
 def _float(v):
@@ -119,26 +116,27 @@ class Quality:
         self.alarms = []  # the newest alarm texts
         self.too_old = 0  # accepted values of days no longer kept: not in the score
         self.since = 0
-        self._crc = self._codes_crc()
-        if not self.load():
+        fig = _fig()
+        try:
+            self._crc = fig.codes_crc(self)
+            loaded = fig.load(self)
+        finally:
+            unload(FIG)
+        if not loaded:
             self.since = timeutil.now() if now is None else now
             self.save()
 
     # ---- identity of the configuration the tables were made for
-    def _codes_crc(self):
-        import binascii
-
-        c = 0
-        for code in self.codes:
-            c = binascii.crc32(code.encode(), c)
-        return c & 0xFFFFFFFF
-
     def _header(self):
-        return struct.pack(_HEAD, _MAGIC, self.n, self.period, DAYS, MONTHS, self.since, self._crc)
+        return struct.pack(HEAD, MAGIC, self.n, self.period, DAYS, MONTHS, self.since, self._crc)
 
     def first(self):
-        """Start of the first period due: the first whole one after the gateway began to watch."""
-        return timeutil.slot_start(self.since + self.period - 1, self.period)
+        """Start of the first period due: the first one whose boundary reading the gateway could take
+        after it began to watch. The interval engine takes a reading up to its tolerance (a fifth of
+        the period, at most 2 minutes) after a boundary as that boundary's, so a gateway that began
+        that little late still owes, and makes, that period's value."""
+        late = min(self.period // 5, 120)
+        return timeutil.slot_start(self.since - late + self.period - 1, self.period)
 
     # ---- slots
     def _day(self, d, create=True):
@@ -151,8 +149,8 @@ class Quality:
                 oldest = k
         if not create or (keys[oldest] and d < keys[oldest]):
             return -1
-        if keys[oldest]:
-            self._check_day(oldest, None)  # what was not yet checked is checked before it goes
+        if keys[oldest] and self._open(self.dflag, oldest):
+            self._checked(0, oldest, None)  # what was not yet checked is checked before it goes
         n = self.n
         bb = self.bb
         for j in range(oldest * n, oldest * n + n):
@@ -176,8 +174,8 @@ class Quality:
                 oldest = k
         if not create or (keys[oldest] and m < keys[oldest]):
             return -1
-        if keys[oldest]:
-            self._check_month(oldest, None)
+        if keys[oldest] and self._open(self.mflag, oldest):
+            self._checked(1, oldest, None)
         for j in range(oldest * self.n, oldest * self.n + self.n):
             self.macc[j] = 0
             self.mdays[j] = 0
@@ -271,57 +269,6 @@ class Quality:
         return False
 
     # ---- figures
-    def _rt_due(self, lo, hi, now):
-        """Real-time values due with statistics start in [lo, hi) by now."""
-        a = max(lo, self.first())
-        b = min(hi, timeutil.slot_start(now, self.period))  # a period that started before this one has ended
-        return (b - a) // self.period if b > a else 0
-
-    def _days_due(self, lo, hi, now):
-        if not self.daily:
-            return 0
-        a = max(lo, day_start(self.first() + DAY_S - 1))
-        b = min(hi, day_start(now))
-        return (b - a) // DAY_S if b > a else 0
-
-    def _bits(self, j):
-        c = 0
-        for at in range(j * self.bb, (j + 1) * self.bb):
-            b = self.dbits[at]
-            while b:
-                b &= b - 1
-                c += 1
-        return c
-
-    def day_item(self, k, i, now):
-        """(accepted, due, on time, day against its real-time values in % or None) of slot k, item i."""
-        d = self.dkey[k]
-        j = k * self.n + i
-        f = self.dflag[j]
-        rt = self._bits(j)
-        acc = rt + (1 if f & F_VALUE else 0)
-        due = self._rt_due(d, d + DAY_S, now) + self._days_due(d, d + DAY_S, now)
-        on = self.don[j] + (1 if f & F_ON_TIME else 0)
-        apart = None
-        if f & F_VALUE and rt == self.per_day:
-            apart = _apart(self.dval[j], self.dsum[j])
-        return acc, max(due, acc), on, apart
-
-    def month_item(self, k, i, now):
-        m = self.mkey[k]
-        e = next_month(m)
-        j = k * self.n + i
-        f = self.mflag[j]
-        acc = self.macc[j] + self.mdays[j] + (1 if f & F_VALUE else 0)
-        due = self._rt_due(m, e, now) + self._days_due(m, e, now)
-        if self.monthly and m >= day_start(self.first() + DAY_S - 1) and e <= now:
-            due += 1
-        on = self.mon[j] + (1 if f & F_ON_TIME else 0)
-        apart = None
-        if f & F_VALUE and self.daily and self.mdays[j] == (e - m) // DAY_S:
-            apart = _apart(self.mval[j], self.msum[j])
-        return acc, max(due, acc), on, apart
-
     # ---- alarms
     def tick(self, now, caught_up=True):
         """Roll today's slots in and check what has settled (the app's status beat, clock trusted)."""
@@ -332,129 +279,43 @@ class Quality:
         changed = self._dirty
         if caught_up:
             for k in range(DAYS):
-                if self.dkey[k] and now >= self.dkey[k] + DAY_S + self.settle_s:
-                    changed = self._check_day(k, now) or changed
+                if self.dkey[k] and now >= self.dkey[k] + DAY_S + self.settle_s and self._open(self.dflag, k):
+                    changed = self._checked(0, k, now) or changed
             for k in range(MONTHS):
-                if self.mkey[k] and now >= next_month(self.mkey[k]) + self.settle_s:
-                    changed = self._check_month(k, now) or changed
+                if self.mkey[k] and now >= next_month(self.mkey[k]) + self.settle_s and self._open(self.mflag, k):
+                    changed = self._checked(1, k, now) or changed
         if changed:
             self.save()
 
-    def _check_day(self, k, now):
-        if now is None:
-            now = timeutil.now()
-        d = self.dkey[k]
-        if now < d + DAY_S:  # a day still running is not judged, even when its slot goes
-            return False
-        day = timeutil.cst_text(d)[:10]
-        checked = False
-        for i in range(self.n):
-            j = k * self.n + i
-            if self.dflag[j] & F_CHECKED:
-                continue
-            self.dflag[j] |= F_CHECKED
-            checked = True
-            acc, due, _on, apart = self.day_item(k, i, now)
-            self._judge(self.codes[i], "day", day, acc, due, apart, "real-time values")
-            if self.dflag[j] & F_MISALIGNED:
-                self._alarm("%s day %s: day value's statistics time not within 1 min of 00:00" % (self.codes[i], day))
-        return checked
+    def _open(self, flags, k):
+        """Whether an item of slot k has not been checked yet: only then is the figures' code loaded."""
+        for j in range(k * self.n, k * self.n + self.n):
+            if not flags[j] & F_CHECKED:
+                return True
+        return False
 
-    def _check_month(self, k, now):
-        if now is None:
-            now = timeutil.now()
-        m = self.mkey[k]
-        if now < next_month(m):
-            return False
-        month = timeutil.cst_text(m)[:7]
-        checked = False
-        for i in range(self.n):
-            j = k * self.n + i
-            if self.mflag[j] & F_CHECKED:
-                continue
-            self.mflag[j] |= F_CHECKED
-            checked = True
-            acc, due, _on, apart = self.month_item(k, i, now)
-            self._judge(self.codes[i], "month", month, acc, due, apart, "day values")
-            if self.mflag[j] & F_MISALIGNED:
-                self._alarm("%s month %s: month value's statistics time not within 1 day of the 1st" % (
-                    self.codes[i], month))
-        return checked
+    def _checked(self, month, k, now):
+        fig = _fig()
+        try:
+            return (fig.check_month if month else fig.check_day)(self, k, now)
+        finally:
+            unload(FIG)
 
-    def _judge(self, code, what, when, acc, due, apart, parts):
-        if due and acc * 100 < COMPLETE_MIN * due:
-            self._alarm("%s %s %s: completeness %s %% (%d of %d values due), below %d %%" % (
-                code, what, when, _pct(acc, due), acc, due, COMPLETE_MIN))
-        if apart is not None and apart > AGREE_MAX:
-            self._alarm("%s %s %s: %s value and the sum of its %s %s %% apart, above %d %%" % (
-                code, what, when, what, parts, apart, AGREE_MAX))
-
-    def _alarm(self, text):
-        text = "QUALITY %s %s" % (self.name, text)
-        if len(self.alarms) >= ALARMS_KEPT:
-            self.alarms.pop(0)
-        self.alarms.append(text)
-        self._event("alarm", text)
-
-    # ---- what the console and the heartbeat show
+    # ---- what the console and the heartbeat show (qualityfig: the keys and figures)
     def report(self, now=None):
-        """The console's figures (the key names are an interface: `nengjian status`, the status page):
-        {"since", "days": [slot, newest first], "months": [slot], "alarms": [text], "too_old"}, a slot
-        {"period": "YYYY-MM-DD" or "YYYY-MM", "start", "accepted", "due", "on_time", "completeness",
-        "timeliness", "apart_max" (figures in %, None where nothing is due or compared), "misaligned",
-        "items": {code: [accepted, due, apart %]}} - items only for the DETAIL_DAYS newest days and the
-        newest month, {} for the others."""
-        now = timeutil.now() if now is None else now
-        days = []
-        for k in self._newest(self.dkey):
-            days.append(self._slot(k, now, self.dkey[k], 10, self.day_item, self.dflag, len(days) < DETAIL_DAYS))
-        months = []
-        for k in self._newest(self.mkey):
-            months.append(self._slot(k, now, self.mkey[k], 7, self.month_item, self.mflag, not months))
-        return {"since": self.since, "days": days, "months": months, "alarms": self.alarms,
-                "too_old": self.too_old}
-
-    @staticmethod
-    def _newest(keys):
-        out = []
-        for k in range(len(keys)):
-            if keys[k]:
-                out.append(k)
-        out.sort(key=lambda k: -keys[k])
-        return out
-
-    def _slot(self, k, now, start, width, item, flags, detail):
-        acc_t = due_t = on_t = mis = 0
-        worst = None
-        items = {}
-        for i in range(self.n):
-            acc, due, on, apart = item(k, i, now)
-            acc_t += acc
-            due_t += due
-            on_t += on
-            if flags[k * self.n + i] & (F_MISALIGNED | F_MIS_DAYS):
-                mis += 1
-            if apart is not None and (worst is None or apart > worst):
-                worst = apart
-            if detail:
-                items[self.codes[i]] = [acc, due, apart]
-        return {"period": timeutil.cst_text(start)[:width], "start": start, "accepted": acc_t, "due": due_t,
-                "on_time": on_t, "completeness": _pct(acc_t, due_t), "timeliness": _pct(on_t, acc_t),
-                "apart_max": worst, "misaligned": mis, "items": items}
+        fig = _fig()
+        try:
+            return fig.report(self, now)
+        finally:
+            unload(FIG)
 
     def beat(self, now=None):
         """(completeness, timeliness) of this month so far, in %, for the heartbeat."""
-        now = timeutil.now() if now is None else now
-        k = self._month(month_start(now), False)
-        if k < 0:
-            return None, None
-        acc_t = due_t = on_t = 0
-        for i in range(self.n):
-            acc, due, on, _apart = self.month_item(k, i, now)
-            acc_t += acc
-            due_t += due
-            on_t += on
-        return _pct(acc_t, due_t), _pct(on_t, acc_t)
+        fig = _fig()
+        try:
+            return fig.beat(self, now)
+        finally:
+            unload(FIG)
 
     # ---- the file
     def save(self):
@@ -468,49 +329,3 @@ class Quality:
         return statefile.replace(self.path, write, "wb", lambda why: self._event(
             "store", "quality score of %s not saved: %s" % (self.name, why)))
 
-    def load(self):
-        """Take the saved tables (or a complete NAME.new a cut left); False: start afresh."""
-        for path in (self.path, self.path + statefile.NEW):
-            why = self._read(path)
-            if why is None:
-                return True
-            if why != "missing":
-                self._event("store", "quality score of %s in %s not used (%s): counting again from now" % (
-                    self.name, path, why))
-                return False
-        return False
-
-    def _read(self, path):
-        try:
-            f = open(path, "rb")
-        except OSError:
-            return "missing"
-        try:
-            size = struct.calcsize(_HEAD)
-            head = f.read(size)
-            if len(head) != size:
-                return "torn"
-            magic, n, period, days, months, since, crc = struct.unpack(_HEAD, head)
-            if magic != _MAGIC or n != self.n or period != self.period or days != DAYS or months != MONTHS:
-                return "another configuration"
-            if crc != self._crc:
-                return "other data items"
-            for t, width in zip(self._tables, _ITEM_BYTES):
-                if f.readinto(t) != len(t) * width:
-                    return self._clear()
-            if f.read(size) != head:
-                return self._clear()
-            self.since = since
-            return None
-        except (OSError, ValueError) as e:
-            self._clear()
-            return "unreadable: %s" % e
-        finally:
-            f.close()
-
-    def _clear(self):
-        """Forget what a torn file left half read into the tables."""
-        for t in self._tables:
-            for j in range(len(t)):
-                t[j] = 0
-        return "torn"

@@ -95,7 +95,7 @@ def check(code, stat_type, stat_start, value_text, scope, now=None):
     """(period start in UTC seconds, Decimal) of a valid entry; ManualError saying what is wrong."""
     problem = identity.data_code_problem(code, scope)
     if problem:
-        raise ManualError("code %s: %s" % (code, problem))
+        raise ManualError("code %s: %s" % (code, identity.text(problem)))
     if stat_type == records.REALTIME:
         raise ManualError("real-time values come from meters; enter a day (1), month (2) or year (3) value")
     if stat_type not in (records.DAY, records.MONTH, records.YEAR):

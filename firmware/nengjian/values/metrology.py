@@ -6,7 +6,8 @@ it once the config carries a new due date; the crew's performance check (console
 meter's display as the crew reads it, beside the gateway's last reading of that point, their
 difference and what the meter's accuracy class allows, an alarm when the difference is beyond it.
 Every raise and clear is a ledger EVENT of kind "alarm" (texts CALIBRATION ... / CHECK ...), every
-check an EVENT of kind "check"; `alarms` holds the active ones for the console's status.
+check an EVENT of kind "check"; `alarms` holds the active ones for the console's status. A crew's
+new calibration (console `calibrate`) is checked here (new_record) before the console stores it.
 
 The allowance of a check: nengjian.values.metercheck.
 
@@ -42,6 +43,20 @@ def day_number(text):
 def cst_day(ts):
     """The CST calendar day (day_number) of UTC seconds `ts`."""
     return (ts + timeutil.CST_OFFSET) // 86400
+
+
+def new_record(certificate, date, due, today=None):
+    """A crew's new calibration record {"certificate", "date", "due"}, checked: a certificate number
+    (1 to 40 characters, the config schema's), two dates, due after date, and date not after `today`
+    (a CST day_number; None: the clock is not trusted, so not checked). ValueError naming the fault."""
+    if not isinstance(certificate, str) or not 1 <= len(certificate) <= 40:
+        raise ValueError("certificate: 1 to 40 characters")
+    d = day_number(date)
+    if day_number(due) <= d:
+        raise ValueError("due %s is not after the calibration date %s" % (due, date))
+    if today is not None and d > today:
+        raise ValueError("calibration date %s is in the future" % date)
+    return {"certificate": certificate, "date": date, "due": due}
 
 
 class Metrology:

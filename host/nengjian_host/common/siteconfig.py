@@ -16,41 +16,97 @@ if str(paths.FIRMWARE) not in sys.path:
     sys.path.insert(0, str(paths.FIRMWARE))
 
 from nengjian import config as fw_config  # noqa: E402
+from nengjian.config import schema as fw_schema  # noqa: E402
 from nengjian.config import schemas as fw_schemas  # noqa: E402
 from nengjian.core import identity as fw_identity  # noqa: E402, F401 - provision's USCC check
 from nengjian.meters import profile as fw_profile  # noqa: E402
 
 LIMIT = 50  # problems listed by one check; the gateway keeps as many (nengjian.config.validate.LIMIT)
-MORE = "(and %d more problems not listed: fix these and check again)"
 
 
 def schema(which: str) -> dict:
     return fw_schemas.SITE if which == "site" else fw_schemas.PROFILE
 
 
-def check(cfg: dict, profile_dir: Path = paths.PROFILES, limit: int = LIMIT) -> list[str]:
-    """Every problem of a site config ("path: what"), at most `limit` and a last line counting the rest:
-    the full jsonschema's (each field that breaks the schema), then the gateway's own cross-field checks
-    (which leave the parts the schema refused to its problem)."""
+def check(cfg: dict, profile_dir: Path = paths.PROFILES, limit: int = LIMIT) -> list[messages.Text]:
+    """Every problem of a site config ("path: what"), at most `limit` and a last line counting the rest.
+
+    The gateway's own checks (its schema validator, then the cross-field checks), as the gateway will
+    say them; then anything the full jsonschema finds at a field they did not name. Each is a
+    messages.Text: the English the gateway writes, with the Chinese beside it (`.zh`), made on the
+    laptop from the problem's code and arguments (`cfg.CODE` in the catalogue; the gateway carries no
+    catalogue). `localized(p)` is the one to show."""
     import jsonschema
 
-    problems = []
-    validator = jsonschema.validators.validator_for(fw_schemas.SITE)(fw_schemas.SITE)
-    for e in sorted(validator.iter_errors(cfg), key=lambda e: [str(x) for x in e.absolute_path]):
-        where = _path(e.absolute_path)
-        # jsonschema quotes the value; a secret's (writeOnly: a PIN) must not reach a terminal or a report
-        secret = isinstance(e.schema, dict) and e.schema.get("writeOnly")
-        problems.append(f"{where}: " + (f"the value (secret, not shown) fails its {e.validator} rule"
-                                          if secret else e.message))
+    problems: list[messages.Text] = []
+    more = 0
     try:
         fw_config.check(json.loads(json.dumps(cfg)), lambda name: fw_profile.load(str(profile_dir), name))
     except fw_config.ConfigError as e:
-        found = list(getattr(e, "problems", None) or [str(e)])
-        # the gateway's schema problems are the jsonschema's, said again: keep its cross-field ones
-        problems += found[getattr(e, "schema_problems", 0):] if problems else found
-    if len(problems) > limit:
-        problems = problems[:limit] + [MORE % (len(problems) - limit)]
+        problems, more = from_gateway(e), getattr(e, "more", 0)
+    named = [p.split(": ", 1)[0] for p in problems]
+    validator = jsonschema.validators.validator_for(fw_schemas.SITE)(fw_schemas.SITE)
+    for err in sorted(validator.iter_errors(cfg), key=lambda e: [str(x) for x in e.absolute_path]):
+        where = _path(err.absolute_path)
+        if any(where == "(top)" or n == where or n.startswith((where + ".", where + "[")) for n in named):
+            continue  # the gateway's schema named it (the two agree: tests/firmware/config/test_schema.py)
+        # jsonschema quotes the value; a secret's (writeOnly: a PIN) must not reach a terminal or a report
+        secret = isinstance(err.schema, dict) and err.schema.get("writeOnly")
+        detail = messages.msg("check.secret_rule", rule=err.validator) if secret else err.message
+        problems.append(_line(where, messages.Text(detail, getattr(detail, "zh", detail))))
+    total = len(problems) + more
+    if total > limit:
+        problems = problems[:limit] + [messages.msg("check.more", count=total - limit)]
     return problems
+
+
+def from_gateway(e) -> list[messages.Text]:
+    """The problems of the gateway's ConfigError (not the `more` it only counted), each with its Chinese
+    from its code (validate.Problems: `codes` holds a code and its arguments beside each item); an item
+    without a known code keeps its English in both (a catalogue test finds every code the firmware uses)."""
+    lines = list(getattr(e, "problems", None) or [str(e)])
+    codes = getattr(e, "codes", None) or []
+    out = []
+    for i, line in enumerate(lines):
+        code, args = (codes[2 * i], codes[2 * i + 1]) if 2 * i + 1 < len(codes) else (None, ())
+        key = "cfg.%s" % code
+        if key not in messages.MESSAGES:
+            out.append(messages.Text(line, line))
+            continue
+        en = messages.MESSAGES[key][0].format(*args)
+        path = line[:-len(en) - 2] if line.endswith(": " + en) else line.split(": ", 1)[0]
+        out.append(_line(path, coded(code, args, line[len(path) + 2:]), key))
+    return out
+
+
+def coded(code: str, args: tuple, en: str) -> messages.Text:
+    """The gateway's English `en` of a problem with its Chinese from the catalogue (`cfg.CODE`)."""
+    key = "cfg.%s" % code
+    if key not in messages.MESSAGES:
+        return messages.Text(en, en)
+    shown = [messages.t_in("zh", "check.secret") if a == fw_schema.SECRET else a for a in args]
+    return messages.Text(en, messages.MESSAGES[key][1].format(*shown), key)
+
+
+def issue_text(issue: tuple) -> messages.Text:
+    """A core.identity problem (code, English, args) as a Text in both languages."""
+    code, text, args = issue
+    return coded(code, args, text % args if args else text)
+
+
+COLON = {"en": ": ", "zh": "："}  # "where: what", as each language writes it
+
+
+def _line(path: str, what: messages.Text, key: str | None = None) -> messages.Text:
+    return messages.Text(path + COLON["en"] + what, path + COLON["zh"] + what.zh, key)
+
+
+def localized(problem: str, where: str | None = None) -> str:
+    """A problem in the chosen language (its Chinese when Chinese is chosen and it has one), after
+    `where` (a file name) if given."""
+    zh = messages.get_lang() == "zh"
+    text = getattr(problem, "zh", problem) if zh else str(problem)
+    return text if where is None else where + COLON["zh" if zh else "en"] + text
 
 
 def _path(parts) -> str:
@@ -61,11 +117,11 @@ def _path(parts) -> str:
     return out or "(top)"
 
 
-def check_file(path: Path, profile_dir: Path = paths.PROFILES) -> list[str]:
+def check_file(path: Path, profile_dir: Path = paths.PROFILES) -> list[messages.Text]:
     try:
         cfg = json.loads(path.read_text())
     except OSError as e:
-        return [messages.t_in("en", "check.cannot_read", reason=e.strerror)]
+        return [messages.msg("check.cannot_read", reason=e.strerror)]
     except ValueError as e:
-        return [messages.t_in("en", "check.not_json", reason=e)]
+        return [messages.msg("check.not_json", reason=e)]
     return check(cfg, profile_dir)

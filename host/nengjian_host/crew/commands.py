@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nengjian_host.common import output
 from nengjian_host.common.gatewaycall import on_gateway, port_args
-from nengjian_host.common.messages import msg, t
+from nengjian_host.common.messages import msg, t, t_in
 from nengjian_host.common.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -29,18 +29,28 @@ from nengjian_host.common.output import (
 
 # ---- ledger
 def cmd_ledger(args) -> int:
+    """0 written, 1 a file could not be written or the PDF not printed (the HTML is), 2 bad input."""
+    from nengjian_host.common import pdf
+    from nengjian_host.common.messages import MESSAGES, Text
     from nengjian_host.crew import ledger
 
+    html = args.html or (str(Path(args.pdf).with_suffix(".html")) if args.pdf else None)
+    pdf_path = None if args.no_pdf or not html else (args.pdf or str(Path(html).with_suffix(".pdf")))
     try:
-        with output.progress(args) if (args.html or args.png_dir) else contextlib.nullcontext(None) as prog:
-            led = ledger.report(args.source, args.since, args.until, args.period, args.gateway, args.html,
-                                args.png_dir, args.title, progress=prog)
+        with output.progress(args) if (html or args.png_dir) else contextlib.nullcontext(None) as prog:
+            led = ledger.report(args.source, args.since, args.until, args.period, args.gateway, html,
+                                args.png_dir, args.title, progress=prog, pdf_path=pdf_path)
     except ledger.LedgerError as e:
         return fail(args, EXIT_USAGE, msg("err.ledger.input", reason=e))
     except OSError as e:
         return fail(args, EXIT_FAILED, msg("err.io", reason=e))
-    emit(args, {"ok": True, **ledger.public(led), "html": args.html},
-         [ledger.summary_line(led)] + ([t("out.ledger.report", path=args.html)] if args.html else []))
+    except pdf.PdfError as e:
+        en, zh = MESSAGES["err.ledger.pdf"]
+        return fail(args, EXIT_FAILED, Text(en.format(reason=e, html=html), zh.format(reason=e.zh, html=html),
+                                            "err.ledger.pdf"), html=html)
+    emit(args, {"ok": True, **ledger.public(led), "html": html, "pdf": led.get("pdf")},
+         [ledger.summary_line(led)] + ([t("out.ledger.report", path=html)] if html else [])
+         + ([t("out.ledger.pdf", path=led["pdf"])] if led.get("pdf") else []))
     return EXIT_OK
 
 
@@ -117,41 +127,50 @@ def cmd_visit(args) -> int:
     from nengjian_host.crew import entries
 
     note = " ".join(args.note)
-    if not (args.photo or args.check or args.done):
+    refused = t_in("en", "err.visit.refused", reason="")
+    if not (args.photo or args.check or args.done or args.calibration):
         try:
             command = entries.visit_command(args.who, note)
         except entries.EntryError as e:
-            return fail(args, EXIT_USAGE, str(e), zh="要写明谁来巡检（--who）和检查了什么（备注）")
-        code, ans = on_gateway(args, lambda con: entries.send(con, command), refused="the gateway refused it: ")
+            return fail(args, EXIT_USAGE, e.text)
+        code, ans = on_gateway(args, lambda con: entries.send(con, command), refused=refused)
         if ans is not None:
-            emit(args, ans, [f"visit recorded in the gateway's ledger (record {ans.get('seq')}) / 巡检已记入网关运维台账"])
+            emit(args, ans, [t("out.visit.recorded", seq=ans.get("seq"))])
         return code
     try:  # everything checked before the gateway is asked anything
         entries.hash_photos(args.photo or [])
         entries.visit_request("V", args.who, note, args.done or "", [])
         for m, p, v in args.check or ():
             entries.check_request(m, p, v)
+        entries.check_calibrations(args.calibration or ())
     except entries.EntryError as e:
-        return fail(args, EXIT_USAGE, str(e), zh="巡检记录有误，没有发给网关（原因见上一行）")
+        return fail(args, EXIT_USAGE, e.text)
     if args.photo and not args.out:
-        return fail(args, EXIT_USAGE, "photos need --out: the folder `nengjian pull --out` keeps this site's pulls in",
-                    zh="附现场图片时要用 --out 指定保存采集数据的文件夹（与 nengjian pull --out 相同）")
+        return fail(args, EXIT_USAGE, "err.visit.photos_need_out")
 
     def work(con):
         return entries.record_visit(con, args.who, note, args.done or "", args.photo or [], args.check or (),
-                                    Path(args.out) if args.out else None)
+                                    Path(args.out) if args.out else None, calibrations=args.calibration or ())
 
-    code, ans = on_gateway(args, work, refused="the gateway refused it: ")
+    try:
+        code, ans = on_gateway(args, work, refused=refused)
+    except entries.EntryError as e:  # a meter the gateway does not have: asked, nothing recorded
+        return fail(args, EXIT_USAGE, e.text)
     if ans is None:
         return code
-    lines = [f"visit {ans['visit']} recorded in the gateway's ledger (record {ans['seq']}) / 巡检已记入网关运维台账"]
+    lines = [t("out.visit.recorded_id", visit=ans["visit"], seq=ans["seq"])]
     if ans["photos"]:
-        lines.append(f"  {len(ans['photos'])} photo(s) kept in {ans['photos_dir']}, their SHA-256 in the ledger "
-                     f"/ 现场图片已保存，哈希已记入台账")
+        lines.append(t("out.visit.photos", n=len(ans["photos"]), dir=ans["photos_dir"]))
     for c in ans["checks"]:
-        lines.append(f"  check {c['meter']} {c['point']}: display {c['displayed']}, gateway {c['gateway']}, "
-                     f"difference {c['difference']} (allowed {c['allowed']}, class {c['class']}): "
-                     + ("BEYOND CLASS - an alarm / 超出准确度等级，已告警" if c["beyond"] else "within class / 合格"))
+        lines.append(t("out.visit.check", meter=c["meter"], point=c["point"], displayed=c["displayed"],
+                       gateway=c["gateway"], difference=c["difference"], allowed=c["allowed"], cls=c["class"],
+                       verdict=t("out.visit.beyond" if c["beyond"] else "out.visit.within")))
+    for c in ans["calibrations"]:
+        rec = c.get("calibration") or {}
+        lines.append(t("out.visit.calibration", meter=c.get("meter"), seq=c.get("seq"),
+                       certificate=rec.get("certificate"), date=rec.get("date"), due=rec.get("due"),
+                       alarm=t("out.visit.cal_alarm", alarm=c["alarm"]) if c.get("alarm") else
+                       t("out.visit.cal_clear")))
     emit(args, ans, lines)
     return code
 
@@ -232,6 +251,8 @@ def register(sub) -> None:
     lg.add_argument("--gateway", help=t("help.ledger.gateway"))
     lg.add_argument("--title", default="Maintenance ledger", help=t("help.ledger.title"))
     lg.add_argument("--html", help=t("help.ledger.html"))
+    lg.add_argument("--pdf", help=t("help.ledger.pdf"))
+    lg.add_argument("--no-pdf", action="store_true", help=t("help.ledger.no_pdf"))
     lg.add_argument("--png-dir", help=t("help.ledger.png_dir"))
     lg.add_argument("--json", action="store_true", help=t("help.ledger.json"))
     lg.set_defaults(func=cmd_ledger)
@@ -265,34 +286,18 @@ def register(sub) -> None:
     co.add_argument("--wait", type=float, default=2.0, help=t("help.console.wait"))
     co.set_defaults(func=cmd_console)
 
-    v = sub.add_parser("visit", formatter_class=HelpFormatter,
-                       help="record an inspection visit, site photos and performance checks in a gateway's ledger "
-                            "/ 巡检记录（运维台账）",
-                       description="Writes who came, what was checked and what was done into the gateway's own "
-                                   "maintenance ledger (运维台账), through its USB console. Site photos (--photo) are "
-                                   "kept with the pulled data (OUT/photos/<gateway>/<visit>/) and their SHA-256 "
-                                   "recorded with the visit: `nengjian ledger` shows them and flags one missing or "
-                                   "altered. A performance check (--check) records the meter's display as you read "
-                                   "it; the gateway sets it beside its own reading of that moment and raises an "
-                                   "alarm when the difference is beyond the meter's accuracy class (meters[].class: "
-                                   "class % of the reading plus one digit of the display). Calibration (检定) records "
-                                   "are in the site config (meters[].calibration). 记录巡检人员、检查和处理内容；"
-                                   "现场图片随采集数据保存，哈希写入网关台账；--check 记录表计显示值，与网关同时刻读数"
-                                   "比对，超出准确度等级即告警。Exit 2: bad input, nothing sent; 3: gateway not "
-                                   "reachable.",
-                       epilog="example:\n  nengjian visit --port sn:SERIAL --who \"Li Wei\" meters read, cabinet cleaned\n"
-                              "  nengjian visit --port sn:SERIAL --who \"Li Wei\" --done \"fuse replaced\" "
-                              "--out pulled --photo cabinet.jpg --photo meter-m1.jpg "
-                              "--check m1 energy_kwh 12345.6 meters read")
-    v.add_argument("--who", required=True, help="crew member / 运维人员")
-    v.add_argument("note", nargs="+", help="what was checked, e.g. 'meters read, cabinet cleaned' / 检查内容")
-    v.add_argument("--done", help="what was done (repairs, replacements) / 处理内容")
-    v.add_argument("--photo", action="append", metavar="FILE", help="a site photo (repeat for more) / 现场图片")
-    v.add_argument("--out", help="the folder `nengjian pull --out` keeps this site's pulls in: photos go to "
-                                 "OUT/photos/ / 采集数据文件夹")
+    v = sub.add_parser("visit", formatter_class=HelpFormatter, help=t("help.visit"),
+                       description=t("help.visit.desc"), epilog=t("help.visit.epilog"))
+    v.add_argument("--who", required=True, help=t("help.visit.who"))
+    v.add_argument("note", nargs="+", help=t("help.visit.note"))
+    v.add_argument("--done", help=t("help.visit.done"))
+    v.add_argument("--photo", action="append", metavar="FILE", help=t("help.visit.photo"))
+    v.add_argument("--out", help=t("help.visit.out"))
     v.add_argument("--check", nargs=3, action="append", metavar=("METER", "POINT", "DISPLAYED"),
-                   help="performance check: the meter's display as read, e.g. m1 energy_kwh 12345.6 / 性能检验")
-    v.add_argument("--json", action="store_true")
+                   help=t("help.visit.check"))
+    v.add_argument("--calibration", nargs=4, action="append", metavar=("METER", "CERTIFICATE", "DATE", "DUE"),
+                   help=t("help.visit.calibration"))
+    v.add_argument("--json", action="store_true", help=t("help.visit.json"))
     port_args(v)
     v.set_defaults(func=cmd_visit)
 

@@ -5,7 +5,9 @@ pulled data on the laptop (OUT/photos/<gateway>/<visit>/, beside the pulls of `n
 OUT`) and their SHA-256 hashes go into the gateway's ledger with the visit, so the ledger report can
 prove which photos belong to which visit. A performance check (--check) records the meter's display
 as the crew reads it; the gateway compares it with its own reading of that moment and the meter's
-accuracy class (nengjian.values.metrology).
+accuracy class (nengjian.values.metrology). A calibration (--calibration) is a meter's new 检定
+certificate: the gateway records it in its ledger and in its site config (meters[].calibration),
+which the calibration alarms read, so a due or expired alarm clears.
 
 Both go through the running gateway's USB console (the application keeps polling): a visit is a
 ledger event the 30-day inspection rule asks for; a manual entry is a day/month/year value no
@@ -25,6 +27,7 @@ import sys
 from pathlib import Path
 
 from nengjian_host.common import paths
+from nengjian_host.common.messages import msg
 
 if str(paths.FIRMWARE) not in sys.path:
     sys.path.insert(0, str(paths.FIRMWARE))
@@ -34,14 +37,23 @@ CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 class EntryError(ValueError):
-    """An entry the gateway would refuse: nothing was sent. The text names the fix."""
+    """An entry the gateway would refuse: nothing was sent. The text names the fix; `text` is it with
+    its Chinese where the catalogue has it (common.messages.Text), for output.fail."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.text = text
+
+
+class CalibrationError(EntryError):
+    """A --calibration record that cannot be right (dates, certificate, a meter the gateway lacks)."""
 
 
 def visit_command(who: str, note: str) -> str:
     """The console command that records a visit by `who` (what was checked: `note`)."""
     text = note.strip()
     if not who or not text:
-        raise EntryError("say who visited (--who) and what was checked (the note)")
+        raise EntryError(msg("err.visit.who_note"))
     return "visit %s: %s" % (who, text.replace("\n", " "))
 
 
@@ -68,10 +80,10 @@ def hash_photos(files: list[str]) -> list[dict]:
     for f in files:
         p = Path(f)
         if not p.is_file():
-            raise EntryError("photo %s: no such file" % f)
+            raise EntryError(msg("err.visit.photo_missing", file=f))
         name = re.sub(r"[^\w.-]", "_", p.name)[:60]
         if name in names:
-            raise EntryError("photo %s: two photos named %s: rename one" % (f, name))
+            raise EntryError(msg("err.visit.photo_twice", file=f, name=name))
         names.add(name)
         out.append({"path": str(p), "name": name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
     return out
@@ -81,13 +93,12 @@ def visit_request(vid: str, who: str, checked: str, done: str, photos: list[dict
     """The console command of a visit with photos (nengjian.console.commands._visit)."""
     checked, done = checked.strip().replace("\n", " "), (done or "").strip().replace("\n", " ")
     if not who or not checked:
-        raise EntryError("say who visited (--who) and what was checked (the note)")
+        raise EntryError(msg("err.visit.who_note"))
     req = {"id": vid, "who": who, "checked": checked, "done": done,
            "photos": [[p["sha256"], p["name"]] for p in photos]}
     command = "visit " + json.dumps(req, ensure_ascii=False, separators=(",", ":"))
     if len(command.encode()) > COMMAND_MAX:
-        raise EntryError("the visit is too long for one console line (%d bytes, at most %d): fewer photos "
-                         "(record the rest as a second visit) or a shorter note" % (len(command.encode()), COMMAND_MAX))
+        raise EntryError(msg("err.visit.too_long", size=len(command.encode()), limit=COMMAND_MAX))
     return command
 
 
@@ -98,9 +109,48 @@ def check_request(meter: str, point: str, displayed: str, who: str = "") -> str:
     try:
         parse_decimal(displayed)
     except ValueError as e:
-        raise EntryError("--check %s %s %s: %s" % (meter, point, displayed, e)) from None
+        raise EntryError(msg("err.visit.check", meter=meter, point=point, displayed=displayed, reason=e)) from None
     return "check " + json.dumps({"meter": meter, "point": point, "displayed": displayed, "who": who},
                                  ensure_ascii=False, separators=(",", ":"))
+
+
+def _cal_date(meter: str, text: str, key: str) -> dt.date:
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CalibrationError(msg(key, meter=meter, value=text)) from None
+
+
+def calibration_request(meter: str, certificate: str, date: str, due: str, who: str = "", vid: str = "",
+                        today: dt.date | None = None) -> str:
+    """The console command of a meter's new calibration (nengjian.console.commands._calibrate), checked
+    as the gateway checks it (nengjian.values.metrology.new_record) and against the laptop's CST date
+    `today`: a certificate number, two dates, the calibration not in the future, due after it.
+    CalibrationError naming the fix."""
+    certificate = (certificate or "").strip()
+    if not 1 <= len(certificate) <= 40:
+        raise CalibrationError(msg("err.visit.cal_certificate", meter=meter))
+    d = _cal_date(meter, date, "err.visit.cal_bad_date")
+    u = _cal_date(meter, due, "err.visit.cal_bad_due")
+    today = today or dt.datetime.now(CST).date()
+    if d > today:
+        raise CalibrationError(msg("err.visit.cal_future", meter=meter, date=date, today=today.isoformat()))
+    if u <= d:
+        raise CalibrationError(msg("err.visit.cal_order", meter=meter, date=date, due=due))
+    return "calibrate " + json.dumps({"meter": meter, "certificate": certificate, "date": date, "due": due,
+                                      "who": who, "visit": vid}, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_calibrations(calibrations, today: dt.date | None = None) -> None:
+    """Every --calibration (meter, certificate, date, due) checked before anything is sent; one per meter."""
+    seen = set()
+    for meter, cert, date, due in calibrations:
+        if meter in seen:
+            raise CalibrationError(msg("err.visit.cal_twice", meter=meter))
+        seen.add(meter)
+        calibration_request(meter, cert, date, due, today=today)
 
 
 def keep_photos(out: Path, gateway: str, vid: str, who: str, photos: list[dict]) -> Path:
@@ -117,26 +167,37 @@ def keep_photos(out: Path, gateway: str, vid: str, who: str, photos: list[dict])
 
 
 def record_visit(con, who: str, checked: str, done: str = "", photo_files: list[str] = (), checks=(),
-                 out: Path | None = None, now: dt.datetime | None = None) -> dict:
+                 out: Path | None = None, now: dt.datetime | None = None, calibrations=()) -> dict:
     """`nengjian visit`'s work on an open console `con`: hash and keep the photos, record the visit
     (photo hashes included) in the gateway's ledger, then each performance check ((meter, point,
-    displayed) as the crew read it) against the gateway's reading of that moment. Returns {"visit",
-    "seq", "photos_dir", "photos", "checks"}. EntryError before anything is sent; DeviceError if the
-    gateway refuses."""
+    displayed) as the crew read it) against the gateway's reading of that moment, then each new
+    calibration ((meter, certificate, date, due)) into the gateway's ledger and site config. Returns
+    {"visit", "seq", "photos_dir", "photos", "checks", "calibrations"}. EntryError (CalibrationError
+    for a meter the gateway does not have) before anything is sent; DeviceError if the gateway refuses."""
     photos = hash_photos(list(photo_files))
     if photos and out is None:
-        raise EntryError("photos need --out: the folder `nengjian pull --out` keeps this site's pulls in")
+        raise EntryError(msg("err.visit.photos_need_out"))
     vid = visit_id(now)
+    today = (now or dt.datetime.now(CST)).astimezone(CST).date()
     command = visit_request(vid, who, checked, done, photos)
     check_commands = [check_request(m, p, v, who) for m, p, v in checks]
+    check_calibrations(calibrations, today)
+    cal_commands = [calibration_request(m, c, d, u, who, vid, today) for m, c, d, u in calibrations]
     kept = None
-    if photos:
-        gw = str(send(con, "status").get("gateway_id") or "gateway")
-        kept = keep_photos(out, gw, vid, who, photos)
+    if photos or calibrations:
+        st = send(con, "status")
+        known = [str(m.get("id")) for m in st.get("meters") or () if isinstance(m, dict)]
+        for m, *_rest in calibrations:
+            if m not in known:
+                raise CalibrationError(msg("err.visit.cal_no_meter", meter=m, meters=", ".join(known) or "-"))
+        if photos:
+            kept = keep_photos(out, str(st.get("gateway_id") or "gateway"), vid, who, photos)
     ans = send(con, command)
     results = [send(con, c) for c in check_commands]
+    cals = [send(con, c) for c in cal_commands]
     return {"visit": vid, "seq": ans.get("seq"), "photos_dir": str(kept) if kept else None,
-            "photos": [{"name": p["name"], "sha256": p["sha256"]} for p in photos], "checks": results}
+            "photos": [{"name": p["name"], "sha256": p["sha256"]} for p in photos], "checks": results,
+            "calibrations": cals}
 
 
 def manual_entry(code: str, period: str, start: str, value: str, scope: int = 1, who: str = "") -> tuple[str, str]:

@@ -6,7 +6,8 @@ JSON/JSON-lines export) into the ledger the local rules ask for — faults and h
 VALUE records (>= 24 h: a fault to answer; >= 3 days: a major fault to report with cause and fix),
 inspection visits and whether one is overdue (30 days), data-loss and store-repair events, restarts,
 points a meter refuses (表计不支持的数据点: from when to when, and why), and completeness per item (values present / values due, the platforms want >= 90 %) — and writing it
-as JSON, as PNG plots (matplotlib, Agg) and as one self-contained HTML file (plots embedded).
+as JSON, as PNG plots (matplotlib, Agg), as one self-contained HTML file (plots and photo thumbnails
+embedded) and as its PDF (common.pdf), the document a crew hands to the DRC.
 
 Times are kept in UTC seconds and shown in China Standard Time (UTC+8), as the platforms use.
 Pairing rules are data (FAULT_RULES): a new firmware message needs one line here.
@@ -248,6 +249,7 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
     photos = _photos(events)
     checks = _checks(events)
     metrology = _metrology_alarms(events)
+    cal_records = _calibration_records(events)
     commissions = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "commission"]
     last_visit = max((v["ts"] for v in visits), default=None)
     since = (w_end - last_visit) if last_visit is not None else (w_end - w_start)
@@ -284,6 +286,7 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
             "quality_alarms": len(quality), "photos": len(photos),
             "checks": len(checks), "checks_beyond_class": sum(1 for c in checks if c["flag"]),
             "metrology_alarms": len(metrology), "commissioning": len(commissions),
+            "calibrations_recorded": len(cal_records),
         },
         "faults": meter_faults,
         "link_outages": outages,
@@ -295,6 +298,7 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
         "checks": checks,
         "metrology_alarms": metrology,
         "calibrations": [],
+        "calibration_records": cal_records,
         "commissioning": commissions,
         "inspection": {"last_visit": _iso(last_visit), "days_since": round(since / DAY, 1), "overdue": overdue,
                        "rule_days": INSPECTION_DAYS},
@@ -323,6 +327,10 @@ CHECK = re.compile(r"^(?P<meter>\S+) (?P<point>\S+): displayed (?P<displayed>\S+
                    r"\((?P<gateway_at>[^()]*), (?P<age_s>\d+) s before\), difference (?P<difference>\S+), "
                    r"allowed (?P<allowed>\S+) \(class (?P<cls>\S+): [^()]*\): (?P<verdict>BEYOND CLASS|within class)"
                    r"(?:; by (?P<who>.*))?$")
+# nengjian.console.commands' calibrate: a crew's new calibration certificate for a meter, at a visit
+# (tests/e2e/test_crew_visit.py shows the real text)
+CALIBRATION = re.compile(r"^meter (?P<meter>\S+) calibrated (?P<date>\S+), due (?P<due>\S+) \(certificate "
+                         r"(?P<certificate>.*)\) \[visit (?P<visit_id>\S*)\] by (?P<who>.*)$")
 METROLOGY_ALARM = re.compile(r"^(?:CLEARED )?(?:CALIBRATION|CHECK) ")
 CALIBRATION_DUE_DAYS = 30  # nengjian.values.metrology.DUE_SOON_DAYS
 
@@ -351,6 +359,11 @@ def _checks(events: list[dict]) -> list[dict]:
                      result="beyond class / 超出准确度等级" if d["verdict"] == "BEYOND CLASS" else "within class / 合格")
             out.append(d)
     return out
+
+
+def _calibration_records(events: list[dict]) -> list[dict]:
+    return [dict(m.groupdict(), at=_iso(e["ts"]), ts=e["ts"])
+            for e in events if e["event"] == "calibration" for m in [CALIBRATION.match(e["text"])] if m]
 
 
 def _metrology_alarms(events: list[dict]) -> list[dict]:
@@ -877,7 +890,7 @@ h2{{font-size:1.1em;border-bottom:1px solid #ccc;margin-top:1.6em}} table{{borde
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}} th{{background:#f0f0f0}}
 tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img{{max-width:100%}} img.thumb{{max-width:240px}}
 .findings li{{color:#a00}} .meta{{color:#555;font-size:.9em}}
-@media print{{figure{{page-break-inside:avoid}}}}
+@page{{size:A4;margin:12mm}} @media print{{figure,tr{{page-break-inside:avoid}}}}
 </style></head><body>
 <h1>{title} — 能耗在线监测端设备运维台账</h1>
 <p class=meta>{gw}<br>Period (CST): {frm} — {to}. Generated {gen}.</p>
@@ -897,6 +910,7 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
 <p class=meta>Each photo's SHA-256 is recorded in the gateway's own ledger at the visit; the file kept with the
 pulled data is checked against it. 每张照片的 SHA-256 在巡检时已写入网关运维台账，此处与随数据保存的照片文件逐一核验。</p>{photos}
 <h2>Calibration of the meters — 计量器具检定</h2>{calibrations}
+<h2>Calibrations recorded at visits — 巡检时录入的检定</h2>{cal_records}
 <h2>Performance checks — 性能检验（表计显示值与网关读数比对）</h2>
 <p class=meta>Allowed difference: the meter's accuracy class in % of the gateway's reading, plus one digit of the
 display as read. 允许偏差：准确度等级（%）乘以网关读数，再加显示值末位一个字。</p>{checks}
@@ -942,6 +956,10 @@ display as read. 允许偏差：准确度等级（%）乘以网关读数，再�
             ("meter", "Meter / 表计"), ("class", "Class / 准确度等级"), ("certificate", "Certificate / 检定证书"),
             ("date", "Calibrated / 检定日期"), ("due", "Due / 有效期至"), ("days_left", "Days left / 剩余天数"),
             ("status", "Status / 状态")], "No site config in the data: calibration records unknown. 无站点配置，检定记录未知。"),
+        cal_records=_table(ledger.get("calibration_records", []), [
+            ("at", "At / 时间"), ("meter", "Meter / 表计"), ("certificate", "Certificate / 检定证书"),
+            ("date", "Calibrated / 检定日期"), ("due", "Due / 有效期至"), ("visit_id", "Visit / 巡检编号"),
+            ("who", "By / 人员")], "No calibration recorded at a visit in this period. 本期间巡检未录入检定。"),
         checks=_table(ledger.get("checks", []), [
             ("at", "At / 时间"), ("meter", "Meter / 表计"), ("point", "Point / 数据点"),
             ("displayed", "Display / 显示值"), ("gateway", "Gateway / 网关读数"), ("gateway_at", "Read at / 读数时间"),
@@ -1012,11 +1030,16 @@ def parse_when(text: str | None) -> int | None:
 
 def report(source: str | Path, since: str | None = None, until: str | None = None, period_s: int | None = None,
            gateway: str | None = None, html_path: str | Path | None = None, png_dir: str | Path | None = None,
-           title: str = "Maintenance ledger", progress=None) -> dict:
+           title: str = "Maintenance ledger", progress=None, pdf_path: str | Path | None = None) -> dict:
     """`nengjian ledger`'s work: load the records of `source`, build the ledger for --from/--to
-    (`since`/`until` as parse_when reads them), write the HTML report and the PNG plots where asked.
-    Returns the ledger (public() of it is the --json output). LedgerError for bad input, OSError when
-    a file cannot be read or written. `progress`: a rich Progress (output.progress) or None."""
+    (`since`/`until` as parse_when reads them), write the HTML report, its PDF (printed from the HTML
+    by common.pdf: the document a crew hands to the DRC; needs `html_path`) and the PNG plots where
+    asked. Returns the ledger (public() of it is the --json output). LedgerError for bad input,
+    OSError when a file cannot be read or written, common.pdf.PdfError (NoChromium: Chromium is
+    missing) when the PDF cannot be printed, after the HTML is written. `progress`: a rich Progress
+    (output.progress) or None."""
+    if pdf_path and not html_path:
+        raise LedgerError("the PDF is printed from the HTML report: give --html too")
     led = build(load(source), parse_when(since), parse_when(until), period_s,
                 gateway={"source": str(source), "gateway": gateway})
     led["calibrations"] = calibrations(site_meters(source), led["period"]["to_ts"])
@@ -1035,6 +1058,13 @@ def report(source: str | Path, since: str | None = None, until: str | None = Non
             (d / name).write_bytes(png)
     if html_path:
         Path(html_path).write_text(to_html(led, images, title), encoding="utf-8")
+    if pdf_path:
+        from nengjian_host.common import pdf
+
+        task = progress.add_task("pdf", total=None) if progress else None
+        led["pdf"] = str(pdf.print_pdf(Path(html_path), Path(pdf_path)))
+        if progress:
+            progress.update(task, completed=1, total=1)
     return led
 
 

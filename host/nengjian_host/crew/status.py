@@ -81,6 +81,9 @@ def render(st: dict, port: str = "", console=None) -> None:
             t.add_row(m["id"], m.get("bus", ""), state, when(m.get("last_ok"), now), vals,
                       "%s/%s" % (stats.get("ok", "?"), stats.get("failed", "?")), m.get("last_error") or "")
         c.print(t)
+    kept = [m for m in st.get("meters") or () if m.get("memory")]
+    if kept:
+        c.print(memory_table(kept, now))
     if st.get("destinations"):
         t = Table(title="destinations", title_justify="left")
         for col in ("destination", "state", "backlog", "last upload", "sent", "last error"):
@@ -129,6 +132,29 @@ def render(st: dict, port: str = "", console=None) -> None:
     c.print("   ".join(parts))
     if mode == "safe" and st.get("safe_reason"):
         c.print("[red]safe mode:[/red] %s" % st["safe_reason"])
+
+
+def memory_table(meters: list[dict], now: int | None):
+    """Per meter with memory work (firmware nengjian.meters.memwatch): refills from its frozen data, the
+    last clock reading's offset and the day its clock was last set."""
+    from rich.table import Table
+
+    from nengjian_host.common.messages import t as tr
+
+    never = tr("out.status.never")
+    t = Table(title=tr("out.status.memory"), title_justify="left")
+    for col in ("meter", "refills", "refilled_at", "offset", "checked_at", "set_day"):
+        t.add_column(tr("out.status.memory." + col), overflow="fold")
+    for m in meters:
+        mem = m["memory"]
+        off = mem.get("clock_offset_s")
+        day = mem.get("clock_set_day")
+        t.add_row(str(m["id"]), str(mem.get("refills", 0)),
+                  when(mem["refilled_at"]) if mem.get("refilled_at") else never,
+                  never if off is None else tr("out.status.memory.seconds", offset=off),
+                  when(mem["clock_checked_at"]) if mem.get("clock_checked_at") else never,
+                  dt.datetime.fromtimestamp(day, CST).strftime("%Y-%m-%d") if day else never)
+    return t
 
 
 def pct(x) -> str:

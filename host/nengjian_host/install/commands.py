@@ -32,13 +32,14 @@ def cmd_check_config(args) -> int:
 
     problems = siteconfig.check_file(Path(args.file))
     if args.json:
-        doc = {"file": args.file, "ok": not problems, "problems": problems, "count": len(problems)}
+        doc = {"file": args.file, "ok": not problems, "problems": [str(p) for p in problems], "count": len(problems)}
         if problems:
+            doc["problems_zh"] = [getattr(p, "zh", p) for p in problems]
             doc["summary"], doc["summary_zh"] = both("check.summary", file=args.file, count=len(problems))
         output.print_json(doc)
     elif problems:
         for p in problems:
-            output.to_stderr(f"{args.file}: {p}")
+            output.to_stderr(siteconfig.localized(p, args.file))
         output.both_lines("check.summary", file=args.file, count=len(problems))
     else:
         print(t("check.ok", file=args.file))
@@ -148,7 +149,7 @@ def cmd_provision(args) -> int:
             bad = []
     except provision.ProvisionError as e:
         inv.close()
-        return fail(args, EXIT_USAGE, msg("err.provision.input", reason=e))
+        return fail(args, EXIT_USAGE, msg("err.provision.input", reason=provision.messages.Text(str(e), e.zh or str(e))))
 
     def target(gw):
         return provision.target_for(gw, port=args.port, no_reset=args.no_reset, sim_dir=args.sim_dir, out=args.out,

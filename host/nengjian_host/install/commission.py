@@ -66,25 +66,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nengjian_host.common import paths
+from nengjian_host.common.messages import Text, msg, t
 from nengjian_host.common.output import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 
 STAGES = ("find", "scan", "identify", "codes", "config", "flash", "provision", "first_values", "report")
-STAGE_ZH = {"find": "查找网关", "scan": "扫描总线", "identify": "识别仪表", "codes": "对应数据采集项",
-            "config": "生成并检查站点配置", "flash": "写入固件", "provision": "写入身份与配置",
-            "first_values": "等待平台接收首个数据", "report": "生成调试报告"}
 STATE_FILE = "commission-state.json"
 MODBUS_PREFIX = "m"
 ID_PREFIX = {"modbus-rtu": "m", "dlt645-2007": "e", "dlt645-1997": "e", "cjt188": "w"}
 
 
 class CommissionError(Exception):
-    """A stage could not finish: nothing after it was done, nothing before it is lost."""
+    """A stage could not finish: nothing after it was done, nothing before it is lost. Its text is the
+    catalogue's `key` (common.messages) in English, `zh` the same in Chinese."""
 
-    def __init__(self, stage: str, code: int, message: str, zh: str):
-        super().__init__(message)
+    def __init__(self, stage: str, exit_code: int, key: str, **params):
+        text = msg(key, **params)
+        super().__init__(str(text))
         self.stage = stage
-        self.exit_code = code
-        self.zh = zh
+        self.exit_code = exit_code
+        self.key = key
+        self.zh = text.zh
+
+    def text(self) -> Text:
+        return Text(str(self), self.zh, self.key)
+
+
+def stage_name(stage: str) -> Text:
+    """A stage as the installer reads it: its id in English (what --until takes), its name in Chinese."""
+    return Text(stage, msg("stage.commission." + stage).zh)
 
 
 def scope_of(code: str) -> int:
@@ -103,8 +112,8 @@ def read_codes(path: Path) -> list[dict]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
-        raise CommissionError("codes", EXIT_USAGE, "cannot read the codes CSV %s: %s" % (path, e.strerror),
-                              "读不到数据采集项编码表 %s：%s" % (path, e.strerror)) from None
+        raise CommissionError("codes", EXIT_USAGE, "err.commission.codes_unreadable", path=path,
+                              reason=e.strerror) from None
     rows = []
     for n, r in enumerate(csv.DictReader(text.splitlines()), start=2):
         r = {(k or "").strip().lower(): (v or "").strip() for k, v in r.items()}
@@ -115,9 +124,7 @@ def read_codes(path: Path) -> list[dict]:
                      "scope": int(scope) if scope.isdigit() else None,
                      "meter": r.get("meter", ""), "point": r.get("point", "")})
     if not rows:
-        raise CommissionError("codes", EXIT_USAGE, "%s has no codes: it needs a header row "
-                              "code,name,scope,meter,point and one row per data-item code" % path,
-                              "%s 中没有编码：第一行应为 code,name,scope,meter,point，之后每行一个数据采集项编码" % path)
+        raise CommissionError("codes", EXIT_USAGE, "err.commission.codes_empty", path=path)
     return rows
 
 
@@ -129,28 +136,64 @@ class Context:
     work: Path
     base: Path  # paths in the answers file are relative to it
     ask: object = None  # ask(question_zh, question_en, default) -> str, or None: never ask
-    step: object = None  # step(stage, text) for the progress line
+    step: object = None  # step(stage, text) for the progress line (in the chosen language)
     platform_records: object = None  # () -> the platform's accepted records (the sim's refplatform)
 
     def say(self, stage: str, text: str) -> None:
         if self.step:
             self.step(stage, text)
 
-    def need(self, stage: str, where: str, question_zh: str, question_en: str, default=None):
-        """An answer: from the answers file (dotted key `where`), else the installer, else an error."""
+    def answer(self, where: str):
+        """The answers file's value at the dotted key `where`, or None."""
         node = self.answers
         for part in where.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        if node not in (None, ""):
+        return None if node == "" else node
+
+    def optional(self, where: str, question: str, **params):
+        """An answer that may stay empty: from the answers file, else the installer (Enter skips), else None."""
+        node = self.answer(where)
+        if node is not None or not self.ask:
             return node
+        asked = msg(question, **params)
+        return self.ask(asked.zh, str(asked), None) or None
+
+    def checked(self, stage: str, where: str, question: str, problem, default=None, **params):
+        """An answer `problem(value)` accepts (it returns None, or why not as a Text). A wrong answer in the
+        file is an error naming the fix; the installer is told why and asked again, three times at most."""
+        if self.answer(where) is not None or not self.ask:
+            value = self.need(stage, where, question, default, **params)
+            why = problem(value)
+            if why:
+                raise CommissionError(stage, EXIT_USAGE, "err.commission.answer", where=where, value=value, why=why)
+            return value
+        q = msg(question, **params)
+        asked, got, why = q, None, None
+        for _ in range(3):
+            got = self.ask(asked.zh, str(asked), default)
+            got = default if got in (None, "") else got
+            if got is None:
+                raise CommissionError(stage, EXIT_USAGE, "err.commission.no_answer", where=where, question=q)
+            why = problem(got)
+            if not why:
+                return got
+            asked = msg("ask.commission.again", why=why, question=q)
+        raise CommissionError(stage, EXIT_USAGE, "err.commission.answer", where=where, value=got, why=why)
+
+    def need(self, stage: str, where: str, question: str, default=None, **params):
+        """An answer: from the answers file (dotted key `where`), else the installer (the catalogue's
+        `question`, asked in both languages), else an error."""
+        node = self.answer(where)
+        if node is not None:
+            return node
+        asked = msg(question, **params)
         if self.ask:
-            got = self.ask(question_zh, question_en, default)
+            got = self.ask(asked.zh, str(asked), default)
             if got not in (None, ""):
                 return got
         if default is not None:
             return default
-        raise CommissionError(stage, EXIT_USAGE, "the answers file has no %s: %s" % (where, question_en),
-                              "应答文件缺少 %s：%s" % (where, question_zh))
+        raise CommissionError(stage, EXIT_USAGE, "err.commission.no_answer", where=where, question=asked)
 
 
 class State:
@@ -177,45 +220,75 @@ class State:
         tmp.write_text(json.dumps(self.doc, indent=1, ensure_ascii=False, default=str))
         tmp.replace(self.path)
 
-    def refuse(self, stage: str, what: str, why_en: str, why_zh: str) -> None:
-        entry = {"stage": stage, "what": what, "why": why_en, "why_zh": why_zh}
+    def refuse(self, stage: str, what: str, why: Text) -> None:
+        entry = {"stage": stage, "what": str(what), "what_zh": getattr(what, "zh", str(what)), "why": str(why),
+                 "why_zh": why.zh}
         if entry not in self.doc["refused"]:
             self.doc["refused"].append(entry)
 
 
 # ---- stages
+def _find_port(serial: str, mac: str) -> str | None:
+    """The gateway's port by its USB serial number, else its MAC; None if neither is plugged in."""
+    from nengjian_host.common import device
+
+    for spec in ("sn:" + serial, "mac:" + mac):
+        try:
+            return device.resolve_port(spec)
+        except device.PortNotFound:
+            continue
+    return None
+
+
+def reported_board(port: str) -> str | None:
+    """The board a gateway's console names in its status, or None (a blank chip, a firmware that does
+    not answer): the installer is then asked without a default."""
+    from nengjian_host.common import device
+
+    try:
+        with device.Console(port, timeout=10) as con:
+            return con.status().get("board") or None
+    except (device.DeviceUnreachable, device.DeviceError, OSError, ValueError):
+        return None
+
+
 def stage_find(ctx: Context, st: State) -> dict:
-    g = ctx.answers.get("gateway") or {}
-    board = ctx.need("find", "gateway.board", "网关板型（sim、esp32s3_4g、esp32_eth）", "the gateway's board", "sim")
-    serial = ctx.need("find", "gateway.usb_serial", "网关的 USB 序列号（标签上）", "the gateway's USB serial number")
-    mac = ctx.need("find", "gateway.mac", "网关的 MAC 地址（模块上）", "the gateway's MAC address")
-    if g.get("port"):
-        raise CommissionError("find", EXIT_USAGE, "name the gateway by its USB serial number or MAC, not by a "
-                              "port name (%s): a tty number changes when a cable is plugged elsewhere" % g["port"],
-                              "请用 USB 序列号或 MAC 指明网关，不要用串口名（%s）：换个 USB 口编号就变" % g["port"])
+    from nengjian_host.common import bundle
     from nengjian_host.install import provision
 
+    g = ctx.answers.get("gateway") or {}
+    if g.get("port"):
+        raise CommissionError("find", EXIT_USAGE, "err.commission.tty", port=g["port"])
+    serial = ctx.need("find", "gateway.usb_serial", "ask.commission.usb_serial")
+    mac = ctx.need("find", "gateway.mac", "ask.commission.mac")
     try:
         mac = provision.normalize_mac(mac)
     except provision.ProvisionError as e:
-        raise CommissionError("find", EXIT_USAGE, str(e), "MAC 地址写法有误：写成 24:0a:c4:12:34:56") from None
+        raise CommissionError("find", EXIT_USAGE, "err.commission.mac", reason=e) from None
+    boards = bundle.board_names()
+    port = None
+    if ctx.answer("gateway.board") is None:
+        port = _find_port(serial, mac)  # a plugged-in gateway says its board: the default to confirm
+    board = ctx.checked("find", "gateway.board", "ask.commission.board",
+                        lambda b: None if b in boards else msg("err.commission.board", board=b, boards=", ".join(boards)),
+                        reported_board(port) if port else None, boards=", ".join(boards))
     out = {"board": board, "usb_serial": serial, "mac": mac}
     if board == "sim":
-        sim_dir = ctx.base / ctx.need("find", "gateway.sim_dir", "模拟网关目录", "the sim gateway's folder")
+        sim_dir = ctx.base / ctx.need("find", "gateway.sim_dir", "ask.commission.sim_dir")
         sim_dir.mkdir(parents=True, exist_ok=True)
         out["sim_dir"] = str(sim_dir.resolve())
         out["port"] = None
-    else:
-        from nengjian_host.common import device
+        return out
+    from nengjian_host.common import device
 
+    try:
+        out["port"] = port or device.resolve_port("sn:" + serial)
+    except device.PortNotFound:
         try:
-            out["port"] = device.resolve_port("sn:" + serial)
-        except device.PortNotFound:
-            try:
-                out["port"] = device.resolve_port("mac:" + mac)
-            except device.PortNotFound as e:
-                raise CommissionError("find", EXIT_UNREACHABLE, str(e),
-                                      "找不到序列号为 %s、MAC 为 %s 的网关：检查 USB 线，然后重新运行" % (serial, mac)) from None
+            out["port"] = device.resolve_port("mac:" + mac)
+        except device.PortNotFound as e:
+            raise CommissionError("find", EXIT_UNREACHABLE, "err.commission.not_found", serial=serial, mac=mac,
+                                  reason=e) from None
     return out
 
 
@@ -227,8 +300,7 @@ def _transport(ctx: Context, found: dict, bus: dict):
         wires = (ctx.answers.get("sim") or {}).get("buses") or {}
         pty = wires.get(str(port_no))
         if not pty:
-            raise CommissionError("scan", EXIT_USAGE, "sim.buses has no pty for %s" % bus["port"],
-                                  "应答文件 sim.buses 中没有 %s 的串口" % bus["port"])
+            raise CommissionError("scan", EXIT_USAGE, "err.commission.no_pty", port=bus["port"])
         return scan.SimTransport({port_no: pty}, heap=(ctx.answers.get("sim") or {}).get("heap", "288k"))
     from nengjian_host.common.device import ConsoleScanTransport
 
@@ -239,45 +311,42 @@ def stage_scan(ctx: Context, st: State, found: dict) -> dict:
     """Each bus in turn; a bus that finished keeps its finds in the state, so a rerun scans only the rest."""
     from nengjian_host.install import scan
 
-    buses = ctx.need("scan", "buses", "总线（名称与端口）", "the buses", [{"name": "bus0", "port": "rs485_0"}])
+    buses = ctx.need("scan", "buses", "ask.commission.buses", [{"name": "bus0", "port": "rs485_0"}])
     done = st.result("scan", {}) or {}
     for bus in buses:
         name = bus["name"]
         if name in done:
-            ctx.say("scan", "%s: scanned before, %d meter(s) (kept)" % (name, len(done[name])))
+            ctx.say("scan", t("out.commission.scan_kept", bus=name, count=len(done[name])))
             continue
         opts = {"port": bus["port"], "cjt188": True}
         opts.update(bus.get("scan") or {})
 
         def live(kind, payload, name=name):
             if kind == "progress":
-                ctx.say("scan", "%s %s %d %s ... (%d found)" % (name, payload["scan"], payload["baud"],
-                                                               payload["parity"], payload["found"]))
+                ctx.say("scan", t("out.commission.scan_progress", bus=name, scan=payload["scan"],
+                                  baud=payload["baud"], parity=payload["parity"], found=payload["found"]))
             elif kind == "find":
-                ctx.say("scan", "%s found %s %s" % (name, payload["protocol"], payload["address"]))
+                ctx.say("scan", t("out.commission.scan_found", bus=name, protocol=payload["protocol"],
+                                  address=payload["address"]))
 
         try:
             res = scan.run_on(_transport(ctx, found, bus), opts, live)
         except OSError as e:
-            raise CommissionError("scan", EXIT_UNREACHABLE, "cannot reach the gateway to scan %s: %s" % (name, e),
-                                  "连不上网关，%s 未扫描：检查 USB 线，然后重新运行" % name) from None
+            raise CommissionError("scan", EXIT_UNREACHABLE, "err.commission.scan_unreachable", bus=name,
+                                  reason=e) from None
         if res.errors:
-            raise CommissionError("scan", EXIT_FAILED, "the scan of %s did not finish: %s (buses scanned "
-                                  "before are kept; run again)" % (name, "; ".join(map(str, res.errors))),
-                                  "%s 扫描没有完成（之前扫完的总线已保存，重新运行即可继续）" % name)
+            raise CommissionError("scan", EXIT_FAILED, "err.commission.scan_incomplete", bus=name,
+                                  reason="; ".join(map(str, res.errors)))
         good = [f for f in res.finds if f["ok"] and f["address"] is not None]
         for f in res.finds:
             if not f["ok"]:
-                st.refuse("scan", "%s %s %s" % (name, f["protocol"], f["address"]), f["reply"],
-                          "应答不完整或校验错（线路参数不对，或干扰）")
+                st.refuse("scan", "%s %s %s" % (name, f["protocol"], f["address"]),
+                          msg("refused.commission.bad_reply", reply=f["reply"]))
         want = bus.get("expect")
         if want is not None and len(good) < int(want):
-            got = ", ".join("%s %s" % (f["protocol"], f["address"]) for f in good) or "nothing"
-            raise CommissionError("scan", EXIT_FAILED, "%s: %d meter(s) answered, %d expected (%s): a meter "
-                                  "stopped answering? Check its wiring and power, then run again: the buses "
-                                  "scanned before are kept" % (name, len(good), int(want), got),
-                                  "%s：应答的仪表 %d 台，应有 %d 台。检查没有应答的仪表接线和供电，然后重新运行"
-                                  "（已扫完的总线保留）" % (name, len(good), int(want)))
+            got = ", ".join("%s %s" % (f["protocol"], f["address"]) for f in good) or msg("out.commission.nothing")
+            raise CommissionError("scan", EXIT_FAILED, "err.commission.scan_short", bus=name, got=len(good),
+                                  want=int(want), found=got)
         done[name] = good
         st.put("scan", done, finished=False)
     st.put("scan", done)
@@ -302,17 +371,13 @@ def stage_identify(ctx: Context, st: State, finds: dict) -> list[dict]:
             if f["protocol"] == "modbus-rtu":
                 # A Modbus meter has no standard identity register: the profile is the installer's word.
                 profile = ans.get("profile") or ctx.need(
-                    "identify", "meters[%s %s].profile" % key,
-                    "%s 地址 %s 的 Modbus 仪表是哪个型号？（%s）" % (bus_name, f["address"], ", ".join(sorted(profiles))),
-                    "the profile of the Modbus meter at %s address %s" % key)
+                    "identify", "meters[%s].profile" % " ".join(key), "ask.commission.profile", bus=bus_name,
+                    address=f["address"], profiles=", ".join(sorted(profiles)))
             else:
                 profile = ans.get("profile") or hint  # DL/T 645 and CJ/T 188 say their kind themselves
             if profile not in profiles:
-                raise CommissionError("identify", EXIT_USAGE, "%s address %s: no profile %r in the library "
-                                      "(profiles/meters/): choose one of %s" % (bus_name, f["address"], profile,
-                                                                                ", ".join(sorted(profiles))),
-                                      "%s 地址 %s：型号库中没有 %r，请从 profiles/meters/ 中选择" % (
-                                          bus_name, f["address"], profile))
+                raise CommissionError("identify", EXIT_USAGE, "err.commission.no_profile", bus=bus_name,
+                                      address=f["address"], profile=profile, profiles=", ".join(sorted(profiles)))
             mid = ans.get("id") or "%s%s" % (ID_PREFIX.get(f["protocol"], "m"), str(f["address"])[-4:])
             while mid in used:
                 mid += "x"
@@ -321,14 +386,15 @@ def stage_identify(ctx: Context, st: State, finds: dict) -> list[dict]:
                            "protocol": f["protocol"], "identified_by": "answer" if ans.get("profile") or
                            f["protocol"] == "modbus-rtu" else "scan reply (%s)" % f["reply"],
                            "line": {"baud": f["baud"], "bits": f["bits"], "parity": f["parity"], "stop": f["stop"]}})
-            ctx.say("identify", "%s %s -> %s (%s)" % (bus_name, f["address"], profile, mid))
+            ctx.say("identify", t("out.commission.identified", bus=bus_name, address=f["address"], profile=profile,
+                                  id=mid))
     return meters
 
 
 def stage_codes(ctx: Context, st: State, meters: list[dict]) -> list[dict]:
     from nengjian_host.common import siteconfig
 
-    csv_name = ctx.need("codes", "codes_csv", "平台下发的数据采集项编码表（CSV 文件）", "the platform's codes CSV")
+    csv_name = ctx.need("codes", "codes_csv", "ask.commission.codes_csv")
     rows = read_codes(ctx.base / csv_name)
     mapping = ctx.answers.get("map") or {}
     by_id = {m["id"]: m for m in meters}
@@ -336,36 +402,96 @@ def stage_codes(ctx: Context, st: State, meters: list[dict]) -> list[dict]:
     for r in rows:
         meter, point = r["meter"], r["point"]
         if not (meter and point):
-            target = mapping.get(r["code"]) or ctx.need(
-                "codes", "map.%s" % r["code"], "数据采集项 %s（%s）由哪台仪表的哪个测点采集？写 仪表.测点，或 skip"
-                % (r["code"], r["name"]), "which meter.point gives %s (%s), or skip" % (r["code"], r["name"]))
+            target = mapping.get(r["code"]) or ctx.need("codes", "map.%s" % r["code"], "ask.commission.map",
+                                                        code=r["code"], name=r["name"])
             if target == "skip":
-                st.refuse("codes", r["code"], "not collected by this gateway (the answers say skip)",
-                          "不由本网关采集（应答为 skip）")
+                st.refuse("codes", r["code"], msg("refused.commission.skip"))
                 continue
             meter, _, point = target.partition(".")
         scope = r["scope"] or scope_of(r["code"])
-        why = siteconfig.fw_identity.data_code_problem(r["code"], scope)
-        if why:
-            raise CommissionError("codes", EXIT_USAGE, "codes CSV row %d: %s with scope %d: %s. Correct the row "
-                                  "(or ask the platform for the right code) and run again: the scan and the "
-                                  "meters found are kept" % (r["row"], r["code"], scope, why),
-                                  "编码表第 %d 行：%s（统计范围 %d）不符合编码规则：%s。改正该行（或向平台核实编码）"
-                                  "后重新运行，已完成的扫描和识别不会丢失" % (r["row"], r["code"], scope, why))
+        issue = siteconfig.fw_identity.data_code_problem(r["code"], scope)
+        if issue:
+            raise CommissionError("codes", EXIT_USAGE, "err.commission.code_rule", row=r["row"], code=r["code"],
+                                  scope=scope, why=siteconfig.issue_text(issue))
         m = by_id.get(meter)
         if m is None:
-            raise CommissionError("codes", EXIT_USAGE, "codes CSV row %d: %s names meter %r, which the scan did "
-                                  "not find (found: %s)" % (r["row"], r["code"], meter, ", ".join(by_id)),
-                                  "编码表第 %d 行：仪表 %r 没有扫描到（扫描到：%s）" % (r["row"], meter, ", ".join(by_id)))
+            raise CommissionError("codes", EXIT_USAGE, "err.commission.code_meter", row=r["row"], code=r["code"],
+                                  meter=meter, found=", ".join(by_id))
         prof = siteconfig.fw_profile.load(str(paths.PROFILES), m["profile"])
         if point not in prof["points"]:
-            raise CommissionError("codes", EXIT_USAGE, "codes CSV row %d: meter %s (%s) has no point %r; it has %s"
-                                  % (r["row"], meter, m["profile"], point, ", ".join(sorted(prof["points"]))),
-                                  "编码表第 %d 行：仪表 %s（%s）没有测点 %r" % (r["row"], meter, m["profile"], point))
+            raise CommissionError("codes", EXIT_USAGE, "err.commission.code_point", row=r["row"], meter=meter,
+                                  profile=m["profile"], point=point, points=", ".join(sorted(prof["points"])))
         items.append({"code": r["code"], "name": r["name"], "meter": meter, "point": point, "scope": scope,
                       "unit": prof["points"][point].get("unit", "")})
-        ctx.say("codes", "%s <- %s.%s (scope %d)" % (r["code"], meter, point, scope))
+        ctx.say("codes", t("out.commission.code_mapped", code=r["code"], meter=meter, point=point, scope=scope))
     return items
+
+
+# Stand-ins for the fields not asked yet, so the validator speaks of the one field being asked only.
+_SOME_ENTERPRISE = {"code": "91330000573973053F", "region": "441900"}
+_SOME_DESTINATION = {"name": "city", "profile": "ndrc-json", "url": "http://platform.invalid/api"}
+DESTINATIONS_MAX = 4  # the site schema's maxItems
+
+
+def field_problem(path: str, enterprise: dict | None = None, destination: dict | None = None):
+    """What the site config's validator says of the field at `path` (enterprise.code,
+    destinations[0].url ...) in an otherwise complete config, or None: the installer's answer gets
+    the same check, in both languages, as check-config gives the whole file."""
+    from nengjian_host.common import siteconfig
+
+    cfg = {"version": 1, "enterprise": enterprise or dict(_SOME_ENTERPRISE), "buses": [], "meters": [],
+           "items": [], "destinations": [destination or dict(_SOME_DESTINATION)]}
+    for p in siteconfig.check(cfg):
+        if p.startswith((path + ":", path + ".", path + "[")):
+            return p
+    return None
+
+
+def ask_enterprise(ctx: Context) -> dict:
+    """The key energy-consuming unit field by field: its credit code, then its region."""
+    ent: dict = {}
+    for key in ("code", "region"):
+        ent[key] = str(ctx.checked("config", "enterprise." + key, "ask.commission.enterprise_" + key,
+                                   lambda v, key=key: field_problem("enterprise." + key,
+                                                                    enterprise={**_SOME_ENTERPRISE, **ent, key: str(v)})))
+    return ent
+
+
+def ask_destination(ctx: Context, n: int) -> dict:
+    """Destination `n` field by field (name, profile, URL, security, and what the security needs), each
+    checked as the gateway will; an https URL pins the platform CA the provision stage writes (ca.pem),
+    mutual TLS the gateway's own certificate and key."""
+    from nengjian_host.common import siteconfig
+
+    props = siteconfig.schema("site")["properties"]["destinations"]["items"]["properties"]
+    d: dict = {}
+    where = "destinations[%d]" % n
+    asks = [("name", "city" if n == 0 else None), ("profile", props["profile"]["enum"][0]), ("url", None),
+            ("security", "plain")]
+    for key, default in asks:
+        choices = ", ".join(props[key]["enum"]) if "enum" in props[key] else ""
+        d[key] = ctx.checked("config", "%s.%s" % (where, key), "ask.commission.destination_" + key,
+                             lambda v, key=key: field_problem("destinations[0].%s" % key,
+                                                              destination={**_SOME_DESTINATION, **d, key: v}),
+                             default, n=n + 1, choices=choices)
+        if key == "url" and d["url"].startswith("https://"):
+            d["ca"] = "ca.pem"
+    if d["security"] == "mtls":
+        d.update(client_cert="client.pem", client_key="client.key")
+    if d["security"] == "sm4-cbc-token":
+        d["pin"] = ctx.checked("config", where + ".pin", "ask.commission.destination_pin",
+                               lambda v: field_problem("destinations[0].pin", destination={**d, "pin": v}), n=n + 1)
+    if d["security"] == "plain":
+        d.pop("security")
+    return d
+
+
+def ask_destinations(ctx: Context) -> list[dict]:
+    dests = [ask_destination(ctx, 0)]
+    while len(dests) < DESTINATIONS_MAX and ctx.optional("destinations_more", "ask.commission.destination_more") \
+            in ("y", "yes", "是", "Y"):
+        dests.append(ask_destination(ctx, len(dests)))
+    return dests
 
 
 def site_config(ctx: Context, found: dict, meters: list[dict], items: list[dict]) -> dict:
@@ -378,13 +504,13 @@ def site_config(ctx: Context, found: dict, meters: list[dict], items: list[dict]
     return {
         "version": 1,
         "site": site,
-        "enterprise": ctx.need("config", "enterprise", "重点用能单位的统一社会信用代码和行政区划", "the enterprise"),
+        "enterprise": ctx.answer("enterprise") or ask_enterprise(ctx),
         "realtime_period_s": int(a.get("realtime_period_s", 900)),
         "buses": [{"name": b["name"], "port": b["port"]} for b in buses],
         "meters": [{"id": m["id"], "bus": m["bus"], "profile": m["profile"], "address": m["address"],
                     "interval_s": interval, "timeout_ms": 600, "line": m["line"]} for m in meters],
         "items": [{"code": i["code"], "meter": i["meter"], "point": i["point"], "scope": i["scope"]} for i in items],
-        "destinations": ctx.need("config", "destinations", "上传平台", "the destinations"),
+        "destinations": ctx.answer("destinations") or ask_destinations(ctx),
     }
 
 
@@ -396,9 +522,41 @@ def stage_config(ctx: Context, found: dict, meters: list[dict], items: list[dict
     path.write_text(json.dumps(cfg, indent=1, ensure_ascii=False))
     problems = siteconfig.check(cfg)
     if problems:
-        raise CommissionError("config", EXIT_FAILED, "the site config %s has problems: %s" % (path, "; ".join(problems)),
-                              "站点配置 %s 未通过检查：%s" % (path, "；".join(problems)))
+        raise CommissionError("config", EXIT_FAILED, "err.commission.config", path=path,
+                              problems=Text("; ".join(problems), "；".join(p.zh for p in problems)))
     return {"path": str(path)}
+
+
+def _firmware_version(path: Path) -> str | None:
+    """The MicroPython version an image says it is (its app descriptor), or None if it cannot be read."""
+    from nengjian_host.install import flash
+
+    try:
+        return flash.inspect_firmware(path).version
+    except flash.FlashError:
+        return None
+
+
+def firmware_file(ctx: Context, board) -> str | None:
+    """The answers' "firmware": a MicroPython image, relative to the answers file, or a version (v1.29.0,
+    1.29) of one `nengjian flash --firmware` cached for the board's chip; None: the one cached."""
+    from nengjian_host.install import flash
+
+    given = ctx.answer("firmware")
+    if given is None:
+        return None
+    path = ctx.base / str(given)
+    if path.is_file():
+        return str(path)
+    cached = flash.cached_firmware(board.chip)
+    want = str(given).lstrip("vV")
+    hits = [p for p in cached if _firmware_version(p) in (want, "v" + want)]
+    if len(hits) == 1:
+        return str(hits[0])
+    where = flash.cache_dir() / "firmware" / board.chip
+    raise CommissionError("flash", EXIT_USAGE, "err.commission.firmware", given=given, path=path, where=where,
+                          chip=board.chip, cached=", ".join(p.name for p in cached) or msg("out.commission.nothing"),
+                          count=len(hits))
 
 
 def stage_flash(ctx: Context, found: dict) -> dict:
@@ -412,33 +570,51 @@ def stage_flash(ctx: Context, found: dict) -> dict:
             return {"device": r["device"], "copied": len(r["copied"]), "checked": r["checked"]}
         made = bundle.make(board.name, ctx.work / "bundle", None)
         conn = flash.Connection(found["port"], board.chip)
-        fw = flash.resolve_firmware(ctx.answers.get("firmware"), board)
+        fw = flash.resolve_firmware(firmware_file(ctx, board), board)
         rec = flash.flash(board, fw, conn, expect_mac=found["mac"], step=lambda t, **_k: ctx.say("flash", t))
         return {"device": found["port"], "bundle": made.get("tree"), "record": str(rec.get("record"))}
     except bundle.BundleError as e:
-        raise CommissionError("flash", EXIT_USAGE, str(e), "无法生成应用包（原因见上一行）") from None
+        raise CommissionError("flash", EXIT_USAGE, "err.commission.bundle", reason=e) from None
     except flash.FlashError as e:
-        raise CommissionError("flash", e.exit_code, str(e), "烧录或校验失败（原因见上一行），重新运行即可从此步继续") from None
+        raise CommissionError("flash", e.exit_code, "err.commission.flash", reason=e) from None
+
+
+# provision's --ca, --cert and --ota-key as the answers file's "credentials" keys
+CREDENTIALS = (("ca", "ca_pem"), ("cert", "cert_pem"), ("ota_key", "ota_key"))
 
 
 def stage_provision(ctx: Context, found: dict, cfg_path: str) -> dict:
+    """provision.provision with the answers' credentials: the platform CA, the certificate the platform
+    issued for the gateway's key (mutual TLS), the vendor's update key; each file relative to the
+    answers file, each optional (asked; Enter skips), each checked as `nengjian provision` checks it."""
     from nengjian_host.common.devicefiles import DeviceUnreachable
     from nengjian_host.install import provision
 
-    gw = provision.Gateway(serial=found["usb_serial"], mac=found["mac"], board=found["board"],
-                           config=json.loads(Path(cfg_path).read_text()))
+    given, files = {}, {}
+    try:
+        for key, field in CREDENTIALS:
+            name = ctx.optional("credentials." + key, "ask.commission.credentials_" + key)
+            if name:
+                files[key] = str(ctx.base / name)
+                given[field] = provision.read_file(ctx.base, name, "credentials." + key)
+        gw = provision.Gateway(serial=found["usb_serial"], mac=found["mac"], board=found["board"],
+                               config=json.loads(Path(cfg_path).read_text()), **given)
+    except provision.ProvisionError as e:
+        raise CommissionError("provision", EXIT_USAGE, "err.commission.provision",
+                              reason=Text(str(e), getattr(e, "zh", None) or str(e))) from None
     inv = provision.Inventory(provision.default_inventory())
     try:
         device, nvs_writer = provision.target_for(gw, port=found.get("port"), sim_dir=found.get("sim_dir"))
         r = provision.provision(gw, device, inv, provision.KeyStore(provision.default_keystore()),
                                 nvs_writer=nvs_writer)
     except provision.ProvisionError as e:
-        raise CommissionError("provision", EXIT_USAGE, str(e), "写入前检查未通过，什么都没写入（原因见上一行）") from None
+        raise CommissionError("provision", EXIT_USAGE, "err.commission.provision",
+                              reason=Text(str(e), getattr(e, "zh", None) or str(e))) from None
     except DeviceUnreachable as e:
-        raise CommissionError("provision", EXIT_UNREACHABLE, str(e), "网关没有应答：检查 USB 线，然后重新运行") from None
+        raise CommissionError("provision", EXIT_UNREACHABLE, "err.commission.provision_unreachable", reason=e) from None
     finally:
         inv.close()
-    return r.as_dict()
+    return {**r.as_dict(), "credentials": files}
 
 
 class SimRunner:
@@ -467,14 +643,13 @@ def stage_first_values(ctx: Context, port: str, items: list[dict], runner=None) 
 
     timeout = float(ctx.answers.get("first_value_timeout_s", 1200))
     deadline = time.monotonic() + timeout
-    last_err = "no answer"
+    last_err = msg("out.commission.no_answer")
     st = {}
     while time.monotonic() < deadline:
         if runner is not None and runner.gw.down():
             tail = " | ".join(runner.gw.lines[-4:])
-            raise CommissionError("first_values", EXIT_FAILED, "the sim gateway stopped: %s (its console is in "
-                                  "%s/console.log)" % (tail, runner.gw.dir),
-                                  "模拟网关停止运行（控制台输出见 %s/console.log）" % runner.gw.dir)
+            raise CommissionError("first_values", EXIT_FAILED, "err.commission.sim_stopped", tail=tail,
+                                  dir=runner.gw.dir)
         try:
             with device.Console(port, timeout=15) as con:
                 st = con.status()
@@ -484,17 +659,16 @@ def stage_first_values(ctx: Context, port: str, items: list[dict], runner=None) 
             continue
         dests = st.get("destinations") or []
         waiting = [d["name"] for d in dests if not d.get("last_ok")]
-        ctx.say("first_values", "accepted by %d of %d destination(s)%s" % (
-            len(dests) - len(waiting), len(dests), (" (waiting: %s)" % ", ".join(waiting)) if waiting else ""))
+        ctx.say("first_values", t("out.commission.accepted", ok=len(dests) - len(waiting), total=len(dests),
+                                  waiting=t("out.commission.waiting", names=", ".join(waiting)) if waiting else ""))
         if dests and not waiting:
             break
-        last_err = "; ".join("%s: %s" % (d["name"], d.get("last_error") or "nothing sent yet") for d in dests
-                             if not d.get("last_ok")) or "no destination"
+        last_err = "; ".join("%s: %s" % (d["name"], d.get("last_error") or t("out.commission.nothing_sent"))
+                             for d in dests if not d.get("last_ok")) or msg("out.commission.no_destination")
         time.sleep(2)  # a poll of the gateway's own state, not a wait standing in for an event
     else:
-        raise CommissionError("first_values", EXIT_FAILED, "no value accepted by every destination within %d s "
-                              "(%s): check the link and the platform's address, then run again" % (timeout, last_err),
-                              "%d 秒内平台没有全部接收数据（%s）：检查网络和平台地址，然后重新运行" % (timeout, last_err))
+        raise CommissionError("first_values", EXIT_FAILED, "err.commission.first_values", timeout=int(timeout),
+                              reason=last_err)
     records = []
     if ctx.platform_records:
         codes = {i["code"] for i in items}
@@ -566,9 +740,9 @@ def run(ctx: Context, start_sim: bool = True, until: str | None = None) -> dict:
     try:
         for stage in STAGES:
             if st.done(stage):
-                ctx.say(stage, "done before (kept)")
+                ctx.say(stage, t("out.commission.kept"))
                 continue
-            ctx.say(stage, STAGE_ZH[stage] + " / " + stage)
+            ctx.say(stage, t("stage.commission." + stage))
             r = st.doc["results"]
             if stage == "find":
                 st.put(stage, stage_find(ctx, st))
@@ -602,7 +776,7 @@ def run(ctx: Context, start_sim: bool = True, until: str | None = None) -> dict:
                 break
     except CommissionError as e:
         # Kept for the report's "what was refused and why", also once the installer has put it right.
-        st.refuse(e.stage, "run stopped at %s" % e.stage, str(e), e.zh)
+        st.refuse(e.stage, msg("refused.commission.stopped", stage=e.stage), e.text())
         st.put("_failed", e.stage, finished=False)
         raise
     finally:

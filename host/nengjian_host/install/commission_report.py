@@ -15,20 +15,21 @@ import html
 import io
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
+
+from nengjian_host.common.messages import MESSAGES, both
 
 # Noto Sans CJK from Debian's fonts-noto-cjk; in the .ttc collection face 2 is Simplified Chinese.
 FONT_CANDIDATES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
                    "/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf")
 SC_FACE = 2
-CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
-STAT_TYPE = {0: "实时 real-time", 1: "日 day", 2: "月 month", 3: "年 year"}
-SCOPE = {1: "全厂 whole plant", 2: "工序 process", 3: "工序单元 process unit", 4: "重点设备 equipment"}
+
+
+def _kind(prefix: str, value) -> str:
+    """A statistic type or a scope as the report writes it ("实时 real-time"), or the value as it came."""
+    key = "report.%s.%s" % (prefix, value)
+    return "%s %s" % tuple(reversed(both(key))) if key in MESSAGES else value
 
 
 def find_cjk_font() -> tuple[str, int] | None:
@@ -53,8 +54,7 @@ def font_face(text: str) -> tuple[str, str]:
     """(@font-face CSS embedding the glyphs of `text`, a note for the report: which font, or that none)."""
     found = find_cjk_font()
     if not found:
-        return "", ("本机没有中文字体，报告使用阅读者系统的字体 / no CJK font on the machine that wrote this "
-                    "report: the reader's own fonts are used")
+        return "", _both("report.commission.no_font")
     path, face = found
     from fontTools import subset
     from fontTools.ttLib import TTFont
@@ -70,7 +70,7 @@ def font_face(text: str) -> tuple[str, str]:
     font.save(buf)
     data = base64.b64encode(buf.getvalue()).decode()
     css = ("@font-face{font-family:'NJ CJK';src:url(data:font/otf;base64,%s) format('opentype');}" % data)
-    return css, "字体 font: %s（子集 subset）" % os.path.basename(path)
+    return css, _both("report.commission.font", name=os.path.basename(path))
 
 
 CSS = """
@@ -101,8 +101,21 @@ def _table(head: list[str], rows: list[list]) -> str:
     return "<table><tr>%s</tr>%s</table>" % (h, body)
 
 
-def _th(zh: str, en: str) -> str:
-    return "%s <span class=en>%s</span>" % (zh, en)
+def _th(key: str, **kw) -> str:
+    """A heading: the catalogue's Chinese, the English beside it, smaller."""
+    en, zh = both(key, **kw)
+    return "%s <span class=en>%s</span>" % (html.escape(zh), html.escape(en))
+
+
+def _pair(zh: str | None, en: str, sep: str = " / ") -> str:
+    """Chinese, then the English (once, where the two are the same or there is no Chinese)."""
+    return en if not zh or zh == en else zh + sep + en
+
+
+def _both(key: str, **kw) -> str:
+    """A cell or a note: "中文 / English" (a table cell is escaped where it is written)."""
+    en, zh = both(key, **kw)
+    return "%s / %s" % (zh, en)
 
 
 def body_html(state: dict, entry: dict) -> str:
@@ -112,91 +125,82 @@ def body_html(state: dict, entry: dict) -> str:
     st = fv.get("status") or {}
     cfg = json.loads(Path(r["config"]["path"]).read_text())
     ent = cfg["enterprise"]
-    out = ["<h1>重点用能单位能耗在线监测 网关调试报告</h1>",
-           "<div class=en>Commissioning report: energy-consumption online monitoring gateway</div>"]
-    out.append("<h2>%s</h2>" % _th("网关与重点用能单位", "Gateway and enterprise"))
-    out.append(_table([_th("项目", "field"), _th("内容", "value")], [
-        ["重点用能单位 统一社会信用代码 / enterprise credit code", ent.get("code")],
-        ["行政区划 / region", ent.get("region")],
-        ["站点 / site", cfg["site"].get("name")],
-        ["网关编号 / gateway", cfg["site"].get("gateway")],
-        ["USB 序列号 / USB serial", found.get("usb_serial")],
+    title_en, title_zh = both("report.commission.h1")
+    out = ["<h1>%s</h1>" % html.escape(title_zh), "<div class=en>%s</div>" % html.escape(title_en)]
+    out.append("<h2>%s</h2>" % _th("report.commission.gateway_and_enterprise"))
+    out.append(_table([_th("report.commission.field"), _th("report.commission.value")], [
+        [_both("report.commission.enterprise_credit_code"), ent.get("code")],
+        [_both("report.commission.region"), ent.get("region")],
+        [_both("report.commission.site"), cfg["site"].get("name")],
+        [_both("report.commission.gateway"), cfg["site"].get("gateway")],
+        [_both("report.commission.usb_serial"), found.get("usb_serial")],
         ["MAC", found.get("mac")],
-        ["板型 / board", st.get("board") or found.get("board")],
-        ["固件版本 / firmware", st.get("firmware")],
-        ["网关标识 / gateway id", st.get("gateway_id")],
+        [_both("report.commission.board"), st.get("board") or found.get("board")],
+        [_both("report.commission.firmware"), st.get("firmware")],
+        [_both("report.commission.gateway_id"), st.get("gateway_id")],
     ]))
-    out.append("<h2>%s</h2>" % _th("发现的仪表", "Meters found"))
+    out.append("<h2>%s</h2>" % _th("report.commission.meters_found"))
     mv = fv.get("meter_values") or {}
-    out.append(_table([_th("仪表", "meter"), _th("总线", "bus"), _th("地址", "address"), _th("协议", "protocol"),
-                       _th("型号", "profile"), _th("识别依据", "identified by"), _th("当前读数", "reading")],
+    out.append(_table([_th("report.commission.meter"), _th("report.commission.bus"), _th("report.commission.address"), _th("report.commission.protocol"),
+                       _th("report.commission.profile"), _th("report.commission.identified_by"), _th("report.commission.reading")],
                       [[m["id"], m["bus"], m["address"], m["protocol"], m["profile"], m.get("identified_by"),
                         " ".join("%s=%s" % kv for kv in sorted((mv.get(m["id"]) or {}).items()))] for m in meters]))
-    out.append("<h2>%s</h2>" % _th("数据采集项与编码", "Data-collection items and codes"))
-    out.append(_table([_th("数据采集项编码", "code"), _th("名称", "name"), _th("统计范围", "scope"),
-                       _th("仪表.测点", "meter.point"), _th("单位", "unit")],
-                      [[i["code"], i["name"], SCOPE.get(i["scope"], i["scope"]), "%s.%s" % (i["meter"], i["point"]),
+    out.append("<h2>%s</h2>" % _th("report.commission.data_collection_items_and_codes"))
+    out.append(_table([_th("report.commission.code"), _th("report.commission.name"), _th("report.commission.scope"),
+                       _th("report.commission.meter_point"), _th("report.commission.unit")],
+                      [[i["code"], i["name"], _kind("scope", i["scope"]), "%s.%s" % (i["meter"], i["point"]),
                         i.get("unit")] for i in items]))
-    out.append("<h2>%s</h2>" % _th("平台接收的首个数据", "First values accepted by the platform"))
+    out.append("<h2>%s</h2>" % _th("report.commission.first_values_accepted_by_the_platform"))
     first = fv.get("platform_first") or {}
     if first:
-        out.append(_table([_th("数据采集项编码", "code"), _th("统计类型", "stat type"), _th("统计时间", "stat date"),
-                           _th("数值", "value"), _th("有效", "valid")],
-                          [[c, STAT_TYPE.get(v.get("stat_type"), v.get("stat_type")), v.get("stat_date"),
+        out.append(_table([_th("report.commission.code"), _th("report.commission.stat_type"), _th("report.commission.stat_date"),
+                           _th("report.commission.value_2"), _th("report.commission.valid")],
+                          [[c, _kind("stat_type", v.get("stat_type")), v.get("stat_date"),
                             v.get("value"), v.get("valid")] for c, v in sorted(first.items())]))
     dests = st.get("destinations") or []
-    out.append(_table([_th("上传目的地", "destination"), _th("最近接收", "last accepted"), _th("积压", "backlog"),
-                       _th("最近错误", "last error")],
+    out.append(_table([_th("report.commission.destination"), _th("report.commission.last_accepted"), _th("report.commission.backlog"),
+                       _th("report.commission.last_error")],
                       [[d.get("name"), _when(d.get("last_ok")), d.get("backlog"), d.get("last_error")]
                        for d in dests]))
-    out.append("<h2>%s</h2>" % _th("链路与信号", "Link and signal"))
+    out.append("<h2>%s</h2>" % _th("report.commission.link_and_signal"))
     links = st.get("links") or []
-    out.append(_table([_th("链路", "link"), _th("状态", "state")],
+    out.append(_table([_th("report.commission.link"), _th("report.commission.state")],
                       [[lk.get("link") or lk.get("name"), " ".join("%s=%s" % kv for kv in sorted(lk.items())
                                                                      if kv[0] not in ("link", "name"))]
-                       for lk in links] or [["-", "没有链路信息 / no link status"]]))
-    out.append("<h2>%s</h2>" % _th("被拒绝的内容与原因", "What was refused, and why"))
+                       for lk in links] or [["-", _both("report.commission.no_links")]]))
+    out.append("<h2>%s</h2>" % _th("report.commission.what_was_refused_and_why"))
     refused = state.get("refused") or []
     alarms = st.get("alarms") or []
-    out.append(_table([_th("步骤", "stage"), _th("内容", "what"), _th("原因", "why")],
-                      [[x["stage"], x["what"], "%s / %s" % (x["why_zh"], x["why"])] for x in refused]
-                      + [["告警 alarm", a, ""] for a in alarms] or [["-", "无 / none", ""]]))
-    out.append("<h2>%s</h2>" % _th("运维台账", "Ledger"))
-    out.append("<p>本报告即网关运维台账第一条记录（%s，序号 %s）。 <span class=en>This report is the first entry of "
-               "the gateway's maintenance ledger (event %s, seq %s).</span></p>" % (
-                   _e(entry.get("kind")), _e(entry.get("seq")), _e(entry.get("kind")), _e(entry.get("seq"))))
+    out.append(_table([_th("report.commission.stage"), _th("report.commission.what"), _th("report.commission.why")],
+                      [[x["stage"], _pair(x.get("what_zh"), x["what"]), _pair(x["why_zh"], x["why"])]
+                       for x in refused]
+                      + [[_pair(*reversed(both("report.commission.alarm")), sep=" "), a, ""] for a in alarms] or [["-", _both("report.commission.none"), ""]]))
+    out.append("<h2>%s</h2>" % _th("report.commission.ledger"))
+    out.append("<p>%s</p>" % _th("report.commission.ledger_note", kind=entry.get("kind"), seq=entry.get("seq")))
     return "\n".join(out)
 
 
-def chromium() -> str | None:
-    for p in CHROMIUM:
-        if os.path.exists(p):
-            return p
-    return shutil.which("chromium")
-
-
 def print_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> str | None:
-    """Print `html_path` to `pdf_path` with headless Chromium; None if done, else why not."""
-    exe = chromium()
-    if not exe:
-        return "no Chromium on this machine (install Debian's chromium): the HTML report stands alone"
-    with tempfile.TemporaryDirectory(prefix="nj-chromium-") as profile:
-        cmd = [exe, *CHROMIUM_FLAGS, "--user-data-dir=" + profile, "--no-pdf-header-footer",
-               "--print-to-pdf=" + str(pdf_path), html_path.resolve().as_uri()]
-        try:
-            subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-        except (OSError, subprocess.SubprocessError) as e:
-            return "Chromium failed: %s" % e
-    return None if pdf_path.exists() and pdf_path.stat().st_size > 0 else "Chromium wrote no PDF"
+    """Print `html_path` to `pdf_path` (common.pdf); None if done, else why not."""
+    from nengjian_host.common import pdf
+
+    try:
+        pdf.print_pdf(html_path, pdf_path, timeout)
+    except pdf.PdfError as e:
+        return str(e)
+    return None
 
 
 def write(work: Path, state: dict, entry: dict) -> dict:
     """report.html and report.pdf in `work`; returns their paths and the ledger entry."""
     body = body_html(state, entry)
-    css, font_note = font_face(body + "网关调试报告字体子集本机没有中文")
-    doc = ("<!DOCTYPE html><html lang=zh-CN><head><meta charset=utf-8><title>网关调试报告 Commissioning report"
+    # the glyphs of the title and of either font note travel with the report too
+    css, font_note = font_face(body + "".join(MESSAGES[k][1] for k in (
+        "report.commission.title", "report.commission.font", "report.commission.no_font")))
+    title_en, title_zh = both("report.commission.title")
+    doc = ("<!DOCTYPE html><html lang=zh-CN><head><meta charset=utf-8><title>%s %s"
            "</title><style>%s%s</style></head><body>%s<p class=note>%s</p></body></html>"
-           % (css, CSS, body, _e(font_note)))
+           % (_e(title_zh), _e(title_en), css, CSS, body, _e(font_note)))
     html_path = work / "report.html"
     html_path.write_text(doc, encoding="utf-8")
     pdf_path = work / "report.pdf"

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nengjian_host.common import bundle as bundle_mod
-from nengjian_host.common import paths, private, siteconfig
+from nengjian_host.common import messages, paths, private, siteconfig
 from nengjian_host.common.devicefiles import DeviceFiles, DeviceUnreachable, DirDevice, MpremoteDevice
 from nengjian_host.common.output import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from nengjian_host.install import flash
@@ -54,7 +54,36 @@ OPTIONAL_COLUMNS = ("gateway", "site", "cert", "ca", "ota_key", "target")
 
 
 class ProvisionError(ValueError):
-    """Bad input: nothing was written. The text names the field and the fix."""
+    """Bad input: nothing was written. The text names the field and the fix; `zh` is it in Chinese
+    where the problems have their Chinese (the site config's), else None."""
+
+    zh: str | None = None
+
+
+def said(key: str, where: str = "", **kw) -> messages.Text:
+    """A catalogue text after `where` ("sites.csv row 3: "), in both languages."""
+    text = messages.msg(key, where=where, **kw)
+    return messages.Text(text, text.zh, key)
+
+
+def error(key: str, where: str = "", **kw) -> ProvisionError:
+    """A ProvisionError saying the catalogue's `key`, with its Chinese."""
+    text = said(key, where, **kw)
+    e = ProvisionError(str(text))
+    e.zh = text.zh
+    return e
+
+
+def localized(text) -> str:
+    """A text of this module in the chosen language (its Chinese where it has one)."""
+    return getattr(text, "zh", None) or str(text) if messages.get_lang() == "zh" else str(text)
+
+
+def problems_error(problems: list[str]) -> ProvisionError:
+    """One ProvisionError for check()'s problems, with their Chinese beside (each that has one)."""
+    e = ProvisionError("\n".join(problems))
+    e.zh = "\n".join(getattr(p, "zh", p) for p in problems)
+    return e
 
 
 def data_home() -> Path:
@@ -91,8 +120,7 @@ class Gateway:
 def normalize_mac(mac: str) -> str:
     hexdigits = "".join(c for c in mac.lower() if c in "0123456789abcdef")
     if len(hexdigits) != 12 or len(mac.strip()) not in (12, 17):
-        raise ProvisionError("MAC %r: write it as 6 bytes, like 24:0a:c4:12:34:56 (printed on the module, "
-                             "or `esptool read-mac`)" % mac)
+        raise error("err.provision.mac", mac=mac)
     return ":".join(hexdigits[i:i + 2] for i in range(0, 12, 2))
 
 
@@ -101,51 +129,52 @@ def check(gw: Gateway, profile_dir: Path = paths.PROFILES) -> list[str]:
     where = (gw.source + ": ") if gw.source else ""
     problems = []
     if not gw.serial or not gw.serial.strip():
-        problems.append(where + "serial: missing (the serial number on the gateway's label)")
+        problems.append(said("err.provision.serial", where))
     try:
         gw.mac = normalize_mac(gw.mac)
     except ProvisionError as e:
-        problems.append(where + str(e))
+        problems.append(messages.Text(where + str(e), where + (e.zh or str(e))))
     try:
         bundle_mod.load_board(gw.board)
     except bundle_mod.BundleError as e:
-        problems.append(where + "board: %s" % e)
+        problems.append(said("err.provision.board", where, reason=e))
     ent = gw.config.get("enterprise") if isinstance(gw.config, dict) else None
     code = ent.get("code") if isinstance(ent, dict) else None
     if code is not None:
         p = fw_identity.uscc_problem(code)
         if p:
-            problems.append(where + "enterprise.code %r: %s; copy it again from the business licence" % (code, p))
-    problems += [where + "site config: " + p for p in siteconfig.check(gw.config, profile_dir)
-                 if not (code is not None and p.startswith("enterprise.code"))]
+            problems.append(said("err.provision.uscc", where, code=code, why=siteconfig.issue_text(p)))
+    for p in siteconfig.check(gw.config, profile_dir):
+        if not (code is not None and p.startswith("enterprise.code")):
+            problems.append(said("out.provision.site_config", where, problem=p))  # the Chinese from its code
     if gw.cert_pem is not None:
         try:
             _load_cert(gw.cert_pem)
         except ValueError:
-            problems.append(where + "cert: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")
+            problems.append(said("err.provision.not_pem", where, what="cert"))
     if gw.ca_pem is not None:
         try:
             _load_cert(gw.ca_pem)
         except ValueError:
-            problems.append(where + "ca: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")
+            problems.append(said("err.provision.not_pem", where, what="ca"))
     if gw.ota_key is not None:
         p = ota_key_problem(gw.ota_key)
         if p:
-            problems.append(where + "ota_key: " + p)
+            problems.append(said("err.provision.ota_key", where, problem=p))
     return problems
 
 
-def ota_key_problem(data: bytes) -> str | None:
+def ota_key_problem(data: bytes) -> messages.Text | None:
     """Why `data` is not a vendor public key the gateway can verify updates with, or None."""
     from nengjian_host.vendor import updates as ota
 
     try:
         doc = json.loads(data)
     except ValueError:
-        return "not JSON: give the .pub.json file `nengjian ota keygen` wrote (never the private .pem)"
+        return said("err.provision.ota_not_json")
     if not isinstance(doc, dict) or doc.get("alg") != ota.ALG or not isinstance(doc.get("n"), str) \
             or doc.get("e") != 65537 or "d" in doc:
-        return "not a vendor public key (%s with n and e = 65537, as `nengjian ota keygen` writes)" % ota.ALG
+        return said("err.provision.ota_not_key", alg=ota.ALG)
     return None
 
 
@@ -154,8 +183,8 @@ def gateway_from(config: Path, serial: str, mac: str, board: str, gateway: str =
     """One gateway named on the command line (file names relative to the working directory)."""
     here = Path(".")
     return Gateway(serial=serial, mac=mac, board=board, config=_read_json(Path(config), "--config"),
-                   gateway=gateway or "", cert_pem=_read_opt(here, cert, "--cert"), ca_pem=_read_opt(here, ca, "--ca"),
-                   ota_key=_read_opt(here, ota_key, "--ota-key"))
+                   gateway=gateway or "", cert_pem=read_file(here, cert, "--cert"), ca_pem=read_file(here, ca, "--ca"),
+                   ota_key=read_file(here, ota_key, "--ota-key"))
 
 
 def read_csv(path: Path, base: Path | None = None) -> tuple[list[Gateway], list[str]]:
@@ -165,28 +194,29 @@ def read_csv(path: Path, base: Path | None = None) -> tuple[list[Gateway], list[
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
-        raise ProvisionError("%s: cannot read (%s)" % (path, e.strerror)) from None
+        raise error("err.provision.csv_unreadable", path=path, reason=e.strerror) from None
     reader = csv.DictReader(io.StringIO(text))
     cols = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in cols]
     if missing:
-        raise ProvisionError("%s: column(s) %s missing; the header must name %s (optional: %s)"
-                             % (path, ", ".join(missing), ",".join(REQUIRED_COLUMNS), ",".join(OPTIONAL_COLUMNS)))
+        raise error("err.provision.csv_columns", path=path, missing=", ".join(missing),
+                    required=",".join(REQUIRED_COLUMNS), optional=",".join(OPTIONAL_COLUMNS))
     for n, row in enumerate(reader, 2):
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         src = "%s row %d" % (path.name, n)
         empty = [c for c in REQUIRED_COLUMNS if not row.get(c)]
         if empty:
-            problems.append("%s: %s empty; every row needs %s" % (src, ", ".join(empty), ", ".join(REQUIRED_COLUMNS)))
+            problems.append(said("err.provision.csv_empty", src, empty=", ".join(empty),
+                                 required=", ".join(REQUIRED_COLUMNS)))
             continue
         try:
             gw = Gateway(serial=row["serial"], mac=row["mac"], board=row["board"],
                          config=_read_json(base / row["config"], src + " config"), gateway=row.get("gateway", ""),
-                         site=row.get("site", ""), cert_pem=_read_opt(base, row.get("cert"), src + " cert"),
-                         ca_pem=_read_opt(base, row.get("ca"), src + " ca"),
-                         ota_key=_read_opt(base, row.get("ota_key"), src + " ota_key"), source=src)
+                         site=row.get("site", ""), cert_pem=read_file(base, row.get("cert"), src + " cert"),
+                         ca_pem=read_file(base, row.get("ca"), src + " ca"),
+                         ota_key=read_file(base, row.get("ota_key"), src + " ota_key"), source=src)
         except ProvisionError as e:
-            problems.append(str(e))
+            problems.append(messages.Text(str(e), e.zh or str(e)))
             continue
         gw.target = row.get("target", "")  # type: ignore[attr-defined]
         gateways.append(gw)
@@ -197,18 +227,19 @@ def _read_json(path: Path, what: str) -> dict:
     try:
         return json.loads(path.read_text())
     except OSError as e:
-        raise ProvisionError("%s: cannot read %s (%s)" % (what, path, e.strerror)) from None
+        raise error("err.provision.cannot_read", what=what, path=path, reason=e.strerror) from None
     except ValueError as e:
-        raise ProvisionError("%s: %s is not valid JSON (%s)" % (what, path, e)) from None
+        raise error("err.provision.not_json", what=what, path=path, reason=e) from None
 
 
-def _read_opt(base: Path, name: str | None, what: str) -> bytes | None:
+def read_file(base: Path, name: str | None, what: str) -> bytes | None:
+    """The file `name` (relative to `base`) an option or answer `what` gives, or None if none is given."""
     if not name:
         return None
     try:
         return (base / name).read_bytes()
     except OSError as e:
-        raise ProvisionError("%s: cannot read %s (%s)" % (what, base / name, e.strerror)) from None
+        raise error("err.provision.cannot_read", what=what, path=base / name, reason=e.strerror) from None
 
 
 # ---- keys
@@ -292,12 +323,12 @@ def build_nvs(entries: dict[str, bytes | str], size: int) -> bytes:
     gen.write_entry(nvs, NVS_NAMESPACE, "namespace", "", "")
     for k, v in entries.items():
         if len(k) > 15:
-            raise ProvisionError("NVS key %r longer than 15 characters" % k)
+            raise error("err.provision.nvs_key", name=k)
         gen.write_entry(nvs, k, "data", "binary" if isinstance(v, bytes) else "string", v)
     gen.nvs_close(nvs)
     data = out.getvalue()
     if len(data) != size:
-        raise ProvisionError("NVS image is %#x bytes, partition %#x" % (len(data), size))
+        raise error("err.provision.nvs_size", image=hex(len(data)), size=hex(size))
     return data
 
 
@@ -408,8 +439,8 @@ def build_files(gw: Gateway, keystore: KeyStore, now: dt.datetime | None = None)
     if gw.cert_pem is not None:
         cert = _load_cert(gw.cert_pem)
         if _spki_der(cert.public_key()) != _spki_der(key.public_key()):
-            raise ProvisionError("%scert: the certificate is not for this gateway's key (key %s): was it issued for "
-                                 "the CSR of %s?" % ((gw.source + ": ") if gw.source else "", key_fp, gw.gateway))
+            raise error("err.provision.cert_key", (gw.source + ": ") if gw.source else "", key_fp=key_fp,
+                        gateway=gw.gateway)
         from cryptography.hazmat.primitives import serialization
 
         cert_fp = fingerprint(cert.public_bytes(serialization.Encoding.DER))
@@ -464,7 +495,7 @@ def write_all(device: DeviceFiles, files: dict[str, bytes]) -> list[str]:
         written.append(path)
     for path, data in files.items():
         if device.sha256(path) != hashlib.sha256(data).hexdigest():
-            raise DeviceUnreachable("%s on %s does not read back as written: write again" % (path, device.name))
+            raise DeviceUnreachable(said("err.provision.read_back", path=path, device=device.name))
     return written
 
 
@@ -473,11 +504,10 @@ def provision(gw: Gateway, device: DeviceFiles, inventory: Inventory, keystore: 
     """Check, build, write, verify, record. Raises ProvisionError (bad input) or DeviceUnreachable."""
     problems = check(gw)
     if problems:
-        raise ProvisionError("\n".join(problems))
+        raise problems_error(problems)
     other = inventory.mac_owner(gw.mac)
     if other and other != gw.serial:
-        raise ProvisionError("%sMAC %s is already in the inventory as gateway %s: wrong MAC, or retire %s first"
-                             % ((gw.source + ": ") if gw.source else "", gw.mac, other, other))
+        raise error("err.provision.mac_taken", (gw.source + ": ") if gw.source else "", mac=gw.mac, other=other)
     files, row = build_files(gw, keystore)
     res = Result(gw.serial, gw.gateway, False, key_fingerprint=row["key_fingerprint"],
                  cert_fingerprint=row["cert_fingerprint"])
@@ -498,14 +528,14 @@ def provision(gw: Gateway, device: DeviceFiles, inventory: Inventory, keystore: 
                                                                                     row["key_fingerprint"])))
         if nvs_writer is not None and "nj_keys.bin" in files:
             nvs_writer(files.pop("nj_keys.bin"))
-            res.nvs = "written to the nj_keys partition"
+            res.nvs = said("out.provision.nvs_written")
         res.written = write_all(device, files)
         db.execute("commit")
     except BaseException:
         db.execute("rollback")
         raise
     if "nj_keys.bin" in res.written:
-        res.nvs = "nj_keys.bin (flash it with `nengjian flash --provisioned`)"
+        res.nvs = said("out.provision.nvs_file")
     if forget_key and gw.cert_pem is not None:
         keystore.forget(gw.gateway)
     res.ok = True
@@ -538,13 +568,14 @@ def provision_all(gateways: list[Gateway], bad: list[str], inventory: Inventory,
     row, {"row", "serial", "ok", "exit_code"?, "error"?, ...Result}. `bad` are the rows read_csv could
     not read; `target(gw)` is target_for bound to the command's options. A gateway that fails does
     not stop the others; on_row(row) sees each as it is done."""
-    rows = [{"row": p.split(":")[0], "ok": False, "exit_code": EXIT_USAGE, "error": p} for p in bad]
+    rows = [{"row": p.split(":")[0], "ok": False, "exit_code": EXIT_USAGE, "error": str(p),
+             **({"error_zh": p.zh} if getattr(p, "zh", None) else {})} for p in bad]
     for gw in gateways:
-        row = {"row": gw.source or "command line", "serial": gw.serial}
+        row = {"row": gw.source or said("out.provision.command_line"), "serial": gw.serial}
         try:
             problems = check(gw)
             if problems:
-                raise ProvisionError("\n".join(problems))
+                raise problems_error(problems)
             if check_only:
                 row.update(ok=True, checked_only=True)
             else:
@@ -553,10 +584,10 @@ def provision_all(gateways: list[Gateway], bad: list[str], inventory: Inventory,
                               nvs_writer=nvs_writer)
                 row.update(r.as_dict())
         except ProvisionError as e:
-            row.update(ok=False, exit_code=EXIT_USAGE, error=str(e))
+            row.update(ok=False, exit_code=EXIT_USAGE, error=str(e), **({"error_zh": e.zh} if e.zh else {}))
         except (DeviceUnreachable, flash.Unreachable) as e:
-            row.update(ok=False, exit_code=EXIT_UNREACHABLE, error="device unreachable: %s (nothing recorded in "
-                                                                   "the inventory; run again)" % e)
+            text = said("err.provision.unreachable", reason=e)
+            row.update(ok=False, exit_code=EXIT_UNREACHABLE, error=str(text), error_zh=text.zh)
         except flash.FlashError as e:
             row.update(ok=False, exit_code=e.exit_code, error=str(e))
         rows.append(row)
@@ -574,18 +605,21 @@ def exit_code(rows: list[dict]) -> int:
 
 
 def report_lines(rows: list[dict], check_only: bool = False) -> list[str]:
-    """provision_all's rows for a person: OK or FAIL per row, then the count."""
+    """provision_all's rows for a person, in the chosen language: OK or FAIL per row, then the count."""
     lines = []
     for r in rows:
         if r.get("ok"):
-            what = "checked" if r.get("checked_only") else "provisioned (%s)" % ", ".join(r.get("written", []))
-            lines.append("OK    %s %s: %s" % (r["row"], r.get("serial", ""), what))
+            what = messages.t("out.provision.checked") if r.get("checked_only") else messages.t(
+                "out.provision.provisioned", files=", ".join(r.get("written", [])))
+            lines.append(messages.t("out.provision.ok", row=localized(r["row"]), serial=r.get("serial", ""), what=what))
             if r.get("csr_path"):
-                lines.append("      CSR for the platform: %s" % r["csr_path"])
+                lines.append(messages.t("out.provision.csr", path=r["csr_path"]))
             if r.get("nvs"):
-                lines.append("      credentials: %s" % r["nvs"])
+                lines.append(messages.t("out.provision.credentials", what=localized(r["nvs"])))
         else:
-            lines.append("FAIL  %s" % r["error"].replace("\n", "\n      "))
+            said_ = r.get("error_zh") if messages.get_lang() == "zh" and r.get("error_zh") else r["error"]
+            lines.append(messages.t("out.provision.fail", error=said_.replace("\n", "\n      ")))
     ok = sum(1 for r in rows if r.get("ok"))
-    lines.append("%d of %d gateway(s) %s" % (ok, len(rows), "checked" if check_only else "provisioned"))
+    lines.append(messages.t("out.provision.count_checked" if check_only else "out.provision.count_provisioned",
+                            ok=ok, total=len(rows)))
     return lines

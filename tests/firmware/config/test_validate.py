@@ -5,6 +5,7 @@ prints them all, and in --json as a list."""
 import copy
 import io
 import json
+import re
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -99,6 +100,13 @@ def test_check_config_prints_all_of_them(case, tmp_path):
             lines = err.getvalue().splitlines()
             assert all(any(line.startswith("%s: %s" % (f, w)) for line in lines) for w in where), lines
             assert any("3 处问题" in line or "处问题" in line for line in lines)
+    # in Chinese, every one of them (the laptop says each from its code: the gateway has no catalogue)
+    err = io.StringIO()
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        assert cli.main(["--lang", "zh", "check-config", str(f)]) == cli.EXIT_FAILED
+    said = [line for line in err.getvalue().splitlines() if line.startswith("%s：" % f)]
+    assert all(any(line.startswith("%s：%s" % (f, w[:-1])) for line in said) for w in where), said
+    assert said and all(re.search(r"[\u4e00-\u9fff]", line.split("：", 2)[2]) for line in said), said
 
 
 @pytest.mark.mpy

@@ -43,9 +43,30 @@ class Updater:
     discard = otaupdater.Updater.discard  # the real one: the updater removes its own incoming file
 
 
+class Resident:
+    """gw.updater (nengjian.ota.resident): load() gives the job's updater; a bundle it cannot check is
+    deferred and discarded through the resident."""
+
+    def __init__(self, updater):
+        self.up = updater
+        self.dropped = 0
+
+    def load(self):
+        return self.up
+
+    def drop(self):
+        self.dropped += 1
+
+    def defer(self, path, version=None):
+        return self.up.defer(path, version)
+
+    def discard(self, path):
+        return otaupdater.Updater.discard(self.up, path)
+
+
 class Gw:
     def __init__(self, updater):
-        self.updater, self.store = updater, Store()
+        self.updater, self.store = Resident(updater), Store()
 
 
 def _bundle(tmp_path):
@@ -59,7 +80,7 @@ def test_out_of_memory_defers_the_check_to_the_reset(tmp_path):
     con = Con(Gw(Updater(MemoryError("memory allocation failed, allocating 770 bytes"))))
     consolecmd._ota_install(con, 1, str(path))
     assert con.answers == [{"deferred": True, "applies": "checked and installed at the reset"}]
-    assert con.gw.updater.deferred == [str(path)] and path.exists()  # kept for the check at boot
+    assert con.gw.updater.up.deferred == [str(path)] and path.exists()  # kept for the check at boot
     assert con.gw.store.flushed == 1 and not con.failures
 
 

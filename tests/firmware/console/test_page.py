@@ -50,6 +50,14 @@ async def exchange(req, chunks=None):
 
 def code(answer):
     return int(answer.split(b" ", 2)[1]) if answer else None
+
+# A page served on PORT with these limits, and a client that has sent it a request line
+async def started(**limits):
+    p = page.StatusPage(lambda: ST, ITEMS, **limits)
+    await p.start("127.0.0.1", PORT)
+    r, w = await asyncio.open_connection("127.0.0.1", PORT)
+    w.write(b"GET / HTTP/1.1\r\n")
+    return p, r, w
 """
 
 
@@ -107,10 +115,7 @@ asyncio.run(main())
 def test_an_oversized_head_is_431_and_the_connection_closed():
     out = _run(r"""
 async def main():
-    p = page.StatusPage(lambda: ST, ITEMS, head_max=1024)
-    await p.start("127.0.0.1", PORT)
-    r, w = await asyncio.open_connection("127.0.0.1", PORT)
-    w.write(b"GET / HTTP/1.1\r\n")
+    p, r, w = await started(head_max=1024)
     pad = b"X-Pad: " + b"a" * 90 + b"\r\n"
     answer = b""
     sent = 0
@@ -181,10 +186,7 @@ asyncio.run(main())
 def test_a_client_that_drips_its_head_is_cut_off():
     out = _run(r"""
 async def main():
-    p = page.StatusPage(lambda: ST, ITEMS, head_timeout_ms=500)
-    await p.start("127.0.0.1", PORT)
-    r, w = await asyncio.open_connection("127.0.0.1", PORT)
-    w.write(b"GET / HTTP/1.1\r\n")
+    p, r, w = await started(head_timeout_ms=500)
     answer = b""
     closed = False
     # One header byte every 50 ms, never the blank line: each read is quick, the head never ends.

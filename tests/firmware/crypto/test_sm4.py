@@ -97,6 +97,19 @@ def test_sbox_and_round_keys_match_gmssl():
     assert list(sm4.SM4(STD_KEY)._ctx[:32]) == c.sk
 
 
+def test_t_table_constant_is_l_of_the_sbox():
+    # T_BYTES is written out as a constant (so it stays in ROMFS): recompute it from the S-box.
+    def rotl(x, n):
+        return ((x << n) | (x >> (32 - n))) & 0xFFFFFFFF
+
+    want = bytearray()
+    for j in range(4):
+        for b in range(256):
+            x = gm.SM4_BOXES_TABLE[b] << (24 - 8 * j)
+            want += (x ^ rotl(x, 2) ^ rotl(x, 10) ^ rotl(x, 18) ^ rotl(x, 24)).to_bytes(4, "little")
+    assert sm4.T_BYTES == bytes(want)
+
+
 @pytest.mark.slow
 def test_standard_example_million_times_cpython():
     c = sm4.SM4(STD_KEY)

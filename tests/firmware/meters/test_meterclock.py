@@ -5,26 +5,15 @@ per bus; each setting a ledger event."""
 import json
 
 import pytest
-from mpyrun import run_mpy
+from mpyrun import run_mpy, with_mpylib
 
 pytestmark = pytest.mark.mpy
 
 CODE = r"""
 import asyncio, json
+from clockrig import NOON, Gw, clock
 from nengjian.core import timeutil
 from nengjian.meters import memwatch
-
-NOON = timeutil.timestamp(2026, 12, 2, 4, 0)  # 12:00 CST
-clock = [NOON]
-timeutil.set_source(lambda: clock[0])
-
-
-class Gw:
-    items_by_point = {}
-    def __init__(self):
-        self.events = []
-    def event(self, kind, text):
-        self.events.append(text)
 
 
 class Drv:
@@ -83,20 +72,115 @@ clock[0] = NOON + 86400
 mc_b.next_check = 0
 check(mc_b)  # the next day: its turn
 out["next_day"] = len(b.sent)
+
+
+class Silent(Drv):
+    async def read_di(self, bus, line, timeout_ms, gap_ms, di):
+        raise OSError(110)
+
+
+silent = Silent("silent", 0)
+mc_silent = memwatch.Watch(gw, silent, {}, "bus0", lambda: True)
+check(mc_silent)
+out["silent"] = [mc_silent.next_check - clock[0], mc_silent.offset, len(silent.sent)]
 out["events"] = gw.events
 print(json.dumps(out))
 """
 
 
 def test_broadcast_rules():
-    got = json.loads(run_mpy(CODE, heap="256k").stdout.strip().splitlines()[-1])
+    got = json.loads(run_mpy(with_mpylib(CODE), heap="256k").stdout.strip().splitlines()[-1])
     assert got["midnight"] == [0, 0, 600]  # not even read: put off 10 minutes
     assert got["sent"] == [1, 0, 0, 0]
     assert got["next_day"] == 1
     ev = got["events"]
     assert sum("broadcast time sync on bus bus0" in e for e in ev) == 2
-    assert any(e.startswith("a: meter clock off by +90 s (limit 60 s): broadcast") for e in ev)
-    assert any(e.startswith("b: meter clock off by -120 s: bus bus0 had its broadcast time sync today") for e in ev)
-    assert any(e.startswith("far: meter clock off by +900 s, beyond what a broadcast") for e in ev)
-    assert any(e == "a: meter clock set after the broadcast: +0 s" for e in ev)
-    assert not any(e.startswith("c:") for e in ev)
+    assert any(e.startswith("meterclock: a: meter clock off by +90 s (limit 60 s): broadcast") for e in ev)
+    assert any(e.startswith("meterclock: b: meter clock off by -120 s: bus bus0 had its broadcast time sync today")
+               for e in ev)
+    assert any(e.startswith("meterclock: far: meter clock off by +900 s, beyond what a broadcast") for e in ev)
+    assert any(e == "meterclock: a: meter clock set after the broadcast: +0 s" for e in ev)
+    assert not any(e.startswith("meterclock: c:") for e in ev)
+    assert got["silent"] == [600, None, 0]  # not read: tried again in 10 minutes
+    assert any(e.startswith("meterclock: silent: meter clock not read (OSError: ") for e in ev)
+
+
+# One boot of a gateway whose bus0 has one DL/T 645 meter 90 s fast: memwatch.attach as the app
+# calls it, then one clock check at DAY days after NOON. What the file says is what survives a restart.
+BOOT = r"""
+import asyncio, json
+from clockrig import NOON, Gw, clock
+from nengjian.meters import memwatch
+
+
+class Drv:
+    def __init__(self):
+        self.id = "m1"
+        self.memory = {"clock": {}}
+        self.value = bytearray(8)
+        self.sent = 0
+        self.after = None
+    async def read_di(self, bus, line, timeout_ms, gap_ms, di):
+        from nengjian.core import timeutil
+        t = timeutil.civil(clock[0] + 90 + timeutil.CST_OFFSET)
+        f = [3, t[2], t[1], t[0] % 100] if di == 0x04000101 else [t[5], t[4], t[3]]
+        for k, v in enumerate(f):
+            self.value[k] = int("%d" % v, 16)
+        return len(f)
+    async def time_sync(self, bus, line, t, gap_ms=0):
+        self.sent += 1
+
+
+class Pm:
+    def __init__(self, drv):
+        self.driver = drv
+        self.cfg = {}
+
+
+class Bus:
+    name = "bus0"
+
+
+class Poller:
+    def __init__(self, drv):
+        self.meters = [Pm(drv)]
+        self.bus = Bus()
+
+
+clock[0] = NOON + DAY * 86400
+drv = Drv()
+gw = Gw(DATA, [Poller(drv)])
+memwatch.attach(gw, lambda: True)
+asyncio.run(drv.after(None, None, 100, 0))
+print(json.dumps({"sent": drv.sent, "events": gw.events, "status": gw.watches["m1"].status(),
+                  "day": NOON + DAY * 86400 - 12 * 3600}))
+"""
+
+
+def _boot(data, day):
+    code = "DATA = %r\nDAY = %d\n" % (str(data), day) + BOOT
+    return json.loads(run_mpy(with_mpylib(code), heap="256k").stdout.strip().splitlines()[-1])
+
+
+def test_a_restart_does_not_send_a_second_broadcast_the_same_day(tmp_path):
+    """SPEC section 5: a meter takes a broadcast time sync at most once a day. The day of the bus's last
+    one is on flash, so a gateway restarted the same day does not send another; the next day it does."""
+    assert _boot(tmp_path, 0)["sent"] == 1
+    again = _boot(tmp_path, 0)  # restarted at the same time of the same day
+    assert again["sent"] == 0, again
+    assert any("bus bus0 had its broadcast time sync today" in e for e in again["events"]), again
+    # The console's view of it (nengjian.console.status): the offset read, the day the bus was set
+    st = again["status"]
+    assert (st["clock_set_day"], st["clock_offset_s"], st["refills"]) == (again["day"], 90, 0), st
+    assert _boot(tmp_path, 1)["sent"] == 1  # the next day
+    assert _boot(tmp_path, 1)["sent"] == 0
+
+
+@pytest.mark.parametrize("content", ['{"v": 1, "buses": [3]}', '{"v": 1, "buses": {"bus0": "x"}}', '{"v": 1, "bu',
+                                     "[]"], ids=["list", "not-a-day", "torn", "not-an-object"])
+def test_an_unusable_broadcast_day_file_is_no_broadcast_day(tmp_path, content):
+    """A file the gateway cannot use (torn, another shape) counts as no broadcast yet: the clock is still
+    kept, and the file is written again whole."""
+    (tmp_path / "meterclock.json").write_text(content)
+    assert _boot(tmp_path, 0)["sent"] == 1
+    assert _boot(tmp_path, 0)["sent"] == 0

@@ -6,26 +6,15 @@ offset before and after it; both register formats round-trip."""
 import json
 
 import pytest
-from mpyrun import run_mpy
+from mpyrun import run_mpy, with_mpylib
 
 pytestmark = pytest.mark.mpy
 
 CODE = r"""
 import asyncio, json
+from clockrig import NOON, Gw, clock
 from nengjian.core import timeutil
 from nengjian.meters import memwatch, modbusclock
-
-NOON = timeutil.timestamp(2026, 12, 2, 4, 0)  # 12:00 CST
-clock = [NOON]
-timeutil.set_source(lambda: clock[0])
-
-
-class Gw:
-    items_by_point = {}
-    def __init__(self):
-        self.events = []
-    def event(self, kind, text):
-        self.events.append("%s: %s" % (kind, text))
 
 
 class Drv:
@@ -126,7 +115,7 @@ print(json.dumps(out))
 
 
 def test_write_rules_and_events():
-    got = json.loads(run_mpy(CODE, heap="256k").stdout.strip().splitlines()[-1])
+    got = json.loads(run_mpy(with_mpylib(CODE), heap="256k").stdout.strip().splitlines()[-1])
     # 12:00 CST: the meter's registers set to the gateway's time, then read again
     assert got["fast"] == [2, [[2026, 12, 2, 12, 0, 0]], 0, False]
     assert got["due_alloc"] == 0  # the test after each read allocates nothing

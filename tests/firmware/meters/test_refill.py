@@ -105,6 +105,7 @@ def run_refill(gw, last, now, offset=0, wrong=()):
     drv = driver(mem)
     w = memwatch.Watch(gw, drv, {"clock_max_drift_s": 0}, "bus0", lambda: True)
     asyncio.run(w.after(None, None, 100, 0))
+    mem.status = w.status()  # what the console's status shows of it
     gw.intervals.feed(0, now, dec(kwh(now)))
     return mem
 """
@@ -157,9 +158,12 @@ now = MID + 3 * H + 30
 mem = run_refill(gw, last, now, offset=20, wrong=(MID + H,))
 vals = [[v[3], v[4] - MID, v[5].text(), v[6], len(v) > records.V_QUALITY and v[records.V_QUALITY]] for v in gw.values]
 reads = [[r[1] - MID, r[4].text(), r[5]] for r in gw.store.recs if r[0] == records.READING]
-print(json.dumps({"values": vals, "reads": reads, "events": gw.events}))
+st = mem.status
+print(json.dumps({"values": vals, "reads": reads, "events": gw.events,
+                  "status": [st["refills"], st["refilled_at"] - now, st["clock_set_day"]]}))
 """)
     H = 3600
+    assert got["status"] == [1, 0, None]  # one refill, at the read after the gap; the clock never set
     # 01:00 read back as 01:01: not used, so the values around it are missing, not invented
     # (03:00 is the live reading's: the refill stops at the last boundary without one)
     assert [r[0] for r in got["reads"]] == [-2 * H, -H, 0, 2 * H]
@@ -204,3 +208,15 @@ mem = run_refill(gw, MID + 30, MID + 90)
 print(json.dumps(len(mem.asked)))
 """)
     assert got == 0
+
+
+def test_the_refill_and_the_frozen_data_fields_are_dropped_when_it_is_done():
+    # A refill is rare: neither its code nor the frozen-data fields it read stay in the heap.
+    got = _run(r"""
+import sys
+gw = Gw(3600)
+run_refill(gw, MID - 3 * H + 30, MID + 3 * H + 30)
+print(json.dumps([len(gw.values), sorted(m for m in sys.modules if m.startswith("nengjian.")
+                                         and m.rpartition(".")[2] in ("refill", "meterclock", "dlt645_frozen"))]))
+""")
+    assert got[0] > 0 and got[1] == []

@@ -293,14 +293,16 @@ def test_hung_modem_of_unknown_make_gets_both_makers_off_press(tmp_path):
 
 
 KNOWN_MAKE_CYCLE = """
-import asyncio, json, board
+import asyncio, json, sys, board
 link = board.network_links()[0]
 async def main():
     ok = await link.up()
+    held = "nengjian.net.modemup" in sys.modules
     print("UP " + link.modem.diag["vendor"])
     await asyncio.sleep_ms(400)  # the test hangs the module meanwhile
     cycled = await link.modem.power_cycle()
-    print("RESULT " + json.dumps({"ok": ok, "cycled": cycled, "diag": link.modem.diag}))
+    held = [held, "nengjian.net.modemup" in sys.modules]
+    print("RESULT " + json.dumps({"ok": ok, "cycled": cycled, "diag": link.modem.diag, "held": held}))
 asyncio.run(main())
 """
 
@@ -316,6 +318,7 @@ def test_hung_modem_of_known_make_gets_its_off_press(tmp_path, model, off_ms, pr
         assert r["ok"] and r["cycled"], r
         assert len(m.pulses) == 2 and press_ms <= m.pulses[0] < press_ms + 150 and m.pulses[1] < off_ms, m.pulses
         assert m.boots == 2 and r["diag"]["power_cycles"] == 1
+        assert r["held"] == [False, False]  # the bring-up stages are dropped once they have run
 
 
 def test_modem_off_at_boot_is_switched_on(tmp_path):
@@ -369,8 +372,9 @@ asyncio.run(main())
 
 def test_csq_and_reg_parsing():
     from nengjian.net import modem as drv
+    from nengjian.net import modemup
 
-    assert drv.csq_to_dbm(0) == -113 and drv.csq_to_dbm(31) == -51 and drv.csq_to_dbm(99) is None
+    assert modemup.csq_to_dbm(0) == -113 and modemup.csq_to_dbm(31) == -51 and modemup.csq_to_dbm(99) is None
     assert drv.parse_reg("+CEREG: 0,1") == 1
     assert drv.parse_reg("+CREG: 2,5,\"1A2B\",\"01C3\",7") == 5
     assert drv.parse_reg("+CEREG: 3") == 3  # URC form
@@ -410,3 +414,25 @@ def test_a_late_echo_of_the_pin_is_neither_shown_nor_logged(modem):
     assert r["shown"] and "URC" in proc.stdout  # URCs were seen and logged
     assert "7391" not in json.dumps(r["shown"]) + json.dumps(r["diag"]) + json.dumps(r["status"])
     assert "7391" not in proc.stdout.replace(json.dumps(r), "") + proc.stderr
+
+
+HEARTBEAT = """
+import asyncio, json, board
+from nengjian.system import health
+link = board.network_links()[0]
+async def main():
+    await link.up()
+    snap = {"heap_free": 1, "destinations": [], "backlog": [], "links": [link.status()]}
+    print("RESULT " + json.dumps(health.picked(snap)))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("csq,want", [(22, [["rssi.4g", -69]]), (0, [["rssi.4g", -113]]), (99, [])],
+                         ids=["csq22", "csq0", "unknown"])
+def test_heartbeat_carries_the_cellular_signal(modem, csq, want):
+    """rssi.NAME of the 4G link, in dBm from its AT+CSQ (27.007: -113 + 2 * csq; 99, not known: none)."""
+    modem.csq = csq
+    got = _result(run_mpy(HEARTBEAT, env=_env(modem), timeout=60))
+    assert [f for f in got if f[0].startswith("rssi.")] == want, got
+    assert ["link.4g", "up"] in got, got  # registered: up, whatever the signal

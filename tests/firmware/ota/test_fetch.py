@@ -18,6 +18,7 @@ from nengjian import ota
 from nengjian.console import status as console_status
 from nengjian.ota import channel as otachannel
 from nengjian.ota import fetch as otafetch
+from nengjian.ota import resident
 from nengjian.ota import updater as otaupdater
 from nengjian_host.vendor import channel as host_channel
 from nengjian_host.vendor import updates as host_ota
@@ -43,6 +44,7 @@ def channel_kept(monkeypatch):
     """A check drops nengjian.ota.channel when done (its heap; the MicroPython test below shows it);
     kept here, so that its error classes are the ones this module imported."""
     monkeypatch.setattr(otafetch, "unload", lambda name: None)
+    monkeypatch.setattr(resident, "unload", lambda name: None)
 
 
 class Updater(otaupdater.Updater):
@@ -326,16 +328,25 @@ def _fast(monkeypatch):
     """Steps of milliseconds instead of seconds; the check period stays a day. CPython's asyncio
     gets MicroPython's sleep_ms."""
     monkeypatch.setattr(asyncio, "sleep_ms", lambda ms: asyncio.sleep(ms / 1000), raising=False)
-    monkeypatch.setattr(otafetch, "FIRST_CHECK_MS", 1)
-    monkeypatch.setattr(otafetch, "WAIT_MS", 5)
-    monkeypatch.setattr(otafetch, "RETRY_MS", 20)
+    monkeypatch.setattr(resident, "FIRST_CHECK_MS", 1)
+    monkeypatch.setattr(resident, "WAIT_MS", 5)
+    monkeypatch.setattr(resident, "RETRY_MS", 20)
+
+
+def scheduled(monkeypatch, files, updater):
+    """The gateway's resident part (nengjian.ota.resident) running checks with the stand-in updater."""
+    _f, server, events, restarts = fetcher(monkeypatch, files, updater)
+    res = resident.Resident(updater.root, None, "sim", "0.1.0", lambda k, t: events.append(t))
+    res.load = lambda: updater
+    res.schedule(URL, 86400, None, lambda: restarts.append(1), insecure=True, gateway_id=b"sim-0000")
+    return res, server, events, restarts
 
 
 def test_a_channel_with_nothing_for_this_gateway_is_not_a_failed_check(monkeypatch, tmp_path, vendor):
     """Outside the rollout: told once, the check not retried within the hour as a failure would be."""
     _fast(monkeypatch)
     files = {URL: channel_bytes(vendor.pem, {"sim": entry(rollout={"percent": 0})})}
-    f, server, events, _r = fetcher(monkeypatch, files, Updater(vendor, tmp_path))
+    f, server, events, _r = scheduled(monkeypatch, files, Updater(vendor, tmp_path))
     _run_for(f, 0.3, lambda: True)
     assert server.asked == [URL] and f.last_error == ""
     assert [t for t in events if "staged" in t] == [
@@ -345,7 +356,7 @@ def test_a_channel_with_nothing_for_this_gateway_is_not_a_failed_check(monkeypat
 def test_a_check_skipped_while_the_link_is_down_happens_when_it_comes_back(monkeypatch, tmp_path, vendor):
     _fast(monkeypatch)
     files = {URL: channel_bytes(vendor.pem, {"sim": entry(version="0.1.0")})}
-    f, server, _e, _r = fetcher(monkeypatch, files, Updater(vendor, tmp_path))
+    f, server, _e, _r = scheduled(monkeypatch, files, Updater(vendor, tmp_path))
     calls = []
 
     def link_up():
@@ -360,7 +371,9 @@ def test_nothing_is_asked_while_a_version_is_on_trial(monkeypatch, tmp_path, ven
     _fast(monkeypatch)
     updater = Updater(vendor, tmp_path)
     updater.trial = True
-    f, server, _e, _r = fetcher(monkeypatch, published, updater)
+    os.makedirs(updater.root)
+    ota.write_pointer(updater.root, updater.p)  # what the resident part reads between checks
+    f, server, _e, _r = scheduled(monkeypatch, published, updater)
     _run_for(f, 0.1, lambda: True)
     assert server.asked == []
 
@@ -369,7 +382,7 @@ def test_a_failed_check_is_tried_again_before_the_next_period(monkeypatch, tmp_p
     _fast(monkeypatch)
     good = channel_bytes(vendor.pem, {"sim": entry(version="0.1.0")})
     answers = [None, good]  # the channel missing (404) once, then there
-    f, server, _e, _r = fetcher(monkeypatch, {URL: lambda: answers.pop(0) or b"x"}, Updater(vendor, tmp_path))
+    f, server, _e, _r = scheduled(monkeypatch, {URL: lambda: answers.pop(0) or b"x"}, Updater(vendor, tmp_path))
     _run_for(f, 0.3, lambda: True)
     assert len(server.asked) == 2 and f.last_error == ""
 
@@ -417,16 +430,17 @@ def test_a_release_older_than_the_minimum_is_not_fetched_unless_it_is_a_signed_d
 
 def test_plain_http_is_refused_unless_the_config_says_insecure(monkeypatch, tmp_path, vendor, published):
     f, server, events, _r = fetcher(monkeypatch, published, Updater(vendor, tmp_path), insecure=False)
-    assert f.off and events == ["update server not asked (ota.url is plain http and ota.insecure is off): "
-                                "updates over USB only"]
-    assert "plain http: refused" in _refused(f.check()) and server.asked == []
-    asyncio.run(f.run(lambda: True))  # returns at once: no task that asks now and then
+    assert f.off and "plain http: refused" in _refused(f.check()) and server.asked == []
+    res = resident.Resident(str(tmp_path / "app"), None, "sim", "0.1.0", lambda k, t: events.append(t))
+    res.schedule(URL, 60, None, None, insecure=False)
+    assert events == ["update server not asked (ota.url is plain http and ota.insecure is off): updates over USB only"]
+    asyncio.run(res.run(lambda: True))  # returns at once: no task that asks now and then
     assert server.asked == []
     kinds = []
-    for _ in range(2):
-        otafetch.OtaFetch(Updater(vendor, tmp_path), URL, "0.1.0", "sim", lambda k, t: kinds.append((k, t)),
-                          insecure=True)
-    assert kinds == [("security", "update server: " + otafetch.INSECURE_WARNING)] * 2
+    for _ in range(2):  # each start
+        resident.Resident(str(tmp_path / "app"), None, "sim", "0.1.0", lambda k, t: kinds.append((k, t))).schedule(
+            URL, 60, None, None, insecure=True)
+    assert kinds == [("security", "update server: " + resident.INSECURE_WARNING)] * 2
 
 
 @pytest.mark.parametrize("name", ["http://elsewhere/b.njota", "/abs/b.njota", "../b.njota", "b.njota?x=1"])

@@ -4,30 +4,17 @@ package: romfs_b), the slot directory keeps only the manifest and its signature,
 against the store's bytes, select() resets once for firmware/romcopy.py to copy the chosen image in,
 and a trial that fails max_boots times comes back to the image that ran before.
 
-The board is a stand-in module (romfs_stores() over RAM block devices with NOR semantics, reset()
-that only counts); the whole path on the sim board is tests/e2e/test_ota_sim.py's ROMFS test."""
+The board is a stand-in module (tests/mpylib/romfsboard: romfs_stores() over RAM block devices with
+NOR semantics, reset() that only counts); the whole path on the sim board is tests/e2e/test_ota_sim.py's ROMFS test."""
 
 import json
 
 import pytest
-from mpyrun import run_mpy
+from mpyrun import ROMFS_BOARD, run_mpy
 from nengjian_host.common import romfs
 from nengjian_host.vendor import updates as host_ota
 
 pytestmark = pytest.mark.mpy
-
-FAKE_BOARD = '''
-PARTS = None
-RESETS = []
-
-
-def romfs_stores():
-    return PARTS
-
-
-def reset():
-    RESETS.append(1)
-'''
 
 SCRIPT = r'''
 import json
@@ -189,8 +176,6 @@ def romfs_bundles(vendor, tmp_path_factory):
     bundles["dir"] = vendor.bundle("3.0.0")
     bundles["tampered"] = d / "tampered.njota"
     bundles["tampered"].write_bytes(bytes(data))
-    (d / "fake").mkdir()
-    (d / "fake" / "board.py").write_text(FAKE_BOARD)
     (d / "work").mkdir()
     return d, images, bundles
 
@@ -198,7 +183,7 @@ def romfs_bundles(vendor, tmp_path_factory):
 def test_romfs_update_streams_into_the_store_switches_at_boot_and_rolls_back(vendor, romfs_bundles):
     d, images, bundles = romfs_bundles
     head = "FAKE_DIR = %r\nWORK = %r\nKEYPATH = %r\nIMAGES = %r\nBUNDLES = %r\n" % (
-        str(d / "fake"), str(d / "work"), str(vendor.pub), {k: str(v) for k, v in images.items()},
+        ROMFS_BOARD, str(d / "work"), str(vendor.pub), {k: str(v) for k, v in images.items()},
         {k: str(v) for k, v in bundles.items()})
     s = _steps(run_mpy(head + SCRIPT, heap="320k").stdout)
 

@@ -18,24 +18,12 @@ install_pending and select, again after each reset they ask for) and is checked:
 """
 
 import pytest
+from mpyrun import ROMFS_BOARD
 from nengjian_host.common import romfs
 from nengjian_host.vendor import updates as host_ota
 from powercut import run_sweep
 
 pytestmark = pytest.mark.mpy
-
-FAKE_BOARD = '''
-PARTS = None
-RESETS = []
-
-
-def romfs_stores():
-    return PARTS
-
-
-def reset():
-    RESETS.append(1)
-'''
 
 HARNESS = r'''
 import gc
@@ -45,53 +33,31 @@ import sys
 sys.path.insert(0, FAKE_DIR)
 import board
 import cutsweep
+import flashparts
+import otalife
 import romcopy
-import vfs
-from nengjian.core import statefile
 from nengjian.store.blockdev import RAMBlockDevice
 from nengjian import ota
-from nengjian.ota import proof, slots
-from nengjian.ota import updater as U
+from nengjian.ota import slots
 
 gc.collect()
 NB = NBFS + 3 * NSTORE
 DATA = RAMBlockDevice(NB, BS).data
 MNT = "/otapc"
 ROOT = MNT + "/app"
-KEY = U.load_key(KEYPATH)
-BUILTIN = "0.1.0"
+BUILTIN = otalife.BUILTIN
 BUF = bytearray(512)
-
-
-class View:
-    """Blocks first..first+blocks-1 of a device: a partition on the same flash chip."""
-
-    def __init__(self, dev, first, blocks):
-        self.dev = dev
-        self.first = first
-        self.blocks = blocks
-
-    def readblocks(self, block, buf, offset=0):
-        return self.dev.readblocks(self.first + block, buf, offset)
-
-    def writeblocks(self, block, buf, offset=None):
-        return self.dev.writeblocks(self.first + block, buf, offset)
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 6:
-            return self.dev.ioctl(6, self.first + arg)
-        return self.dev.ioctl(op, arg)
+OBS = {}
+LIFE = otalife.Life(ROOT, KEYPATH, BUNDLES, OBS, lambda: board.PARTS)
+push = LIFE.push
 
 
 def parts_of(dev):
-    return {"active": View(dev, NBFS, NSTORE), "a": View(dev, NBFS + NSTORE, NSTORE),
-            "b": View(dev, NBFS + 2 * NSTORE, NSTORE)}
+    return flashparts.layout(dev, NBFS, NSTORE)[1]
 
 
 def fs_of(dev):
-    return View(dev, 0, NBFS)
+    return flashparts.layout(dev, NBFS, NSTORE)[0]
 
 
 def image_name(part):
@@ -99,15 +65,10 @@ def image_name(part):
     n = romcopy.image_len(part, BUF)
     if not n:
         return None
-    data = bytearray()
-    block = 0
-    while len(data) < n:
-        part.readblocks(block, BUF, 0)
-        data.extend(BUF)
-        block += 1
+    data = flashparts.content(part, n, BUF)
     for version, path in IMAGES.items():
         with open(path, "rb") as f:
-            if f.read() == data[:n]:
+            if f.read() == data:
                 return version
     return "?"
 
@@ -121,43 +82,6 @@ for name in ("active", "b"):
 del flashed
 
 
-def copy(src, dst):
-    mv = memoryview(BUF)
-    with open(src, "rb") as f:
-        while True:
-            n = f.readinto(BUF)
-            if not n:
-                return
-            dst.write(mv[:n])
-
-
-def updater():
-    return U.Updater(ROOT, KEY, "sim", None, 1800, 2, KEYPATH, BUILTIN)
-
-
-def push(u, name):
-    src = BUNDLES[name]
-    path = u.incoming(os.stat(src)[6])
-    f = statefile.begin(path, "wb")
-    copy(src, f)
-    f.close()
-    statefile.commit(path)
-    try:
-        man = u.install_file(path)
-        OBS["switched"] = True
-        return man
-    finally:
-        u.discard(path)
-
-
-def fetch(u, name, version):
-    src = BUNDLES[name]
-    path = u.incoming(os.stat(src)[6])
-    with open(path, "wb") as f:
-        copy(src, f)
-    u.defer(path, version)
-
-
 def boot():
     """A reset and what follows, until a boot asks for no further reset: the board module's switch
     (romcopy), then main.py's install_pending and select. False if the resets never end."""
@@ -167,9 +91,7 @@ def boot():
         if len(board.RESETS) > r:
             continue
         ota.install_pending(ROOT)
-        p = slots.read_pointer(ROOT)
-        if p is not None and p.get("version") is not None:
-            OBS["switched"] = True
+        LIFE.note_switch()
         ota.select(ROOT)
         if len(board.RESETS) == r:
             return True
@@ -188,48 +110,27 @@ def confirm(u, obs):
 
 
 def workload(dev, obs):
-    u = updater()
-    steps = (
+    u = LIFE.updater()
+    done = cutsweep.steps(dev, (
         lambda: push(u, "1.0.0"), must_boot, lambda: confirm(u, obs),
-        lambda: fetch(u, "2.0.0", "2.0.0"), must_boot,
+        lambda: LIFE.fetch(u, "2.0.0", "2.0.0"), must_boot,
         lambda: ota.failed(ROOT, "RuntimeError: x"), must_boot, lambda: ota.failed(ROOT, "RuntimeError: x"),
         must_boot,
         lambda: push(u, "3.0.0"), must_boot, lambda: confirm(u, obs),
-    )
-    for step in steps:
-        try:
-            step()
-        except Exception as e:
-            if not dev.cut:
-                raise
-            return
-        if dev.cut:
-            return
+    ))
     p = slots.read_pointer(ROOT)
-    if (p["active"], p["version"], p["state"]) != ("b", "3.0.0", "confirmed") or image_name(board.PARTS["active"]) != "3.0.0":
+    if done and ((p["active"], p["version"], p["state"]) != ("b", "3.0.0", "confirmed")
+                 or image_name(board.PARTS["active"]) != "3.0.0"):
         raise AssertionError("the workload ended at %r" % (p,))
 
 
 def mount(dev):
     board.PARTS = parts_of(dev)
-    vfs.mount(vfs.VfsLfs2(fs_of(dev)), MNT)
+    cutsweep.mount(fs_of(dev), MNT)
 
 
 def umount():
-    try:
-        vfs.umount(MNT)
-    except OSError:
-        pass
-
-
-def prove(slot, label):
-    try:
-        v = proof.prove(ROOT, KEY, slot, board.PARTS)
-    except U.OtaError as e:
-        return "slot %s does not prove signed: %s" % (slot, e)
-    if v != label:
-        return "slot %s holds %s, the pointer says %s" % (slot, v, label)
-    return None
+    cutsweep.umount(MNT)
 
 
 def check_running(after):
@@ -242,72 +143,30 @@ def check_running(after):
     if runs != want:
         return "%s: romfs holds %s, the pointer chose %s (slot %r)" % (after, runs, want, slot)
     if slot:
-        err = prove(slot, p["version"])
+        err = LIFE.prove(slot, p["version"])
         if err:
             return after + ": " + err
     return None
 
 
-def verify(dev, obs):
-    try:
-        mount(dev)
-    except OSError as e:
-        return "volume does not mount: %r" % (e,)
-    try:
-        err = check_running("at the boot after the cut")
-        if err:
-            return err
-        p = slots.read_pointer(ROOT)
-        known = [None] + obs["confirmed"] + [obs["confirming"]]
-        if p is None and obs["switched"]:
-            return "the pointer is lost: the built-in runs, not what was installed and confirmed"
-        if p is not None:
-            if p.get("state") == "trial":
-                prev = p.get("previous") or ""
-                if prev == p["active"]:
-                    return "the trial in %s returns to its own slot" % prev
-                if p.get("previous_version") not in known:
-                    return "the trial returns to %s, never confirmed" % p.get("previous_version")
-                if prev:
-                    err = prove(prev, p.get("previous_version"))
-                    if err:
-                        return "no confirmed version to return to: " + err
-                elif image_name(board.PARTS["b"]) != BUILTIN:
-                    return "the trial returns to the built-in, and store b holds %s" % image_name(board.PARTS["b"])
-            elif p.get("version") not in known:
-                return "confirmed %s, which was never confirmed" % p.get("version")
-        p = slots.read_pointer(ROOT)
-        if p is not None and p.get("state") == "trial":
-            p["boots"] = p.get("max_boots", 2)
-            slots.write_pointer(ROOT, p)
-            err = check_running("after the rollback")
-            if err:
-                return err
-        u = updater()
-        p = slots.read_pointer(ROOT)
-        if p is not None and p.get("state") != "trial" and p.get("version"):
-            u.running = p["version"]
-        push(u, "4.0.0")
-        err = check_running("after a new install")
-        if err:
-            return err
-        p = slots.read_pointer(ROOT)
-        if (p["version"], p["state"]) != ("4.0.0", "trial"):
-            return "a new install after the cut runs %s (%s)" % (p["version"], p["state"])
-    except Exception as e:
-        sys.print_exception(e)
-        return "exception: %r" % (e,)
-    finally:
-        umount()
+def to_builtin(p):
+    if image_name(board.PARTS["b"]) != BUILTIN:
+        return "the trial returns to the built-in, and store b holds %s" % image_name(board.PARTS["b"])
     return None
+
+
+def survived(obs):
+    err = check_running("at the boot after the cut") or LIFE.pointer_error(slots.read_pointer(ROOT), to_builtin)
+    return err or LIFE.goes_on(None, check_running)
+
+
+def verify(dev, obs):
+    return cutsweep.checked(dev, mount, umount, lambda: survived(obs))
 
 
 def new_obs():
     OBS.update(confirmed=[], confirming=None, switched=False)
     return OBS
-
-
-OBS = {}
 
 
 def describe(obs):
@@ -337,9 +196,7 @@ def setup(tmp_path_factory, make_vendor):
             bundles[version] = d / (version + ".njota")
             host_ota.build(bundles[version], vendor.pem, version, ["sim"],
                            files=[(host_ota.ROMFS_FILE, images[version].read_bytes())], romfs=True)
-    (d / "fake").mkdir()
-    (d / "fake" / "board.py").write_text(FAKE_BOARD)
-    return dict(FAKE_DIR=str(d / "fake"), KEYPATH=str(vendor.pub), IMAGES={k: str(v) for k, v in images.items()},
+    return dict(FAKE_DIR=ROMFS_BOARD, KEYPATH=str(vendor.pub), IMAGES={k: str(v) for k, v in images.items()},
                 BUNDLES={k: str(v) for k, v in bundles.items()})
 
 

@@ -36,71 +36,28 @@ pytestmark = pytest.mark.mpy
 
 HARNESS = r'''
 import gc
-import json
-import os
-import sys
 
 import cutsweep
+import otalife
 import vfs
-from nengjian.core import statefile
 from nengjian.store.blockdev import RAMBlockDevice
 from nengjian import ota
-from nengjian.ota import proof, slots
+from nengjian.ota import slots
 from nengjian.ota import updater as U
 
 gc.collect()
 DATA = RAMBlockDevice(NB, BS).data
 MNT = "/otapc"
 ROOT = MNT + "/app"
-KEY = U.load_key(KEYPATH)
-BUILTIN = "0.1.0"
-BUF = bytearray(512)
-
-
-def copy(src, dst):
-    mv = memoryview(BUF)
-    with open(src, "rb") as f:
-        while True:
-            n = f.readinto(BUF)
-            if not n:
-                return
-            dst.write(mv[:n])
-
-
-def updater():
-    return U.Updater(ROOT, KEY, "sim", None, 1800, 2, KEYPATH, BUILTIN)
-
-
-def push(u, name):
-    """The console's `ota SIZE SHA256`: received through statefile's .new and commit, then installed."""
-    src = BUNDLES[name]
-    path = u.incoming(os.stat(src)[6])
-    f = statefile.begin(path, "wb")
-    copy(src, f)
-    f.close()
-    statefile.commit(path)
-    try:
-        man = u.install_file(path)
-        OBS["switched"] = True
-        return man
-    finally:
-        u.discard(path)
-
-
-def fetch(u, name, version):
-    """The fetcher: downloaded into the incoming file, left for the check at the boot."""
-    src = BUNDLES[name]
-    path = u.incoming(os.stat(src)[6])
-    with open(path, "wb") as f:
-        copy(src, f)
-    u.defer(path, version)
+BUILTIN = otalife.BUILTIN
+OBS = {}
+LIFE = otalife.Life(ROOT, KEYPATH, BUNDLES, OBS)
+push = LIFE.push
 
 
 def boot():
     ota.install_pending(ROOT)
-    p = slots.read_pointer(ROOT)
-    if p is not None and p.get("version") is not None:
-        OBS["switched"] = True  # the check at boot switched (the fetcher's path)
+    LIFE.note_switch()
     return ota.select(ROOT)
 
 
@@ -123,127 +80,73 @@ def refused(call, why):
 
 
 def workload(dev, obs):
-    u = updater()
-    steps = (
+    u = LIFE.updater()
+    done = cutsweep.steps(dev, (
         lambda: push(u, "1.0.0"), boot, lambda: confirm(u, obs, "1.0.0"),
-        lambda: fetch(u, "2.0.0", "2.0.0"), boot,
+        lambda: LIFE.fetch(u, "2.0.0", "2.0.0"), boot,
         lambda: refused(lambda: push(u, "3.0.0"), "is on trial"),
         lambda: ota.failed(ROOT, "RuntimeError: x"), boot, lambda: ota.failed(ROOT, "RuntimeError: x"), boot,
         lambda: push(u, "3.0.0"), boot, lambda: confirm(u, obs, "3.0.0"),
         lambda: refused(lambda: push(u, "1.5.0"), "older than the minimum"),
         lambda: push(u, "2.0.0-down"), boot, lambda: confirm(u, obs, "2.0.0"),
-    )
-    for step in steps:
-        try:
-            step()
-        except Exception as e:
-            if not dev.cut:
-                raise
-            return
-        if dev.cut:
-            return  # the power is gone: nothing later may run
+    ))
     p = slots.read_pointer(ROOT)
-    if (p["active"], p["version"], p["state"]) != ("a", "2.0.0", "confirmed"):
+    if done and (p["active"], p["version"], p["state"]) != ("a", "2.0.0", "confirmed"):
         raise AssertionError("the workload ended at %r" % (p,))
 
 
 def mount(dev):
-    vfs.mount(vfs.VfsLfs2(dev), MNT)
+    cutsweep.mount(dev, MNT)
 
 
 def umount():
-    try:
-        vfs.umount(MNT)
-    except OSError:
-        pass
+    cutsweep.umount(MNT)
 
 
-def prove(u, slot, label):
-    try:
-        v = proof.prove(ROOT, KEY, slot)
-    except U.OtaError as e:
-        return "slot %s does not prove signed: %s" % (slot, e)
-    if v != label:
-        return "slot %s holds %s, the pointer says %s" % (slot, v, label)
-    return None
-
-
-def check_running(u, after):
+def check_running(after):
     slot = ota.select(ROOT)
     p = slots.read_pointer(ROOT)
     if slot is None:
         if p is not None and p.get("active"):
             return "%s: the pointer names slot %s, which is incomplete (the built-in runs)" % (after, p["active"])
         return None
-    err = prove(u, slot.rsplit("/", 1)[1], p["version"])
+    err = LIFE.prove(slot.rsplit("/", 1)[1], p["version"])
     return after + ": " + err if err else None
 
 
-def verify(dev, obs):
-    try:
-        mount(dev)
-    except OSError as e:
-        return "volume does not mount: %r" % (e,)
-    try:
-        u = updater()
-        boot_slot = boot()
-        p = slots.read_pointer(ROOT)
-        if boot_slot is not None:
-            err = prove(u, boot_slot.rsplit("/", 1)[1], p["version"])
-            if err:
-                return "runs an unproved version: " + err
-        elif p is not None and p.get("active"):
-            return "the pointer names slot %s, which is incomplete" % p["active"]
-        known = [None] + obs["confirmed"] + [obs["confirming"]]
-        if p is None and obs["switched"]:
-            return "the pointer is lost: the built-in runs, not what was installed and confirmed"
-        if p is not None:
-            if p.get("state") == "trial":
-                prev = p.get("previous") or ""
-                if prev == p["active"]:
-                    return "the trial in %s returns to its own slot" % prev
-                if p.get("previous_version") not in known:
-                    return "the trial returns to %s, never confirmed" % p.get("previous_version")
-                if prev:
-                    err = prove(u, prev, p.get("previous_version"))
-                    if err:
-                        return "no confirmed version to return to: " + err
-                elif p.get("previous_version") is not None:
-                    return "returns to the built-in labelled %s" % p.get("previous_version")
-            elif p.get("version") not in known:
-                return "confirmed %s, which was never confirmed" % p.get("version")
-            low = U.vkey(u.minimum(p))
-            if low not in (U.vkey(obs["floor"]), U.vkey(obs["floor_next"])):
-                return "minimum %s, the last confirm left %s" % (u.minimum(p), obs["floor"])
-        # The gateway goes on: whatever is on trial runs out, then a new bundle installs and runs.
-        p = slots.read_pointer(ROOT)
-        if p is not None and p.get("state") == "trial":
-            p["boots"] = p.get("max_boots", 2)
-            slots.write_pointer(ROOT, p)
-            err = check_running(u, "after the rollback")
-            if err:
-                return err
-        push(u, "4.0.0")
-        err = check_running(u, "after a new install")
-        if err:
-            return err
-        p = slots.read_pointer(ROOT)
-        if (p["version"], p["state"]) != ("4.0.0", "trial"):
-            return "a new install after the cut runs %s (%s)" % (p["version"], p["state"])
-    except Exception as e:
-        sys.print_exception(e)
-        return "exception: %r" % (e,)
-    finally:
-        umount()
+def to_builtin(p):
+    if p.get("previous_version") is not None:
+        return "returns to the built-in labelled %s" % p.get("previous_version")
     return None
+
+
+def survived(obs):
+    u = LIFE.updater()
+    boot_slot = boot()
+    p = slots.read_pointer(ROOT)
+    if boot_slot is not None:
+        err = LIFE.prove(boot_slot.rsplit("/", 1)[1], p["version"])
+        if err:
+            return "runs an unproved version: " + err
+    elif p is not None and p.get("active"):
+        return "the pointer names slot %s, which is incomplete" % p["active"]
+    err = LIFE.pointer_error(p, to_builtin)
+    if err:
+        return err
+    if p is not None:
+        low = U.vkey(u.minimum(p))
+        if low not in (U.vkey(obs["floor"]), U.vkey(obs["floor_next"])):
+            return "minimum %s, the last confirm left %s" % (u.minimum(p), obs["floor"])
+    return LIFE.goes_on(u, check_running)
+
+
+def verify(dev, obs):
+    return cutsweep.checked(dev, mount, umount, lambda: survived(obs))
 
 
 def new_obs():
     OBS.update(confirmed=[], confirming=None, floor=BUILTIN, floor_next=BUILTIN, switched=False)
     return OBS
-
-
-OBS = {}
 
 
 def describe(obs):

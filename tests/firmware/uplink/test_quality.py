@@ -114,9 +114,32 @@ print(json.dumps({"events": events, "days": [(x["period"], x["misaligned"]) for 
     assert not any("2026-11-02: day value's" in t for t in got["events"])
 
 
+def test_the_figures_code_is_loaded_only_while_it_runs(tmp_path):
+    # Always loaded: the tables and what feeds them; the figures, alarms and file reading come and go.
+    got = _run(r'''
+import sys
+def held():
+    return "nengjian.uplink.qualityfig" in sys.modules or "qualityfig" in sys.modules["nengjian.uplink"].__dict__
+seen = []
+q = quality.Quality("city", [E], P, %r, lambda k, t: seen.append(held()), now=D - 30)
+seen.append(held())
+q.accepted([rt(E, D + p * P, 125) for p in range(80)], D + 86400)
+seen.append(held())
+q.tick(D + 2 * 86400)  # settled: judged (an alarm: 80 of 97), the figures' code loaded meanwhile
+seen.append(held())
+r = q.report(D + 2 * 86400)
+seen.append(held())
+print(json.dumps({"seen": seen, "alarms": r["alarms"], "beat": q.beat(D + 2 * 86400), "after": held()}))
+''' % str(tmp_path / "q.bin"))
+    assert got["seen"] == [False, False, True, False, False]  # True: in the alarm's event, while judging
+    assert len(got["alarms"]) == 1 and got["beat"][0] is not None and got["after"] is False
+
+
 def test_heap_of_a_table_of_sixteen_items():
     got = _run(r'''
 codes = ["00-00-0000-0233%02d-11" % i for i in range(16)]
+# The file reading a Quality loads at its start interns its names once per boot: code, not table.
+quality.Quality("warm", codes[:1], P, "/dev/null/none", lambda k, t: None, now=D)
 gc.collect()
 a = gc.mem_alloc()
 q = quality.Quality("city", codes, P, "/dev/null/none", lambda k, t: None, now=D)
@@ -138,7 +161,6 @@ print(json.dumps({"table": b - a, "after_values": gc.mem_alloc() - c}))
 
 HARNESS = r'''
 import gc
-import sys
 
 import cutsweep
 import vfs
@@ -186,14 +208,11 @@ def workload(dev, obs):
 
 
 def mount(dev):
-    vfs.mount(vfs.VfsLfs2(dev), MNT)
+    cutsweep.mount(dev, MNT)
 
 
 def umount():
-    try:
-        vfs.umount(MNT)
-    except OSError:
-        pass
+    cutsweep.umount(MNT)
 
 
 class Events(list):
@@ -201,31 +220,25 @@ class Events(list):
         self.append((kind, text))
 
 
-def verify(dev, obs):
-    try:
-        mount(dev)
-    except OSError as e:
-        return "volume does not mount: %r" % (e,)
-    try:
-        ev = Events()
-        q = quality.Quality("city", CODES, 900, PATH, ev.append2, now=D + 99999)
-        if obs["saved"] and q.since != D - 60:
-            return "the score started again (since %d): %r" % (q.since, ev)
-        if ev and obs["saved"]:
-            return "events on load: %r" % ev
-        accept_from(q, obs["acked"])  # the delivery resends what was not acknowledged
-        got = figures(q)
-        if obs["saved"] and got != WANT:
-            return "after the resend %r, uncut %r" % (got, WANT)
-        q2 = quality.Quality("city", CODES, 900, PATH, ev.append2, now=D + 99999)
-        if figures(q2) != got:
-            return "saved %r, in RAM %r" % (figures(q2), got)
-    except Exception as e:
-        sys.print_exception(e)
-        return "exception: %r" % (e,)
-    finally:
-        umount()
+def survived(obs):
+    ev = Events()
+    q = quality.Quality("city", CODES, 900, PATH, ev.append2, now=D + 99999)
+    if obs["saved"] and q.since != D - 60:
+        return "the score started again (since %d): %r" % (q.since, ev)
+    if ev and obs["saved"]:
+        return "events on load: %r" % ev
+    accept_from(q, obs["acked"])  # the delivery resends what was not acknowledged
+    got = figures(q)
+    if obs["saved"] and got != WANT:
+        return "after the resend %r, uncut %r" % (got, WANT)
+    q2 = quality.Quality("city", CODES, 900, PATH, ev.append2, now=D + 99999)
+    if figures(q2) != got:
+        return "saved %r, in RAM %r" % (figures(q2), got)
     return None
+
+
+def verify(dev, obs):
+    return cutsweep.checked(dev, mount, umount, lambda: survived(obs))
 
 
 def new_obs():
@@ -236,11 +249,11 @@ def new_obs():
 OBS = {}
 dev0 = RAMBlockDevice(NB, BS, data=DATA)
 vfs.VfsLfs2.mkfs(dev0)
-vfs.mount(vfs.VfsLfs2(dev0), MNT)
+mount(dev0)
 q0 = quality.Quality("city", CODES, 900, PATH, Events().append2, now=D - 60)
 accept_from(q0, 0)
 WANT = figures(q0)
-vfs.umount(MNT)
+umount()
 dev0.kill()
 print("WANT", WANT)
 cutsweep.run(NB, BS, DATA, MODES, PART, NPART, new_obs, mount, umount, workload, verify)

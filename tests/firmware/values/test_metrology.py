@@ -100,3 +100,49 @@ print(json.dumps([ev, a, mt.status_alarms()]))
     assert ev[0].startswith("CALIBRATION DUE m1: meter m1 calibration due on 2026-12-20, in 18 day(s)")
     assert ans["difference"] == "+21.09" and ans["allowed"] == "123456.7991" and not ans["beyond"]
     assert len(active) == 1
+
+
+# A crew's new calibration (console `calibrate`): what the console refuses even when the laptop was skipped.
+NEW_RECORD_CASES = [
+    (("DG-7", "2026-11-28", "2032-11-27"), None),
+    (("DG-7", "2026-11-28", "2026-11-28"), "not after"),
+    (("DG-7", "2026-11-28", "2020-11-28"), "not after"),
+    (("DG-7", "2026-12-03", "2032-12-01"), "in the future"),
+    (("DG-7", "2026/11/28", "2032-11-27"), "not a date"),
+    (("", "2026-11-28", "2032-11-27"), "certificate"),
+    ((7, "2026-11-28", "2032-11-27"), "certificate"),
+]
+
+
+@pytest.mark.parametrize("args, why", NEW_RECORD_CASES)
+def test_a_new_calibration_record_is_checked(args, why):
+    today = metrology.cst_day(NOW)
+    if why is None:
+        assert metrology.new_record(*args, today=today) == dict(zip(("certificate", "date", "due"), args))
+        return
+    with pytest.raises(ValueError, match=why):
+        metrology.new_record(*args, today=today)
+
+
+def test_a_new_calibration_record_without_a_trusted_clock_skips_only_the_future_check():
+    assert metrology.new_record("DG-7", "2026-12-03", "2032-12-01", None)["date"] == "2026-12-03"
+    with pytest.raises(ValueError, match="not after"):
+        metrology.new_record("DG-7", "2026-12-03", "2026-12-01", None)
+
+
+@pytest.mark.mpy
+def test_new_record_on_micropython():
+    code = """
+from nengjian.values import metrology
+from nengjian.values.manual import cst_timestamp
+today = metrology.cst_day(cst_timestamp(2026, 12, 2, 9))
+for args in %s:
+    try:
+        print(metrology.new_record(args[0], args[1], args[2], today)["due"])
+    except ValueError as e:
+        print("refused:", e)
+""" % json.dumps([list(a) for a, _ in NEW_RECORD_CASES])
+    lines = run_mpy(code, heap="256k").stdout.strip().splitlines()
+    assert len(lines) == len(NEW_RECORD_CASES), lines
+    for line, (args, why) in zip(lines, NEW_RECORD_CASES):
+        assert line == args[2] if why is None else (line.startswith("refused:") and why in line), (line, why)

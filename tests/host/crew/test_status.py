@@ -53,3 +53,33 @@ def test_the_largest_free_heap_block_is_shown_beside_the_free_heap():
     st = {"gateway_id": "NJ-1", "mode": "run", "heap_free": 102400, "heap_max_free": 7168}
     assert "heap 100.0 KiB free (largest block 7.0 KiB)" in _text(st)
     assert "largest" not in _text({"gateway_id": "NJ-1", "mode": "run", "heap_free": 102400})  # older firmware
+
+
+def test_refills_and_meter_clocks_are_shown_in_both_languages():
+    from nengjian_host.common.messages import set_lang
+
+    day = 1796054400  # 2026-12-01 00:00 CST
+    st = {"gateway_id": "NJ-1", "mode": "run", "time": day + 86400 + 3600,
+          "meters": [{"id": "e1", "bus": "bus0", "values": {}, "stats": {},
+                      "memory": {"refills": 2, "refilled_at": day + 86400 + 600, "clock_offset_s": -3,
+                                 "clock_checked_at": day + 86400 + 1200, "clock_set_day": day}},
+                     {"id": "m2", "bus": "bus0", "values": {}, "stats": {},
+                      "memory": {"refills": 0, "refilled_at": None, "clock_offset_s": None,
+                                 "clock_checked_at": None, "clock_set_day": None}},
+                     {"id": "p3", "bus": "bus1", "values": {}, "stats": {}}]}
+    try:
+        set_lang("en")
+        en = _text(st)
+        set_lang("zh")
+        zh = _text(st)
+    finally:
+        set_lang("en")
+    rows = [line for line in en.split("meter memory", 1)[1].splitlines() if line.startswith("│ ")]
+    e1 = next(r for r in rows if r.startswith("│ e1"))
+    cells = [c.strip() for c in e1.strip("│ ").split("│")]
+    assert cells == ["e1", "2", "2026-12-02 00:10:00", "-3 s", "2026-12-02 00:20:00", "2026-12-01"], cells
+    m2 = next(r for r in rows if r.startswith("│ m2"))
+    assert m2.count("never") == 4, m2  # nothing refilled, its clock never read nor set
+    assert not any(r.startswith("│ p3") for r in rows)  # no memory work: not listed
+    assert "电表存储" in zh and "补抄" in zh and "从未" in zh and "-3 秒" in zh
+    assert "meter memory" not in zh

@@ -5,13 +5,17 @@ checks with their differences, and embeds a CJK font so its Chinese renders anyw
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
 import warnings
+from contextlib import redirect_stdout
 
 import pytest
+from nengjian_host import cli
 from nengjian_host.common import cjkfont
 from nengjian_host.crew import entries, ledger
 
@@ -208,3 +212,125 @@ def test_without_a_cjk_font_the_report_is_written_with_a_warning(pulled, tmp_pat
     finally:
         monkeypatch.delenv("NJ_CJK_FONT")
         cjkfont.find.cache_clear()
+
+
+# ---- the ledger report as a PDF (common.pdf through headless Chromium): the document handed to the DRC
+@pytest.fixture
+def chromium_present():
+    from nengjian_host.common import pdf
+
+    if pdf.chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: CI installs it (make browser)")
+        pytest.skip("chromium is not installed (make browser)")
+
+
+def _cli(*argv):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cli.main([str(a) for a in argv])
+    return code, out.getvalue()
+
+
+@needs_font
+def test_ledger_writes_a_pdf_with_its_chinese_title_meters_photos_and_plots(pulled, tmp_path, chromium_present):
+    from pdftext import Pdf
+
+    html = tmp_path / "report" / "report.html"
+    html.parent.mkdir()
+    code, out = _cli("ledger", pulled / "records.json", "--html", html, "--title", "运维台账 NJ-SIM-1", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["pdf"] == str(html.with_suffix(".pdf"))
+    pdf = Pdf(html.with_suffix(".pdf").read_bytes())
+    text = pdf.text()
+    assert len(pdf.pages()) >= 2, len(pdf.pages())  # a dozen sections: never one page
+    assert "运维台账 NJ-SIM-1 — 能耗在线监测端设备运维台账" in text
+    for meter, certificate in (("m1", "DG-0042"), ("m2", "DG-0043"), ("m3", "DG-0044")):
+        assert meter in text and certificate in text, meter
+    flat = text.replace("\n", "")  # table cells wrap lines
+    assert "计量器具检定" in flat and "照片已被改动" in flat and "超出准确度等级" in flat
+    assert any("CJK" in f for f in pdf.font_families()), pdf.font_families()  # the Chinese in a CJK face
+    led = ledger.report(pulled / "records.json")
+    assert pdf.images() >= 1 + len(ledger.plots(led))  # the verified photo's thumbnail and every plot
+
+
+def test_without_chromium_the_html_is_written_and_the_error_names_the_fix(pulled, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NJ_CHROMIUM", "")
+    html = tmp_path / "report.html"
+    code, _out = _cli("ledger", pulled / "records.json", "--html", html)
+    err = capsys.readouterr().err
+    assert code == 1 and "apt-get install chromium" in err and "--no-pdf" in err and "Chromium" in err, err
+    assert "本机没有 Chromium" in err
+    assert "运维台账" in html.read_text(encoding="utf-8") and not html.with_suffix(".pdf").exists()
+    code, _out = _cli("ledger", pulled / "records.json", "--html", html, "--no-pdf")
+    assert code == 0 and not html.with_suffix(".pdf").exists()
+
+
+# ---- --calibration: a meter's new 检定 certificate, checked before anything is sent
+TODAY = dt.date(2026, 12, 2)
+
+
+@pytest.mark.parametrize("cal, key", [
+    (("m1", "DG-7", "2026-12-03", "2032-12-01"), "err.visit.cal_future"),
+    (("m1", "DG-7", "2026-11-28", "2026-11-28"), "err.visit.cal_order"),
+    (("m1", "DG-7", "2026-11-28", "2025-11-28"), "err.visit.cal_order"),
+    (("m1", "DG-7", "28.11.2026", "2032-11-28"), "err.visit.cal_bad_date"),
+    (("m1", "DG-7", "2026-11-28", "2032-02-30"), "err.visit.cal_bad_due"),
+    (("m1", " ", "2026-11-28", "2032-11-28"), "err.visit.cal_certificate"),
+    (("m1", "D" * 41, "2026-11-28", "2032-11-28"), "err.visit.cal_certificate"),
+])
+def test_a_calibration_that_cannot_be_right_is_refused_in_both_languages(cal, key):
+    con = FakeConsole()
+    with pytest.raises(entries.CalibrationError) as e:
+        entries.record_visit(con, "Li Wei", "meter m1 recalibrated", calibrations=[cal],
+                             now=dt.datetime(2026, 12, 2, 10, 0, tzinfo=entries.CST))
+    assert e.value.text.key == key and re.search(r"[\u4e00-\u9fff]", e.value.text.zh), e.value.text
+    assert con.sent == []
+
+
+class GatewayWithMeters(FakeConsole):
+    def request(self, command):
+        if command == "status":
+            self.sent.append(command)
+            return [{"gateway_id": "NJ-SIM-1", "meters": [{"id": "m1"}, {"id": "m2"}]}]
+        if command.startswith("calibrate "):
+            self.sent.append(command)
+            req = json.loads(command[len("calibrate "):])
+            return [{"recorded": True, "seq": 12, "meter": req["meter"], "alarm": None,
+                     "calibration": {k: req[k] for k in ("certificate", "date", "due")}}]
+        return super().request(command)
+
+
+def test_a_calibration_goes_to_the_gateway_with_its_visit_and_a_meter_it_lacks_is_refused_first():
+    now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=entries.CST)
+    con = GatewayWithMeters()
+    with pytest.raises(entries.CalibrationError, match="no meter m9") as e:
+        entries.record_visit(con, "Li Wei", "recalibrated", calibrations=[("m9", "DG-7", "2026-11-28", "2032-11-28")],
+                             now=now)
+    assert "m1, m2" in str(e.value) and "没有表计 m9" in e.value.text.zh
+    assert con.sent == ["status"]  # asked which meters it has; nothing recorded
+    with pytest.raises(entries.CalibrationError, match="twice"):
+        entries.record_visit(con, "Li Wei", "recalibrated", calibrations=[("m1", "A", "2026-11-28", "2032-11-28"),
+                                                                          ("m1", "B", "2026-11-28", "2032-11-28")])
+    con = GatewayWithMeters()
+    ans = entries.record_visit(con, "Li Wei", "recalibrated", calibrations=[("m2", "DG-7", "2026-12-02", "2032-12-01")],
+                               now=now)
+    assert [c.split(" ", 1)[0] for c in con.sent] == ["status", "visit", "calibrate"]
+    assert json.loads(con.sent[2][len("calibrate "):]) == {"meter": "m2", "certificate": "DG-7", "date": "2026-12-02",
+                                                            "due": "2032-12-01", "who": "Li Wei", "visit": ans["visit"]}
+    assert ans["calibrations"][0]["calibration"]["due"] == "2032-12-01"
+
+
+def test_the_ledger_lists_the_calibrations_recorded_at_visits(pulled, tmp_path):
+    recs = json.loads((pulled / "records.json").read_text())["records"]
+    recs.append([3, T0 + 7500, "calibration", "meter m2 calibrated 2026-12-01, due 2032-11-30 (certificate DG-2026-9) "
+                                              "[visit V20261202-100000] by Li Wei"])
+    (pulled / "records.json").write_text(json.dumps({"records": recs}))
+    led = ledger.report(pulled / "records.json", html_path=tmp_path / "l.html")
+    assert led["calibration_records"] == [{"meter": "m2", "date": "2026-12-01", "due": "2032-11-30",
+                                           "certificate": "DG-2026-9", "visit_id": "V20261202-100000",
+                                           "who": "Li Wei", "at": "2026-12-02 10:05", "ts": T0 + 7500}]
+    assert led["summary"]["calibrations_recorded"] == 1
+    page = (tmp_path / "l.html").read_text(encoding="utf-8")
+    assert "巡检时录入的检定" in page and "DG-2026-9" in page

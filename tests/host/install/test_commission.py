@@ -163,3 +163,149 @@ def test_report_without_a_cjk_font_says_so(tmp_path, monkeypatch):
     commission_report.write(tmp_path, _state(tmp_path), {"kind": "visit", "seq": 7})
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "@font-face" not in html and "no CJK font" in html and "全厂用电" in html
+
+
+# ---- what `nengjian provision` takes, from the answers or the installer
+@pytest.fixture
+def homes(tmp_path, monkeypatch):
+    monkeypatch.setenv("NENGJIAN_INVENTORY", str(tmp_path / "home" / "inv.sqlite"))
+    monkeypatch.setenv("NENGJIAN_KEYSTORE", str(tmp_path / "home" / "keys"))
+    monkeypatch.setenv("NENGJIAN_CACHE", str(tmp_path / "cache"))
+
+
+def _up_to_flash(tmp_path):
+    """A work folder whose stages before `provision` are done: a sim gateway folder and its site config."""
+    from nengjian_host.sim.gateway import demo_site
+
+    (tmp_path / "work").mkdir()
+    cfg = tmp_path / "work" / "site.json"
+    cfg.write_text(json.dumps(demo_site("http://127.0.0.1:9/api")))
+    st = State(tmp_path / "work")
+    st.doc["done"] = ["find", "scan", "identify", "codes", "config", "flash"]
+    st.put("find", {"board": "sim", "usb_serial": "NJ0001", "mac": "24:0a:c4:00:00:01",
+                    "sim_dir": str(tmp_path / "gw"), "port": None})
+    st.put("config", {"path": str(cfg)})
+
+
+def _credentials(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from test_provision import _ca
+
+    (tmp_path / "pki").mkdir()
+    ca = _ca()[1].public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "pki" / "ca.pem").write_bytes(ca)
+    assert cli.main(["ota", "keygen", "--id", "vendor-t", "--out", str(tmp_path / "keys")]) == 0
+    return ca, (tmp_path / "keys" / "vendor-t.pub.json").read_bytes()
+
+
+def test_the_answers_credentials_reach_the_provisioned_gateway(tmp_path, homes):
+    ca, pub = _credentials(tmp_path)
+    _up_to_flash(tmp_path)
+    answers = {"credentials": {"ca": "pki/ca.pem", "ota_key": "keys/vendor-t.pub.json"}}
+    doc = commission.run(ctx(tmp_path, answers), until="provision")
+    assert doc["done"][-1] == "provision" and doc["results"]["provision"]["ok"]
+    assert (tmp_path / "gw" / "config" / "ca.pem").read_bytes() == ca
+    assert (tmp_path / "gw" / "config" / "ota_key.json").read_bytes() == pub
+    assert doc["results"]["provision"]["credentials"]["ca"] == str(tmp_path / "pki" / "ca.pem")
+
+
+def test_a_private_update_key_in_the_answers_is_refused_as_provision_refuses_it(tmp_path, homes):
+    _credentials(tmp_path)
+    _up_to_flash(tmp_path)
+    with pytest.raises(CommissionError) as e:
+        commission.run(ctx(tmp_path, {"credentials": {"ota_key": "keys/vendor-t.pem"}}), until="provision")
+    assert e.value.stage == "provision" and "never the private" in str(e.value) and "私钥" in e.value.zh
+    assert not (tmp_path / "gw" / "config").exists()
+    with pytest.raises(CommissionError) as e:  # a file that is not there: named, relative to the answers file
+        commission.run(ctx(tmp_path, {"credentials": {"ca": "pki/nothere.pem"}}), until="provision")
+    assert "credentials.ca: cannot read %s" % (tmp_path / "pki" / "nothere.pem") in str(e.value)
+
+
+def test_the_installer_is_asked_each_credential_and_enter_skips(tmp_path, homes):
+    ca, _pub = _credentials(tmp_path)
+    _up_to_flash(tmp_path)
+    asked = []
+
+    def ask(zh, en, default):
+        asked.append(en)
+        return "pki/ca.pem" if "CA certificate" in en else ""
+
+    commission.run(ctx(tmp_path, ask=ask), until="provision")
+    assert len(asked) == 3 and "Enter" in asked[1] and "mutual TLS" in asked[1]
+    assert (tmp_path / "gw" / "config" / "ca.pem").read_bytes() == ca
+    assert not (tmp_path / "gw" / "config" / "ota_key.json").exists()
+
+
+# ---- the firmware: a file relative to the answers file, or a cached version
+def test_firmware_by_path_or_by_cached_version(tmp_path, homes):
+    import fakefw
+    from nengjian_host.common import bundle
+    from nengjian_host.install import flash
+
+    board = bundle.load_board("esp32s3_4g")
+    (tmp_path / "fw").mkdir()
+    given = fakefw.micropython_bin(tmp_path / "fw" / "mp.bin", "esp32s3", "8MB", "v1.29.0")
+    assert commission.firmware_file(ctx(tmp_path, {"firmware": "fw/mp.bin"}), board) == str(given)
+    flash.resolve_firmware(str(given), board)  # `nengjian flash --firmware` caches what it is given
+    assert commission.firmware_file(ctx(tmp_path, {"firmware": "1.29.0"}), board).startswith(
+        str(tmp_path / "cache" / "firmware" / "esp32s3"))
+    assert commission.firmware_file(ctx(tmp_path, {"firmware": "v1.29.0"}), board) is not None
+    with pytest.raises(CommissionError) as e:
+        commission.firmware_file(ctx(tmp_path, {"firmware": "fw/other.bin"}), board)
+    assert e.value.stage == "flash" and e.value.exit_code == cli.EXIT_USAGE
+    assert "relative to the answers file" in str(e.value) and str(tmp_path / "fw" / "other.bin") in str(e.value)
+    assert "mp.bin" in str(e.value) and "相对于应答文件" in e.value.zh
+
+
+# ---- interactive: the board the gateway says, the enterprise and destinations field by field
+def test_the_board_defaults_to_the_one_the_gateway_reports(tmp_path, monkeypatch):
+    gw = {"usb_serial": "NJ0001", "mac": "24:0a:c4:00:00:01"}
+    monkeypatch.setattr(commission, "_find_port", lambda serial, mac: "/dev/ttyACM7")
+    monkeypatch.setattr(commission, "reported_board", lambda port: "esp32_eth")
+    questions = []
+
+    def ask(zh, en, default):
+        questions.append((en, default))
+        return ""
+
+    found = commission.stage_find(ctx(tmp_path, {"gateway": gw}, ask), State(tmp_path))
+    assert found["board"] == "esp32_eth" and found["port"] == "/dev/ttyACM7"
+    assert questions == [("the gateway's board (esp32_eth, esp32s3_4g, sim)", "esp32_eth")]
+
+
+def test_an_unknown_board_is_asked_from_the_list_without_a_default(tmp_path, monkeypatch):
+    gw = {"usb_serial": "NJ0001", "mac": "24:0a:c4:00:00:01", "sim_dir": "gw"}
+    monkeypatch.setattr(commission, "_find_port", lambda serial, mac: None)
+    with pytest.raises(CommissionError) as e:  # Enter: no default to fall back on
+        commission.stage_find(ctx(tmp_path, {"gateway": gw}, lambda zh, en, d: ""), State(tmp_path))
+    assert "gateway.board" in str(e.value)
+    answers = iter(["esp33", "sim"])
+    asked = []
+
+    def ask(zh, en, default):
+        asked.append(en)
+        return next(answers)
+
+    assert commission.stage_find(ctx(tmp_path, {"gateway": gw}, ask), State(tmp_path))["board"] == "sim"
+    assert asked[1].startswith("no board 'esp33': pick one of esp32_eth, esp32s3_4g, sim; try again")
+
+
+def test_enterprise_and_destination_asked_field_by_field_with_the_validators_checks(tmp_path):
+    replies = iter(["91330000573973053A", "91330000573973053F", "4419", "441900",  # enterprise
+                    "", "", "ftp://platform.example/api", "https://platform.example/api", "", ""])  # destination
+    asked = []
+
+    def ask(zh, en, default):
+        asked.append((zh, en))
+        return next(replies)
+
+    c = ctx(tmp_path, ask=ask)
+    assert commission.ask_enterprise(c) == {"code": "91330000573973053F", "region": "441900"}
+    assert "check character is 'A', expected 'F'" in asked[1][1] and "校验" in asked[1][0]
+    assert asked[3][1].startswith("enterprise.region: '4419' is shorter than 6")
+    assert commission.ask_destinations(c) == [{"name": "city", "profile": "ndrc-json",
+                                              "url": "https://platform.example/api", "ca": "ca.pem"}]
+    assert "must start with http:// or https://" in asked[7][1] and "应以 http://" in asked[7][0]
+    with pytest.raises(CommissionError) as e:  # scripted: a wrong field in the file names itself
+        commission.ask_enterprise(ctx(tmp_path, {"enterprise": {"code": "91330000573973053A"}}))
+    assert "enterprise.code" in str(e.value)
