@@ -435,11 +435,14 @@ class Steps:
                 except Exception as e:
                     self.error = e
                 self.sub = None
+            # Whatever stops a step (a cancel or a Ctrl-C included) releases the bus and drops DE first.
+            done = False
             try:
                 wait = self._advance()
-            except BaseException:
-                self._abort()
-                raise
+                done = True
+            finally:
+                if not done:
+                    self._abort()
             if wait:
                 return next(asyncio.sleep_ms(wait))  # type: ignore[call-overload]  # MicroPython's sleep object
             if self.sub is None:

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 
 import pytest
 from nengjian import ota
@@ -315,10 +316,19 @@ def test_key_rotation_introduced_by_the_old_key_then_signed_by_the_new_and_the_o
     assert ok and [k[3] for k in otaupdater.load_keys(str(key_file))] == [new_pub["id"]]
 
 
-def _run_for(f, seconds, link_up=None):
+def _run_for(f, seconds, link_up=None, until=None, then=0.0):
+    """Run the fetcher for `seconds`, or, given `until`, until it holds (at most `seconds`) and then
+    `then` seconds more (room for a wrong retry to show): a test that waits for something to happen
+    waits on it, not on the machine's speed."""
     async def main():
         task = asyncio.create_task(f.run(link_up))
-        await asyncio.sleep(seconds)
+        if until is None:
+            await asyncio.sleep(seconds)
+        else:
+            end = time.monotonic() + seconds
+            while not until() and time.monotonic() < end:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(then)
         task.cancel()
 
     asyncio.run(main())
@@ -347,7 +357,7 @@ def test_a_channel_with_nothing_for_this_gateway_is_not_a_failed_check(monkeypat
     _fast(monkeypatch)
     files = {URL: channel_bytes(vendor.pem, {"sim": entry(rollout={"percent": 0})})}
     f, server, events, _r = scheduled(monkeypatch, files, Updater(vendor, tmp_path))
-    _run_for(f, 0.3, lambda: True)
+    _run_for(f, 60, lambda: True, until=lambda: any("staged" in t for t in events), then=0.3)
     assert server.asked == [URL] and f.last_error == ""
     assert [t for t in events if "staged" in t] == [
         "update channel: version 0.2.0 is staged to part of the fleet; gateway sim-0000 is not in it yet"]
@@ -363,7 +373,7 @@ def test_a_check_skipped_while_the_link_is_down_happens_when_it_comes_back(monke
         calls.append(1)
         return len(calls) > 3  # down for the first three looks
 
-    _run_for(f, 0.3, link_up)
+    _run_for(f, 60, link_up, until=lambda: server.asked, then=0.1)
     assert len(calls) >= 4 and server.asked == [URL]  # checked once the link came back, not a day later
 
 
@@ -383,7 +393,7 @@ def test_a_failed_check_is_tried_again_before_the_next_period(monkeypatch, tmp_p
     good = channel_bytes(vendor.pem, {"sim": entry(version="0.1.0")})
     answers = [None, good]  # the channel missing (404) once, then there
     f, server, _e, _r = scheduled(monkeypatch, {URL: lambda: answers.pop(0) or b"x"}, Updater(vendor, tmp_path))
-    _run_for(f, 0.3, lambda: True)
+    _run_for(f, 60, lambda: True, until=lambda: len(server.asked) >= 2 and f.last_error == "")
     assert len(server.asked) == 2 and f.last_error == ""
 
 
