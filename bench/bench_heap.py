@@ -25,8 +25,22 @@ its romfs partition). The unix port reads that image into its heap; the sim laun
 -X heapsize by the image's size, and the module figures subtract it, so every ROMFS figure is the
 heap the code gets, image not counted.
 
-Usage: bench_heap.py [--only workload|full|day|modules] [--mode both|mpy|romfs] [--day-speed N]
-                     [--day-heap KIB]
+The largest free block is read twice: the status's heap_max_free (found by trying allocations) and
+the console's `heap` (micropython.mem_info()'s "max free sz", in GC blocks of 32 bytes on the sim,
+which needs no heap to answer), at the end of the day, right after the crew's requests and a quiet
+minute later.
+
+5. What the collection threshold (nengjian.app.GC_SHARE) costs in CPU (--only gc): the full feature set
+   runs GC_MINUTES with the threshold and without it (NJ_GC_THRESHOLD=0: a collection only when the
+   heap is full), from ROMFS, while a watcher task in the gateway samples gc.mem_alloc() every 5 ms:
+   a drop of GC_DROP bytes or more is a collection (explicit ones included; two between samples count
+   once; a smaller drop is a block freed in place, as a list or dict that grows frees its old one),
+   a rise is allocation (a lower bound: what a collection between two samples took is not seen). Then, at the REPL the stopped gateway leaves, one gc.collect() on its heap is timed.
+   Collections per hour x that time = the CPU share; the ESP32 estimate multiplies the collection's
+   time by GC_ESP32_FACTOR (see there).
+
+Usage: bench_heap.py [--only workload|full|day|modules|gc] [--mode both|mpy|romfs] [--day-speed N]
+                     [--day-heap KIB] [--day-hours H]
 """
 
 from __future__ import annotations
@@ -247,6 +261,30 @@ def console_checks(gw, timeout: float = 60) -> tuple[dict | None, str]:
         return None, "console: %s" % e
 
 
+# MicroPython's GC block (py/mpconfig.h MICROPY_BYTES_PER_GC_BLOCK: 4 machine words): 32 bytes on the
+# 64-bit sim, 16 on an ESP32. micropython.mem_info() counts "max free sz" in these blocks (py/gc.c).
+SIM_GC_BLOCK = 32
+
+
+def heap_blocks(gw, timeout: float = 30) -> tuple[int | None, str]:
+    """(the largest free block in bytes, from the console's `heap`: micropython.mem_info()'s "max free
+    sz", read after a collection, nothing allocated to find it), or (None, why not). Unlike the
+    status's heap_max_free (found by trying allocations) it needs no heap to answer, so a heap too
+    fragmented for a `status` still gives its figure."""
+    from nengjian_host.common.device import Console
+
+    lines: list[str] = []
+    try:
+        with Console(gw.port, timeout=timeout, on_line=lines.append) as con:
+            con.request("heap", timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - said in the figure's place
+        return None, "console heap: %s" % e
+    for line in reversed(lines):
+        if "max free sz:" in line:
+            return int(line.rsplit("max free sz:", 1)[1].split()[0]) * SIM_GC_BLOCK, ""
+    return None, "no mem_info lines in the heap answer"
+
+
 # The update check found no heap block for the channel's signature check and restarts into it
 # (nengjian.ota.fetch): the restarted gateway must start and deliver again for the heap to do.
 DEFERRED_CHECK = "no room in the heap for its signature check now"
@@ -299,6 +337,126 @@ def full_trial(heap_k: int, limit_s: float = 150, env: dict | None = None) -> bo
             rig.close()
 
 
+# ---- 5. what the collection threshold costs
+GC_MINUTES = 4.0
+GC_SPEED = 10  # the clock's speed in the gc run: uploads and update checks 10x as often as on a site
+# One collection on the ESP32 against the sim: marking and sweeping are tight C loops over the heap's
+# allocation table and the live objects (no bytecode), and an ESP32 heap of half the bytes holds the
+# same objects in the same number of blocks (16-byte blocks against 32): the same work at a 240 MHz
+# in-order core against this host's, about 15x on that reasoning; the bench's x30 rule for bytecode
+# (bench_bus.ESP32_FACTOR) is taken as the upper bound.
+GC_ESP32_FACTOR = 15
+GC_ESP32_UPPER = 30
+GC_WATCH_MAIN = """
+import asyncio, gc, time
+_GC = [0, 0, time.ticks_ms(), 0]  # collections seen, bytes allocated, ticks of the start, drops
+async def _gc_watch():
+    last = gc.mem_alloc()
+    while True:
+        await asyncio.sleep_ms(5)
+        a = gc.mem_alloc()
+        if a < last:
+            _GC[3] += 1
+            if last - a >= %d:
+                _GC[0] += 1
+        else:
+            _GC[1] += a - last
+        last = a
+_run = asyncio.run
+def _watched(main):
+    async def both():
+        asyncio.create_task(_gc_watch())
+        return await main
+    return _run(both())
+asyncio.run = _watched
+exec(open(%r).read())
+"""
+GC_DROP = 2048
+GC_READ = ("print('GCWATCH', _GC[0], _GC[1], time.ticks_diff(time.ticks_ms(), _GC[2]), _GC[3], gc.threshold())\r"
+           "import gc, time; gc.collect(); t = time.ticks_us()\r"
+           "for _ in range(20): gc.collect()\r\r"
+           "import board; print('GCTIME', time.ticks_diff(time.ticks_us(), t) / 20, gc.mem_alloc(), gc.mem_free(), "
+           "board.ROMFS_BYTES)\r")
+
+
+def gc_run(heap_k: int, threshold: bool, minutes: float) -> dict | None:
+    """The full feature set for `minutes` with the app's threshold (or NJ_GC_THRESHOLD=0), watched:
+    {"n": collections, "alloc": bytes, "ms": run time, "us": one collection, "used", "free"}."""
+    import re
+
+    from nengjian_host.sim import build as simbuild
+    from nengjian_host.sim import romfs_image as sim_romfs
+
+    with tempfile.TemporaryDirectory() as d:
+        rig = FullRig(Path(d), speed=GC_SPEED)
+        gw = None
+        try:
+            watch = Path(d) / "watch"
+            watch.mkdir()
+            (watch / "main.py").write_text(GC_WATCH_MAIN % (GC_DROP, str(simbuild.firmware_path() / "main.py")))
+            gw = rig.gateway(heap_k, None if threshold else {"NJ_GC_THRESHOLD": "0"})
+            gw.firmware = watch
+            gw.romfs = sim_romfs()
+            gw.start()
+            end = time.monotonic() + minutes * 60
+            while time.monotonic() < end:
+                if not gw.alive():
+                    print("  gateway exited:\n" + gw.output()[-1500:])
+                    return None
+                time.sleep(1)
+            values = (len(rig.plain.records()), len(rig.sm4.records()))
+            gw.write_console(b"\x03")
+            gw.expect(r'Type "help\(\)" for more information', timeout=30)
+            time.sleep(0.5)
+            gw.write_console(GC_READ.encode())
+            m = gw.expect(r"GCTIME ([0-9.]+) (\d+) (\d+) (\d+)", timeout=30)
+            w = re.search(r"GCWATCH (\d+) (\d+) (\d+) (\d+) (-?\d+)", gw.output())
+            if w is None:
+                return None
+            return {"n": int(w.group(1)), "alloc": int(w.group(2)), "ms": int(w.group(3)), "drops": int(w.group(4)),
+                    "threshold": int(w.group(5)), "us": float(m.group(1)),
+                    "used": int(m.group(2)), "free": int(m.group(3)), "image": int(m.group(4)), "values": values}
+        finally:
+            if gw is not None:
+                gw.close()
+            rig.close()
+
+
+def gc_cost(heap_k: int, minutes: float = GC_MINUTES) -> None:
+    print("collections and their CPU: the full feature set from ROMFS in %s, %.0f min each way, clock %dx "
+          "(uploads and update checks %dx as often as on a site: an upper bound); counted since the last boot" % (
+              kib(heap_k), minutes, GC_SPEED, GC_SPEED), flush=True)
+    rows = []
+    for on in (True, False):
+        r = gc_run(heap_k, on, minutes)
+        if r is None:
+            print("  threshold %s: no figure (the run failed)" % ("on" if on else "off"))
+            continue
+        hours = r["ms"] / 3.6e6
+        per_h = r["n"] / hours
+        # The sim's collection also scans the ROMFS image held in its heap (conservative marking reads
+        # every word of a live block); on the chip the image is in flash: scaled to the heap without it.
+        us = r["us"] * (r["used"] - r["image"]) / max(1, r["used"])
+        share = per_h * us / 3.6e9 * 100
+        rows.append((on, per_h, share))
+        print("  threshold %-8s: %5d collections in %.1f min = %5.0f/h (%d drops of the live heap in all); "
+              "%5.0f kB/h allocated at least%s" % (
+                  "%d B" % r["threshold"] if on else "off", r["n"], r["ms"] / 60000.0, per_h, r["drops"],
+                  r["alloc"] / hours / 1000.0,
+                  " (%.0f/h by allocation / threshold)" % (r["alloc"] / hours / r["threshold"]) if on and
+                  r["threshold"] > 0 else ""), flush=True)
+        print("      one collection %.0f us on the sim (%d B live, %d B of it the image), %.0f us without the "
+              "image -> CPU %.3f %%; ESP32 (x%d, at most x%d): %.1f ms each, %.2f %% (at most %.2f %%); "
+              "values %d + %d" % (r["us"], r["used"], r["image"], us, share, GC_ESP32_FACTOR, GC_ESP32_UPPER,
+                                  us * GC_ESP32_FACTOR / 1000.0, share * GC_ESP32_FACTOR, share * GC_ESP32_UPPER,
+                                  r["values"][0], r["values"][1]), flush=True)
+    if len(rows) == 2:
+        extra = rows[0][2] - rows[1][2]
+        print("  the threshold's cost: %+.0f collections/h, %+.3f %% CPU on the sim, %+.2f %% on an ESP32 "
+              "(at most %+.2f %%)" % (rows[0][1] - rows[1][1], extra, extra * GC_ESP32_FACTOR,
+                                      extra * GC_ESP32_UPPER))
+
+
 def loaded_modules(gw) -> list[str]:
     """Stop the application (Ctrl-C) and read, at the REPL it leaves, the modules it had loaded."""
     gw.write_console(b"\x03")
@@ -313,11 +471,13 @@ def loaded_modules(gw) -> list[str]:
                       if line.startswith("MODULE ") and len(line.split()) == 2))
 
 
-def day_run(heap_k: int, speed: float, env: dict | None = None, day_s: float = DAY_S):
+def day_run(heap_k: int, speed: float, env: dict | None = None, day_s: float = DAY_S, got: dict | None = None):
     """A simulated day (day_s) of the full feature set in heap_k: (the console status at the end, the
     modules loaded then, what went wrong or ""). The crew's status and scan come at noon and at the
-    end of the day."""
+    end of the day. got (if given) receives the largest free block (heap_blocks) at the day's end
+    ("before" the crew's status and scan), right "after" them, and a "quiet" minute later."""
     t0 = time.monotonic()
+    got = {} if got is None else got
     with tempfile.TemporaryDirectory() as d:
         rig = FullRig(Path(d), speed=speed)
         gw = None
@@ -332,9 +492,13 @@ def day_run(heap_k: int, speed: float, env: dict | None = None, day_s: float = D
                     console_checks(gw)  # the crew's visit at noon leaves what it leaves in the heap
                     mid_checked = True
                 time.sleep(1)
+            # The running gateway's largest block before the crew's commands load, and after them.
+            got["before"] = heap_blocks(gw)
             st, why = console_checks(gw)
             st = st if not why else None
+            got["after"] = heap_blocks(gw)
             time.sleep(CONSOLE_QUIET_S)  # what stays loaded between crew visits
+            got["quiet"] = heap_blocks(gw)
             try:
                 mods = loaded_modules(gw)
             except TimeoutError as e:
@@ -447,7 +611,7 @@ def romfs_image() -> tuple[Path | None, str]:
         return None, "no ROMFS image: %s" % e
 
 
-def run_mode(only: set, day_speed: float, day_heap_k: int | None = None) -> dict:
+def run_mode(only: set, day_speed: float, day_heap_k: int | None = None, day_s: float = DAY_S) -> dict:
     """The figures of one mode (ROMFS on or off, the module global): {"workload", "full", "day",
     "loaded"}."""
     got: dict = {}
@@ -469,14 +633,23 @@ def run_mode(only: set, day_speed: float, day_heap_k: int | None = None) -> dict
     if "day" in only:
         heap_k = day_heap_k or (max(full_k or 0, TARGET_HEAP_K) if "full" in only else HIGH_K)
         print("a simulated day of the full feature set (clock %gx) in %s:" % (day_speed, kib(heap_k)), flush=True)
-        st, got["loaded"], why = day_run(heap_k, day_speed)
+        blocks: dict = {}
+        st, got["loaded"], why = day_run(heap_k, day_speed, day_s=day_s, got=blocks)
+        for when, text in (("before", "at the end of the day, before the crew's status and scan"),
+                           ("after", "right after the crew's status and scan"),
+                           ("quiet", "a quiet minute later (the console's commands dropped)")):
+            b, bwhy = blocks.get(when) or (None, "not reached")
+            print("largest free block %s (mem_info max free sz): %s (target %d B)" % (
+                text, "%d B, about %s on an ESP32" % (b, esp32(b)) if b is not None else "not measured: " + bwhy,
+                TARGET_MAX_FREE_B), flush=True)
+        got["day_block"] = blocks.get("before", (None, ""))[0]
         if st is not None:
             mf = st.get("heap_max_free")
             got["day"] = mf
-            print("largest free block after the day: %s B of %s B free (about %s on an ESP32; target %d B)" % (
+            print("status after the day: heap_max_free %s B of %s B free (about %s on an ESP32; target %d B)" % (
                 mf, st.get("heap_free"), esp32(mf) if isinstance(mf, int) else "?", TARGET_MAX_FREE_B))
         else:
-            print("largest free block after the day: not measured (%s)" % why)
+            print("status after the day: FAILED (%s)" % why)
     return got
 
 
@@ -512,30 +685,39 @@ def module_tables(loaded: list[str], rom: Path | None) -> None:
 def main():
     global ROMFS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=("workload", "full", "day", "modules"), action="append")
+    ap.add_argument("--only", choices=("workload", "full", "day", "modules", "gc"), action="append")
     ap.add_argument("--mode", choices=("both", "mpy", "romfs"), default="both",
                     help="the package from .mpy files (in the heap), from a ROMFS image, or both")
     ap.add_argument("--day-speed", type=float, default=DAY_SPEED)
     ap.add_argument("--day-heap", type=int, help="KiB of heap for the day (default: the full feature set's "
                                                  "smallest, at least %d)" % TARGET_HEAP_K)
+    ap.add_argument("--day-hours", type=float, default=DAY_S / 3600,
+                    help="simulated hours of the day run (shorter: a quicker look, not the figure)")
+    ap.add_argument("--gc-heap", type=int, default=288, help="KiB of heap for the gc run (default 288)")
+    ap.add_argument("--gc-minutes", type=float, default=GC_MINUTES)
     args = ap.parse_args()
-    only = set(args.only or ("workload", "full", "day", "modules"))
+    only = set(args.only or ("workload", "full", "day", "modules", "gc"))
+    if only == {"gc"}:
+        gc_cost(args.gc_heap, args.gc_minutes)
+        return
     rom, why = romfs_image() if args.mode != "mpy" else (None, "not asked for (--mode mpy)")
     loaded: list[str] = []
     if args.mode != "romfs":
         print("== the package from .mpy files (its bytecode in the heap)", flush=True)
-        loaded = run_mode(only, args.day_speed, args.day_heap).get("loaded") or []
+        loaded = run_mode(only, args.day_speed, args.day_heap, args.day_hours * 3600).get("loaded") or []
     if rom is not None:
         ROMFS = True
         print("== the package from the ROMFS image (%d bytes, mounted at /rom; not counted in any heap figure)"
               % rom.stat().st_size, flush=True)
-        got = run_mode(only - {"modules"}, args.day_speed, args.day_heap)
+        got = run_mode(only - {"modules"}, args.day_speed, args.day_heap, args.day_hours * 3600)
         loaded = loaded or got.get("loaded") or []
         ROMFS = False
     else:
         print("== with ROMFS: not measured (%s)" % why)
     if "modules" in only:
         module_tables(loaded, rom)
+    if "gc" in only:
+        gc_cost(args.gc_heap, args.gc_minutes)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,12 @@ cost per name at the end (the column "names"; "objects" is the rest). A package'
 to its first submodule imported when the two import each other. The list is the modules a full-feature gateway had loaded (bench_heap's short run with
 the console's status and scan and an update check), or --modules.
 
-Usage: bench_modules.py [--mode romfs|mpy] [--top N] [--modules a,b,...]
+The ESP32 boards' own modules (boards/<name>/board.py and the boards/common modules its board.json
+shares) are bundled as .mpy in /lib, outside ROMFS, so their bytecode sits in the chip's heap; they
+are measured apart, compiled with mpy-cross and imported on the unix port with empty stand-ins for
+`esp32` and `network` (what tests/boards does): the shared modules first, then the board's own.
+
+Usage: bench_modules.py [--mode romfs|mpy] [--top N] [--modules a,b,...] [--boards-only]
 """
 
 from __future__ import annotations
@@ -108,8 +113,26 @@ for m in %r:
     gc.collect(); print("MOD", m, gc.mem_alloc() - b)
     micropython.qstr_info()
 gc.collect(); print("TOTAL %%d" %% (gc.mem_alloc() - start))
+import sys
+for m in %r:
+    gc.collect(); b = gc.mem_alloc()
+    try:
+        __import__(m)
+    except ImportError:
+        continue
+    sys.modules.pop(m, None)
+    p, _, leaf = m.rpartition(".")
+    if p in sys.modules and leaf in sys.modules[p].__dict__:
+        delattr(sys.modules[p], leaf)
+    gc.collect(); print("COLD", m, gc.mem_alloc() - b)
 """
+# The cold modules a gateway runs at boot (loaded for the call, dropped after): what stays of them is
+# the names they were the first to intern, held for the run (a name is never freed).
+BOOT_COLD = ("nengjian.appboot", "nengjian.store.cold", "nengjian.values.intervalboot")
 QSTR = re.compile(r"n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)")
+
+
+COLD_LEFT: list[tuple[str, int]] = []  # (cold module, bytes left once it was dropped): own_cost fills it
 
 
 def own_cost(order: list[str], rom: Path | None) -> tuple[list[tuple[str, int, int, int]], int]:
@@ -119,8 +142,68 @@ def own_cost(order: list[str], rom: Path | None) -> tuple[list[tuple[str, int, i
     heap = 4 * 1024 * 1024 + (rom.stat().st_size if rom else 0)
     env = {"NJ_ROMFS": str(rom)} if rom else None
     out = subprocess.run([paths.micropython_binary(), "-X", "heapsize=%d" % heap, "-c",
-                          OWN_COST % [m for m in order if m != "board"]],
+                          OWN_COST % ([m for m in order if m != "board"], list(BOOT_COLD))],
                          env=bench_heap._micropython_env(env), capture_output=True, text=True, timeout=120)
+    steps, total, q = [], -1, []
+    for line in out.stdout.splitlines():
+        m = QSTR.search(line)
+        if m:
+            q.append((int(m.group(1)), int(m.group(3))))
+        elif line.startswith("MOD "):
+            steps.append((line.split()[1], int(line.split()[2])))
+        elif line.startswith("TOTAL "):
+            total = int(line.split()[1])
+        elif line.startswith("COLD "):
+            COLD_LEFT.append((line.split()[1], int(line.split()[2])))
+    if total < 0 or len(q) != len(steps) + 1:
+        raise RuntimeError(out.stderr.strip()[-800:])
+    per_name = (q[-1][1] - q[0][1]) / max(1, q[-1][0] - q[0][0])
+    rows = []
+    for i, (name, n) in enumerate(steps):
+        new_names = q[i + 1][0] - q[i][0]
+        objs = n - (q[i + 1][1] - q[i][1])
+        names = round(new_names * per_name)
+        rows.append((name, objs + names, objs, names))
+    return rows, total
+
+
+ESP32_BOARDS = ("esp32_eth", "esp32s3_4g")
+BOARD_COST = """
+import gc, micropython
+gc.collect()
+start = gc.mem_alloc()
+micropython.qstr_info()
+for m in %r:
+    gc.collect(); b = gc.mem_alloc()
+    __import__(m)
+    gc.collect(); print("MOD", m, gc.mem_alloc() - b)
+    micropython.qstr_info()
+gc.collect(); print("TOTAL %%d" %% (gc.mem_alloc() - start))
+"""
+
+
+def board_cost(name: str) -> tuple[list[tuple[str, int, int, int]], int]:
+    """As own_cost, for an ESP32 board's modules compiled to .mpy."""
+    import json
+    import tempfile
+
+    from nengjian_host.common import bundle, paths
+
+    spec = json.loads((paths.BOARDS / name / "board.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for mod in ("esp32", "network"):  # the unix port has machine, not these
+            (d / (mod + ".py")).write_text("")
+        srcs = [(paths.BOARDS / name / "board.py", "board")]
+        srcs += [(paths.BOARDS / "common" / f, f[:-3]) for f in spec.get("shared", ())]
+        for src, mod in srcs:
+            (d / (mod + ".mpy")).write_bytes(bundle.compile_module(src, mod + ".py", None))
+        # the shared modules first (board imports them as it loads), then board; a cold module is
+        # loaded for a call and dropped (esp32_common._cold), so it holds nothing once the board runs
+        order = [mod for _src, mod in srcs[1:] if not mod.endswith("_cold")] + ["board"]
+        out = subprocess.run([paths.micropython_binary(), "-X", "heapsize=1m", "-c", BOARD_COST % order],
+                             env=dict(bench_heap._micropython_env(), MICROPYPATH=str(d)), capture_output=True,
+                             text=True, timeout=120)
     steps, total, q = [], -1, []
     for line in out.stdout.splitlines():
         m = QSTR.search(line)
@@ -134,12 +217,21 @@ def own_cost(order: list[str], rom: Path | None) -> tuple[list[tuple[str, int, i
         raise RuntimeError(out.stderr.strip()[-800:])
     per_name = (q[-1][1] - q[0][1]) / max(1, q[-1][0] - q[0][0])
     rows = []
-    for i, (name, n) in enumerate(steps):
-        new_names = q[i + 1][0] - q[i][0]
+    for i, (mod, n) in enumerate(steps):
+        names = round((q[i + 1][0] - q[i][0]) * per_name)
         objs = n - (q[i + 1][1] - q[i][1])
-        names = round(new_names * per_name)
-        rows.append((name, objs + names, objs, names))
+        rows.append((mod, objs + names, objs, names))
     return rows, total
+
+
+def print_boards() -> None:
+    print("the ESP32 boards' modules (.mpy in /lib, bytecode in the heap; bytes, 64-bit host, ESP32 about half):")
+    print("  %-34s %7s %7s %7s" % ("", "own", "objects", "names"))
+    for name in ESP32_BOARDS:
+        rows, total = board_cost(name)
+        for mod, n, objs, names in rows:
+            print("  %-34s %7d %7d %7d" % ("%s: %s" % (name, mod), n, objs, names))
+        print("  %-34s %7d (about %s on an ESP32)" % ("%s: all" % name, total, bench_heap.esp32(total)))
 
 
 def main() -> None:
@@ -147,7 +239,11 @@ def main() -> None:
     ap.add_argument("--mode", choices=("romfs", "mpy"), default="romfs")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--modules", help="comma-separated; default: what a full-feature gateway loads")
+    ap.add_argument("--boards-only", action="store_true", help="only the ESP32 boards' modules")
     args = ap.parse_args()
+    print_boards()
+    if args.boards_only:
+        return
     rom = None
     if args.mode == "romfs":
         rom, why = bench_heap.romfs_image()
@@ -172,6 +268,10 @@ def main() -> None:
         print("  %-34s %7d %7d %7d" % (name, n, objs, names))
     print("  %-34s %7d (about %s on an ESP32; target %d B)" % ("all", total, bench_heap.esp32(total),
                                                                  bench_heap.TARGET_CODE_B))
+    left = sum(n for _m, n in COLD_LEFT)
+    print("  %-34s %7d (%s: the names they intern stay; with them %d B, about %s on an ESP32)"
+          % ("left by boot-time cold modules", left, ", ".join(m for m, _n in COLD_LEFT), total + left,
+             bench_heap.esp32(total + left)))
     print("  modules: " + ",".join(mods))
 
 

@@ -65,3 +65,39 @@ def test_the_paths_reach_arrays_refs_and_named_maps():
     assert {"meters[].line.baud", "meters[].pulse.persist_s", "destinations[].upload_slot", "clock.ntp",
             "status_page.port", "quality.settle_s"} <= set(site)
     assert {"memory.settlement.depth", "clock.writable", "di", "plus", "line.parity"} <= set(profile)
+
+
+def named_in_tables(text):
+    """The keys the reference's tables name in their first column."""
+    import re
+
+    out = []
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            out += re.findall(r"`([^`]+)`", line.split("|")[1])
+    return out
+
+
+def test_the_reference_names_no_key_the_schemas_refuse():
+    """The other way round: a key documented but not in the schemas would be refused by the gateway (and a
+    key the schemas take but nothing reads must not be documented as if it did: `memory.daily.interval_s`
+    was such a key; the daily freeze is at 00:00, so the profile schema now refuses it)."""
+    known = set(key_paths(schemas.SITE)) | set(key_paths(schemas.PROFILE)) | set(schemas.SITE["properties"]) | set(
+        schemas.PROFILE["properties"])
+    assert [k for k in named_in_tables(DOC.read_text(encoding="utf-8")) if k not in known] == []
+    assert "memory.hourly.interval_s" in known and "memory.daily.interval_s" not in known
+
+
+def test_a_profile_with_a_daily_freeze_interval_is_refused():
+    import copy
+    import json
+
+    import pytest
+    from nengjian.meters import profile
+    from nengjian_host.common.paths import PROFILES
+
+    prof = json.loads((PROFILES / "dlt645-2007-generic.json").read_text())
+    profile.check(copy.deepcopy(prof))
+    prof["memory"]["daily"]["interval_s"] = 3600
+    with pytest.raises(ValueError, match=r"memory\.daily\.interval_s: unknown field"):
+        profile.check(prof)

@@ -187,7 +187,7 @@ def check(board, package, with_common, board_dir=None, common_dir=None, cache_di
     cfg.write_text(_CONFIG.format(stubs=stubs, path=path, cache=cache))
     # Relative where they can be, so the report names files as the repository does.
     targets = [os.path.relpath(t, ROOT) if ROOT in t.parents else str(t)
-               for t in [ROOT / "firmware" / "nengjian", board_dir / "board.py"] + extra]
+               for t in [ROOT / "firmware" / "nengjian"] + sorted(board_dir.glob("*.py")) + extra]
     try:
         r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(cfg)] + targets, cwd=ROOT,
                            capture_output=True, text=True)

@@ -43,10 +43,6 @@ class UartPort:
     def txdone(self):
         return self.uart.txdone()
 
-    def flush(self):
-        """Block until the last byte has left (ESP32 UART.flush, MicroPython >= 1.20)."""
-        self.uart.flush()
-
     def any(self):
         return self.uart.any()
 

@@ -26,6 +26,8 @@ by the host launcher (`nengjian sim`, tests):
   NJ_RESET_CAUSE why this process runs, as the launcher saw the one before end: one of the reset
                  causes of nengjian.system.health ("power-on" after a power cut, "crash" after the
                  process died by itself, "watchdog", "reset", ...); none: a process just started
+  NJ_GC_THRESHOLD the application's gc.threshold in bytes (0: the port's own, a collection only
+                 when the heap is full), for comparing heap figures; unset: nengjian.app.GC_SHARE
   NJ_ROMFS       a ROMFS image of the package and profiles (nengjian_host.common.romfs): mounted
                  through vfs.VfsRom at /rom and put first on sys.path when this module is imported,
                  as the ESP32 firmware mounts its romfs partition before main.py runs. The unix port
@@ -53,55 +55,33 @@ PROFILE_DIR = os.getenv("NJ_PROFILES") or "profiles/meters"
 BLOCK_SIZE = 4096
 ROM_MOUNT = "/rom"
 ROMFS_BYTES = 0  # bytes of the heap the mounted ROMFS image takes (NJ_ROMFS); 0 without one
+_gc = os.getenv("NJ_GC_THRESHOLD")
+if _gc:  # the application's gc.threshold in bytes, 0 for the port's own (nengjian.app.GC_SHARE): to compare
+    GC_THRESHOLD = int(_gc)
 
 
-def _mount_romfs(path):
-    """Mount the image at path as the ESP32 firmware mounts its romfs partition: at /rom, first on
-    sys.path. One allocation of the image's size, made while the heap is still whole."""
-    global ROMFS_BYTES
+def _cold(fn, *args):
+    """fn(*args) of simcold (boards/sim/simcold.py: the board's boot-time and operator code), loaded
+    for the call and dropped after, as the ESP32 boards do with esp32_cold."""
     import sys
 
-    import vfs
+    import simcold
 
-    with open(path, "rb") as f:
-        head = f.read(16)
-        size = os.stat(path)[6]
-        # The image's own length (a partition file is longer: erased bytes after the image)
-        if head[:3] == b"\xd2\xcd\x31":
-            n = i = 0
-            for i in range(3, len(head)):
-                n = (n << 7) | (head[i] & 0x7F)
-                if not head[i] & 0x80:
-                    size = min(size, i + 1 + n)
-                    break
-        image = bytearray(size)
-        f.seek(0)
-        f.readinto(image)
-    vfs.mount(vfs.VfsRom(image), ROM_MOUNT)
-    sys.path.insert(0, ROM_MOUNT)
-    ROMFS_BYTES = size
+    try:
+        return getattr(simcold, fn)(*args)
+    finally:
+        sys.modules.pop("simcold", None)
 
 
-if os.getenv("NJ_ROMFS"):
-    _mount_romfs(os.getenv("NJ_ROMFS"))
+if os.getenv("NJ_ROMFS"):  # as the ESP32 firmware mounts its romfs partition: at /rom, first on sys.path
+    ROMFS_BYTES = _cold("mount_romfs", os.getenv("NJ_ROMFS"), ROM_MOUNT)
 
 _ROMFS_KB = 384  # each ROMFS partition of the ESP32 boards (partitions.csv: 0x60000)
 
 
 def romfs_stores():
-    """The ROMFS partitions as the ESP32 boards give them ({"active", "a", "b"}: block devices),
-    files in the gateway's directory: the image NJ_ROMFS names is "active" when it lies there (the
-    launcher's copy, which it may write); romfs_a.img and romfs_b.img are the stores. {} otherwise
-    (an image shared by many gateways, e.g. the build's, is never written)."""
-    path = os.getenv("NJ_ROMFS")
-    if not path or path.rsplit("/", 1)[0] != _DIR:
-        return {}
-    from nengjian.store.blockdev import FileBlockDevice
-
-    n = _ROMFS_KB * 1024 // BLOCK_SIZE
-    return {"active": FileBlockDevice(path, n, BLOCK_SIZE),
-            "a": FileBlockDevice(_DIR + "/romfs_a.img", n, BLOCK_SIZE),
-            "b": FileBlockDevice(_DIR + "/romfs_b.img", n, BLOCK_SIZE)}
+    """The ROMFS partitions as the ESP32 boards give them ({"active", "a", "b"}: block devices; simcold)."""
+    return _cold("romfs_stores", os.getenv("NJ_ROMFS"), _DIR, _ROMFS_KB * 1024 // BLOCK_SIZE, BLOCK_SIZE)
 # The status page (nengjian.console.page): on the sim only where the launcher names a port, so that
 # parallel sims never fight over one; on loopback unless NJ_STATUS_HOST says otherwise.
 STATUS_PORT = int(os.getenv("NJ_STATUS_PORT") or "0") or None
@@ -112,13 +92,11 @@ _data_dev = None
 
 
 def data_device():
-    """The data partition: data.img, a littlefs image in a file (nengjian.store.blockdev)."""
+    """The data partition: data.img, a littlefs image in a file (nengjian.store.filedev)."""
     global _data_dev
     if _data_dev is None:
-        from nengjian.store.blockdev import FileBlockDevice
-
-        kb = int(os.getenv("NJ_DATA_KB") or "4096")
-        _data_dev = FileBlockDevice(_DIR + "/data.img", kb * 1024 // BLOCK_SIZE, BLOCK_SIZE)
+        _data_dev = _cold("file_device", _DIR + "/data.img", int(os.getenv("NJ_DATA_KB") or "4096") * 1024 // BLOCK_SIZE,
+                          BLOCK_SIZE)
     return _data_dev
 
 
@@ -173,81 +151,12 @@ class PtyPort:
         return n or 0
 
 
-class SimPin:
-    """A pulse input pin, machine.Pin-like (value(), irq()), driven from a file the test appends to.
+def SimPin(path, level=1):  # noqa: N802 - stands for the class, as machine.Pin does on a board
+    """A pulse input pin (boards/sim/simpin.py), loaded only where the launcher wired one: a site
+    without pulse meters holds none of its code."""
+    from simpin import SimPin as Pin
 
-    The unix port has no interrupts: irq() starts an event-loop task that reads the file every
-    few milliseconds and calls the handler once per level change, as a pin interrupt would.
-    """
-
-    IRQ_FALLING = 1
-    IRQ_RISING = 2
-    POLL_MS = 3
-    # A '-' in the timeline: longer than any debounce a site configures (20 ms by default), and a
-    # sleep that a loaded machine can only stretch, so a hold never turns into bounce.
-    HOLD_MS = 60
-
-    def __init__(self, path, level=1):
-        self.path = path
-        with open(path, "ab"):
-            pass
-        self._f = open(path, "rb")
-        # A pin has no past: a board that boots again sees the line from now on, not the levels a
-        # test wrote for the boot before (replayed with their holds they would be pulses again).
-        self._f.seek(0, 2)
-        self._level = level
-        self._handler = None
-        self._trigger = 0
-        self._buf = bytearray(64)
-        self._n = self._i = 0  # bytes in _buf, next one to apply (a hold stops in the middle)
-        self._held = False
-        self.edges = 0
-
-    def value(self):
-        return self._level
-
-    def irq(self, handler=None, trigger=3):
-        import asyncio
-
-        self._handler = handler
-        self._trigger = trigger
-        self._gen = getattr(self, "_gen", 0) + 1  # one pump: a new irq() (app restart) replaces it
-        if handler is not None:
-            asyncio.create_task(self._pump(self._gen))
-
-    def feed(self):
-        """Apply what the file holds now, up to the next hold; returns the number of level changes."""
-        changes = 0
-        self._held = False
-        while True:
-            if self._i >= self._n:
-                self._n = self._f.readinto(self._buf) or 0
-                self._i = 0
-                if not self._n:
-                    return changes
-            c = self._buf[self._i]
-            self._i += 1
-            if c == 45:  # '-'
-                self._held = True
-                return changes
-            if c not in (48, 49):
-                continue
-            level = c - 48
-            if level == self._level:
-                continue
-            self._level = level
-            changes += 1
-            self.edges += 1
-            want = self.IRQ_RISING if level else self.IRQ_FALLING
-            if self._handler is not None and self._trigger & want:
-                self._handler(self)
-
-    async def _pump(self, gen):
-        import asyncio
-
-        while gen == self._gen:
-            self.feed()
-            await asyncio.sleep_ms(self.HOLD_MS if self._held else self.POLL_MS)
+    return Pin(path, level)
 
 
 def _wired(var, prefix, count, make):
@@ -343,18 +252,9 @@ class Watchdog:
 
 
 def network_links(cfg=None):
-    """Links in preference order. The sim's data path is always the host's network; the modem
-    link only differs in how it comes up (AT dialogue on a pty) and goes down (NO CARRIER)."""
-    cfg = cfg or {}
-    order = (os.getenv("NJ_LINKS") or ("modem" if os.getenv("NJ_MODEM") else "host")).split(",")
-    out = []
-    for name in order:
-        name = name.strip()
-        if name == "host":
-            out.append(HostLink())
-        elif name == "modem":
-            out.append(sim_modem_link(cfg))
-    return out
+    """Links in preference order (NJ_LINKS; simcold). The sim's data path is always the host's network;
+    the modem link only differs in how it comes up (AT dialogue on a pty) and goes down (NO CARRIER)."""
+    return _cold("network_links", cfg or {}, HostLink, sim_modem_link)
 
 
 class HostLink:
@@ -455,47 +355,19 @@ class SimPPP:
 
 
 def sim_modem_link(cfg=None):
-    import json
-
-    from nengjian.net import cellular, modem
-
-    cfg = cfg or {}
-    timing = json.loads(os.getenv("NJ_MODEM_TIMING") or "{}")
-    ctl = os.getenv("NJ_MODEM_CTL")
-    m = modem.Modem(PtyPort(os.getenv("NJ_MODEM")), SimPwrKey(ctl) if ctl else None,
-                    apn=cfg.get("apn", os.getenv("NJ_APN") or "cmnet"),
-                    pin=cfg.get("pin", os.getenv("NJ_SIM_PIN")), dial=cfg.get("dial", "atd"), timing=timing)
-    return cellular.CellularLink(m, SimPPP, name="4g")
+    return _cold("modem_link", cfg or {}, PtyPort, SimPwrKey, SimPPP)
 
 
 def credentials():
-    """What `nengjian provision` put in the sim's nj_keys/ directory ({"key", "cert"}: PEM bytes);
-    the ESP32 boards read the same from their nj_keys NVS partition."""
-    out = {}
-    for name in ("key", "cert"):
-        try:
-            with open(_DIR + "/nj_keys/" + name + ".pem", "rb") as f:
-                out[name] = f.read()
-        except OSError:
-            pass
-    return out
+    """What `nengjian provision` put in the sim's nj_keys/ directory ({"key", "cert"}: PEM bytes;
+    simcold); the ESP32 boards read the same from their nj_keys NVS partition."""
+    return _cold("credentials", _DIR)
 
 
 def service_button_held():
-    """The service button, read when a console request needs it (nengjian.console.guard): trust anchors
-    are replaced only while it is held."""
-    path = os.getenv("NJ_BUTTON")
-    if not path:
-        return False
-    try:
-        with open(path, "rb") as f:
-            levels = f.read()
-    except OSError:
-        return False
-    for i in range(len(levels) - 1, -1, -1):
-        if levels[i] in (48, 49):  # '0' '1'
-            return levels[i] == 48
-    return False
+    """The service button (NJ_BUTTON; simcold), read when a console request needs it
+    (nengjian.console.guard): trust anchors are replaced only while it is held."""
+    return _cold("button_held", os.getenv("NJ_BUTTON"))
 
 
 def unique_id():
@@ -508,13 +380,8 @@ RESET_LINE = "@sim reset"
 
 
 def reset_cause():
-    """machine.reset_cause() of the sim, board-neutral: what the launcher put in NJ_RESET_CAUSE."""
-    from nengjian.system import health
-
-    c = os.getenv("NJ_RESET_CAUSE")
-    if not c:
-        return health.POWER_ON
-    return c if c in health.RESET_CAUSES else health.UNKNOWN
+    """machine.reset_cause() of the sim, board-neutral: what the launcher put in NJ_RESET_CAUSE (simcold)."""
+    return _cold("reset_cause", os.getenv("NJ_RESET_CAUSE"))
 
 
 def reset():
@@ -532,16 +399,5 @@ def reset():
     raise SystemExit(1)
 
 
-def _switch_romfs():
-    # As on the ESP32 boards (esp32_common): before main.py imports anything from /rom.
-    parts = romfs_stores()
-    if not parts:
-        return
-    try:
-        import romcopy
-    except ImportError:  # a built-in tree from before it came in: nothing to switch
-        return
-    romcopy.at_boot(APP_DIR, parts, reset)
-
-
-_switch_romfs()
+# As on the ESP32 boards (esp32_common): before main.py imports anything from /rom.
+_cold("switch_romfs", romfs_stores, APP_DIR, reset)

@@ -1,7 +1,8 @@
 """The gateway application: wires config, buses, meters, store and uplink together and runs them.
 
-Start-up order: mount the data volume, open the store (recovering from a power cut), load the
-site config, restore interval state, then run one poller per bus, one delivery task per
+Start-up order (nengjian.appboot's, loaded for the start and dropped before the gateway runs):
+mount the data volume, open the store (recovering from a power cut), load the site config,
+restore interval state, then run one poller per bus, one delivery task per
 destination, the store's flush timer, a status line and the supervisor. A missing or invalid
 config, or a data volume that will not mount, starts safe mode instead: the console stays usable,
 the error is printed every minute, and the config is re-read so a crew's fix takes effect
@@ -24,19 +25,21 @@ import sys
 
 import board
 
-from nengjian import config
 from nengjian.console import protocol as console
 from nengjian.console import status
 from nengjian.core import log, records, timeutil
-from nengjian.core.compat import ticks_diff, ticks_ms, unload
-from nengjian.net import failover as netsup
-from nengjian.store.store import Store
+from nengjian.core.compat import const, ticks_diff, ticks_ms, unload
 from nengjian.system import health
-from nengjian.uplink import delivery, ndrc
 from nengjian.values import alarms, intervals
 
 VERSION = "0.1.0"
-STATUS_EVERY_MS = 30000
+_STATUS_EVERY_MS = const(30000)
+# A collection after every heap/GC_SHARE bytes allocated (gc.threshold), not only when the heap is
+# full: between collections every allocation lands past the last one, so whatever outlives them (a
+# dict grown, a module's objects, a name interned) is strewn over the whole heap and the free space
+# left is small holes. Collected often, the allocations cycle through the low holes and the top of
+# the heap stays in one piece. A board may set GC_THRESHOLD (bytes) instead; 0 leaves it to the port.
+GC_SHARE = 32
 
 
 class Gateway:
@@ -89,10 +92,14 @@ class Gateway:
     # ---- ledger
     QUIET_EVENTS = ("boot", "config", "visit")
 
-    def event(self, kind, text):
-        """Record a ledger event (kept on flash, pulled by the crew) and show it on the console."""
+    def event(self, kind, text, code=None):
+        """Record a ledger event (kept on flash, pulled by the crew) and show it on the console. `code`
+        (a short literal, nengjian.core.records EVENT) lets the laptop say it in the crew's language."""
         log.log(log.INFO if kind in self.QUIET_EVENTS else log.WARN, "event", "%s: %s" % (kind, text))
-        self.store.append([records.EVENT, timeutil.now(), kind, text])
+        if code is None:
+            self.store.append([records.EVENT, timeutil.now(), kind, text])
+        else:
+            self.store.append([records.EVENT, timeutil.now(), kind, text, code])
 
     def _emit_value(self, rec):
         seq = self.store.append(rec)
@@ -134,52 +141,6 @@ class Gateway:
             log.info("poll", "%s at %s: %s" % (meter.id, timeutil.iso_utc(ts),
                                                  " ".join("%s=%s" % (k, v.text()) for k, v in values.items())))
 
-    def build_meters(self):
-        from nengjian.meters import factory  # boot only: dropped with the profile loader (main_async)
-
-        self.pollers = factory.build_pollers(self.cfg, board, self.on_reading, self.event)
-        if any(getattr(pm.driver, "memory", None) for p in self.pollers for pm in p.meters):
-            from nengjian.meters import memwatch  # meters with memory or a clock (DL/T 645, Modbus) only
-
-            memwatch.attach(self, board.clock_trusted)
-
-    def build_destinations(self):
-        """One delivery task per platform, all behind one link supervisor (Ethernet, 4G, ...)."""
-        net = self.cfg["network"]
-        self.links = board.network_links(net)
-        self.net = netsup.Supervisor(self.links, self.event, probe_urls=[d["url"] for d in self.cfg["destinations"]],
-                                     keepalive_s=net["keepalive_s"], failback_s=net["failback_s"])
-        for d in self.cfg["destinations"]:
-            prof = ndrc.build(d, self.cfg["enterprise"], self.data_dir, board.CONFIG_DIR, self.event,
-                              getattr(board, "credentials", None))
-            dest = delivery.Destination(prof, self.store, d["batch"], self.event, self.net.is_up,
-                                        board.clock_trusted, self.net.batch_cap)
-            # Imported only where a platform takes them; left out in crash-loop safe mode (module doc).
-            if (d.get("notices") or d.get("coefficients")) and not self.safe:
-                from nengjian.uplink import centerinfo
-
-                dest.info = centerinfo.CenterInfo(prof, d.get("notices") or (), d.get("coefficients"),
-                                                  self.tce.set_platform if self.tce else None, self.event)
-                self.alarms.subscribe(dest.info.alarm)
-            dest.upload_slot = bool(d.get("upload_slot"))
-            self._score(dest)
-            self.destinations.append(dest)
-        self.net.on_change.append(self._link_changed)
-
-    def _score(self, dest):
-        """The platform's quality score kept on the gateway (nengjian.uplink.quality), unless the site
-        turns it off (quality.enabled): a fixed table per destination, about 2 KB for 16 items."""
-        qc = self.cfg.get("quality") or {}
-        if qc.get("enabled") is False:
-            return
-        from nengjian.uplink import quality
-
-        iv = self.cfg["intervals"]
-        dest.quality = quality.Quality(dest.name, [it["code"] for it in self.cfg["items"]],
-                                       self.cfg["realtime_period_s"], "%s/quality-%s.bin" % (self.data_dir, dest.name),
-                                       self.event, iv.get("daily", True), iv.get("monthly", True),
-                                       qc.get("settle_s", quality.SETTLE_S))
-
     def _quality_fields(self):
         """The heartbeat's score fields: this month's completeness and timeliness per destination, in %."""
         out = []
@@ -197,10 +158,6 @@ class Gateway:
             for d in self.destinations:
                 d.kick()
 
-    def restore_intervals(self):
-        """Interval state from its per-period file plus a replay of the readings stored since."""
-        return self.intervals.resume(self.store, self.data_dir + "/intervals.json")
-
     # ---- background tasks
     async def flush_loop(self):
         while True:
@@ -212,7 +169,7 @@ class Gateway:
 
     async def status_loop(self):
         while True:
-            await asyncio.sleep_ms(STATUS_EVERY_MS)
+            await asyncio.sleep_ms(_STATUS_EVERY_MS)
             now = timeutil.now()
             if self.tce is not None:
                 self.tce.tick(now)
@@ -225,7 +182,7 @@ class Gateway:
                 for d in self.destinations:
                     if d.quality is not None:
                         d.quality.tick(now, d.caught_up)
-            # The summary, not the console's whole snapshot: this runs every STATUS_EVERY_MS.
+            # The summary, not the console's whole snapshot: this runs every _STATUS_EVERY_MS.
             log.info("status", status.line(status.summary(self, gaps)))
             if self.updater and self.supervisor and self.updater.check_trial(self.supervisor.uptime_ms // 1000):
                 self.restart()
@@ -328,124 +285,34 @@ def _failed(name, e, event, wait, ran_ms):
     return wait
 
 
-def _load_profile(name):
-    from nengjian.meters import profile as profiles  # boot and config reloads only (unloaded after)
-
-    return profiles.load(board.PROFILE_DIR, name)
-
-
-class TrialStartFailed(Exception):
-    """The version on trial could not start normally (main.py records why and resets)."""
-
-
-def _on_trial():
-    if not hasattr(board, "APP_DIR"):
-        return False
-    from nengjian import ota
-
-    return ota.trial(board.APP_DIR)
-
-
-async def _safe_mode_unless_on_trial(reason):
-    if _on_trial():
-        log.error("safe", "version %s on trial cannot start: %s" % (VERSION, reason))
-        raise TrialStartFailed(reason)
-    await safe_mode(reason)
-
-
-async def safe_mode(reason):
-    """Keep the console alive, repeat the reason, and come back when the config is fixed."""
-    log.error("safe", "SAFE MODE: %s" % reason)
-    console.safe(reason)
-    log.error("safe", "fix %s/site.json (nengjian provision / mpremote): it is re-read every 5 s" % board.CONFIG_DIR)
-    ticks = 0
-    last = reason
-    while True:
-        await asyncio.sleep_ms(5000)
-        ticks += 1
-        try:
-            config.load(board.CONFIG_DIR + "/site.json", _load_profile)
-            log.info("safe", "config is valid now: starting")
-            console.safe(None)
-            return
-        except config.ConfigError as e:
-            now = "config: %s" % e
-            if now != last or ticks % 12 == 0:
-                log.error("safe", "SAFE MODE: %s" % now)
-                last = now
-                console.safe(now)
+def _gc_threshold():
+    """gc.threshold for the application's heap (GC_SHARE); the bytes set, or 0."""
+    n = getattr(board, "GC_THRESHOLD", None)
+    if n is None:
+        gc.collect()
+        # The sim's ROMFS image sits in its heap (board.ROMFS_BYTES); an ESP32's is in flash.
+        n = max(4096, (gc.mem_free() + gc.mem_alloc() - getattr(board, "ROMFS_BYTES", 0)) // GC_SHARE)
+    if n and hasattr(gc, "threshold"):
+        gc.threshold(n)
+        return n
+    return 0
 
 
 async def main_async():
+    _gc_threshold()
     if hasattr(board, "utc_now"):
         timeutil.set_source(board.utc_now)
     impl = sys.implementation
     log.info("boot", "nengjian %s on board %s, %s %s" % (
         VERSION, board.NAME, impl.name, ".".join(str(x) for x in impl.version[:3])))
     con = console.start(board, VERSION)
-    while True:
-        try:
-            data = board.mount_data()
-        except OSError as e:
-            await _safe_mode_unless_on_trial("data volume will not mount (%s); stored data is left untouched" % e)
-            continue
-        store_dir = data + "/store"
-        global _guard
-        if _guard is None:  # once per boot, not per config reload
-            _guard = health.BootGuard(data + "/boots")
-            _guard.boot(board.reset_cause())
-        guard = _guard
-        try:
-            cfg = config.load(board.CONFIG_DIR + "/site.json", _load_profile)
-        except config.ConfigError as e:
-            _unmount(data)
-            await _safe_mode_unless_on_trial("config: %s" % e)
-            continue
-        config.release_validators()
-        gc.collect()
-        sc = cfg["store"]
-        store = Store(store_dir, [d["name"] for d in cfg["destinations"]], segment_bytes=sc["segment_kb"] * 1024,
-                      segments=sc["segments"], flush_records=sc["flush_records"], flush_ms=sc["flush_s"] * 1000)
-        gw = None
-        store.on_event = lambda k, t: log.warn("store", "%s: %s" % (k, t))
-        store.open()
-        guard.limit = cfg["health"]["crash_limit"]
-        level = guard.level()
-        try:
-            gw = Gateway(cfg, store, data)
-            store.on_event = gw.event
-            for kind, text in store.open_events:  # what recovery found goes into the ledger too
-                store.append([records.EVENT, timeutil.now(), kind, text])
-            gw.boot_guard = guard
-            gw.safe = level
-            if level:
-                what = ("meters polled and stored; notices, coefficients, update server off" if level == 1
-                        else "safe mode crashed too: meters not polled")
-                gw.event("health", "SAFE MODE (crash loop, level %d): %d quick crashes in a row (last reset: %s); "
-                                   "%s; normal start in %d s" % (level, guard.quick, guard.cause, what,
-                                                                 cfg["health"]["safe_hold_s"]))
-            if level < 2:
-                gw.build_meters()
-            gw.build_destinations()
-            _start_clock(gw)
-            _start_updater(gw, cfg)
-            _start_status_page(gw, con)
-        except config.ConfigError as e:
-            store.close()
-            _unmount(data)
-            await _safe_mode_unless_on_trial("config: %s" % e)
-            continue
-        # The drivers hold what they took from their profiles: the loader and the factory go until a
-        # config reload.
-        unload("nengjian.meters.profile")
-        unload("nengjian.meters.factory")
-        restored = gw.restore_intervals()
-        log.info("boot", "store: last record %d, %d item(s) resumed; %d meter(s) on %d bus(es), %d destination(s)" % (
-            store.last_seq, restored, len(cfg["meters"]), len(gw.pollers), len(gw.destinations)))
-        gw.event("boot", "started firmware %s (reset cause: %s, quick crashes: %d of %d)" % (
-            VERSION, guard.cause, guard.quick, guard.limit))
-        console.attach(gw)
-        await gw.run(safe=level > 0)
+    from nengjian import appboot  # the start (and safe mode until a config is valid): dropped once it ran
+
+    gw, level = await appboot.start(sys.modules[__name__], con)
+    appboot = None
+    unload("nengjian.appboot")
+    console.attach(gw)
+    await gw.run(safe=level > 0)
 
 
 def _start_clock(gw):
@@ -472,37 +339,6 @@ async def _ask_platforms(gw):
         await d.profile.ensure_session()
         if gw.clock.trusted():
             return
-
-
-def _start_updater(gw, cfg):
-    """Signed updates are possible only where the vendor's public key was provisioned."""
-    key_path = board.CONFIG_DIR + "/ota_key.json"
-    app_dir = getattr(board, "APP_DIR", None)
-    if app_dir is None:
-        return
-    try:
-        open(key_path).close()
-    except OSError:
-        return
-    from nengjian.ota import resident
-
-    unload("nengjian.ota")  # the boot path's package module: a check or a push imports it for its job
-    oc = cfg["ota"]
-    # Only the resident part stays loaded; a check or a push loads the updater for its job (resident doc).
-    gw.updater = resident.Resident(app_dir, key_path, board.NAME, VERSION, gw.event, oc["window_s"], oc["max_boots"])
-    if oc.get("url") and not gw.safe:  # crash-loop safe mode: updates over USB only (module doc)
-        ssl = None
-        if oc["url"].startswith("https://"):
-            from nengjian.net import tls as tlsctx
-
-            try:
-                ssl = tlsctx.build({"ca": oc["ca"]}, board.CONFIG_DIR)[0]
-            except tlsctx.TlsSetupError as e:
-                gw.event("ota", "update server not asked (TLS set-up: %s): updates over USB only" % e)
-                return
-        gw.updater.schedule(oc["url"], oc["check_s"], ssl, gw.restart, oc.get("insecure"),
-                            board.unique_id() if hasattr(board, "unique_id") else "")
-        gw.ota_fetch = gw.updater
 
 
 def _start_status_page(gw, con):

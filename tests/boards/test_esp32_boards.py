@@ -34,7 +34,7 @@ COMMON = paths.BOARDS / "common"
 # links through the app).
 SIM_ONLY = {"BLOCK_SIZE", "data_device", "PtyPort", "SimPin", "HostLink", "SimPwrKey", "SimPPP",
             "sim_modem_link", "RESET_LINE", "utc_now"}
-OPTIONAL = {"utc_now", "link_status"}
+OPTIONAL = {"utc_now", "link_status", "GC_THRESHOLD"}
 
 
 # ---- fakes of the ESP32 port's modules
@@ -65,6 +65,12 @@ class Hw:
                     line = hw.lines.get(self.id)  # an input the test drives: level now
                     return line() if line is not None else self.level
                 self.level = v
+
+            def on(self):
+                self.level = 1
+
+            def off(self):
+                self.level = 0
 
         class UART:
             def __init__(self, id, **kw):
@@ -196,10 +202,12 @@ def hw(monkeypatch):
     h = Hw()
     for name, mod in h.modules.items():
         monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.delitem(sys.modules, "esp32_common", raising=False)  # bind this test's fakes
+    for mod in ("esp32_common", "esp32_modem"):  # bind this test's fakes
+        monkeypatch.delitem(sys.modules, mod, raising=False)
     monkeypatch.syspath_prepend(str(COMMON))
     yield h
-    sys.modules.pop("esp32_common", None)
+    for mod in ("esp32_common", "esp32_modem"):
+        sys.modules.pop(mod, None)
 
 
 def load(name: str):
@@ -532,7 +540,8 @@ class Dev:
         return 16 if op == 4 else 0
 got = esp32_common.nvs_read(Dev(), "nj")
 print(json.dumps({{k: (v if isinstance(v, str) else "hex:" + binascii.hexlify(v).decode()) for k, v in got.items()}}))
-print(esp32_common.crc32 is not None)
+import esp32_cold
+print(esp32_cold.crc32 is not None)
 """
     out = run_mpy(code, heap="256k", env={"MICROPYPATH": "%s:%s" % (stubs, COMMON)}).stdout.split("\n")
     got = {k: bytes.fromhex(v[4:]) if v.startswith("hex:") else v for k, v in json.loads(out[0]).items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 
 import pytest
@@ -38,6 +39,18 @@ def ota_cli(*argv) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(["ota", *argv])
     return code, out.getvalue(), err.getvalue()
+
+
+def boots_by_kind(dut):
+    """(application starts, resets into a fresh heap after a channel check at boot) in the output so
+    far. A gateway whose running heap has no room for the channel's signature check restarts into
+    that check, which resets once more before the application starts: each such deferral adds two
+    boots and one start of the application, so counts of boots come from these, not fixed numbers."""
+    out = dut.output()
+    starts = len(re.findall(BOOTED, out))
+    fresh = out.count("ota: update channel checked at boot: resetting into a fresh heap")
+    assert dut.gateway.boots == starts + fresh, (dut.gateway.boots, starts, fresh)
+    return starts, fresh
 
 
 def ledger_texts(dut, n=60):

@@ -1,16 +1,14 @@
 """The gateway's USB console on the rig: line commands beside the running application, Ctrl-C to the
 REPL for mpremote, and the host tools (`nengjian status/console`) over the same port."""
 
-import io
 import json
 import subprocess
 import sys
 import time
-from contextlib import redirect_stdout
 
 import pytest
-from nengjian_host import cli
 from nengjian_host.common.device import Console, DeviceError, DeviceGone, RawRepl, ServiceButtonNeeded
+from simrig import nengjian
 
 pytestmark = [pytest.mark.e2e]
 
@@ -18,13 +16,6 @@ pytestmark = [pytest.mark.e2e]
 def _nengjian(*argv, timeout=60):
     return subprocess.run([sys.executable, "-m", "nengjian_host.cli"] + list(argv), capture_output=True, text=True,
                           timeout=timeout)
-
-
-def _cli(*argv):
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        code = cli.main(list(argv))
-    return code, buf.getvalue()
 
 
 @pytest.mark.needs("console")
@@ -36,7 +27,7 @@ def test_status_events_and_cli_while_the_gateway_runs(dut, bus):
     dut.expect(r"event\s+meter: meter m2 offline", timeout=30)
     dut.expect(r"poll\s+m1 at", timeout=20)
 
-    code, out = _cli("status", "--port", dut.port, "--json")
+    code, out = nengjian("status", "--port", dut.port, "--json")
     assert code == 0
     st = json.loads(out)
     assert st["mode"] == "run" and st["board"] == dut.status()["board"]
@@ -49,7 +40,7 @@ def test_status_events_and_cli_while_the_gateway_runs(dut, bus):
     assert st["heap_free"] > 0 and st["flash"]["free"] <= st["flash"]["size"]
 
     # --check turns alarms into exit 1; the human rendering names the offline meter.
-    code, out = _cli("status", "--port", dut.port, "--check")
+    code, out = nengjian("status", "--port", dut.port, "--check")
     assert code == 1 and "m2" in out and "offline" in out
 
     events = dut.events(10)
@@ -79,6 +70,25 @@ def test_bad_requests_get_errors_and_the_console_goes_on(dut):
     con._write(b"#1 " + b"x" * 3000 + b"\n\x00\xff\xfe garbage\r\n")  # too long, binary junk
     with pytest.raises(DeviceError, match="put writes only"):
         con.put_file("/data/store/s00.seg", b"nope")
+    assert con.status()["mode"] == "run"
+
+
+@pytest.mark.needs("console")
+def test_heap_figures_without_the_commands_module(dut):
+    """`heap`: micropython.mem_info()'s lines (the largest free block the bench reads after a day),
+    answered by the console itself, as `status` is."""
+    dut.start()
+    dut.expect(r"poll\s+m1 at", timeout=30)
+    con = dut.console()
+    lines = []
+    con.on_line = lines.append
+    try:
+        [ans] = con.request("heap")
+    finally:
+        con.on_line = None
+    assert ans["free"] > 0 and ans["used"] > 0
+    [blocks] = [int(x.rsplit("max free sz:", 1)[1]) for x in lines if "max free sz:" in x]
+    assert 0 < blocks * 16 <= ans["free"]  # GC blocks: 32 bytes on the 64-bit sim, 16 on an ESP32
     assert con.status()["mode"] == "run"
 
 
@@ -188,9 +198,9 @@ def test_console_reset_and_piped_console(dut, tmp_path):
 
 
 def test_cli_reports_an_unreachable_gateway(tmp_path):
-    code, _ = _cli("status", "--port", str(tmp_path / "nothing"))
+    code, _ = nengjian("status", "--port", str(tmp_path / "nothing"))
     assert code == 3
-    code, _ = _cli("status", "--port", "sim:%s" % tmp_path)
+    code, _ = nengjian("status", "--port", "sim:%s" % tmp_path)
     assert code == 3
 
 
@@ -228,3 +238,22 @@ def test_nothing_in_the_firmware_blocks_ctrl_c():
             if re.search(r"kbd_intr\(\s*-1|except\s*:|except\s+\(?[^)]*\bBaseException\b", code):
                 bad.append("%s:%d: %s" % (f.relative_to(root), n, line.strip()))
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.needs("console")
+def test_status_says_why_the_gateway_is_in_safe_mode_in_chinese_and_english(dut):
+    """The gateway gives its config's problems with their codes (the status's "safe"); `nengjian status`
+    says them in the installer's language first, the English below for the vendor's support."""
+    cfg = dut.site()
+    cfg["meters"][0]["bus"] = "bus9"
+    dut.start(cfg)
+    dut.expect(r"SAFE MODE: config: ", timeout=30)
+    code, out = nengjian("status", "--port", dut.port, "--json")
+    st = json.loads(out)
+    assert code == 0 and st["mode"] == "safe" and st["safe"]["code"] == "config", st
+    assert "meters[0].bus：没有名为 'bus9' 的总线" in st["safe_reason_zh"], st["safe_reason_zh"]
+    code, out = nengjian("--lang", "zh", "status", "--port", dut.port)
+    lines = out.splitlines()
+    zh = next(i for i, x in enumerate(lines) if x.startswith("安全模式：站点配置不可用"))
+    en = next(i for i, x in enumerate(lines) if x.startswith("safe mode: the site config cannot be used"))
+    assert zh < en and "meters[0].bus: no bus named 'bus9'" in out, out

@@ -1,20 +1,11 @@
 """A crew's entries through the console of a running gateway: an inspection visit lands in the
 gateway's ledger, a manual coal delivery is stored and reaches the platform as input type 5."""
 
-import io
-from contextlib import redirect_stdout
 
 import pytest
-from nengjian_host import cli
+from simrig import nengjian
 
 pytestmark = [pytest.mark.e2e]
-
-
-def _cli(*argv):
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        code = cli.main(list(argv))
-    return code, buf.getvalue()
 
 
 @pytest.mark.needs("console")
@@ -22,11 +13,11 @@ def test_visit_and_manual_entry(dut, platform):
     dut.start(dut.site())
     dut.expect(r"poll\s+m1 at", timeout=30)
 
-    code, out = _cli("visit", "--port", dut.port, "--who", "Li Wei", "meters", "read,", "cabinet", "cleaned")
+    code, out = nengjian("visit", "--port", dut.port, "--who", "Li Wei", "meters", "read,", "cabinet", "cleaned")
     assert code == 0, out
     assert any(e["kind"] == "visit" and "Li Wei: meters read, cabinet cleaned" in e["text"] for e in dut.events(10))
 
-    code, out = _cli("manual", "--port", dut.port, "--code", "00-00-0000-010100-11", "--period", "day",
+    code, out = nengjian("manual", "--port", dut.port, "--code", "00-00-0000-010100-11", "--period", "day",
                      "--start", "2026-11-20", "--value", "35.20", "--who", "Li Wei")
     assert code == 0, out
 
@@ -39,8 +30,8 @@ def test_visit_and_manual_entry(dut, platform):
     assert abs(row["dataValue"] - 35.20) < 1e-9
 
     # Refused entries never reach the gateway: a real-time manual value, a misaligned month.
-    code, _ = _cli("manual", "--port", dut.port, "--code", "00-00-0000-010100-11", "--period", "month",
+    code, _ = nengjian("manual", "--port", dut.port, "--code", "00-00-0000-010100-11", "--period", "month",
                    "--start", "2026-11-20", "--value", "1")
     assert code == 2
-    code, _ = _cli("visit", "--port", dut.port, "--who", "x", " ")
+    code, _ = nengjian("visit", "--port", dut.port, "--who", "x", " ")
     assert code == 2

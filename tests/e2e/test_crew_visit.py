@@ -6,32 +6,24 @@ hands to the DRC, which verifies the photos and lists the calibration, the check
 import datetime as dt
 import io
 import json
-from contextlib import redirect_stdout
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from nengjian_host import cli
+from simrig import nengjian
 
 pytestmark = [pytest.mark.e2e]
 CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def _status(dut):
-    code, out = _cli("status", "--port", dut.port, "--json")
+    code, out = nengjian("status", "--port", dut.port, "--json")
     assert code == 0, out
     return json.loads(out)
 
 
 def _alarms(dut, word):
     return [a for a in _status(dut)["alarms"] if word in a]
-
-
-def _cli(*argv):
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        code = cli.main(list(argv))
-    return code, buf.getvalue()
 
 
 def _png(color) -> bytes:
@@ -71,7 +63,7 @@ def test_visit_photos_calibration_and_check(dut, rig, tmp_path):
         (tmp_path / name).write_bytes(_png(color))
         photos += ["--photo", str(tmp_path / name)]
     pulled = tmp_path / "pulled"
-    code, out = _cli("visit", "--port", dut.port, "--who", "Li Wei", "--done", "fuse replaced", "--out", str(pulled),
+    code, out = nengjian("visit", "--port", dut.port, "--who", "Li Wei", "--done", "fuse replaced", "--out", str(pulled),
                      *photos, "--check", "m1", "energy_kwh", str(shown), "--json", "meters", "read")
     assert code == 0, out
     ans = json.loads(out)
@@ -80,11 +72,11 @@ def test_visit_photos_calibration_and_check(dut, rig, tmp_path):
     kinds = [e["kind"] for e in dut.events(20)]
     assert kinds.count("photo") == 2 and "check" in kinds
 
-    code, out = _cli("pull", "--port", dut.port, "--out", str(pulled), "--json")
+    code, out = nengjian("pull", "--port", dut.port, "--out", str(pulled), "--json")
     assert code == 0, out
     pull_dir = json.loads(out)["dir"]
     html = tmp_path / "ledger.html"
-    code, out = _cli("ledger", pull_dir, "--html", str(html), "--json")
+    code, out = nengjian("ledger", pull_dir, "--html", str(html), "--json")
     assert code == 0, out
     led = json.loads(out)
     assert [p["status"].split(" ")[0] for p in led["photos"]] == ["verified", "verified"]
@@ -124,14 +116,21 @@ def test_a_new_calibration_at_a_visit_clears_the_expired_alarm(dut, rig, tmp_pat
         with pytest.raises(DeviceError, match=why):  # the console refuses what skipped the laptop's checks
             con.request("calibrate " + json.dumps(req))
     assert dut.read_file("config/site.json") == before and _alarms(dut, "calibration expired")
-    code, out = _cli("visit", "--port", dut.port, "--who", "Li Wei", "--calibration", "m9", "DG-2026-0107", done,
+    code, out = nengjian("visit", "--port", dut.port, "--who", "Li Wei", "--calibration", "m9", "DG-2026-0107", done,
                      due, "--json", "meter", "m1", "recalibrated")
     assert code == 2 and "no meter m9" in json.loads(out)["error"], out  # refused before anything is sent
-    code, out = _cli("visit", "--port", dut.port, "--who", "Li Wei", "--calibration", "m1", "DG-2026-0107", done,
-                     due, "--json", "meter", "m1", "recalibrated")
+    early = tmp_path / "early"  # the crew pulled first, as the guide says: the visit brings that copy up to date
+    code, out = nengjian("pull", "--port", dut.port, "--out", str(early), "--json")
+    assert code == 0, out
+    early_dir = Path(json.loads(out)["dir"])
+    code, out = nengjian("visit", "--port", dut.port, "--who", "Li Wei", "--calibration", "m1", "DG-2026-0107", done,
+                     due, "--out", str(early), "--json", "meter", "m1", "recalibrated")
     assert code == 0, out
     ans = json.loads(out)
     assert ans["calibrations"][0]["calibration"] == {"certificate": "DG-2026-0107", "date": done, "due": due}
+    assert ans["pull"] == str(early_dir), ans
+    early_site = json.loads((early_dir / "config" / "site.json").read_text())
+    assert early_site["meters"][0]["calibration"] == {"certificate": "DG-2026-0107", "date": done, "due": due}
     assert ans["calibrations"][0]["alarm"] is None, ans
     assert not [a for a in _status(dut)["alarms"] if "calibration" in a], _status(dut)["alarms"]
     texts = [(e["kind"], e["text"]) for e in dut.events(20)]
@@ -140,12 +139,12 @@ def test_a_new_calibration_at_a_visit_clears_the_expired_alarm(dut, rig, tmp_pat
     assert any(k == "alarm" and t.startswith("CLEARED CALIBRATION m1") for k, t in texts), texts
 
     pulled = tmp_path / "pulled"
-    code, out = _cli("pull", "--port", dut.port, "--out", str(pulled), "--json")
+    code, out = nengjian("pull", "--port", dut.port, "--out", str(pulled), "--json")
     assert code == 0, out
     pull_dir = json.loads(out)["dir"]
-    code, out = _cli("check-config", str(Path(pull_dir) / "config" / "site.json"))
+    code, out = nengjian("check-config", str(Path(pull_dir) / "config" / "site.json"))
     assert code == 0, out  # the config the gateway rewrote is one it will boot with
-    code, out = _cli("ledger", pull_dir, "--html", str(tmp_path / "ledger.html"), "--no-pdf", "--json")
+    code, out = nengjian("ledger", pull_dir, "--html", str(tmp_path / "ledger.html"), "--no-pdf", "--json")
     assert code == 0, out
     led = json.loads(out)
     cal = [c for c in led["calibrations"] if c["meter"] == "m1"][0]

@@ -15,15 +15,12 @@ of D in tce with the GB/T 2589 coefficients (values/tce.py), coal included.
 
 from __future__ import annotations
 
-import io
 import re
 import time
-from contextlib import redirect_stdout
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from nengjian_host import cli
 from nengjian_host.sim.meters import Cjt188Meter, Dlt645Meter
 from nengjian_host.sim.meters.modbus_meters import (
     SimModbusMeters,
@@ -33,7 +30,7 @@ from nengjian_host.sim.meters.modbus_meters import (
 )
 from nengjian_host.sim.wire import PtyWire
 from plugin.simkit import ExtraDrop
-from simrig import cst_to_utc, values_from_console
+from simrig import cst_to_utc, nengjian, values_from_console
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sim_heap("512k")]
 
@@ -99,13 +96,6 @@ def _site(dut) -> dict:
     return cfg
 
 
-def _cli(*argv):
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        code = cli.main(list(argv))
-    return code, buf.getvalue()
-
-
 def _set_clock(rig, dut, sim_utc: float) -> None:
     """Simulated time is `sim_utc` now, for the meters, the platform and the gateway's next boot."""
     rig.clock.s0 = float(sim_utc)
@@ -156,7 +146,7 @@ def test_five_energy_kinds_reach_the_platform_with_the_days_tce(rig, dut, bus, p
         dut.power_on()
         next_day = _day(day_start + 86400)
         dut.wait_for(lambda: values_of_day(next_day) >= metered, timeout=90, what="a value of every item on D+1")
-        code, out = _cli("manual", "--port", dut.port, "--code", COAL, "--period", "day", "--start", day,
+        code, out = nengjian("manual", "--port", dut.port, "--code", COAL, "--period", "day", "--start", day,
                          "--value", COAL_T, "--who", "Li Wei")
         assert code == 0, out
 

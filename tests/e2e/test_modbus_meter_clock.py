@@ -82,6 +82,17 @@ def test_a_modbus_meter_three_minutes_fast_is_set_once_and_the_ledger_tells_it(t
         assert FAST_S - 2 <= int(m.group(1)) <= FAST_S
         assert abs(int(m.group(3))) <= 2
         assert gw.alive()
+
+        # A restart the same day: the meter has drifted again, the gateway checks it at its first reading
+        # and, its write of the day kept on flash (meterclock.json), writes no second time.
+        meter.clock_offset = float(FAST_S)
+        gw.kill()
+        out_n = len(gw.output())
+        gw.start()
+        wait_on(gw, lambda: meter.clock_writes > 1 or re.search(r"m1: meter clock off by \+\d+ s: set once today "
+                                                                r"already", gw.output()[out_n:]),
+                60, "the clock check after the restart")
+        assert meter.clock_writes == 1
     finally:
         gw.close()
         platform.close()

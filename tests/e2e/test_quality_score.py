@@ -6,12 +6,11 @@ it, carrying the score (the heartbeat body is ours: nengjian.uplink.centerinfo; 
 the URL)."""
 
 import datetime as dt
-import io
+import json
 import re
-from contextlib import redirect_stdout
 
 import pytest
-from nengjian_host import cli
+from simrig import nengjian
 
 pytestmark = [pytest.mark.e2e]
 
@@ -20,13 +19,6 @@ M2_CODE = "01-00-0000-023300-11"
 COAL = "00-00-0000-010100-11"
 SLOT = "00:20:00"
 CST = dt.timezone(dt.timedelta(hours=8))
-
-
-def _cli(*argv):
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        code = cli.main(list(argv))
-    return code, buf.getvalue()
 
 
 def _platform_counts(platform):
@@ -47,7 +39,7 @@ def _quality(st):
 @pytest.mark.slow
 @pytest.mark.clock(speed=75, period=900, lead=30, start_cst="23:00")
 @pytest.mark.needs("console", "meter_silence", "fast_clock")
-def test_score_alarm_upload_slot_and_heartbeat_at_the_platform(rig, dut, bus, platform):
+def test_score_alarm_upload_slot_and_heartbeat_at_the_platform(rig, dut, bus, platform, tmp_path, monkeypatch):
     platform.service.upload_time = SLOT
     cfg = dut.site()
     cfg["destinations"][0].update(upload_slot=True, notices=["heartbeat"])
@@ -58,7 +50,7 @@ def test_score_alarm_upload_slot_and_heartbeat_at_the_platform(rig, dut, bus, pl
     dut.start(cfg)
     dut.expect(r"registered, deviceId \w+, upload slot %s" % SLOT, timeout=60)
     day_text = dt.datetime.fromtimestamp(dut.status()["time"], CST).strftime("%Y-%m-%d")
-    code, out = _cli("manual", "--port", dut.port, "--code", COAL, "--period", "day", "--start", day_text,
+    code, out = nengjian("manual", "--port", dut.port, "--code", COAL, "--period", "day", "--start", day_text,
                      "--value", "12.50", "--who", "Li Wei")
     assert code == 0, out
 
@@ -98,6 +90,33 @@ def test_score_alarm_upload_slot_and_heartbeat_at_the_platform(rig, dut, bus, pl
     assert m1_accepted >= 3 and m1_accepted == m1_due, closed
     assert closed["items"][M2_CODE][:2] == [0, m1_due]
     assert q["months"] and q["months"][0]["due"] >= 2 * m1_due
+
+    # The same score in `nengjian status` (its quality table: the closed day, m2's item below 90 %) and the
+    # alarm in the ledger report of a pull.
+    monkeypatch.setenv("COLUMNS", "220")  # one table row per line
+    code, out = nengjian("status", "--port", dut.port)
+    assert code == 0, out
+    row = [line for line in out.split("data quality", 1)[-1].splitlines() if line.startswith("│ city")
+           and " %s " % day_text in line]
+    assert row and M2_CODE in row[0] and "%d/" % closed["accepted"] in row[0], out
+    assert "invalid" in out.split("data quality", 1)[-1]  # the values sent invalid since boot, a column
+    code, out = nengjian("pull", "--port", dut.port, "--out", str(tmp_path / "pulled"), "--json")
+    assert code == 0, out
+    code, out = nengjian("ledger", json.loads(out)["dir"], "--html", str(tmp_path / "ledger.html"), "--no-pdf",
+                         "--json")
+    assert code == 0, out
+    led = json.loads(out)
+    assert ("city", M2_CODE, "day", day_text) in [(a["destination"], a["code"], a["what"], a["when"])
+                                                  for a in led["quality"]], led["quality"]
+    # The gateway's own figures, saved by the pull from the console, beside what the pulled records hold.
+    city = [d for d in led["gateway_score"]["destinations"] if d["destination"] == "city"][0]
+    assert city["invalid"] == _quality(dut.status())["invalid"]
+    items = {(x["what"], x["period"], x["code"]): x for x in city["items"]}
+    m1, m2 = items[("day", day_text, M1_CODE)], items[("day", day_text, M2_CODE)]
+    assert m1["gateway"] == "%d/%d" % (m1_accepted, m1_due) and m1["stored"] == m1_accepted, m1
+    assert m2["accepted"] == m2["stored"] == 0 and m2["flag"], m2
+    page = (tmp_path / "ledger.html").read_text()
+    assert "网关自身的数据质量评分" in page and "%d/%d" % (m1_accepted, m1_due) in page
 
     # A heartbeat accepted by a platform that takes it, carrying the month's score.
     rig.wait_for(lambda: [b for b in platform.center_infos() if b.get("infoType") == "heartbeat"], timeout=150,

@@ -12,17 +12,20 @@ only the hours from hourly freezes (tests/firmware/meters/test_refill.py).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from nengjian.core.records import REFILLED  # a reading taken back from the meter's freezes, and its values
+from nengjian_host.crew import ledger
 from nengjian_host.sim.gateway import SimGateway, demo_site
 from nengjian_host.sim.meters import Dlt645Meter, SimBus
 from nengjian_host.sim.refplatform import RefPlatform
 from nengjian_host.sim.wire import PtyWire
-from simrig import readings_from_console, wait_on
+from simrig import nengjian, readings_from_console, wait_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -105,7 +108,7 @@ def _cut_after(gw, clock, ts):
     gw.kill()
 
 
-def test_six_hour_power_cut_across_midnight_refilled_from_the_meter(parts):
+def test_six_hour_power_cut_across_midnight_refilled_from_the_meter(parts, tmp_path):
     clock, meter, platform, gw = parts
     day = cst("2026-12-02 00:00")
     # Boot 1 just before midnight: the 00:00 boundary of 2 December is measured live.
@@ -162,3 +165,20 @@ def test_six_hour_power_cut_across_midnight_refilled_from_the_meter(parts):
     assert meter.syncs == 1 and abs(meter.clock_offset) < 10
     syncs = re.findall(r"event\s+meterclock: e1: meter clock off by \+(\d+) s \(limit 60 s\): broadcast", out)
     assert len(syncs) == 1 and 60 < int(syncs[0]) <= 100, (syncs, re.findall(r"meterclock: .*", out))
+
+    # In the gateway's own store, as a crew's pull reads it: each value at the platform is marked refilled
+    # (the trailing quality REFILLED), valid, and no value is an estimate; the refilled boundary readings
+    # are READINGs of quality REFILLED at their boundaries, the polled ones are not; the ledger's
+    # events tell each refill.
+    pulled = tmp_path / "pulled"
+    code, text = nengjian("pull", "--port", str(gw.usb_link), "--out", str(pulled), "--json")
+    assert code == 0, text
+    recs = [r for r in (ledger.normalize(x) for x in ledger.load(json.loads(text)["dir"])) if r]
+    stored = {(v["code"], v["stat_type"], cst_text(v["stat_start"])): v for v in recs if v["kind"] == "value"}
+    for key in want:
+        assert stored[key]["quality"] == REFILLED and stored[key]["valid"] is True, (key, stored[key])
+    assert all(v["valid"] for v in stored.values()), [k for k, v in stored.items() if not v["valid"]]
+    marks = {r["ts"]: r.get("quality") for r in recs if r["kind"] == "reading" and r["meter"] == "e1"}
+    assert all(marks.get(b) == REFILLED for b in want_a if b not in (day, day + 21 * H, live)), marks
+    assert not any(marks.get(b) == REFILLED for b in (day, day + 21 * H, live))
+    assert len([r for r in recs if r["kind"] == "event" and r["event"] == "refill"]) == 2

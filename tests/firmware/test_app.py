@@ -133,3 +133,35 @@ def test_cancel_keyboard_interrupt_and_exit_pass(result):
     assert result["cancelled"] and result["store_closed"]
     assert result["passed"] == {"KeyboardInterrupt": "passed", "SystemExit": "passed", "CancelledError": "passed"}
     assert result["returned"] == 42
+
+
+# ---- the collection threshold (app.GC_SHARE): what outlives a transaction stays packed low
+THRESHOLD = r"""
+import gc, sys
+from nengjian import app
+from nengjian.console import status
+n = app._gc_threshold() if sys.argv[-1] == "on" else 0
+kept = [None] * 300
+for i in range(3000):
+    t = [bytes(40) for _ in range(6)]  # a transaction's garbage
+    if i %% 10 == 0:
+        kept[i // 10] = bytearray(24)  # what outlives it: a value kept, a stat grown
+    t = None
+gc.collect()
+print("RESULT %%d %%d %%d" %% (n, gc.mem_free() + gc.mem_alloc(), status.max_free_block()))
+"""
+
+
+def _threshold_run(mode):
+    proc = run_mpy(THRESHOLD.replace("sys.argv[-1]", repr(mode)) % (), heap="384k", timeout=120)
+    n, heap, block = (int(x) for x in proc.stdout.split("RESULT")[1].split())
+    return n, heap, block
+
+
+def test_the_collection_threshold_keeps_a_large_block():
+    """Collected only when the heap is full, a loop's garbage pushes every allocation that outlives
+    it across the whole heap, leaving holes; collected every heap/GC_SHARE bytes, they pack low."""
+    n, heap, on = _threshold_run("on")
+    _, _, off = _threshold_run("off")
+    assert heap // 40 <= n <= heap // 30  # GC_SHARE of the heap (no ROMFS image in this one)
+    assert on >= 8 * 1024 and on > 3 * off, (on, off)

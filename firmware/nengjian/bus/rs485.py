@@ -6,7 +6,10 @@ keep the inter-frame silence (3.5 characters, 1.75 ms above 19,200 baud, or the 
 inter-request delay if longer), drop stale bytes, drive DE, send, release DE when the UART has
 shifted the last bit out, then read until the protocol's framer says the reply is whole or the
 meter's timeout passes. The framer is a protocol's `bytes_needed`-style function, so the bus waits
-for exactly as many characters as are still due instead of polling blindly.
+for exactly as many characters as are still due instead of polling blindly. Each wake-up costs the
+scheduler's work (on an ESP32 more than the reply's parsing), so the first wait after the request
+also covers how late the meter's replies come (its turnaround and preamble, learned per Line): a
+transaction is then three wake-ups, the silence, the request's wire time and the whole reply.
 
 A port is any object with configure(baud, bits, parity, stop), de(on), write(buf), txdone(),
 readinto(buf) -> count (0 when nothing is there, never blocking): the sim board's PtyPort, or
@@ -23,9 +26,9 @@ business (nengjian.proto.errors).
 
 import asyncio
 
-from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core.compat import const, ticks_add, ticks_diff, ticks_ms
 
-TXDONE_LIMIT_MS = 50
+_TXDONE_LIMIT_MS = const(50)
 
 # Where a reply's later pieces are read before they are copied into the bus's rx (shared: a piece
 # is copied before the next await, so buses on other tasks cannot meet in it).
@@ -86,7 +89,7 @@ def silence_us(baud, bits=8, parity="N", stop=1):
 class Line:
     """Line settings of one meter (switched between transactions)."""
 
-    __slots__ = ("baud", "bits", "parity", "stop", "char_us", "silence_ms")
+    __slots__ = ("baud", "bits", "parity", "stop", "char_us", "silence_ms", "late_ms", "calm")
 
     def __init__(self, baud=9600, bits=8, parity="N", stop=1):
         if parity not in ("N", "E", "O"):
@@ -97,6 +100,11 @@ class Line:
         self.stop = stop
         self.char_us = char_us(baud, bits, parity, stop)
         self.silence_ms = (silence_us(baud, bits, parity, stop) + 999) // 1000
+        # How much later than its expected length's wire time this meter's reply is whole (its
+        # turnaround, and preamble bytes the expected length leaves out), learned by the Bus: the
+        # first wait after the request covers it, so a reply is usually read in one wake-up.
+        self.late_ms = 0
+        self.calm = 0  # replies in a row found whole at the first wake-up (late_ms decays)
 
     def same(self, other):
         return (other is not None and self.baud == other.baud and self.parity == other.parity
@@ -105,16 +113,13 @@ class Line:
     def wire_ms(self, nbytes):
         return (nbytes * self.char_us + 999) // 1000
 
-    def describe(self):
-        return "%d %d%s%d" % (self.baud, self.bits, self.parity, self.stop)
-
 
 # Phases of a transaction, as Bus.begin()/step() walk them
-_IDLE = 0
-_SILENCE = 1  # keeping the inter-frame silence
-_SENDING = 2  # the request is on the wire, DE driven
-_READING = 3  # waiting for the reply
-_DONE = 4
+_IDLE = const(0)
+_SILENCE = const(1)  # keeping the inter-frame silence
+_SENDING = const(2)  # the request is on the wire, DE driven
+_READING = const(3)  # waiting for the reply
+_DONE = const(4)
 
 
 class BusLock(asyncio.Lock):
@@ -159,6 +164,9 @@ class Bus:
         self._n = 0
         self._need = 0
         self._complete = False
+        self._released_at = 0
+        self._expect_ms = 0  # wire time of the length the framer first asked for
+        self._wakes = 0  # _receive calls after DE was released (0: the one at release)
 
     # A transaction is a small state machine, so that a driver's read can run it with nothing but
     # asyncio.sleep_ms between the steps (a coroutine per transaction would cost a few hundred
@@ -241,7 +249,7 @@ class Bus:
         port = self.port
         t0 = ticks_ms()
         while not port.txdone():
-            if ticks_diff(ticks_ms(), t0) > TXDONE_LIMIT_MS:
+            if ticks_diff(ticks_ms(), t0) > _TXDONE_LIMIT_MS:
                 break
         port.de(0)
         self._n = 0
@@ -252,8 +260,12 @@ class Bus:
             self._phase = _DONE
             return 0
         self.stats["transactions"] += 1
-        self._deadline = ticks_add(ticks_ms(), self._timeout)
-        self._need = _need(self._framer, self.rx, 0)
+        now = ticks_ms()
+        self._released_at = now
+        self._deadline = ticks_add(now, self._timeout)
+        need = self._need = _need(self._framer, self.rx, 0)
+        self._expect_ms = self._tline.wire_ms(need if need > 0 else 5)
+        self._wakes = 0
         self._phase = _READING
         return self._receive()
 
@@ -262,6 +274,8 @@ class Bus:
         size = len(rx)
         n = self._n
         need = self._need
+        wakes = self._wakes
+        self._wakes = wakes + 1
         if n < size:
             if n == 0:
                 got = self.port.readinto(rx)
@@ -282,13 +296,40 @@ class Bus:
                 if need == 0:
                     self._complete = True
                     self._phase = _DONE
+                    if wakes == 1:
+                        self._calm()
+                    else:
+                        self._late(0)  # whole by now, not at the wake-up before
                     return 0
+                if need > 0:
+                    self._late(need)
         left = ticks_diff(self._deadline, ticks_ms())
         if left <= 0 or n >= size:
             self._phase = _DONE
             return 0
+        line = self._tline
+        if not wakes:
+            return max(1, min(left, self._expect_ms + line.late_ms))
         # A failed candidate waits for more bytes at the pace of the shortest frame.
-        return max(1, min(left, self._tline.wire_ms(need if need > 0 else 5)))
+        return max(1, min(left, line.wire_ms(need if need > 0 else 5)))
+
+    def _late(self, need):
+        # A reply still arriving will be whole in about `need` characters (need 0: it is whole
+        # now): that, against the expected length's wire time, is how late this meter's replies are.
+        line = self._tline
+        late = ticks_diff(ticks_ms(), self._released_at) + line.wire_ms(need) - self._expect_ms
+        line.late_ms = 0 if late < 0 else (late if late < self._timeout else self._timeout)
+        line.calm = 0
+
+    def _calm(self):
+        # Whole at the first wake-up: the allowance may be more than the meter needs now (a slow
+        # reply once). Shrink it now and then; a reply found short sets it afresh.
+        line = self._tline
+        if line.late_ms:
+            line.calm += 1
+            if line.calm >= 8:
+                line.calm = 0
+                line.late_ms -= 1
 
     async def transact(self, line, tx_len, framer, timeout_ms, gap_ms=0):
         """Send self.tx[:tx_len], return the number of reply bytes in self.rx.
@@ -329,11 +370,11 @@ def _need(framer, rx, n):
 
 
 # Phases of a driver's read (Steps)
-_R_NEXT = 1  # the next unit (Modbus block, DL/T 645 DI, CJ/T 188 frame), or the end
-_R_LOCK = 2  # the bus lock is ours: build and begin the unit's transaction
-_R_STEP = 3  # the bus's steps
-_R_SUB = 4  # a coroutine (self.sub) ran for the unit: resumed() takes its outcome
-_R_OVER = 5
+_R_NEXT = const(1)  # the next unit (Modbus block, DL/T 645 DI, CJ/T 188 frame), or the end
+_R_LOCK = const(2)  # the bus lock is ours: build and begin the unit's transaction
+_R_STEP = const(3)  # the bus's steps
+_R_SUB = const(4)  # a coroutine (self.sub) ran for the unit: resumed() takes its outcome
+_R_OVER = const(5)
 
 
 class Steps:

@@ -325,13 +325,16 @@ _POINT = {
 # A DL/T 645-2007 meter's own memory (nengjian.meters.refill): each DI is that of the most recent
 # freeze; older ones count back in DI0.
 _DI = {"type": "string", "minLength": 8, "maxLength": 8, "pattern": "^[0-9A-Fa-f]+$"}
-_FREEZE = _obj({"time_di": _DI, "energy_di": _DI,
-                "interval_s": {"enum": [900, 1800, 3600]},
-                "depth": {"type": "integer", "minimum": 1, "maximum": 255}})
+# The daily freeze is taken at 00:00 by the meter's clock, whatever else it is set to: only the hourly
+# one has an interval (a meter set to freeze every 15 or 30 minutes), so `daily.interval_s` is refused
+# as an unknown field rather than taken and never used.
+_DEPTH = {"type": "integer", "minimum": 1, "maximum": 255}
+_DAILY = _obj({"time_di": _DI, "energy_di": _DI, "depth": _DEPTH})
+_HOURLY = _obj({"time_di": _DI, "energy_di": _DI, "depth": _DEPTH, "interval_s": {"enum": [900, 1800, 3600]}})
 _MEMORY = _obj({
     "source": {"type": "string"}, "note": {"type": "string"},
     "point": {"type": "string", "minLength": 1, "maxLength": 32},
-    "hourly": _FREEZE, "daily": _FREEZE,
+    "hourly": _HOURLY, "daily": _DAILY,
     "settlement": _obj({"energy_di": _DI, "depth": {"type": "integer", "minimum": 1, "maximum": 12}}),
     "clock": _obj({"date_di": _DI, "time_di": _DI}),
 })

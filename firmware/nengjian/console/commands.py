@@ -39,6 +39,7 @@ HELP = (
     "  calibrate JSON       a meter's new calibration: meter, certificate, date, due (into site.json)",
     "  manual JSON          store a manual entry (coal/oil delivery): code, stat_type, stat_start, value, scope",
     "  ota [SIZE SHA256]    update state; with SIZE: receive a signed bundle (+BASE64 lines), install on trial",
+    "  heap [map]           the heap's figures (micropython.mem_info: largest free block in GC blocks)",
     "  reset                reset the board",
     "  help                 this list",
 )
@@ -139,7 +140,10 @@ async def _events(con, rid, n):
         got = older + got
     got = got[-n:] if n > 0 else []
     for seq, rec in got:
-        con.answer(rid, {"t": "event", "seq": seq, "ts": rec[1], "kind": rec[2], "text": rec[3]})
+        ev = {"t": "event", "seq": seq, "ts": rec[1], "kind": rec[2], "text": rec[3]}
+        if len(rec) > 4:
+            ev["code"] = rec[4]
+        con.answer(rid, ev)
         await asyncio.sleep_ms(0)
     con.answer(rid, {"count": len(got)}, True)
 

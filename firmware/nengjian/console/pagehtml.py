@@ -45,6 +45,25 @@ _STYLE = ("body{font-family:sans-serif;margin:1em;color:#222}h1{font-size:1.3em}
           "font-weight:normal}")
 
 
+# What each alarm is (its code: nengjian.console.status), said in Chinese before the gateway's English;
+# the arguments stay in the English (the laptop's catalogue says the whole text: nengjian status). A
+# few short strings as one constant (a dict of them costs some 2 KB more on the sim while the page is
+# loaded), in the renderer that is loaded only while someone looks at the page.
+_ALARM_ZH = ("|safe=安全模式|crash_loop=反复重启，安全模式|no_link=无网络链路|link_down=链路断开|"
+             "meter_offline=电表离线|store_full=存储已满|store=存储故障|dest_failing=上传失败|"
+             "quality_left_out=数据质量指标未列出|quality=数据质量|gap=数据采集项无有效数据|"
+             "gap_unavailable=数据中断告警不可用|cal=检定|volume_full=数据卷将满|")
+
+
+def _zh(code):
+    """The Chinese name of an alarm's code, or None."""
+    at = _ALARM_ZH.find("|%s=" % code) if code else -1
+    if at < 0:
+        return None
+    at += len(code) + 2
+    return _ALARM_ZH[at:_ALARM_ZH.find("|", at)]
+
+
 async def _tree(out, v, key=None, depth=0):
     """A value as nested tables (dicts and lists of them, a few levels deep), else as text; secrets masked."""
     if key is not None and key in _secret[0]:
@@ -102,9 +121,13 @@ async def html(out, st, items, secret_keys, mask, refresh_s):
     await out.put("</table>")
 
     alarms = st.get("alarms") or ()
+    codes = st.get("alarm_codes") or ()
     await out.put('<h2>告警 Alarms</h2><ul id="alarms">')
-    for a in alarms:
-        await out.put('<li class="bad">%s</li>' % esc(flat(a)))
+    for i in range(len(alarms)):
+        code = codes[i] if i < len(codes) else None
+        zh = _zh(code)
+        await out.put('<li class="bad" data-code="%s">%s%s</li>' % (
+            esc(code), "<b>%s</b> " % zh if zh else "", esc(flat(alarms[i]))))
     if not alarms:
         await out.put('<li class="ok">无 None</li>')
     await out.put("</ul>")

@@ -45,6 +45,11 @@ never start with "@nj ", so a host picks answers out of the console stream. Line
     manual JSON             store a manual entry (coal/oil delivery) as a value to upload
     ota [SIZE SHA256]       without arguments: the update slots; with them: receive a signed
                             bundle as `put` does, verify it, install it in the spare slot
+    heap [map]              micropython.mem_info()'s lines (map: with the block map; "max free sz"
+                            is the largest free block, in GC blocks of 4 machine words: 32 bytes
+                            on the 64-bit sim, 16 on an ESP32), then {"free", "used"}
+    `status` and `heap` are served here, not by the commands module: a heap too fragmented to load
+    that still answers them, and `heap` allocates nothing to find out what is left.
     reset                   answer, then reset the board
 
 Long answers (get, sha256, events) give the scheduler back between lines, so polling and delivery
@@ -82,6 +87,7 @@ class Console:
         self.version = version
         self.gw = None
         self.safe_reason = None
+        self.safe_why = None
         # The line is gathered in a buffer allocated once, at start: growing one byte by byte needs
         # ever larger contiguous blocks, which a long-running gateway's heap may no longer have.
         self._line = bytearray(LINE_MAX)
@@ -101,9 +107,13 @@ class Console:
     def attach(self, gw):
         self.gw = gw
         self.safe_reason = None
+        self.safe_why = None
 
-    def safe(self, reason):
+    def safe(self, reason, why=None):
+        """Safe mode for `reason` (English); `why` is what the laptop says it from in the installer's
+        language (the status's "safe": {"code", ...}): the gateway carries no catalogue."""
         self.safe_reason = reason
+        self.safe_why = why
         if reason is not None:
             self.gw = None
 
@@ -223,6 +233,20 @@ class Console:
                 return
             cmd, args, text = words[0], words[1:], text[len(words[0]):].strip()
         self._last_ms = ticks_ms()
+        if cmd == "heap":
+            self._heap(rid, args)
+            return
+        if cmd == "status":
+            # Served here, not by the commands module: its import needs a block for its globals (about
+            # 1 KB on the sim) that a heap fragmented by a day of running may not have, and a crew's
+            # status must answer even then (nengjian.console.status is loaded with the application).
+            from nengjian.console import status
+
+            try:
+                self.answer(rid, status.full(self), True)
+            except Exception as e:  # MemoryError included: answer, and keep the console
+                self._crashed(rid, cmd, e)
+            return
         try:
             self.load()
             await self._cmds.run(self, rid, cmd, args, text)
@@ -233,6 +257,16 @@ class Console:
         except Exception as e:  # MemoryError included: answer, and keep the console
             self._crashed(rid, cmd, e)
 
+    def _heap(self, rid, args):
+        import micropython
+
+        gc.collect()
+        if args and args[0] == "map":
+            micropython.mem_info(1)
+        else:
+            micropython.mem_info()
+        self.answer(rid, {"free": gc.mem_free(), "used": gc.mem_alloc()}, True)
+
     def _unload(self):
         self._cmds = None
         unload("nengjian.console.commands")
@@ -242,6 +276,10 @@ class Console:
     def _crashed(self, rid, cmd, e):
         gc.collect()
         sys.stdout.write("\n")  # end an answer line cut short
+        try:  # where it failed, for the crew's report: a log line, never an answer
+            sys.print_exception(e)  # type: ignore[attr-defined]  # MicroPython's sys has it
+        except Exception:  # noqa: BLE001 - the answer below matters more
+            pass
         try:
             self.fail(rid, "%s failed: %s %s (heap free %d)" % (cmd, type(e).__name__, e, gc.mem_free()))
         except Exception:  # nothing more to be done; the next request tries again
@@ -288,9 +326,9 @@ def attach(gw):
         _console.attach(gw)
 
 
-def safe(reason):
+def safe(reason, why=None):
     if _console is not None:
-        _console.safe(reason)
+        _console.safe(reason, why)
 
 
 def stopped():

@@ -22,6 +22,9 @@ a status line built from it allocates less than the one app.py used to build in 
 the unix port: tests/firmware/console/test_snapshot.py). beat() adds "links": [link status dict] and
 "flash": {"size", "free"} or None.
 
+full()'s "alarms" are English texts; "alarm_codes" gives each one's code in the same order (a literal,
+so one list slot per alarm: 8 bytes on the sim, 4 on an ESP32), which the laptop says from its
+catalogue ("gw.CODE" or "gw.CODE.*" entries, whose English is the text's template).
 full() is what `nengjian status` renders and the e2e tests read: its keys are an interface
 (tests/firmware/console/test_snapshot.py pins them). A meter with memory work (refill, clock keeping)
 has "memory" too: what nengjian.meters.memwatch keeps of it (Watch.status), read without loading the
@@ -164,10 +167,13 @@ def full(con):
         "paths": {"config": b.CONFIG_DIR, "data": b.DATA_MOUNT},
     }
     alarms = []
+    codes = []  # alarms[i]'s code (a literal: a qstr, one slot per alarm): the laptop's catalogue says it
     if con.safe_reason is not None:
         st["mode"] = "safe"
         st["safe_reason"] = con.safe_reason
-        alarms.append("safe mode: " + con.safe_reason)
+        if getattr(con, "safe_why", None) is not None:
+            st["safe"] = con.safe_why
+        _add(alarms, codes, "safe", "safe mode: %s" % con.safe_reason)
     elif gw is None:
         st["mode"] = "starting"
     else:
@@ -176,7 +182,7 @@ def full(con):
         st["readings"] = s["readings"]  # type: ignore[index]  # s is None only when gw is
         if getattr(gw, "safe", 0):  # crash-loop safe mode (nengjian.app): running, with less
             st["crash_loop"] = gw.safe
-            alarms.append("crash-loop safe mode, level %d" % gw.safe)
+            _add(alarms, codes, "crash_loop", "crash-loop safe mode, level %d" % gw.safe)
     st["links"] = links(gw, b)
     net = getattr(gw, "net", None)
     if net is not None:
@@ -184,11 +190,11 @@ def full(con):
         st["network"] = {"active": net.active.name if net.active else None, "up": net.is_up(),
                          "stats": net.stats}
         if not net.is_up():
-            alarms.append("no network link up")
+            _add(alarms, codes, "no_link", "no network link up")
     else:
         for link in st["links"]:
             if not link.get("up", True):
-                alarms.append("link %s down" % link.get("link", link.get("name", "?")))
+                _add(alarms, codes, "link_down", "link %s down" % link.get("link", link.get("name", "?")))
     meters = []
     dests = []
     if s is not None:
@@ -203,43 +209,58 @@ def full(con):
                 if watches and m.id in watches:
                     meters[-1]["memory"] = watches[m.id].status()
                 if m.offline:
-                    alarms.append("meter %s offline: %s" % (m.id, m.last_error))
+                    _add(alarms, codes, "meter_offline", "meter %s offline: %s" % (m.id, m.last_error))
         store = gw.store
         backlog = s["backlog"]
         st["store"] = {"last_seq": store.last_seq, "durable_seq": s["durable_seq"],
                        "backlog": dict((d.name, n) for d, n in zip(s["destinations"], backlog)),
                        "stats": store.stats}
         if store.stats.get("dropped"):
-            alarms.append("store full: %d records dropped" % store.stats["dropped"])
+            _add(alarms, codes, "store_full", "store full: %d records dropped" % store.stats["dropped"])
         for k in sorted(s["store_alarms"]):
-            alarms.append("store %s: %s" % (k, s["store_alarms"][k]))
+            _add(alarms, codes, "store", "store %s: %s" % (k, s["store_alarms"][k]))
         last = 0
         for d, n in zip(s["destinations"], backlog):
             dests.append({"name": d.name, "failing": d.failing, "last_ok": d.stats["last_ok"],
                           "last_error": d.last_error, "backlog": n, "stats": d.stats})
             last = max(last, d.stats["last_ok"])
             if d.failing:
-                alarms.append("%s: delivery failing: %s" % (d.name, d.last_error))
+                _add(alarms, codes, "dest_failing", "%s: delivery failing: %s" % (d.name, d.last_error))
             q = getattr(d, "quality", None)
             if q is not None:  # the platform's score as the gateway keeps it (nengjian.uplink.quality)
-                dests[-1]["quality"] = q.report()
+                try:  # its figures' code is loaded for the report: a full heap leaves them out, not the status
+                    dests[-1]["quality"] = q.report()
+                except MemoryError:
+                    gc.collect()
+                    _add(alarms, codes, "quality_left_out", "%s: quality figures left out (no heap for them now)"
+                         % d.name)
                 for text in q.alarms:
-                    alarms.append(text)
+                    _add(alarms, codes, "quality", text)
         st["last_upload"] = last
         for a in s["gaps"]:
-            alarms.append(a if isinstance(a, str) else "%s: %s without valid data for %d h" % (
-                a.get("level"), a.get("code"), a.get("age_s", 0) // 3600))
+            if isinstance(a, str):
+                _add(alarms, codes, "gap_unavailable", a)
+            else:
+                _add(alarms, codes, "gap", "%s: %s without valid data for %d h" % (
+                    a.get("level"), a.get("code"), a.get("age_s", 0) // 3600))
         # calibrations due or expired, checks beyond class (nengjian.values.metrology)
-        alarms.extend(getattr(gw, "metrology_alarms", ()))
+        for text in getattr(gw, "metrology_alarms", ()):
+            _add(alarms, codes, "cal", text)
     st["meters"] = meters
     st["destinations"] = dests
     vol = flash(b.DATA_MOUNT) if gw is not None else None
     if vol:
         st["flash"] = vol
         if vol["free"] * 10 < vol["size"]:
-            alarms.append("data volume %d%% full" % (100 - vol["free"] * 100 // vol["size"]))
+            _add(alarms, codes, "volume_full", "data volume %d%% full" % (100 - vol["free"] * 100 // vol["size"]))
     st["alarms"] = alarms
+    st["alarm_codes"] = codes
     return st
+
+
+def _add(alarms, codes, code, text):
+    alarms.append(text)
+    codes.append(code)
 
 
 def text_id(v):

@@ -3,12 +3,14 @@
 READING  [1, ts, meter, point, value, quality]            a meter reading (cumulative, exact Decimal)
 VALUE    [2, ts, dataCode, statType, statStart, value, valid, inputType, scope(, quality)]
                                                          a platform value, uploaded to every destination
-EVENT    [3, ts, kind, text]                              ledger: fault, recovery, loss, config, visit
+EVENT    [3, ts, kind, text(, code)]                      ledger: fault, recovery, loss, config, visit
 
 A READING of quality REFILLED was not polled: it is a DL/T 645 meter's frozen reading taken back
 after a gap (nengjian.meters.refill), stamped with the boundary it was frozen at. A VALUE computed
 from refilled boundary readings only (or refilled and measured ones) carries the trailing quality
 REFILLED; estimates (valid false, nengjian.values.intervals) never do, so the two are never mixed.
+An EVENT's optional code (a short str such as "gap.raised") names its template, so the laptop can say
+the English text in the crew's language; events without one, and older records, are shown as written.
 Times are UTC seconds. A VALUE carries its code and scope so later config changes never alter
 what was already recorded.
 """

@@ -24,8 +24,9 @@ DAY_S = 86400
 RETRY_S = 600
 
 synced_day = {}  # bus name -> CST day start of its last broadcast time sync (it sets the whole bus)
-# Where synced_day is kept (attach: the data dir's SYNC_FILE), so that a restart does not send a bus a
-# second broadcast the same day; None: RAM only.
+set_days = {}  # Modbus meter id -> CST day start of its last clock write (nengjian.meters.modbusclock)
+# Where both are kept (attach: the data dir's SYNC_FILE), so that a restart neither sends a bus a second
+# broadcast nor writes a Modbus meter's clock a second time the same day; None: RAM only.
 SYNC_FILE = "meterclock.json"
 _sync_path = [None]
 
@@ -54,6 +55,16 @@ def load_synced(path):
         for name in buses:
             if isinstance(buses[name], int):
                 synced_day[name] = buses[name]
+    meters = doc.get("meters") if doc is not None else None
+    if isinstance(meters, dict):
+        for name in meters:
+            if isinstance(meters[name], int):
+                set_days[name] = meters[name]
+
+
+def _save_days():
+    if _sync_path[0] is not None:
+        statefile.save(_sync_path[0], {"buses": synced_day, "meters": set_days}, 1)
 
 
 class Watch:
@@ -75,7 +86,7 @@ class Watch:
         self.near_midnight = near_midnight
         self.next_check = 0  # meter clock: at the first read, then daily
         self.sent_at = 0  # a broadcast this meter asked for, checked again
-        self.set_day = 0  # Modbus: CST day start of this meter's last clock write (at most one a day)
+        self.set_day = set_days.get(drv.id, 0)  # Modbus: CST day start of its last clock write (one a day)
         self.offset = None  # meter clock minus gateway clock at the last check (s)
         self.checked_at = 0  # when that offset was read
         self.refills = 0
@@ -98,8 +109,14 @@ class Watch:
         cut after the save costs at most that day's broadcast, never a second one. A failed save is
         logged (statefile); RAM still holds it."""
         synced_day[self.bus_name] = day
-        if _sync_path[0] is not None:
-            statefile.save(_sync_path[0], {"buses": synced_day}, 1)
+        _save_days()
+
+    def mark_set(self, day):
+        """Record this Modbus meter's clock write of `day` (a CST day start) before it is made
+        (modbusclock), kept as mark_synced keeps a broadcast: a restart the same day writes no second."""
+        self.set_day = day
+        set_days[self.drv.id] = day
+        _save_days()
 
     def status(self):
         """This meter's memory work for the console's `status` (nengjian.console.status), from what
@@ -122,8 +139,26 @@ class Watch:
         return t if first <= last else None
 
     def due(self):
-        """Whether after() may have work; cheap, and allocates nothing (asked after every read)."""
-        return bool(self.items) or (self.clock_limit and timeutil.now() >= self.next_check)
+        """Whether after() has work: a boundary missed since the last reading, or a clock check due,
+        with the gateway's clock trusted. Cheap, and allocates nothing (asked after every read: a
+        meter that feeds items would otherwise make an after() coroutine every poll)."""
+        now = timeutil.now()
+        if not (self.clock_limit and now >= self.next_check or self._missed(now)):
+            return False
+        return bool(self.trusted())
+
+    def _missed(self, now):
+        # gap(now) is not None, without missed()'s tuple
+        if not self.items:
+            return False
+        iv = self.gw.intervals
+        t = iv.states[self.items[0]].t
+        if t is None:
+            return False
+        period = iv.period
+        s_now = timeutil.slot_start(now, period)
+        last = s_now if now - s_now > iv.tolerance else s_now - period
+        return timeutil.slot_start(t, period) + period <= last
 
     async def after(self, bus, line, timeout_ms, gap_ms):
         now = timeutil.now()
@@ -168,12 +203,12 @@ def attach(gw, trusted):
         for pm in p.meters:
             drv = pm.driver
             if getattr(drv, "memory", None):
+                if not loaded and "clock" in drv.memory and pm.cfg.get("clock_max_drift_s", DEFAULT_MAX_DRIFT_S):
+                    load_synced(gw.data_dir + "/" + SYNC_FILE)  # before the Watch, which takes its day
+                    loaded = True
                 w = Watch(gw, drv, pm.cfg, p.bus.name, trusted)
                 if w.items or w.clock_limit:
                     gw.watches[drv.id] = w
                     drv.watch = w
                     if getattr(drv, "protocol", None) != "modbus-rtu":
                         drv.after = w.after
-                        if w.clock_limit and not loaded:
-                            load_synced(gw.data_dir + "/" + SYNC_FILE)
-                            loaded = True

@@ -42,6 +42,7 @@ class ModbusMeter:
         self._fc = 3
         self._bytes = -1
         self._found = [0]  # where modbus.scan puts the reply's start
+        self._scanned = False
         self.framer = self._frame  # bound once: the bus calls it per chunk without allocating
         self.id = cfg.get("id")
         # The profile's clock registers, kept as nengjian.meters.memwatch wants a meter's memory;
@@ -54,11 +55,14 @@ class ModbusMeter:
     def _frame(self, rx, n):
         if n == 0 and self._bytes >= 0:
             return 5 + self._bytes  # the whole reply's length: the bus sleeps once, not per piece
-        return modbus.scan(rx, n, self.unit, self._fc, self._bytes, self._found)
+        need = modbus.scan(rx, n, self.unit, self._fc, self._bytes, self._found)
+        self._scanned = need == 0
+        return need
 
     def _expect(self, fc, count):
         self._fc = fc
         self._bytes = modbus.data_bytes(fc, count) if fc <= 4 and count else -1
+        self._scanned = False  # the framer found a whole candidate with our unit, function, count and CRC
 
     def _begin_block(self, bus, line, timeout_ms, gap_ms, blk):
         fc = blk.fc
@@ -75,7 +79,10 @@ class ModbusMeter:
             if err is not None:
                 raise err
             raise
-        return modbus.check_reply(bus.rx, self._found[0], got, self.unit, fc, count,
+        start = self._found[0]
+        if self._scanned and fc <= 4 and bus.rx[start + 1] == fc:
+            return start + 3  # a normal read reply, already checked by scan: check_reply would repeat it
+        return modbus.check_reply(bus.rx, start, got, self.unit, fc, count,
                                   bus.tx if fc > 4 else None)
 
     async def request(self, bus, line, timeout_ms, gap_ms, tx_len, fc, count=0):

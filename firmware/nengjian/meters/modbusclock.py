@@ -16,7 +16,9 @@ follow the DL/T 645 rules, so that a meter's daily figures behave the same whate
 *our choice*:
 - only past the site meter's `clock_max_drift_s` (memwatch.DEFAULT_MAX_DRIFT_S), and only while
   the gateway's clock is trusted (memwatch.Watch.after);
-- at most one write per meter per CST day *kept in RAM: a reboot may write once more*;
+- at most one write per meter per CST day; the day is saved before the write is made
+  (memwatch.Watch.mark_set, beside the DL/T 645 broadcast days in memwatch.SYNC_FILE), so a restart
+  does not write a second time that day;
 - never while the gateway's or the meter's clock is within memwatch.MIDNIGHT_GUARD_S of 00:00
   (the check is put off RETRY_S), nor while the two are on different days: no meter is moved
   across midnight, which would repeat or skip its day. A meter a whole day or more off is set
@@ -102,7 +104,7 @@ async def check(w, bus, line, timeout_ms, gap_ms):
         w.gw.event("meterclock", "%s: meter clock off by %+d s: set once today already, next write "
                                  "tomorrow" % (drv.id, offset))
         return
-    w.set_day = day
+    w.mark_set(day)
     now = timeutil.now()
     try:
         await drv.write_registers(bus, line, timeout_ms, gap_ms, clock["register"],

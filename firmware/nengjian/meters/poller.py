@@ -208,7 +208,7 @@ class BusPoller:
         m.stats["ok"] += 1
         m.last_ok = ts
         if m.offline or m.failures >= m.fail_limit:
-            self._event("meter", "meter %s answers again after %d failed polls" % (m.id, m.failures))
+            self._event("meter", "meter %s answers again after %d failed polls" % (m.id, m.failures), "meter.back")
         m.failures = 0
         m.offline = False
         if not self._trusted():
@@ -225,6 +225,6 @@ class BusPoller:
         if m.failures == m.fail_limit:
             m.offline = True
             self._event("meter", "meter %s offline after %d failed polls (%s); retry every %d s"
-                        % (m.id, m.failures, err, m.backoff_ms // 1000))
+                        % (m.id, m.failures, err, m.backoff_ms // 1000), "meter.offline")
         if m.failures >= m.fail_limit:
             m.next_due = ticks_add(ticks_ms(), m.backoff_ms)

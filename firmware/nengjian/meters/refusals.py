@@ -58,12 +58,13 @@ def report(m, ref, event):
     """The poller's `point` events for what changed (the crew's ledger reads these texts)."""
     for name, why in ref.news:
         if why is None:
-            event("point", "meter %s point %s answers again" % (m.id, name))
+            event("point", "meter %s point %s answers again" % (m.id, name), "point.back")
         elif ref.retry_ms:
             event("point", "meter %s point %s unsupported: %s; asked again every %d s"
-                  % (m.id, name, why, ref.retry_ms // 1000))
+                  % (m.id, name, why, ref.retry_ms // 1000), "point.refused")
         else:
-            event("point", "meter %s point %s unsupported: %s; checked in every reply" % (m.id, name, why))
+            event("point", "meter %s point %s unsupported: %s; checked in every reply" % (m.id, name, why),
+                  "point.refused_always")
     ref.news = ()
 
 

@@ -60,9 +60,6 @@ class Supervisor:
                 "links": [lk.status() for lk in self.links]}
 
     # ---- internals
-    def _note(self, text):
-        self._event("link", text)
-
     def _set_active(self, link):
         old = self.active
         self.active = link
@@ -93,10 +90,11 @@ class Supervisor:
             return True
         log.warn("link", "%s will not come up (%d in a row): %s" % (link.name, link.failures, link.last_error))
         if link.failures == 1:
-            self._note("%s will not come up: %s" % (link.name, link.last_error))
+            self._event("link", "%s will not come up: %s" % (link.name, link.last_error), "link.no_start")
         if self.power_cycle_after and link.failures % self.power_cycle_after == 0:
             self.stats["power_cycles"] += 1
-            self._note("%s: %d failed bring-ups in a row: power-cycling" % (link.name, link.failures))
+            self._event("link", "%s: %d failed bring-ups in a row: power-cycling" % (link.name, link.failures),
+                        "link.power_cycle")
             await link.power_cycle()
         return False
 
@@ -116,7 +114,7 @@ class Supervisor:
     async def _lost(self, why):
         link = self.active
         self.stats["lost"] += 1
-        self._note("%s lost: %s" % (link.name, why))
+        self._event("link", "%s lost: %s" % (link.name, why), "link.lost")
         self._set_active(None)
         await link.down()
 
@@ -151,7 +149,7 @@ class Supervisor:
                 await asyncio.sleep_ms(self.retry_ms)
                 return
             self._set_active(link)
-            self._note("using %s" % self._describe(link))
+            self._event("link", "using %s" % self._describe(link), "link.using")
             return
         await asyncio.sleep_ms(self.check_ms)
         if not self.active.is_up():
@@ -167,7 +165,7 @@ class Supervisor:
             if better is not None:
                 old = self.active
                 self._set_active(better)
-                self._note("back on %s; %s released" % (self._describe(better), old.name))
+                self._event("link", "back on %s; %s released" % (self._describe(better), old.name), "link.back")
                 await old.down()
 
     async def run(self):

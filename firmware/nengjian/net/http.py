@@ -33,8 +33,6 @@ import socket
 
 from nengjian.core.compat import const, ticks_add, ticks_diff, ticks_ms
 
-DNS_TTL_MS = 3600000
-
 _LINE_MAX = const(2048)  # bytes of one status, header or chunk-size line, its line end included
 _HEADERS_MAX = const(64)  # header lines of one answer
 _BODY_MAX = const(16384)  # default cap on a body kept in RAM (request's max_body)
@@ -42,6 +40,11 @@ _JSON_DEPTH = const(16)  # nesting of arrays and objects in a JSON body (the pla
 _JSON_VALUES = const(1024)  # arrays, objects and comma-separated values in a JSON body
 _DIGITS_MAX = const(9)  # a Content-Length or chunk size: never a long integer on the heap
 _BUF = const(512)  # the answer's read buffer: most header lines fit, longer ones are gathered
+_ECONNREFUSED = const(111)
+_ECONNRESET = const(104)
+_DNS_TTL_MS = const(3600000)  # a cached address serves this long
+_SEND_CHUNK = const(1460)  # bytes handed to the socket at a time: one TCP segment, never a copy of the body
+_DOWNLOAD_CHUNK = const(512)  # one buffer per download, filled again and again: no allocation per segment
 
 last_answer_ms = None  # ticks_ms() of the last complete answer, None before the first
 on_date = None  # callable(utc_seconds, source) or None: see the module's docstring
@@ -86,22 +89,13 @@ def split_url(url):
     return scheme, host, port, path
 
 
-def _is_ip(host):
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not p.isdigit() or int(p) > 255:
-            return False
-    return True
-
-
 def resolve(host):
     """The IPv4 address text of host; cached for an hour; the stale entry if DNS fails now."""
-    if _is_ip(host):
-        return host
+    parts = host.split(".")
+    if len(parts) == 4 and all(p.isdigit() and int(p) <= 255 for p in parts):
+        return host  # an IPv4 address already
     hit = _dns.get(host)
-    if hit and ticks_diff(ticks_ms(), hit[1]) < DNS_TTL_MS:
+    if hit and ticks_diff(ticks_ms(), hit[1]) < _DNS_TTL_MS:
         return hit[0]
     try:
         ai = socket.getaddrinfo(host, 80, 0, socket.SOCK_STREAM)
@@ -126,36 +120,29 @@ def forget_dns():
     _dns.clear()
 
 
-class _Deadline:
-    __slots__ = ("end", "total")
-
-    def __init__(self, ms):
-        self.total = ms
-        self.end = ticks_add(ticks_ms(), ms)
-
-    def left(self):
-        left = ticks_diff(self.end, ticks_ms())
-        if left <= 0:
-            raise asyncio.TimeoutError()
-        return left
-
-
 async def _within(dl, aw):
-    return await asyncio.wait_for_ms(aw, dl.left())
+    # dl: the exchange's deadline in ticks_ms (a plain int: no object per request)
+    left = ticks_diff(dl, ticks_ms())
+    if left <= 0:
+        raise asyncio.TimeoutError()
+    return await asyncio.wait_for_ms(aw, left)
 
 
 class _Answer:
     """An answer's bytes through one small buffer: lines are cut from it (asyncio's Stream.readline
     gathers a line of any length), one longer than the buffer is gathered up to _LINE_MAX and no
-    further, and what the head's reads brought of the body waits here for the body's reader."""
+    further, and what the head's reads brought of the body waits here for the body's reader. The
+    buffer is the caller's when it lends one (request's `buf`): reading an answer then needs no
+    block of its own size, which a heap full of the batch just sent may not have left."""
 
-    __slots__ = ("_r", "_dl", "_buf", "_mv", "_i", "_n")
+    __slots__ = ("_r", "_dl", "_buf", "_mv", "_i", "_n", "_cap")
 
-    def __init__(self, reader, dl):
+    def __init__(self, reader, dl, buf=None):
         self._r = reader
         self._dl = dl
-        self._buf = bytearray(_BUF)
+        self._buf = bytearray(_BUF) if buf is None else buf
         self._mv = memoryview(self._buf)
+        self._cap = len(self._buf)
         self._i = self._n = 0  # the unread bytes are _buf[_i:_n]
 
     async def line(self):
@@ -170,7 +157,7 @@ class _Answer:
                 return part
             if self._i == self._n:
                 self._i = self._n = 0
-            elif self._n == _BUF:  # the buffer ends in this line's start: kept aside, the buffer refilled
+            elif self._n == self._cap:  # the buffer ends in this line's start: kept aside, the buffer refilled
                 part += self._mv[self._i:]
                 self._i = self._n = 0
             if len(part) + self._n - self._i >= _LINE_MAX:
@@ -190,6 +177,19 @@ class _Answer:
         return self._mv[self._i - k:self._i]
 
     async def exactly(self, n):
+        if self._i == self._n:
+            self._i = self._n = 0
+        end = self._i + n
+        if end <= self._cap:
+            # Gathered in the buffer behind what was read already: one allocation, the bytes returned.
+            while self._n < end:
+                k = None
+                while k is None:  # TLS: part of a record only
+                    k = await _within(self._dl, self._r.readinto(self._mv[self._n:end]))
+                if not k:
+                    raise EOFError("connection closed with %d of %d bytes to go" % (end - self._n, n))
+                self._n += k
+            return bytes(self.take(n))
         got = bytes(self.take(n))
         return got if len(got) == n else got + await _within(self._dl, self._r.readexactly(n - len(got)))
 
@@ -205,14 +205,6 @@ async def connect(host, port, ssl, timeout_ms):
         raise HttpError("connect to %s:%d timed out after %d ms" % (host, port, timeout_ms), None, True)
     except OSError as e:
         raise HttpError("connect to %s:%d failed: %s" % (host, port, e), _errno(e))
-
-
-async def _close(writer):
-    try:
-        writer.close()
-        await asyncio.wait_for_ms(writer.wait_closed(), 1000)
-    except Exception:
-        pass
 
 
 async def reachable(url, timeout_ms=10000):
@@ -233,8 +225,6 @@ async def reachable(url, timeout_ms=10000):
         return e.errno in (_ECONNREFUSED, _ECONNRESET)
 
 
-_ECONNREFUSED = 111
-_ECONNRESET = 104
 _probe_ctx = None
 
 
@@ -249,7 +239,7 @@ def _probe_ssl():
     return _probe_ctx
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec"  # one str constant (in flash), not 12 interned names
 
 
 def parse_http_date(value):
@@ -258,7 +248,10 @@ def parse_http_date(value):
         parts = value.split()
         if len(parts) != 6 or parts[5] != "GMT":
             return None
-        day, month, year = int(parts[1]), _MONTHS.index(parts[2]) + 1, int(parts[3])
+        m = _MONTHS.find(parts[2])
+        if len(parts[2]) != 3 or m % 3:  # not found: -1
+            return None
+        day, month, year = int(parts[1]), m // 3 + 1, int(parts[3])
         h, mi, s = [int(x) for x in parts[4].split(":")]
     except (ValueError, IndexError):
         return None
@@ -269,29 +262,14 @@ def parse_http_date(value):
     return timeutil.timestamp(year, month, day, h, mi, s)
 
 
-SEND_CHUNK = 1460  # bytes handed to the socket at a time: one TCP segment, never a copy of the body
-
-
-async def _send_body(writer, body, dl):
-    # In slices through a memoryview: a partial socket write then copies at most one slice into
-    # the stream's buffer, never the whole (possibly 20 kB) body.
-    mv = memoryview(body)
-    for i in range(0, len(mv), SEND_CHUNK):
-        writer.write(mv[i:i + SEND_CHUNK])
-        await _within(dl, writer.drain())
-
-
-DOWNLOAD_CHUNK = 512  # one buffer per download, filled again and again: no allocation per segment
-
-
 async def _download(reader, into, length, dl, total=None):
     # Through one small buffer: reading a fresh bytes object per TCP segment churns the heap while the
     # uplink and the poll loop run beside it, and on a fragmented heap one such read can fail.
-    buf = bytearray(DOWNLOAD_CHUNK)
+    buf = bytearray(_DOWNLOAD_CHUNK)
     mv = memoryview(buf)
     left = length
     while left:
-        n = await _within(dl, reader.readinto(mv[:min(DOWNLOAD_CHUNK, left)]))  # MicroPython's Stream
+        n = await _within(dl, reader.readinto(mv[:min(_DOWNLOAD_CHUNK, left)]))  # MicroPython's Stream
         if n is None:  # TLS: part of a record only, nothing to hand over yet
             continue
         if not n:
@@ -313,11 +291,11 @@ def _size(text, base):
     raise HttpError("bad %s %r" % ("chunk size" if base == 16 else "Content-Length", text[:20]))
 
 
-async def _answer(reader, dl, method, into, max_body, verified, host):
+async def _answer(reader, dl, method, into, max_body, verified, host, buf):
     """(status, body) of the answer on reader, under every limit; its Date to on_date if `verified`.
     Request's second half, a coroutine of its own: each call needs its frame in one piece, and two
     half-size frames find room in a fragmented heap where one would not."""
-    ans = _Answer(reader, dl)
+    ans = _Answer(reader, dl, buf)
     status_line = await ans.line()
     parts = status_line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or len(parts[1]) != 3 or not parts[1].isdigit():
@@ -391,7 +369,7 @@ async def _answer(reader, dl, method, into, max_body, verified, host):
 
 
 async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=_BODY_MAX, length=None,
-                  into=None):
+                  into=None, buf=None):
     """Send one request; return (status, body bytes). Raises HttpError on any transport failure.
 
     `body` is bytes; or a list/tuple of byte strings sent one after the other; or, with `length`
@@ -401,7 +379,11 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
     20 kB bytearray can fail with 300 kB free).
 
     With `into` (a file opened for writing), a 200 answer's body of any size is written there as it
-    arrives (it must carry Content-Length) and the body returned is empty: downloads."""
+    arrives (it must carry Content-Length) and the body returned is empty: downloads.
+
+    With `buf` (a bytearray the caller keeps, idle once the body is sent: the profile's body buffer),
+    the answer is read through it; without, through one of _BUF bytes allocated per answer. The
+    returned body is bytes of its own either way."""
     global last_answer_ms
     scheme, host, port, path = split_url(url)
     if scheme == "https" and ssl is None:
@@ -413,7 +395,7 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
         size = 0
         for p in parts:
             size += len(p)
-    dl = _Deadline(timeout_ms)
+    dl = ticks_add(ticks_ms(), timeout_ms)
     writer = None
     try:
         reader, writer = await connect(host, port, ssl if scheme == "https" else None, timeout_ms)
@@ -432,14 +414,20 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
                 sent += len(p)
                 if sent > size:
                     raise HttpError("body longer than its announced %d bytes" % size)
-                await _send_body(writer, p, dl)
+                # In slices through a memoryview: a partial socket write then copies at most one
+                # slice into the stream's buffer, never the whole (possibly 20 kB) body.
+                mv = memoryview(p)
+                for i in range(0, len(mv), _SEND_CHUNK):
+                    writer.write(mv[i:i + _SEND_CHUNK])
+                    await _within(dl, writer.drain())
+                mv = None
         if sent != size:
             raise HttpError("body of %d bytes, %d announced" % (sent, size))
         # Only a handshake under CERT_REQUIRED proved the server (its Date may reach the clock): tls.build
         # sets it for a pinned CA, and mbedtls then fails every handshake without a chain to it (with no
         # CA at all, too). The probe's and insecure_self_signed's contexts are CERT_NONE; http has none.
         status, data = await _answer(reader, dl, method, into, max_body, scheme == "https" and
-                                     getattr(ssl, "verify_mode", None) == _CERT_REQUIRED, host)
+                                     getattr(ssl, "verify_mode", None) == _CERT_REQUIRED, host, buf)
         last_answer_ms = ticks_ms()
         return status, data
     except asyncio.TimeoutError:
@@ -450,7 +438,11 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
         raise HttpError("malformed response: %s" % e)
     finally:
         if writer is not None:
-            await _close(writer)
+            try:
+                writer.close()
+                await asyncio.wait_for_ms(writer.wait_closed(), 1000)
+            except Exception:
+                pass
 
 
 def check_json(data, max_size=_BODY_MAX, max_depth=_JSON_DEPTH, max_values=_JSON_VALUES):

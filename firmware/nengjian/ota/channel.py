@@ -252,14 +252,18 @@ def _key_docs(key_path):
 # (install_pending, before the application fills the heap), which records the file's SHA-256 and the
 # outcome in SEEN; the next check trusts the same bytes by their hash, or refuses them again, without
 # a signature check and without another restart. A channel whose bytes change asks for one restart
-# at most per check (check_s).
+# at most per check (check_s). Before that restart the fetcher leaves SEEN saying it gave up for these
+# bytes, and the check at boot writes its outcome over it: a check at boot that never gets that far
+# (no room even to load its code, its key file gone, the note naming it torn by a power cut) is
+# given up rather than asked for by another restart, and so on at every check.
 SEEN = "channel.seen"
 
 
 def seen(root):
     """What the last check at boot found: {"sha256": hex of the whole file, "ok": bool, "key": id,
-    "why": text, "gave_up": true when even that check could not run (no room in a fresh heap): the
-    fetcher then restarts for no channel again, so no restart loop}, or None."""
+    "why": text, "gave_up": true when even that check could not run (no room in a fresh heap) or never
+    recorded its outcome: the fetcher then restarts for no channel again, so no restart loop}, or None.
+    Given up stays until a check in the running heap fits (or a crew pushes the update over USB)."""
     try:
         with open(root + "/" + SEEN) as f:
             doc = json.load(f)

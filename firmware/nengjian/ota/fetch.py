@@ -5,7 +5,8 @@ hand it to the check at the next boot.
 Owns: reading and trusting the channel (size limit, signature, this board's entry, the staged
 rollout, the key rotation it carries), the download into the updater's incoming file checked against
 the entry's size and hash, handing it to the check at the next boot (Updater.defer, then a restart),
-and not fetching a version refused there again until the boot after; and what is not fetched at all:
+and not fetching a version refused there again until the boot after, nor one that failed its trial
+here and was rolled back (slots' "rolled_back"); and what is not fetched at all:
 anything while a version is on trial, a version older than the minimum (unless the entry says it is
 a signed downgrade: the bundle's own signed manifest decides at the restart), a bundle larger than
 the volume can take beside its reserve, and anything over plain http unless the config says
@@ -121,9 +122,13 @@ class OtaFetch:
                     raise channel.ChannelError("channel %s" % last.get("why"))
                 if not last.get("ok"):
                     raise channel.ChannelSignatureError("channel refused at boot: %s" % last.get("why"))
+                if up.keys is None:  # the key must still be trusted: without room for it, tried again later
+                    raise MemoryError("no room in the heap for the vendor key")
                 man = channel.read_channel(path, up.keys, mv, last.get("key"))
             else:
                 try:
+                    if up.keys is None:  # no room even for the key (Resident.load): nor for the check
+                        raise MemoryError("no room in the heap for the vendor key")
                     man = channel.read_channel(path, up.keys, mv)
                 except MemoryError:
                     if self.restart is None or getattr(up, "key_path", None) is None:
@@ -135,7 +140,18 @@ class OtaFetch:
                         raise channel.ChannelError("no room in the heap for the channel's signature check "
                                                    "(nor at the last restart)")
                     # No heap block for the signature check: checked at the restart (channel.SEEN).
-                    slots.write_json(up.root + "/" + slots.PENDING, {"channel": path, "key": up.key_path})
+                    pending = up.root + "/" + slots.PENDING
+                    slots.write_json(pending, {"channel": path, "key": up.key_path})
+                    try:
+                        # Given up unless the check at the restart records its outcome over this: one that
+                        # never gets that far (no room to load its code, the key file gone) must not
+                        # leave the next check to restart for the same bytes again, and so for ever.
+                        slots.write_json(up.root + "/" + channel.SEEN, {
+                            "sha256": whole, "ok": False, "gave_up": True,
+                            "why": "not checked even at boot (the check there did not finish)"})
+                    except OSError:
+                        slots.remove(pending)
+                        raise
                     kept = True
                     self._event("ota", "update channel: no room in the heap for its signature check now: "
                                        "checked at the restart")
@@ -174,6 +190,10 @@ class OtaFetch:
                                                                  self.running)
         man = None
         if version == self.running or version == self.refused:
+            return False
+        if version == self.updater.state().get("rolled_back"):
+            self._tell(version, "version %s offered by the update channel: not fetched (it failed its trial on "
+                                "this gateway and was rolled back)" % version)
             return False
         why = self.updater.refusal(version, down_to)
         if why:

@@ -6,8 +6,11 @@ Everything else is loaded for one job and dropped with every reference when it i
 drop()): an update check (nengjian.ota.fetch, nengjian.ota.channel and nengjian.ota.updater: the
 download, the signature check) and a crew's push (the console's `ota`, nengjian.ota.updater). A
 check runs once a day by default: between checks their code holds no heap, only the names it
-interned (tests/firmware/ota/test_resident.py bounds what a check leaves; bench/bench_heap.py
-measures the rest). The pointer and its format are nengjian.ota.slots'.
+interned, and the vendor keys, which the first job loads (tests/firmware/ota/test_resident.py bounds
+what a check leaves; bench/bench_heap.py measures the rest). The pointer and its format are
+nengjian.ota.slots'. A check in a heap with no room for the signature check defers it to the restart,
+and one that cannot be done even there gives up (nengjian.ota.channel.seen; on MicroPython with a
+fragmented heap: tests/firmware/ota/test_heap_deferral.py).
 
 The trial this gateway booted into is the only one it confirms or rolls back: a version a crew
 pushes while it runs is on trial from the next boot, and is not rolled back before it ever ran.
@@ -66,6 +69,10 @@ class Resident:
         self.declined = None  # the last answer not acted on (told once, not at every check)
         self.last_error = ""
         self.checks = 0
+        # The vendor keys, loaded by the first job and kept (some hundred bytes a key): a key's modulus
+        # is read as one string of 768 hex digits, and a heap that has run for a while may have no
+        # block for it, which would fail every check before it could defer its signature check.
+        self.keys = None
 
     def confirm(self):
         if not self.trial:
@@ -79,11 +86,19 @@ class Resident:
         self.trial = False
         return True
 
-    def load(self):
-        """A nengjian.ota.updater.Updater for one job (drop() when done)."""
+    def load(self, keys_needed=True):
+        """A nengjian.ota.updater.Updater for one job (drop() when done). With keys_needed False its keys
+        may be None: no room to load them (an update check then leaves the signature check to the
+        restart, nengjian.ota.fetch)."""
         from nengjian.ota import updater
 
-        return updater.Updater(self.root, updater.load_keys(self.key_path), self.board, self._event, self.window_s,
+        if self.keys is None:
+            try:
+                self.keys = updater.load_keys(self.key_path)
+            except MemoryError:
+                if keys_needed:
+                    raise
+        return updater.Updater(self.root, self.keys, self.board, self._event, self.window_s,
                                self.max_boots, self.key_path, self.running)
 
     def drop(self):
@@ -117,7 +132,7 @@ class Resident:
         try:
             from nengjian.ota import fetch
 
-            f = fetch.OtaFetch(self.load(), self.url, self.running, self.board, self._event, 0, self.ssl,
+            f = fetch.OtaFetch(self.load(False), self.url, self.running, self.board, self._event, 0, self.ssl,
                                self.restart, insecure=self.insecure, gateway_id=self.gateway_id)
             fetch = None
             f.refused, f.declined = self.refused, self.declined
@@ -125,6 +140,7 @@ class Resident:
                 return await f.check()
             finally:
                 self.declined = f.declined
+                self.keys = f.updater.keys or self.keys  # the channel may have rotated them
         finally:
             f = None
             drop()

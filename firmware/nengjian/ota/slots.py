@@ -20,7 +20,9 @@ Layout under `root` (the board's APP_DIR):
 Pointer: {"active": "" (the built-in package), "a" or "b"; "version"; "previous", "previous_version":
 what a rollback returns to; "state": "trial" or "confirmed"; "boots", "max_boots", "window_s" of the
 trial; "failure": why the trial failed to start; "log": the last 8 texts for the ledger; "refused":
-the version the check at boot refused; "switching": a reset to copy the trial's ROMFS image in was
+the version the check at boot refused; "rolled_back": the last version rolled back here, which the
+update fetcher does not fetch again (else it would be installed, fail and be rolled back at every
+check; a crew can still push it), dropped when another is installed; "switching": a reset to copy the trial's ROMFS image in was
 made (select() does it once); "min_version": the persisted minimum, no bundle older than it
 installs unless it is a signed downgrade; "min_on_confirm": what the minimum becomes when the trial
 is confirmed}. Older firmware (a rollback to the built-in package) reads the same file: its name and
@@ -109,6 +111,7 @@ def add_log(p, text):
 
 def rollback(p):
     """Point back at what ran before the trial (the caller writes the pointer)."""
+    p["rolled_back"] = p.get("version")
     p["active"] = p.get("previous") or ""
     p["version"] = p.get("previous_version")
     p["previous"] = None

@@ -210,8 +210,9 @@ class Updater:
         # The board's ROMFS partitions (slots.romfs_stores(); None: asked when a bundle installs, {}: none)
         self.stores = stores
         self.running = running  # the version running now: the minimum until the pointer keeps one
-        self.keys = key if isinstance(key, list) else [key]  # load_keys(), or one load_key() tuple
-        self.key = self.keys[0]
+        # load_keys(), or one load_key() tuple; None: not loaded for want of room (Resident.load)
+        self.keys = key if isinstance(key, list) or key is None else [key]
+        self.key = self.keys[0] if self.keys else None
         self.key_path = key_path  # named in pending.json: the check at boot loads it again
         self.board = board
         self._event = event

@@ -148,6 +148,7 @@ class Reading:
     TEMP_DECIMALS = 2
 
     def __init__(self):
+        self._clock = bytearray(7)  # the real-time field's BCD bytes as sent (ss mm hh DD MM YYYY)
         self.clear()
 
     def clear(self):
@@ -168,8 +169,14 @@ class Reading:
         self.supply_temp = None
         self.return_temp = None
         self.work_hours = None
-        self.time = None  # (year, month, day, hour, minute, second), None if absent or not BCD
+        self._has_clock = False
         self.status = None
+
+    @property
+    def time(self):
+        """(year, month, day, hour, minute, second), None if absent or not BCD; decoded when asked,
+        so a poll that does not look at the meter's clock builds no tuple."""
+        return _time(self._clock, 0) if self._has_clock else None
 
 
 # ---- building --------------------------------------------------------------------------------
@@ -344,7 +351,10 @@ def parse_read(buf, n, meter_type, addr, di=DI_READ, into=None):
             r.settle_flow_unit = buf[o + 9]
         o += 10
     if o + 7 <= end:
-        r.time = _time(buf, o)
+        c = r._clock
+        for i in range(7):
+            c[i] = buf[o + i]
+        r._has_clock = True
     if o + 9 <= end:
         r.status = buf[o + 7] | (buf[o + 8] << 8)
     return r

@@ -27,7 +27,8 @@ sent low byte first: ss mm hh DD MM YY, each +33H, to 99 99 99 99 99 99, no repl
 SPEC does not give the order; the standard's general rule (low byte first) and public code whose
 time-sync call takes (ss, mm, hh, DD, MM, YY) agree.
 
-Values: parse_read*() return (raw, decimals, more): raw is the exact scaled integer
+Values: parse_read*() (nengjian.proto.dlt645x: no gateway path parses a whole reply so; the
+drivers work on check_reply, item and bcd_int, the same steps) return (raw, decimals, more): raw is the exact scaled integer
 (123456 with decimals 2 = 1234.56 kWh). ESP32 MicroPython floats are 32-bit (7 digits), which
 cannot hold 999999.99 kWh exactly, so keep raw integers for accounting; decode_bcd() gives a float
 for display. DI table (2007; SPEC section 5 is the reference, several public samples have wrong DIs):
@@ -248,18 +249,11 @@ def decode_address(buf, off=0, nbytes=6):
 
 # ---- building --------------------------------------------------------------------------------
 
-def _preamble_count(preamble):
-    if preamble is True:
-        return 4
-    if not preamble:
-        return 0
-    return int(preamble)
-
-
 def _head(out, addr, ctrl, length, preamble):
     _check_address(addr, 6)
     p = 0
-    for _ in range(_preamble_count(preamble)):
+    # preamble: True for the usual 4 FE bytes, a count, or False/None/0 for none
+    for _ in range(4 if preamble is True else int(preamble or 0)):
         out[p] = PREAMBLE_BYTE
         p += 1
     out[p] = START
@@ -275,16 +269,6 @@ def _put_di(out, p, di, nbytes):
     for k in range(nbytes):
         out[p + k] = ((di >> (8 * k)) + BIAS) & 0xFF
     return p + nbytes
-
-
-def build_frame(out, addr, ctrl, data=b"", preamble=True):
-    """Any frame: data given plain (the +33H is added here). Returns the frame length."""
-    s = _head(out, addr, ctrl, len(data), preamble)
-    p = s + 10
-    for b in data:
-        out[p] = (b + BIAS) & 0xFF
-        p += 1
-    return frame68.tail(out, s, p)
 
 
 def build_read(out, addr, di, preamble=True):
@@ -427,30 +411,6 @@ def item97(di):
     return None
 
 
-def _read(buf, n, addr, di, seq, it, func, di_bytes):
-    if it is None:
-        raise ValueError("DI 0x%X not in the table: use read_raw" % di)
-    c, d, length = parse_reply(buf, n, addr, func)
-    _check_di(buf, d, length, di, di_bytes)
-    size = it[0]
-    if length != di_bytes + size + (1 if seq >= 0 else 0):
-        raise UnexpectedReply("length %d for DI 0x%X" % (length, di))
-    if seq >= 0 and (buf[d + di_bytes + size] - BIAS) & 0xFF != seq & 0xFF:
-        raise UnexpectedReply("sequence differs")
-    raw = bcd_int(buf, d + di_bytes, size, it[2], BIAS)
-    return raw, it[1], bool(c & MORE_BIT)
-
-
-def parse_read(buf, n, addr, di, seq=-1):
-    """2007 read reply (91H/B1H; with seq >= 0 the 12H follow-up reply) -> (raw, decimals, more)."""
-    return _read(buf, n, addr, di, seq, item(di), C_READ if seq < 0 else C_READ_NEXT, 4)
-
-
-def parse_read97(buf, n, addr, di):
-    """1997 read reply (81H/A1H) of a 2-byte DI -> (raw, decimals, more)."""
-    return _read(buf, n, addr, di, -1, item97(di), C97_READ, 2)
-
-
 def read_raw(buf, n, addr, di, out, seq=-1, v1997=False):
     """Any DI: copy the reply's value bytes (after the DI, +33H removed) into out; returns count."""
     di_bytes = 2 if v1997 else 4
@@ -476,8 +436,3 @@ def parse_address_reply(buf, n=-1, addr=ADDR_WILDCARD):
         if (buf[d + i] - BIAS) & 0xFF != buf[d - 9 + i]:
             raise UnexpectedReply("address in data differs from header")
     return decode_address(buf, d - 9)
-
-
-def scaled(raw, decimals):
-    """Display value of an exact raw reading (float; 32-bit on ESP32)."""
-    return raw if decimals == 0 else raw / (10 ** decimals)

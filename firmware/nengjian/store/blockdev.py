@@ -21,6 +21,8 @@ one bytearray per block.
 
 import sys
 
+from nengjian.store.filedev import FileDevice
+
 EIO = -5
 CLEAN = 0
 TORN = 1
@@ -258,56 +260,10 @@ class RAMBlockDevice(_Device):
                 f.readinto(b)
 
 
-class FileBlockDevice(_Device):
-    """A littlefs block device backed by a host file (the sim board's data partition, data.img), with
-    the same counters and power cut. A program is written as given (the file is trusted to hold
-    erased bytes where littlefs programs). A missing or short file is made up to size with erased
-    blocks; what it holds already stays."""
+class FileBlockDevice(_Device, FileDevice):
+    """A littlefs block device backed by a host file (nengjian.store.filedev, the sim board's), with
+    the same counters and power cut."""
 
     def __init__(self, path, blocks, block_size=4096):
-        self.block_size = block_size
-        self.blocks = blocks
-        try:
-            self._f = open(path, "r+b")
-        except OSError:
-            self._f = open(path, "w+b")
-        self._erased = b"\xff" * block_size
-        self._one = bytearray(1)
-        end = self._f.seek(0, 2)
-        want = blocks * block_size
-        if end < want:
-            self._f.seek(end - end % block_size)
-            for _ in range((want - end + block_size - 1) // block_size):
-                self._f.write(self._erased)
+        FileDevice.__init__(self, path, blocks, block_size)
         self._init_faults()
-
-    def _get(self, block, buf, offset):
-        self._f.seek(block * self.block_size + offset)
-        self._f.readinto(buf)
-
-    def _put(self, block, buf, offset, n):
-        self._f.seek(block * self.block_size + offset)
-        if n == len(buf):
-            self._f.write(buf)
-            return
-        one = self._one
-        for i in range(n):  # byte by byte: a slice of buf would allocate
-            one[0] = buf[i]
-            self._f.write(one)
-
-    def _wipe(self, block, n):
-        self._f.seek(block * self.block_size)
-        if n == self.block_size:
-            self._f.write(self._erased)
-            return
-        one = self._one
-        one[0] = 0xFF
-        for _ in range(n):
-            self._f.write(one)
-
-    def _flush(self):
-        self._f.flush()
-
-    def close(self):
-        self._f.close()
-

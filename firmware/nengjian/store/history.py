@@ -19,7 +19,7 @@ item with a very long code or scope) is written as two, halved again until each 
 
 from nengjian.core import records, timeutil
 from nengjian.store import cbor
-from nengjian.store.ring import HEAD, TAIL, Ring, StoreError, frame, ts_of
+from nengjian.store.ring import HEAD, TAIL, Ring, StoreError, cold, frame, ts_of
 
 HISTORY = 16
 RUN_MAX_BYTES = 480  # deltas and invalid offsets per run record (as encoded), so a run fits MAX_PAYLOAD
@@ -38,33 +38,12 @@ def _varint(out, z):
     out.append(z)
 
 
-def unvarints(b):
-    """The signed differences of a history run, decoded."""
-    out = []
-    z = 0
-    shift = 0
-    for c in b:
-        z |= (c & 0x7F) << shift
-        if c & 0x80:
-            shift += 7
-            continue
-        out.append(z >> 1 if not z & 1 else -((z + 1) >> 1))
-        z = 0
-        shift = 0
-    return out
-
-
 class History(Ring):
     def __init__(self, root, seg_bytes, event, stats):
         super().__init__(root, "h", seg_bytes, event, stats, ordered=False)
         self.upto = 0  # every main record <= this has been folded into history
         self.fold_out = 0  # bytes the last fold wrote
         self._runbuf = bytearray()
-
-    def resume(self):
-        """After the boot scan: the next fold goes on where the last one ended."""
-        self.upto = self.top()
-        self.cur = self.newest()
 
     def expire(self, seg, why):
         """seg is about to be given up: count it and say which time range goes."""
@@ -162,69 +141,7 @@ class History(Ring):
         try:
             frame(b, [HISTORY, r[0], key[0], key[1], r[1], key[2], key[3], key[4], bytes(r[3]), r[5]], r[7])
         except StoreError:  # over MAX_PAYLOAD: never written, no reader would accept it
-            self._write_halves(key, r)
+            cold("write_halves", self, key, r, _varint, when)
             return
         self.f.write(b)
         self.note(self.cur, r[7], len(b), r[0])
-
-    def _write_halves(self, key, r):
-        """Write run r, too long for one record, as two runs (each halved again if need be). Both
-        carry r's seq: a run keeps only the seq of its last value."""
-        n = r[6]
-        if n < 2:  # a one-value run is no longer than its VALUE record but by the odd byte (a time
-            # under 24 and a mantissa over 2**62 in a VALUE of the full MAX_PAYLOAD): said, not kept
-            self.stats["lost"] += 1
-            self.event("loss", "history: a value of %s at %s CST does not fit a record: not kept"
-                       % (key[0][:40], when(r[0])))
-            return
-        k = n // 2
-        d = r[3]
-        pos = 0
-        cut = 0  # where value k's delta starts
-        m = 0  # mantissa of value k
-        z = 0
-        shift = 0
-        seen = 0
-        while seen <= k:
-            c = d[pos]
-            pos += 1
-            z |= (c & 0x7F) << shift
-            if c & 0x80:
-                shift += 7
-                continue
-            m += z >> 1 if not z & 1 else -((z + 1) >> 1)
-            z = 0
-            shift = 0
-            seen += 1
-            if seen == k:
-                cut = pos
-        # (the fields a run's writing does not read, last mantissa and invalid bytes, are left 0)
-        first = [r[0], r[1], r[0] + (k - 1) * r[1], d[:cut], 0, [i for i in r[5] if i < k], k, r[7], 0]
-        rest = bytearray()
-        _varint(rest, m << 1 if m >= 0 else ((-m) << 1) - 1)  # the second run's first value, from 0
-        rest.extend(d[pos:])
-        second = [r[0] + k * r[1], r[1], r[2], rest, r[4], [i - k for i in r[5] if i >= k], n - k, r[7], 0]
-        self._write_run(key, first)
-        self._write_run(key, second)
-
-    def each(self, visit):
-        """Call visit(seq, record) for everything in history, in the order written: folded VALUEs come
-        back as VALUE lists (with time None and seq None); other records as they were."""
-        for seg in self.live():
-            it = self.walk(0, None, [seg])
-            try:
-                for seq, n in it:
-                    try:
-                        rec = cbor.decode(self.rxv, HEAD, n - TAIL)
-                    except cbor.CBORError:
-                        continue
-                    if rec[0] != HISTORY:
-                        visit(seq, rec)
-                        continue
-                    m = 0
-                    for i, dv in enumerate(unvarints(rec[8])):
-                        m += dv
-                        visit(None, [_V, None, rec[2], rec[3], rec[1] + i * rec[4], cbor.Decimal(m, rec[5]),
-                                     i not in rec[9], rec[6], rec[7]])
-            finally:
-                it.close()

@@ -20,6 +20,7 @@ import os
 import struct
 from binascii import crc32
 
+from nengjian.core.compat import unload
 from nengjian.store import cbor
 
 MAGIC = 0xA5
@@ -60,34 +61,24 @@ def frame(buf, record, seq):
     return HEAD + length + TAIL
 
 
-def _shorten(record, over):
-    """The record with its longest text cut so that it fits MAX_PAYLOAD (an over-long event)."""
-    rec = list(record)
-    best = -1
-    for i, v in enumerate(rec):
-        if isinstance(v, str) and (best < 0 or len(v) > len(rec[best])):
-            best = i
-    if best < 0 or len(rec[best].encode()) < over + 8:
-        raise StoreError("record of %d bytes exceeds %d" % (over + MAX_PAYLOAD, MAX_PAYLOAD))
-    b = rec[best].encode()[:len(rec[best].encode()) - over - 8]
-    while b:
-        try:
-            rec[best] = b.decode() + " [cut]"
-            break
-        except UnicodeError:
-            b = b[:-1]
-    return rec
+def cold(fn, *args):
+    """nengjian.store.cold's function fn called with args: the store's code for boot, an operator's
+    request and rare repairs (an over-long record, a torn tail, a run too long for one record) is
+    loaded for the call and dropped after, unless it was loaded already (a test that opens stores
+    hundreds of times in one heap keeps it, rather than have it compiled again each time)."""
+    import sys
+
+    held = _COLD in sys.modules
+    from nengjian.store import cold as mod
+
+    try:
+        return getattr(mod, fn)(*args)
+    finally:
+        if not held:
+            unload(_COLD)
 
 
-def _rewrite_prefix(path, length):
-    tmp = path + ".tmp"
-    with open(path, "rb") as src, open(tmp, "wb") as dst:
-        left = length
-        while left:
-            chunk = src.read(min(512, left))
-            dst.write(chunk)
-            left -= len(chunk)
-    os.rename(tmp, path)
+_COLD = "nengjian.store.cold"
 
 
 def merge(rings, gens):
@@ -251,7 +242,7 @@ class Ring:
             length = len(p) - start - HEAD
             if length > MAX_PAYLOAD:
                 p[start:] = b""
-                record = _shorten(record, length - MAX_PAYLOAD)
+                record = cold("shorten", record, length - MAX_PAYLOAD, MAX_PAYLOAD, StoreError)
                 p.extend(_hdr)
                 cbor.encode_into(p, record)
                 length = len(p) - start - HEAD
@@ -348,12 +339,6 @@ class Ring:
             self.recount()
 
     # ---- reading
-    def load(self, i):
-        """Take up segment file i found at boot (scan())."""
-        seg = _Seg(i)
-        self.segs[i] = seg
-        self.scan(seg)
-
     def scan(self, seg):
         """Learn seg from its file, record by record: skip damaged records, cut a damaged tail."""
         path = self.path(seg.index)
@@ -382,7 +367,7 @@ class Ring:
         self.stats["skipped_bytes"] += skipped
         if good_end < end:
             self.stats["recovered_cut"] += end - good_end
-            _rewrite_prefix(path, good_end)
+            cold("rewrite_prefix", path, good_end)
             self.event("store", "segment %s: cut %d damaged tail bytes after record %d"
                        % (path[len(self.root) + 1:], end - good_end, seg.last))
         seg.size = good_end

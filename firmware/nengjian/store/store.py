@@ -5,7 +5,8 @@ Owns: the store's one interface (Store: append, flush, read, scan, ack, history)
 what is durable, recovery at boot, and the space policy: which segment a full ring goes on in, when
 acknowledged segments are folded, what gives way when space or RAM runs out, and the events that say
 so. Its parts, each behind this interface: nengjian.store.ring (record framing and segment files),
-nengjian.store.history (the fold into compact history), nengjian.store.cursors (the c-NAME files).
+nengjian.store.history (the fold into compact history); the c-NAME files are this module's (their
+reading at boot nengjian.store.cold's).
 Knows the kinds of nengjian.core.records only to route and fold them; knows nothing of meters or
 platforms.
 
@@ -22,7 +23,13 @@ On flash (directory `root`)
     sNN.seg  main ring: every record except the raw kinds; what destinations read
     rNN.seg  raw ring: READINGs (the `raw_kinds`), a short fixed ring that expires by age
     hNN.seg  history: delivered VALUEs folded into runs, other main records copied as they were
-    c-NAME   a destination's cursor, "seq crc32\\n", written to c-NAME.new and renamed over c-NAME
+    c-NAME   a destination's cursor, "seq crc32\\n" (the seq in decimal and the CRC-32 of that text),
+             written through the firmware's one atomic writer (nengjian.core.statefile.replace:
+             c-NAME.new, renamed over c-NAME). A missing or damaged one counts as none: the
+             destination starts again from the oldest record in the main ring, since resending is
+             harmless (the platform's natural key) and skipping is not. One past the data is clamped
+             to the newest record, but still raises the next seq (a platform may hold an
+             acknowledgement for it).
 
 Record framing: nengjian.store.ring; history runs: nengjian.store.history. Sequence numbers are
 shared by all rings and only grow.
@@ -47,16 +54,15 @@ every append after a sync, so each flush costs about half a block besides its da
 docs/STORE.md for the measured trade-off.
 """
 
-import os
+from binascii import crc32
 
-from nengjian.core import records
-from nengjian.core.compat import ticks_add, ticks_diff, ticks_ms
+from nengjian.core import records, statefile
+from nengjian.core.compat import const, ticks_add, ticks_diff, ticks_ms
 from nengjian.store import cbor
-from nengjian.store.cursors import Cursors
-from nengjian.store.history import HISTORY, History, unvarints, when  # noqa: F401 (HISTORY, unvarints: the format's names)
-from nengjian.store.ring import HEAD, MAGIC, MAX_PAYLOAD, TAIL, Ring, StoreError, merge  # noqa: F401 (same)
+from nengjian.store.history import HISTORY, History, when  # noqa: F401 (HISTORY: the format's name)
+from nengjian.store.ring import HEAD, MAGIC, MAX_PAYLOAD, TAIL, Ring, StoreError, _Seg, cold, merge  # noqa: F401 (same)
 
-ENOSPC = 28
+_ENOSPC = const(28)
 
 
 def _errno(e):
@@ -74,7 +80,7 @@ class Store:
         self.segment_count = segments
         self.flush_records = flush_records
         self.flush_ms = flush_ms
-        self._on_event = on_event
+        self.on_event = on_event  # the ledger: fn(kind, text), kinds "store" and "loss"
         self.raw_kinds = tuple(raw_kinds) if raw_segments else ()
         self.raw_count = raw_segments
         self.main_keep = max(1, main_keep)
@@ -93,7 +99,7 @@ class Store:
         self._raw.next_seg = self._raw_next
         self._hist.next_seg = self._hist_next
         self._rings = (self._main, self._raw, self._hist)
-        self._cursors = Cursors(root, self.destinations, ev, self.stats)
+        self._at = {}  # dest -> seq acknowledged: its c-NAME file (read at boot by nengjian.store.cold)
         self._pending_count = 0
         self._pending_since = 0
         self._next_seq = 1
@@ -104,24 +110,15 @@ class Store:
         self._backoff = 0
 
     # ---- events
-    @property
-    def on_event(self):
-        return self._on_event
-
-    @on_event.setter
-    def on_event(self, fn):
-        """The ledger: fn(kind, text) for what the store has to report (kinds "store" and "loss")."""
-        self._on_event = fn
-
     def _event(self, kind, text):
         if self._busy:
             self._deferred.append((kind, text))
             return
         if self._opening:
             self.open_events.append((kind, text))
-        if self._on_event:
+        if self.on_event:
             try:
-                self._on_event(kind, text)
+                self.on_event(kind, text)
             except Exception:  # a ledger that fails must not take the store down
                 pass
 
@@ -139,72 +136,13 @@ class Store:
 
     # ---- boot
     def open(self):
-        """Scan the volume, cut torn tails, load cursors. Safe on an empty or missing directory."""
+        """Scan the volume, cut torn tails, load cursors. Safe on an empty or missing directory. The
+        code, boot-only, is nengjian.store.cold's."""
         self._opening = True
         try:
-            self._open()
+            cold("open_store", self, _Seg)
         finally:
             self._opening = False
-
-    def _open(self):
-        try:
-            os.mkdir(self.root)
-        except OSError:
-            pass
-        by_prefix = {r.prefix: r for r in self._rings}
-        for name in sorted(os.listdir(self.root)):
-            if name.endswith(".tmp") or name.endswith(".new"):
-                os.remove(self.root + "/" + name)  # never renamed: the write did not complete
-                continue
-            ring = by_prefix.get(name[:1])
-            if ring is None or not name.endswith(".seg") or len(name) < 6:
-                continue
-            try:
-                i = int(name[1:-4])
-            except ValueError:
-                continue
-            ring.load(i)
-        self._hist.resume()
-        top = max(self._main.top(), self._raw.top(), self._hist.upto)
-        floor = max(top, self._cursors.load())
-        self._next_seq = floor + 1
-        self.durable_seq = floor
-        self._cursors.settle(top, self._oldest_seq())
-        self._fit_volume()
-        for ring in (self._main, self._raw):
-            if ring is self._raw and not self.raw_count:
-                continue
-            try:
-                ring.ready()
-            except OSError as e:  # the first flush tries again
-                self.alarms["flash"] = "cannot open a segment (errno %d)" % _errno(e)
-
-    def _fit_volume(self):
-        """Size the rings to the volume, in littlefs blocks."""
-        try:
-            st = os.statvfs(self.root)
-        except (OSError, AttributeError):
-            return
-        bs, blocks = st[0], st[2]
-        if not bs or not blocks or blocks * bs > 1 << 34:
-            return  # a host file system: nothing to fit
-        # littlefs keeps a skip list in each data block (4-8 bytes on average): a file of exactly
-        # 16 blocks of data would spill into a 17th. Rotating a little early keeps whole blocks.
-        for ring in self._rings:
-            if ring.seg_bytes >= bs:
-                ring.seg_bytes -= 8 * (ring.seg_bytes // bs)
-        per = (self._main.seg_bytes + bs - 1) // bs
-        raw = self.raw_count * ((self._raw.seg_bytes + bs - 1) // bs) if self.raw_count else 0
-        # Kept free for littlefs: superblock and directory pairs, copy-on-write of the blocks being
-        # appended to, and one fold's output on top of a full history segment; and one segment more
-        # than the pool while a fold is under way.
-        reserve = 16 + blocks // 32
-        fit = (blocks - raw - reserve) // per - 1
-        if fit < self.segment_count:
-            want = self.segment_count
-            self.segment_count = max(self.main_keep + self.fold_n + 1, fit)
-            self._event("store", "%d segments of %d bytes do not fit a %d-byte volume: using %d"
-                        % (want, self.segment_bytes, blocks * bs, self.segment_count))
 
     def _oldest_seq(self):
         s = self._main.oldest()
@@ -260,7 +198,7 @@ class Store:
                 except OSError as e:
                     failed = e
                     self._after_error()
-                    if _errno(e) != ENOSPC:
+                    if _errno(e) != _ENOSPC:
                         break
                     self.stats["enospc"] += 1
                     if not self._make_room():
@@ -361,7 +299,7 @@ class Store:
         """seg leaves the main ring, maybe with records some destination has not acknowledged:
         say exactly which (seq and time range) and raise the alarm."""
         lo = max(seg.first, self.min_cursor() + 1, self._hist.upto + 1)
-        behind = [d for d in self.destinations if self._cursors.at[d] < seg.last]
+        behind = [d for d in self.destinations if self._at[d] < seg.last]
         t0 = self._hist.fold(self._main, [seg], lo) if fold else 0
         if lo <= seg.last:
             self.stats["lost"] += seg.last - lo + 1
@@ -416,17 +354,17 @@ class Store:
 
     # ---- reading and acknowledging
     def min_cursor(self):
-        at = self._cursors.at
+        at = self._at
         if not at:
             return self.last_seq
         return min(at.values())
 
     def cursor(self, dest):
-        return self._cursors.at[dest]
+        return self._at[dest]
 
     def backlog(self, dest):
         """Records (of any kind) after the destination's cursor."""
-        return max(0, self.durable_seq - max(self._cursors.at[dest], self._oldest_seq() - 1))
+        return max(0, self.durable_seq - max(self._at[dest], self._oldest_seq() - 1))
 
     def ack(self, dest, seq):
         """Move dest's cursor to seq (never backwards) and persist it atomically.
@@ -434,11 +372,22 @@ class Store:
         Returns True once the cursor is on flash; False if writing it failed (the cursor still moves
         in RAM, and a later ack writes it: the platform may then see a batch again after a reboot).
         """
-        if seq <= self._cursors.at[dest]:
+        if seq <= self._at[dest]:
             return True
         if seq > self.durable_seq:
             raise StoreError("ack of %d beyond stored %d" % (seq, self.durable_seq))
-        return self._cursors.save(dest, seq)
+        self._at[dest] = seq
+        text = str(seq)
+        line = "%s %d\n" % (text, crc32(text.encode()))
+
+        def failed(why):
+            self.stats["write_errors"] += 1
+            self._event("store", "cursor of %s not saved (%s)" % (dest, why))
+
+        return statefile.replace(self._cursor_path(dest), lambda f: f.write(line), "w", failed)
+
+    def _cursor_path(self, dest):
+        return "%s/c-%s" % (self.root, dest)
 
     def _rings_for(self, kinds):
         if not self.raw_kinds:
@@ -458,7 +407,7 @@ class Store:
         Returns (records, last_seq_scanned): acknowledging last_seq_scanned also passes over the
         records of other kinds that lay between. Each record is (seq, decoded list).
         """
-        after = self._cursors.at[dest]
+        after = self._at[dest]
         out = []
         last = after
         nbytes = 0
@@ -530,8 +479,9 @@ class Store:
 
     def history(self, visit):
         """Call visit(seq, record) for everything in history, in the order written: folded VALUEs come
-        back as VALUE lists (with time None and seq None); other records as they were."""
-        self._hist.each(visit)
+        back as VALUE lists (with time None and seq None); other records as they were. The reading
+        back, for an operator, is nengjian.store.cold's."""
+        cold("history", self._hist, visit, HEAD, TAIL, HISTORY)
 
     def close(self):
         self.flush()

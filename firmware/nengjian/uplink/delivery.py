@@ -15,13 +15,16 @@ back-fill batch, so real-time data keeps its period while the backlog drains. Va
 ahead of the cursor are remembered (`_ahead`) and passed over when the cursor lane reaches them.
 Correctness never depends on the offers: an offer that is dropped (queue full, reboot) is simply
 delivered later by the cursor lane. `_ahead` lives in RAM: after a reboot mid-back-fill the values
-sent ahead (at most AHEAD_MAX) go once more with the cursor lane - harmless by the natural key.
+sent ahead (at most _AHEAD_MAX) go once more with the cursor lane - harmless by the natural key.
 Without offers (or with the fresh lane full) delivery is plain oldest-first.
 
 Batch size: the profile's limit (`batch`), capped by the link (`batch_cap()`), halved after a
 timeout, an out-of-memory or repeated unclear refusals (a platform's undeclared size limit, a slow
 4G uplink, a fragmented heap), doubled again after a run of successes but not back to a size that
-failed until CEILING_FOR batches have gone through.
+failed until _CEILING_FOR batches have gone through. A batch sent whole whose answer then found no
+heap (UNANSWERED) is not the batch's fault: it is sent again as it was, at once after a collection
+(the platform may have it already: harmless by the natural key); only when that happens again in a
+row is it halved, the batch held in RAM then being what leaves the answer no room.
 """
 
 import asyncio
@@ -29,23 +32,24 @@ import gc
 import os
 
 from nengjian.core import log, records, timeutil
-from nengjian.core.compat import ticks_diff, ticks_ms
+from nengjian.core.compat import const, ticks_diff, ticks_ms
 from nengjian.net import http
-from nengjian.uplink.result import OK, OUT_OF_MEMORY, REJECTED, RETRY, Result
+from nengjian.uplink.result import OK, OUT_OF_MEMORY, REJECTED, RETRY, UNANSWERED, Result
 
-BACKOFF_MIN_MS = 2000
-BACKOFF_MAX_MS = 300000
-IDLE_MS = 5000
-FRESH_MAX = 16  # fresh values queued in RAM: the newest, each a reference to a record the app built
-AHEAD_MAX = 512  # values acknowledged ahead of the cursor, remembered until the cursor passes
-GROW_AFTER = 3  # successes in a row before a shrunk batch grows again
-CEILING_FOR = 100  # batches during which a size that failed stays out of reach
-SHRINK_AFTER = 2  # unclear refusals in a row before the batch shrinks
+_BACKOFF_MIN_MS = const(2000)
+_BACKOFF_MAX_MS = const(300000)
+_IDLE_MS = const(5000)
+_FRESH_MAX = const(16)  # fresh values queued in RAM: the newest, each a reference to a record the app built
+_AHEAD_MAX = const(512)  # values acknowledged ahead of the cursor, remembered until the cursor passes
+_GROW_AFTER = const(3)  # successes in a row before a shrunk batch grows again
+_CEILING_FOR = const(100)  # batches during which a size that failed stays out of reach
+_SHRINK_AFTER = const(2)  # unclear refusals in a row before the batch shrinks
+_RESEND_UNANSWERED = const(1)  # resends of a whole batch whose answer found no heap, before it is halved
 
 
 class Destination:
     def __init__(self, profile, store, batch, event, link_up=None, clock_ok=None, batch_cap=None,
-                 backoff_min_ms=BACKOFF_MIN_MS, backoff_max_ms=BACKOFF_MAX_MS):
+                 backoff_min_ms=_BACKOFF_MIN_MS, backoff_max_ms=_BACKOFF_MAX_MS):
         self.name = profile.name
         self.profile = profile
         self.store = store
@@ -72,7 +76,8 @@ class Destination:
         self._fresh = []  # [(seq, record)] offered, not yet delivered
         self._ok_run = 0
         self._unclear_run = 0
-        self._ceiling = batch  # a size that failed is not grown back to for CEILING_FOR batches
+        self._unanswered_run = 0  # UNANSWERED results in a row
+        self._ceiling = batch  # a size that failed is not grown back to for _CEILING_FOR batches
         self._ceiling_left = 0
         self.progress = 0
         self.stats = {"sent": 0, "batches": 0, "rejected": 0, "failures": 0, "last_ok": 0,
@@ -83,7 +88,7 @@ class Destination:
     def offer(self, seq, rec):
         """A new VALUE record was appended as `seq`: a candidate for the fresh lane."""
         q = self._fresh
-        if len(q) >= FRESH_MAX:
+        if len(q) >= _FRESH_MAX:
             q.pop(0)
             self.stats["fresh_dropped"] += 1
         q.append((seq, rec))
@@ -102,11 +107,6 @@ class Destination:
     def _limit(self):
         cap = self._batch_cap() if self._batch_cap is not None else 0
         return min(self.size, cap) if cap else self.size
-
-    def _ready(self):
-        if self._link_up is not None and not self._link_up():
-            return False
-        return self._clock_ok is None or self._clock_ok()
 
     def _jittered(self):
         b = self.backoff_ms
@@ -194,7 +194,7 @@ class Destination:
         if self.size > 1:
             self.size = max(1, self.size // 2)
             self._ceiling = self.size
-            self._ceiling_left = CEILING_FOR
+            self._ceiling_left = _CEILING_FOR
             log.info("uplink", "%s: %s: batch size now %d" % (self.name, why, self.size))
 
     # ---- one exchange
@@ -208,11 +208,15 @@ class Destination:
             result = Result(RETRY, str(e))
             if e.timeout:
                 self._shrink("timeout")
-            self._unclear_run = 0
+            self._unclear_run = self._unanswered_run = 0
             return result
-        if result.kind == RETRY or result.kind == OUT_OF_MEMORY:
+        if result.kind == UNANSWERED:
+            self._unanswered_run += 1
+        else:
+            self._unanswered_run = 0
+        if result.kind == RETRY or result.kind == OUT_OF_MEMORY or result.kind == UNANSWERED:
             self._unclear_run += 1
-            if self._unclear_run >= SHRINK_AFTER and result.kind == RETRY:
+            if self._unclear_run >= _SHRINK_AFTER and result.kind == RETRY:
                 self._unclear_run = 0
                 self._shrink("refused repeatedly")
         else:
@@ -221,8 +225,13 @@ class Destination:
 
     def _out_of_memory(self, result):
         """A batch too large for the heap right now: a local condition, not the platform's, so it is
-        retried at once with half the batch (backing off only when a single record does not fit)."""
-        if result.kind != OUT_OF_MEMORY or self.size <= 1:
+        retried at once with half the batch (backing off only when a single record does not fit). One
+        whose answer alone found no heap is first sent again whole."""
+        if result.kind == UNANSWERED and self._unanswered_run <= _RESEND_UNANSWERED:
+            gc.collect()
+            log.info("uplink", "%s: %s: sending the same batch again" % (self.name, result.reason))
+            return True
+        if (result.kind != OUT_OF_MEMORY and result.kind != UNANSWERED) or self.size <= 1:
             return False
         self._shrink("out of memory")
         gc.collect()
@@ -243,7 +252,7 @@ class Destination:
             self._ceiling_left -= 1
             if not self._ceiling_left:
                 self._ceiling = self.batch
-        if self._ok_run >= GROW_AFTER and self.size < self._ceiling:
+        if self._ok_run >= _GROW_AFTER and self.size < self._ceiling:
             self.size = min(self._ceiling, self.size * 2)
             self._ok_run = 0
 
@@ -288,27 +297,32 @@ class Destination:
 
     async def _round(self):
         self.progress += 1
-        if not self._ready():
-            await self._idle(2000)
+        if (self._link_up is not None and not self._link_up()) or (self._clock_ok is not None and not self._clock_ok()):
+            await self._idle(2000)  # no link up, or the clock not trusted
             return
         if self.info is not None and self.info.due() and await self.profile.ensure_session() is None:
             await self.info.step()  # never blocks the data: a failure holds the info channel only
         batch, last = self.store.read(self.name, self._limit(), (records.VALUE,))
         if self._skip or self._ahead:
             batch = [r for r in batch if r[0] not in self._skip and r[0] not in self._ahead]
-        held_from = self._hold(batch) if self.upload_slot and batch else 0
+        held_from = 0  # seq of the first value in batch that waits for the upload slot
+        if self.upload_slot and batch:
+            now = timeutil.now()
+            for seq, rec in batch:
+                if self._held(rec, now):
+                    held_from = seq
+                    break
         if held_from:
             # The cursor stops before the first value waiting for the slot; what follows it goes
             # now and is remembered as sent ahead (as the fresh lane's values are), read past the
             # cursor's window once that holds nothing else to send.
-            now = timeutil.now()
             batch = [r for r in batch if not self._held(r[1], now)]
             room = self._limit() - len(batch)
-            if room > 0 and last < self.store.durable_seq and len(self._ahead) < AHEAD_MAX:
+            if room > 0 and last < self.store.durable_seq and len(self._ahead) < _AHEAD_MAX:
                 batch += self._beyond(last, room, now)
             last = held_from - 1
         fresh = None
-        if len(self._ahead) < AHEAD_MAX:
+        if len(self._ahead) < _AHEAD_MAX:
             fresh = self._fresh_ready(last)
             if fresh and not await self._send_fresh(fresh):
                 return
@@ -320,7 +334,7 @@ class Destination:
                 self.store.ack(self.name, last)
                 self._passed(last)
                 return
-            await self._idle(IDLE_MS)
+            await self._idle(_IDLE_MS)
             return
         result = await self._send(batch)
         if result.kind == OK:
@@ -354,14 +368,6 @@ class Destination:
 
         self.store.scan(after + 1, visit)
         return out
-
-    def _hold(self, batch):
-        """Seq of the first value in batch that waits for the upload slot, or 0."""
-        now = timeutil.now()
-        for seq, rec in batch:
-            if self._held(rec, now):
-                return seq
-        return 0
 
     async def _send_fresh(self, fresh):
         """Send fresh values ahead of the back-fill; True if the round may go on to the back-fill."""

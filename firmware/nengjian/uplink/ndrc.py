@@ -4,14 +4,16 @@ variants (SPEC.md 3.2), one option of the profile each.
 Profile interface (what nengjian.uplink.delivery uses; another profile would offer the same):
   profile.name                        the destination's name
   await profile.ensure_session()      None when ready to upload, else a Result (RETRY) to back off with
+                                      (a MemoryError there too: the batch is not what is short of heap)
   await profile.upload(batch, now)    Result for records [(seq, VALUE record)]; now = UTC seconds
   profile.encode(batch, now)          the upload body (a bytearray) exactly as upload sends it
   profile.status()                    a small dict for the console (security, deviceId, versions, ...)
 Result (nengjian.uplink.result, its names importable from here too).kind: OK (the platform
 acknowledged the batch), REJECTED (Result.rejected lists (index, reason) of records refused for good;
 nothing else of the batch was taken, resend the rest), RETRY (anything else; Result.reason says why,
-quoting the platform's body when the answer was not understood) or OUT_OF_MEMORY (upload only: a
-MemoryError while the batch was encoded or sent).
+quoting the platform's body when the answer was not understood), OUT_OF_MEMORY (upload only: a
+MemoryError while the batch was encoded or sent) or UNANSWERED (upload only: the batch went out
+whole and a MemoryError came while the answer was read or judged: the platform may have it).
 http.HttpError may escape both coroutines: a transport failure, retryable (its `timeout` flag is kept
 for the batch-size logic). `build(...)` makes the profile a destination names.
 
@@ -69,22 +71,29 @@ from binascii import hexlify
 from nengjian.core import log, records, statefile, timeutil
 from nengjian.core.compat import unload
 from nengjian.net import http
-from nengjian.uplink.ndrcwire import (  # noqa: F401  (callers' names: ndrc.Stop, ndrc.SM4_ECB, ...)
+from nengjian.uplink.result import (  # noqa: F401  (callers' names: ndrc.Stop, ndrc.SM4_ECB, ndrc.OK, ...)
     BODY_SHOWN,
     CONTENT_TYPE,
+    OK,
+    OUT_OF_MEMORY,
+    REJECTED,
+    RETRY,
     SM4_ECB,
     TOKEN,
     TOKEN_MARGIN_S,
+    UNANSWERED,
+    Result,
     Stop,
     _excerpt,
     _parse,
 )
-from nengjian.uplink.result import OK, OUT_OF_MEMORY, REJECTED, RETRY, Result  # noqa: F401  (callers' names)
 
-PLAIN = "plain"
-MTLS = "mtls"
+PLAIN = "plain"  # the default security; "mtls" is plain JSON too, its client certificate tls.build's
 
-BODY_BUF = 2048  # bytes kept per destination: the upload body streams through it (7 plain, 3 SM4 records)
+# Bytes kept per destination: the upload body streams through it (5 plain or 2 SM4 records a chunk)
+# and the platform's answer is read through it. One TCP segment, the HTTP client's send slice
+# (http._SEND_CHUNK): a larger buffer goes out in as many writes and holds the heap for nothing.
+BODY_BUF = 1460
 
 
 def build(dest, enterprise, state_dir, config_dir=".", event=None, credentials=None):
@@ -94,8 +103,7 @@ def build(dest, enterprise, state_dir, config_dir=".", event=None, credentials=N
     raise ValueError("unknown platform profile %r" % dest["profile"])
 
 
-def _quote(s):
-    return json.dumps(s)
+_quote = json.dumps  # a JSON string literal of s: the built-in itself, no function of ours
 
 
 SESSION = "nengjian.uplink.session"
@@ -141,6 +149,7 @@ class NdrcJson:
         # Allocated at start, while the heap is whole: after hours of traffic a heap of about an
         # ESP32's size was seen with 12 KB free and no free block above 336 bytes (sim, 256k).
         self._body = bytearray(BODY_BUF)
+        self._sent = False  # the last upload's body went out whole (what a MemoryError then means)
         if self.security in (SM4_ECB, TOKEN):
             # At start, while the heap is whole: the cipher's tables are one 4 KB block, which a
             # heap fragmented by hours of traffic may no longer offer.
@@ -197,8 +206,9 @@ class NdrcJson:
             ssl = None
         try:
             if length is not None:
-                return await http.request("POST", url, body(), headers, self.timeout_ms, ssl, length=length)
-            return await http.request("POST", url, body, headers, self.timeout_ms, ssl)
+                return await http.request("POST", url, body(), headers, self.timeout_ms, ssl, length=length,
+                                          buf=self._body)
+            return await http.request("POST", url, body, headers, self.timeout_ms, ssl, buf=self._body)
         except http.HttpError as e:
             from nengjian.net import tls as tlsctx
 
@@ -264,6 +274,10 @@ class NdrcJson:
                 await _session().version_check(self)
         except Stop as s:
             return s.args[0]
+        except MemoryError:
+            # Loading the session steps or reading an answer: no batch is held yet, so a smaller one
+            # would not help (delivery would halve it down to one record for nothing); backed off from.
+            return Result(RETRY, "out of memory setting up the session (heap free %d)" % _mem_free())
         finally:
             unload(SESSION)
         return None
@@ -296,15 +310,11 @@ class NdrcJson:
             self._cipher_key = key
         return self._cipher
 
-    # The body is streamed: formatted record by record into the 4 KB buffer kept since start and
+    # The body is streamed: formatted record by record into the buffer kept since start and
     # sent a buffer at a time, with Content-Length measured beforehand. A body in one allocation of
     # its own size (20 KB for 50 SM4 records) needed a contiguous block that a heap the size of an
     # ESP32's, fragmented by hours of traffic, no longer had; measuring formats plain records twice
     # but SM4 fields only by length, and nothing larger than one record is ever allocated.
-    def _head(self):
-        return ('{"deviceId":%s,"enterpriseCode":%s,"data":[' % (
-            _quote(self.session["deviceId"]), _quote(self.enterprise["code"]))).encode()
-
     def _plain(self, r, upload):
         """One plain data[] record as bytes; upload is the CST text of the upload time."""
         valid = self._valid(r[records.V_VALID])
@@ -328,7 +338,8 @@ class NdrcJson:
         if cipher is not None and not measure:
             from nengjian.crypto.sm4 import ecb_encrypt as sm4_ecb
         upload = timeutil.cst_text(now)
-        yield self._head()
+        yield ('{"deviceId":%s,"enterpriseCode":%s,"data":[' % (
+            _quote(self.session["deviceId"]), _quote(self.enterprise["code"]))).encode()
         for i, (_seq, r) in enumerate(batch):
             if i:
                 yield b","
@@ -350,6 +361,7 @@ class NdrcJson:
     def _stream(self, batch, now):
         """The body in chunks of at most the kept buffer; each chunk is valid until the next one is
         asked for (the HTTP client sends a chunk completely before it asks)."""
+        self._sent = False
         mv = memoryview(self._body)
         cap = len(mv)
         pos = 0
@@ -366,6 +378,8 @@ class NdrcJson:
             pos += n
         if pos:
             yield mv[:pos]
+        # Asked for more after the last chunk: the HTTP client has sent the whole body.
+        self._sent = True
 
     def encode(self, batch, now):
         """The whole upload body for records [(seq, VALUE record)], as a bytearray (tests, benches)."""
@@ -375,6 +389,7 @@ class NdrcJson:
         return out
 
     async def upload(self, batch, now):
+        self._sent = False
         try:
             if not self.session:
                 return Result(RETRY, "no session")
@@ -385,6 +400,11 @@ class NdrcJson:
         except Stop as s:
             return s.args[0]
         except MemoryError:
+            if self._sent:
+                # The platform has the batch and may have stored it: only its answer was lost here.
+                # Delivery collects and sends the same batch again (SPEC 3.4: harmless), not half.
+                return Result(UNANSWERED, "out of memory reading the answer to %d record(s) (heap free %d)"
+                              % (len(batch), _mem_free()))
             # Delivery retries at once with half the batch (a local condition, not the platform's).
             return Result(OUT_OF_MEMORY, "out of memory sending %d record(s) (heap free %d)"
                           % (len(batch), _mem_free()))

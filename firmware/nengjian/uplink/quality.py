@@ -12,7 +12,11 @@ The figures (SPEC 2: what the platforms score):
   gateway began to watch (`since`, kept in the file). A value falls due when its period ends. Due
   is counted from the clock, not fed value by value: a gateway that was off still owed the values
   of that time, as the platform sees it, and nothing is spent per value.
-- completeness = values accepted / values due.
+- completeness = values accepted / values due. A value sent as invalid (valid false: an estimate,
+  unless the site sets `intervals.estimated_valid`, or a value outside its item's range) is not a
+  value accepted: it is counted in `invalid` and fills no period, so a valid resend of it later
+  still counts (our reading of SPEC 2, which counts values uploaded, beside the platforms' own
+  validity score: a platform that takes an invalid value has no figure for that period).
 - timeliness = values accepted within one period of falling due / values accepted. The period of a
   real-time value is the real-time period; of a day or month value, a day (SPEC does not say; our
   reading: where a platform assigns an upload slot the day value goes out hours after its end by
@@ -115,6 +119,7 @@ class Quality:
         self._dirty = False
         self.alarms = []  # the newest alarm texts
         self.too_old = 0  # accepted values of days no longer kept: not in the score
+        self.invalid = 0  # values accepted since boot that were sent as invalid: not in the score (see above)
         self.since = 0
         fig = _fig()
         try:
@@ -201,6 +206,11 @@ class Quality:
     def _take(self, rec, now):
         i = self.index.get(rec[records.V_CODE])
         if i is None:
+            return False
+        if not rec[records.V_VALID]:
+            # An estimate flagged invalid is the gateway saying it has no measured figure: completeness
+            # counts the values the platform can use, so this one stays due.
+            self.invalid += 1
             return False
         stat = rec[records.V_STAT_TYPE]
         start = rec[records.V_STAT_START]

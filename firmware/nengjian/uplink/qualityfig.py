@@ -166,7 +166,8 @@ def _alarm(q, text):
 
 def report(q, now=None):
     """The console's figures (the key names are an interface: `nengjian status`, the status page):
-    {"since", "days": [slot, newest first], "months": [slot], "alarms": [text], "too_old"}, a slot
+    {"since", "days": [slot, newest first], "months": [slot], "alarms": [text], "too_old", "invalid"
+    (both counted since boot)}, a slot
     {"period": "YYYY-MM-DD" or "YYYY-MM", "start", "accepted", "due", "on_time", "completeness",
     "timeliness", "apart_max" (figures in %, None where nothing is due or compared), "misaligned",
     "items": {code: [accepted, due, apart %]}} - items only for the DETAIL_DAYS newest days and the
@@ -179,7 +180,7 @@ def report(q, now=None):
     for k in _newest(q.mkey):
         months.append(_slot(q, k, now, q.mkey[k], 7, month_item, q.mflag, not months))
     return {"since": q.since, "days": days, "months": months, "alarms": q.alarms,
-            "too_old": q.too_old}
+            "too_old": q.too_old, "invalid": q.invalid}
 
 
 def _newest(keys):

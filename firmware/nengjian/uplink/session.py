@@ -11,8 +11,17 @@ import json
 
 from nengjian.core import log, statefile, timeutil
 from nengjian.core.compat import unload
-from nengjian.uplink.ndrcwire import CONTENT_TYPE, SM4_ECB, TOKEN, TOKEN_MARGIN_S, Stop, _excerpt, _parse
-from nengjian.uplink.result import RETRY, Result
+from nengjian.uplink.result import (
+    CONTENT_TYPE,
+    RETRY,
+    SM4_ECB,
+    TOKEN,
+    TOKEN_MARGIN_S,
+    Result,
+    Stop,
+    _excerpt,
+    _parse,
+)
 
 
 def load(self):

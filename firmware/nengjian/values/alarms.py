@@ -4,7 +4,8 @@ Owns: per online data item, the end of the last period it sent a valid value for
 when the gateway started watching it); the two levels - a warning after `alarms.warn_s` (24 h: the
 24-hour fault-response rule) and an alarm after `alarms.alarm_s` (3 days: a major fault to be
 reported with cause and fix, SPEC 1); raising, escalating and clearing them as ledger EVENTs of
-kind "alarm"; the list of active alarms for the console; and a hook for platform profiles that
+kind "alarm", each with a stable code (`gap.*`: the third argument of `event`, kept in the record so
+the laptop says it in the crew's language from its catalogue; the gateway keeps only the English); the list of active alarms for the console; and a hook for platform profiles that
 can carry alarms (subscribe). Which platforms get them is the profile's business.
 
 Valid data means a VALUE with valid = true of any statType for the item's code: what the platform
@@ -86,7 +87,8 @@ class Alarms:
             at = rec[records.V_TS] if now is None else now
             self.raised_at.pop(code, None)
             self._event("alarm", "CLEARED %s %s: valid data again for %s, after %s without" % (
-                lvl, code, timeutil.cst_text(rec[records.V_STAT_START]), _dur(max(0, rec[records.V_STAT_START] - since))))
+                lvl, code, timeutil.cst_text(rec[records.V_STAT_START]), _dur(max(0, rec[records.V_STAT_START] - since))),
+                "gap.cleared")
             self._tell("cleared", code, lvl, since, at)
             self._save(at)
 
@@ -101,8 +103,12 @@ class Alarms:
                 continue
             self.level[code] = want
             self.raised_at[code] = now
-            self._event("alarm", "%s %s %s: no valid data for %s (since %s)" % (
-                "ESCALATED to" if have else "RAISED", want, code, _dur(age), timeutil.cst_text(self.last[code])))
+            if have:
+                self._event("alarm", "ESCALATED to %s %s: no valid data for %s (since %s)" % (
+                    want, code, _dur(age), timeutil.cst_text(self.last[code])), "gap.escalated")
+            else:
+                self._event("alarm", "RAISED %s %s: no valid data for %s (since %s)" % (
+                    want, code, _dur(age), timeutil.cst_text(self.last[code])), "gap.raised")
             self._tell("raised", code, want, self.last[code], now)
             changed = True
         if changed or now - self._saved_at >= SAVE_EVERY_S:
@@ -125,13 +131,13 @@ class Alarms:
             try:
                 fn(change)
             except Exception as e:  # a profile's hook must not stop the alarms
-                self._event("alarm", "hook failed on %s %s: %r" % (kind, code, e))
+                self._event("alarm", "hook failed on %s %s: %r" % (kind, code, e), "gap.hook")
 
     def _save(self, now):
         self._saved_at = now
         if self._path:
             statefile.save(self._path, {"last": self.last, "level": self.level, "raised_at": self.raised_at}, 1,
-                           lambda why: self._event("alarm", "alarm state not saved: %s" % why))
+                           lambda why: self._event("alarm", "alarm state not saved: %s" % why, "gap.not_saved"))
 
     def _load(self):
         if not self._path:
@@ -149,7 +155,7 @@ class Alarms:
         self.last, self.level, self.raised_at = last, level, raised_at
 
     def _unreadable(self, why):
-        self._event("alarm", "alarm state unreadable (%s): watching every item from now" % why)
+        self._event("alarm", "alarm state unreadable (%s): watching every item from now" % why, "gap.unreadable")
 
 def _dur(s):
     if s >= 86400:

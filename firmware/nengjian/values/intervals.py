@@ -71,12 +71,12 @@ reboots, which a scan of recent records could not give. Without a state file (fi
 """
 
 from nengjian.core import records, statefile, timeutil
+from nengjian.core.compat import const, unload
 from nengjian.core.decimal import Decimal
 
-DAY_S = 86400
-CST = timeutil.CST_OFFSET
-REPLAY_WITHOUT_STATE = 5000
-STATE_VERSION = 1
+_DAY_S = const(86400)
+_CST = const(28800)  # timeutil.CST_OFFSET, as a constant the compiler folds
+_STATE_VERSION = const(1)  # of the state file
 
 # ItemState fields written to the state file, in this order.
 _SAVED = ("meter", "point", "e", "t", "raw", "off", "bt", "ba", "best", "ds", "da", "dest", "ms", "ma", "mest",
@@ -85,21 +85,21 @@ _SAVED = ("meter", "point", "e", "t", "raw", "off", "bt", "ba", "best", "ds", "d
 
 def day_start(ts):
     """Start (UTC seconds) of the CST day holding ts."""
-    return timeutil.slot_start(ts, DAY_S)
+    return timeutil.slot_start(ts, _DAY_S)
 
 
 def month_start(ts):
     """Start (UTC seconds) of the CST month holding ts."""
     d = day_start(ts)
-    return d - (timeutil.civil(d + CST)[2] - 1) * DAY_S
+    return d - (timeutil.civil(d + _CST)[2] - 1) * _DAY_S
 
 
 def next_month(ms):
-    return month_start(ms + 32 * DAY_S)
+    return month_start(ms + 32 * _DAY_S)
 
 
 def is_month_start(ts):
-    return (ts + CST) % DAY_S == 0 and timeutil.civil(ts + CST)[2] == 1
+    return (ts + _CST) % _DAY_S == 0 and timeutil.civil(ts + _CST)[2] == 1
 
 
 def modulus(rollover, exponent):
@@ -184,8 +184,8 @@ class Intervals:
         self._save_after = 0
         self._dirty = False
         self.saves = 0
-        self._dup_noted = -DAY_S
-        self._back_noted = -DAY_S
+        self._dup_noted = -_DAY_S
+        self._back_noted = -_DAY_S
 
     # ---- ledger and output
     def _note(self, kind, text):
@@ -342,11 +342,11 @@ class Intervals:
         st.ba = a
         st.best = est
         self._dirty = True
-        if (b + CST) % DAY_S:
+        if (b + _CST) % _DAY_S:
             return
         if self.daily:
-            if st.ds is not None and b == st.ds + DAY_S:
-                self._value(st, records.DAY, st.ds, st.da, a, _worse(est, st.dest), ts, DAY_S // P)
+            if st.ds is not None and b == st.ds + _DAY_S:
+                self._value(st, records.DAY, st.ds, st.da, a, _worse(est, st.dest), ts, _DAY_S // P)
             st.ds = b
             st.da = a
             st.dest = est
@@ -380,59 +380,16 @@ class Intervals:
         return st.ds, Decimal(st.raw + st.off - st.da, st.e)
 
     # ---- reboot
-    def restore(self, index, ts, value):
-        """Take a reading as known without emitting anything (older app wiring)."""
-        self._quiet = True
-        try:
-            self.feed(index, ts, value)
-        finally:
-            self._quiet = False
-
     def resume(self, store, path):
         """Load the state file and replay the store after it (see the module doc); then keep the state
-        file up to date. Returns how many items have a known counter."""
-        seq = self.load(path)
-        if seq is None:
-            first = max(1, store.last_seq - REPLAY_WITHOUT_STATE)
-        else:
-            # Items sharing one meter point were fed after the save that named this seq: a margin
-            # re-reads them, and readings the state already holds are skipped by time.
-            first = max(1, seq + 1 - 2 * len(self.states) - 16)
-        pending = {}
-        codes = {}
-        for st in self.states:
-            codes[st.code] = st
+        file up to date. Returns how many items have a known counter. Boot-only code: it lives in
+        nengjian.values.intervalboot, dropped once it has run."""
+        from nengjian.values import intervalboot
 
-        def visit(_seq, rec):
-            kind = rec[0]
-            if kind == records.READING:
-                q = records.REFILLED if len(rec) > 5 and rec[5] == records.REFILLED else 0
-                for index in self.by_point.get((rec[2], rec[3]), ()):
-                    self.feed(index, rec[1], rec[4], q)
-            elif kind == records.VALUE and rec[records.V_INPUT] == records.FIELD_INSTRUMENT:
-                st = codes.get(rec[records.V_CODE])
-                if st is not None:
-                    stat = rec[records.V_STAT_TYPE]
-                    start = rec[records.V_STAT_START]
-                    pending.pop((st.code, stat, start), None)
-                    if stat <= records.MONTH and start > st.done[stat]:
-                        st.done[stat] = start
-            return False
-
-        self._quiet = True
-        self._pending = pending
         try:
-            store.scan(first, visit)
+            return intervalboot.resume(self, store, path, _SAVED, _STATE_VERSION, modulus)
         finally:
-            self._quiet = False
-            self._pending = None
-        for key in sorted(pending, key=lambda k: (k[2], k[1], k[0])):
-            self._emit(pending[key])
-        self._store = store
-        self._path = path
-        self._dirty = True
-        self._save_after = 0
-        return sum(1 for st in self.states if st.t is not None)
+            unload("nengjian.values.intervalboot")
 
     def save(self):
         """Write the state file (store flushed first, so the state never runs ahead of the data)."""
@@ -443,7 +400,7 @@ class Intervals:
             if st.t is not None:
                 items[st.code] = [getattr(st, name) for name in _SAVED]
         # streamed by statefile: the text of 256 items is never one string in RAM
-        statefile.save(self._path, {"period": self.period, "seq": store.last_seq, "items": items}, STATE_VERSION,
+        statefile.save(self._path, {"period": self.period, "seq": store.last_seq, "items": items}, _STATE_VERSION,
                        lambda why: self._note("store", "interval state not saved (%s): a reboot replays more "
                                                        "records" % why))
         self._dirty = False
@@ -451,40 +408,8 @@ class Intervals:
         self._save_after = now_slot + self.period + self.tolerance
         self.saves += 1
 
-    def load(self, path):
-        """Restore items from a state file; returns the store seq it was written at, or None."""
-        def unreadable(why):
-            self._event("store", "interval state %s unreadable (%s): replaying recent records only" % (path, why))
 
-        doc = statefile.load(path, STATE_VERSION, unreadable)
-        if doc is None:
-            return None
-        try:
-            items = doc["items"]
-            seq = int(doc["seq"])
-            if not isinstance(items, dict):
-                raise TypeError("items not a mapping")
-        except (ValueError, KeyError, TypeError) as e:
-            unreadable(repr(e))
-            return None
-        same_period = doc.get("period") == self.period
-        for st in self.states:
-            saved = items.get(st.code)
-            if not saved or len(saved) != len(_SAVED):
-                continue
-            if saved[0] != st.meter or saved[1] != st.point:
-                self._event("config", "%s now reads %s.%s: its saved counter is not carried over" % (
-                    st.code, st.meter, st.point))
-                continue
-            for name, v in zip(_SAVED[2:], saved[2:]):
-                setattr(st, name, v)
-            st.mod = modulus(st.rollover, st.e) if st.rollover else 0
-            if not same_period:
-                st.bt = None
-        return seq
-
-
-_STAT_NAMES = {records.REALTIME: "real-time", records.DAY: "day", records.MONTH: "month"}
+_STAT_NAMES = ("real-time", "day", "month")  # by statType: records.REALTIME, DAY, MONTH
 
 
 def _worse(q1, q2):

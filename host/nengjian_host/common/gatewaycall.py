@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from nengjian_host.common.messages import t_in
 from nengjian_host.common.output import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, fail
 
 PORT_HELP = ("the gateway: sn:USB-SERIAL, mac:MAC, a device path, or sim:DIR (a `nengjian sim` run); "
@@ -37,4 +38,5 @@ def on_gateway(args, work: Callable[[Any], Any], refused: str = "") -> tuple[int
     except (PortNotFound, DeviceGone) as e:
         return fail(args, EXIT_UNREACHABLE, str(e)), None
     except DeviceError as e:
-        return fail(args, EXIT_FAILED, refused + str(e), zh=getattr(e, "zh", None) or "网关拒绝了这个请求（原因见上一行）"), None
+        return fail(args, EXIT_FAILED, refused + str(e),
+                    zh=getattr(e, "zh", None) or t_in("zh", "err.gateway_refused", reason=e)), None

@@ -7,6 +7,7 @@ implementation); the schemas are additionally checked with the full `jsonschema`
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def from_gateway(e) -> list[messages.Text]:
         code, args = (codes[2 * i], codes[2 * i + 1]) if 2 * i + 1 < len(codes) else (None, ())
         key = "cfg.%s" % code
         if key not in messages.MESSAGES:
-            out.append(messages.Text(line, line))
+            out.append(uncoded(line))
             continue
         en = messages.MESSAGES[key][0].format(*args)
         path = line[:-len(en) - 2] if line.endswith(": " + en) else line.split(": ", 1)[0]
@@ -85,7 +86,84 @@ def coded(code: str, args: tuple, en: str) -> messages.Text:
     if key not in messages.MESSAGES:
         return messages.Text(en, en)
     shown = [messages.t_in("zh", "check.secret") if a == fw_schema.SECRET else a for a in args]
+    if code == "profile" and shown:  # the loader's own reason, said back from its English
+        shown[0] = profile_reason(str(shown[0])).zh
     return messages.Text(en, messages.MESSAGES[key][1].format(*shown), key)
+
+
+_FIELD = re.compile(r"\{(\d+)(![rs])?\}")
+
+
+def _template(en: str) -> tuple[tuple[int, int], re.Pattern, list[int]]:
+    """(how specific it is: its leading and its whole literal text, longest first; a pattern matching
+    the English `en` says; which field each group is). A repr field ({0!r}) is one quoted string."""
+    parts = _FIELD.split(en)
+    rx, order, literal = "", [], 0
+    for i in range(0, len(parts), 3):
+        text = parts[i].replace("{{", "{").replace("}}", "}")
+        rx += re.escape(text)
+        literal += len(text)
+        if i + 1 < len(parts):
+            order.append(int(parts[i + 1]))
+            rx += r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")" if parts[i + 2] == "!r" else "(.+?)"
+    return (-len(parts[0]), -literal), re.compile(rx + r"\Z", re.S), order
+
+
+def _templates(prefix: str) -> list[tuple[str, re.Pattern, list[int]]]:
+    found = sorted((_template(en) + (key,) for key, (en, _zh) in messages.MESSAGES.items()
+                    if key.startswith(prefix)), key=lambda x: (x[0], x[3]))
+    return [(key, rx, order) for rank, rx, order, key in found if rank[1]]  # "{0}" alone says nothing
+
+
+_PROFILE = _templates("prof.")
+_PROBLEM = _templates("cfg.")
+_LOAD = _templates("cfgload.")
+
+
+def _said_back(text: str, templates, depth: int) -> str | None:
+    """The Chinese of `text`, the English of one of `templates`, its fields said back too; None if none."""
+    for key, rx, order in templates:
+        m = rx.match(text)
+        if m is None:
+            continue
+        args = [""] * (max(order) + 1 if order else 0)
+        for field, value in zip(order, m.groups()):
+            args[field] = _reason_zh(value, depth + 1)
+        return _FIELD.sub(lambda f: "{%s}" % f.group(1), messages.MESSAGES[key][1]).format(*args)
+    return None
+
+
+def _reason_zh(text: str, depth: int = 0) -> str:
+    if depth > 4:
+        return text
+    said = _said_back(text, _PROFILE, depth)
+    if said is None and ": " in text:  # "where: what", the schema's words for a profile's field
+        where, what = text.split(": ", 1)
+        what_zh = _said_back(what, _PROBLEM, depth)
+        if what_zh is not None and not where.startswith("'"):
+            said = where + COLON["zh"] + what_zh
+    return text if said is None else said
+
+
+def profile_reason(text: str) -> messages.Text:
+    """Why the gateway's profile loader (nengjian.meters.profile) could not load a profile, from its
+    English: the Chinese from the catalogue's `prof.*` (and `cfg.*` for a schema problem inside), a
+    nested reason said back too; a text the catalogue does not know stays English in both."""
+    return messages.Text(text, _reason_zh(text), "cfg.profile")
+
+
+def said_back(text: str, prefix: str) -> messages.Text:
+    """`text`, the gateway's English of one of the catalogue's `prefix`* messages, with its Chinese; a
+    text none of them says stays English in both."""
+    said = _said_back(text, _templates(prefix), 0)
+    return messages.Text(text, text if said is None else said)
+
+
+def uncoded(text: str) -> messages.Text:
+    """A problem the gateway gave without a code (its config loader's: the file unreadable, not JSON),
+    with its Chinese said back from its English (`cfgload.*`); else its English in both."""
+    said = _said_back(text, _LOAD, 0)
+    return messages.Text(text, text if said is None else said)
 
 
 def issue_text(issue: tuple) -> messages.Text:

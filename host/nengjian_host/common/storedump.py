@@ -46,7 +46,7 @@ KINDS = {1: "READING", 2: "VALUE", 3: "EVENT", 16: "HISTORY"}
 FIELDS = {
     "READING": ("ts", "meter", "point", "value", "quality"),
     "VALUE": ("ts", "code", "statType", "statStart", "value", "valid", "inputType", "scope", "quality"),
-    "EVENT": ("ts", "event", "text"),
+    "EVENT": ("ts", "event", "text", "event_code"),  # the code names the text's template (gatewaytext)
     "HISTORY": ("start", "code", "statType", "step", "exponent", "inputType", "scope", "deltas", "invalid"),
 }
 RINGS = {"s": "main", "r": "raw", "h": "history"}

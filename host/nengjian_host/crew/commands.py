@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nengjian_host.common import output
 from nengjian_host.common.gatewaycall import on_gateway, port_args
-from nengjian_host.common.messages import msg, t, t_in
+from nengjian_host.common.messages import Text, get_lang, msg, t, t_in
 from nengjian_host.common.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -41,7 +41,8 @@ def cmd_ledger(args) -> int:
             led = ledger.report(args.source, args.since, args.until, args.period, args.gateway, html,
                                 args.png_dir, args.title, progress=prog, pdf_path=pdf_path)
     except ledger.LedgerError as e:
-        return fail(args, EXIT_USAGE, msg("err.ledger.input", reason=e))
+        return fail(args, EXIT_USAGE, Text(t_in("en", "err.ledger.input", reason=e), t_in("zh", "err.ledger.input",
+                                                                                       reason=e.zh), "err.ledger.input"))
     except OSError as e:
         return fail(args, EXIT_FAILED, msg("err.io", reason=e))
     except pdf.PdfError as e:
@@ -57,6 +58,7 @@ def cmd_ledger(args) -> int:
 # ---- on a connected gateway: status, pull, console
 def cmd_status(args) -> int:
     """0 shown, 1 alarms with --check (or the gateway answered with an error), 3 gateway unreachable."""
+    from nengjian_host.common import gatewaytext
     from nengjian_host.common.device import DeviceError, DeviceGone, PortNotFound
     from nengjian_host.crew import status
 
@@ -67,6 +69,12 @@ def cmd_status(args) -> int:
     except DeviceError as e:
         return fail(args, EXIT_FAILED, msg("err.gateway_answered", reason=e))
     if args.json:
+        if st.get("mode") == "safe" and st.get("safe_reason"):  # the reason in Chinese too, as errors carry it
+            st["safe_reason_zh"] = [line.zh.strip() for line in status.safe_texts(st)]
+        if st.get("alarms"):  # the gateway's English alarms, and beside them their Chinese (gatewaytext)
+            st["alarms_zh"] = [a.zh for a in gatewaytext.alarms(st)]
+        for ev in st.get("events") or ():
+            ev["text_zh"] = gatewaytext.event(ev.get("kind"), ev.get("code"), ev.get("text")).zh
         output.print_json(st)
     else:
         status.render(st, port)
@@ -171,6 +179,8 @@ def cmd_visit(args) -> int:
                        certificate=rec.get("certificate"), date=rec.get("date"), due=rec.get("due"),
                        alarm=t("out.visit.cal_alarm", alarm=c["alarm"]) if c.get("alarm") else
                        t("out.visit.cal_clear")))
+    if ans["calibrations"]:
+        lines.append(t("out.visit.pull_updated", dir=ans["pull"]) if ans["pull"] else t("out.visit.pull_stale"))
     emit(args, ans, lines)
     return code
 
@@ -185,13 +195,18 @@ def cmd_manual(args) -> int:
     if args.dry_run:
         print(t("out.manual.would", what=what))
         return EXIT_OK
-    code, ans = on_gateway(args, lambda con: entries.send(con, command), refused="the gateway refused it: ")
+    code, ans = on_gateway(args, lambda con: entries.send(con, command), refused=t_in("en", "err.manual.refused"))
     if ans is not None:
         emit(args, ans, [t("out.manual.entered", what=what, seq=ans.get("seq"))])
     return code
 
 
 # ---- ota push, ota state
+def _with(what: Text, key: str, **kw) -> Text:
+    """The catalogue's `key` after what was done (`what`, itself a Text), each language with its own."""
+    return Text(t_in("en", key, what=str(what), **kw), t_in("zh", key, what=what.zh, **kw), key)
+
+
 def cmd_ota_push(args) -> int:
     """0 the gateway runs the new version on trial, 1 refused or it came back with another version,
     2 not a bundle, 3 gateway unreachable (also after the reset)."""
@@ -202,29 +217,25 @@ def cmd_ota_push(args) -> int:
         data = Path(args.bundle).read_bytes()
         version = updates.describe(data)["version"]
     except (OSError, ValueError) as e:
-        return fail(args, EXIT_USAGE, f"{args.bundle}: {e}", zh="读不了这个更新包（见上一行）：要 `nengjian ota build` 生成的 .njota")
+        return fail(args, EXIT_USAGE, msg("err.ota.not_bundle", bundle=args.bundle, reason=e))
     code, ans = on_gateway(args, lambda con: update.install(con, data, reset=not args.no_reset),
-                           refused="the gateway refused the update: ")
+                           refused=t_in("en", "err.ota.refused"))
     if code != EXIT_OK:
         return code
     what = update.installed_text(version, ans)
+    said = what.zh if get_lang() == "zh" else str(what)
     if args.no_reset:
-        emit(args, {"installed": ans}, [what + "; it runs on trial from the next reset"])
+        emit(args, {"installed": ans}, [said + t("out.ota.on_trial_next")])
         return EXIT_OK
     back = update.wait_running(args.port, args.baud, args.boot_timeout)
     if back is None:
-        return fail(args, EXIT_UNREACHABLE, what + f"; reset, but the gateway did not answer within "
-                                                   f"{args.boot_timeout:.0f} s", zh="更新已装好并已复位，但网关没有再应答："
-                                                                                  "检查供电和 USB 线，再用 `nengjian ota state` 查看",
-                    installed=ans)
+        return fail(args, EXIT_UNREACHABLE, _with(what, "err.ota.silent", seconds="%.0f" % args.boot_timeout), installed=ans)
     st, state = back
     doc = {"installed": ans, "status": {"firmware": st.get("firmware"), "uptime_s": st.get("uptime_s")}, "ota": state}
     if st.get("firmware") != version:
-        return fail(args, EXIT_FAILED, what + "; but the gateway came back with firmware %s: the update did not start "
-                    "(see `nengjian status --events 20`)" % st.get("firmware"),
-                    zh="网关复位后运行的不是新版本，更新没有启动（用 `nengjian status --events 20` 查看原因）", **doc)
-    emit(args, doc, [what + "; the gateway runs %s on %s (boot %s of %s): it keeps it once healthy" % (
-        version, state.get("state"), state.get("boots"), state.get("max_boots"))])
+        return fail(args, EXIT_FAILED, _with(what, "err.ota.other_version", firmware=st.get("firmware")), **doc)
+    emit(args, doc, [said + t("out.ota.on_trial", version=version, state=state.get("state"), boots=state.get("boots"),
+                              max_boots=state.get("max_boots"))])
     return EXIT_OK
 
 
@@ -249,7 +260,7 @@ def register(sub) -> None:
     lg.add_argument("--to", dest="until", help=t("help.ledger.to"))
     lg.add_argument("--period", type=int, help=t("help.ledger.period"))
     lg.add_argument("--gateway", help=t("help.ledger.gateway"))
-    lg.add_argument("--title", default="Maintenance ledger", help=t("help.ledger.title"))
+    lg.add_argument("--title", default=t_in("en", "report.commission.ledger"), help=t("help.ledger.title"))
     lg.add_argument("--html", help=t("help.ledger.html"))
     lg.add_argument("--pdf", help=t("help.ledger.pdf"))
     lg.add_argument("--no-pdf", action="store_true", help=t("help.ledger.no_pdf"))

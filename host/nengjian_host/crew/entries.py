@@ -171,8 +171,9 @@ def record_visit(con, who: str, checked: str, done: str = "", photo_files: list[
     """`nengjian visit`'s work on an open console `con`: hash and keep the photos, record the visit
     (photo hashes included) in the gateway's ledger, then each performance check ((meter, point,
     displayed) as the crew read it) against the gateway's reading of that moment, then each new
-    calibration ((meter, certificate, date, due)) into the gateway's ledger and site config. Returns
-    {"visit", "seq", "photos_dir", "photos", "checks", "calibrations"}. EntryError (CalibrationError
+    calibration ((meter, certificate, date, due)) into the gateway's ledger and site config, and then
+    into the newest pull of this gateway under `out` (pull.refresh_config). Returns {"visit", "seq",
+    "photos_dir", "photos", "checks", "calibrations", "pull" (that pull, or None: pull again)}. EntryError (CalibrationError
     for a meter the gateway does not have) before anything is sent; DeviceError if the gateway refuses."""
     photos = hash_photos(list(photo_files))
     if photos and out is None:
@@ -183,21 +184,27 @@ def record_visit(con, who: str, checked: str, done: str = "", photo_files: list[
     check_commands = [check_request(m, p, v, who) for m, p, v in checks]
     check_calibrations(calibrations, today)
     cal_commands = [calibration_request(m, c, d, u, who, vid, today) for m, c, d, u in calibrations]
-    kept = None
+    kept = gid = None
     if photos or calibrations:
         st = send(con, "status")
         known = [str(m.get("id")) for m in st.get("meters") or () if isinstance(m, dict)]
         for m, *_rest in calibrations:
             if m not in known:
                 raise CalibrationError(msg("err.visit.cal_no_meter", meter=m, meters=", ".join(known) or "-"))
+        gid = str(st.get("gateway_id") or "gateway")
         if photos:
-            kept = keep_photos(out, str(st.get("gateway_id") or "gateway"), vid, who, photos)
+            kept = keep_photos(out, gid, vid, who, photos)
     ans = send(con, command)
     results = [send(con, c) for c in check_commands]
     cals = [send(con, c) for c in cal_commands]
+    pulled = None
+    if cals and out is not None and gid:  # the gateway rewrote its site.json: so does the laptop's pull of it
+        from nengjian_host.crew import pull
+
+        pulled = pull.refresh_config(con, out, gid)
     return {"visit": vid, "seq": ans.get("seq"), "photos_dir": str(kept) if kept else None,
             "photos": [{"name": p["name"], "sha256": p["sha256"]} for p in photos], "checks": results,
-            "calibrations": cals}
+            "calibrations": cals, "pull": str(pulled) if pulled else None}
 
 
 def manual_entry(code: str, period: str, start: str, value: str, scope: int = 1, who: str = "") -> tuple[str, str]:

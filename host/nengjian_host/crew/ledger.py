@@ -5,8 +5,10 @@ JSON/JSON-lines export) into the ledger the local rules ask for — faults and h
 (fault and recovery events paired per subject), link outages, data gaps per data item from the
 VALUE records (>= 24 h: a fault to answer; >= 3 days: a major fault to report with cause and fix),
 inspection visits and whether one is overdue (30 days), data-loss and store-repair events, restarts,
-points a meter refuses (表计不支持的数据点: from when to when, and why), and completeness per item (values present / values due, the platforms want >= 90 %) — and writing it
-as JSON, as PNG plots (matplotlib, Agg), as one self-contained HTML file (plots and photo thumbnails
+points a meter refuses (表计不支持的数据点: from when to when, and why), and completeness per item
+(valid values present / values due, the platforms want >= 90 %; a value stored as invalid is not
+counted, as on the gateway), beside the gateway's own score where the pull saved it
+(quality.json) — and writing it as JSON, as PNG plots (matplotlib, Agg), as one self-contained HTML file (plots and photo thumbnails
 embedded) and as its PDF (common.pdf), the document a crew hands to the DRC.
 
 Times are kept in UTC seconds and shown in China Standard Time (UTC+8), as the platforms use.
@@ -25,7 +27,8 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-from nengjian_host.common import cjkfont
+from nengjian_host.common import cjkfont, gatewaytext
+from nengjian_host.common.messages import both
 
 DAY = 86400
 GAP_FAULT_S = DAY          # a fault must be answered within 24 h
@@ -92,7 +95,12 @@ KIND_NAMES = {1: "reading", 2: "value", 3: "event"}
 
 
 class LedgerError(ValueError):
-    pass
+    """Input the ledger cannot be made from; the text names the fix, `zh` the same in Chinese (catalogue)."""
+
+    def __init__(self, key: str, **kw):
+        en, zh = both(key, **kw)
+        super().__init__(en)
+        self.zh = zh
 
 
 # ---- records in
@@ -131,7 +139,7 @@ def _num(v) -> float | None:
 _POSITIONAL = {
     "reading": ("ts", "meter", "point", "value", "quality"),
     "value": ("ts", "code", "stat_type", "stat_start", "value", "valid", "input_type", "scope", "quality"),
-    "event": ("ts", "event", "text"),
+    "event": ("ts", "event", "text", "event_code"),
 }
 _ALIASES = {"dataCode": "code", "data_code": "code", "statType": "stat_type", "statStart": "stat_start",
             "stat_date": "stat_start", "statDate": "stat_start", "dataValue": "value", "inputType": "input_type",
@@ -181,6 +189,8 @@ def normalize(rec) -> dict | None:
     else:
         out["event"] = str(out.get("event") or "")
         out["text"] = str(out.get("text") or "")
+        # the gateway writes English; its code lets the ledger say it in Chinese beside it
+        out["text_zh"] = gatewaytext.event(out["event"], out.get("event_code") or out.get("code"), out["text"]).zh
     return out if out["ts"] is not None else None
 
 
@@ -194,11 +204,11 @@ def load(source: str | Path):
             return data.get("records", data) if isinstance(data, dict) else data
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     if not p.exists():
-        raise LedgerError("%s does not exist: give the directory `nengjian pull` made, or a flash dump" % p)
+        raise LedgerError("err.ledger.no_source", path=p)
     try:
         from nengjian_host.common import storedump
     except ImportError:
-        raise LedgerError("the store decoder (nengjian_host.common.storedump) is not installed in this checkout") from None
+        raise LedgerError("err.ledger.no_decoder") from None
     return storedump.iter_records(str(p))
 
 
@@ -235,7 +245,7 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
         recs = [r for r in recs if r["ts"] <= end]
     recs.sort(key=lambda r: (r["ts"], r["seq"] or 0))
     if not recs and (start is None or end is None):
-        raise LedgerError("no records in the data given (and no --from/--to): nothing to report")
+        raise LedgerError("err.ledger.no_records")
     w_start = start if start is not None else recs[0]["ts"]
     w_end = end if end is not None else recs[-1]["ts"]
 
@@ -254,7 +264,7 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
     last_visit = max((v["ts"] for v in visits), default=None)
     since = (w_end - last_visit) if last_visit is not None else (w_end - w_start)
     overdue = since > INSPECTION_DAYS * DAY
-    losses = [{"at": _iso(e["ts"]), "ts": e["ts"], "kind": e["event"], "text": e["text"]}
+    losses = [{"at": _iso(e["ts"]), "ts": e["ts"], "kind": e["event"], "text": e["text"], "text_zh": e.get("text_zh")}
               for e in events if e["event"] in ("loss", "store")]
     restarts = _restarts(events)
     safe_modes = _safe_modes(events, w_end)
@@ -310,8 +320,10 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
         "clock_steps": clock,
         "security": security,
         "quality": quality,
-        "events": [{"at": _iso(e["ts"]), "ts": e["ts"], "seq": e["seq"], "kind": e["event"], "text": e["text"]}
-                   for e in events],
+        "events": [{"at": _iso(e["ts"]), "ts": e["ts"], "seq": e["seq"], "kind": e["event"], "text": e["text"],
+                    "text_zh": e.get("text_zh")} for e in events],
+        "gateway_score": None,
+        "_stored": _stored(values),
         "_series": {"values": {c: [(v["stat_start"], v["value"], v["valid"]) for v in values if v["code"] == c
                                    and v["stat_type"] == 0] for c in items},
                     "readings": dict(points)},
@@ -367,7 +379,8 @@ def _calibration_records(events: list[dict]) -> list[dict]:
 
 
 def _metrology_alarms(events: list[dict]) -> list[dict]:
-    return [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "flag": not e["text"].startswith("CLEARED")}
+    return [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "text_zh": e.get("text_zh"),
+             "flag": not e["text"].startswith("CLEARED")}
             for e in events if e["event"] == "alarm" and METROLOGY_ALARM.match(e["text"] or "")]
 
 
@@ -539,6 +552,151 @@ def _quality_alarms(events: list[dict]) -> list[dict]:
     return out
 
 
+QUALITY_FILE = "quality.json"  # crew.pull.QUALITY_FILE: the console status's quality section, saved by a pull
+
+
+def _stored(values: list[dict]) -> dict[tuple[str, int], list[int]]:
+    """(data item, statistics type) -> the sorted statistics starts of the values stored valid: the
+    values a platform counts (nengjian.uplink.quality), each period once."""
+    out: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for v in values:
+        if v["valid"] and v.get("code") and v["stat_start"] is not None:
+            out[(v["code"], v["stat_type"])].add(v["stat_start"])
+    return {k: sorted(x) for k, x in out.items()}
+
+
+def _count(starts: list[int], lo: int, hi: int) -> int:
+    import bisect
+
+    return bisect.bisect_left(starts, hi) - bisect.bisect_left(starts, lo)
+
+
+def _stored_in(stored: dict, code: str, lo: int, hi: int, month: bool) -> int:
+    """Valid values of `code` stored for the day or month [lo, hi), counted as the gateway's score counts
+    them: its real-time values, its day values (a statistics time up to a minute before midnight is the
+    next day's) and, for a month, its month value (up to a day before the 1st)."""
+    n = _count(stored.get((code, 0), []), lo, hi) + _count(stored.get((code, 1), []), lo - 60, hi - 60)
+    if month:
+        n += _count(stored.get((code, 2), []), lo - DAY, hi - DAY)
+    return n
+
+
+def _slot_end(slot: dict) -> int:
+    start = int(slot["start"])
+    if len(str(slot.get("period"))) > 7:  # "YYYY-MM-DD": a day
+        return start + DAY
+    t = dt.datetime.fromtimestamp(start, CST)
+    return int(t.replace(year=t.year + t.month // 12, month=t.month % 12 + 1).timestamp())
+
+
+def _pct_text(x) -> str:
+    return "-" if x is None else "%.1f %%" % x
+
+
+def read_gateway_score(source: str | Path) -> dict | None:
+    """The gateway's own score as `nengjian pull` saved it (DIR/quality.json), or None when the pull has
+    none (a flash dump, older firmware, a JSON export without it beside)."""
+    f = _pull_dir(source) / QUALITY_FILE
+    try:
+        doc = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("destinations"), list) else None
+
+
+def gateway_score(doc: dict | None, ledger: dict) -> dict | None:
+    """The gateway's figures per destination, each day and month it keeps, beside what the pulled records
+    hold for the same period: the valid values stored, their share of the gateway's values due, and
+    how many of them the platform has not accepted (still to go, or to re-send: 补传). Item by item
+    where the gateway gives its items (its newest days and month). The records counted are those of
+    the ledger's period (--from/--to): a period cut short counts fewer."""
+    if not doc:
+        return None
+    stored = ledger.get("_stored") or {}
+    out = []
+    for d in doc["destinations"]:
+        if not isinstance(d, dict) or not isinstance(d.get("quality"), dict):
+            continue
+        q = d["quality"]
+        name = str(d.get("name"))
+        periods, items = [], []
+        for kind, slots in (("day", q.get("days") or ()), ("month", q.get("months") or ())):
+            for slot in slots:
+                try:
+                    lo, hi = int(slot["start"]), _slot_end(slot)
+                except (KeyError, TypeError, ValueError):
+                    continue
+                month = kind == "month"
+                here = 0
+                for code, (acc, due, apart) in sorted((slot.get("items") or {}).items()):
+                    n = _stored_in(stored, code, lo, hi, month)
+                    here += n
+                    items.append({"destination": name, "period": slot.get("period"), "what": kind, "code": code,
+                                  "accepted": acc, "due": due, "gateway": "%s/%s" % (acc, due),
+                                  "completeness": _pct_text(round(acc * 1000 / due) / 10 if due else None),
+                                  "apart": _pct_text(apart), "stored": n,
+                                  "stored_completeness": _pct_text(round(n * 1000 / due) / 10 if due else None),
+                                  "not_accepted": n - acc,
+                                  "flag": bool(due and acc * 10 < due * 9) or (apart or 0) > 5})
+                detail = bool(slot.get("items"))
+                acc, due = slot.get("accepted"), slot.get("due")
+                periods.append({
+                    "destination": name, "period": slot.get("period"), "what": kind,
+                    "accepted": acc, "due": due, "gateway": "%s/%s" % (acc, due),
+                    "completeness_pct": slot.get("completeness"), "completeness": _pct_text(slot.get("completeness")),
+                    "timeliness": _pct_text(slot.get("timeliness")), "apart": _pct_text(slot.get("apart_max")),
+                    "misaligned": slot.get("misaligned", 0),
+                    "stored": here if detail else None,
+                    "stored_completeness": _pct_text(round(here * 1000 / due) / 10) if detail and due else None,
+                    "not_accepted": here - acc if detail and isinstance(acc, int) else None,
+                    "flag": (slot.get("completeness") is not None and slot["completeness"] < 90)
+                    or (slot.get("apart_max") or 0) > 5})
+        out.append({"destination": name, "since": _iso(q.get("since")) if q.get("since") else None,
+                    "invalid": q.get("invalid"), "too_old": q.get("too_old"), "alarms": list(q.get("alarms") or ()),
+                    "periods": periods, "items": items})
+    return {"file": QUALITY_FILE, "gateway_time": _iso(doc.get("gateway_time")) if doc.get("gateway_time") else None,
+            "gateway_time_ts": doc.get("gateway_time"), "destinations": out}
+
+
+def _score_low(score: dict | None) -> int:
+    """Destinations whose newest month, by the gateway's own figures, is below 90 % (listed in score["low"])."""
+    if not score:
+        return 0
+    score["low"] = [p for d in score["destinations"] for p in [next((x for x in d["periods"] if x["what"] == "month"),
+                                                                     None)]
+                    if p and p["completeness_pct"] is not None and p["completeness_pct"] < 100 * COMPLETENESS_MIN]
+    return len(score["low"])
+
+
+def _h(key: str) -> str:
+    """A column heading in both languages, as the ledger's tables give them."""
+    en, zh = both(key)
+    return "%s / %s" % (en, zh)
+
+
+def _gateway_html(score: dict | None) -> str:
+    if not score:
+        return "<p class=none>%s</p>" % html.escape(_h("report.ledger.gw.none"))
+    cols = [("period", _h("report.ledger.gw.col.period")), ("gateway", _h("report.ledger.gw.col.gateway")),
+            ("completeness", _h("report.ledger.gw.col.completeness")),
+            ("stored", _h("report.ledger.gw.col.stored")), ("stored_completeness", _h("report.ledger.gw.col.stored_pct")),
+            ("not_accepted", _h("report.ledger.gw.col.not_accepted"))]
+    parts = []
+    for d in score["destinations"]:
+        en, zh = both("report.ledger.gw.meta", since=d["since"] or "-", invalid="-" if d["invalid"] is None
+                      else d["invalid"], at=score["gateway_time"] or "-")
+        parts.append("<h3>%s</h3><p>%s<br>%s</p>" % (html.escape(d["destination"]), html.escape(zh),
+                                                               html.escape(en)))
+        parts.append(_table(d["periods"], cols[:3] + [("timeliness", _h("report.ledger.gw.col.timeliness")),
+                                                      ("apart", _h("report.ledger.gw.col.apart")),
+                                                      ("misaligned", _h("report.ledger.gw.col.misaligned"))] + cols[3:],
+                            _h("report.ledger.gw.empty")))
+        if d["items"]:
+            parts.append(_table(d["items"], [("code", _h("report.ledger.gw.col.item"))] + cols[:3]
+                                + [("apart", _h("report.ledger.gw.col.apart"))] + cols[3:], _h("report.ledger.gw.empty")))
+    return "".join(parts)
+
+
 def _signed_dur(s: int) -> str:
     return ("-" if s < 0 else "+") + ("%d s" % abs(s) if abs(s) < 60 else _dur(abs(s)))
 
@@ -667,7 +825,10 @@ def _value_gaps(values: list[dict], w_start: int, w_end: int, lead: bool, period
             add(tail_from, tail_from + ((last_due - tail_from) // period + 1) * period, "no value since")
         first, last = starts[0], starts[-1]
         due = (max(last, last_due) - (w_start if lead else first)) // period + 1
-        present = len([s for s in starts if s >= (w_start if lead else first)])
+        # The gateway's rule (nengjian.uplink.quality): a value stored as invalid (an estimate, a value out
+        # of range) is not one the platform counts, so its period stays due until a valid one comes.
+        counted = {v["stat_start"] for v in vs if v["valid"]}
+        present = len([s for s in counted if s >= (w_start if lead else first)])
         invalid = sum(1 for v in vs if not v["valid"])
         items[code] = {"values": len(starts), "due": max(due, present), "completeness": round(present / max(due, present), 4),
                        "below_90pct": present / max(due, present) < COMPLETENESS_MIN, "invalid": invalid,
@@ -783,7 +944,11 @@ def _axis(ax, mdates, times: list[int]) -> None:
         lo, hi = min(times), max(times)
         pad = (hi - lo) * PLOT_MARGIN if hi > lo else PLOT_SINGLE_S
         ax.set_xlim(dt.datetime.fromtimestamp(lo - pad, CST), dt.datetime.fromtimestamp(hi + pad, CST))
-    loc = mdates.AutoDateLocator(tz=CST, maxticks=8)
+    # A unit is chosen once the span holds `minticks` of it. At matplotlib's 5, a span just short of five
+    # days (or hours, minutes) falls to the next finer unit, whose largest step (12 h, 30 min, 30 s) still
+    # makes more than 8 ticks: the locator warned and crowded the axis. From 3, the chosen unit's
+    # largest step always fits 8 ticks.
+    loc = mdates.AutoDateLocator(tz=CST, minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(loc)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=CST))
     plain = ScalarFormatter(useOffset=False)
@@ -809,9 +974,17 @@ def _table(rows: list[dict], cols: list[tuple[str, str]], empty: str) -> str:
     body = []
     for r in rows:
         cls = ' class="flag"' if r.get("flag") or r.get("over_24h") or r.get("open") else ""
-        body.append("<tr%s>%s</tr>" % (cls, "".join("<td>%s</td>" % html.escape("" if r.get(k) is None else str(r.get(k)))
-                                                    for k, _t in cols)))
+        body.append("<tr%s>%s</tr>" % (cls, "".join("<td>%s</td>" % _cell(r, k) for k, _t in cols)))
     return "<table><tr>%s</tr>%s</table>" % (head, "".join(body))
+
+
+def _cell(r: dict, k: str) -> str:
+    """A cell; a gateway text with its Chinese (k_zh, where the catalogue says it) under its English."""
+    text = html.escape("" if r.get(k) is None else str(r.get(k)))
+    zh = r.get(k + "_zh")
+    if zh and zh != r.get(k):
+        text += '<br><span lang="zh-CN">%s</span>' % html.escape(str(zh))
+    return text
 
 
 def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance ledger") -> str:
@@ -819,68 +992,68 @@ def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance le
     gw = ledger.get("gateway") or {}
     gw_line = " · ".join(html.escape("%s: %s" % (k, v)) for k, v in gw.items() if v)
     items = [dict(code=c, **v) for c, v in ledger["items"].items()]
+    score = ledger.get("gateway_score")
+    newest = {}  # data item -> the gateway's figure of its newest month, per destination
+    for d in (score or {}).get("destinations", ()):
+        for x in d["items"]:
+            if x["what"] == "month" and (x["code"], d["destination"]) not in newest:
+                newest[(x["code"], d["destination"])] = "%s %s: %s (%s)" % (d["destination"], x["period"], x["gateway"],
+                                                                            x["completeness"])
     for it in items:
         it["completeness_pct"] = "%.1f %%" % (100 * it["completeness"])
-        it["flag"] = "below 90 %" if it["below_90pct"] else ""
+        it["gateway"] = "; ".join(v for (code, _dest), v in sorted(newest.items()) if code == it["code"])
+        it["flag"] = "below 90 % / 低于 90 %" if it["below_90pct"] else ""
     img_html = "".join('<figure><img alt="%s" src="data:image/png;base64,%s"></figure>'
                        % (html.escape(name), base64.b64encode(png).decode()) for name, png in images.items())
     insp = ledger["inspection"]
     findings = []
+
+    def find(key: str, **kw) -> None:  # a finding in both languages: Chinese, then the English
+        en, zh = both(key, **kw)
+        findings.append("%s（%s）" % (zh, en))
+
     if s["gaps_to_report"]:
-        findings.append("%d data gap(s) of 3 days or more: report each to the platform with cause and fix."
-                        % s["gaps_to_report"])
+        find("report.ledger.find.gaps", n=s["gaps_to_report"])
     if s["faults_open"]:
-        findings.append("%d fault(s) still open at the end of the period." % s["faults_open"])
+        find("report.ledger.find.open", n=s["faults_open"])
     if s["faults_over_24h"]:
-        findings.append("%d fault(s) or outage(s) lasted 24 h or more." % s["faults_over_24h"])
+        find("report.ledger.find.long", n=s["faults_over_24h"])
     if insp["overdue"]:
-        findings.append("Inspection overdue: %s days since the last recorded visit (rule: every %d days)."
-                        % (insp["days_since"], insp["rule_days"]))
+        find("report.ledger.find.overdue", days=insp["days_since"], rule=insp["rule_days"])
     if s["data_loss_events"]:
-        findings.append("%d data-loss event(s) recorded by the gateway." % s["data_loss_events"])
+        find("report.ledger.find.loss", n=s["data_loss_events"])
     faulted = sum(n for c, n in s.get("restarts_by_cause", {}).items() if c in FAULT_CAUSES)
     if faulted:
-        findings.append("%d restart(s) after a crash or a watchdog reset (程序崩溃或看门狗复位后重启 %d 次)." % (
-            faulted, faulted))
+        find("report.ledger.find.crashes", n=faulted)
     if s.get("safe_mode_entries"):
-        findings.append("Crash-loop safe mode entered %d time(s): see the list (进入崩溃循环安全模式 %d 次，见下表)." % (
-            s["safe_mode_entries"], s["safe_mode_entries"]))
+        find("report.ledger.find.safe", n=s["safe_mode_entries"])
     big = [c for c in ledger.get("clock_steps", ()) if c["flag"]]
     if big:
-        findings.append("%d clock step(s) of more than %d s: check the statistics times of the values around them "
-                        "(时钟跳变超过 %d 秒 %d 次：请核对其前后数据的统计时间)." % (
-                            len(big), CLOCK_STEP_FLAG_S, CLOCK_STEP_FLAG_S, len(big)))
+        find("report.ledger.find.clock_steps", n=len(big), limit=CLOCK_STEP_FLAG_S)
     if s.get("clock_refused"):
-        findings.append("%d large clock step(s) refused: one time source alone disagreed with the clock "
-                        "(单一时间源要求大幅校时 %d 次，已拒绝)." % (s["clock_refused"], s["clock_refused"]))
+        find("report.ledger.find.clock_refused", n=s["clock_refused"])
     if s.get("security_events"):
-        findings.append("%d security event(s): see the list (安全事件 %d 条，见下表)." % (
-            s["security_events"], s["security_events"]))
+        find("report.ledger.find.security", n=s["security_events"])
     if s.get("points_unsupported"):
-        findings.append("%d meter point(s) refused by the meter: correct the profile or the data items mapped to "
-                        "them (表计不支持的数据点 %d 个：请改正表计配置或对应的数据项)." % (
-                            s["points_unsupported"], s["points_unsupported"]))
+        find("report.ledger.find.unsupported", n=s["points_unsupported"])
     if s.get("quality_alarms"):
-        findings.append("%d score alarm(s) raised by the gateway (completeness below 90 %% or day and month figures "
-                        "more than 5 %% apart): see the list (网关数据质量告警 %d 条，见下表)." % (
-                            s["quality_alarms"], s["quality_alarms"]))
+        find("report.ledger.find.quality", n=s["quality_alarms"])
     cal_bad = [c for c in ledger.get("calibrations", ()) if c["flag"]]
     if cal_bad:
-        findings.append("%d meter(s) with a calibration due within %d days, expired or not recorded: %s "
-                        "(检定即将到期、已过期或无记录的表计 %d 台)." % (
-                            len(cal_bad), CALIBRATION_DUE_DAYS, ", ".join("%s %s" % (c["meter"], c["status"])
-                                                                          for c in cal_bad), len(cal_bad)))
+        find("report.ledger.find.calibration", n=len(cal_bad), days=CALIBRATION_DUE_DAYS,
+             meters=", ".join("%s %s" % (c["meter"], c["status"]) for c in cal_bad))
     if s.get("checks_beyond_class"):
-        findings.append("%d performance check(s) beyond the meter's accuracy class (性能检验超出准确度等级 %d 次)." % (
-            s["checks_beyond_class"], s["checks_beyond_class"]))
+        find("report.ledger.find.checks", n=s["checks_beyond_class"])
     if s.get("photos_flagged"):
-        findings.append("%d site photo(s) missing or altered against the hashes in the gateway's ledger "
-                        "(现场照片缺失或与网关台账记录的哈希不符 %d 张)." % (s["photos_flagged"], s["photos_flagged"]))
+        find("report.ledger.find.photos", n=s["photos_flagged"])
     low = [c for c, v in ledger["items"].items() if v["below_90pct"]]
     if low:
-        findings.append("Completeness below 90 %% for %s." % ", ".join(low))
+        find("report.ledger.find.low", items=", ".join(low))
+    if s.get("gateway_score_low"):
+        find("report.ledger.find.gateway_low", figures=", ".join(
+            "%s %s %s" % (p["destination"], p["period"], p["completeness"]) for p in score["low"]))
     find_html = ("<ul class=findings>%s</ul>" % "".join("<li>%s</li>" % html.escape(f) for f in findings)
-                 if findings else "<p>No fault, gap or overdue inspection needs action.</p>")
+                 if findings else "<p>%s</p>" % html.escape("%s（%s）" % tuple(reversed(both("report.ledger.find.none")))))
     page = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -893,17 +1066,18 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
 @page{{size:A4;margin:12mm}} @media print{{figure,tr{{page-break-inside:avoid}}}}
 </style></head><body>
 <h1>{title} — 能耗在线监测端设备运维台账</h1>
-<p class=meta>{gw}<br>Period (CST): {frm} — {to}. Generated {gen}.</p>
-<h2>Findings</h2>{findings}
-<h2>Summary</h2>
-<table><tr><th>Faults</th><th>Link outages</th><th>Data gaps (≥24 h / ≥3 d)</th><th>Inspections</th>
-<th>Data loss</th><th>Restarts</th><th>Values</th><th>Readings</th></tr>
-<tr><td>{nf} ({nfo} open)</td><td>{nlo}</td><td>{ng} ({ng24} / {ng3})</td><td>{nv} (last {lv})</td><td>{nloss}</td>
+<p class=meta>{gw}<br>统计期间（北京时间）Period (CST): {frm} — {to}. 生成于 Generated {gen}.</p>
+<h2>Findings — 需处理的问题</h2>{findings}
+<h2>Summary — 概况</h2>
+<table><tr><th>Faults / 故障</th><th>Link outages / 链路中断</th><th>Data gaps (≥24 h / ≥3 d) / 数据缺失（≥24 小时 / ≥3 天）</th><th>Inspections / 巡检</th>
+<th>Data loss / 数据丢失</th><th>Restarts / 重启</th><th>Values / 数据值</th><th>Readings / 读数</th></tr>
+<tr><td>{nf} ({nfo} open / 未结束)</td><td>{nlo}</td><td>{ng} ({ng24} / {ng3})</td><td>{nv} (last / 最近 {lv})</td><td>{nloss}</td>
 <td>{nr}</td><td>{nval}</td><td>{nread}</td></tr></table>
-<h2>Faults and durations</h2>{faults}
-<h2>Link outages</h2>{outages}
-<h2>Data gaps per item</h2>{gaps}
-<h2>Data items: completeness</h2>{items}
+<h2>Faults and durations — 故障及持续时间</h2>{faults}
+<h2>Link outages — 链路中断</h2>{outages}
+<h2>Data gaps per item — 各数据采集项的数据缺失</h2>{gaps}
+<h2>Data items: completeness — 数据采集项完整率</h2>{items}
+<h2>{gw_title}</h2><p>{gw_intro}</p>{gateway}
 <h2>The gateway's score alarms — 网关数据质量告警</h2>{quality}
 <h2>Inspection visits — 巡检记录</h2>{visits}
 <h2>Site photos — 现场图片</h2>
@@ -916,16 +1090,16 @@ pulled data is checked against it. 每张照片的 SHA-256 在巡检时已写入
 display as read. 允许偏差：准确度等级（%）乘以网关读数，再加显示值末位一个字。</p>{checks}
 <h2>Metrology alarms — 检定与性能检验告警</h2>{metrology}
 <h2>Commissioning — 调试投运</h2>{commissioning}
-<h2>Data loss and store repairs</h2>{losses}
-<h2>Meter replacements and resets</h2>{changes}
+<h2>Data loss and store repairs — 数据丢失与存储修复</h2>{losses}
+<h2>Meter replacements and resets — 更换仪表与表计清零</h2>{changes}
 <h2>Points a meter refuses — 表计不支持的数据点</h2>{refused}
 <h2>Clock steps — 时钟校正</h2>{clock}
 <h2>Security events — 安全事件</h2>{security}
 <h2>Restarts — 重启</h2>{restarts}
 <h2>Crash-loop safe mode — 崩溃循环安全模式</h2>{safe}
-<h2>Plots</h2>{images}
-<h2>All events</h2>{events}
-<h2>Sign-off</h2>
+<h2>Plots — 曲线图</h2>{images}
+<h2>All events — 全部事件</h2>{events}
+<h2>Sign-off — 签字确认</h2>
 <table><tr><th>Crew member / 运维人员</th><th>Signature / 签字</th><th>Date / 日期</th>
 <th>Site photos verified / 照片核验</th></tr>
 <tr><td>&nbsp;</td><td></td><td></td><td>{photos_ok} of {photos_n}</td></tr></table>
@@ -934,20 +1108,28 @@ display as read. 允许偏差：准确度等级（%）乘以网关读数，再�
         title=html.escape(title), gw=gw_line, frm=ledger["period"]["from"], to=ledger["period"]["to"],
         gen=html.escape(dt.datetime.now(CST).strftime("%Y-%m-%d %H:%M CST")), findings=find_html,
         nf=s["faults"], nfo=s["faults_open"], nlo=s["link_outages"], ng=s["gaps"], ng24=s["gaps_over_24h"],
-        ng3=s["gaps_to_report"], nv=s["visits"], lv=insp["last_visit"] or "none", nloss=s["data_loss_events"],
+        ng3=s["gaps_to_report"], nv=s["visits"], lv=insp["last_visit"] or "-", nloss=s["data_loss_events"],
         nr=s["restarts"], nval=s["values"], nread=s["readings"],
-        faults=_table(ledger["faults"], [("category", "Fault"), ("subject", "Subject"), ("started", "Started"),
-                                         ("ended", "Ended"), ("duration", "Duration"), ("start_text", "Event")],
-                      "No faults recorded."),
-        outages=_table(ledger["link_outages"], [("category", "Outage"), ("subject", "Destination/link"),
-                                                ("started", "Started"), ("ended", "Ended"), ("duration", "Duration"),
-                                                ("start_text", "Reason")], "No link outages recorded."),
-        gaps=_table(ledger["gaps"], [("code", "Data item"), ("from", "From"), ("to", "To"), ("duration", "Duration"),
-                                     ("missing_values", "Values missing"), ("flag", "Flag"), ("why", "Note")],
-                    "No data gaps."),
-        items=_table(items, [("code", "Data item"), ("values", "Values"), ("due", "Due"),
-                             ("completeness_pct", "Completeness"), ("invalid", "Invalid"), ("gaps", "Gaps"),
-                             ("first", "First"), ("last", "Last"), ("flag", "Flag")], "No values recorded."),
+        faults=_table(ledger["faults"], [("category", "Fault / 故障"), ("subject", "Subject / 对象"),
+                                         ("started", "Started / 开始"), ("ended", "Ended / 结束"),
+                                         ("duration", "Duration / 时长"), ("start_text", "Event / 事件")],
+                      "No faults recorded. 无故障记录。"),
+        outages=_table(ledger["link_outages"], [("category", "Outage / 中断"), ("subject", "Destination/link / 平台或链路"),
+                                                ("started", "Started / 开始"), ("ended", "Ended / 结束"),
+                                                ("duration", "Duration / 时长"), ("start_text", "Reason / 原因")],
+                       "No link outages recorded. 无链路中断记录。"),
+        gaps=_table(ledger["gaps"], [("code", "Data item / 数据采集项"), ("from", "From / 从"), ("to", "To / 到"),
+                                     ("duration", "Duration / 时长"), ("missing_values", "Values missing / 缺失数"),
+                                     ("flag", "Flag / 标记"), ("why", "Note / 说明")],
+                    "No data gaps. 无数据缺失。"),
+        items=_table(items, [("code", "Data item / 数据采集项"), ("values", "Values / 数据值"), ("due", "Due / 应有"),
+                             ("completeness_pct", "Completeness / 完整率"), ("invalid", "Invalid / 无效"),
+                             ("gaps", "Gaps / 缺失"), ("first", "First / 最早"), ("last", "Last / 最晚"),
+                             ("gateway", _h("report.ledger.gw.col.month")),
+                             ("flag", "Flag / 标记")], "No values recorded. 无数据值。"),
+        gw_title=html.escape(" — ".join(both("report.ledger.gw.title"))),
+        gw_intro=html.escape("%s %s" % tuple(reversed(both("report.ledger.gw.intro")))),
+        gateway=_gateway_html(score),
         visits=_table(ledger["visits"], [("at", "At / 时间"), ("text", "Who, checked, done / 人员、检查、处理"),
                                          ("visit_id", "Visit / 编号"), ("photos_recorded", "Photos / 照片")],
                       "No inspection visit recorded. 无巡检记录。"),
@@ -971,8 +1153,9 @@ display as read. 允许偏差：准确度等级（%）乘以网关读数，再�
                              "No commissioning record in this period. 本期间无调试投运记录。"),
         photos_ok=sum(1 for p in ledger.get("photos", ()) if p["status"].startswith("verified")),
         photos_n=len(ledger.get("photos", ())), cjk=cjkfont.FAMILY,
-        losses=_table(ledger["losses"], [("at", "At"), ("kind", "Kind"), ("text", "Event")], "None."),
-        changes=_table(ledger["meter_changes"], [("at", "At"), ("text", "Event")], "None."),
+        losses=_table(ledger["losses"], [("at", "At / 时间"), ("kind", "Kind / 类别"), ("text", "Event / 事件")],
+                      "None. 无。"),
+        changes=_table(ledger["meter_changes"], [("at", "At / 时间"), ("text", "Event / 事件")], "None. 无。"),
         refused=_table(ledger.get("unsupported_points", []),
                        [("meter", "Meter / 表计"), ("point", "Point / 数据点"), ("since", "Refused since / 起"),
                         ("until", "Answers again / 恢复"), ("why", "Meter's reply / 表计应答")], "None. 无。"),
@@ -982,7 +1165,7 @@ display as read. 允许偏差：准确度等级（%）乘以网关读数，再�
         security=_table(ledger.get("security", []), [("at", "At / 时间"), ("text", "Event / 事件")],
                         "None. 无。"),
         quality=_table(ledger.get("quality", []), [("at", "At / 时间"), ("destination", "Platform / 平台"),
-                                                   ("code", "Data item / 数据项"), ("what", "Day or month / 日或月"),
+                                                   ("code", "Data item / 数据采集项"), ("what", "Day or month / 日或月"),
                                                    ("when", "Which / 日期"), ("why", "Finding / 情况")],
                        "None. 无。"),
         restarts=_table(ledger["restarts"], [("at", "At / 时间"), ("why", "Cause / 原因"), ("text", "Event / 事件")],
@@ -990,9 +1173,9 @@ display as read. 允许偏差：准确度等级（%）乘以网关读数，再�
         safe=_table(ledger.get("safe_modes", []), [("started", "Entered / 进入"), ("ended", "Left / 退出"),
                                                    ("duration", "Duration / 时长"), ("what", "Level / 级别")],
                     "None. 无。"),
-        images=img_html or "<p class=none>No data to plot.</p>",
-        events=_table(ledger["events"], [("at", "At"), ("seq", "Record"), ("kind", "Kind"), ("text", "Event")],
-                      "No events."),
+        images=img_html or "<p class=none>No data to plot. 无可绘制的数据。</p>",
+        events=_table(ledger["events"], [("at", "At / 时间"), ("seq", "Record / 记录"), ("kind", "Kind / 类别"),
+                                         ("text", "Event / 事件")], "No events. 无事件。"),
     )
     # The font last: a subset of exactly the characters the page shows.
     return page.replace("/*CJK-FONT*/", cjkfont.css(page), 1)
@@ -1022,7 +1205,7 @@ def parse_when(text: str | None) -> int | None:
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise LedgerError("%r: give a date like 2026-05-01 or 2026-05-01 08:00 (China Standard Time)" % text) from None
+        raise LedgerError("err.ledger.bad_date", text=repr(text)) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=CST)
     return int(t.timestamp())
@@ -1039,9 +1222,11 @@ def report(source: str | Path, since: str | None = None, until: str | None = Non
     missing) when the PDF cannot be printed, after the HTML is written. `progress`: a rich Progress
     (output.progress) or None."""
     if pdf_path and not html_path:
-        raise LedgerError("the PDF is printed from the HTML report: give --html too")
+        raise LedgerError("err.ledger.pdf_needs_html")
     led = build(load(source), parse_when(since), parse_when(until), period_s,
                 gateway={"source": str(source), "gateway": gateway})
+    led["gateway_score"] = gateway_score(read_gateway_score(source), led)
+    led["summary"]["gateway_score_low"] = _score_low(led["gateway_score"])
     led["calibrations"] = calibrations(site_meters(source), led["period"]["to_ts"])
     led["summary"]["calibrations_flagged"] = sum(1 for c in led["calibrations"] if c["flag"])
     verify_photos(led, photo_roots(source), thumbs=bool(html_path))
@@ -1071,8 +1256,9 @@ def report(source: str | Path, since: str | None = None, until: str | None = Non
 def summary_line(led: dict) -> str:
     """The ledger in one line, for a person."""
     s = led["summary"]
-    return ("ledger %s .. %s (CST): %d fault(s) (%d open), %d link outage(s), %d gap(s) (%d >= 24 h, %d >= 3 days "
-            "to report), %d visit(s)%s, %d data-loss event(s)" % (
-                led["period"]["from"], led["period"]["to"], s["faults"], s["faults_open"], s["link_outages"],
-                s["gaps"], s["gaps_over_24h"], s["gaps_to_report"], s["visits"],
-                " (inspection overdue)" if s["inspection_overdue"] else "", s["data_loss_events"]))
+    from nengjian_host.common.messages import t
+
+    return t("out.ledger.summary", frm=led["period"]["from"], to=led["period"]["to"], faults=s["faults"],
+             open=s["faults_open"], outages=s["link_outages"], gaps=s["gaps"], gaps24=s["gaps_over_24h"],
+             gaps3=s["gaps_to_report"], visits=s["visits"], loss=s["data_loss_events"],
+             overdue=t("out.ledger.overdue") if s["inspection_overdue"] else "")

@@ -34,6 +34,9 @@ A pull directory (0700, every file in it 0600: the records and the config descri
     records.json     {"records": [...], "cursors": {...}} decoded by nengjian_host.common.storedump
     records.csv      the same records, one row each
     cursors.json     each destination's acknowledgement cursor
+    quality.json     the gateway's own data-quality score per destination, as its console `status`
+                     answered when the pull began (a console pull of firmware that keeps one): what
+                     `nengjian ledger` shows beside the figures it computes from the records
 
 `nengjian ledger DIR` and `python -m nengjian_host.common.storedump DIR/store` read a pull directory.
 
@@ -67,6 +70,7 @@ from pathlib import Path
 
 from nengjian_host.common import private
 from nengjian_host.common.device import Console, DeviceError, DeviceGone
+from nengjian_host.common.messages import msg, t
 
 WINDOW = 16384  # bytes asked for per `get`: 43 answer lines
 ATTEMPTS = 3
@@ -99,30 +103,27 @@ def _sha256_file(path: Path) -> str:
 def _plain_name(text, what: str) -> str:
     """`text` if it is one plain file name on every system the crew's laptop may run, else UnsafeName."""
     if not isinstance(text, str) or not text:
-        raise UnsafeName("the gateway names a file with an empty or missing %s %r: refusing the pull "
-                         "(nothing written)" % (what, text))
+        raise UnsafeName(msg("err.pull.name_missing", what=what, name=text))
     bad = None
     if text in (".", ".."):
-        bad = "is %r" % text
+        bad = msg("err.pull.why.dots", name=text)
     elif "/" in text or "\\" in text:
-        bad = "holds a path separator"
+        bad = msg("err.pull.why.separator")
     elif ":" in text:
-        bad = "holds a colon (a drive letter such as C: or an NTFS stream)"
+        bad = msg("err.pull.why.colon")
     elif any(ord(c) < 32 or ord(c) == 127 for c in text):
-        bad = "holds NUL or another control character"
+        bad = msg("err.pull.why.control")
     elif text != text.strip() or text.endswith("."):
-        bad = "ends in a space or a dot (Windows drops them, so two names could meet)"
+        bad = msg("err.pull.why.trailing")
     if bad:
-        raise UnsafeName("the gateway names a file with %s %r, which %s: its copy would not stay inside the pull "
-                         "directory. Refusing the pull (nothing written); is this a Nengjian gateway?"
-                         % (what, text, bad))
+        raise UnsafeName(msg("err.pull.unsafe_name", what=what, name=text, why=bad))
     return text
 
 
 def local_name(path: str, kind: str) -> str:
     """Where a gateway file lands in a pull: <kind>/<name>, each a plain name (UnsafeName otherwise)."""
     if not isinstance(path, str):
-        raise UnsafeName("the gateway names a file without a path (%r): refusing the pull" % (path,))
+        raise UnsafeName(msg("err.pull.no_path", path=path))
     return "%s/%s" % (_plain_name(kind, "kind"), _plain_name(path.rstrip("/").rsplit("/", 1)[-1], "name"))
 
 
@@ -134,14 +135,12 @@ def _check_listing(files) -> None:
         path = f.get("path")
         rel = local_name(path, f.get("kind"))
         if any(c.isspace() or ord(c) < 32 for c in path):
-            raise UnsafeName("the gateway lists a path with spaces or control characters (%r): refusing the "
-                             "pull (nothing written)" % path)
+            raise UnsafeName(msg("err.pull.path_spaces", path=path))
         size = f.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise PullError("the gateway lists %s with size %r: refusing the pull" % (path, size))
+            raise PullError(msg("err.pull.size", path=path, size=size))
         if rel.lower() in seen:
-            raise UnsafeName("the gateway lists %s and %s, which would both be copied to %s: refusing the pull"
-                             % (seen[rel.lower()], path, rel))
+            raise UnsafeName(msg("err.pull.same_name", first=seen[rel.lower()], second=path, local=rel))
         seen[rel.lower()] = path
 
 
@@ -255,7 +254,7 @@ def pull_console(con: Console, out: Path, progress: bool = True, decode: bool = 
                     continue
                 # The store released this segment while we copied others: its records went on into
                 # history or were delivered; what is left on the gateway is what we copy.
-                bar.note("%s is gone from the gateway (released by the store meanwhile)" % f["path"])
+                bar.note(t("out.pull.released", path=f["path"]))
                 continue
             got.append({"path": f["path"], "file": rel, "kind": f["kind"], "size": size, "sha256": digest})
     finally:
@@ -264,7 +263,30 @@ def pull_console(con: Console, out: Path, progress: bool = True, decode: bool = 
     manifest = {"gateway_id": gid, "firmware": st.get("firmware"), "board": st.get("board"),
                 "source": "console:%s" % con.port, "pulled_at": _now_iso(), "gateway_time": st.get("time"),
                 "files": got, "skipped": skipped}
+    score = save_quality(st, part)
+    if score:
+        manifest["quality"] = score
     return _finish(part, out, gid, manifest, decode)
+
+
+QUALITY_FILE = "quality.json"
+
+
+def save_quality(st: dict, pull_dir: Path) -> dict | None:
+    """Write the quality section of a console status answer (each destination's `quality`,
+    nengjian.uplink.qualityfig.report) to pull_dir/quality.json, with the gateway time it is as of:
+    the gateway keeps the score, the store does not, so the records alone cannot give it. The
+    manifest's entry for it, or None when the gateway keeps no score."""
+    dests = [{"name": d.get("name"), "quality": d["quality"]} for d in st.get("destinations") or ()
+             if isinstance(d, dict) and isinstance(d.get("quality"), dict)]
+    if not dests:
+        return None
+    doc = {"gateway_id": st.get("gateway_id"), "firmware": st.get("firmware"), "gateway_time": st.get("time"),
+           "destinations": dests}
+    data = (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode()
+    private.write_file(Path(pull_dir) / QUALITY_FILE, data)
+    return {"file": QUALITY_FILE, "gateway_time": st.get("time"), "destinations": [d["name"] for d in dests],
+            "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _pull_config(con: Console, path: str, size: int, local: Path) -> dict:
@@ -284,7 +306,7 @@ def _pull_config(con: Console, path: str, size: int, local: Path) -> dict:
             break
         size = n  # rewritten meanwhile (a `put`): take it as it is now
     else:
-        raise DeviceGone("%s kept changing on the gateway while it was copied (%d attempts)" % (path, ATTEMPTS))
+        raise DeviceGone(msg("err.pull.changing", path=path, attempts=ATTEMPTS))
     kept, blanked = redact_config(data)
     if kept is None:
         return {"skipped": "not JSON, so its secrets cannot be blanked: not copied"}
@@ -295,6 +317,44 @@ def _pull_config(con: Console, path: str, size: int, local: Path) -> dict:
     if blanked:
         entry["redacted"] = blanked
     return entry
+
+
+def newest_pull(out: Path, gid: str) -> Path | None:
+    """The newest finished pull of gateway `gid` under `out` (by its manifest's time, then its name), or None."""
+    found = []
+    for d in Path(out).glob(_safe(gid) + "-*"):
+        try:
+            manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("gateway_id") == gid:
+            found.append((str(manifest.get("pulled_at") or ""), d.name, d))
+    return max(found)[2] if found else None
+
+
+def refresh_config(con: Console, out: Path, gid: str) -> Path | None:
+    """Copy the gateway's config files as they are now into the newest pull of gateway `gid` under
+    `out`, as a pull copies them (checked, secrets blanked) and with their manifest entries renewed:
+    a calibration rewrote the gateway's site.json, and check-config and the ledger read the pulled
+    one. The pull's directory, or None when `out` holds no pull of this gateway (pull again then)."""
+    final = newest_pull(out, gid)
+    if final is None:
+        return None
+    listed, _end = con.files()
+    _check_listing(listed)
+    manifest = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
+    files = manifest.setdefault("files", [])
+    for f in listed:
+        if f["kind"] != "config":
+            continue
+        rel = local_name(f["path"], f["kind"])
+        entry = _pull_config(con, f["path"], f["size"], final / rel)
+        if entry.get("skipped"):
+            continue
+        entry = dict(entry, path=f["path"], file=rel, kind=f["kind"], refreshed_at=_now_iso())
+        files[:] = [e for e in files if e.get("file") != rel] + [entry]
+    private.write_file(final / "manifest.json", json.dumps(manifest, indent=2))
+    return final
 
 
 def _pull_file(con: Console, path: str, size: int, local: Path, bar) -> tuple[int, str]:
@@ -330,12 +390,12 @@ def _pull_file(con: Console, path: str, size: int, local: Path, bar) -> tuple[in
         if n == size and theirs == mine and have == size:
             os.replace(tmp, local)
             return size, mine
-        bar.note("%s changed on the gateway while it was copied: copying it again" % path)
+        bar.note(t("out.pull.copy_again", path=path))
         tmp.unlink()
         bar.advance(-have)
         # Take the file as it is now.
         _data, size = con.get_range(path, 0, 0)
-    raise DeviceGone("%s kept changing on the gateway while it was copied (%d attempts)" % (path, ATTEMPTS))
+    raise DeviceGone(msg("err.pull.changing", path=path, attempts=ATTEMPTS))
 
 
 def _now_iso() -> str:
@@ -456,7 +516,7 @@ def read_dump(path: Path) -> tuple[dict[str, bytes], str]:
             if p["type"] != 1 or p["offset"] + p["size"] > len(blob):
                 continue
             if p["encrypted"]:
-                raise PullError("partition %s is encrypted: decrypt the dump with espsecure first" % p["label"])
+                raise PullError(msg("err.pull.encrypted", label=p["label"]))
             fs = _mount_lfs(blob[p["offset"]:p["offset"] + p["size"]])
             if fs is None:
                 continue
@@ -465,16 +525,14 @@ def read_dump(path: Path) -> tuple[dict[str, bytes], str]:
                 files.update(got)
                 used.append(p["label"])
         if not files:
-            raise PullError("%s: none of the partitions %s holds a littlefs volume with gateway files" % (
-                path, ", ".join(p["label"] for p in table)))
+            raise PullError(msg("err.pull.no_volume", path=path, labels=", ".join(p["label"] for p in table)))
         return files, "flash dump (partitions %s)" % ", ".join(used)
     fs = _mount_lfs(blob)
     if fs is None:
-        raise PullError("%s is neither a whole-flash dump (no partition table at 0x8000) nor a littlefs "
-                        "image (dump just the data partition: esptool read-flash 0x400000 0x400000 FILE)" % path)
+        raise PullError(msg("err.pull.not_an_image", path=path))
     files = _lfs_files(fs)
     if not files:
-        raise PullError("%s: a littlefs volume without gateway files" % path)
+        raise PullError(msg("err.pull.no_files", path=path))
     return files, "littlefs image"
 
 
@@ -532,16 +590,19 @@ def summary(final: Path) -> tuple[dict, list[str]]:
     """(the manifest of a finished pull, what it holds in lines for a person)."""
     manifest = json.loads((Path(final) / "manifest.json").read_text())
     dec = manifest.get("decoded") or {}
-    lines = ["pulled %d file(s) (%d bytes, each checked by sha256) from %s into %s" % (
-        len(manifest["files"]), sum(f["size"] for f in manifest["files"]), manifest["source"], final)]
+    lines = [t("out.pull.pulled", n=len(manifest["files"]), size=sum(f["size"] for f in manifest["files"]),
+               source=manifest["source"], dir=final)]
     if dec.get("ok"):
-        lines.append("decoded %d record(s): %s -> records.json, records.csv, cursors.json" % (
-            dec["records"], ", ".join("%s %d" % kv for kv in sorted(dec["kinds"].items()))))
+        lines.append(t("out.pull.decoded", n=dec["records"],
+                       kinds=", ".join("%s %d" % kv for kv in sorted(dec["kinds"].items()))))
     elif dec:
-        lines.append("not decoded: %s" % dec.get("reason"))
+        lines.append(t("out.pull.not_decoded", reason=dec.get("reason")))
+    if manifest.get("quality"):
+        lines.append(t("out.pull.quality", file=manifest["quality"]["file"],
+                       destinations=", ".join(str(d) for d in manifest["quality"]["destinations"])))
     for f in manifest["files"]:
         if f.get("redacted"):
-            lines.append("%s: secrets blanked (%s)" % (f["file"], ", ".join(f["redacted"])))
+            lines.append(t("out.pull.redacted", file=f["file"], fields=", ".join(f["redacted"])))
     for s in manifest.get("skipped") or ():
-        lines.append("not copied: %s (%s)" % (s["path"], s["why"]))
+        lines.append(t("out.pull.skipped", path=s["path"], why=s["why"]))
     return manifest, lines

@@ -9,29 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 
+from nengjian_host.common import gatewaytext
+from nengjian_host.common.messages import MESSAGES, get_lang
+from nengjian_host.common.messages import t as tr
+
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 def when(ts: int | None, now: int | None = None) -> str:
     if not ts:
-        return "never"
+        return tr("out.status.never")
     text = dt.datetime.fromtimestamp(ts, CST).strftime("%Y-%m-%d %H:%M:%S")
     if now:
         ago = now - ts
         if ago >= 0:
-            text += " (%s ago)" % duration(ago)
+            text += tr("out.status.ago", duration=duration(ago))
     return text
 
 
 def duration(s: float) -> str:
     s = int(s)
     if s < 120:
-        return "%d s" % s
+        return tr("out.status.dur.s", n=s)
     if s < 7200:
-        return "%d min" % (s // 60)
+        return tr("out.status.dur.min", n=s // 60)
     if s < 2 * 86400:
-        return "%.1f h" % (s / 3600)
-    return "%.1f d" % (s / 86400)
+        return tr("out.status.dur.h", n=s / 3600)
+    return tr("out.status.dur.d", n=s / 86400)
 
 
 def size(n: int | None) -> str:
@@ -44,40 +48,56 @@ def size(n: int | None) -> str:
     return str(n)
 
 
+def _columns(t, prefix: str, names, **kw) -> None:
+    for name in names:
+        t.add_column(tr("%s.%s" % (prefix, name)), **kw)
+
+
 def render(st: dict, port: str = "", console=None) -> None:
-    """Print a status answer with rich: headline, alarms, meters, destinations, links, resources."""
+    """Print a status answer with rich, in the chosen language: headline, alarms, meters, destinations,
+    links, resources. The gateway's alarms are said from their codes (gatewaytext); what it writes without
+    one (a meter's or destination's last error, a link's fields) stays its English."""
     from rich.console import Console as RichConsole
+    from rich.markup import escape
     from rich.table import Table
 
     c = console or RichConsole()
     now = st.get("time")
     mode = st.get("mode", "?")
     colour = {"run": "green", "safe": "red"}.get(mode, "yellow")
-    c.print("[bold]gateway %s[/bold]  firmware %s on board %s  %s" % (
-        st.get("gateway_id"), st.get("firmware"), st.get("board"), ("via " + port) if port else ""))
-    c.print("mode [%s]%s[/%s]   up %s   clock %s" % (colour, mode, colour, duration(st.get("uptime_s", 0)),
-                                                      when(now)))
+    mode_key = "out.status.mode." + str(mode)
+    c.print("[bold]%s[/bold]  %s  %s" % (
+        escape(tr("out.status.gateway", id=st.get("gateway_id"))),
+        escape(tr("out.status.firmware", firmware=st.get("firmware"), board=st.get("board"))),
+        escape(tr("out.status.via", port=port)) if port else ""))
+    c.print("%s [%s]%s[/%s]   %s   %s" % (
+        tr("out.status.mode"), colour, escape(tr(mode_key) if mode_key in MESSAGES else str(mode)), colour,
+        escape(tr("out.status.up", duration=duration(st.get("uptime_s", 0)))),
+        escape(tr("out.status.clock", when=when(now)))))
     if st.get("site"):
-        c.print("site %s" % st["site"])
-    alarms = st.get("alarms") or []
+        c.print(escape(tr("out.status.site", site=st["site"])))
+    alarms = gatewaytext.alarms(st)
     if alarms:
+        zh = get_lang() == "zh"
         for a in alarms:
-            c.print("[bold red]ALARM[/bold red] %s" % a)
+            c.print("[bold red]%s[/bold red] %s" % (escape(tr("out.status.alarm")), escape(a.zh if zh else str(a))))
     else:
-        c.print("[green]no alarms[/green]")
+        c.print("[green]%s[/green]" % escape(tr("out.status.no_alarms")))
 
     if st.get("meters"):
-        t = Table(title="meters", title_justify="left")
-        for col in ("meter", "bus", "state", "last reading", "values", "polls ok/failed", "last error"):
-            t.add_column(col, overflow="fold")
+        t = Table(title=tr("out.status.meters"), title_justify="left")
+        _columns(t, "out.status.meters", ("meter", "bus", "state", "last_reading", "values", "polls", "last_error"),
+                 overflow="fold")
         for m in st["meters"]:
             stats = m.get("stats") or {}
-            state = "[red]offline[/red]" if m.get("offline") else (
-                "[yellow]%d failures[/yellow]" % m["failures"] if m.get("failures") else "[green]ok[/green]")
+            state = "[red]%s[/red]" % tr("out.status.offline") if m.get("offline") else (
+                "[yellow]%s[/yellow]" % tr("out.status.failures", n=m["failures"]) if m.get("failures") else
+                "[green]%s[/green]" % tr("out.status.ok"))
             vals = " ".join("%s=%s" % kv for kv in (m.get("values") or {}).items())
             refused = m.get("unsupported") or {}
             if refused:  # points the meter refuses: left out of the values, asked again now and then
-                vals += (" " if vals else "") + "[yellow]unsupported: %s[/yellow]" % ", ".join(sorted(refused))
+                vals += (" " if vals else "") + "[yellow]%s[/yellow]" % tr("out.status.unsupported",
+                                                                           points=", ".join(sorted(refused)))
             t.add_row(m["id"], m.get("bus", ""), state, when(m.get("last_ok"), now), vals,
                       "%s/%s" % (stats.get("ok", "?"), stats.get("failed", "?")), m.get("last_error") or "")
         c.print(t)
@@ -85,11 +105,12 @@ def render(st: dict, port: str = "", console=None) -> None:
     if kept:
         c.print(memory_table(kept, now))
     if st.get("destinations"):
-        t = Table(title="destinations", title_justify="left")
-        for col in ("destination", "state", "backlog", "last upload", "sent", "last error"):
-            t.add_column(col)
+        t = Table(title=tr("out.status.destinations"), title_justify="left")
+        _columns(t, "out.status.destinations", ("destination", "state", "backlog", "last_upload", "sent",
+                                                "last_error"))
         for d in st["destinations"]:
-            state = "[red]failing[/red]" if d.get("failing") else "[green]ok[/green]"
+            state = "[red]%s[/red]" % tr("out.status.failing") if d.get("failing") else \
+                "[green]%s[/green]" % tr("out.status.ok")
             t.add_row(d["name"], state, str(d.get("backlog", "?")), when(d.get("last_ok"), now),
                       str((d.get("stats") or {}).get("sent", "?")), d.get("last_error") or "")
         c.print(t)
@@ -97,16 +118,15 @@ def render(st: dict, port: str = "", console=None) -> None:
     if scored:
         c.print(quality_table(scored))
     if st.get("links"):
-        t = Table(title="links", title_justify="left")
-        t.add_column("link")
-        t.add_column("state")
-        t.add_column("details")
+        t = Table(title=tr("out.status.links"), title_justify="left")
+        _columns(t, "out.status.links", ("link", "state", "details"))
         active = (st.get("network") or {}).get("active")
         for link in st["links"]:
             up = link.get("up")
-            state = "[green]up[/green]" if up else ("[red]down[/red]" if up is False else str(link.get("state", "?")))
+            state = "[green]%s[/green]" % tr("out.status.link_up") if up else (
+                "[red]%s[/red]" % tr("out.status.link_down") if up is False else str(link.get("state", "?")))
             if active and (link.get("link") or link.get("name")) == active:
-                state += ", carries the data"
+                state += tr("out.status.carries")
             rest = ", ".join("%s=%s" % (k, v) for k, v in link.items()
                              if k not in ("link", "name", "up", "state", "modem", "ifconfig") and v != "")
             if link.get("ifconfig"):
@@ -120,18 +140,45 @@ def render(st: dict, port: str = "", console=None) -> None:
     flash = st.get("flash") or {}
     parts = []
     if store:
-        parts.append("store: last record %s, on flash %s" % (store.get("last_seq"), store.get("durable_seq")))
+        parts.append(tr("out.status.store", last=store.get("last_seq"), durable=store.get("durable_seq")))
     if flash:
-        parts.append("data volume %s free of %s" % (size(flash.get("free")), size(flash.get("size"))))
-    heap = "heap %s free" % size(st.get("heap_free"))
+        parts.append(tr("out.status.volume", free=size(flash.get("free")), size=size(flash.get("size"))))
+    heap = tr("out.status.heap", free=size(st.get("heap_free")))
     if st.get("heap_max_free") is not None:  # firmware that measures fragmentation (console status)
-        heap += " (largest block %s)" % size(st.get("heap_max_free"))
+        heap += tr("out.status.heap_block", block=size(st.get("heap_max_free")))
     parts.append(heap)
     if st.get("last_upload") is not None:
-        parts.append("last upload %s" % when(st.get("last_upload"), now))
-    c.print("   ".join(parts))
+        parts.append(tr("out.status.last_upload", when=when(st.get("last_upload"), now)))
+    c.print(escape("   ".join(parts)))
     if mode == "safe" and st.get("safe_reason"):
-        c.print("[red]safe mode:[/red] %s" % st["safe_reason"])
+        lines = safe_texts(st)
+        zh = get_lang() == "zh"
+        for first in (True, False):  # the chosen language, then the other one for the vendor's support
+            for i, line in enumerate(lines):
+                text = escape(line.zh if zh == first else str(line))
+                c.print(("[red]%s[/red]" % text if first else "[dim]%s[/dim]" % text) if i == 0 else text)
+
+
+def safe_texts(st: dict) -> list:
+    """Why the gateway is in safe mode, line by line, each a messages.Text (its English and, beside it,
+    its Chinese): from the status's "safe" (the config's problems with their codes, or the data
+    volume's error), else, from a gateway that gives no codes, its English reason."""
+    from types import SimpleNamespace
+
+    from nengjian_host.common import messages, siteconfig
+
+    why = st.get("safe") if isinstance(st.get("safe"), dict) else {}
+    if why.get("code") == "config":
+        found = siteconfig.from_gateway(SimpleNamespace(problems=list(why.get("problems") or ()),
+                                                        codes=list(why.get("codes") or ())))
+        lines = [messages.msg("out.status.safe.config")]
+        lines += [messages.Text("  " + p, "  " + p.zh) for p in found]
+        if why.get("more"):
+            lines.append(messages.msg("out.status.safe.more", count=why["more"]))
+        return lines
+    if why.get("code") == "volume":
+        return [messages.msg("out.status.safe.volume", reason=(why.get("args") or ["?"])[0])]
+    return [messages.msg("out.status.safe.other", reason=st.get("safe_reason") or "?")]
 
 
 def memory_table(meters: list[dict], now: int | None):
@@ -164,23 +211,24 @@ def pct(x) -> str:
 def quality_table(dests: list[dict]):
     """The platforms' score as the gateway keeps it (nengjian/uplink/quality.py): per destination, each
     day and month kept, newest first; red where an item is below 90 % or a figure is more than 5 % apart
-    from the sum of its parts."""
+    from the sum of its parts. The values sent as invalid since boot, which the score does not count as
+    accepted, on the destination's first row ("-" from firmware that does not count them)."""
     from rich.table import Table
 
-    t = Table(title="data quality (what the platform scores) / 数据质量", title_justify="left")
-    for col in ("destination", "period", "accepted/due", "completeness", "on time", "vs parts (max)", "misaligned",
-                "items below 90 %"):
-        t.add_column(col)
+    t = Table(title=tr("out.status.quality"), title_justify="left")
+    _columns(t, "out.status.quality", ("destination", "period", "accepted", "completeness", "on_time", "apart",
+                                       "misaligned", "invalid", "low"))
     for d in dests:
         q = d["quality"]
-        for slot in list(q.get("days") or ()) + list(q.get("months") or ()):
+        invalid = "-" if q.get("invalid") is None else str(q["invalid"])
+        for n, slot in enumerate(list(q.get("days") or ()) + list(q.get("months") or ())):
             low = sorted(code for code, (acc, due, _apart) in (slot.get("items") or {}).items() if acc * 10 < due * 9)
             bad = (slot.get("completeness") is not None and slot["completeness"] < 90) or (
                 slot.get("apart_max") or 0) > 5
             comp = pct(slot.get("completeness"))
             t.add_row(d["name"], str(slot.get("period")), "%s/%s" % (slot.get("accepted"), slot.get("due")),
                       "[red]%s[/red]" % comp if bad else comp, pct(slot.get("timeliness")), pct(slot.get("apart_max")),
-                      str(slot.get("misaligned", 0)), ", ".join(low))
+                      str(slot.get("misaligned", 0)), "" if n else invalid, ", ".join(low))
     return t
 
 
@@ -189,33 +237,35 @@ def modem_table(link: str, d: dict):
     why it stopped, SIM, registration, signal, and how often the gateway had to step in."""
     from rich.table import Table
 
-    t = Table(title="modem (%s)" % link, title_justify="left", show_header=False)
-    t.add_column("what")
-    t.add_column("value", overflow="fold")
+    def row(name: str, value: str) -> None:
+        t.add_row(tr("out.status.modem." + name), value)
+
+    t = Table(title=tr("out.status.modem", link=link), title_justify="left", show_header=False)
+    t.add_column(tr("out.status.modem.what"))
+    t.add_column(tr("out.status.modem.value"), overflow="fold")
     error = d.get("error") or ""
-    t.add_row("stage", "%s (module %s)" % (d.get("stage", "?"), d.get("state", "?")))
-    t.add_row("problem", "[red]%s[/red]" % error if error else "[green]none[/green]")
-    t.add_row("module", " ".join(x for x in (d.get("model"), ("IMEI " + d["imei"]) if d.get("imei") else "") if x)
-              or "not identified")
-    t.add_row("SIM", " ".join(x for x in (d.get("sim") or "?", ("ICCID " + d["iccid"]) if d.get("iccid") else "")
-                              if x))
-    reg = d.get("reg") or "not checked yet"
+    row("stage", tr("out.status.modem.stage_is", stage=d.get("stage", "?"), state=d.get("state", "?")))
+    row("problem", "[red]%s[/red]" % error if error else "[green]%s[/green]" % tr("out.status.modem.none"))
+    row("module", " ".join(x for x in (d.get("model"), ("IMEI " + d["imei"]) if d.get("imei") else "") if x)
+        or tr("out.status.modem.unidentified"))
+    row("sim", " ".join(x for x in (d.get("sim") or "?", ("ICCID " + d["iccid"]) if d.get("iccid") else "") if x))
+    reg = d.get("reg") or tr("out.status.modem.not_checked")
     if d.get("operator"):
         reg += ", " + d["operator"]
-    t.add_row("network", reg + ((" (via %s)" % d["reg_via"]) if d.get("reg_via") else ""))
+    row("network", reg + (tr("out.status.modem.via", via=d["reg_via"]) if d.get("reg_via") else ""))
     if d.get("rssi_dbm") is not None:
         signal = "%s dBm, %s (CSQ %s)" % (d["rssi_dbm"], d.get("signal", ""), d.get("csq"))
     elif d.get("csq") is not None:
-        signal = "unknown (CSQ %s)" % d["csq"]
+        signal = tr("out.status.modem.csq_only", csq=d["csq"])
     else:
-        signal = "not measured yet"
-    t.add_row("signal", signal)
-    t.add_row("APN", d.get("apn") or "(none)")
-    t.add_row("calls", "%s dialled, %s refused" % (d.get("dials", 0), d.get("dial_failures", 0)))
-    t.add_row("recoveries", "%s power cycle(s), %s restart(s) by itself, %s PWRKEY press(es)" % (
-        d.get("power_cycles", 0), d.get("restarts", 0), d.get("pwrkey_pulses", 0)))
+        signal = tr("out.status.modem.not_measured")
+    row("signal", signal)
+    row("apn", d.get("apn") or tr("out.status.modem.no_apn"))
+    row("calls", tr("out.status.modem.calls_are", dials=d.get("dials", 0), refused=d.get("dial_failures", 0)))
+    row("recoveries", tr("out.status.modem.recoveries_are", cycles=d.get("power_cycles", 0),
+                         restarts=d.get("restarts", 0), presses=d.get("pwrkey_pulses", 0)))
     if d.get("last_urc"):
-        t.add_row("last URC", d["last_urc"])
+        row("urc", d["last_urc"])
     return t
 
 
@@ -234,4 +284,4 @@ def fetch(port_spec: str | None, baud: int = 115200, timeout: float = 10.0, even
 
 
 def event_line(ev: dict) -> str:
-    return "  %s  %-8s %s" % (when(ev.get("ts")), ev.get("kind"), ev.get("text"))
+    return "  %s  %-8s %s" % (when(ev.get("ts")), ev.get("kind"), gatewaytext.say_event(ev))

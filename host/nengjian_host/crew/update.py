@@ -109,12 +109,14 @@ def install(con, data: bytes, reset: bool = True) -> dict:
     return ans
 
 
-def installed_text(version: str, ans: dict) -> str:
-    """What push()'s answer means, for a person."""
+def installed_text(version: str, ans: dict):
+    """What push()'s answer means, for a person (a messages.Text: English, and Chinese beside it)."""
+    from nengjian_host.common.messages import msg
+
     if ans.get("deferred"):  # the gateway's heap had no room for the check: it runs at the reset
-        return "sent %s; the gateway checks and installs it at the reset" % version
-    return "installed %s in slot %s (%d files, signature checked in %s ms)" % (
-        version, ans.get("slot"), ans.get("files", 0), ans.get("verify_ms"))
+        return msg("out.ota.sent", version=version)
+    return msg("out.ota.installed", version=version, slot=ans.get("slot"), files=ans.get("files", 0),
+               ms=ans.get("verify_ms"))
 
 
 def wait_running(port_spec: str | None, baud: int = 115200, timeout: float = 90.0,

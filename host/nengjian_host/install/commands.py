@@ -67,12 +67,11 @@ def cmd_bundle(args) -> int:
     except bundle.BundleError as e:
         return fail(args, EXIT_USAGE, msg("err.bundle", reason=e))
     emit(args, {"ok": True, **r},
-         ["bundle for %s: %d files, %d KiB (%d compiled, kept as source: %s)" % (
-             r["board"], r["files"], r["bytes"] // 1024, r["compiled"], ", ".join(r["kept_source"])),
-          "  tree:  %s" % r["tree"]] + (["  image: %s (littlefs, %d KiB)" % (r["image"], image_kib)]
-                                        if r["image"] else [])
-         + (["  romfs: %s (ROMFS, %d KiB: the package and profiles, mounted at /rom)" % (
-             r["romfs"], r["romfs_bytes"] // 1024)] if r.get("romfs") else []))
+         [t("out.bundle.made", board=r["board"], files=r["files"], kib=r["bytes"] // 1024, compiled=r["compiled"],
+            source=", ".join(r["kept_source"])),
+          t("out.bundle.tree", path=r["tree"])]
+         + ([t("out.bundle.image", path=r["image"], kib=image_kib)] if r["image"] else [])
+         + ([t("out.bundle.romfs", path=r["romfs"], kib=r["romfs_bytes"] // 1024)] if r.get("romfs") else []))
     return EXIT_OK
 
 
@@ -85,8 +84,8 @@ def cmd_flash(args) -> int:
         board = bundle.load_board(args.board)
         if args.sync:
             r = flash.sync_to(board, args.sync, compile=not args.no_compile)
-            emit(args, {"ok": True, **r}, ["%s: %d of %d file(s) changed and copied" % (
-                r["device"], len(r["copied"]), r["checked"])] + ["  " + p for p in r["copied"]])
+            emit(args, {"ok": True, **r}, [t("out.flash.synced", device=r["device"], copied=len(r["copied"]),
+                                             checked=r["checked"])] + ["  " + p for p in r["copied"]])
             return EXIT_OK
         if board.is_sim:
             return fail(args, EXIT_USAGE, "err.flash.sim")
@@ -96,7 +95,7 @@ def cmd_flash(args) -> int:
             if not conn:
                 return fail(args, EXIT_USAGE, "err.flash.restore_needs_port")
             r = flash.restore(conn, Path(args.restore))
-            emit(args, {"ok": True, **r}, ["restored %s from %s" % (", ".join(r["restored"]), r["from"])])
+            emit(args, {"ok": True, **r}, [t("out.flash.restored", parts=", ".join(r["restored"]), source=r["from"])])
             return EXIT_OK
         fw_path = flash.resolve_firmware(args.firmware, board)
         extra, keys_bin = flash.provisioned(Path(args.provisioned)) if args.provisioned else ({}, None)
@@ -105,8 +104,8 @@ def cmd_flash(args) -> int:
                                                 args.set_flash_size, extra, compile=not args.no_compile)
             emit(args, {"ok": True, "written": False, "image": img.manifest, "merged_bin": str(img.merged_bin),
                         "merged_hex": str(img.merged_hex), "warnings": warnings},
-                 ["built %s (flash at %#x) and %s for %s; nothing written (give --port to flash)"
-                  % (img.merged_bin, img.base, img.merged_hex, board.name)] + ["warning: " + w for w in warnings])
+                 [t("out.flash.built", bin=img.merged_bin, base="%#x" % img.base, hex=img.merged_hex, board=board.name)]
+                 + [t("out.warning", text=w) for w in warnings])
             return EXIT_OK
         with output.progress(args) as prog:
             rec = flash.flash(board, fw_path, conn, backup=args.backup, fresh_config=args.fresh_config,
@@ -178,7 +177,7 @@ def cmd_inventory(args) -> int:
     cols = ("serial", "gateway", "mac", "site", "enterprise", "board", "cert_fingerprint", "provisioned_at")
     emit(args, {"ok": True, "gateways": rows},
          ["  ".join(cols)] + ["  ".join(str(r.get(c) or "-") for c in cols) for r in rows]
-         + ["%d gateway(s) in %s" % (len(rows), inv.path)])
+         + [t("out.inventory.count", n=len(rows), path=inv.path)])
     return EXIT_OK if rows or not args.serial else EXIT_FAILED
 
 

@@ -15,6 +15,7 @@ import html
 import io
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -118,6 +119,21 @@ def _both(key: str, **kw) -> str:
     return "%s / %s" % (zh, en)
 
 
+def _identified(how: str | None) -> str:
+    """How a meter was identified ("answer", or "scan reply (REPLY)" with the meter's own reply), as a
+    cell: Chinese / English."""
+    from nengjian_host.common import siteconfig
+
+    if how == "answer":
+        return _both("report.commission.by_answer")
+    m = re.fullmatch(r"scan reply \((.*)\)", how or "", re.S)
+    if m is None:
+        return how or "-"
+    reply = siteconfig.said_back(m.group(1), "scanreply.")
+    return "%s / %s" % (MESSAGES["report.commission.by_reply"][1].format(reply=reply.zh),
+                        MESSAGES["report.commission.by_reply"][0].format(reply=reply))
+
+
 def body_html(state: dict, entry: dict) -> str:
     r = state["results"]
     found, meters, items = r["find"], r["identify"], r["codes"]
@@ -143,7 +159,7 @@ def body_html(state: dict, entry: dict) -> str:
     mv = fv.get("meter_values") or {}
     out.append(_table([_th("report.commission.meter"), _th("report.commission.bus"), _th("report.commission.address"), _th("report.commission.protocol"),
                        _th("report.commission.profile"), _th("report.commission.identified_by"), _th("report.commission.reading")],
-                      [[m["id"], m["bus"], m["address"], m["protocol"], m["profile"], m.get("identified_by"),
+                      [[m["id"], m["bus"], m["address"], m["protocol"], m["profile"], _identified(m.get("identified_by")),
                         " ".join("%s=%s" % kv for kv in sorted((mv.get(m["id"]) or {}).items()))] for m in meters]))
     out.append("<h2>%s</h2>" % _th("report.commission.data_collection_items_and_codes"))
     out.append(_table([_th("report.commission.code"), _th("report.commission.name"), _th("report.commission.scope"),

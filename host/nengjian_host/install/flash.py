@@ -48,6 +48,7 @@ from pathlib import Path
 from nengjian_host.common import bundle as bundle_mod
 from nengjian_host.common import private
 from nengjian_host.common.devicefiles import DeviceFiles, DirDevice, MpremoteDevice, hashes
+from nengjian_host.common.messages import msg
 from nengjian_host.common.output import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 
 APP_DESC_MAGIC = b"\x32\x54\xcd\xab"
@@ -108,7 +109,7 @@ def _device_call(args: list[str], what: str, timeout: float = 900, tries: int = 
             raise Unreachable("%s: the gateway did not answer (%s). Check the USB cable and the port; if it "
                               "has no auto-reset, hold BOOT and tap EN, then pass --no-reset."
                               % (what, " / ".join(x.strip() for x in last)))
-        raise FlashError("%s failed: %s" % (what, " / ".join(x.strip() for x in last)))
+        raise FlashError(msg("err.flashing.failed", what=what, detail=" / ".join(x.strip() for x in last)))
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -199,20 +200,19 @@ def check_firmware(fw: FirmwareInfo, board: bundle_mod.Board, set_flash_size: bo
                 "to write %s into the bootloader header (only if the module really has %s)"
                 % (fw.path.name, fw.flash_size_text, board.name, end, board.flash_size_text, board.flash_size_text,
                    board.flash_size_text, board.flash_size_text))
-        warnings.append("bootloader header flash size %s rewritten to %s" % (fw.flash_size_text, board.flash_size_text))
+        warnings.append(msg("out.flashing.size_rewritten", was=fw.flash_size_text, now=board.flash_size_text))
     factory = board.part("factory")
     if fw.app_len > factory.size:
         raise Mismatch("MicroPython app is %d KiB, the factory partition of %s holds %d KiB: use a smaller build"
                        % (fw.app_len // 1024, board.name, factory.size // 1024))
     have, need = _version_tuple(fw.version), _version_tuple(board.micropython_min)
     if have is None:
-        warnings.append("firmware version not found in the image: make sure it is MicroPython >= %s"
-                        % board.micropython_min)
+        warnings.append(msg("out.flashing.no_version", min=board.micropython_min))
     elif need and have < need:
         raise Mismatch("firmware is MicroPython %s; board %s needs >= %s (PPP and littlefs fixes; .mpy v6.3)"
                        % (fw.version, board.name, board.micropython_min))
     if fw.project and fw.project.lower() != "micropython":
-        warnings.append("firmware project is %r, not micropython" % fw.project)
+        warnings.append(msg("out.flashing.project", project=fw.project))
     return warnings
 
 
@@ -264,11 +264,11 @@ def romfs_regions(board: bundle_mod.Board, image: bytes | None) -> dict[str, tup
     if not spec:
         return {}
     if image is None:
-        raise FlashError("board %s runs its package from ROMFS: a ROMFS image is needed" % board.name)
+        raise FlashError(msg("err.flashing.romfs_needed", board=board.name))
     active = board.part(spec["label"])
     if len(image) > active.size:
-        raise FlashError("ROMFS image is %d KiB, partition %s holds %d KiB" % (len(image) // 1024, active.name,
-                                                                               active.size // 1024))
+        raise FlashError(msg("err.flashing.romfs_size", kib=len(image) // 1024, part=active.name,
+                             holds=active.size // 1024))
     out = {"romfs.bin": (active.offset, image)}
     stores = spec.get("stores") or []
     if stores:
@@ -284,7 +284,7 @@ def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: P
     private.make_dir(out)
     vfs = board.part(board.spec["app_fs"]["label"])
     if len(app_fs) != vfs.size:
-        raise FlashError("app filesystem image is %#x bytes, partition %s is %#x" % (len(app_fs), vfs.name, vfs.size))
+        raise FlashError(msg("err.flashing.vfs_size", size=len(app_fs), part=vfs.name, holds=vfs.size))
     data = fw.data
     parts = {
         "bootloader.bin": (fw.base, data[:PT_OFFSET - fw.base]),
@@ -305,7 +305,7 @@ def build_image(board: bundle_mod.Board, fw: FirmwareInfo, app_fs: bytes, out: P
         proc = esptool(["--chip", board.chip, "merge-bin", "--format", fmt, "-o", str(target), *extra,
                         *size_args, *pairs], timeout=120)
         if proc.returncode:
-            raise FlashError("esptool merge-bin failed: %s" % (proc.stderr or proc.stdout).strip().splitlines()[-1])
+            raise FlashError(msg("err.flashing.merge", detail=(proc.stderr or proc.stdout).strip().splitlines()[-1]))
         private.tighten(target)
     manifest = {
         "board": board.name, "chip": board.chip, "flash_size": board.flash_size_text,
@@ -420,7 +420,7 @@ def read_flash(conn: Connection, offset: int, size: int, dest: Path) -> bytes:
                          "reading flash at %#x" % at, tries=3)
             got = piece_path.read_bytes()
             if len(got) != n:
-                raise FlashError("reading flash at %#x gave %d bytes, not %d" % (at, len(got), n))
+                raise FlashError(msg("err.flashing.read_short", at=at, got=len(got), n=n))
             data += got
     finally:
         piece_path.unlink(missing_ok=True)
@@ -479,7 +479,7 @@ def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: s
         cur_parts = bundle_mod.parse_partition_table(current)
     except bundle_mod.BundleError:
         cur_parts = None
-        warnings.append("the device's partition table is damaged; it is replaced")
+        warnings.append(msg("out.flashing.table_damaged"))
     ours = sorted(board.partitions, key=lambda p: p.offset)
     layout_change = bool(cur_parts) and sorted(cur_parts, key=lambda p: p.offset) != ours
     has_data = bool(cur_parts) and any(p.name == board.spec["data"]["label"] for p in cur_parts)
@@ -488,7 +488,7 @@ def flash(board: bundle_mod.Board, fw_path: Path, conn: Connection, *, backup: s
                        "lost. Pull the data first (nengjian pull), then pass --allow-layout-change"
                        % (bundle_mod.layout_text(cur_parts), board.name, bundle_mod.layout_text(ours)))
     if layout_change and not has_data:
-        warnings.append("first install of the Nengjian layout (the device had %s)" % bundle_mod.layout_text(cur_parts))
+        warnings.append(msg("out.flashing.first_layout", had=bundle_mod.layout_text(cur_parts)))
     saved = {"partition-table": str(before / "partition-table.bin")}
     config: dict[str, bytes] = {}
     for name, off, size in backup_regions(board, backup, fw.base):

@@ -115,15 +115,23 @@ def _line_text(f: dict) -> str:
 
 
 def table(finds: list[dict]) -> str:
-    rows = [("protocol", "address", "line", "answer")]
+    """The finds as a table in the chosen language (a meter's reply said back from the gateway's English)."""
+    from nengjian_host.common import siteconfig
+    from nengjian_host.common.messages import get_lang, t
+
+    zh = get_lang() == "zh"
+    rows = [tuple(t("out.scan.col." + c) for c in ("protocol", "address", "line", "answer"))]
     for f in finds:
         mark = "" if f["ok"] else "?? "
+        reply = siteconfig.said_back(f["reply"], "scanreply.")
         rows.append((f["protocol"], "-" if f["address"] is None else str(f["address"]), _line_text(f),
-                     mark + f["reply"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+                     mark + (reply.zh if zh else str(reply))))
+    from rich.cells import cell_len  # a Chinese character takes two columns of a terminal
+
+    widths = [max(cell_len(r[i]) for r in rows) for i in range(3)]
     out = []
     for i, r in enumerate(rows):
-        out.append("  ".join(r[k].ljust(widths[k]) for k in range(3)) + "  " + r[3])
+        out.append("  ".join(r[k] + " " * (widths[k] - cell_len(r[k])) for k in range(3)) + "  " + r[3])
         if i == 0:
             out.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
     return "\n".join(out)
@@ -177,7 +185,8 @@ def sim_transport(port: str, sim_bus: str, heap: str = "288k") -> SimTransport:
 
 def result_lines(res: ScanResult, port: str, bus_name: str = "bus0") -> list[str]:
     """What a scan found, for a person: the table and the `meters` array to paste into the site config."""
+    from nengjian_host.common.messages import t
+
     if not res.finds:
-        return ["nothing answered on %s" % port]
-    return [table(res.finds), "", "meters for the site config (choose a profile for each Modbus meter):",
-            format_meters(site_meters(res.finds, bus_name))]
+        return [t("out.scan.nothing", port=port)]
+    return [table(res.finds), "", t("out.scan.meters"), format_meters(site_meters(res.finds, bus_name))]

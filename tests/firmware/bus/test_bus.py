@@ -163,6 +163,67 @@ asyncio.run(main())
         assert calls[i - 1] == ("de", 1) and calls[i + 1] == ("de", 0)
 
 
+def test_bus_learns_how_late_a_meter_answers_and_then_reads_the_reply_in_one_wake_up():
+    # Sleeps only ever last longer than asked, so every figure checked is a lower bound or a count.
+    code = r"""
+import asyncio
+from nengjian.bus.rs485 import Bus, Line
+class Port:
+    def __init__(self):
+        self.parts = []  # what each read after the next write returns
+        self.todo = []
+        self.reads = 0
+    def configure(self, *a): pass
+    def de(self, on): pass
+    def txdone(self): return True
+    def write(self, buf):
+        self.todo = self.parts.pop(0)
+        self.reads = 0
+    def readinto(self, buf):
+        self.reads += 1
+        part = self.todo.pop(0) if self.todo else b''
+        buf[:len(part)] = part
+        return len(part)
+port = Port()
+bus = Bus('t', port, 64)
+line = Line(9600)
+def framer(rx, n):
+    return 5 - n if n < 5 else 0
+async def transaction():
+    waits = []
+    w = bus.begin(line, 3, framer, 1000)
+    while w:
+        waits.append(w)
+        await asyncio.sleep_ms(w)
+        w = bus.step()
+    return bus.end(), waits
+async def main():
+    # the meter's reply is late: four bytes at the first wake-up, the fifth at the next
+    port.parts = [[b'', b'1234', b'5']]
+    n, _ = await transaction()
+    print(n, port.reads, line.late_ms)
+    # now the first wait covers it: the reply whole at the first wake-up
+    port.parts = [[b'', b'12345'] for _ in range(9)]
+    n, waits = await transaction()
+    print(n, port.reads, waits[-1], line.late_ms)
+    late = line.late_ms
+    for _ in range(8):
+        await transaction()
+    print(late - line.late_ms)
+asyncio.run(main())
+"""
+    out = [line.split() for line in run_mpy(code).stdout.splitlines()]
+    expect_ms = rs485.Line(9600).wire_ms(5)
+    n, reads, late = map(int, out[0])
+    # read at DE release, then at two wake-ups; late by at least the last byte's time
+    assert (n, reads) == (5, 3) and late >= rs485.Line(9600).wire_ms(1), out
+    n, reads, first_wait, late2 = map(int, out[1])
+    assert (n, reads) == (5, 2), out  # one wake-up for the reply
+    assert first_wait >= expect_ms + late and late2 == late, out
+    # replies found whole at once, eight in a row: the allowance shrinks by a millisecond
+    assert out[2] == ["1"], out
+
+
 # ---- Modbus against pymodbus -----------------------------------------------------------------
 
 def test_modbus_functions_against_pymodbus(wire, modbus_meters):
@@ -364,7 +425,7 @@ pm = [poller.PolledMeter(cfg('mb'), m, poller.make_line(load('sim-energy'), {}))
 got = []
 def sink(meter, values, ts):
     got.append((meter.id, {k: v.text() for k, v in values.items()}))
-p = poller.BusPoller(bus, pm, sink, lambda k, t: None, lambda: True)
+p = poller.BusPoller(bus, pm, sink, lambda *a: None, lambda: True)
 async def main():
     for i in range(3):
         for x in pm:
@@ -396,7 +457,7 @@ bad.interval_ms = 400
 polls = []
 def sink(meter, values, ts):
     polls.append([meter.id, time.ticks_ms()])
-p = poller.BusPoller(bus, [good, bad], sink, lambda k, t: None, lambda: True)
+p = poller.BusPoller(bus, [good, bad], sink, lambda *a: None, lambda: True)
 async def main():
     t0 = time.ticks_ms()
     task = asyncio.create_task(p.run())

@@ -25,7 +25,7 @@ ST = {"t": "status", "site": "东莞 <plant>", "gateway_id": "sim-1", "mode": "r
       "destinations": [{"name": "city", "backlog": 4, "last_ok": 1700000000, "failing": False,
                         "last_error": "", "stats": {"token": "TOKEN-SECRET-1", "sent": 9},
                         "quality": {"month": {"complete_pct": 97}}}],
-      "alarms": ["meter m2 offline: timeout"],
+      "alarms": ["meter m2 offline: timeout"], "alarm_codes": ["meter_offline"],
       "links": [{"link": "4g", "kind": "cellular", "state": "up", "up": True, "rssi": -71,
                  "pin": "4711", "apn": "cmnet"}],
       "network": {"active": "4g", "up": True}, "quality": {"complete_pct": 99, "password": "PW-SECRET-2"}}
@@ -100,6 +100,7 @@ asyncio.run(main())
     assert "东莞 &lt;plant&gt;" in html and "<script>" not in html  # every value escaped
     assert '<h3 data-quality="city">' in html and "<th>complete_pct</th><td>97</td>" in html  # as it comes
     assert "complete_pct" in html and "meter m2 offline" in html and 'http-equiv="refresh"' in html
+    assert '<li class="bad" data-code="meter_offline"><b>电表离线</b> meter m2 offline: timeout</li>' in html
     body = json.loads(js.split("\r\n\r\n", 1)[1])
     assert body["meters"][0]["values"] == {"energy_kwh": "5000.12"} and body["destinations"][0]["backlog"] == 4
     assert body["items"] == [{"code": "00-00-0000-023300-11", "meter": "m1", "point": "energy_kwh",

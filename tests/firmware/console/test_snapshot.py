@@ -191,6 +191,7 @@ def test_the_console_answer_of_a_running_gateway(tmp_path):
         "last_upload": 1700000100,
         "alarms": ["meter m2 offline: no answer", "prov: delivery failing: HTTP 503",
                    "alarm: E1 without valid data for 2 h"],
+        "alarm_codes": ["meter_offline", "dest_failing", "gap"],
     }
 
 
@@ -210,6 +211,7 @@ def test_store_faults_and_broken_gap_alarms_are_alarms_too(tmp_path):
     st = _status(Con(Board(str(tmp_path)), gw))
     assert st["alarms"] == ["store full: 12 records dropped", "store flash: write failed (errno 28)",
                             "data-gap alarms unavailable: 'code'"]
+    assert st["alarm_codes"] == ["store_full", "store", "gap_unavailable"]
 
 
 def test_safe_mode_and_starting_answer_without_a_gateway(tmp_path):
@@ -217,8 +219,16 @@ def test_safe_mode_and_starting_answer_without_a_gateway(tmp_path):
     assert st == {"t": "status", "firmware": "0.1.0", "board": "sim", "gateway_id": "NJ-TEST-1",
                   "paths": {"config": "/config", "data": str(tmp_path)}, "mode": "safe",
                   "safe_reason": "config: site.json: missing", "links": [], "meters": [], "destinations": [],
-                  "alarms": ["safe mode: config: site.json: missing"]}
+                  "alarms": ["safe mode: config: site.json: missing"], "alarm_codes": ["safe"]}
     assert _status(Con(Board(str(tmp_path))))["mode"] == "starting"
+
+
+def test_safe_mode_carries_what_the_laptop_says_its_reason_from(tmp_path):
+    """The gateway has no catalogue: nengjian status says the reason in Chinese from these codes."""
+    con = Con(Board(str(tmp_path)), safe_reason="config: meters[0].bus: no bus named 'b9'")
+    con.safe_why = {"code": "config", "problems": ["meters[0].bus: no bus named 'b9'"], "codes": ["no_bus", ["b9"]],
+                    "more": 0}
+    assert _status(con)["safe"] == con.safe_why
 
 
 # ---- the status line and the heartbeat, picked from the same snapshot
@@ -327,3 +337,40 @@ def test_a_status_line_builds_no_more_than_before_on_micropython(tmp_path, case)
     print("\nstatus line (%s): %d bytes allocated on MicroPython (unix port), %d before" % (
         case, cost, LINE_BYTES_BEFORE[case]))
     assert cost <= LINE_BYTES_BEFORE[case], runs
+
+
+# ---- a heap too fragmented for the commands module still gets its status
+def test_status_answers_where_the_commands_module_cannot_load(tmp_path, monkeypatch, capsys):
+    """A day of running can leave no block for the commands module's globals (about 1 KB on the sim):
+    the console serves `status` itself, from the snapshot the application has loaded."""
+    from nengjian.console import protocol
+
+    con = protocol.Console(Board(str(tmp_path)), "0.1.0")
+    con.attach(Gateway(str(tmp_path), links=[Link("4g", True)], net=Net(None)))
+
+    def no_room():
+        raise MemoryError("memory allocation failed, allocating 944 bytes")
+
+    monkeypatch.setattr(con, "load", no_room)
+    asyncio.run(con._handle(b"#7 status"))
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith(protocol.PREFIX)]
+    st = json.loads(line[len(protocol.PREFIX):])
+    assert st["id"] == 7 and st["ok"] is True and st["t"] == "status" and st["mode"] == "run"
+    assert st["meters"] and st["destinations"]
+
+
+def test_a_full_heap_leaves_the_quality_figures_out_not_the_status(tmp_path):
+    """The quality figures' code is loaded for each report (nengjian.uplink.quality): where the heap
+    has no room for it, the status answers without them and says so."""
+
+    class Quality:
+        alarms = ()
+
+        def report(self):
+            raise MemoryError("memory allocation failed, allocating 408 bytes")
+
+    gw = Gateway(str(tmp_path), links=[Link("4g", True)], net=Net(None))
+    gw.destinations[0].quality = Quality()
+    st = _status(Con(Board(str(tmp_path)), gw))
+    assert "quality" not in st["destinations"][0]
+    assert any("quality figures left out" in a for a in st["alarms"])

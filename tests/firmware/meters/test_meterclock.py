@@ -105,6 +105,29 @@ def test_broadcast_rules():
     assert any(e.startswith("meterclock: silent: meter clock not read (OSError: ") for e in ev)
 
 
+def test_no_broadcast_when_the_meters_own_clock_is_near_midnight():
+    """Never across midnight: the gateway's clock is outside the midnight guard, but the meter's, 200 s off,
+    is within it (00:04:40 after a 00:08 gateway, 23:56:20 before a 23:53 one): the meter is read, nothing
+    is sent, the check comes again in 10 minutes; once both are clear of midnight the broadcast goes."""
+    body = CODE.split("gw = Gw()")[0] + r"""
+gw = Gw()
+out = []
+for at, offset in ((NOON + 12 * 3600 + 480, -200), (NOON + 12 * 3600 - 420, 200)):
+    clock[0] = at
+    d = Drv("d%d" % len(out), offset)
+    w = memwatch.Watch(gw, d, {}, "bus%d" % len(out), lambda: True)
+    check(w)
+    out.append([d.reads, len(d.sent), w.next_check - clock[0]])
+    clock[0] = at + 600 + 3600  # an hour later the meter is clear of midnight too
+    check(w)
+    out.append([d.reads, len(d.sent)])
+print(json.dumps({"out": out, "events": gw.events}))
+"""
+    got = json.loads(run_mpy(with_mpylib(body), heap="256k").stdout.strip().splitlines()[-1])
+    assert got["out"] == [[1, 0, 600], [2, 1], [1, 0, 600], [2, 1]], got
+    assert sum("broadcast time sync" in e for e in got["events"]) == 2
+
+
 # One boot of a gateway whose bus0 has one DL/T 645 meter 90 s fast: memwatch.attach as the app
 # calls it, then one clock check at DAY days after NOON. What the file says is what survives a restart.
 BOOT = r"""

@@ -164,3 +164,73 @@ def test_the_profile_clock_key_is_checked():
     bad["clock"]["format"] = "unix-seconds"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schemas.PROFILE).validate(bad)
+
+
+# One boot of a gateway whose bus0 has one Modbus meter 180 s fast: memwatch.attach as the app calls it,
+# then one clock check DAY days after NOON. What the data dir holds is what survives the restart.
+BOOT = r"""
+import asyncio, json
+from clockrig import NOON, Gw, clock
+from nengjian.core import timeutil
+from nengjian.meters import memwatch, modbusclock
+
+
+class Drv:
+    protocol = "modbus-rtu"
+    def __init__(self):
+        self.id = "m1"
+        self.memory = {"clock": {"register": 64, "format": "u16x6", "writable": True}}
+        self.writes = 0
+        self.watch = None
+    async def read_raw(self, bus, line, timeout_ms, gap_ms, fc, address, count):
+        # the meter keeps 180 s fast across restarts: only the writes tell
+        return modbusclock.encode("u16x6", timeutil.civil(clock[0] + 180 + timeutil.CST_OFFSET))
+    async def write_registers(self, bus, line, timeout_ms, gap_ms, address, values):
+        self.writes += 1
+
+
+class Pm:
+    def __init__(self, drv):
+        self.driver = drv
+        self.cfg = {}
+
+
+class Bus:
+    name = "bus0"
+
+
+class Poller:
+    def __init__(self, drv):
+        self.meters = [Pm(drv)]
+        self.bus = Bus()
+
+
+clock[0] = NOON + DAY * 86400
+drv = Drv()
+gw = Gw(DATA, [Poller(drv)])
+memwatch.attach(gw, lambda: True)
+if drv.watch.due():
+    asyncio.run(drv.watch.after(None, None, 100, 0))
+print(json.dumps({"writes": drv.writes, "events": gw.events, "status": gw.watches["m1"].status(),
+                  "day": NOON + DAY * 86400 - 12 * 3600}))
+"""
+
+
+def _boot(data, day):
+    code = "DATA = %r\nDAY = %d\n" % (str(data), day) + BOOT
+    return json.loads(run_mpy(with_mpylib(code), heap="256k").stdout.strip().splitlines()[-1])
+
+
+def test_a_restart_does_not_write_a_modbus_meter_clock_a_second_time_the_same_day(tmp_path):
+    """At most one write per meter per CST day, as for a DL/T 645 broadcast: the day of the meter's last
+    write is on flash (meterclock.json, beside the buses' broadcast days), so a gateway restarted the same
+    day writes no second time, and says so in the ledger; the next day it writes again."""
+    first = _boot(tmp_path, 0)
+    assert first["writes"] == 1, first
+    again = _boot(tmp_path, 0)  # restarted at the same time of the same day
+    assert again["writes"] == 0, again
+    assert json.loads((tmp_path / "meterclock.json").read_text())["meters"] == {"m1": first["day"]}
+    assert "meterclock: m1: meter clock off by +180 s: set once today already, next write tomorrow" in again["events"]
+    assert again["status"]["clock_set_day"] == again["day"]  # the console's view of it after the restart
+    assert _boot(tmp_path, 1)["writes"] == 1  # the next day
+    assert _boot(tmp_path, 1)["writes"] == 0

@@ -67,6 +67,19 @@ def test_profile_loads_validates_and_plans(name):
         pytest.fail("unknown protocol " + proto)
 
 
+# Profiles built from manuals or register lists that leave facts open say which, in the words
+# "*unsure*", so an installer knows what to check against the meter's display.
+UNSURE = ["spirax-tva-steam", "coriolis-oil-flowmeter", "cjt188-water", "cjt188-gas", "cjt188-heat"]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("sim-")])
+def test_profile_says_where_it_comes_from_and_what_is_unsure(name):
+    raw = json.loads((PROFILE_DIR / f"{name}.json").read_text())
+    assert len(raw.get("source", "")) >= 20, "a profile names the document its map comes from"
+    if name in UNSURE:
+        assert "*unsure*" in raw["note"] or "*unsure*" in raw["source"]
+
+
 def test_modbus_profiles_do_not_overlap_points():
     for name in NAMES:
         prof = profile.load(str(PROFILE_DIR), name)

@@ -65,7 +65,7 @@ class Harness:
         self.p = poller.BusPoller(Bus("b0", self.port), [self.m], self._sink, self._event, lambda: True)
     def _sink(self, m, values, ts):
         self.values = dict((k, v.text()) for k, v in values.items())
-    def _event(self, kind, text):
+    def _event(self, kind, text, code=None):
         self.events.append([kind, text])
     def poll(self):
         self.values = None

@@ -16,7 +16,7 @@ import asyncio, json, time
 from nengjian.net import links, failover as supervisor
 T0 = time.ticks_ms()
 events = []
-def ev(kind, text):
+def ev(kind, text, code=None):
     events.append([time.ticks_diff(time.ticks_ms(), T0), kind, text])
 
 class Fake(links.Link):

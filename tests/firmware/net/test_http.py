@@ -497,3 +497,49 @@ def test_date_reaches_the_clock_only_from_a_verified_server(tmp_path):
     # impossible date (99 Nov) is not passed on, and a hook that raises does not fail the request.
     assert res["dates"] == [["verified", utc, "Date header of 127.0.0.1"],
                             ["verified_hook_fails", utc, "Date header of 127.0.0.1"]]
+
+
+# An answer read through a buffer the caller lends (the profile's body buffer, idle once the body is
+# out): on a heap full of the batch just sent, the 512-byte block of the client's own buffer was
+# what failed, and the batch the platform had was sent again, halved.
+LENT_BUFFER = r"""
+import asyncio, gc, json
+from nengjian.net import http
+BODY = b'{"responseCode":"0","responseMessage":"ok","accepted":100}'
+ANS = (b"HTTP/1.1 200 OK\r\nServer: BaseHTTP/0.6 Python/3.12\r\nDate: Tue, 25 Nov 2025 16:41:07 GMT\r\n"
+       b"Content-Type: application/json;charset=UTF-8\r\nContent-Length: %d\r\n\r\n" % len(BODY)) + BODY
+SRC = memoryview(ANS)
+class Reader:
+    pos = 0
+    async def readinto(self, mv):
+        n = min(len(mv), len(ANS) - self.pos)
+        mv[:n] = SRC[self.pos:self.pos + n]
+        self.pos += n
+        return n
+def once(buf):
+    r = Reader()
+    got = []
+    async def go():
+        dl = time_dl()
+        gc.collect()
+        gc.disable()
+        a = gc.mem_alloc()
+        status, data = await http._answer(r, dl, "POST", None, 16384, False, "p", buf)
+        got.append(gc.mem_alloc() - a)
+        gc.enable()
+        assert status == 200 and data == BODY, (status, data)
+    asyncio.run(go())
+    return got[0]
+def time_dl():
+    import time
+    return time.ticks_add(time.ticks_ms(), 60000)
+buf = bytearray(2048)
+once(buf); once(None)
+print("RESULT " + json.dumps({"lent": once(buf), "own": once(None)}))
+"""
+
+
+def test_an_answer_read_through_a_lent_buffer_allocates_no_buffer_of_its_own():
+    out = run_mpy(LENT_BUFFER, heap="256k").stdout
+    got = json.loads(out.split("RESULT ", 1)[1])
+    assert got["own"] - got["lent"] >= 512, got  # bytes allocated reading one answer, collector off

@@ -41,7 +41,7 @@ asyncio.run(main())
 SUPERVISE = """
 import asyncio, json, time, board
 from nengjian.net import failover as supervisor
-def ev(kind, text):
+def ev(kind, text, code=None):
     print("EVENT %s: %s" % (kind, text))
 link = board.network_links()[0]
 link.modem._event = ev

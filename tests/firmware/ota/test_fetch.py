@@ -177,6 +177,28 @@ def test_a_version_refused_at_this_boot_is_not_downloaded_again(monkeypatch, tmp
     assert server.asked == [URL, URL] and not restarts
 
 
+def test_a_version_rolled_back_here_is_not_fetched_again_by_every_check(monkeypatch, tmp_path, vendor, published):
+    """It failed its trial on this gateway (say, no room to start in this heap): fetched again, it would
+    be installed, fail and be rolled back at every check, three resets each time, for as long as the
+    channel offers it. Told once; a crew can still push it, and the next version is fetched."""
+    root = tmp_path / "app"
+    root.mkdir()
+    p = {"active": "a", "version": "0.2.0", "previous": "", "previous_version": None, "state": "trial",
+         "boots": 2, "max_boots": 2}
+    ota.write_pointer(str(root), p)
+    assert ota.select(str(root)) is None  # rolled back to the built-in package
+    updater = Updater(vendor, tmp_path)
+    updater.p = ota.read_pointer(str(root))
+    f, server, events, restarts = fetcher(monkeypatch, published, updater)
+    assert asyncio.run(f.check()) is False and asyncio.run(f.check()) is False
+    assert server.asked == [URL, URL] and not restarts and updater.deferred == []
+    assert events == ["version 0.2.0 offered by the update channel: not fetched (it failed its trial on this "
+                      "gateway and was rolled back)"]
+    published[URL] = channel_bytes(vendor.pem, {"sim": entry(version="0.2.1")})
+    f, server, events, restarts = fetcher(monkeypatch, published, updater)
+    assert asyncio.run(f.check()) is True and updater.deferred == [(updater.incoming(0), "0.2.1")]
+
+
 # ---- hostile channels: each a typed error, nothing downloaded past the channel, nothing left on flash
 def _tampered(vendor):
     data = bytearray(channel_bytes(vendor.pem, {"sim": entry()}))
@@ -347,7 +369,7 @@ def scheduled(monkeypatch, files, updater):
     """The gateway's resident part (nengjian.ota.resident) running checks with the stand-in updater."""
     _f, server, events, restarts = fetcher(monkeypatch, files, updater)
     res = resident.Resident(updater.root, None, "sim", "0.1.0", lambda k, t: events.append(t))
-    res.load = lambda: updater
+    res.load = lambda keys_needed=True: updater
     res.schedule(URL, 86400, None, lambda: restarts.append(1), insecure=True, gateway_id=b"sim-0000")
     return res, server, events, restarts
 
@@ -618,3 +640,34 @@ def test_a_heap_with_no_room_for_the_signature_check_leaves_the_channel_to_the_c
     published[URL] = channel_bytes(vendor.pem, {"sim": entry(version="0.2.1")})
     f, server, events, restarts = fetcher(monkeypatch, published, updater)
     assert asyncio.run(f.check()) is True and restarts == [1] and server.asked == [URL]
+
+
+def test_a_check_at_boot_that_records_nothing_leaves_no_restart_loop(monkeypatch, tmp_path, vendor, published):
+    """The restart into the check at boot happened, but the check there never recorded an outcome (its
+    key file gone; on MicroPython also no room to load its code: test_heap_deferral.py). The next
+    check of the same bytes, the heap still without room, must not restart for them again."""
+    key_file = tmp_path / "ota_key.json"
+    key_file.write_text(vendor.pub.read_text())
+    updater = Updater(vendor, tmp_path)
+    updater.key_path = str(key_file)
+
+    def no_room(*a):
+        raise MemoryError("memory allocation failed, allocating 768 bytes")
+
+    monkeypatch.setattr(otaupdater, "rsa_verify", no_room)
+    root = tmp_path / "app"
+    restarted = 0
+    for _ in range(3):
+        f, server, events, restarts = fetcher(monkeypatch, published, updater)
+        try:
+            asyncio.run(f.check())
+        except ota.OtaError as e:
+            assert str(e).startswith("channel not checked even at boot"), e
+        restarted += len(restarts)
+        if not restarts:
+            break
+        key_file.unlink()
+        ota.install_pending(str(root))
+        key_file.write_text(vendor.pub.read_text())
+        assert "update channel not checked at boot: " in ota.read_pointer(str(root))["log"][-1]
+    assert restarted == 1 and not (root / "pending.json").exists()

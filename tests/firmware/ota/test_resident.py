@@ -1,5 +1,5 @@
 """What signed updates cost a running gateway between checks (firmware/nengjian/ota/resident.py): the
-application wires them up as it does at boot (nengjian.app._start_updater), an update check runs, and
+application wires them up as it does at boot (nengjian.appboot.start_updater), an update check runs, and
 afterwards none of the modules a check needs is loaded and the heap is back where it was, but for the
 names the check interned (MicroPython keeps those for the rest of the run). On MicroPython, the sim
 board, the package imported as the gateway imports it; bench/bench_heap.py has the gateway's figures."""
@@ -19,7 +19,7 @@ CHECKS = r"""
 import asyncio, gc, json, sys
 import board
 from nengjian.net import http
-from nengjian import app
+from nengjian import app, appboot
 
 with open(%r, "rb") as f:
     CHANNEL = f.read()
@@ -57,7 +57,7 @@ cfg = {"ota": {"window_s": 1800, "max_boots": 2, "url": "http://upd/nj/channel.n
                "insecure": True}}
 gc.collect()
 start = gc.mem_alloc()
-app._start_updater(gw, cfg)
+appboot.start_updater(gw, cfg, app.VERSION)
 after = []
 for _ in range(3):
     try:

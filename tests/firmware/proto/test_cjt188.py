@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
 from nengjian.proto import cjt188 as c
-from nengjian.proto import dlt645
+from nengjian.proto import dlt645, dlt645x
 from nengjian_host.sim.meters import Cjt188Meter, Dlt645Meter, SimBus, close_pty, open_pty, start
 from nengjian_host.sim.meters.cjt188_meter import FIELDS, addr_to_wire, make_frame
 
@@ -312,7 +312,7 @@ def test_mixed_bus_on_one_pty():
         req = bytearray(32)
         n = dlt645.build_read(req, "123456789012", 0x00010000)
         reply = exchange(bytes(req[:n]), dlt645.bytes_needed)
-        assert dlt645.parse_read(reply, None, "123456789012", 0x00010000)[0] == 123456
+        assert dlt645x.parse_read(reply, None, "123456789012", 0x00010000)[0] == 123456
     finally:
         stop.set()
         thread.join(2)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyrun import run_mpy
 from nengjian.proto import dlt645 as d
+from nengjian.proto import dlt645x as dx
 from nengjian.proto import errors
 from nengjian_host.sim.meters import Dlt645Meter, close_pty, open_pty, start
 from nengjian_host.sim.meters.dlt645_meter import ITEMS_1997, ITEMS_2007, addr_to_wire, make_frame
@@ -56,9 +57,9 @@ def test_build_read_matches_spec():
 
 
 def test_parse_spec_reply_is_1234_56_kwh():
-    raw, decimals, more = d.parse_read(SPEC_REPLY, None, ADDR, 0x00010000)
+    raw, decimals, more = dx.parse_read(SPEC_REPLY, None, ADDR, 0x00010000)
     assert (raw, decimals, more) == (123456, 2, False)
-    assert d.scaled(raw, decimals) == pytest.approx(1234.56)
+    assert dx.scaled(raw, decimals) == pytest.approx(1234.56)
 
 
 def test_build_read_address_matches_spec():
@@ -88,7 +89,7 @@ def test_read_next_frame():
 
 
 def test_build_frame_generic():
-    assert build(d.build_frame, ADDR, 0x11, bytes.fromhex("00000100")) == SPEC_REQUEST
+    assert build(dx.build_frame, ADDR, 0x11, bytes.fromhex("00000100")) == SPEC_REQUEST
 
 
 # ---- 1997 ------------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def test_1997_public_trace():
     assert build(d.build_read97, "000000000003", 0xB611, preamble=0) == bytes.fromhex(
         "68 03 00 00 00 00 00 68 01 02 44 E9 03 16")
     reply = bytes.fromhex("68 03 00 00 00 00 00 68 81 04 44 E9 33 34 EC 16")
-    assert d.parse_read97(reply, None, "3", 0xB611) == (100, 0, False)
+    assert dx.parse_read97(reply, None, "3", 0xB611) == (100, 0, False)
 
 
 def test_1997_forward_energy_request():
@@ -109,7 +110,7 @@ def test_1997_forward_energy_request():
 def test_1997_error_names():
     reply = make_frame(WIRE, 0xC1, bytes([0x02]))
     with pytest.raises(d.MeterErrorReply) as e:
-        d.parse_read97(reply, None, ADDR, 0x9010)
+        dx.parse_read97(reply, None, ADDR, 0x9010)
     assert e.value.names == ("wrong_di",)
 
 
@@ -128,7 +129,7 @@ def test_1997_error_names():
 def test_error_reply_decoded(code, names):
     reply = make_frame(WIRE, 0xD1, bytes([code]), preamble=4)
     with pytest.raises(d.MeterErrorReply) as e:
-        d.parse_read(reply, None, ADDR, 0x00010000)
+        dx.parse_read(reply, None, ADDR, 0x00010000)
     assert e.value.code == code
     assert e.value.names == names
     assert e.value.control == 0xD1
@@ -137,7 +138,7 @@ def test_error_reply_decoded(code, names):
 
 def test_error_reply_without_byte_is_a_frame_error():
     with pytest.raises(d.UnexpectedReply):
-        d.parse_read(make_frame(WIRE, 0xD1, b""), None, ADDR, 0x00010000)
+        dx.parse_read(make_frame(WIRE, 0xD1, b""), None, ADDR, 0x00010000)
 
 
 def mutate(frame, i, value):
@@ -148,69 +149,69 @@ def mutate(frame, i, value):
 
 def test_checksum_error():
     with pytest.raises(d.ChecksumError):
-        d.parse_read(mutate(SPEC_REPLY, 14, 0x8A), None, ADDR, 0x00010000)
+        dx.parse_read(mutate(SPEC_REPLY, 14, 0x8A), None, ADDR, 0x00010000)
 
 
 def test_missing_end_byte():
     with pytest.raises(d.FrameError):
-        d.parse_read(mutate(SPEC_REPLY, 19, 0x17), None, ADDR, 0x00010000)
+        dx.parse_read(mutate(SPEC_REPLY, 19, 0x17), None, ADDR, 0x00010000)
 
 
 def test_direction_bit():
     # our own request (echo) is not a reply
     with pytest.raises(d.UnexpectedReply):
-        d.parse_read(make_frame(WIRE, 0x11, bytes.fromhex("00000100")), None, ADDR, 0x00010000)
+        dx.parse_read(make_frame(WIRE, 0x11, bytes.fromhex("00000100")), None, ADDR, 0x00010000)
 
 
 def test_address_mismatch_and_wildcards():
     with pytest.raises(d.AddressMismatch):
-        d.parse_read(SPEC_REPLY, None, "123456789013", 0x00010000)
-    assert d.parse_read(SPEC_REPLY, None, d.ADDR_WILDCARD, 0x00010000)[0] == 123456
-    assert d.parse_read(SPEC_REPLY, None, None, 0x00010000)[0] == 123456
+        dx.parse_read(SPEC_REPLY, None, "123456789013", 0x00010000)
+    assert dx.parse_read(SPEC_REPLY, None, d.ADDR_WILDCARD, 0x00010000)[0] == 123456
+    assert dx.parse_read(SPEC_REPLY, None, None, 0x00010000)[0] == 123456
     # per-byte wildcard: AA stands for any byte, the others must match
-    assert d.parse_read(SPEC_REPLY, None, "AAAAAAAA9012", 0x00010000)[0] == 123456
+    assert dx.parse_read(SPEC_REPLY, None, "AAAAAAAA9012", 0x00010000)[0] == 123456
     with pytest.raises(d.AddressMismatch):
-        d.parse_read(SPEC_REPLY, None, "AAAAAAAA9013", 0x00010000)
+        dx.parse_read(SPEC_REPLY, None, "AAAAAAAA9013", 0x00010000)
 
 
 def test_control_and_di_echo_and_length():
     with pytest.raises(d.UnexpectedReply):  # reply to a different function
         d.parse_reply(SPEC_REPLY, None, ADDR, d.C_READ_ADDR)
     with pytest.raises(d.UnexpectedReply):  # DI echo differs
-        d.parse_read(SPEC_REPLY, None, ADDR, 0x00020000)
+        dx.parse_read(SPEC_REPLY, None, ADDR, 0x00020000)
     short = make_frame(WIRE, 0x91, bytes.fromhex("00000100 563412"))
     with pytest.raises(d.UnexpectedReply):
-        d.parse_read(short, None, ADDR, 0x00010000)
+        dx.parse_read(short, None, ADDR, 0x00010000)
     with pytest.raises(ValueError):  # DI outside the table is the caller's mistake, not the bytes'
-        d.parse_read(SPEC_REPLY, None, ADDR, 0x04000101)
+        dx.parse_read(SPEC_REPLY, None, ADDR, 0x04000101)
 
 
 def test_not_bcd():
     bad = make_frame(WIRE, 0x91, bytes.fromhex("00000100 5A341200"))
     with pytest.raises(d.BCDError):
-        d.parse_read(bad, None, ADDR, 0x00010000)
+        dx.parse_read(bad, None, ADDR, 0x00010000)
 
 
 def test_garbage_before_and_after():
     # a stray 68 whose partner 68 is not 7 bytes on is skipped
     noisy = b"\x00\xff\x68\x01" + SPEC_REQUEST[:4] + SPEC_REPLY + b"\x00\x16"
-    assert d.parse_read(noisy, None, ADDR, 0x00010000) == (123456, 2, False)
+    assert dx.parse_read(noisy, None, ADDR, 0x00010000) == (123456, 2, False)
     assert d.frame_start(noisy) == 8
 
 
 def test_incomplete():
     for k in range(len(SPEC_REPLY)):
         with pytest.raises(d.IncompleteFrame):
-            d.parse_read(SPEC_REPLY[:k], None, ADDR, 0x00010000)
+            dx.parse_read(SPEC_REPLY[:k], None, ADDR, 0x00010000)
 
 
 def test_follow_up_flag_and_read_next():
     more = make_frame(WIRE, 0xB1, bytes.fromhex("00000100 56341200"))
-    assert d.parse_read(more, None, ADDR, 0x00010000) == (123456, 2, True)
+    assert dx.parse_read(more, None, ADDR, 0x00010000) == (123456, 2, True)
     nxt = make_frame(WIRE, 0x92, bytes.fromhex("00000100 56341200 02"))
-    assert d.parse_read(nxt, None, ADDR, 0x00010000, seq=2) == (123456, 2, False)
+    assert dx.parse_read(nxt, None, ADDR, 0x00010000, seq=2) == (123456, 2, False)
     with pytest.raises(d.UnexpectedReply):
-        d.parse_read(nxt, None, ADDR, 0x00010000, seq=3)
+        dx.parse_read(nxt, None, ADDR, 0x00010000, seq=3)
 
 
 def test_read_raw_any_di():
@@ -235,7 +236,7 @@ def test_read_raw_any_di():
 ])
 def test_sign_bits_and_formats(di, data, expected):
     plain = bytes([(di >> (8 * k)) & 0xFF for k in range(4)]) + bytes.fromhex(data)
-    raw, dec, _ = d.parse_read(make_frame(WIRE, 0x91, plain), None, ADDR, di)
+    raw, dec, _ = dx.parse_read(make_frame(WIRE, 0x91, plain), None, ADDR, di)
     assert (raw, dec) == expected
 
 
@@ -320,7 +321,7 @@ def test_round_trip_2007_through_simulated_meter(dv, addr, pre):
     meter.set_raw(di, raw)
     reply = meter.respond(build(d.build_read, addr, di, preamble=pre))
     assert d.bytes_needed(bytearray(reply) + bytearray(8), len(reply)) == 0
-    assert d.parse_read(reply, None, addr, di) == (raw, ITEMS_2007[di][1], False)
+    assert dx.parse_read(reply, None, addr, di) == (raw, ITEMS_2007[di][1], False)
 
 
 @given(meter_value(ITEMS_1997), addresses)
@@ -329,7 +330,7 @@ def test_round_trip_1997_through_simulated_meter(dv, addr):
     meter = Dlt645Meter(addr, v1997=True, clock=lambda: 0.0)
     meter.set_raw(di, raw)
     reply = meter.respond(build(d.build_read97, addr, di))
-    assert d.parse_read97(reply, None, addr, di) == (raw, ITEMS_1997[di][1], False)
+    assert dx.parse_read97(reply, None, addr, di) == (raw, ITEMS_1997[di][1], False)
 
 
 @st.composite
@@ -345,10 +346,10 @@ def frames(draw):
 
 FRAMES_AND_NOISE = frames_and_noise(frames())
 PARSERS = [
-    lambda b: d.parse_read(b, None, ADDR, 0x00010000),
-    lambda b: d.parse_read(b, None, None, 0x02020100),
-    lambda b: d.parse_read(b, None, d.ADDR_WILDCARD, 0x00010000, seq=1),
-    lambda b: d.parse_read97(b, None, ADDR, 0x9010),
+    lambda b: dx.parse_read(b, None, ADDR, 0x00010000),
+    lambda b: dx.parse_read(b, None, None, 0x02020100),
+    lambda b: dx.parse_read(b, None, d.ADDR_WILDCARD, 0x00010000, seq=1),
+    lambda b: dx.parse_read97(b, None, ADDR, 0x9010),
     lambda b: d.parse_address_reply(b),
     lambda b: d.parse_reply(b, None, None, 0x11),
     lambda b: d.read_raw(b, None, None, 0x00010000, bytearray(32)),
@@ -389,7 +390,7 @@ def test_sim_meter_silence_rules():
     assert m.respond(build(d.build_read, "123456789013", 0x00010000)) is None  # another meter
     assert m.respond(build(d.build_read_address)) is None  # wildcard, not the only meter
     assert m.respond(build(d.build_read, d.ADDR_WILDCARD, 0x00010000)) is None
-    assert m.respond(build(d.build_frame, d.ADDR_BROADCAST, 0x11, bytes.fromhex("00000100"))) is None
+    assert m.respond(build(dx.build_frame, d.ADDR_BROADCAST, 0x11, bytes.fromhex("00000100"))) is None
     assert m.respond(SPEC_REPLY) is None  # another slave's reply
     assert m.respond(b"\x68\x00\x16") is None
     assert m.respond(mutate(SPEC_REQUEST, 18, 0x00)) is None  # bad checksum
@@ -401,14 +402,14 @@ def test_sim_meter_bad_checksum_fault():
     m = Dlt645Meter(ADDR, {0x00010000: "1234.56"})
     m.bad_checksum = True
     with pytest.raises(d.ChecksumError):
-        d.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)
+        dx.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)
 
 
 def test_sim_meter_only_meter_answers_wildcards():
     m = Dlt645Meter(ADDR, {0x00010000: "1234.56"}, only_meter=True)
     assert d.parse_address_reply(m.respond(build(d.build_read_address))) == ADDR
     reply = m.respond(build(d.build_read, d.ADDR_WILDCARD, 0x00010000))
-    assert d.parse_read(reply, None, d.ADDR_WILDCARD, 0x00010000)[0] == 123456
+    assert dx.parse_read(reply, None, d.ADDR_WILDCARD, 0x00010000)[0] == 123456
 
 
 def test_sim_meter_time_sync_recorded_without_reply():
@@ -420,20 +421,20 @@ def test_sim_meter_time_sync_recorded_without_reply():
 def test_sim_meter_unknown_di_is_no_such_data():
     m = Dlt645Meter(ADDR)
     with pytest.raises(d.MeterErrorReply) as e:
-        d.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)
+        dx.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)
     assert e.value.names == ("no_such_data",)
 
 
 def test_sim_meter_counter_advances_and_rolls_over():
     now = [100.0]
     m = Dlt645Meter(ADDR, {0x00010000: "999999.00"}, rates={0x00010000: "0.5"}, clock=lambda: now[0])
-    assert d.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 99999900
+    assert dx.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 99999900
     now[0] += 1.0
-    assert d.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 99999950
+    assert dx.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 99999950
     now[0] += 3.0  # 4 s at 0.5 kWh/s: 999999.00 + 2.00 rolls over to 1.00
-    assert d.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 100
+    assert dx.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 100
     m.set(0x00010000, 42)
-    assert d.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 4200
+    assert dx.parse_read(m.respond(SPEC_REQUEST), None, ADDR, 0x00010000)[0] == 4200
 
 
 def read_reply(fd, timeout=2.0):
@@ -459,15 +460,15 @@ def test_serve_two_meters_on_one_pty():
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
     try:
         os.write(fd, SPEC_REQUEST)
-        assert d.parse_read(read_reply(fd), None, ADDR, 0x00010000)[0] == 123456
+        assert dx.parse_read(read_reply(fd), None, ADDR, 0x00010000)[0] == 123456
         os.write(fd, build(d.build_read, "7", 0x00010000))
-        assert d.parse_read(read_reply(fd), None, "7", 0x00010000)[0] == 700
+        assert dx.parse_read(read_reply(fd), None, "7", 0x00010000)[0] == 700
         os.write(fd, build(d.build_read, "8", 0x00010000))  # nobody: silence
         assert read_reply(fd, timeout=0.3) == b""
         os.write(fd, b"\x00\x68\x01")  # noise, then a good request: still answered
         time.sleep(0.3)
         os.write(fd, SPEC_REQUEST)
-        assert d.parse_read(read_reply(fd), None, ADDR, 0x00010000)[0] == 123456
+        assert dx.parse_read(read_reply(fd), None, ADDR, 0x00010000)[0] == 123456
     finally:
         stop.set()
         thread.join(2)
@@ -486,27 +487,28 @@ def test_addr_to_wire_agrees():
 def test_codec_on_micropython():
     code = """
 from nengjian.proto import dlt645 as d
+from nengjian.proto import dlt645x as dx
 b = bytearray(64)
 n = d.build_read(b, '123456789012', 0x00010000)
 assert bytes(b[:n]) == bytes.fromhex('FEFEFEFE68129078563412681104333334336816'), bytes(b[:n])
 n = d.build_read_address(b)
 assert bytes(b[:n]) == bytes.fromhex('FEFEFEFE68AAAAAAAAAAAA681300DF16')
 r = bytes.fromhex('68129078563412689108333334338967453354' + '16')
-assert d.parse_read(r, None, '123456789012', 0x00010000) == (123456, 2, False)
+assert dx.parse_read(r, None, '123456789012', 0x00010000) == (123456, 2, False)
 for k in range(len(r)):
     assert d.bytes_needed(bytearray(r[:k]) + bytearray(32), k) > 0
 assert d.bytes_needed(r) == 0
 e = bytes.fromhex('6812907856341268D10135') + bytes([(0x68*2+0x12+0x90+0x78+0x56+0x34+0x12+0xD1+0x01+0x35) & 255, 0x16])
 try:
-    d.parse_read(e, None, '123456789012', 0x00010000)
+    dx.parse_read(e, None, '123456789012', 0x00010000)
     raise SystemExit('no error')
 except d.MeterErrorReply as x:
     assert x.code == 2 and x.names == ('no_such_data',), x.names
 try:
-    d.parse_read(r[:-2] + b'\\x00\\x16', None, '123456789012', 0x00010000)
+    dx.parse_read(r[:-2] + b'\\x00\\x16', None, '123456789012', 0x00010000)
 except d.ChecksumError:
     pass
-assert d.parse_read97(bytes.fromhex('6803000000000068810444E93334EC16'), None, '3', 0xB611) == (100, 0, False)
+assert dx.parse_read97(bytes.fromhex('6803000000000068810444E93334EC16'), None, '3', 0xB611) == (100, 0, False)
 n = d.build_read(b, '123456789012', 0x02020100)
 print('ok', d.decode_bcd(b'\\x34\\x12\\x80', 3, True))
 """

@@ -42,6 +42,7 @@ from nengjian.store.store import Store
 
 gc.collect()
 DATA = RAMBlockDevice(NB, BS).data  # early, while the heap is whole
+import nengjian.store.cold  # noqa: F401  held loaded: Store.open would load it anew for every run
 MNT = "/pc"
 DESTS = ("city", "prov")
 T0 = 1760000000 - 1760000000 % 900

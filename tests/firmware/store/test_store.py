@@ -965,3 +965,80 @@ def test_random_operations_against_a_model(tmp_path_factory, seq_ops):
     # whatever is not in the rings was folded into history (delivered VALUEs and EVENTs) or expired raw
     assert len([q for q in missing if cbor.decode(model[q])[0] == R.VALUE]) <= len([h for h in hist if h[0] == R.VALUE])
     s.close()
+
+
+def test_sim_flash_methods_allocate_nothing(tmp_path):
+    """The sim board's flash (nengjian.store.filedev, without the tests' counters and power cut) is
+    called by littlefs the same way: none of its methods may allocate with the heap locked."""
+    code = r'''
+import micropython
+from nengjian.store.filedev import FileDevice
+dev = FileDevice("%s", 8, 4096)
+buf = bytearray(256)
+rd = bytearray(256)
+allocs = []
+r = 0
+ok = True
+for name in ("erase", "prog", "read", "count", "size", "sync"):
+    r = 0  # globals made before the lock: a new name would allocate
+    ok = False
+    micropython.heap_lock()
+    try:
+        if name == "erase":
+            r = dev.ioctl(6, 1)
+        elif name == "prog":
+            r = dev.writeblocks(1, buf, 512)
+        elif name == "read":
+            r = dev.readblocks(1, rd, 512)
+        elif name == "count":
+            r = dev.ioctl(4, 0)
+        elif name == "size":
+            r = dev.ioctl(5, 0)
+        else:
+            r = dev.ioctl(3, 0)
+        ok = True
+    except MemoryError:
+        ok = False
+    micropython.heap_unlock()
+    if not ok:
+        allocs.append(name)
+print("ALLOCS", allocs, "BLOCKS", dev.ioctl(4, 0), dev.ioctl(5, 0))
+''' % (tmp_path / "flash.img")
+    out = run_mpy(code, heap="256k").stdout
+    assert "ALLOCS [] BLOCKS 8 4096" in out, out
+
+
+def test_boot_and_operator_code_is_not_kept_loaded():
+    """Store.open and Store.history run nengjian.store.cold's code and drop the module after: the
+    gateway holds no heap for code that runs at boot or on an operator's request."""
+    code = r'''
+import sys
+import vfs
+from nengjian.core import records as R
+from nengjian.core.decimal import Decimal
+from nengjian.store.blockdev import RAMBlockDevice
+from nengjian.store.store import Store
+
+dev = RAMBlockDevice(64, 512)
+vfs.VfsLfs2.mkfs(dev)
+vfs.mount(vfs.VfsLfs2(dev), "/v")
+s = Store("/v/st", ("city",), segment_bytes=1024, segments=8, flush_records=4)
+s.open()
+print("AFTER OPEN", "nengjian.store.cold" in sys.modules)
+for i in range(40):
+    s.append([R.VALUE, 1760000700 + 900 * i, "C", 0, 1760000700 + 900 * i, Decimal(i, -2), True, 1, 1])
+s.flush()
+s.ack("city", s.durable_seq)
+for i in range(40):
+    s.append([R.VALUE, 1760100000 + 900 * i, "C", 0, 1760100000 + 900 * i, Decimal(i, -2), True, 1, 1])
+s.flush()
+seen = []
+s.history(lambda seq, rec: seen.append(rec[0]))
+print("AFTER HISTORY", "nengjian.store.cold" in sys.modules)
+s.close()
+s = Store("/v/st", ("city",), segment_bytes=1024, segments=8, flush_records=4)
+s.open()
+print("REOPENED", s.cursor("city") > 0, "nengjian.store.cold" in sys.modules)
+'''
+    out = run_mpy(code, heap="512k").stdout
+    assert "AFTER OPEN False" in out and "AFTER HISTORY False" in out and "REOPENED True False" in out, out

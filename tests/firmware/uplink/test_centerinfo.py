@@ -21,7 +21,7 @@ class Http:
         self.calls = []
 
     async def request(self, method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384,
-                      length=None):
+                      length=None, buf=None):
         self.calls.append((url.rsplit("/", 1)[-1], json.loads(bytes(body))))
         status, payload = self.answers.pop(0)
         return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -133,7 +133,7 @@ def test_backoff_is_exponential_jittered_and_capped():
 KINDS = """
 import asyncio, json
 from nengjian.uplink import delivery
-from nengjian.uplink.result import OUT_OF_MEMORY, RETRY, Result
+from nengjian.uplink.result import OK, OUT_OF_MEMORY, RETRY, UNANSWERED, Result
 class Prof:
     name = "x"
     def __init__(self, results):
@@ -152,6 +152,8 @@ class Store:
         return 0
     def backlog(self, name):
         return 100
+    def ack(self, name, last):
+        pass
 def run(size, results):
     p = Prof(results)
     d = delivery.Destination(p, Store(), size, lambda k, t: None, backoff_min_ms=10, backoff_max_ms=20)
@@ -166,6 +168,9 @@ print("RESULT " + json.dumps({
     # the profile says OUT_OF_MEMORY, whatever its text: halved, retried at once, no back-off
     "oom": run(10, [Result(OUT_OF_MEMORY, "heap"), Result(OUT_OF_MEMORY, "")]),
     "oom_single": run(1, [Result(OUT_OF_MEMORY, "heap")]),
+    # sent whole, its answer found no heap: the same batch again at once; halved only when it recurs
+    "unanswered": run(10, [Result(UNANSWERED, "answer"), Result(OK)]),
+    "unanswered_twice": run(10, [Result(UNANSWERED, "answer"), Result(UNANSWERED, "answer"), Result(OK)]),
 }))
 """
 
@@ -175,3 +180,5 @@ def test_out_of_memory_is_told_by_the_result_kind_not_its_text():
     assert r["platform_text"] == {"sizes": [10], "size": 10, "failures": 1, "failing": True}
     assert r["oom"] == {"sizes": [10, 5], "size": 2, "failures": 0, "failing": False}
     assert r["oom_single"] == {"sizes": [1], "size": 1, "failures": 1, "failing": True}  # nothing left to halve
+    assert r["unanswered"] == {"sizes": [10, 10], "size": 10, "failures": 0, "failing": False}
+    assert r["unanswered_twice"] == {"sizes": [10, 10, 5], "size": 5, "failures": 0, "failing": False}

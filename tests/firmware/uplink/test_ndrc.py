@@ -124,7 +124,7 @@ def test_sm4_ecb_body_decrypts_to_the_plain_one_with_gmssl(tmp_path, encoding):
 
 
 def test_the_body_streams_through_the_kept_buffer(tmp_path):
-    """No allocation the size of the body: chunks are views of the 4 KB buffer kept since start,
+    """No allocation the size of the body: chunks are views of the buffer kept since start,
     they add up to the measured Content-Length, and the whole is the encoded batch."""
     for security in ("plain", "sm4-ecb"):
         p = seeded(tmp_path, security)
@@ -149,7 +149,7 @@ class ScriptedHttp:
         self.calls = []
 
     async def request(self, method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384,
-                      length=None):
+                      length=None, buf=None):
         if length is not None:  # streamed: chunks, each valid only until the next is taken
             whole = b"".join(bytes(c) for c in body)
             assert len(whole) == length
@@ -269,6 +269,47 @@ def test_memory_error_while_encoding_is_out_of_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(p, "_size", no_heap)
     r = run_round(p, 3)
     assert r.kind == ndrc.OUT_OF_MEMORY and "3 record(s)" in r.reason
+
+
+def test_memory_error_reading_the_answer_is_unanswered_not_out_of_memory(tmp_path, monkeypatch):
+    """The body went out whole, then the heap had no room for the answer: the platform may have
+    stored the batch, so this is not the batch being too large to send (delivery resends it as it
+    was, not halved). A MemoryError before the body is out stays OUT_OF_MEMORY."""
+    p = seeded(tmp_path)
+    p._checked = True
+    sent = []
+
+    async def answer_lost(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384,
+                          length=None, buf=None):
+        sent.append(b"".join(bytes(c) for c in body))
+        assert buf is p._body  # the answer is read through the profile's kept buffer
+        raise MemoryError()
+
+    monkeypatch.setattr(ndrc.http, "request", answer_lost)
+    r = run_round(p, 3)
+    assert r.kind == ndrc.UNANSWERED and "3 record(s)" in r.reason and "answer" in r.reason
+    assert len(json.loads(sent[0])["data"]) == 3
+
+    async def send_fails(method, url, body=b"", headers=None, timeout_ms=15000, ssl=None, max_body=16384,
+                         length=None, buf=None):
+        next(iter(body))  # the first chunk only: the body is not out
+        raise MemoryError()
+
+    monkeypatch.setattr(ndrc.http, "request", send_fails)
+    assert run_round(p, 3).kind == ndrc.OUT_OF_MEMORY
+
+
+def test_memory_error_setting_up_the_session_is_retry_not_out_of_memory(tmp_path, monkeypatch):
+    """Seen at a full heap: loading the session steps failed before any batch was held, and
+    delivery halved the batch to one record for nothing. It is backed off from (RETRY) instead."""
+    p = fresh(tmp_path)
+
+    def no_heap():
+        raise MemoryError()
+
+    monkeypatch.setattr(ndrc, "_session", no_heap)
+    r = asyncio.run(p.ensure_session())
+    assert r is not None and r.kind == ndrc.RETRY and "setting up the session" in r.reason
 
 
 HTML = (200, b"<html><body>Service temporarily unavailable</body></html>")

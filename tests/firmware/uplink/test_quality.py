@@ -114,6 +114,74 @@ print(json.dumps({"events": events, "days": [(x["period"], x["misaligned"]) for 
     assert not any("2026-11-02: day value's" in t for t in got["events"])
 
 
+def test_an_estimate_sent_as_invalid_is_not_a_value_accepted(tmp_path):
+    """SPEC 2 counts values uploaded against values due; a value the gateway itself sends as invalid (an
+    estimate, unless intervals.estimated_valid) gives the platform no figure for its period, so it is
+    not counted complete: 10 invalid estimates of 96 periods leave the day at 87 of 97, below 90 %. A valid
+    resend of such a period later counts."""
+    got = _run(r"""
+events = []
+q = quality.Quality("city", [E], P, %r, lambda k, t: events.append(t), settle_s=0, now=D - 30)
+batch = [rt(E, D + p * P, 100) for p in range(96)]
+for p in range(40, 50):
+    batch[p][1][records.V_VALID] = False  # estimated across a gap
+q.accepted(batch, D + 86400)
+q.accepted([day(E, D, 9600)], D + 86400 + 60)
+r = q.report(D + 86400 + 120)
+d = [x for x in r["days"] if x["start"] == D][0]
+q.tick(D + 86400 + 120)
+q2 = quality.Quality("prov", [E], P, %r, lambda k, t: None, settle_s=0, now=D - 30)
+q2.accepted([rt(E, D + 40 * P, 100)], D + 86400)
+q2.accepted(batch[40:41], D + 86400)  # invalid first, then the valid value: counted once
+q2.accepted([(0, [records.VALUE, D + 41 * P, E, records.REALTIME, D + 41 * P, Decimal(100, -2), False, 4, 1])],
+            D + 86400)
+q2.accepted([rt(E, D + 41 * P, 100)], D + 86400)
+d2 = [x for x in q2.report(D + 86400 + 120)["days"] if x["start"] == D][0]
+print(json.dumps({"item": d["items"][E], "invalid": r.get("invalid"), "events": events, "resent": d2["items"][E][0],
+                  "invalid2": getattr(q2, "invalid", None)}))
+""" % (str(tmp_path / "q.bin"), str(tmp_path / "q2.bin")))
+    assert got["item"] == [87, 97, None]  # not every real-time value accepted: the day is not compared
+    assert got["invalid"] == 10
+    assert got["events"] == ["QUALITY city 00-00-0000-023300-11 day 2026-11-01: completeness 89.7 % "
+                             "(87 of 97 values due), below 90 %"]
+    assert got["resent"] == 2 and got["invalid2"] == 2
+
+
+@pytest.mark.parametrize("period, late", [(900, 120), (300, 60), (3600, 120), (60, 12)])
+def test_the_first_period_due_counts_from_a_boundary_within_the_tolerance(tmp_path, period, late):
+    """Quality.first(): a gateway that begins to watch up to the interval engine's tolerance after a
+    boundary (min(period // 5, 120) s) still takes that boundary's reading, so the period starting there
+    is the first one due; one second later it is the next."""
+    got = _run(r"""
+out = []
+for since in (D - 1, D, D + LATE, D + LATE + 1, D + PERIOD - 1):
+    q = quality.Quality("city", [E], PERIOD, "/dev/null/none", lambda k, t: None, now=since)
+    out.append(q.first() - D)
+print(json.dumps(out))
+""".replace("PERIOD", str(period)).replace("LATE", str(late)))
+    assert got == [0, 0, 0, period, period]
+
+
+def test_timeliness_is_within_one_period_of_falling_due(tmp_path):
+    """A real-time value falls due at its period's end and is on time up to one period later; a day value
+    likewise within a day of its day's end (our reading, see the module): at the limit on time, a second
+    past it late, for the day figures and the month's."""
+    got = _run(r"""
+q = quality.Quality("city", [E], P, %r, lambda k, t: None, settle_s=0, now=D - 30)
+q.accepted([rt(E, D, 100)], D + 2 * P)             # due at D + P: on time at the limit
+q.accepted([rt(E, D + P, 100)], D + 3 * P + 1)     # one second past it
+q.accepted([day(E, D, 200)], D + 2 * 86400)
+q.accepted([day(E, D + 86400, 200)], D + 3 * 86400 + 1)
+r = q.report(D + 3 * 86400 + 2)
+d0 = [x for x in r["days"] if x["start"] == D][0]
+d1 = [x for x in r["days"] if x["start"] == D + 86400][0]
+m = r["months"][0]
+print(json.dumps([[d0["accepted"], d0["on_time"]], [d1["accepted"], d1["on_time"]], [m["accepted"], m["on_time"],
+                  m["timeliness"]]]))
+""" % str(tmp_path / "q.bin"))
+    assert got == [[3, 2], [1, 0], [4, 2, 50.0]]
+
+
 def test_the_figures_code_is_loaded_only_while_it_runs(tmp_path):
     # Always loaded: the tables and what feeds them; the figures, alarms and file reading come and go.
     got = _run(r'''

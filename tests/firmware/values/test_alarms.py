@@ -25,7 +25,7 @@ class Rig:
     def __init__(self, path=None, opts=None, now=T0):
         self.events = []
         self.changes = []
-        self.al = alarms.Alarms([A, B], 900, lambda k, t: self.events.append((k, t)), opts, path, now=now)
+        self.al = alarms.Alarms([A, B], 900, lambda k, t, c=None: self.events.append((k, t)), opts, path, now=now)
         self.al.subscribe(self.changes.append)
 
     def feed(self, code, start, valid=True):
@@ -147,7 +147,7 @@ T0 = %d
 clock = [T0]
 timeutil.set_source(lambda: clock[0])
 ev = []
-al = alarms.Alarms(["%s", "%s"], 900, lambda k, t: ev.append(t), None, None)
+al = alarms.Alarms(["%s", "%s"], 900, lambda k, t, c=None: ev.append(t), None, None)
 while clock[0] < T0 + 31 * 86400:
     clock[0] += 900
     start = clock[0] - 900

@@ -697,3 +697,19 @@ def test_config_refuses_bad_interval_settings(change, why):
     change(cfg)
     problems = siteconfig.check(cfg)
     assert problems and why in problems[0]
+
+
+def test_the_boot_replay_is_not_kept_loaded(tmp_path):
+    """Intervals.resume runs nengjian.values.intervalboot's code and drops the module after: a gateway
+    holds no heap for code that runs once per boot. The replay itself still works across reboots."""
+    import sys
+
+    rig = Rig(path=str(tmp_path / "iv.json"))
+    assert "nengjian.values.intervalboot" not in sys.modules
+    for k in range(3):
+        rig.poll(JAN1 + k * 900 + 5, 100000 + 1000 * k)
+    rig.iv.save()
+    rig.boot()
+    assert "nengjian.values.intervalboot" not in sys.modules
+    rig.poll(JAN1 + 3 * 900 + 5, 103000)
+    assert [r[5].mantissa for r in rig.values(records.REALTIME)] == [1000, 1000, 1000]

@@ -21,7 +21,7 @@ def meters(due="2026-12-20", accuracy="1"):
 
 def make(due="2026-12-20", path=None, accuracy="1"):
     ev = []
-    return metrology.Metrology(meters(due, accuracy), lambda k, t: ev.append((k, t)), path), ev
+    return metrology.Metrology(meters(due, accuracy), lambda k, t, c=None: ev.append((k, t)), path), ev
 
 
 def test_day_number_matches_the_calendar():
@@ -91,7 +91,7 @@ import json
 from nengjian.core.decimal import Decimal
 from nengjian.values import metercheck, metrology
 ev = []
-mt = metrology.Metrology(%s, lambda k, t: ev.append(t))
+mt = metrology.Metrology(%s, lambda k, t, c=None: ev.append(t))
 mt.tick(%d)
 a = metercheck.check(mt, "m1", "energy_kwh", Decimal(1234567891, -2), %d, "12345700.00", %d)
 print(json.dumps([ev, a, mt.status_alarms()]))

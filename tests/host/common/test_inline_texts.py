@@ -2,7 +2,8 @@
 (English words, or Chinese) goes to print, a progress line, a question, an error, a refusal,
 argparse's help, description and epilog, or the commissioning report's headings and cells in these
 modules; they say catalogue keys (messages.t, msg, both) instead, so every text has its English and
-its Chinese and the language follows --lang (the report carries both, Chinese first)."""
+its Chinese and the language follows --lang (the report carries both, Chinese first). Every other host
+module may say no more such texts than it says today (NOT_YET), so a new one is caught anywhere."""
 
 from __future__ import annotations
 
@@ -15,16 +16,32 @@ from nengjian_host.common import messages
 
 HOST = Path(messages.__file__).resolve().parents[1]
 MODULES = ("install/commission.py", "install/commission_command.py", "install/commission_report.py",
-           "vendor/commands.py", "sim/commands.py", "install/provision.py")
-# where a text goes to a person: printing, progress, questions, errors, refusals, argparse, the report
+           "vendor/commands.py", "sim/commands.py", "install/provision.py", "install/commands.py",
+           "crew/commands.py", "crew/status.py", "crew/entries.py", "common/device.py", "crew/pull.py",
+           "install/flash.py", "common/gatewaytext.py", "common/bundle.py")
+# The modules not moved into the catalogue yet, with how many lines of their own text each still says (they
+# go down, never up): a new text anywhere in host/ outside the catalogue fails here, in a module of
+# MODULES, one of these, or a new module. Most are the detail of an exception that a catalogue
+# message carries as {reason}; the maintenance ledger's HTML says many in both languages inline.
+NOT_YET = {"common/devicefiles.py": 6, "common/gatewaycall.py": 1,
+           "common/messages.py": 1, "common/storedump.py": 13, "crew/ledger.py": 56,
+           "crew/update.py": 1, "install/scan.py": 1, "vendor/channel.py": 5,
+           "vendor/updates.py": 13}
+# where a text goes to a person: printing, progress, questions, errors, refusals, argparse, the report, a table
 SINKS = {"print", "emit", "note", "info", "to_stderr", "say", "need", "refuse", "fail", "add_parser",
-         "add_argument", "CommissionError", "ValueError", "ProvisionError", "DeviceUnreachable", "append", "_table", "_th", "_both", "font_face"}
+         "add_argument", "CommissionError", "ValueError", "ProvisionError", "DeviceUnreachable", "append", "_table",
+         "_th", "_both", "font_face", "add_column", "add_row", "Table", "row", "LedgerError", "EntryError",
+         "CalibrationError", "PullError", "UnsafeName", "DeviceError", "DeviceGone", "FlashError", "BundleError",
+         "UpdateError", "StoreFormatError"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
+MARKUP = re.compile(r"\[/?[a-z ]*\]")  # rich's [bold red] ... [/bold red]: a style, not words
 
 
 def _is_text(value: str) -> bool:
-    """Words a person reads: Chinese, or English (a word of three letters in something with a space)."""
-    return bool(CJK.search(value) or (re.search(r"[A-Za-z]{3}", value) and re.search(r"\s", value)))
+    """Words a person reads: Chinese, or English (a lower-case word of three letters in something with a
+    space; an acronym such as IMEI is not one)."""
+    value = MARKUP.sub("", value)
+    return bool(CJK.search(value) or (re.search(r"[a-z]{3}", value) and re.search(r"\s", value)))
 
 
 def _texts(node, consts: dict) -> list[int]:
@@ -64,6 +81,31 @@ def inline_texts(path: Path) -> list[int]:
 def test_no_text_outside_the_catalogue(module):
     lines = inline_texts(HOST / module)
     assert not lines, "%s says these itself, not through messages.py: lines %s" % (module, lines)
+
+
+def _host_modules() -> list[str]:
+    return sorted(p.relative_to(HOST).as_posix() for p in HOST.rglob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.mark.parametrize("module", [m for m in _host_modules() if m not in MODULES and not m.startswith("sim/")])
+def test_no_module_says_more_of_its_own_text_than_before(module):
+    """A module outside MODULES (the sim rig aside: its texts are for developers) says no more texts of
+    its own than NOT_YET allows: a new one goes through the catalogue (messages.t, msg, both)."""
+    lines = inline_texts(HOST / module)
+    allowed = NOT_YET.get(module, 0)
+    assert len(lines) <= allowed, ("%s says %d texts itself, not through messages.py (lines %s; %d allowed): "
+                                   "put the new one in the catalogue" % (module, len(lines), lines, allowed))
+
+
+def test_the_scan_sees_a_table_and_an_exception_but_not_markup(tmp_path):
+    planted = tmp_path / "y.py"
+    planted.write_text(
+        'def f(t, c, e):\n'
+        '    t.add_column("last reading")\n'                   # 2
+        '    c.print("[bold red]%s[/bold red] %s" % (a, b))\n'  # 3: markup only
+        '    raise LedgerError("no records in the data")\n'     # 4
+        '    t.add_row("IMEI " + e)\n')                         # 5: an acronym
+    assert inline_texts(planted) == [2, 4]
 
 
 def test_the_scan_finds_each_kind(tmp_path):

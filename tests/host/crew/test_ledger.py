@@ -166,7 +166,7 @@ def test_restarts_say_why_and_crash_loop_safe_mode_is_a_stretch():
     assert led["summary"]["safe_mode_entries"] == 2
     page = ledger.to_html(led, {})
     assert "崩溃循环安全模式" in page and "看门狗复位" in page
-    assert "2 restart(s) after a crash or a watchdog reset (程序崩溃或看门狗复位后重启 2 次)" in page
+    assert "程序崩溃或看门狗复位后重启 2 次（2 restart(s) after a crash or a watchdog reset）" in page
     assert "Crash-loop safe mode entered 2 time(s)" in page
 
 
@@ -236,3 +236,90 @@ def test_the_gateways_score_alarms_are_listed_per_destination_item_and_day(recor
     assert led["summary"]["quality_alarms"] == 2
     html = ledger.to_html(led, {})
     assert "网关数据质量告警" in html and "2 score alarm(s)" in html and "83.5 %" in html
+
+
+def test_a_value_stored_as_invalid_is_not_complete_as_on_the_gateway():
+    """nengjian.uplink.quality: a value sent as invalid (an estimate, a value out of range) is not one the
+    platform counts; a valid resend of the same period later is."""
+    end = T0 + 86400
+    recs = values(A, T0, end)
+    for r in recs[:20]:  # 20 of 96 periods estimated, sent as invalid
+        r[6] = False
+    recs.append([2, end + 60, A, 0, recs[0][4], "1.25", True, 4, 1])  # the first of them sent again, valid
+    led = ledger.build(recs, end=end + P)
+    item = led["items"][A]
+    assert item["values"] == 96 and item["invalid"] == 20
+    assert item["completeness"] == round(77 / 96, 4) and item["below_90pct"]
+    assert not led["gaps"]  # a flagged estimate is data stored, not a gap (the gap rules as before)
+
+
+def _score_slot(period, start, accepted, due, items):
+    return {"period": period, "start": start, "accepted": accepted, "due": due, "on_time": accepted,
+            "completeness": round(accepted * 1000 / due) / 10, "timeliness": 100.0, "apart_max": 0.4,
+            "misaligned": 0, "items": items}
+
+
+DAY_CST = T0 - 8 * 3600  # 2026-05-01 00:00 CST
+
+
+def _pulled_with_score(tmp_path):
+    """A pull's records beside its quality.json (what crew.pull.save_quality writes from the console status)."""
+    day = DAY_CST
+    recs = values(A, day, day + 86400) + values(B, day, day + 86400, skip=((day, day + 10 * P),))
+    recs.append([2, day + 86400 + 60, A, 1, day, "120", True, 4, 1])  # A's day value
+    for r in recs[:3]:
+        r[6] = False  # three of A's stored as invalid estimates: not counted, here or on the gateway
+    src = tmp_path / "records.jsonl"
+    src.write_text("\n".join(json.dumps({"seq": i, "kind": r[0], "fields": r[1:]}) for i, r in enumerate(recs)))
+    # What the gateway says: of A it has 92 of 97 (two valid values still in its backlog), of B 80 of 97.
+    days = [_score_slot("2026-05-01", day, 172, 194, {A: [92, 97, 0.4], B: [80, 97, None]})]
+    months = [_score_slot("2026-05", day, 172, 194, {A: [92, 97, None], B: [80, 97, None]})]
+    (tmp_path / "quality.json").write_text(json.dumps({
+        "gateway_id": "NJ-1", "gateway_time": day + 86400 + 3600,
+        "destinations": [{"name": "city", "quality": {"since": day, "days": days, "months": months,
+                                                      "alarms": [], "too_old": 0, "invalid": 3}}]}))
+    return src
+
+
+def test_the_gateways_own_score_from_the_pull_is_shown_beside_the_ledgers(tmp_path, capsys):
+    """`nengjian pull` saves the console status's quality section (crew.pull.save_quality) beside the records;
+    the report shows it per destination, next to what the pulled records hold for the same day and month."""
+    src = _pulled_with_score(tmp_path)
+    html_path = tmp_path / "ledger.html"
+    code = cli.main(["ledger", str(src), "--html", str(html_path), "--no-pdf", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, out
+    city = out["gateway_score"]["destinations"][0]
+    assert city["destination"] == "city" and city["invalid"] == 3
+    items = {(x["what"], x["code"]): x for x in city["items"]}
+    assert items[("day", A)]["stored"] == 94 and items[("day", A)]["not_accepted"] == 2  # 93 real-time + the day value
+    assert items[("day", B)]["stored"] == 86 and items[("day", B)]["flag"]
+    assert items[("month", A)]["stored"] == 94
+    first = city["periods"][0]
+    assert first["what"] == "day" and first["stored"] == 180 and first["not_accepted"] == 8
+    assert out["summary"]["gateway_score_low"] == 1  # the month at 88.7 %
+    page = html_path.read_text()
+    assert "网关自身的数据质量评分" in page and "The gateway&#x27;s own score" in page
+    assert "已存未接收（待补传）" in page and "数据采集项" in page and "172/194" in page
+    assert "city 2026-05: 92/97 (94.8 %)" in page  # beside the ledger's own completeness of A
+    assert "88.7 %" in page and "网关自身评分本月完整率低于 90 %" in page
+
+
+def test_a_pull_without_the_gateways_score_says_so(records, tmp_path, capsys):
+    src = tmp_path / "records.jsonl"
+    src.write_text("\n".join(json.dumps({"seq": i, "kind": r[0], "fields": r[1:]}) for i, r in enumerate(records)))
+    code = cli.main(["ledger", str(src), "--html", str(tmp_path / "l.html"), "--no-pdf", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["gateway_score"] is None
+    assert "本次拉取的数据中没有" in (tmp_path / "l.html").read_text()
+
+
+def test_the_gateways_own_score_is_in_the_pdf(tmp_path):
+    from nengjian_host.common import cjkfont, pdf
+    from pdftext import Pdf
+
+    if pdf.chromium() is None or cjkfont.find() is None:
+        pytest.skip("chromium or a CJK font is not installed (make browser)")
+    html_path = tmp_path / "ledger.html"
+    led = ledger.report(_pulled_with_score(tmp_path), html_path=html_path, pdf_path=tmp_path / "ledger.pdf")
+    flat = Pdf(open(led["pdf"], "rb").read()).text().replace("\n", "")
+    assert "网关自身的数据质量评分" in flat and "待补传" in flat and "172/194" in flat

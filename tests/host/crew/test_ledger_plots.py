@@ -70,3 +70,24 @@ def test_a_single_value_gets_a_day_either_side(figures):
         span, lo, hi = _span_days(fig.axes[0])
         assert span == pytest.approx(2.0)
         assert (lo + hi) / 2 == pytest.approx(mdates.date2num(ledger.dt.datetime.fromtimestamp(T0, ledger.CST)))
+
+
+@pytest.mark.parametrize("span_s", [270, 4.5 * 3600, 4.5 * 86400, 20 * 86400, 2.5 * 365 * 86400])
+def test_any_span_gets_date_ticks_matplotlib_can_place(figures, span_s):
+    """Spans just short of five of a unit (4.5 min, h, days) once left AutoDateLocator no interval that
+    kept to its tick limit: it warned and fell back to ticks that crowd. Each span gets a handful of
+    ticks, and the plot says nothing."""
+    import warnings
+
+    from nengjian_host.common import cjkfont
+
+    values = [(T0 + int(span_s * i / 9), 12345.0 + i) for i in range(10)]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        ledger.plots(_ledger(values, values))
+    said = [str(w.message) for w in said if not issubclass(w.category, cjkfont.NoCJKFont)]
+    assert said == []
+    for fig in figures[:2]:
+        fig.canvas.draw()
+        ticks = [t for t in fig.axes[0].get_xticks() if fig.axes[0].get_xlim()[0] <= t <= fig.axes[0].get_xlim()[1]]
+        assert 2 <= len(ticks) <= 8, ticks

@@ -63,6 +63,12 @@ def test_pull_of_a_running_gateway_is_complete_and_verified(dut, platform, tmp_p
     assert common and all(float(values[k]) == at_platform[k] for k in common)
     assert (final / "records.csv").read_text().splitlines()[0].startswith("seq,ring,kind")
     assert json.loads((final / "cursors.json").read_text())["city"] >= 1
+    # The gateway's own score, as its console status gave it: the store does not hold it.
+    score = json.loads((final / "quality.json").read_text())
+    assert [d["name"] for d in score["destinations"]] == ["city"] == res["quality"]["destinations"]
+    q = score["destinations"][0]["quality"]
+    assert q["days"] and q["days"][0]["due"] >= 0 and q["invalid"] == 0
+    assert hashlib.sha256((final / "quality.json").read_bytes()).hexdigest() == res["quality"]["sha256"]
 
     # Checked independently: the store only appends, so each pulled segment is a prefix of the same
     # file on the flash image once the gateway has stopped.

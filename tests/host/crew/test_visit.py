@@ -334,3 +334,113 @@ def test_the_ledger_lists_the_calibrations_recorded_at_visits(pulled, tmp_path):
     assert led["summary"]["calibrations_recorded"] == 1
     page = (tmp_path / "l.html").read_text(encoding="utf-8")
     assert "巡检时录入的检定" in page and "DG-2026-9" in page
+
+
+class GatewayWithConfig(GatewayWithMeters):
+    """A gateway that serves its site config to a pull and rewrites it on `calibrate`, as the firmware's
+    console does (nengjian.console.commands._calibrate)."""
+
+    port = "sim:test"
+    PATH = "/config/site.json"
+
+    def __init__(self):
+        super().__init__()
+        self.site = {"destinations": [{"name": "p", "pin": "1234"}], "meters": [
+            {"id": "m1", "calibration": {"certificate": "DG-0042", "date": "2020-12-20", "due": "2026-12-20"}},
+            {"id": "m2"}]}
+
+    def _bytes(self) -> bytes:
+        return json.dumps(self.site).encode()
+
+    def request(self, command, timeout=None):
+        import base64
+        import binascii
+
+        data = self._bytes()
+        if command == "files":
+            return [{"t": "file", "path": self.PATH, "kind": "config", "size": len(data)}, {"gateway_id": "NJ-SIM-1"}]
+        if command.startswith("get "):
+            _cmd, _path, off, n = command.split()
+            chunk = data[int(off):int(off) + int(n)]
+            return [{"t": "data", "off": int(off), "n": len(chunk), "crc": binascii.crc32(chunk) & 0xFFFFFFFF,
+                     "b64": base64.b64encode(chunk).decode()}, {"n": len(chunk), "size": len(data)}]
+        if command.startswith("sha256 "):
+            return [{"sha256": sha(data), "n": len(data)}]
+        ans = super().request(command)
+        if command.startswith("calibrate "):
+            req = json.loads(command[len("calibrate "):])
+            for m in self.site["meters"]:
+                if m["id"] == req["meter"]:
+                    m["calibration"] = ans[-1]["calibration"]
+        return ans
+
+    def status(self):
+        return self.request("status")[-1]
+
+    def files(self):
+        ans = self.request("files")
+        return ans[:-1], ans[-1]
+
+    def get_range(self, path, offset, length):
+        from nengjian_host.common.device import Console
+
+        return Console.get_range(self, path, offset, length)
+
+    def sha256_of(self, path, length=None):
+        end = self.request("sha256 " + path)[-1]
+        return end["sha256"], end["n"]
+
+
+def _through(monkeypatch, con) -> None:
+    """`nengjian visit` talks to `con` instead of a gateway on a port."""
+    from nengjian_host.common import output
+    from nengjian_host.crew import commands
+
+    monkeypatch.setattr(commands, "on_gateway", lambda args, work, refused="": (output.EXIT_OK, work(con)))
+
+
+def test_a_calibration_brings_the_laptops_pulled_site_config_up_to_date(tmp_path, monkeypatch):
+    """The crew pulled first (the guide says so); after `visit --calibration` the newest pull of that
+    gateway under --out holds the config as the gateway rewrote it, secrets still blanked, and its
+    manifest names the new copy, so check-config and the ledger read what the gateway boots with."""
+    from nengjian_host.crew import pull
+
+    con = GatewayWithConfig()
+    out = tmp_path / "pulled"
+    old = pull.pull_console(con, out, progress=False, decode=False)
+    later = pull.pull_console(con, out, progress=False, decode=False)
+    other = out / "NJ-SIM-10-20990101T000000Z"  # another gateway's pull, named alike: left alone
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({"gateway_id": "NJ-SIM-10", "pulled_at": "2099-01-01T00:00:00Z"}))
+    now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=entries.CST)
+    ans = entries.record_visit(con, "Li Wei", "m1 recalibrated", out=out, now=now,
+                               calibrations=[("m1", "DG-2026-0107", "2026-12-01", "2032-11-30")])
+    assert ans["pull"] == str(later)
+    site = json.loads((later / "config" / "site.json").read_text())
+    assert site["meters"][0]["calibration"] == {"certificate": "DG-2026-0107", "date": "2026-12-01",
+                                                "due": "2032-11-30"}
+    assert site["destinations"][0]["pin"] == "<redacted>"
+    entry = [f for f in json.loads((later / "manifest.json").read_text())["files"] if f["kind"] == "config"][0]
+    assert entry["sha256"] == sha((later / "config" / "site.json").read_bytes())
+    assert entry["gateway_sha256"] == sha(con._bytes())
+    assert json.loads((old / "config" / "site.json").read_text())["meters"][0]["calibration"]["certificate"] == \
+        "DG-0042"  # an older pull stays the record of what it copied then
+
+    _through(monkeypatch, con)
+    code, text = _cli("--lang", "en", "visit", "--port", "x", "--who", "Li Wei", "--out", out, "--calibration", "m2",
+                      "DG-9", "2026-12-01", "2032-11-30", "m2 recalibrated")
+    assert code == 0 and str(later) in text, text
+    assert json.loads((later / "config" / "site.json").read_text())["meters"][1]["calibration"]["certificate"] == \
+        "DG-9"
+
+
+def test_a_calibration_without_a_pull_says_to_pull_again(tmp_path, monkeypatch):
+    con = GatewayWithConfig()
+    now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=entries.CST)
+    ans = entries.record_visit(con, "Li Wei", "m1 recalibrated", out=tmp_path / "empty", now=now,
+                               calibrations=[("m1", "DG-2026-0107", "2026-12-01", "2032-11-30")])
+    assert ans["pull"] is None
+    _through(monkeypatch, con)
+    code, text = _cli("--lang", "zh", "visit", "--port", "x", "--who", "Li Wei", "--calibration", "m2", "DG-9",
+                      "2026-12-01", "2032-11-30", "m2 recalibrated")
+    assert code == 0 and "nengjian pull" in text and "拉取" in text, text

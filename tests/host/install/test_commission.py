@@ -309,3 +309,25 @@ def test_enterprise_and_destination_asked_field_by_field_with_the_validators_che
     with pytest.raises(CommissionError) as e:  # scripted: a wrong field in the file names itself
         commission.ask_enterprise(ctx(tmp_path, {"enterprise": {"code": "91330000573973053A"}}))
     assert "enterprise.code" in str(e.value)
+
+
+def test_the_identified_by_column_is_in_chinese_and_english(tmp_path, monkeypatch):
+    """How each meter was identified reads like the rest of the report: Chinese, then English, the meter's
+    scan reply said in Chinese too (the HTML is what the PDF prints)."""
+    import re
+
+    monkeypatch.setattr(commission_report, "print_pdf", lambda h, p: "not printed in this test")
+    state = _state(tmp_path)
+    state["results"]["identify"] = [
+        dict(METERS[0], identified_by="answer"),
+        dict(METERS[0], id="d1", protocol="dlt645-2007", address="000000001234", profile="dlt645-energy",
+             identified_by="scan reply (read address answered)"),
+        dict(METERS[0], id="w1", protocol="cjt188", address="00000000000017", profile="cjt188-water",
+             identified_by="scan reply (meter type 0x10)")]
+    commission_report.write(tmp_path, state, {"kind": "commission", "seq": 7})
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    rows = {r.split("</td>")[0][len("<td>"):]: r for r in re.findall(r"<tr>(<td>.*?)</tr>", page)}
+    cell = {m: re.findall(r"<td>(.*?)</td>", rows[m])[5] for m in ("m3", "d1", "w1")}
+    assert cell["m3"] == "安装人员指定 / the installer&#x27;s answer", cell
+    assert cell["d1"] == "扫描应答（读通信地址有应答） / scan reply (read address answered)", cell
+    assert cell["w1"] == "扫描应答（表计类型 0x10） / scan reply (meter type 0x10)", cell
