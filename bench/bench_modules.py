@@ -98,21 +98,26 @@ def leaves_first(mods: list[str]) -> list[str]:
 
 
 # Each import: its heap delta and the qstr pools' figures after it (micropython.qstr_info prints them).
-OWN_COST = """
+_START = """
 import gc, micropython
 gc.collect()
 start = gc.mem_alloc()
 micropython.qstr_info()
-import board
-gc.collect(); print("MOD board", gc.mem_alloc() - start - board.ROMFS_BYTES)
-micropython.qstr_info()
-start += board.ROMFS_BYTES
+"""
+_EACH = """
 for m in %r:
     gc.collect(); b = gc.mem_alloc()
     __import__(m)
     gc.collect(); print("MOD", m, gc.mem_alloc() - b)
     micropython.qstr_info()
 gc.collect(); print("TOTAL %%d" %% (gc.mem_alloc() - start))
+"""
+OWN_COST = _START + """
+import board
+gc.collect(); print("MOD board", gc.mem_alloc() - start - board.ROMFS_BYTES)
+micropython.qstr_info()
+start += board.ROMFS_BYTES
+""" + _EACH + """
 import sys
 for m in %r:
     gc.collect(); b = gc.mem_alloc()
@@ -144,6 +149,12 @@ def own_cost(order: list[str], rom: Path | None) -> tuple[list[tuple[str, int, i
     out = subprocess.run([paths.micropython_binary(), "-X", "heapsize=%d" % heap, "-c",
                           OWN_COST % ([m for m in order if m != "board"], list(BOOT_COLD))],
                          env=bench_heap._micropython_env(env), capture_output=True, text=True, timeout=120)
+    return _rows(out)
+
+
+def _rows(out: subprocess.CompletedProcess[str]) -> tuple[list[tuple[str, int, int, int]], int]:
+    """(module, own bytes, objects, names) for each MOD line of a cost run's output, and its TOTAL (COLD
+    lines to COLD_LEFT). A module's names are the qstrs it added at the run's mean bytes per qstr."""
     steps, total, q = [], -1, []
     for line in out.stdout.splitlines():
         m = QSTR.search(line)
@@ -159,27 +170,15 @@ def own_cost(order: list[str], rom: Path | None) -> tuple[list[tuple[str, int, i
         raise RuntimeError(out.stderr.strip()[-800:])
     per_name = (q[-1][1] - q[0][1]) / max(1, q[-1][0] - q[0][0])
     rows = []
-    for i, (name, n) in enumerate(steps):
-        new_names = q[i + 1][0] - q[i][0]
+    for i, (mod, n) in enumerate(steps):
+        names = round((q[i + 1][0] - q[i][0]) * per_name)
         objs = n - (q[i + 1][1] - q[i][1])
-        names = round(new_names * per_name)
-        rows.append((name, objs + names, objs, names))
+        rows.append((mod, objs + names, objs, names))
     return rows, total
 
 
 ESP32_BOARDS = ("esp32_eth", "esp32s3_4g")
-BOARD_COST = """
-import gc, micropython
-gc.collect()
-start = gc.mem_alloc()
-micropython.qstr_info()
-for m in %r:
-    gc.collect(); b = gc.mem_alloc()
-    __import__(m)
-    gc.collect(); print("MOD", m, gc.mem_alloc() - b)
-    micropython.qstr_info()
-gc.collect(); print("TOTAL %%d" %% (gc.mem_alloc() - start))
-"""
+BOARD_COST = _START + _EACH
 
 
 def board_cost(name: str) -> tuple[list[tuple[str, int, int, int]], int]:
@@ -204,24 +203,7 @@ def board_cost(name: str) -> tuple[list[tuple[str, int, int, int]], int]:
         out = subprocess.run([paths.micropython_binary(), "-X", "heapsize=1m", "-c", BOARD_COST % order],
                              env=dict(bench_heap._micropython_env(), MICROPYPATH=str(d)), capture_output=True,
                              text=True, timeout=120)
-    steps, total, q = [], -1, []
-    for line in out.stdout.splitlines():
-        m = QSTR.search(line)
-        if m:
-            q.append((int(m.group(1)), int(m.group(3))))
-        elif line.startswith("MOD "):
-            steps.append((line.split()[1], int(line.split()[2])))
-        elif line.startswith("TOTAL "):
-            total = int(line.split()[1])
-    if total < 0 or len(q) != len(steps) + 1:
-        raise RuntimeError(out.stderr.strip()[-800:])
-    per_name = (q[-1][1] - q[0][1]) / max(1, q[-1][0] - q[0][0])
-    rows = []
-    for i, (mod, n) in enumerate(steps):
-        names = round((q[i + 1][0] - q[i][0]) * per_name)
-        objs = n - (q[i + 1][1] - q[i][1])
-        rows.append((mod, objs + names, objs, names))
-    return rows, total
+    return _rows(out)
 
 
 def print_boards() -> None:

@@ -49,15 +49,15 @@ async def start(app, con):
         store = Store(store_dir, [d["name"] for d in cfg["destinations"]], segment_bytes=sc["segment_kb"] * 1024,
                       segments=sc["segments"], flush_records=sc["flush_records"], flush_ms=sc["flush_s"] * 1000)
         gw = None
-        store.on_event = lambda k, t: log.warn("store", "%s: %s" % (k, t))
+        store.on_event = lambda k, t, c=None: log.warn("store", "%s: %s" % (k, t))
         store.open()
         guard.limit = cfg["health"]["crash_limit"]
         level = guard.level()
         try:
             gw = app.Gateway(cfg, store, data)
             store.on_event = gw.event
-            for kind, text in store.open_events:  # what recovery found goes into the ledger too
-                store.append([records.EVENT, timeutil.now(), kind, text])
+            for kind, text, code in store.open_events:  # what recovery found goes into the ledger too
+                store.append([records.EVENT, timeutil.now(), kind, text] + ([code] if code else []))
             gw.boot_guard = guard
             gw.safe = level
             if level:

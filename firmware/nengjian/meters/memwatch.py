@@ -98,7 +98,7 @@ class Watch:
         if error is not None:
             self.next_check = now + RETRY_S
             self.gw.event("meterclock", "%s: meter clock not read (%s: %s)" % (self.drv.id, type(error).__name__,
-                                                                              error))
+                                                                              error), "meterclock.not_read")
             return
         self.offset = offset
         self.checked_at = now
@@ -127,14 +127,16 @@ class Watch:
                 "clock_offset_s": self.offset, "clock_checked_at": self.checked_at or None,
                 "clock_set_day": (self.set_day if modbus else self.synced_day.get(self.bus_name)) or None}
 
+    def _last(self):
+        # the time of this meter's last reading (its first item's), None before one
+        return self.gw.intervals.states[self.items[0]].t if self.items else None
+
     def gap(self, now):
         """The last reading before a gap, or None when no boundary was missed since it."""
-        if not self.items:
-            return None
-        iv = self.gw.intervals
-        t = iv.states[self.items[0]].t
+        t = self._last()
         if t is None:
             return None
+        iv = self.gw.intervals
         first, last = missed(t, now, iv.period, iv.tolerance)
         return t if first <= last else None
 
@@ -149,12 +151,10 @@ class Watch:
 
     def _missed(self, now):
         # gap(now) is not None, without missed()'s tuple
-        if not self.items:
-            return False
-        iv = self.gw.intervals
-        t = iv.states[self.items[0]].t
+        t = self._last()
         if t is None:
             return False
+        iv = self.gw.intervals
         period = iv.period
         s_now = timeutil.slot_start(now, period)
         last = s_now if now - s_now > iv.tolerance else s_now - period

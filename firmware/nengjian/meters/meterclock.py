@@ -62,13 +62,13 @@ async def check(w, bus, line, timeout_ms, gap_ms):
     if w.sent_at:
         w.sent_at = 0
         w.gw.event("meterclock", "%s: meter clock %s after the broadcast: %+d s" % (
-            drv.id, "set" if abs(offset) <= w.clock_limit else "NOT set", offset))
+            drv.id, "set" if abs(offset) <= w.clock_limit else "NOT set", offset), "meterclock.after_broadcast")
         return
     if abs(offset) <= w.clock_limit:
         return
     if abs(offset) > BROADCAST_MAX_S:
         w.gw.event("meterclock", "%s: meter clock off by %+d s, beyond what a broadcast time sync sets (%d s): "
-                                 "needs a programmed time write (14H, with password)" % (drv.id, offset, BROADCAST_MAX_S))
+                                 "needs a programmed time write (14H, with password)" % (drv.id, offset, BROADCAST_MAX_S), "meterclock.beyond_broadcast")
         return
     now = timeutil.now()
     meter_now = now + offset
@@ -78,7 +78,7 @@ async def check(w, bus, line, timeout_ms, gap_ms):
         return
     if w.synced_day.get(w.bus_name) == day:
         w.gw.event("meterclock", "%s: meter clock off by %+d s: bus %s had its broadcast time sync today, next "
-                                 "one tomorrow" % (drv.id, offset, w.bus_name))
+                                 "one tomorrow" % (drv.id, offset, w.bus_name), "meterclock.broadcast_done")
         return
     w.mark_synced(day)
     now = timeutil.now()
@@ -86,4 +86,4 @@ async def check(w, bus, line, timeout_ms, gap_ms):
     w.sent_at = now
     w.next_check = now + RECHECK_S
     w.gw.event("meterclock", "%s: meter clock off by %+d s (limit %d s): broadcast time sync on bus %s, sent %s" % (
-        drv.id, offset, w.clock_limit, w.bus_name, timeutil.cst_text(now)))
+        drv.id, offset, w.clock_limit, w.bus_name, timeutil.cst_text(now)), "meterclock.broadcast")

@@ -92,7 +92,7 @@ async def check(w, bus, line, timeout_ms, gap_ms):
         return
     if not clock.get("writable"):
         w.gw.event("meterclock", "%s: meter clock off by %+d s (limit %d s); its profile does not let the "
-                                 "gateway write it: set it on site" % (drv.id, offset, w.clock_limit))
+                                 "gateway write it: set it on site" % (drv.id, offset, w.clock_limit), "meterclock.not_writable")
         return
     now = timeutil.now()
     meter_now = now + offset
@@ -102,7 +102,7 @@ async def check(w, bus, line, timeout_ms, gap_ms):
         return
     if w.set_day == day:
         w.gw.event("meterclock", "%s: meter clock off by %+d s: set once today already, next write "
-                                 "tomorrow" % (drv.id, offset))
+                                 "tomorrow" % (drv.id, offset), "meterclock.written_today")
         return
     w.mark_set(day)
     now = timeutil.now()
@@ -112,10 +112,10 @@ async def check(w, bus, line, timeout_ms, gap_ms):
         after, _ = await read_offset(drv, bus, line, timeout_ms, gap_ms, clock)
     except Exception as e:  # noqa: BLE001 - as above; the day's one write is spent
         w.gw.event("meterclock", "%s: meter clock off by %+d s (limit %d s): write of register %d failed "
-                                 "(%s: %s)" % (drv.id, offset, w.clock_limit, clock["register"], type(e).__name__, e))
+                                 "(%s: %s)" % (drv.id, offset, w.clock_limit, clock["register"], type(e).__name__, e), "meterclock.write_failed")
         return
     w.offset = after
     w.gw.event("meterclock", "%s: meter clock off by %+d s (limit %d s): written %s by FC 16 at register %d, "
                              "read back %+d s: %s" % (drv.id, offset, w.clock_limit, timeutil.cst_text(now),
                                                       clock["register"], after,
-                                                      "set" if abs(after) <= w.clock_limit else "NOT set"))
+                                                      "set" if abs(after) <= w.clock_limit else "NOT set"), "meterclock.written")

@@ -119,7 +119,7 @@ async def run(watch, bus, line, timeout_ms, gap_ms, t, now):
         await _refill(watch, bus, line, timeout_ms, gap_ms, t, now)
     except Exception as e:  # noqa: BLE001 - see above
         watch.gw.event("refill", "%s: frozen readings not taken (%s: %s): the gap stays as it is" % (
-            watch.drv.id, type(e).__name__, e))
+            watch.drv.id, type(e).__name__, e), "refill.not_taken")
 
 
 async def _refill(watch, bus, line, timeout_ms, gap_ms, t, now):
@@ -129,13 +129,13 @@ async def _refill(watch, bus, line, timeout_ms, gap_ms, t, now):
     scale = _scale(drv, watch.point)
     if scale is None:
         gw.event("refill", "%s: memory.point %s is no XXXXXX.XX kWh point read here: not refilled" % (
-            drv.id, watch.point))
+            drv.id, watch.point), "refill.no_point")
         return
     iv = gw.intervals
     offset = await read_clock_offset(drv, bus, line, timeout_ms, gap_ms, mem.get("clock") or {})
     if abs(offset) > iv.tolerance:
         gw.event("refill", "%s: meter clock off by %d s (more than %d s): its freezes were not taken at "
-                           "the boundaries, none used" % (drv.id, offset, iv.tolerance))
+                           "the boundaries, none used" % (drv.id, offset, iv.tolerance), "refill.clock_off")
         return
     got = []
     counts = [0, 0, 0]
@@ -154,7 +154,7 @@ async def _refill(watch, bus, line, timeout_ms, gap_ms, t, now):
     gw.event("refill", "%s: %d of %d missed boundary reading(s) %s .. %s refilled from the meter's frozen "
                        "data (%d hourly, %d daily, %d settlement; meter clock %+d s)" % (
                            drv.id, len(got), (last - first) // iv.period + 1, timeutil.cst_text(first),
-                           timeutil.cst_text(last), counts[HOURLY], counts[DAILY], counts[SETTLEMENT], offset))
+                           timeutil.cst_text(last), counts[HOURLY], counts[DAILY], counts[SETTLEMENT], offset), "refill.done")
 
 
 async def _take(gw, drv, mem, bus, line, timeout_ms, gap_ms, b, kind, n):
@@ -168,7 +168,7 @@ async def _take(gw, drv, mem, bus, line, timeout_ms, gap_ms, b, kind, n):
             at = dlt645_frozen.decode_freeze_time(drv.value)
             if at != boundary_minute(b):
                 gw.event("refill", "%s: %s freeze %d reads %04d-%02d-%02d %02d:%02d, not %s: not used" % (
-                    drv.id, KIND_NAMES[kind], n, at[0], at[1], at[2], at[3], at[4], timeutil.cst_text(b)[:16]))
+                    drv.id, KIND_NAMES[kind], n, at[0], at[1], at[2], at[3], at[4], timeutil.cst_text(b)[:16]), "refill.freeze_time")
                 return None
         count = await drv.read_di(bus, line, timeout_ms, gap_ms, dlt645_frozen.frozen_di(int(spec["energy_di"], 16), n))
         if count < dlt645_frozen.ENERGY_BYTES:
@@ -176,5 +176,5 @@ async def _take(gw, drv, mem, bus, line, timeout_ms, gap_ms, b, kind, n):
         return dlt645_frozen.decode_frozen_energy(drv.value)
     except (dlt645.MeterErrorReply, dlt645.FrameError, ValueError) as e:
         gw.event("refill", "%s: %s freeze %d for %s not read (%s): not used" % (
-            drv.id, KIND_NAMES[kind], n, timeutil.cst_text(b), e))
+            drv.id, KIND_NAMES[kind], n, timeutil.cst_text(b), e), "refill.freeze_unread")
         return None

@@ -31,7 +31,7 @@ to the pinned CA and names the URL's host. Plain http, `insecure_self_signed` an
 import asyncio
 import socket
 
-from nengjian.core.compat import const, ticks_add, ticks_diff, ticks_ms
+from nengjian.core.compat import const, ticks_diff, ticks_ms
 
 _LINE_MAX = const(2048)  # bytes of one status, header or chunk-size line, its line end included
 _HEADERS_MAX = const(64)  # header lines of one answer
@@ -120,14 +120,6 @@ def forget_dns():
     _dns.clear()
 
 
-async def _within(dl, aw):
-    # dl: the exchange's deadline in ticks_ms (a plain int: no object per request)
-    left = ticks_diff(dl, ticks_ms())
-    if left <= 0:
-        raise asyncio.TimeoutError()
-    return await asyncio.wait_for_ms(aw, left)
-
-
 class _Answer:
     """An answer's bytes through one small buffer: lines are cut from it (asyncio's Stream.readline
     gathers a line of any length), one longer than the buffer is gathered up to _LINE_MAX and no
@@ -135,11 +127,10 @@ class _Answer:
     buffer is the caller's when it lends one (request's `buf`): reading an answer then needs no
     block of its own size, which a heap full of the batch just sent may not have left."""
 
-    __slots__ = ("_r", "_dl", "_buf", "_mv", "_i", "_n", "_cap")
+    __slots__ = ("_r", "_buf", "_mv", "_i", "_n", "_cap")
 
-    def __init__(self, reader, dl, buf=None):
+    def __init__(self, reader, buf=None):
         self._r = reader
-        self._dl = dl
         self._buf = bytearray(_BUF) if buf is None else buf
         self._mv = memoryview(self._buf)
         self._cap = len(self._buf)
@@ -164,7 +155,7 @@ class _Answer:
                 break
             n = None
             while n is None:  # a TLS socket with part of a record only gives None
-                n = await _within(self._dl, self._r.readinto(self._mv[self._n:]))
+                n = await self._r.readinto(self._mv[self._n:])
             if not n:
                 raise HttpError("connection closed by the server")
             self._n += n
@@ -185,13 +176,13 @@ class _Answer:
             while self._n < end:
                 k = None
                 while k is None:  # TLS: part of a record only
-                    k = await _within(self._dl, self._r.readinto(self._mv[self._n:end]))
+                    k = await self._r.readinto(self._mv[self._n:end])
                 if not k:
                     raise EOFError("connection closed with %d of %d bytes to go" % (end - self._n, n))
                 self._n += k
             return bytes(self.take(n))
         got = bytes(self.take(n))
-        return got if len(got) == n else got + await _within(self._dl, self._r.readexactly(n - len(got)))
+        return got if len(got) == n else got + await self._r.readexactly(n - len(got))
 
 
 async def connect(host, port, ssl, timeout_ms):
@@ -262,14 +253,14 @@ def parse_http_date(value):
     return timeutil.timestamp(year, month, day, h, mi, s)
 
 
-async def _download(reader, into, length, dl, total=None):
+async def _download(reader, into, length, total=None):
     # Through one small buffer: reading a fresh bytes object per TCP segment churns the heap while the
     # uplink and the poll loop run beside it, and on a fragmented heap one such read can fail.
     buf = bytearray(_DOWNLOAD_CHUNK)
     mv = memoryview(buf)
     left = length
     while left:
-        n = await _within(dl, reader.readinto(mv[:min(_DOWNLOAD_CHUNK, left)]))  # MicroPython's Stream
+        n = await reader.readinto(mv[:min(_DOWNLOAD_CHUNK, left)])  # MicroPython's Stream
         if n is None:  # TLS: part of a record only, nothing to hand over yet
             continue
         if not n:
@@ -291,11 +282,11 @@ def _size(text, base):
     raise HttpError("bad %s %r" % ("chunk size" if base == 16 else "Content-Length", text[:20]))
 
 
-async def _answer(reader, dl, method, into, max_body, verified, host, buf):
+async def _answer(reader, method, into, max_body, verified, host, buf):
     """(status, body) of the answer on reader, under every limit; its Date to on_date if `verified`.
     Request's second half, a coroutine of its own: each call needs its frame in one piece, and two
     half-size frames find room in a fragmented heap where one would not."""
-    ans = _Answer(reader, dl, buf)
+    ans = _Answer(reader, buf)
     status_line = await ans.line()
     parts = status_line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or len(parts[1]) != 3 or not parts[1].isdigit():
@@ -327,7 +318,7 @@ async def _answer(reader, dl, method, into, max_body, verified, host, buf):
         held = ans.take(length)
         if len(held):
             into.write(held)
-        await _download(reader, into, length - len(held), dl, length)
+        await _download(reader, into, length - len(held), length)
         data = b""
     elif method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         data = b""
@@ -350,7 +341,7 @@ async def _answer(reader, dl, method, into, max_body, verified, host, buf):
     else:
         data = bytes(ans.take(max_body + 1))
         while len(data) <= max_body:
-            more = await _within(dl, reader.read(max_body + 1 - len(data)))
+            more = await reader.read(max_body + 1 - len(data))
             if not more:
                 break
             data += more
@@ -384,7 +375,6 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
     With `buf` (a bytearray the caller keeps, idle once the body is sent: the profile's body buffer),
     the answer is read through it; without, through one of _BUF bytes allocated per answer. The
     returned body is bytes of its own either way."""
-    global last_answer_ms
     scheme, host, port, path = split_url(url)
     if scheme == "https" and ssl is None:
         raise HttpError("https needs a TLS context")
@@ -395,7 +385,22 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
         size = 0
         for p in parts:
             size += len(p)
-    dl = ticks_add(ticks_ms(), timeout_ms)
+    try:
+        # One timeout over the whole exchange: a wait_for around each read cost a task and a timeout
+        # (some 1 KB on the heap) per read, and a dripping server made one per byte.
+        return await asyncio.wait_for_ms(_exchange(scheme, host, port, path, method, parts, size, headers,
+                                                   timeout_ms, ssl, max_body, into, buf), timeout_ms)
+    except asyncio.TimeoutError:
+        raise HttpError("no complete answer within %d ms" % timeout_ms, None, True)
+    except OSError as e:
+        raise HttpError("network error: %s" % e, _errno(e))
+    except (ValueError, EOFError, IndexError) as e:
+        raise HttpError("malformed response: %s" % e)
+
+
+async def _exchange(scheme, host, port, path, method, parts, size, headers, timeout_ms, ssl, max_body, into, buf):
+    # request's work under its one deadline (request's wait_for cancels it here, at whatever it awaits)
+    global last_answer_ms
     writer = None
     try:
         reader, writer = await connect(host, port, ssl if scheme == "https" else None, timeout_ms)
@@ -407,7 +412,7 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
             for k, v in headers.items():
                 head += "%s: %s\r\n" % (k, v)
         writer.write(head.encode() + b"\r\n")
-        await _within(dl, writer.drain())
+        await writer.drain()
         sent = 0
         for p in parts:
             if p:
@@ -419,23 +424,17 @@ async def request(method, url, body=b"", headers=None, timeout_ms=15000, ssl=Non
                 mv = memoryview(p)
                 for i in range(0, len(mv), _SEND_CHUNK):
                     writer.write(mv[i:i + _SEND_CHUNK])
-                    await _within(dl, writer.drain())
+                    await writer.drain()
                 mv = None
         if sent != size:
             raise HttpError("body of %d bytes, %d announced" % (sent, size))
         # Only a handshake under CERT_REQUIRED proved the server (its Date may reach the clock): tls.build
         # sets it for a pinned CA, and mbedtls then fails every handshake without a chain to it (with no
         # CA at all, too). The probe's and insecure_self_signed's contexts are CERT_NONE; http has none.
-        status, data = await _answer(reader, dl, method, into, max_body, scheme == "https" and
+        status, data = await _answer(reader, method, into, max_body, scheme == "https" and
                                      getattr(ssl, "verify_mode", None) == _CERT_REQUIRED, host, buf)
         last_answer_ms = ticks_ms()
         return status, data
-    except asyncio.TimeoutError:
-        raise HttpError("no complete answer within %d ms" % timeout_ms, None, True)
-    except OSError as e:
-        raise HttpError("network error: %s" % e, _errno(e))
-    except (ValueError, EOFError, IndexError) as e:
-        raise HttpError("malformed response: %s" % e)
     finally:
         if writer is not None:
             try:

@@ -103,7 +103,7 @@ class OtaFetch:
     def _tell(self, what, text):
         if what != self.declined:
             self.declined = what
-            self._event("ota", text)
+            self._event("ota", text, "ota")
 
     async def read(self, channel):
         """The channel's manifest, downloaded to flash and verified (channel.read_channel); its key
@@ -154,7 +154,7 @@ class OtaFetch:
                         raise
                     kept = True
                     self._event("ota", "update channel: no room in the heap for its signature check now: "
-                                       "checked at the restart")
+                                       "checked at the restart", "ota.no_heap_now")
                     return None
         finally:
             if not kept:
@@ -202,7 +202,7 @@ class OtaFetch:
         url = self._bundle_url(name)
         self._plain_refused(url)
         path = self.updater.incoming(size)  # OtaError when the volume cannot take it beside its reserve
-        self._event("ota", "version %s offered by the update channel: downloading" % version)
+        self._event("ota", "version %s offered by the update channel: downloading" % version, "ota.downloading")
         gc.collect()  # the download runs beside polling and uploads: start it from a collected heap
         handed_over = False
         try:

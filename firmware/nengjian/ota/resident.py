@@ -43,7 +43,7 @@ def announce(url, insecure, event):
     """Say at the start how updates are fetched; True if the update server is not to be asked."""
     if not (url.startswith("https://") or insecure):
         event("ota", "update server not asked (ota.url is plain http and ota.insecure is off): "
-                     "updates over USB only")
+                     "updates over USB only", "ota.plain_http")
         return True
     if insecure:
         # Every start, on purpose: this must stay visible in the ledger for as long as it is on.
@@ -164,7 +164,7 @@ class Resident:
                     self.last_error = ""
                     if str(e) != self.declined:
                         self.declined = str(e)
-                        self._event("ota", "update channel: %s" % e)
+                        self._event("ota", "update channel: %s" % e, "ota.channel")
                 else:
                     self.last_error = "%s: %s" % (type(e).__name__, e)
                     log.warn("ota", "update check failed: %s" % self.last_error)

@@ -142,7 +142,7 @@ def confirm(root, event=None):
         p["min_version"] = low  # anti-rollback: nothing older than what is now confirmed
     write_pointer(root, p)
     if event is not None:
-        event("ota", "version %s confirmed healthy: kept" % p.get("version"))
+        event("ota", "version %s confirmed healthy: kept" % p.get("version"), "ota.confirmed")
     return True
 
 
@@ -156,7 +156,7 @@ def check_trial(root, uptime_s, window_s, event=None):
     rollback(p)
     write_pointer(root, p)
     if event is not None:
-        event("ota", text)
+        event("ota", text, "ota.rolled_back")
     return True
 
 
@@ -168,7 +168,7 @@ def take_log(root, event):
     out = p.pop("log")
     write_pointer(root, p)
     for text in out:
-        event("ota", text)
+        event("ota", text, "ota")
     return out
 
 
@@ -188,4 +188,4 @@ def defer_bundle(root, path, version, key_path, board_name, window_s, max_boots,
         "bundle": path, "version": version, "key": key_path, "board": board_name, "window_s": window_s,
         "max_boots": max_boots, "running": running})
     if event is not None:
-        event("ota", "bundle%s received: verified and installed at the restart" % (" " + version if version else ""))
+        event("ota", "bundle%s received: verified and installed at the restart" % (" " + version if version else ""), "ota.received")

@@ -222,7 +222,7 @@ class Updater:
 
     def _note(self, text):
         if self._event is not None:
-            self._event("ota", text)
+            self._event("ota", text, "ota")
 
     def state(self):
         p = slots.read_pointer(self.root) or {"active": "", "state": "confirmed"}

@@ -21,7 +21,7 @@ one bytearray per block.
 
 import sys
 
-from nengjian.store.filedev import FileDevice
+from nengjian.store.filedev import FileDevice, geometry
 
 EIO = -5
 CLEAN = 0
@@ -183,10 +183,6 @@ class _Device:
         return EIO if act else 0
 
     def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return self.block_size
         if op == 6:
             act = self._step()
             if act == 2:
@@ -203,7 +199,7 @@ class _Device:
             if self.cut:
                 return EIO
             self._flush()
-        return 0
+        return geometry(self, op)
 
 
 class RAMBlockDevice(_Device):

@@ -83,7 +83,7 @@ def _fit_volume(st):
         want = st.segment_count
         st.segment_count = max(st.main_keep + st.fold_n + 1, fit)
         st._event("store", "%d segments of %d bytes do not fit a %d-byte volume: using %d"
-                  % (want, st.segment_bytes, blocks * bs, st.segment_count))
+                  % (want, st.segment_bytes, blocks * bs, st.segment_count), "store.segments")
 
 
 def _load_cursors(st):
@@ -109,7 +109,7 @@ def _read_cursor(st, dest):
         if crc32(seq_text.encode()) != int(crc_text) or seq < 0:
             raise ValueError("crc")
     except (ValueError, IndexError):
-        st._event("store", "cursor of %s damaged: resending from the oldest record" % dest)
+        st._event("store", "cursor of %s damaged: resending from the oldest record" % dest, "store.cursor_damaged")
         return None
     return seq
 
@@ -122,7 +122,7 @@ def _settle(st, top, oldest):
         if c is None:
             c = oldest - 1
         elif c > top:
-            st._event("store", "cursor of %s (%d) past the newest record (%d): clamped" % (dest, c, top))
+            st._event("store", "cursor of %s (%d) past the newest record (%d): clamped" % (dest, c, top), "store.cursor_clamped")
             c = top
         st._at[dest] = c
 
@@ -207,7 +207,7 @@ def write_halves(self, key, r, varint, when):
         # under 24 and a mantissa over 2**62 in a VALUE of the full MAX_PAYLOAD): said, not kept
         self.stats["lost"] += 1
         self.event("loss", "history: a value of %s at %s CST does not fit a record: not kept"
-                   % (key[0][:40], when(r[0])))
+                   % (key[0][:40], when(r[0])), "loss.too_big")
         return
     k = n // 2
     d = r[3]

@@ -12,6 +12,16 @@ the garbage collector): they allocate nothing.
 """
 
 
+def geometry(dev, op):
+    """ioctl 4 (the block count) and 5 (the block size) of any block device with `blocks` and
+    `block_size`; 0 for every other op (nengjian.store.blockdev's devices answer through it too)."""
+    if op == 4:
+        return dev.blocks
+    if op == 5:
+        return dev.block_size
+    return 0
+
+
 class FileDevice:
     def __init__(self, path, blocks, block_size=4096):
         self.block_size = block_size
@@ -39,15 +49,11 @@ class FileDevice:
         return 0
 
     def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return self.block_size
         if op == 6:
             self._wipe(arg, self.block_size)
         elif op == 3:
             self._f.flush()
-        return 0
+        return geometry(self, op)
 
     # ---- the file's bytes (nengjian.store.blockdev's devices call these too)
     def _get(self, block, buf, offset):

@@ -49,7 +49,7 @@ class History(Ring):
         """seg is about to be given up: count it and say which time range goes."""
         self.stats["history_expired"] += seg.count
         self.event("store", "history from %s to %s CST (%d records) expired: %s"
-                   % (when(seg.t0), when(seg.t1), seg.count, why))
+                   % (when(seg.t0), when(seg.t1), seg.count, why), "store.expired")
 
     def fold(self, main, unit, mark=0):
         """Append the records of main segments `unit` (oldest first) to history in one littlefs commit:

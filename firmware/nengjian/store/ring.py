@@ -125,7 +125,7 @@ class Ring:
         self.prefix = prefix
         self.seg_bytes = seg_bytes
         self.ordered = ordered  # seqs grow within a file (not so in history)
-        self.event = event  # fn(kind, text): the store's ledger
+        self.event = event  # fn(kind, text, code): the store's ledger
         self.stats = stats  # the store's counters
         self.next_seg = None  # fn() -> the segment to go on in when cur is full (the space policy)
         self.segs = {}
@@ -361,7 +361,7 @@ class Ring:
                 if nxt < 0:
                     break
                 self.event("store", "segment %s: skipped %d damaged bytes after record %d"
-                           % (path[len(self.root) + 1:], nxt - pos, prev or seg.last))
+                           % (path[len(self.root) + 1:], nxt - pos, prev or seg.last), "store.skipped")
                 skipped += nxt - pos
                 pos = nxt
         self.stats["skipped_bytes"] += skipped
@@ -369,7 +369,7 @@ class Ring:
             self.stats["recovered_cut"] += end - good_end
             cold("rewrite_prefix", path, good_end)
             self.event("store", "segment %s: cut %d damaged tail bytes after record %d"
-                       % (path[len(self.root) + 1:], end - good_end, seg.last))
+                       % (path[len(self.root) + 1:], end - good_end, seg.last), "store.cut")
         seg.size = good_end
 
     def read_at(self, f, pos, end):

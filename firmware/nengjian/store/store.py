@@ -80,14 +80,14 @@ class Store:
         self.segment_count = segments
         self.flush_records = flush_records
         self.flush_ms = flush_ms
-        self.on_event = on_event  # the ledger: fn(kind, text), kinds "store" and "loss"
+        self.on_event = on_event  # the ledger: fn(kind, text, code), kinds "store" and "loss"
         self.raw_kinds = tuple(raw_kinds) if raw_segments else ()
         self.raw_count = raw_segments
         self.main_keep = max(1, main_keep)
         self.fold_n = max(2, fold)
         self.max_pending = max_pending
         self.alarms = {}
-        self.open_events = []  # (kind, text) raised by open(), for a ledger that did not exist yet
+        self.open_events = []  # (kind, text, code) raised by open(), for a ledger that did not exist yet
         self.stats = {"appended": 0, "flushes": 0, "bytes": 0, "dropped": 0, "recovered_cut": 0,
                       "skipped_bytes": 0, "lost": 0, "loss_events": 0, "expired_raw": 0, "folds": 0,
                       "history_values": 0, "history_expired": 0, "write_errors": 0, "read_errors": 0, "enospc": 0, "shed": 0}
@@ -110,15 +110,15 @@ class Store:
         self._backoff = 0
 
     # ---- events
-    def _event(self, kind, text):
+    def _event(self, kind, text, code=None):
         if self._busy:
-            self._deferred.append((kind, text))
+            self._deferred.append((kind, text, code))
             return
         if self._opening:
-            self.open_events.append((kind, text))
+            self.open_events.append((kind, text, code))
         if self.on_event:
             try:
-                self.on_event(kind, text)
+                self.on_event(kind, text, code)
             except Exception:  # a ledger that fails must not take the store down
                 pass
 
@@ -126,13 +126,13 @@ class Store:
 
     def _emit_deferred(self):
         while self._deferred and not self._busy:
-            kind, text = self._deferred.pop(0)
-            self._event(kind, text)
+            kind, text, code = self._deferred.pop(0)
+            self._event(kind, text, code)
 
-    def _loss(self, text):
+    def _loss(self, text, code):
         self.stats["loss_events"] += 1
         self.alarms["loss"] = text
-        self._event("loss", text)
+        self._event("loss", text, code)
 
     # ---- boot
     def open(self):
@@ -217,7 +217,7 @@ class Store:
                 self._retry_at = None
                 self._backoff = 0
                 self.alarms.pop("flash", None)
-                self._deferred.append(("store", "flash writable again"))
+                self._deferred.append(("store", "flash writable again", "store.writable"))
         else:
             self.stats["write_errors"] += 1
             self._backoff = min(60000, max(1000, self._backoff * 2))
@@ -225,7 +225,7 @@ class Store:
             if "flash" not in self.alarms:
                 self.alarms["flash"] = "write failed (errno %d)" % _errno(failed)
                 self._deferred.append(("store", "flash write failed (errno %d): %d records held in RAM, retrying"
-                                       % (_errno(failed), self._pending_count)))
+                                       % (_errno(failed), self._pending_count), "store.write_failed"))
         self._emit_deferred()
 
     def _after_error(self):
@@ -306,7 +306,7 @@ class Store:
             self.stats["dropped"] += seg.last - lo + 1
             self._loss("%s: records %d..%d (%s .. %s CST) dropped before %s acknowledged them; %s"
                        % (why, lo, seg.last, when(t0 or seg.t0), when(seg.t1), ", ".join(behind) or "every destination",
-                          "their values are kept in history" if fold else "they are lost"))
+                          "their values are kept in history" if fold else "they are lost"), "loss.unacked")
 
     def _make_room(self):
         """littlefs is out of space: free the oldest history, raw, then main segment. False if none."""
@@ -350,7 +350,7 @@ class Store:
             self.stats["shed"] += dropped
             self.stats["lost"] += dropped
             self._loss("flash not writable: %d %s records between %d and %d dropped from RAM before they were stored"
-                       % (dropped, "raw" if ring is self._raw else "main", lo, hi))
+                       % (dropped, "raw" if ring is self._raw else "main", lo, hi), "loss.unwritable")
 
     # ---- reading and acknowledging
     def min_cursor(self):
@@ -382,7 +382,7 @@ class Store:
 
         def failed(why):
             self.stats["write_errors"] += 1
-            self._event("store", "cursor of %s not saved (%s)" % (dest, why))
+            self._event("store", "cursor of %s not saved (%s)" % (dest, why), "store.cursor_not_saved")
 
         return statefile.replace(self._cursor_path(dest), lambda f: f.write(line), "w", failed)
 
@@ -426,7 +426,7 @@ class Store:
                 try:
                     out.append((seq, cbor.decode(ring.rxv, HEAD, n - TAIL)))
                 except cbor.CBORError:
-                    self._event("store", "record %d undecodable: skipped" % seq)
+                    self._event("store", "record %d undecodable: skipped" % seq, "store.undecodable")
                     continue
                 nbytes += n - HEAD - TAIL
                 if len(out) >= limit or (max_bytes and nbytes >= max_bytes):
@@ -475,7 +475,7 @@ class Store:
         self.stats["read_errors"] += 1
         if "read" not in self.alarms:
             self.alarms["read"] = "read failed (errno %d)" % _errno(e)
-            self._deferred.append(("store", "flash read failed (errno %d)" % _errno(e)))
+            self._deferred.append(("store", "flash read failed (errno %d)" % _errno(e), "store.read_failed"))
 
     def history(self, visit):
         """Call visit(seq, record) for everything in history, in the order written: folded VALUEs come

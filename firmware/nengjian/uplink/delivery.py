@@ -145,7 +145,7 @@ class Destination:
                 pass
             if text is not None and self._slot_s is None:
                 self._event("uplink", "%s: upload slot %r unusable: day and month values sent as due" % (
-                    self.name, text))
+                    self.name, text), "uplink.slot_unusable")
         return self._slot_s
 
     def _held(self, rec, now):
@@ -244,7 +244,7 @@ class Destination:
         if self.failing:
             self._event("uplink", "%s: delivering again after %d failure(s) over %d s (last: %s); backlog %d" % (
                 self.name, self.stats["failures"], timeutil.now() - self._fail_since, self.last_error,
-                self.store.backlog(self.name)))
+                self.store.backlog(self.name)), "uplink.delivering")
         self.failing = False
         self.backoff_ms = 0
         self._ok_run += 1
@@ -264,7 +264,7 @@ class Destination:
             self._skip.add(seq)
             self.stats["rejected"] += 1
             self._event("rejected", "%s refused %s %s (record %d): %s" % (
-                self.name, rec[records.V_CODE], timeutil.cst_text(rec[records.V_STAT_START]), seq, reason))
+                self.name, rec[records.V_CODE], timeutil.cst_text(rec[records.V_STAT_START]), seq, reason), "uplink.refused")
 
     async def _on_retry(self, result):
         self.stats["failures"] += 1
@@ -272,7 +272,7 @@ class Destination:
         self.last_error = result.reason
         if not self.failing:
             self._fail_since = timeutil.now()
-            self._event("uplink", "%s: delivery failing: %s" % (self.name, result.reason))
+            self._event("uplink", "%s: delivery failing: %s" % (self.name, result.reason), "uplink.failing")
         self.failing = True
         await self._backoff()
 
@@ -292,7 +292,7 @@ class Destination:
                 if isinstance(e, MemoryError) and self.size > 1:
                     self._shrink("out of memory")  # a local condition: retried at once, smaller
                     continue
-                self._event("uplink", "%s: round failed: %s" % (self.name, self.last_error))
+                self._event("uplink", "%s: round failed: %s" % (self.name, self.last_error), "uplink.round_failed")
                 await self._backoff()
 
     async def _round(self):

@@ -129,7 +129,7 @@ class NdrcJson:
         self.enterprise = enterprise
         self.config_dir = config_dir
         self.credentials = credentials  # the board's credentials(): read once, when TLS is set up
-        self._event = event or (lambda kind, text: log.warn("event", "%s: %s" % (kind, text)))
+        self._event = event or (lambda kind, text, code=None: log.warn("event", "%s: %s" % (kind, text)))
         # Hosts the platform may send us to: the configured one and those the site names for it.
         self._hosts = [http.split_url(self.url)[1].lower()] + [h.lower() for h in dest.get("hosts", ())]
         self._refused = []  # (field, origin) already written to the ledger since start
@@ -168,7 +168,7 @@ class NdrcJson:
     def _not_saved(self, why):
         # Flash full or failing: the session in RAM still serves; only a restart registers again.
         self._event("uplink", "%s: session not saved (%s): it serves until a restart, which registers again"
-                    % (self.name, why))
+                    % (self.name, why), "uplink.session_not_saved")
 
     def forget_session(self):
         self.session = None

@@ -337,5 +337,5 @@ class Quality:
 
         self._dirty = False
         return statefile.replace(self.path, write, "wb", lambda why: self._event(
-            "store", "quality score of %s not saved: %s" % (self.name, why)))
+            "store", "quality score of %s not saved: %s" % (self.name, why), "uplink.quality_not_saved"))
 

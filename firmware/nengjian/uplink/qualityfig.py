@@ -161,7 +161,7 @@ def _alarm(q, text):
     if len(q.alarms) >= ALARMS_KEPT:
         q.alarms.pop(0)
     q.alarms.append(text)
-    q._event("alarm", text)
+    q._event("alarm", text, "quality")
 
 
 def report(q, now=None):
@@ -235,7 +235,7 @@ def load(q):
             return True
         if why != "missing":
             q._event("store", "quality score of %s in %s not used (%s): counting again from now" % (
-                q.name, path, why))
+                q.name, path, why), "uplink.quality_unused")
             return False
     return False
 

@@ -63,7 +63,7 @@ def refuse(self, field, origin, why):
         self._refused.append((field, origin))
     self._event("security", "%s: the platform's %s (%s) refused: %s; %s" % (
         self.name, field, origin, why, "no uploads until it names an allowed one, the data stay on the "
-        "gateway" if field == "centerDataURL" else "not used"))
+        "gateway" if field == "centerDataURL" else "not used"), "uplink.field_refused")
 
 
 async def register(self):
@@ -140,7 +140,7 @@ async def version_check(self):
             self._mismatch(ans)
         self._checked = True
         self._event("uplink", "%s: version check failed (uploading anyway): %s" % (
-            self.name, self._unclear(status, data, ans)))
+            self.name, self._unclear(status, data, ans)), "uplink.version_check_failed")
         return
     reg, dic = ans.get("regVersion"), ans.get("dicVersion")
     old = (s.get("regVersion"), s.get("dicVersion"))
@@ -148,7 +148,7 @@ async def version_check(self):
     if old != (reg, dic):
         if old != (None, None):
             self._event("uplink", "%s: platform versions changed: regVersion %s -> %s, dicVersion %s -> %s; "
-                                  "check the data-item codes with the platform" % (self.name, old[0], reg, old[1], dic))
+                                  "check the data-item codes with the platform" % (self.name, old[0], reg, old[1], dic), "uplink.versions_changed")
         s["regVersion"] = reg
         s["dicVersion"] = dic
         self._save()

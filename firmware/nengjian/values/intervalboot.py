@@ -60,7 +60,8 @@ def resume(iv, store, path, saved, version, modulus):
 def load(iv, path, saved_fields, version, modulus):
     """Restore items from a state file; returns the store seq it was written at, or None."""
     def unreadable(why):
-        iv._event("store", "interval state %s unreadable (%s): replaying recent records only" % (path, why))
+        iv._event("store", "interval state %s unreadable (%s): replaying recent records only" % (path, why),
+                  "interval.unreadable")
 
     doc = statefile.load(path, version, unreadable)
     if doc is None:
@@ -80,7 +81,7 @@ def load(iv, path, saved_fields, version, modulus):
             continue
         if saved[0] != st.meter or saved[1] != st.point:
             iv._event("config", "%s now reads %s.%s: its saved counter is not carried over" % (
-                st.code, st.meter, st.point))
+                st.code, st.meter, st.point), "interval.moved")
             continue
         for name, v in zip(saved_fields[2:], saved[2:]):
             setattr(st, name, v)

@@ -188,9 +188,9 @@ class Intervals:
         self._back_noted = -_DAY_S
 
     # ---- ledger and output
-    def _note(self, kind, text):
+    def _note(self, kind, text, code=None):
         if not self._quiet:
-            self._event(kind, text)
+            self._event(kind, text, code)
 
     def _value(self, st, stat, start, a0, a1, q, ts, periods):
         if start <= st.done[stat]:
@@ -210,7 +210,7 @@ class Intervals:
             valid = False
             self._note("range", "%s: %s value %s for %s outside %s..%s: sent as invalid" % (
                 st.code, _STAT_NAMES[stat], d.text(), timeutil.cst_text(start), _times(st.lo, periods),
-                _times(st.hi, periods)))
+                _times(st.hi, periods)), "interval.range")
         rec = [records.VALUE, ts, st.code, stat, start, d, valid, records.FIELD_INSTRUMENT, st.scope]
         if q == records.REFILLED:
             rec.append(records.REFILLED)
@@ -225,7 +225,7 @@ class Intervals:
             return
         self._dup_noted = start
         self._note("clock", "%s: %s value for %s %s: not sent (the clock went back)" % (
-            st.code, _STAT_NAMES[stat], timeutil.cst_text(start), why))
+            st.code, _STAT_NAMES[stat], timeutil.cst_text(start), why), "interval.clock_back")
 
     # ---- readings
     def feed(self, index, ts, value, q=0):
@@ -264,7 +264,7 @@ class Intervals:
         if st.gp is not None:
             if m >= st.gp:
                 self._note("meter", "%s: reading %s is back above %s: the low reading before it was a glitch, "
-                           "not a new meter" % (st.code, _txt(m, st.e), _txt(st.gp, st.e)))
+                           "not a new meter" % (st.code, _txt(m, st.e), _txt(st.gp, st.e)), "interval.glitch")
                 st.off = st.goff
             st.gp = None
         if m < p:
@@ -274,13 +274,13 @@ class Intervals:
                 st.goff = st.off
                 st.off += st.mod
                 self._note("rollover", "%s: counter wrapped from %s to %s: added %s" % (
-                    st.code, _txt(p, st.e), _txt(m, st.e), _txt(st.mod, st.e)))
+                    st.code, _txt(p, st.e), _txt(m, st.e), _txt(st.mod, st.e)), "interval.wrapped")
             else:
                 st.gp = p
                 st.goff = st.off
                 st.off += p - m
                 self._note("meter", "%s: reading fell from %s to %s (meter replaced or reset): new baseline, "
-                           "consumption counted from the new reading on" % (st.code, _txt(p, st.e), _txt(m, st.e)))
+                           "consumption counted from the new reading on" % (st.code, _txt(p, st.e), _txt(m, st.e)), "interval.new_baseline")
         st.raw = m
         a = m + st.off
         if a < before:
@@ -293,7 +293,7 @@ class Intervals:
         if abs(ts - self._back_noted) > 600:
             self._back_noted = ts
             self._note("clock", "%s: reading at %s is before the previous one at %s: boundaries after it dropped, "
-                       "no period is sent twice" % (st.code, timeutil.cst_text(ts), timeutil.cst_text(st.t)))
+                       "no period is sent twice" % (st.code, timeutil.cst_text(ts), timeutil.cst_text(st.t)), "interval.reading_back")
         if st.bt is not None and st.bt > ts:
             st.bt = None
         if st.ds is not None and st.ds > ts:
@@ -328,7 +328,7 @@ class Intervals:
             n = (last_unknown - b) // P + 1
             self._note("gap", "%s: no reading within %d s of %s%s: %d boundary reading(s) missing, no value for "
                        "the periods around them" % (st.code, self.tolerance, timeutil.cst_text(b),
-                                                    "" if n == 1 else " .. %s" % timeutil.cst_text(last_unknown), n))
+                                                    "" if n == 1 else " .. %s" % timeutil.cst_text(last_unknown), n), "interval.gap")
         if measured and not (t1 is None and st.bt == s2):
             # (after the clock went back into a period already anchored, the earlier reading stays)
             self._anchor(st, s2, a2, q, t2)
@@ -359,7 +359,7 @@ class Intervals:
 
     def _align(self, st, e, m):
         """Bring a reading of another resolution onto the item's (exactly, the finer one wins)."""
-        self._note("meter", "%s: reading resolution changed from 1e%d to 1e%d" % (st.code, st.e, e))
+        self._note("meter", "%s: reading resolution changed from 1e%d to 1e%d" % (st.code, st.e, e), "interval.resolution")
         if e > st.e:
             return m * 10 ** (e - st.e)
         k = 10 ** (st.e - e)
@@ -402,7 +402,7 @@ class Intervals:
         # streamed by statefile: the text of 256 items is never one string in RAM
         statefile.save(self._path, {"period": self.period, "seq": store.last_seq, "items": items}, _STATE_VERSION,
                        lambda why: self._note("store", "interval state not saved (%s): a reboot replays more "
-                                                       "records" % why))
+                                                       "records" % why, "interval.not_saved"))
         self._dirty = False
         now_slot = timeutil.slot_start(max(st.t or 0 for st in self.states), self.period)
         self._save_after = now_slot + self.period + self.tolerance

@@ -86,16 +86,17 @@ def check(mt, meter_id, point, reading, reading_ts, displayed_text, now, who="")
                 meter_id, point, displayed.text(), reading.text(), at, max(0, now - (reading_ts or now)),
                 _signed(diff), allowed.text(), accuracy, accuracy.rstrip("Ss"), digit.text(),
                 "BEYOND CLASS" if beyond else "within class", ("; by " + who) if who else ""))
-    mt._event("check", text[:240])
+    mt._event("check", text[:240], "check.done")
     key = "check:%s.%s" % (meter_id, point)
     if beyond:
         mt.record_check(key, ["beyond", "meter %s %s: display differs from the gateway by %s, "
                               "beyond class %s (allowed %s)" % (meter_id, point, _signed(diff), accuracy,
                                                                 allowed.text())],
                         "CHECK %s %s beyond class %s: difference %s, allowed %s" % (
-                            meter_id, point, accuracy, _signed(diff), allowed.text()))
+                            meter_id, point, accuracy, _signed(diff), allowed.text()), "check.beyond")
     else:
-        mt.record_check(key, None, "CLEARED CHECK %s %s: within class %s again" % (meter_id, point, accuracy))
+        mt.record_check(key, None, "CLEARED CHECK %s %s: within class %s again" % (meter_id, point, accuracy),
+                        "check.cleared")
     return {"meter": meter_id, "point": point, "displayed": displayed.text(), "gateway": reading.text(),
             "gateway_at": reading_ts, "difference": _signed(diff), "allowed": allowed.text(),
             "class": accuracy, "beyond": beyond}

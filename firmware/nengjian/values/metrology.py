@@ -114,15 +114,15 @@ class Metrology:
         self._save()
 
     # ---- performance check (nengjian.values.metercheck, loaded for a check only)
-    def record_check(self, key, alarm, event_text):
+    def record_check(self, key, alarm, event_text, code):
         """A check's outcome: `alarm` [level, text] while beyond class, None once within; the event."""
         had = self.alarms.get(key)
         if alarm is not None:
             self.alarms[key] = alarm
-            self._event("alarm", event_text)
+            self._event("alarm", event_text, code)
         elif had:
             del self.alarms[key]
-            self._event("alarm", event_text)
+            self._event("alarm", event_text, code)
         self._save()
 
     def status_alarms(self):

@@ -79,7 +79,10 @@ def render(code: str | None, text) -> messages.Text:
 # The families an event of each kind may belong to: an event written without a code (an older
 # gateway's, or one whose call site gives none yet) is tried against these, so its wording, where it
 # matches a template exactly, is said in Chinese too.
-KIND_FAMILIES = {"alarm": ("gap", "cal", "quality"), "meter": ("meter",), "point": ("point",), "link": ("link",)}
+KIND_FAMILIES = {"alarm": ("gap", "cal", "quality", "check"), "meter": ("meter", "interval"), "point": ("point",),
+                 "link": ("link",), "uplink": ("uplink",), "rejected": ("uplink",), "loss": ("loss",), "ota": ("ota",),
+                 "meterclock": ("meterclock",), "refill": ("refill",), "check": ("check",),
+                 "range": ("interval",), "clock": ("interval",), "rollover": ("interval",), "gap": ("interval",)}
 
 
 def event(kind: str | None, code: str | None, text) -> messages.Text:

@@ -1597,6 +1597,165 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "gw.link.lost": ("{link} lost: {why}", "链路 {link} 中断：{why}"),
     "gw.link.using": ("using {link}", "正在使用链路 {link}"),
     "gw.link.back": ("back on {link}; {old} released", "已切回链路 {link}；已释放 {old}"),
+    # ledger events: uplink (nengjian/uplink), the store's (nengjian/store), update, meter clock, back-fill
+    "gw.uplink.delivering": ("{dest}: delivering again after {n} failure(s) over {s} s (last: {error}); backlog {backlog}",
+                             "{dest}：连续 {n} 次失败（历时 {s} 秒，最后一次：{error}）后恢复上传；待补传 {backlog} 条"),
+    "gw.uplink.refused": ("{dest} refused {item} {when} (record {seq}): {reason}",
+                          "{dest} 拒收数据采集项 {item} {when} 的数据（记录 {seq}）：{reason}"),
+    "gw.uplink.failing": ("{dest}: delivery failing: {error}", "{dest}：上传失败：{error}"),
+    "gw.uplink.slot_unusable": ("{dest}: upload slot {slot} unusable: day and month values sent as due",
+                                "{dest}：上传时段 {slot} 不可用：日值和月值按到期时间上传"),
+    "gw.uplink.round_failed": ("{dest}: round failed: {error}", "{dest}：本轮上传失败：{error}"),
+    "gw.uplink.session_not_saved": (
+        "{dest}: session not saved ({why}): it serves until a restart, which registers again",
+        "{dest}：会话未能保存（{why}）：重启前继续使用，重启后重新注册"),
+    "gw.uplink.quality_not_saved": ("quality score of {dest} not saved: {why}", "{dest} 的数据质量评分未能保存：{why}"),
+    "gw.uplink.quality_unused": ("quality score of {dest} in {path} not used ({why}): counting again from now",
+                                 "{dest} 的数据质量评分（{path}）未被采用（{why}）：从现在起重新统计"),
+    "gw.uplink.field_refused": ("{dest}: the platform's {field} ({origin}) refused: {why}; {then}",
+                                "{dest}：平台下发的 {field}（{origin}）被拒绝：{why}；{then}"),
+    "gw.uplink.version_check_failed": ("{dest}: version check failed (uploading anyway): {why}",
+                                       "{dest}：版本检查失败（仍继续上传）：{why}"),
+    "gw.uplink.versions_changed": (
+        "{dest}: platform versions changed: regVersion {reg0} -> {reg}, dicVersion {dic0} -> {dic}; "
+        "check the data-item codes with the platform",
+        "{dest}：平台版本已变更：regVersion {reg0} -> {reg}，dicVersion {dic0} -> {dic}；请与平台核对数据采集项编码"),
+    "gw.loss.unacked": ("{why}: records {lo}..{hi} ({t0} .. {t1} CST) dropped before {dests} acknowledged them; {then}",
+                        "{why}：记录 {lo}..{hi}（北京时间 {t0} .. {t1}）在 {dests} 确认接收前被丢弃；{then}"),
+    "gw.loss.unwritable": (
+        "flash not writable: {n} {ring} records between {lo} and {hi} dropped from RAM before they were stored",
+        "闪存不可写：{lo} 至 {hi} 之间的 {n} 条 {ring} 记录未写入闪存即从内存中丢弃"),
+    "gw.loss.too_big": ("history: a value of {item} at {when} CST does not fit a record: not kept",
+                        "历史数据：数据采集项 {item} 在北京时间 {when} 的值超出记录容量：未保存"),
+    "gw.store.segments": ("{want} segments of {size} bytes do not fit a {volume}-byte volume: using {n}",
+                          "{want} 个 {size} 字节的存储段放不进 {volume} 字节的数据卷：改用 {n} 个"),
+    "gw.store.cursor_damaged": ("cursor of {dest} damaged: resending from the oldest record",
+                                "{dest} 的上传游标已损坏：从最早的记录开始补传"),
+    "gw.store.cursor_clamped": ("cursor of {dest} ({at}) past the newest record ({top}): clamped",
+                                "{dest} 的上传游标（{at}）超出最新记录（{top}）：已截回"),
+    "gw.store.cursor_not_saved": ("cursor of {dest} not saved ({why})", "{dest} 的上传游标未能保存（{why}）"),
+    "gw.store.expired": ("history from {t0} to {t1} CST ({n} records) expired: {why}",
+                         "北京时间 {t0} 至 {t1} 的历史数据（{n} 条记录）已过期删除：{why}"),
+    "gw.store.cut": ("segment {seg}: cut {n} damaged tail bytes after record {seq}",
+                     "存储段 {seg}：已截去记录 {seq} 之后 {n} 字节的损坏尾部"),
+    "gw.store.skipped": ("segment {seg}: skipped {n} damaged bytes after record {seq}",
+                         "存储段 {seg}：已跳过记录 {seq} 之后 {n} 字节的损坏数据"),
+    "gw.store.undecodable": ("record {seq} undecodable: skipped", "记录 {seq} 无法解码：已跳过"),
+    "gw.store.read_failed": ("flash read failed (errno {errno})", "闪存读取失败（errno {errno}）"),
+    "gw.store.writable": ("flash writable again", "闪存恢复可写"),
+    "gw.store.write_failed": ("flash write failed (errno {errno}): {n} records held in RAM, retrying",
+                              "闪存写入失败（errno {errno}）：{n} 条记录暂存在内存中，正在重试"),
+    # a performance check: with the crew member's name first, so that the verdict stands alone
+    "gw.check.done.by": ("{meter} {point}: displayed {displayed}, gateway {gateway} ({at}, {age} s before), difference "
+                         "{diff}, allowed {allowed} (class {cls}: {pct} % of reading + 1 digit {digit}): {verdict}; "
+                         "by {who}",
+                         "{meter} {point} 性能检验：仪表显示 {displayed}，网关读数 {gateway}（{at}，{age} 秒前），差值 "
+                         "{diff}，允许 {allowed}（准确度等级 {cls}：读数的 {pct} % + 末位 1 个字 {digit}）：{verdict}；"
+                         "检验人 {who}"),
+    "gw.check.done.plain": ("{meter} {point}: displayed {displayed}, gateway {gateway} ({at}, {age} s before), "
+                            "difference {diff}, allowed {allowed} (class {cls}: {pct} % of reading + 1 digit {digit}): "
+                            "{verdict}",
+                            "{meter} {point} 性能检验：仪表显示 {displayed}，网关读数 {gateway}（{at}，{age} 秒前），"
+                            "差值 {diff}，允许 {allowed}（准确度等级 {cls}：读数的 {pct} % + 末位 1 个字 {digit}）：{verdict}"),
+    "gw.check.beyond": ("CHECK {meter} {point} beyond class {cls}: difference {diff}, allowed {allowed}",
+                        "性能检验 {meter} {point} 超出准确度等级 {cls}：差值 {diff}，允许 {allowed}"),
+    "gw.check.cleared": ("CLEARED CHECK {meter} {point}: within class {cls} again",
+                         "性能检验 {meter} {point} 的告警已解除：重新在准确度等级 {cls} 以内"),
+    "gw.interval.clock_back": ("{item}: {stat} value for {when} {why}: not sent (the clock went back)",
+                               "数据采集项 {item}：{when} 的{stat} {why}：未上传（时钟回拨）"),
+    "gw.interval.resolution": ("{item}: reading resolution changed from 1e{old} to 1e{new}",
+                               "数据采集项 {item}：读数分辨率由 1e{old} 变为 1e{new}"),
+    "gw.interval.range": ("{item}: {stat} value {value} for {when} outside {lo}..{hi}: sent as invalid",
+                          "数据采集项 {item}：{when} 的{stat} {value} 超出 {lo}..{hi}：按无效值上传"),
+    "gw.interval.reading_back": (
+        "{item}: reading at {when} is before the previous one at {prev}: boundaries after it dropped, "
+        "no period is sent twice",
+        "数据采集项 {item}：{when} 的读数早于上一次读数（{prev}）：其后的整点读数已舍弃，任何时段都不会重复上传"),
+    "gw.interval.glitch": (
+        "{item}: reading {value} is back above {low}: the low reading before it was a glitch, not a new meter",
+        "数据采集项 {item}：读数 {value} 回到 {low} 以上：此前的低读数是干扰，不是换表"),
+    "gw.interval.wrapped": ("{item}: counter wrapped from {old} to {new}: added {mod}",
+                            "数据采集项 {item}：计数器由 {old} 翻转到 {new}：已加上 {mod}"),
+    "gw.interval.new_baseline": (
+        "{item}: reading fell from {old} to {new} (meter replaced or reset): new baseline, "
+        "consumption counted from the new reading on",
+        "数据采集项 {item}：读数由 {old} 降到 {new}（换表或仪表复位）：以新读数为基准重新计量"),
+    "gw.interval.gap": (
+        "{item}: no reading within {s} s of {when}{until}: {n} boundary reading(s) missing, "
+        "no value for the periods around them",
+        "数据采集项 {item}：{when}{until} 前后 {s} 秒内没有读数：缺少 {n} 个整点读数，相关时段无数值"),
+    "gw.interval.not_saved": ("interval state not saved ({why}): a reboot replays more records",
+                              "时段计算状态未能保存（{why}）：重启后需重放更多记录"),
+    "gw.interval.unreadable": ("interval state {path} unreadable ({why}): replaying recent records only",
+                               "时段计算状态 {path} 无法读取（{why}）：只重放最近的记录"),
+    "gw.interval.moved": ("{item} now reads {meter}.{point}: its saved counter is not carried over",
+                          "数据采集项 {item} 现在读取 {meter}.{point}：原先保存的计数不再沿用"),
+    "gw.ota.downloading": ("version {version} offered by the update channel: downloading",
+                           "更新通道提供版本 {version}：正在下载"),
+    "gw.ota.no_heap_now": ("update channel: no room in the heap for its signature check now: checked at the restart",
+                           "更新通道：当前内存不足以校验签名：重启时再校验"),
+    "gw.ota.plain_http": (
+        "update server not asked (ota.url is plain http and ota.insecure is off): updates over USB only",
+        "未询问更新服务器（ota.url 为明文 http 且 ota.insecure 未开启）：只能通过 USB 更新"),
+    "gw.ota.rolled_back": ("rolled back from {version} to {previous}: not healthy within {s} s",
+                           "已从版本 {version} 回退到 {previous}：{s} 秒内未确认运行正常"),
+    "gw.ota.not_fetched_rolled_back": (
+        "version {version} offered by the update channel: not fetched (it failed its trial on this gateway and was "
+        "rolled back)", "更新通道提供版本 {version}：未下载（该版本曾在本网关试运行失败并已回退）"),
+    "gw.ota.not_fetched": ("version {version} offered by the update channel: not fetched ({why})",
+                           "更新通道提供版本 {version}：未下载（{why}）"),
+    "gw.ota.no_heap": ("update channel: no room in the heap for its signature check, nor at the last restart: "
+                       "not checked, no restart for it", "更新通道：当前及上次重启时内存均不足以校验签名：未校验，也不为此重启"),
+    "gw.ota.refused": ("update refused: {error}", "更新被拒绝：{error}"),
+    "gw.ota.channel": ("update channel: {error}", "更新通道：{error}"),
+    "gw.ota.confirmed": ("version {version} confirmed healthy: kept", "版本 {version} 运行正常：已保留"),
+    "gw.ota.received": ("bundle{version} received: verified and installed at the restart",
+                        "已收到更新包{version}：已校验，重启时安装"),
+    "gw.meterclock.not_read": ("{meter}: meter clock not read ({error}: {detail})",
+                               "{meter}：未能读取仪表时钟（{error}: {detail}）"),
+    "gw.meterclock.broadcast": (
+        "{meter}: meter clock off by {offset} s (limit {limit} s): broadcast time sync on bus {bus}, sent {when}",
+        "{meter}：仪表时钟偏差 {offset} 秒（限值 {limit} 秒）：已在总线 {bus} 上广播校时，发送时间 {when}"),
+    "gw.meterclock.after_broadcast": ("{meter}: meter clock {state} after the broadcast: {offset} s",
+                                      "{meter}：广播校时后仪表时钟{state}：偏差 {offset} 秒"),
+    "gw.meterclock.beyond_broadcast": (
+        "{meter}: meter clock off by {offset} s, beyond what a broadcast time sync sets ({max} s): "
+        "needs a programmed time write (14H, with password)",
+        "{meter}：仪表时钟偏差 {offset} 秒，超出广播校时可校范围（{max} 秒）：需用编程方式写入时间（14H，需密码）"),
+    "gw.meterclock.broadcast_done": (
+        "{meter}: meter clock off by {offset} s: bus {bus} had its broadcast time sync today, next one tomorrow",
+        "{meter}：仪表时钟偏差 {offset} 秒：总线 {bus} 今天已广播校时，明天再校"),
+    "gw.meterclock.written": (
+        "{meter}: meter clock off by {offset} s (limit {limit} s): written {when} by FC 16 at register {register}, "
+        "read back {after} s: {result}",
+        "{meter}：仪表时钟偏差 {offset} 秒（限值 {limit} 秒）：已用 FC 16 向寄存器 {register} 写入 {when}，"
+        "回读偏差 {after} 秒：{result}"),
+    "gw.meterclock.not_writable": (
+        "{meter}: meter clock off by {offset} s (limit {limit} s); its profile does not let the gateway write it: "
+        "set it on site",
+        "{meter}：仪表时钟偏差 {offset} 秒（限值 {limit} 秒）；其仪表型号不允许网关写入时钟：请到现场校准"),
+    "gw.meterclock.written_today": ("{meter}: meter clock off by {offset} s: set once today already, next write tomorrow",
+                                    "{meter}：仪表时钟偏差 {offset} 秒：今天已校准过一次，明天再写入"),
+    "gw.meterclock.write_failed": (
+        "{meter}: meter clock off by {offset} s (limit {limit} s): write of register {register} failed ({error}: {detail})",
+        "{meter}：仪表时钟偏差 {offset} 秒（限值 {limit} 秒）：写入寄存器 {register} 失败（{error}: {detail}）"),
+    "gw.refill.done": (
+        "{meter}: {n} of {missed} missed boundary reading(s) {first} .. {last} refilled from the meter's frozen data "
+        "({hourly} hourly, {daily} daily, {settlement} settlement; meter clock {offset} s)",
+        "{meter}：缺失的 {missed} 个整点读数（{first} .. {last}）中有 {n} 个已由仪表冻结数据补录"
+        "（小时冻结 {hourly} 个、日冻结 {daily} 个、结算日冻结 {settlement} 个；仪表时钟偏差 {offset} 秒）"),
+    "gw.refill.no_point": ("{meter}: memory.point {point} is no XXXXXX.XX kWh point read here: not refilled",
+                           "{meter}：memory.point {point} 不是本网关读取的 XXXXXX.XX kWh 测点：不补录"),
+    "gw.refill.clock_off": (
+        "{meter}: meter clock off by {offset} s (more than {max} s): its freezes were not taken at the boundaries, "
+        "none used",
+        "{meter}：仪表时钟偏差 {offset} 秒（超过 {max} 秒）：其冻结数据不是在整点时刻冻结的，均不采用"),
+    "gw.refill.not_taken": ("{meter}: frozen readings not taken ({error}: {detail}): the gap stays as it is",
+                            "{meter}：未能读取冻结数据（{error}: {detail}）：数据缺口保持不变"),
+    "gw.refill.freeze_unread": ("{meter}: {kind} freeze {n} for {when} not read ({error}): not used",
+                                "{meter}：{when} 的{kind}冻结数据第 {n} 条读取失败（{error}）：不采用"),
+    "gw.refill.freeze_time": ("{meter}: {kind} freeze {n} reads {y}-{mo}-{d} {h}:{mi}, not {when}: not used",
+                              "{meter}：{kind}冻结数据第 {n} 条的时间为 {y}-{mo}-{d} {h}:{mi}，而非 {when}：不采用"),
     # the console status's alarms (nengjian/console/status.py: alarm_codes)
     "gw.safe": ("safe mode: {reason}", "安全模式：{reason}"),
     "gw.crash_loop": ("crash-loop safe mode, level {level}", "反复重启后进入安全模式，级别 {level}"),
@@ -1632,6 +1791,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "gw.word.day values": ("day values", "日值"),
     "gw.word.raised": ("raised", "发出"),
     "gw.word.cleared": ("cleared", "解除"),
+    "gw.word.BEYOND CLASS": ("BEYOND CLASS", "超出准确度等级"),
+    "gw.word.within class": ("within class", "在准确度等级以内"),
+    "gw.word.real-time": ("real-time", "实时值"),
+    "gw.word.hourly": ("hourly", "小时"),
+    "gw.word.daily": ("daily", "日"),
+    "gw.word.settlement": ("settlement", "结算日"),
+    "gw.word.set": ("set", "已校准"),
+    "gw.word.NOT set": ("NOT set", "未校准"),
+    "gw.word.every destination": ("every destination", "所有上传目的地"),
+    "gw.word.their values are kept in history": ("their values are kept in history", "其数值已保留在历史数据中"),
+    "gw.word.they are lost": ("they are lost", "这些记录已丢失"),
     "gw.dur.dh": ("{d} d {h} h", "{d} 天 {h} 小时"),
     "gw.dur.hm": ("{h} h {m} min", "{h} 小时 {m} 分钟"),
     "gw.dur.m": ("{m} min", "{m} 分钟"),

@@ -131,9 +131,8 @@ print(json.dumps({"out": out, "events": gw.events}))
 # One boot of a gateway whose bus0 has one DL/T 645 meter 90 s fast: memwatch.attach as the app
 # calls it, then one clock check at DAY days after NOON. What the file says is what survives a restart.
 BOOT = r"""
-import asyncio, json
-from clockrig import NOON, Gw, clock
-from nengjian.meters import memwatch
+import asyncio
+from clockrig import boot, clock, report
 
 
 class Drv:
@@ -154,29 +153,10 @@ class Drv:
         self.sent += 1
 
 
-class Pm:
-    def __init__(self, drv):
-        self.driver = drv
-        self.cfg = {}
-
-
-class Bus:
-    name = "bus0"
-
-
-class Poller:
-    def __init__(self, drv):
-        self.meters = [Pm(drv)]
-        self.bus = Bus()
-
-
-clock[0] = NOON + DAY * 86400
 drv = Drv()
-gw = Gw(DATA, [Poller(drv)])
-memwatch.attach(gw, lambda: True)
+gw = boot(drv, DATA, DAY)
 asyncio.run(drv.after(None, None, 100, 0))
-print(json.dumps({"sent": drv.sent, "events": gw.events, "status": gw.watches["m1"].status(),
-                  "day": NOON + DAY * 86400 - 12 * 3600}))
+report(gw, sent=drv.sent)
 """
 
 

@@ -169,10 +169,10 @@ def test_the_profile_clock_key_is_checked():
 # One boot of a gateway whose bus0 has one Modbus meter 180 s fast: memwatch.attach as the app calls it,
 # then one clock check DAY days after NOON. What the data dir holds is what survives the restart.
 BOOT = r"""
-import asyncio, json
-from clockrig import NOON, Gw, clock
+import asyncio
+from clockrig import boot, clock, report
 from nengjian.core import timeutil
-from nengjian.meters import memwatch, modbusclock
+from nengjian.meters import modbusclock
 
 
 class Drv:
@@ -189,30 +189,11 @@ class Drv:
         self.writes += 1
 
 
-class Pm:
-    def __init__(self, drv):
-        self.driver = drv
-        self.cfg = {}
-
-
-class Bus:
-    name = "bus0"
-
-
-class Poller:
-    def __init__(self, drv):
-        self.meters = [Pm(drv)]
-        self.bus = Bus()
-
-
-clock[0] = NOON + DAY * 86400
 drv = Drv()
-gw = Gw(DATA, [Poller(drv)])
-memwatch.attach(gw, lambda: True)
+gw = boot(drv, DATA, DAY)
 if drv.watch.due():
     asyncio.run(drv.watch.after(None, None, 100, 0))
-print(json.dumps({"writes": drv.writes, "events": gw.events, "status": gw.watches["m1"].status(),
-                  "day": NOON + DAY * 86400 - 12 * 3600}))
+report(gw, writes=drv.writes)
 """
 
 

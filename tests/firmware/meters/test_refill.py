@@ -44,7 +44,7 @@ class Gw:
                   "estimate": estimate}]
         self.items_by_point = {("e1", "energy_kwh"): [0]}
         self.intervals = intervals.Intervals(items, period, self.values.append, self.event, {})
-    def event(self, kind, text):
+    def event(self, kind, text, code=None):
         self.events.append((kind, text))
 
 

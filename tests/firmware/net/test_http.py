@@ -499,40 +499,53 @@ def test_date_reaches_the_clock_only_from_a_verified_server(tmp_path):
                             ["verified_hook_fails", utc, "Date header of 127.0.0.1"]]
 
 
-# An answer read through a buffer the caller lends (the profile's body buffer, idle once the body is
-# out): on a heap full of the batch just sent, the 512-byte block of the client's own buffer was
-# what failed, and the batch the platform had was sent again, halved.
-LENT_BUFFER = r"""
+# A platform's answer to an upload on a stand-in connection that hands it over `step` bytes a read.
+ANSWER_CONN = r"""
 import asyncio, gc, json
 from nengjian.net import http
 BODY = b'{"responseCode":"0","responseMessage":"ok","accepted":100}'
 ANS = (b"HTTP/1.1 200 OK\r\nServer: BaseHTTP/0.6 Python/3.12\r\nDate: Tue, 25 Nov 2025 16:41:07 GMT\r\n"
        b"Content-Type: application/json;charset=UTF-8\r\nContent-Length: %d\r\n\r\n" % len(BODY)) + BODY
 SRC = memoryview(ANS)
-class Reader:
-    pos = 0
+class Conn:
+    def __init__(self, step=4096):
+        self.step = step
+        self.pos = 0
+        self.reads = 0
     async def readinto(self, mv):
-        n = min(len(mv), len(ANS) - self.pos)
+        n = min(len(mv), len(ANS) - self.pos, self.step)
         mv[:n] = SRC[self.pos:self.pos + n]
         self.pos += n
+        self.reads += 1
         return n
+    def write(self, b):
+        pass
+    async def drain(self):
+        pass
+    def close(self):
+        pass
+    async def wait_closed(self):
+        pass
+"""
+
+
+# An answer read through a buffer the caller lends (the profile's body buffer, idle once the body is
+# out): on a heap full of the batch just sent, the 512-byte block of the client's own buffer was
+# what failed, and the batch the platform had was sent again, halved.
+LENT_BUFFER = ANSWER_CONN + r"""
 def once(buf):
-    r = Reader()
+    r = Conn()
     got = []
     async def go():
-        dl = time_dl()
         gc.collect()
         gc.disable()
         a = gc.mem_alloc()
-        status, data = await http._answer(r, dl, "POST", None, 16384, False, "p", buf)
+        status, data = await http._answer(r, "POST", None, 16384, False, "p", buf)
         got.append(gc.mem_alloc() - a)
         gc.enable()
         assert status == 200 and data == BODY, (status, data)
     asyncio.run(go())
     return got[0]
-def time_dl():
-    import time
-    return time.ticks_add(time.ticks_ms(), 60000)
 buf = bytearray(2048)
 once(buf); once(None)
 print("RESULT " + json.dumps({"lent": once(buf), "own": once(None)}))
@@ -543,3 +556,38 @@ def test_an_answer_read_through_a_lent_buffer_allocates_no_buffer_of_its_own():
     out = run_mpy(LENT_BUFFER, heap="256k").stdout
     got = json.loads(out.split("RESULT ", 1)[1])
     assert got["own"] - got["lent"] >= 512, got  # bytes allocated reading one answer, collector off
+
+
+# A request whose answer arrives a few bytes at a time (a slow link, TLS records split): the request's
+# one deadline costs the same however many reads the answer takes. A wait_for around each read cost a
+# task and a timeout per read, about 1 KB on the sim heap.
+PER_READ = ANSWER_CONN + r"""
+conn = [None]
+async def fake_connect(host, port, ssl, timeout_ms):
+    return conn[0], conn[0]
+http.connect = fake_connect
+buf = bytearray(1024)
+def once(step):
+    c = conn[0] = Conn(step)
+    got = []
+    async def go():
+        gc.collect()
+        gc.disable()
+        a = gc.mem_alloc()
+        status, data = await http.request("POST", "http://127.0.0.1:8080/x", b"{}", None, 60000, buf=buf)
+        got.append(gc.mem_alloc() - a)
+        gc.enable()
+        assert status == 200 and data == BODY, (status, data)
+    asyncio.run(go())
+    return got[0], c.reads
+once(4096); once(8)
+print("RESULT " + json.dumps({"whole": once(4096), "drip": once(8)}))
+"""
+
+
+def test_the_reads_of_one_answer_share_the_request_s_one_deadline():
+    got = json.loads(run_mpy(PER_READ, heap="256k").stdout.split("RESULT ", 1)[1])
+    (whole, whole_reads), (drip, drip_reads) = got["whole"], got["drip"]
+    assert drip_reads > whole_reads + 20, got
+    # what is left per read is the reader's own coroutine: no wrapper of the client's
+    assert (drip - whole) / (drip_reads - whole_reads) < 256, got

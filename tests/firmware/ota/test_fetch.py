@@ -119,7 +119,7 @@ def fetcher(monkeypatch, files, updater, url=URL, insecure=True, ssl=None, gatew
     events, restarts = [], []
     server = Server(files)
     monkeypatch.setattr(otafetch.http, "request", server)
-    f = otafetch.OtaFetch(updater, url, "0.1.0", "sim", lambda k, t: events.append(t),
+    f = otafetch.OtaFetch(updater, url, "0.1.0", "sim", lambda k, t, c=None: events.append(t),
                           restart=lambda: restarts.append(1), ssl=ssl, insecure=insecure, gateway_id=gateway_id)
     return f, server, events, restarts
 
@@ -310,7 +310,7 @@ def test_key_rotation_introduced_by_the_old_key_then_signed_by_the_new_and_the_o
         updater.key_path = str(key_file)
         server = Server({URL: data, BUNDLE_URL: BUNDLE})
         monkeypatch.setattr(otafetch.http, "request", server)
-        f = otafetch.OtaFetch(updater, URL, "0.1.0", "sim", lambda k, t: events.append(t), insecure=True)
+        f = otafetch.OtaFetch(updater, URL, "0.1.0", "sim", lambda k, t, c=None: events.append(t), insecure=True)
         try:
             return asyncio.run(f.check()), updater
         finally:
@@ -368,7 +368,7 @@ def _fast(monkeypatch):
 def scheduled(monkeypatch, files, updater):
     """The gateway's resident part (nengjian.ota.resident) running checks with the stand-in updater."""
     _f, server, events, restarts = fetcher(monkeypatch, files, updater)
-    res = resident.Resident(updater.root, None, "sim", "0.1.0", lambda k, t: events.append(t))
+    res = resident.Resident(updater.root, None, "sim", "0.1.0", lambda k, t, c=None: events.append(t))
     res.load = lambda keys_needed=True: updater
     res.schedule(URL, 86400, None, lambda: restarts.append(1), insecure=True, gateway_id=b"sim-0000")
     return res, server, events, restarts
@@ -463,14 +463,14 @@ def test_a_release_older_than_the_minimum_is_not_fetched_unless_it_is_a_signed_d
 def test_plain_http_is_refused_unless_the_config_says_insecure(monkeypatch, tmp_path, vendor, published):
     f, server, events, _r = fetcher(monkeypatch, published, Updater(vendor, tmp_path), insecure=False)
     assert f.off and "plain http: refused" in _refused(f.check()) and server.asked == []
-    res = resident.Resident(str(tmp_path / "app"), None, "sim", "0.1.0", lambda k, t: events.append(t))
+    res = resident.Resident(str(tmp_path / "app"), None, "sim", "0.1.0", lambda k, t, c=None: events.append(t))
     res.schedule(URL, 60, None, None, insecure=False)
     assert events == ["update server not asked (ota.url is plain http and ota.insecure is off): updates over USB only"]
     asyncio.run(res.run(lambda: True))  # returns at once: no task that asks now and then
     assert server.asked == []
     kinds = []
     for _ in range(2):  # each start
-        resident.Resident(str(tmp_path / "app"), None, "sim", "0.1.0", lambda k, t: kinds.append((k, t))).schedule(
+        resident.Resident(str(tmp_path / "app"), None, "sim", "0.1.0", lambda k, t, c=None: kinds.append((k, t))).schedule(
             URL, 60, None, None, insecure=True)
     assert kinds == [("security", "update server: " + resident.INSECURE_WARNING)] * 2
 
@@ -533,7 +533,7 @@ http.request = request
 out = []
 u = updater.Updater(ROOT, updater.load_keys(%r), "sim", None, key_path=%r, running="0.1.0")
 try:
-    asyncio.run(fetch.OtaFetch(u, "http://upd/nj/good.njch", "0.1.0", "sim", lambda k, t: None).check())
+    asyncio.run(fetch.OtaFetch(u, "http://upd/nj/good.njch", "0.1.0", "sim", lambda k, t, c=None: None).check())
     plain = "fetched"
 except updater.OtaError as e:
     plain = str(e)
@@ -542,7 +542,7 @@ for name, gid in (("good.njch", "sim-0000"), ("tampered.njch", "sim-0000"), ("st
                   ("badhash.njch", "sim-0000"), ("rotate.njch", "sim-0000")):
     u = updater.Updater(ROOT, updater.load_keys(%r), "sim", None, key_path=%r, running="0.1.0")
     u.defer = lambda path, version=None: None
-    f = fetch.OtaFetch(u, "http://upd/nj/" + name, "0.1.0", "sim", lambda k, t: None, insecure=True, gateway_id=gid)
+    f = fetch.OtaFetch(u, "http://upd/nj/" + name, "0.1.0", "sim", lambda k, t, c=None: None, insecure=True, gateway_id=gid)
     try:
         asyncio.run(f.check())
         out.append([name, "ok", [k[3] for k in u.keys]])

@@ -89,7 +89,7 @@ async def request(method, url, body=b"", headers=None, timeout_ms=0, ssl=None, m
 
 http.request = request
 events, restarts = [], []
-r = resident.Resident(P["root"], P["key"], "sim", "0.1.0", lambda k, t: events.append(t))
+r = resident.Resident(P["root"], P["key"], "sim", "0.1.0", lambda k, t, c=None: events.append(t))
 r.schedule(P["url"], 86400, None, lambda: restarts.append(1), insecure=True, gateway_id="sim-0000")
 if P["keys"]:
     r.load(False)  # an earlier job of this boot loaded the vendor keys, in a heap with room for them
@@ -127,7 +127,7 @@ print("BOOT " + json.dumps([slot, mark]))
 CONFIRM = COMMON + r"""
 from nengjian.ota import resident
 events = []
-r = resident.Resident(P["root"], P["key"], "sim", "0.1.0", lambda k, t: events.append(t))
+r = resident.Resident(P["root"], P["key"], "sim", "0.1.0", lambda k, t, c=None: events.append(t))
 print("CONFIRM " + json.dumps([r.trial, r.confirm(), events]))
 """
 

@@ -40,7 +40,7 @@ def bundle(keys, tmp_path, files=None, boards=("sim",), version="9.9.9", pem=Non
 def updater(keys, root, events=None, running=None):
     key = otaupdater.load_key(str(keys["pub"]))
     kw = {"running": running} if running else {}
-    return otaupdater.Updater(str(root), key, "sim", (lambda k, t: events.append(t)) if events is not None else None,
+    return otaupdater.Updater(str(root), key, "sim", (lambda k, t, c=None: events.append(t)) if events is not None else None,
                               **kw)
 
 
@@ -171,7 +171,7 @@ def test_wrong_board_and_paths_outside_the_package_are_refused(keys, tmp_path):
 
 
 def _defer(keys, root, path, version, events):
-    u = otaupdater.Updater(str(root), otaupdater.load_key(str(keys["pub"])), "sim", lambda k, t: events.append(t),
+    u = otaupdater.Updater(str(root), otaupdater.load_key(str(keys["pub"])), "sim", lambda k, t, c=None: events.append(t),
                     key_path=str(keys["pub"]))
     u.defer(str(path), version)
     return u
@@ -249,7 +249,7 @@ def test_full_cycle_on_micropython_with_the_real_package(keys, tmp_path, mpy):
 import json
 from nengjian.ota import updater as otaupdater
 ev = []
-u = otaupdater.Updater(%r, otaupdater.load_key(%r), "sim", lambda k, t: ev.append(t))
+u = otaupdater.Updater(%r, otaupdater.load_key(%r), "sim", lambda k, t, c=None: ev.append(t))
 man = u.install_file(%r)
 print(json.dumps([man["version"], len(man["files"]), u.last_verify_ms, ev]))
 """ % (root, str(keys["pub"]), str(out))

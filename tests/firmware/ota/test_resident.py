@@ -39,7 +39,7 @@ class Gw:
     updater = None
     ota_fetch = None
 
-    def event(self, kind, text):
+    def event(self, kind, text, code=None):
         pass
 
     def restart(self):

@@ -21,7 +21,7 @@ def make(vendor, root, running=None, events=None, key_path=None):
     if key_path:
         kw["key_path"] = key_path
     return otaupdater.Updater(str(root), otaupdater.load_key(str(vendor.pub)), "sim",
-                              (lambda k, t: events.append(t)) if events is not None else None, **kw)
+                              (lambda k, t, c=None: events.append(t)) if events is not None else None, **kw)
 
 
 def held(root, slot):

@@ -55,7 +55,7 @@ LIVE = bytearray(CAP)
 def make_store(events):
     return Store(MNT + "/st", DESTS, segment_bytes=1024, segments=POOL, flush_records=12, flush_ms=10 ** 9,
                  raw_segments=RAW, raw_segment_bytes=1024, main_keep=2, fold=2,
-                 on_event=lambda k, t: events.append(k))
+                 on_event=lambda k, t, c=None: events.append(k))
 
 
 def new_obs():

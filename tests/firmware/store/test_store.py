@@ -32,7 +32,7 @@ def mk(root, ev, **kw):
     args = dict(segment_bytes=1024, segments=8, flush_records=8, flush_ms=10 ** 9, raw_segments=4,
                 raw_segment_bytes=1024, main_keep=2, fold=2)
     args.update(kw)
-    return Store(root, kw.pop("dests", ("city", "prov")), on_event=lambda k, t: ev.append([k, t]), **args)
+    return Store(root, kw.pop("dests", ("city", "prov")), on_event=lambda k, t, c=None: ev.append([k, t]), **args)
 
 
 def opened(root, ev=None, **kw):
@@ -533,7 +533,7 @@ vfs.VfsLfs2.mkfs(dev)
 vfs.mount(vfs.VfsLfs2(dev), "/v")
 ev = []
 s = Store("/v/st", ("city",), segment_bytes=1024, segments=40, flush_records=8, flush_ms=10 ** 9,
-          raw_segments=3, raw_segment_bytes=1024, fold=2, on_event=lambda k, t: ev.append((k, t)))
+          raw_segments=3, raw_segment_bytes=1024, fold=2, on_event=lambda k, t, c=None: ev.append((k, t)))
 s.open()
 def put(i):
     s.append([R.VALUE, 1760000000 + i * 900, "00-00-0000-023300-11", 0, 1760000000 + i * 900, Decimal(i, 0), True, 4, 1])
@@ -600,7 +600,7 @@ vfs.VfsLfs2.mkfs(dev)
 vfs.mount(vfs.VfsLfs2(dev), "/v")
 ev = []
 s = Store("/v/st", ("city",), segment_bytes=2048, segments=8, flush_records=8, flush_ms=0, max_pending=4096,
-          on_event=lambda k, t: ev.append((k, t)))
+          on_event=lambda k, t, c=None: ev.append((k, t)))
 s.open()
 for i in range(20):
     s.append([R.READING, 1760000000 + i, "m1", "kwh", Decimal(i, 0), 0])
@@ -632,11 +632,39 @@ print("SHED", s.stats["shed"], s.stats["write_errors"])
     assert shed > 0
 
 
+# One block-device method called as littlefs may call it, with the heap locked (a file closed by the
+# garbage collector): (what it returned, False when it tried to allocate).
+LOCKED_CALL = r'''
+import micropython
+def locked(dev, name, buf, rd):
+    r = 0
+    ok = False
+    micropython.heap_lock()
+    try:
+        if name == "erase":
+            r = dev.ioctl(6, 1)
+        elif name == "prog":
+            r = dev.writeblocks(1, buf, 512)
+        elif name == "read":
+            r = dev.readblocks(1, rd, 512)
+        elif name == "count":
+            r = dev.ioctl(4, 0)
+        elif name == "size":
+            r = dev.ioctl(5, 0)
+        else:
+            r = dev.ioctl(3, 0)
+        ok = True
+    except MemoryError:
+        pass
+    micropython.heap_unlock()
+    return r, ok
+'''
+
+
 def test_block_device_methods_allocate_nothing():
     """littlefs may call the block device with the heap locked: prove no method allocates, in every
     state (normal, the cut itself, after the cut) for both devices."""
-    code = r'''
-import micropython
+    code = LOCKED_CALL + r'''
 import os
 from nengjian.store.blockdev import CLEAN, TORN, ERASED, FileBlockDevice, RAMBlockDevice
 try:
@@ -657,23 +685,7 @@ for dev in (RAMBlockDevice(8, 4096), FileBlockDevice("/tmp/nj_bd_heap.img", 8, 4
             dev.arm(cut, mode)
             for k in range(4):
                 for name in ("erase", "prog", "read", "count", "sync"):
-                    r = 0
-                    micropython.heap_lock()
-                    try:
-                        if name == "erase":
-                            r = dev.ioctl(6, 1)
-                        elif name == "prog":
-                            r = dev.writeblocks(1, buf, 512)
-                        elif name == "read":
-                            r = dev.readblocks(1, rd, 512)
-                        elif name == "count":
-                            r = dev.ioctl(4, 0)
-                        else:
-                            r = dev.ioctl(3, 0)
-                        ok = True
-                    except MemoryError:
-                        ok = False
-                    micropython.heap_unlock()
+                    r, ok = locked(dev, name, buf, rd)
                     calls += 1
                     if r == -5:
                         eio += 1
@@ -768,7 +780,7 @@ EVERY = 64 if len(CODE) < 100 else 8  # records per flush (and read), within max
 
 def mk():
     return Store("/v/st", ("city",), segment_bytes=16384, segments=10, flush_records=EVERY, flush_ms=10 ** 9,
-                 raw_segments=0, main_keep=2, fold=FOLD, on_event=lambda k, t: ev.append([k, t]))
+                 raw_segments=0, main_keep=2, fold=FOLD, on_event=lambda k, t, c=None: ev.append([k, t]))
 
 
 def value(i):
@@ -970,37 +982,14 @@ def test_random_operations_against_a_model(tmp_path_factory, seq_ops):
 def test_sim_flash_methods_allocate_nothing(tmp_path):
     """The sim board's flash (nengjian.store.filedev, without the tests' counters and power cut) is
     called by littlefs the same way: none of its methods may allocate with the heap locked."""
-    code = r'''
-import micropython
+    code = LOCKED_CALL + r'''
 from nengjian.store.filedev import FileDevice
 dev = FileDevice("%s", 8, 4096)
 buf = bytearray(256)
 rd = bytearray(256)
 allocs = []
-r = 0
-ok = True
 for name in ("erase", "prog", "read", "count", "size", "sync"):
-    r = 0  # globals made before the lock: a new name would allocate
-    ok = False
-    micropython.heap_lock()
-    try:
-        if name == "erase":
-            r = dev.ioctl(6, 1)
-        elif name == "prog":
-            r = dev.writeblocks(1, buf, 512)
-        elif name == "read":
-            r = dev.readblocks(1, rd, 512)
-        elif name == "count":
-            r = dev.ioctl(4, 0)
-        elif name == "size":
-            r = dev.ioctl(5, 0)
-        else:
-            r = dev.ioctl(3, 0)
-        ok = True
-    except MemoryError:
-        ok = False
-    micropython.heap_unlock()
-    if not ok:
+    if not locked(dev, name, buf, rd)[1]:
         allocs.append(name)
 print("ALLOCS", allocs, "BLOCKS", dev.ioctl(4, 0), dev.ioctl(5, 0))
 ''' % (tmp_path / "flash.img")

@@ -81,7 +81,7 @@ if P["seed_only"]:
     raise SystemExit
 
 events = []
-def ev(kind, text):
+def ev(kind, text, code=None):
     if len(events) < 20:
         events.append("%s: %s" % (kind, text))
     print("EVENT %s: %s" % (kind, text))

@@ -39,7 +39,7 @@ def channel(tmp_path, monkeypatch, answers, session=SESSION, **kw):
     events, coeffs = [], []
     ch = centerinfo.CenterInfo(profile(tmp_path, session), kw.pop("notices", ("alarm", "heartbeat")),
                                kw.pop("coefficients", False), lambda c, r: coeffs.append((c, r)),
-                               lambda k, t: events.append((k, t)))
+                               lambda k, t, c=None: events.append((k, t)))
     return ch, http, events, coeffs
 
 

@@ -113,7 +113,7 @@ class Prof:
         return None
 class Store:
     durable_seq = 0
-d = delivery.Destination(Prof(), Store(), 10, lambda k, t: None, backoff_min_ms=100, backoff_max_ms=1600)
+d = delivery.Destination(Prof(), Store(), 10, lambda k, t, c=None: None, backoff_min_ms=100, backoff_max_ms=1600)
 waits = []
 for i in range(8):
     d.backoff_ms = min(d.backoff_max_ms, max(d.backoff_min_ms, d.backoff_ms * 2))
@@ -156,7 +156,7 @@ class Store:
         pass
 def run(size, results):
     p = Prof(results)
-    d = delivery.Destination(p, Store(), size, lambda k, t: None, backoff_min_ms=10, backoff_max_ms=20)
+    d = delivery.Destination(p, Store(), size, lambda k, t, c=None: None, backoff_min_ms=10, backoff_max_ms=20)
     async def go():
         for _ in range(len(results)):
             await d._round()

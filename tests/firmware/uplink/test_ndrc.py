@@ -186,7 +186,7 @@ def scripted(monkeypatch, answers):
 
 def fresh(tmp_path, events=None, **kw):
     return ndrc.NdrcJson(dest("http://p/api/register", **kw), ENT, str(tmp_path),
-                         event=(lambda k, t: events.append((k, t))) if events is not None else None)
+                         event=(lambda k, t, c=None: events.append((k, t))) if events is not None else None)
 
 
 def test_session_order_and_bodies(tmp_path, monkeypatch):
@@ -251,7 +251,7 @@ def test_a_session_that_cannot_be_saved_still_serves_and_is_an_event(tmp_path, m
     events = []
     h = scripted(monkeypatch, [REG, VER, ok()])
     p = ndrc.NdrcJson(dest("http://p/api/register"), ENT, str(tmp_path / "no-such-dir"),
-                      event=lambda k, t: events.append((k, t)))
+                      event=lambda k, t, c=None: events.append((k, t)))
     assert run_round(p).kind == ndrc.OK
     assert [c[0] for c in h.calls] == ["register", "dicVersion", "data"]
     assert [k for k, _ in events] == ["uplink", "uplink"]  # the registration's save, the version check's
@@ -446,10 +446,10 @@ def test_insecure_option_is_an_event_at_every_start(tmp_path):
     for _ in range(2):
         events = []
         ndrc.NdrcJson(dest("https://p/api/register", insecure_self_signed=True), ENT, str(tmp_path),
-                      event=lambda k, t, ev=events: ev.append((k, t)))
+                      event=lambda k, t, c=None, ev=events: ev.append((k, t)))
         assert len(events) == 1 and events[0][0] == "security" and "NOT verified" in events[0][1]
     events = []
-    ndrc.NdrcJson(dest("https://p/api/register", ca="ca.pem"), ENT, str(tmp_path), event=lambda k, t: events.append(t))
+    ndrc.NdrcJson(dest("https://p/api/register", ca="ca.pem"), ENT, str(tmp_path), event=lambda k, t, c=None: events.append(t))
     assert events == []
 
 
@@ -538,7 +538,7 @@ events = []
 prof = None
 
 
-def event(kind, text):
+def event(kind, text, code=None):
     events.append([kind, text])
 
 

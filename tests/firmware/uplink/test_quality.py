@@ -46,7 +46,7 @@ def _run(code, heap="256k"):
 def test_completeness_timeliness_resends_and_agreement_of_a_day(tmp_path):
     got = _run(r'''
 events = []
-q = quality.Quality("city", [E, G], P, %r, lambda k, t: events.append([k, t]), now=D - 30)
+q = quality.Quality("city", [E, G], P, %r, lambda k, t, c=None: events.append([k, t]), now=D - 30)
 # E: every period, on time, its day value equal to the sum; G: 80 of 96 periods, late, day 10 %% off.
 for p in range(96):
     q.accepted([rt(E, D + p * P, 125)], D + (p + 1) * P + 5)
@@ -79,7 +79,7 @@ print(json.dumps({"day": d, "before": before, "mid": mid, "events": events}))
 def test_a_day_figure_apart_from_its_real_time_values_and_a_month_apart_from_its_days(tmp_path):
     got = _run(r'''
 events = []
-q = quality.Quality("prov", [E], P, %r, lambda k, t: events.append(t), settle_s=0, now=D - 1)
+q = quality.Quality("prov", [E], P, %r, lambda k, t, c=None: events.append(t), settle_s=0, now=D - 1)
 for k in range(30):
     d0 = D + k * 86400
     q.accepted([rt(E, d0 + p * P, 100) for p in range(96)], d0 + 86400)
@@ -102,7 +102,7 @@ print(json.dumps({"events": events, "nov": nov, "beat": q.beat(M - 1)}))
 def test_statistics_times_off_their_boundary_are_counted_and_named(tmp_path):
     got = _run(r'''
 events = []
-q = quality.Quality("city", [E], P, %r, lambda k, t: events.append(t), settle_s=0, now=D - 1)
+q = quality.Quality("city", [E], P, %r, lambda k, t, c=None: events.append(t), settle_s=0, now=D - 1)
 q.accepted([day(E, D + 90, 100)], D + 86400)            # 90 s after midnight: misaligned
 q.accepted([day(E, D + 86400 - 30, 100)], D + 2 * 86400)  # 30 s before the next midnight: that day, aligned
 q.tick(D + 3 * 86400)
@@ -121,7 +121,7 @@ def test_an_estimate_sent_as_invalid_is_not_a_value_accepted(tmp_path):
     resend of such a period later counts."""
     got = _run(r"""
 events = []
-q = quality.Quality("city", [E], P, %r, lambda k, t: events.append(t), settle_s=0, now=D - 30)
+q = quality.Quality("city", [E], P, %r, lambda k, t, c=None: events.append(t), settle_s=0, now=D - 30)
 batch = [rt(E, D + p * P, 100) for p in range(96)]
 for p in range(40, 50):
     batch[p][1][records.V_VALID] = False  # estimated across a gap
@@ -130,7 +130,7 @@ q.accepted([day(E, D, 9600)], D + 86400 + 60)
 r = q.report(D + 86400 + 120)
 d = [x for x in r["days"] if x["start"] == D][0]
 q.tick(D + 86400 + 120)
-q2 = quality.Quality("prov", [E], P, %r, lambda k, t: None, settle_s=0, now=D - 30)
+q2 = quality.Quality("prov", [E], P, %r, lambda k, t, c=None: None, settle_s=0, now=D - 30)
 q2.accepted([rt(E, D + 40 * P, 100)], D + 86400)
 q2.accepted(batch[40:41], D + 86400)  # invalid first, then the valid value: counted once
 q2.accepted([(0, [records.VALUE, D + 41 * P, E, records.REALTIME, D + 41 * P, Decimal(100, -2), False, 4, 1])],
@@ -155,7 +155,7 @@ def test_the_first_period_due_counts_from_a_boundary_within_the_tolerance(tmp_pa
     got = _run(r"""
 out = []
 for since in (D - 1, D, D + LATE, D + LATE + 1, D + PERIOD - 1):
-    q = quality.Quality("city", [E], PERIOD, "/dev/null/none", lambda k, t: None, now=since)
+    q = quality.Quality("city", [E], PERIOD, "/dev/null/none", lambda k, t, c=None: None, now=since)
     out.append(q.first() - D)
 print(json.dumps(out))
 """.replace("PERIOD", str(period)).replace("LATE", str(late)))
@@ -167,7 +167,7 @@ def test_timeliness_is_within_one_period_of_falling_due(tmp_path):
     likewise within a day of its day's end (our reading, see the module): at the limit on time, a second
     past it late, for the day figures and the month's."""
     got = _run(r"""
-q = quality.Quality("city", [E], P, %r, lambda k, t: None, settle_s=0, now=D - 30)
+q = quality.Quality("city", [E], P, %r, lambda k, t, c=None: None, settle_s=0, now=D - 30)
 q.accepted([rt(E, D, 100)], D + 2 * P)             # due at D + P: on time at the limit
 q.accepted([rt(E, D + P, 100)], D + 3 * P + 1)     # one second past it
 q.accepted([day(E, D, 200)], D + 2 * 86400)
@@ -189,7 +189,7 @@ import sys
 def held():
     return "nengjian.uplink.qualityfig" in sys.modules or "qualityfig" in sys.modules["nengjian.uplink"].__dict__
 seen = []
-q = quality.Quality("city", [E], P, %r, lambda k, t: seen.append(held()), now=D - 30)
+q = quality.Quality("city", [E], P, %r, lambda k, t, c=None: seen.append(held()), now=D - 30)
 seen.append(held())
 q.accepted([rt(E, D + p * P, 125) for p in range(80)], D + 86400)
 seen.append(held())
@@ -207,10 +207,10 @@ def test_heap_of_a_table_of_sixteen_items():
     got = _run(r'''
 codes = ["00-00-0000-0233%02d-11" % i for i in range(16)]
 # The file reading a Quality loads at its start interns its names once per boot: code, not table.
-quality.Quality("warm", codes[:1], P, "/dev/null/none", lambda k, t: None, now=D)
+quality.Quality("warm", codes[:1], P, "/dev/null/none", lambda k, t, c=None: None, now=D)
 gc.collect()
 a = gc.mem_alloc()
-q = quality.Quality("city", codes, P, "/dev/null/none", lambda k, t: None, now=D)
+q = quality.Quality("city", codes, P, "/dev/null/none", lambda k, t, c=None: None, now=D)
 gc.collect()
 b = gc.mem_alloc()
 values = [rt(c, D + p * P, 100) for c in codes for p in range(4)]
@@ -284,7 +284,7 @@ def umount():
 
 
 class Events(list):
-    def append2(self, kind, text):
+    def append2(self, kind, text, code=None):
         self.append((kind, text))
 
 
@@ -355,7 +355,7 @@ class Profile:
 
 
 events = []
-d = delivery.Destination(Profile(), None, 50, lambda k, t: events.append(t))
+d = delivery.Destination(Profile(), None, 50, lambda k, t, c=None: events.append(t))
 dv = day(E, D, 100)[1]
 mv = month(E, D, 100)[1]
 rv = rt(E, D + 86400 - P, 100)[1]
@@ -411,12 +411,12 @@ for p in range(0, 4):
     rec = rt(E, D + 86400 + p * P, 100)[1]
     offers.append((store.append(rec), rec))
 store.flush()
-d = delivery.Destination(Profile(), store, 3, lambda k, t: None)
+d = delivery.Destination(Profile(), store, 3, lambda k, t, c=None: None)
 if OFFERED:
     for seq, rec in offers:
         d.offer(seq, rec)
 d.upload_slot = True
-d.quality = quality.Quality("anhui", [E], P, %r, lambda k, t: None, now=D - 10)
+d.quality = quality.Quality("anhui", [E], P, %r, lambda k, t, c=None: None, now=D - 10)
 
 
 async def rounds(n):

@@ -65,7 +65,7 @@ class Rig:
 
     def boot(self):
         self.iv = intervals.Intervals(self.items, self.period, self.store.append,
-                                      lambda k, t: self.events.append((k, t)), self.opts)
+                                      lambda k, t, c=None: self.events.append((k, t)), self.opts)
         if self.path:
             self.iv.resume(self.store, self.path)
 
@@ -533,7 +533,7 @@ def out(r):  # printed as they come: a month of values does not fit a small heap
     print(json.dumps([r[2], r[3], r[4], r[5].text(), r[6]]))
 
 
-def event(kind, text):
+def event(kind, text, code=None):
     print(json.dumps(kind))
 
 items = [{"code": "00-00-0000-023300-11", "meter": "m1", "point": "e", "scope": 1, "_rollover": 99999999.99},
@@ -624,7 +624,7 @@ except OSError:
 store = Store(ROOT + "/st", ["city"], segment_bytes=8192, segments=16, flush_records=16, flush_ms=10 ** 9)
 store.open()
 items = [{"code": "00-00-0000-023300-11", "meter": "m1", "point": "e", "scope": 1}]
-iv = intervals.Intervals(items, 900, store.append, lambda k, t: store.append([records.EVENT, 0, k, t]), None)
+iv = intervals.Intervals(items, 900, store.append, lambda k, t, c=None: store.append([records.EVENT, 0, k, t]), None)
 iv.resume(store, ROOT + "/iv.json")
 ts, m = T_FROM, M0
 while ts < T_TO:

@@ -36,10 +36,17 @@ def coded() -> set[tuple[str, str, str | None]]:
             f = node.func
             name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
             args = node.args
-            if name in ("event", "_event") and len(args) == 3 and isinstance(args[2], ast.Constant):
+            if name in ("event", "_event", "_note") and len(args) == 3 and isinstance(args[2], ast.Constant):
                 found.add((path.name, args[2].value, _template(args[1])))
             elif name == "_add" and len(args) == 4 and isinstance(args[2], ast.Constant):
                 found.add((path.name, args[2].value, _template(args[3])))
+            elif name == "record_check" and len(args) == 4 and isinstance(args[3], ast.Constant):  # CHECK
+                found.add((path.name, args[3].value, _template(args[2])))
+            elif name == "_loss" and len(args) == 2 and isinstance(args[1], ast.Constant):  # the store's
+                found.add((path.name, args[1].value, _template(args[0])))
+            elif name == "append" and getattr(f.value, "attr", None) == "_deferred" and \
+                    isinstance(args[0], ast.Tuple) and isinstance(args[0].elts[-1], ast.Constant):
+                found.add((path.name, args[0].elts[-1].value, _template(args[0].elts[1])))  # the store's, held
     return found
 
 
@@ -55,8 +62,9 @@ CODED = sorted(coded(), key=lambda x: (x[0], x[1], x[2] or ""))
 def test_the_firmware_gives_its_codes():
     codes = {c for _f, c, _t in CODED}
     assert {"gap.raised", "gap.cleared", "cal.expired", "meter.offline", "point.refused", "meter_offline",
-            "gap", "cal", "quality", "dest_failing"} <= codes
-    assert len(CODED) >= 30
+            "gap", "cal", "quality", "dest_failing", "uplink.failing", "uplink.refused", "loss.unacked",
+            "store.write_failed", "ota.confirmed", "refill.done", "meterclock.broadcast"} <= codes
+    assert len(CODED) >= 80
 
 
 @pytest.mark.parametrize("where, code, template", CODED)
@@ -127,6 +135,27 @@ def test_a_calibration_alarm_reads_in_chinese_in_the_event_and_the_status():
     ("quality", "QUALITY city E1 day 2026-12-01: completeness 80.5 % (70 of 96 values due), below 90 %",
      "数据质量 city：数据采集项 E1 2026-12-01 的日值完整率 80.5 %（应有 96 个值，收到 70 个），低于 90 %"),
     ("dest_failing", "prov: delivery failing: HTTP 503", "prov：上传失败：HTTP 503"),
+    ("uplink.delivering", "city: delivering again after 3 failure(s) over 120 s (last: HTTP 503); backlog 42",
+     "city：连续 3 次失败（历时 120 秒，最后一次：HTTP 503）后恢复上传；待补传 42 条"),
+    ("loss.unacked", "ring full: records 5..9 (2024-05-01 00:00:00 .. 2024-05-01 01:00:00 CST) dropped before "
+     "every destination acknowledged them; their values are kept in history",
+     "ring full：记录 5..9（北京时间 2024-05-01 00:00:00 .. 2024-05-01 01:00:00）在 所有上传目的地 确认接收前被丢弃；"
+     "其数值已保留在历史数据中"),
+    ("store.cursor_damaged", "cursor of city damaged: resending from the oldest record",
+     "city 的上传游标已损坏：从最早的记录开始补传"),
+    ("ota", "update refused: signature does not verify", "更新被拒绝：signature does not verify"),
+    ("ota", "version 0.3.0 offered by the update channel: not fetched (it failed its trial on this gateway and was "
+     "rolled back)", "更新通道提供版本 0.3.0：未下载（该版本曾在本网关试运行失败并已回退）"),
+    ("ota.rolled_back", "rolled back from 0.3.0 to 0.2.0: not healthy within 1800 s",
+     "已从版本 0.3.0 回退到 0.2.0：1800 秒内未确认运行正常"),
+    ("interval.range", "E1: day value 99999 for 2024-05-01 00:00:00 outside 0..5000: sent as invalid",
+     "数据采集项 E1：2024-05-01 00:00:00 的日值 99999 超出 0..5000：按无效值上传"),
+    ("ota.received", "bundle 0.2.0 received: verified and installed at the restart",
+     "已收到更新包 0.2.0：已校验，重启时安装"),
+    ("meterclock.after_broadcast", "m3: meter clock NOT set after the broadcast: +75 s",
+     "m3：广播校时后仪表时钟未校准：偏差 +75 秒"),
+    ("refill.freeze_time", "m1: hourly freeze 2 reads 2024-05-01 03:00, not 2024-05-01 02:00: not used",
+     "m1：小时冻结数据第 2 条的时间为 2024-05-01 03:00，而非 2024-05-01 02:00：不采用"),
 ])
 def test_gateway_texts_in_chinese(code, english, chinese):
     said = gatewaytext.render(code, english)
@@ -199,3 +228,16 @@ def test_a_bundle_error_says_its_reason_in_chinese():
     said = messages.msg("err.bundle", reason=e.value) if "err.bundle" in messages.MESSAGES else None
     assert str(e.value) == "flash size '4 GB': write it like 4MB or 16MB"
     assert said is not None and "闪存大小 '4 GB'：请写成 4MB 或 16MB 这样" in said.zh
+
+
+def test_a_performance_check_from_the_firmware_reads_in_chinese():
+    from nengjian.values import metercheck
+
+    events = []
+    meters = [{"id": "m1", "class": "1.0"}]
+    mt = metrology.Metrology(meters, lambda k, t, c=None: events.append((c, t)))
+    metercheck.check(mt, "m1", "energy", Decimal(100000, -2), T0, "1020.00", T0 + 5, who="Li")
+    said = [gatewaytext.render(c, t) for c, t in events]
+    assert [c for c, _t in events] == ["check.done", "check.beyond"] and all(s.key for s in said)
+    assert "性能检验：仪表显示 1020.00，网关读数 1000.00" in said[0].zh and said[0].zh.endswith("：超出准确度等级；检验人 Li")
+    assert said[1].zh.startswith("性能检验 m1 energy 超出准确度等级 1.0")
