@@ -28,6 +28,9 @@ by the host launcher (`nengjian sim`, tests):
                  process died by itself, "watchdog", "reset", ...); none: a process just started
   NJ_GC_THRESHOLD the application's gc.threshold in bytes (0: the port's own, a collection only
                  when the heap is full), for comparing heap figures; unset: nengjian.app.GC_SHARE
+  NJ_FRAGMENT_HEAP  tests only: "HOLE[:module,...]": in a run that began at power-on, the application's
+                 heap is fragmented once it has started, no free block much over HOLE bytes, the
+                 modules imported first; a reset ends it, the boot path's heap never is (simfrag)
   NJ_ROMFS       a ROMFS image of the package and profiles (nengjian_host.common.romfs): mounted
                  through vfs.VfsRom at /rom and put first on sys.path when this module is imported,
                  as the ESP32 firmware mounts its romfs partition before main.py runs. The unix port
@@ -253,8 +256,15 @@ class Watchdog:
 
 def network_links(cfg=None):
     """Links in preference order (NJ_LINKS; simcold). The sim's data path is always the host's network;
-    the modem link only differs in how it comes up (AT dialogue on a pty) and goes down (NO CARRIER)."""
-    return _cold("network_links", cfg or {}, HostLink, sim_modem_link)
+    the modem link only differs in how it comes up (AT dialogue on a pty) and goes down (NO CARRIER).
+    Called as the application builds its destinations: where NJ_FRAGMENT_HEAP is set, the heap of a
+    run that began at power-on is fragmented from its first yield on (boards/sim/simfrag.py)."""
+    links = _cold("network_links", cfg or {}, HostLink, sim_modem_link)
+    if os.getenv("NJ_FRAGMENT_HEAP") and (os.getenv("NJ_RESET_CAUSE") or "power-on") == "power-on":
+        import simfrag
+
+        simfrag.later(os.getenv("NJ_FRAGMENT_HEAP"))
+    return links
 
 
 class HostLink:

@@ -223,7 +223,7 @@ class Gateway:
     async def _leave_safe_mode_later(self):
         await asyncio.sleep_ms(self.cfg["health"]["safe_hold_s"] * 1000)
         self.boot_guard.retry_normal()
-        self.event("health", "leaving crash-loop safe mode for a normal start")
+        self.event("health", "leaving crash-loop safe mode for a normal start", "health.leaving_safe")
         self.restart()
 
     async def run(self, safe=False):
@@ -278,7 +278,7 @@ def _failed(name, e, event, wait, ran_ms):
     wait = RESTART_MS if not wait or ran_ms >= RESTART_MAX_MS else min(wait * 2, RESTART_MAX_MS)
     try:
         event("health", "task %s failed (%s: %s): restarted in %d s" % (
-            name, type(e).__name__, str(e)[:120], wait // 1000))
+            name, type(e).__name__, str(e)[:120], wait // 1000), "health.task_failed")
     except Exception:  # noqa: BLE001 - the ledger's trouble must not end the task either
         pass
     gc.collect()

@@ -37,11 +37,14 @@ async def start(app, con):
             app._guard = health.BootGuard(data + "/boots")
             app._guard.boot(board.reset_cause())
         guard = app._guard
+        refused = None
         try:
             cfg = config.load(board.CONFIG_DIR + "/site.json", _load_profile)
         except config.ConfigError as e:
+            refused = _refusal(e)  # safe mode waits outside the handler: in it, `e` (every problem) stays alive
+        if refused:
             app._unmount(data)
-            await _safe_mode_unless_on_trial(app, "config: %s" % e, _config_why(e))
+            await _safe_mode_unless_on_trial(app, *refused)
             continue
         config.release_validators()
         gc.collect()
@@ -65,7 +68,7 @@ async def start(app, con):
                         else "safe mode crashed too: meters not polled")
                 gw.event("health", "SAFE MODE (crash loop, level %d): %d quick crashes in a row (last reset: %s); "
                                    "%s; normal start in %d s" % (level, guard.quick, guard.cause, what,
-                                                                 cfg["health"]["safe_hold_s"]))
+                                                                 cfg["health"]["safe_hold_s"]), "health.safe_mode")
             if level < 2:
                 build_meters(gw)
             build_destinations(gw)
@@ -75,7 +78,9 @@ async def start(app, con):
         except config.ConfigError as e:
             store.close()
             app._unmount(data)
-            await _safe_mode_unless_on_trial(app, "config: %s" % e, _config_why(e))
+            refused = _refusal(e)
+        if refused:
+            await _safe_mode_unless_on_trial(app, *refused)
             continue
         # The drivers hold what they took from their profiles: the loader and the factory go until a
         # config reload.
@@ -85,7 +90,7 @@ async def start(app, con):
         log.info("boot", "store: last record %d, %d item(s) resumed; %d meter(s) on %d bus(es), %d destination(s)" % (
             store.last_seq, restored, len(cfg["meters"]), len(gw.pollers), len(gw.destinations)))
         gw.event("boot", "started firmware %s (reset cause: %s, quick crashes: %d of %d)" % (
-            app.VERSION, guard.cause, guard.quick, guard.limit))
+            app.VERSION, guard.cause, guard.quick, guard.limit), "boot.started")
         return gw, level
 
 
@@ -107,11 +112,30 @@ def _on_trial():
     return ota.trial(board.APP_DIR)
 
 
+# Problems safe mode holds for the console's status and the status page. Each costs some 230 B of heap on
+# the sim (about 115 B on an ESP32) for as long as the config stays wrong, and a config may have 50 of
+# them (validate.LIMIT); the rest are only counted: the laptop's check-config names them all from the
+# same site.json, and the status says how many it left out ("more").
+SAFE_KEPT = 8
+
+
+def _refusal(e):
+    """(the reason, the status's "safe") for the ConfigError `e`, whose full lists it then drops: the
+    coroutine that handled `e` can keep it alive for all of safe mode (MicroPython leaves a handled
+    exception in a coroutine's frame past its handler)."""
+    refused = "config: %s" % e, _config_why(e)
+    e.problems = e.codes = None
+    return refused
+
+
 def _config_why(e):
-    """A ConfigError as the status's "safe" says it: the problems with their codes and arguments, from
-    which the laptop says them in the installer's language (validate.Problems)."""
-    return {"code": "config", "problems": getattr(e, "problems", None) or [str(e)],
-            "codes": getattr(e, "codes", None) or [], "more": getattr(e, "more", 0)}
+    """A ConfigError as the status's "safe" says it: the first SAFE_KEPT problems with their codes and
+    arguments, from which the laptop says them in the installer's language (validate.Problems), and how
+    many more there are."""
+    problems = getattr(e, "problems", None) or [str(e)]
+    kept = problems[:SAFE_KEPT]
+    return {"code": "config", "problems": kept, "codes": (getattr(e, "codes", None) or [])[:2 * len(kept)],
+            "more": len(problems) - len(kept) + getattr(e, "more", 0)}
 
 
 async def _safe_mode_unless_on_trial(app, reason, why=None):
@@ -137,11 +161,12 @@ async def safe_mode(reason, why=None):
             console.safe(None)
             return
         except config.ConfigError as e:
-            now = "config: %s" % e
+            now, why = _refusal(e)
             if now != last or ticks % 12 == 0:
                 log.error("safe", "SAFE MODE: %s" % now)
                 last = now
-                console.safe(now, _config_why(e))
+                console.safe(now, why)
+            why = None  # the console's is the one kept
 
 
 # ---- the gateway's parts (Gateway.__init__ made the rest)
@@ -218,7 +243,7 @@ def start_updater(gw, cfg, version):
             try:
                 ssl = tlsctx.build({"ca": oc["ca"]}, board.CONFIG_DIR)[0]
             except tlsctx.TlsSetupError as e:
-                gw.event("ota", "update server not asked (TLS set-up: %s): updates over USB only" % e)
+                gw.event("ota", "update server not asked (TLS set-up: %s): updates over USB only" % e, "ota.no_tls")
                 return
         gw.updater.schedule(oc["url"], oc["check_s"], ssl, gw.restart, oc.get("insecure"),
                             board.unique_id() if hasattr(board, "unique_id") else "")

@@ -100,6 +100,8 @@ def main(argv=None) -> int:
         with _argparse_words():
             parser = build_parser()
             args = parser.parse_args(_without_lang(argv))
+        # A report speaks one language when --lang names it, else both (the locale chooses only messages).
+        args.lang_given = lang_option(argv)
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_USAGE

@@ -4,12 +4,15 @@ meter's class - both alarms in the console's status - then a pull and the ledger
 hands to the DRC, which verifies the photos and lists the calibration, the check and the alarms."""
 
 import datetime as dt
+import hashlib
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from nengjian_host.common import private
 from simrig import nengjian
 
 pytestmark = [pytest.mark.e2e]
@@ -92,6 +95,27 @@ def test_visit_photos_calibration_and_check(dut, rig, tmp_path):
     assert any(a["text"].startswith("CHECK m1 energy_kwh beyond class 1") for a in led["metrology_alarms"])
     page = html.read_text(encoding="utf-8")
     assert page.count("data:image/jpeg;base64,") == 2 and "DG-2020-0042" in page and "超出准确度等级" in page
+
+    # The meters' and destinations' state as the console status gave it, saved by the pull (no secret in
+    # it) and listed in the report.
+    manifest = json.loads((Path(pull_dir) / "manifest.json").read_text())
+    blob = (Path(pull_dir) / manifest["status"]["file"]).read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == manifest["status"]["sha256"]
+    saved = json.loads(blob)
+    assert {m["id"] for m in saved["meters"]} == {m["id"] for m in site["meters"]}
+    assert [d["name"] for d in saved["destinations"]] == [d["name"] for d in site["destinations"]]
+    assert not [k for k in private.SECRET_FIELDS if ('"%s":' % k) in blob.decode()]
+    assert [u["name"] for u in led["at_pull"]["units"]][:1] == ["m1"] and "拉取时的仪表与上传平台" in page
+    zh = tmp_path / "ledger-zh.html"
+    code, out = nengjian("--lang", "zh", "ledger", pull_dir, "--html", str(zh), "--no-pdf")
+    assert code == 0, out
+    page = zh.read_text(encoding="utf-8")
+    table = page.split("<h2>拉取时的仪表与上传平台</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<td>仪表</td><td>m1</td><td>正常</td>" in table and "<td>上传平台</td><td>city</td>" in table
+    events = page.split("<h2>全部事件</h2>", 1)[1].split("<h2>", 1)[0]
+    cells = [re.sub(r"<[^>]+>", " ", c).strip() for c in re.findall(r"<td>(.*?)</td>", events, re.S)]
+    english = [c for c in cells if re.search(r"[A-Za-z]{3,}", c) and not re.search(r"[\u4e00-\u9fff]", c)]
+    assert english == [], english  # every event the sim gateway wrote reads in Chinese
 
 
 @pytest.mark.needs("console")

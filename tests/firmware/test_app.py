@@ -50,7 +50,7 @@ class Gateway:
         self.boot_guard = None
         self.store = Store()
         self.loops = 0
-    def event(self, kind, text):
+    def event(self, kind, text, code=None):
         events.append([kind, text])
     async def flush_loop(self):
         while True:
@@ -95,13 +95,13 @@ async def main():
         async def raiser():
             raise exc()
         try:
-            await kept("k", raiser, lambda k, t: None)
+            await kept("k", raiser, lambda k, t, c=None: None)
             passed[exc.__name__] = "swallowed"
         except exc:
             passed[exc.__name__] = "passed"
     async def finishes():
         return 42
-    out["returned"] = await kept("k", finishes, lambda k, t: None) if kept else None
+    out["returned"] = await kept("k", finishes, lambda k, t, c=None: None) if kept else None
     out["passed"] = passed
     print("RESULT " + json.dumps(out))
 

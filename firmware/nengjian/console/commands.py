@@ -468,7 +468,7 @@ def _commission(con, rid, text):
     if gw is None or not text:
         con.fail(rid, "commission needs a running application and a text")
         return
-    gw.event("commission", text[:200])
+    gw.event("commission", text[:200], "commission")
     gw.store.flush()
     con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq}, True)
 
@@ -506,9 +506,9 @@ def _visit(con, rid, text):
     if not text:
         con.fail(rid, "visit needs a text: who came and what was checked")
         return
-    gw.event("visit", text[:200])
+    gw.event("visit", text[:200], "visit")
     for p in photos:  # one event each: a hash and a name fit any record, a list of them might not
-        gw.event("photo", "visit %s photo %s %s" % (vid, p[0], str(p[1])[:60]))
+        gw.event("photo", "visit %s photo %s %s" % (vid, p[0], str(p[1])[:60]), "visit.photo")
     gw.store.flush()
     con.answer(rid, {"recorded": True, "seq": gw.store.durable_seq, "photos": len(photos)}, True)
 
@@ -588,7 +588,7 @@ def _calibrate(con, rid, text):
     meter["calibration"] = rec
     gw.metrology_watch = True
     gw.event("calibration", ("meter %s calibrated %s, due %s (certificate %s) [visit %s] by %s" % (
-        mid, date, due, cert, str(req.get("visit", ""))[:24], str(req.get("who", ""))[:40]))[:200])
+        mid, date, due, cert, str(req.get("visit", ""))[:24], str(req.get("who", ""))[:40]))[:200], "calibration")
     alarm = None
     if trusted:  # else the daily check, once the clock is set
         alarm = gw.metrology_run(lambda mt: _recheck(mt, mid, now))

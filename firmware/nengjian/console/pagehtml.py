@@ -45,14 +45,20 @@ _STYLE = ("body{font-family:sans-serif;margin:1em;color:#222}h1{font-size:1.3em}
           "font-weight:normal}")
 
 
-# What each alarm is (its code: nengjian.console.status), said in Chinese before the gateway's English;
-# the arguments stay in the English (the laptop's catalogue says the whole text: nengjian status). A
-# few short strings as one constant (a dict of them costs some 2 KB more on the sim while the page is
-# loaded), in the renderer that is loaded only while someone looks at the page.
+# What each alarm is (its code: nengjian.console.status), said in Chinese before the gateway's English,
+# with the arguments that are words (a level, a period, a failure) in Chinese beside it; the rest stays
+# in the English (the laptop's catalogue says the whole text: nengjian status). Short strings as one
+# constant each (a dict of them costs some 2 KB more on the sim while the page is loaded), in the
+# renderer that is loaded only while someone looks at the page.
 _ALARM_ZH = ("|safe=安全模式|crash_loop=反复重启，安全模式|no_link=无网络链路|link_down=链路断开|"
              "meter_offline=电表离线|store_full=存储已满|store=存储故障|dest_failing=上传失败|"
              "quality_left_out=数据质量指标未列出|quality=数据质量|gap=数据采集项无有效数据|"
              "gap_unavailable=数据中断告警不可用|cal=检定|volume_full=数据卷将满|")
+
+
+# (word, its Chinese) pairs flat: looked through without slicing a constant for each alarm
+_WORDS = ("warning", "预警", "alarm", "告警", "day", "日值", "month", "月值", "no reply", "无应答",
+          "incomplete reply", "应答不完整", "unreadable answer", "平台应答无法解读", "no session", "没有会话")
 
 
 def _zh(code):
@@ -62,6 +68,23 @@ def _zh(code):
         return None
     at += len(code) + 2
     return _ALARM_ZH[at:_ALARM_ZH.find("|", at)]
+
+
+def _words(text):
+    """The Chinese of the words in an English text ("warning: E1 ...": 预警), as "（...）", or ""."""
+    if not isinstance(text, str) or not text:
+        return ""
+    said = ""
+    for k in range(0, len(_WORDS), 2):
+        word = _WORDS[k]
+        i = text.find(word)
+        while i >= 0:  # the word alone, not a piece of another ("day" in "today", "days")
+            end = i + len(word)
+            if (i == 0 or text[i - 1] in " (") and (end == len(text) or text[end] in " :,;()"):
+                said += ("，" if said else "") + _WORDS[k + 1]
+                break
+            i = text.find(word, end)
+    return "（%s）" % said if said else ""
 
 
 async def _tree(out, v, key=None, depth=0):
@@ -127,7 +150,7 @@ async def html(out, st, items, secret_keys, mask, refresh_s):
         code = codes[i] if i < len(codes) else None
         zh = _zh(code)
         await out.put('<li class="bad" data-code="%s">%s%s</li>' % (
-            esc(code), "<b>%s</b> " % zh if zh else "", esc(flat(alarms[i]))))
+            esc(code), "<b>%s%s</b> " % (zh, _words(alarms[i])) if zh else "", esc(flat(alarms[i]))))
     if not alarms:
         await out.put('<li class="ok">无 None</li>')
     await out.put("</ul>")
@@ -148,7 +171,8 @@ async def html(out, st, items, secret_keys, mask, refresh_s):
         values = m.get("values") or {}
         for k in values:
             await out.put('<span data-point="%s">%s=%s</span> ' % (esc(k), esc(k), esc(values[k])))
-        await out.put('</td><td>%s</td><td>%s</td>' % (esc(m.get("failures")), esc(flat(m.get("last_error")))))
+        err = m.get("last_error")
+        await out.put('</td><td>%s</td><td>%s%s</td>' % (esc(m.get("failures")), _words(err), esc(flat(err))))
         if quality:
             await out.put('<td class="quality">%s</td>' % esc(flat(m.get("quality"))))
         await out.put("</tr>")
@@ -169,7 +193,8 @@ async def html(out, st, items, secret_keys, mask, refresh_s):
         await _row(out, (("name", d.get("name")), ("backlog", d.get("backlog")),
                          ("last_ok", _when(d.get("last_ok"))),
                          ("bad" if d.get("failing") else "ok", "失败 failing" if d.get("failing") else "正常 ok"),
-                         ("error", flat(d.get("last_error")))), ' data-dest="%s"' % esc(d.get("name")))
+                         ("error", _words(d.get("last_error")) + flat(d.get("last_error")))),
+                   ' data-dest="%s"' % esc(d.get("name")))
     await out.put("</table></div>")
 
     net = st.get("network") or {}

@@ -206,6 +206,8 @@ def full(con):
                                "unsupported": m.unsupported,
                                "values": dict((k, v.text()) for k, v in m.values.items()),
                                "stats": m.stats})
+                if m.last_error:  # its kind, by which the laptop says it in Chinese (meters/poller.py)
+                    meters[-1]["last_error_code"] = m.last_error_code
                 if watches and m.id in watches:
                     meters[-1]["memory"] = watches[m.id].status()
                 if m.offline:
@@ -223,6 +225,8 @@ def full(con):
         for d, n in zip(s["destinations"], backlog):
             dests.append({"name": d.name, "failing": d.failing, "last_ok": d.stats["last_ok"],
                           "last_error": d.last_error, "backlog": n, "stats": d.stats})
+            if d.last_error:
+                dests[-1]["last_error_code"] = d.last_error_code
             last = max(last, d.stats["last_ok"])
             if d.failing:
                 _add(alarms, codes, "dest_failing", "%s: delivery failing: %s" % (d.name, d.last_error))

@@ -118,6 +118,7 @@ class PolledMeter:
         self.stats = {"polls": 0, "ok": 0, "failed": 0, "timeouts": 0, "crc": 0, "exceptions": 0,
                       "frames": 0, "errors": 0}
         self.last_error = ""
+        self.last_error_code = ""  # its kind, a catalogue code the laptop says it in Chinese by
         self.last_ok = 0
         self.refusals = getattr(driver, "unsupported", None)  # an Unsupported, or None (pulse inputs)
 
@@ -221,6 +222,10 @@ class BusPoller:
         m.stats["failed"] += 1
         m.failures += 1
         m.last_error = str(err)
+        m.last_error_code = ("meter_error.timeout" if isinstance(err, BusTimeout) else
+                             "meter_error.refused" if isinstance(err, MeterRefused) else
+                             "meter_error.check" if isinstance(err, CheckError) else
+                             "meter_error.frame" if isinstance(err, FrameError) else "meter_error.other")
         log.warn("poll", "meter %s (%s addr %s): %s" % (m.id, self.bus.name, m.cfg["address"], err))
         if m.failures == m.fail_limit:
             m.offline = True

@@ -90,15 +90,15 @@ class Modem:
                      "pwrkey_pulses": 0, "urcs": 0, "last_urc": ""}
 
     # ---- ledger / console
-    def _note(self, kind, text):
+    def _note(self, kind, text, code):
         log.info("modem", text)
         if self._event is not None:
-            self._event(kind, "%s: %s" % (self.name, text))
+            self._event(kind, "%s: %s" % (self.name, text), code)
 
     def _fail(self, stage, error):
         self.diag["stage"] = stage
         self.diag["error"] = error
-        self._note("modem", "%s failed: %s" % (stage, error))
+        self._note("modem", "%s failed: %s" % (stage, error), "modem.failed")
         return False
 
     # ---- line I/O
@@ -164,14 +164,14 @@ class Modem:
                 # (While network.PPP owns the UART this line goes to PPP instead: there the PPP
                 # session ending, or the supervisor's keepalive, finds the same.)
                 d["restarts"] += 1
-                self._note("modem", "modem restarted by itself (supply dip?) during a data call")
+                self._note("modem", "modem restarted by itself (supply dip?) during a data call", "modem.restarted")
                 self.carrier_lost = True
                 self.data_mode = False
             d["state"] = "booted"
         elif line.startswith("NO CARRIER"):
             self.carrier_lost = True
             self.data_mode = False
-            self._note("modem", "data call dropped (NO CARRIER)")
+            self._note("modem", "data call dropped (NO CARRIER)", "modem.dropped")
         elif "POWERED DOWN" in line or line.startswith("NORMAL POWER DOWN"):
             d["state"] = "off"
             self.data_mode = False

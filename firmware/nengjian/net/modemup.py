@@ -75,7 +75,7 @@ async def power_on(m):
         m.diag["state"] = "switching on"
         await _pulse(m, m.t["pwrkey_on_ms"], exact=True)
         if await _await_boot(m):
-            m._note("modem", "powered on by PWRKEY")
+            m._note("modem", "powered on by PWRKEY", "modem.powered_on")
             return True
         await asyncio.sleep_ms(m.t["off_ms"])
     m.diag["state"] = "silent"
@@ -116,7 +116,7 @@ def _off_press_ms(m):
 async def power_cycle(m):
     """Off and on again: the cure for a modem that stopped answering or a stuck network stack."""
     m.diag["power_cycles"] += 1
-    m._note("modem", "power cycle %d" % m.diag["power_cycles"])
+    m._note("modem", "power cycle %d" % m.diag["power_cycles"], "modem.power_cycle")
     await power_off(m)
     m._buf = bytearray()
     return await power_on(m)
@@ -169,7 +169,7 @@ async def check_sim(m):
             if final != "OK":
                 m.pin_rejected = True
                 return m._fail("sim", "PIN rejected (%s): not retried, to keep the SIM from locking" % final)
-            m._note("modem", "SIM PIN accepted")
+            m._note("modem", "SIM PIN accepted", "modem.pin_accepted")
             continue
         # SIM busy, not ready yet, or no answer: ask again until the SIM deadline.
         if ticks_diff(deadline, ticks_ms()) <= 0:
@@ -277,7 +277,7 @@ async def start(m):
         return False
     await signal(m)
     if m.diag["rssi_dbm"] is None or m.diag["rssi_dbm"] < WEAK_DBM:
-        m._note("signal", "weak signal: %s" % _dbm_text(m))
+        m._note("signal", "weak signal: %s" % _dbm_text(m), "modem.weak_signal")
     if not await register(m):
         return False
     await signal(m)

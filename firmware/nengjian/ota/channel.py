@@ -233,9 +233,10 @@ def rotate_keys(key_path, keys, man, event=None):
     doc["keys"] = docs
     slots.write_json(key_path, doc)
     if event is not None:
-        event("ota", "update keys: %s%s%s (signed by %s)" % (
-            "added " + ", ".join(added) if added else "", "; " if added and dropped else "",
-            "retired " + ", ".join(dropped) if dropped else "", man.get("key")))
+        change = ["added " + ", ".join(added)] if added else []
+        if dropped:
+            change.append("retired " + ", ".join(dropped))
+        event("ota", "update keys: %s (signed by %s)" % ("; ".join(change), man.get("key")), "ota.keys")
     return otaupdater.load_keys(key_path)
 
 
@@ -256,14 +257,16 @@ def _key_docs(key_path):
 # bytes, and the check at boot writes its outcome over it: a check at boot that never gets that far
 # (no room even to load its code, its key file gone, the note naming it torn by a power cut) is
 # given up rather than asked for by another restart, and so on at every check.
-SEEN = "channel.seen"
+SEEN = slots.SEEN
 
 
 def seen(root):
     """What the last check at boot found: {"sha256": hex of the whole file, "ok": bool, "key": id,
     "why": text, "gave_up": true when even that check could not run (no room in a fresh heap) or never
     recorded its outcome: the fetcher then restarts for no channel again, so no restart loop}, or None.
-    Given up stays until a check in the running heap fits (or a crew pushes the update over USB)."""
+    Given up stays until a check in the running heap verifies a channel (it then writes its own record,
+    nengjian.ota.fetch), or a version is installed (a crew's push over USB above all: the record was
+    about the heap of the firmware that gave up, nengjian.ota.updater)."""
     try:
         with open(root + "/" + SEEN) as f:
             doc = json.load(f)

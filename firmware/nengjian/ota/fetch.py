@@ -156,6 +156,12 @@ class OtaFetch:
                     self._event("ota", "update channel: no room in the heap for its signature check now: "
                                        "checked at the restart", "ota.no_heap_now")
                     return None
+                if last is not None and last.get("gave_up"):
+                    # It fitted after all: a later check short of heap may restart for its check again.
+                    try:
+                        slots.write_json(up.root + "/" + channel.SEEN, {"sha256": whole, "ok": True, "key": man["key"]})
+                    except OSError:
+                        pass  # still given up: no restart for a check, which is the safe side
         finally:
             if not kept:
                 slots.remove(path)

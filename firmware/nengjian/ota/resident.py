@@ -10,7 +10,8 @@ interned, and the vendor keys, which the first job loads (tests/firmware/ota/tes
 what a check leaves; bench/bench_heap.py measures the rest). The pointer and its format are
 nengjian.ota.slots'. A check in a heap with no room for the signature check defers it to the restart,
 and one that cannot be done even there gives up (nengjian.ota.channel.seen; on MicroPython with a
-fragmented heap: tests/firmware/ota/test_heap_deferral.py).
+fragmented heap: tests/firmware/ota/test_heap_deferral.py). So does one with no room to load its
+code (_no_room_for_code): the restart's own first check, in a whole heap, is its check.
 
 The trial this gateway booted into is the only one it confirms or rolls back: a version a crew
 pushes while it runs is on trial from the next boot, and is not rolled back before it ever ran.
@@ -18,6 +19,7 @@ pushes while it runs is on trial from the next boot, and is not rolled back befo
 
 import asyncio
 import gc
+import os
 
 from nengjian.core import log
 from nengjian.core.compat import unload
@@ -28,6 +30,7 @@ WAIT_MS = 10000  # link down or a version on trial: look again this soon, not a 
 RETRY_MS = 3600000  # a check that failed (server down, link flapping) is tried again within the hour
 INSECURE_WARNING = ("INSECURE: updates over plain http (ota.insecure is on): offers and downloads can be "
                     "altered or held back on the way. Use https with a pinned ca.")
+NO_CODE = "code"  # channel.seen's mark of a record left by a check that could not load its code
 # What a check or an install loads; the package itself too, which a job's import brings back.
 JOB = ("nengjian.ota.fetch", "nengjian.ota.channel", "nengjian.ota.updater", "nengjian.ota.proof", "nengjian.ota")
 
@@ -47,7 +50,7 @@ def announce(url, insecure, event):
         return True
     if insecure:
         # Every start, on purpose: this must stay visible in the ledger for as long as it is on.
-        event("security", "update server: " + INSECURE_WARNING)
+        event("security", "update server: %s" % INSECURE_WARNING, "security.ota_insecure")
     return False
 
 
@@ -130,9 +133,16 @@ class Resident:
         dropped after it whatever the outcome."""
         self.checks += 1
         try:
-            from nengjian.ota import fetch
+            try:
+                # channel too, which fetch imports only once the check is under way: all of its code in now.
+                from nengjian.ota import channel, fetch
 
-            f = fetch.OtaFetch(self.load(False), self.url, self.running, self.board, self._event, 0, self.ssl,
+                up = self.load(False)
+            except MemoryError as e:
+                return self._no_room_for_code(e)
+            del channel  # held by sys.modules until drop(), which fetch.check() leaves it to
+            self._code_loaded()
+            f = fetch.OtaFetch(up, self.url, self.running, self.board, self._event, 0, self.ssl,
                                self.restart, insecure=self.insecure, gateway_id=self.gateway_id)
             fetch = None
             f.refused, f.declined = self.refused, self.declined
@@ -142,8 +152,45 @@ class Resident:
                 self.declined = f.declined
                 self.keys = f.updater.keys or self.keys  # the channel may have rotated them
         finally:
-            f = None
+            f = up = None
             drop()
+
+    def _no_room_for_code(self, e):
+        """The check could not import its code: loading a module takes one block for its constant table
+        (2 bytes a name and 8 an object on the sim; nengjian.ota.updater's: 728 bytes, about 560 on an
+        ESP32), and sys.modules one for its own table when it grows (1,168 bytes from 59 modules to 60);
+        a heap that has run for a while may have no free block that large. Checked after a
+        restart, in a heap as whole as at boot, as a channel with no room for its signature check is
+        (nengjian.ota.fetch); once: the record left for it says given up unless a check there loads its
+        code (_code_loaded)."""
+        log.warn("ota", "update check: its code not loaded: MemoryError: %s" % e)
+        e = None
+        gc.collect()
+        if self.restart is None:
+            raise MemoryError("no room in the heap to load the update check's code")
+        if slots.seen_gave_up(self.root):
+            # The restart for it came and did not help, or a check at boot gave up: another would loop.
+            if self.declined != NO_CODE:
+                self.declined = NO_CODE
+                self._event("ota", "update check: no room in the heap to load its code, nor after the last "
+                                   "restart: not checked, no restart for it", "ota.no_heap_code_gave_up")
+            raise MemoryError("no room in the heap to load the update check's code (nor after the last restart)")
+        try:
+            os.mkdir(self.root)  # no update has been installed yet: the directory may not be there
+        except OSError:
+            pass  # there already (if it could not be made, the record's write says so)
+        slots.write_json(self.root + "/" + slots.SEEN, {
+            "sha256": None, "ok": False, "gave_up": True, NO_CODE: True,
+            "why": "not checked even after a restart (no room in the heap to load the update check's code)"})
+        self._event("ota", "update check: no room in the heap to load its code now: checked after a restart",
+                    "ota.no_heap_code")
+        self.restart()
+        return True
+
+    def _code_loaded(self):
+        last = slots.seen_gave_up(self.root)
+        if last is not None and last.get(NO_CODE):
+            slots.remove(self.root + "/" + slots.SEEN)  # it loaded: a later one short of room may restart again
 
     async def run(self, link_up=None):
         if self.url is None or self.off:

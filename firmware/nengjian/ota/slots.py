@@ -84,6 +84,21 @@ def write_pointer(root, p):
     write_json(root + "/" + POINTER, p)
 
 
+# The update channel's record of its checks (what it holds: nengjian.ota.channel.seen()); here because
+# the resident part and the updater clear a record that gave up without loading nengjian.ota.channel.
+SEEN = "channel.seen"
+
+
+def seen_gave_up(root):
+    """The record SEEN when it says the update check gave up (no restart for it), else None."""
+    try:
+        with open(root + "/" + SEEN) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("gave_up") else None
+
+
 def write_json(path, doc):
     """doc as JSON at path, atomically; OSError if it could not be written (path then unchanged)."""
     why = []

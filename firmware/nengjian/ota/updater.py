@@ -220,9 +220,9 @@ class Updater:
         self.max_boots = max_boots
         self.last_verify_ms = None
 
-    def _note(self, text):
+    def _note(self, text, code):
         if self._event is not None:
-            self._event("ota", text, "ota")
+            self._event("ota", text, code)
 
     def state(self):
         p = slots.read_pointer(self.root) or {"active": "", "state": "confirmed"}
@@ -308,7 +308,7 @@ class Updater:
         try:
             return self._install(f)
         except OtaError as e:
-            self._note("update refused: %s" % e)
+            self._note("update refused: %s" % e, "ota.refused")
             raise
 
     def _install(self, f):
@@ -437,6 +437,10 @@ class Updater:
         slots.add_log(q, "installed %s in slot %s (signature checked in %d ms): runs on trial from the next boot"
                 % (version, target, self.last_verify_ms))
         slots.write_pointer(self.root, q)
+        if slots.seen_gave_up(self.root):
+            # Given up for want of heap by the firmware running now: another version (a crew's push over
+            # USB, the way left) needs other room, so its checks may restart for a check at boot again.
+            slots.remove(self.root + "/" + slots.SEEN)
         self.take_log()
         return man
 

@@ -93,13 +93,19 @@ def decode(buf, start=0, end=None):
     return v
 
 
+# struct formats of the 2-, 4- and 8-byte unsigned arguments (info 25, 26, 27)
+_UINT = (">H", ">I", ">Q")
+
+
 def _decode(buf, pos, end, depth):
-    if depth > 16:
-        raise CBORError("nested too deep")
     if pos >= end:
         raise CBORError("truncated")
     ib = buf[pos]
     pos += 1
+    if ib < 24:
+        return ib, pos  # a small unsigned int: most items of a record (kind, types, flags), first
+    if depth > 16:
+        raise CBORError("nested too deep")
     major = ib >> 5
     info = ib & 31
     if major == 7:
@@ -126,9 +132,8 @@ def _decode(buf, pos, end, depth):
         size = 1 << (info - 24)
         if pos + size > end:
             raise CBORError("truncated")
-        n = 0
-        for i in range(size):
-            n = (n << 8) | buf[pos + i]
+        # one call, not a loop per byte: the times and values of every record read are 4-byte
+        n = buf[pos] if size == 1 else struct.unpack_from(_UINT[info - 25], buf, pos)[0]
         pos += size
     else:
         raise CBORError("indefinite lengths not used")
@@ -151,6 +156,10 @@ def _decode(buf, pos, end, depth):
             raise CBORError("array longer than data")
         items = []
         for _ in range(n):
+            if pos < end and buf[pos] < 24:  # a small unsigned int, without a call
+                items.append(buf[pos])
+                pos += 1
+                continue
             v, pos = _decode(buf, pos, end, depth + 1)
             items.append(v)
         return items, pos

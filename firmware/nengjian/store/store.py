@@ -401,14 +401,19 @@ class Store:
             return (self._main, self._raw)
         return (self._main,)
 
-    def read(self, dest, limit, kinds=None, max_bytes=0):
+    def read(self, dest, limit, kinds=None, max_bytes=0, into=None):
         """Up to `limit` durable records after dest's cursor whose kind is in `kinds`.
 
         Returns (records, last_seq_scanned): acknowledging last_seq_scanned also passes over the
-        records of other kinds that lay between. Each record is (seq, decoded list).
+        records of other kinds that lay between. Each record is (seq, decoded list). With `into` (a
+        nengjian.store.batch.Batch, cleared first) the records are kept there as stored, and it is
+        returned: a record it has no room for ends the read before it; one it passes over (its
+        `unwanted`) is not counted against `limit`.
         """
         after = self._at[dest]
-        out = []
+        out = into if into is not None else []
+        if into is not None:
+            into.clear()
         last = after
         nbytes = 0
         stop = self.durable_seq
@@ -420,14 +425,25 @@ class Store:
             for seq, ring, n in merge(rings, gens):
                 if seq > stop:
                     break
-                last = seq
                 if kinds is not None and ring.rx[HEAD + 1] not in kinds:
+                    last = seq
                     continue
                 try:
-                    out.append((seq, cbor.decode(ring.rxv, HEAD, n - TAIL)))
+                    rec = cbor.decode(ring.rxv, HEAD, n - TAIL)  # one at a time: only a check with `into`
                 except cbor.CBORError:
+                    last = seq
                     self._event("store", "record %d undecodable: skipped" % seq, "store.undecodable")
                     continue
+                if into is None:
+                    out.append((seq, rec))
+                elif not into.put(seq, ring.rxv, HEAD, n - TAIL):
+                    if not len(into):
+                        into.extend([(seq, rec)])  # too large for its chunks: alone, decoded
+                        last = seq
+                    complete = False
+                    break
+                rec = None
+                last = seq
                 nbytes += n - HEAD - TAIL
                 if len(out) >= limit or (max_bytes and nbytes >= max_bytes):
                     complete = False

@@ -107,9 +107,9 @@ class ClockSync:
         self.source = source
         self.last_sync = utc
         if not was:
-            self._note("clock trusted from %s (%s, step %+d s)" % (source, timeutil.iso_utc(utc), step))
+            self._note("clock trusted from %s (%s, step %+d s)" % (source, timeutil.iso_utc(utc), step), "clock.trusted")
         elif stepped:
-            self._note("clock stepped by %+d s from %s (%s)" % (step, source, timeutil.iso_utc(utc)))
+            self._note("clock stepped by %+d s from %s (%s)" % (step, source, timeutil.iso_utc(utc)), "clock.stepped")
         return True
 
     def _agreeing(self, step, source):
@@ -136,11 +136,11 @@ class ClockSync:
                 self._held.pop(0)
             self._held.append([step, source, ticks_ms()])
         if new:  # once per claim: a source that keeps saying the same fills no ledger
-            self._note("clock not stepped: " + self.last_error)
+            self._note("clock not stepped: %s" % self.last_error, "clock.held")
 
-    def _note(self, text):
+    def _note(self, text, code):
         if self.event is not None:
-            self.event("clock", text)
+            self.event("clock", text, code)
         else:
             log.info("clock", text)
 

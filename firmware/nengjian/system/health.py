@@ -99,14 +99,14 @@ class Supervisor:
                 t.since = now
                 if t.stalled:
                     t.stalled = False
-                    self._note("health", "task %s moves again" % t.name)
+                    self._note("health", "task %s moves again" % t.name, "health.moves")
                 continue
             if ticks_diff(now, t.since) > t.limit_ms:
                 ok = False
                 if not t.stalled:
                     t.stalled = True
                     self._note("health", "task %s made no progress for %d s: watchdog no longer fed"
-                               % (t.name, ticks_diff(now, t.since) // 1000))
+                               % (t.name, ticks_diff(now, t.since) // 1000), "health.stalled")
                     if self._before_reset is not None:
                         try:
                             self._before_reset()
@@ -117,7 +117,7 @@ class Supervisor:
             self.feeds += 1
             if not self.healthy and self.uptime_ms - self._ok_since_ms >= self.healthy_ms:
                 self.healthy = True
-                self._note("health", "healthy: every task progressing for %d s" % (self.healthy_ms // 1000))
+                self._note("health", "healthy: every task progressing for %d s" % (self.healthy_ms // 1000), "health.healthy")
                 for fn in self._on_healthy:
                     fn()
         else:
@@ -139,13 +139,13 @@ class Supervisor:
                 if why != failed:
                     failed = why
                     try:
-                        self._note("health", "supervisor step failed (%s)" % why[:160])
+                        self._note("health", "supervisor step failed (%s)" % why[:160], "health.step_failed")
                     except Exception:  # noqa: BLE001 - the ledger may be what failed
                         pass
 
-    def _note(self, kind, text):
+    def _note(self, kind, text, code):
         if self._event is not None:
-            self._event(kind, text)
+            self._event(kind, text, code)
 
 
 class Heartbeat:
@@ -181,13 +181,13 @@ class Heartbeat:
 
     def beat(self):
         snap = self.snapshot()
-        self._event("heartbeat", " ".join("%s=%s" % kv for kv in snap))
+        self._event("heartbeat", " ".join("%s=%s" % kv for kv in snap), "heartbeat")
         d = dict(snap)
         for fn in self._listeners:
             try:
                 fn(d)
             except Exception as e:
-                self._event("health", "heartbeat hook failed: %r" % e)
+                self._event("health", "heartbeat hook failed: %r" % e, "health.hook_failed")
         self.beats += 1
         return d
 

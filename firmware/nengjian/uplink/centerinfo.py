@@ -110,7 +110,7 @@ class CenterInfo:
         if not url:
             self.queue = []
             self._note("the platform gave no centerInfoURL, or one refused (see the security events): %s notices "
-                       "are not sent to it" % "/".join(self.kinds))
+                       "are not sent to it" % "/".join(self.kinds), "uplink.no_info_url")
             return ndrc.Result(ndrc.OK)
         body = json.dumps({"deviceId": s["deviceId"], "enterpriseCode": self.profile.enterprise["code"],
                            "infoType": kind, "infoTime": timeutil.cst_text(at), "info": info}).encode()
@@ -125,7 +125,7 @@ class CenterInfo:
             self.queue.insert(0, (kind, info, at))  # the platform is unwell, not the notice
             return ndrc.Result(ndrc.RETRY, "%s notice: %s" % (kind, why))
         self.stats["dropped"] += 1
-        self._note("%s notice refused, not resent: %s" % (kind, why))
+        self._note("%s notice refused, not resent: %s" % (kind, why), "uplink.notice_refused")
         return ndrc.Result(ndrc.OK)
 
     async def _coefficients(self, s):
@@ -135,7 +135,7 @@ class CenterInfo:
         url = s.get("centerInfoDownloadURL")
         if not url:
             self._note("the platform gave no centerInfoDownloadURL, or one refused (see the security events): its "
-                       "coefficients cannot be read")
+                       "coefficients cannot be read", "uplink.no_download_url")
             return ndrc.Result(ndrc.OK)
         _status, ans, why = await self.profile.exchange(url, json.dumps({"deviceId": s["deviceId"]}).encode())
         if why:
@@ -155,11 +155,11 @@ class CenterInfo:
                     self.on_coefficient(code, ratio)
                     n += 1
                 except (ValueError, TypeError) as e:
-                    self._note("platform coefficient for %s unusable (%r): %s" % (code, ratio, e))
+                    self._note("platform coefficient for %s unusable (%r): %s" % (code, ratio, e), "uplink.coefficient_unusable")
         self.stats["coefficients"] = n
         log.info("uplink", "%s: %d coefficient(s) from the platform" % (self.profile.name, n))
         return ndrc.Result(ndrc.OK)
 
-    def _note(self, text):
+    def _note(self, text, code):
         if self._event is not None:
-            self._event("uplink", "%s: %s" % (self.profile.name, text))
+            self._event("uplink", "%s: %s" % (self.profile.name, text), code)

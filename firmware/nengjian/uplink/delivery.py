@@ -34,6 +34,7 @@ import os
 from nengjian.core import log, records, timeutil
 from nengjian.core.compat import const, ticks_diff, ticks_ms
 from nengjian.net import http
+from nengjian.store.batch import Batch
 from nengjian.uplink.result import OK, OUT_OF_MEMORY, REJECTED, RETRY, UNANSWERED, Result
 
 _BACKOFF_MIN_MS = const(2000)
@@ -74,6 +75,9 @@ class Destination:
         self._skip = set()  # rejected by the platform: passed over, never resent
         self._ahead = set()  # acknowledged through the fresh lane, ahead of the cursor
         self._fresh = []  # [(seq, record)] offered, not yet delivered
+        # The cursor lane's batch, as stored (nengjian.store.batch): refilled each round, its buffers
+        # all taken here, at boot, each record decoded only while a pass looks at it.
+        self._batch = Batch(batch)
         self._ok_run = 0
         self._unclear_run = 0
         self._unanswered_run = 0  # UNANSWERED results in a row
@@ -83,6 +87,7 @@ class Destination:
         self.stats = {"sent": 0, "batches": 0, "rejected": 0, "failures": 0, "last_ok": 0,
                       "fresh": 0, "fresh_dropped": 0}
         self.last_error = ""
+        self.last_error_code = ""
 
     # ---- fed by the app
     def offer(self, seq, rec):
@@ -269,7 +274,7 @@ class Destination:
     async def _on_retry(self, result):
         self.stats["failures"] += 1
         self._ok_run = 0
-        self.last_error = result.reason
+        self.last_error, self.last_error_code = result.reason, "dest_error"
         if not self.failing:
             self._fail_since = timeutil.now()
             self._event("uplink", "%s: delivery failing: %s" % (self.name, result.reason), "uplink.failing")
@@ -287,7 +292,7 @@ class Destination:
                 raise
             except Exception as e:  # noqa: BLE001 - the task must survive whatever one round hits
                 self.stats["failures"] += 1
-                self.last_error = "internal: %s %s" % (type(e).__name__, e)
+                self.last_error, self.last_error_code = "internal: %s %s" % (type(e).__name__, e), "dest_error_internal"
                 gc.collect()
                 if isinstance(e, MemoryError) and self.size > 1:
                     self._shrink("out of memory")  # a local condition: retried at once, smaller
@@ -302,9 +307,12 @@ class Destination:
             return
         if self.info is not None and self.info.due() and await self.profile.ensure_session() is None:
             await self.info.step()  # never blocks the data: a failure holds the info channel only
-        batch, last = self.store.read(self.name, self._limit(), (records.VALUE,))
-        if self._skip or self._ahead:
-            batch = [r for r in batch if r[0] not in self._skip and r[0] not in self._ahead]
+        skip = self._skip
+        ahead = self._ahead
+        # Passed over as the store reads them, not kept first and dropped after: values sent ahead
+        # take no room in the batch.
+        self._batch.unwanted = (lambda seq: seq in skip or seq in ahead) if skip or ahead else None
+        batch, last = self.store.read(self.name, self._limit(), (records.VALUE,), 0, self._batch)
         held_from = 0  # seq of the first value in batch that waits for the upload slot
         if self.upload_slot and batch:
             now = timeutil.now()
@@ -316,10 +324,10 @@ class Destination:
             # The cursor stops before the first value waiting for the slot; what follows it goes
             # now and is remembered as sent ahead (as the fresh lane's values are), read past the
             # cursor's window once that holds nothing else to send.
-            batch = [r for r in batch if not self._held(r[1], now)]
+            batch.keep(lambda _seq, rec: not self._held(rec, now), True)
             room = self._limit() - len(batch)
             if room > 0 and last < self.store.durable_seq and len(self._ahead) < _AHEAD_MAX:
-                batch += self._beyond(last, room, now)
+                batch.extend(self._beyond(last, room, now))
             last = held_from - 1
         fresh = None
         if len(self._ahead) < _AHEAD_MAX:
@@ -327,7 +335,7 @@ class Destination:
             if fresh and not await self._send_fresh(fresh):
                 return
             if fresh and held_from:  # the fresh lane may just have sent some of the batch past the held value
-                batch = [r for r in batch if r[0] not in self._ahead]
+                batch.keep(lambda seq: seq not in self._ahead)
         self.caught_up = not batch and not held_from and not fresh
         if not batch:
             if last > self.store.cursor(self.name):
@@ -341,9 +349,9 @@ class Destination:
             if self.quality is not None:  # before the cursor moves: a cut in between counts a resend once
                 self.quality.accepted(batch, timeutil.now())
             if held_from:
-                for seq, _rec in batch:
-                    if seq > last:
-                        self._ahead.add(seq)
+                for i in range(len(batch)):
+                    if batch.seq(i) > last:
+                        self._ahead.add(batch.seq(i))
             self.store.ack(self.name, last)
             self._passed(last)
             self._on_ok(len(batch))

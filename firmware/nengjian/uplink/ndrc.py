@@ -158,7 +158,7 @@ class NdrcJson:
             from nengjian.net import tls as tlsctx
 
             # Every start, on purpose: this must stay visible in the ledger for as long as it is on.
-            self._event("security", "%s: %s" % (self.name, tlsctx.INSECURE_WARNING))
+            self._event("security", "%s: %s" % (self.name, tlsctx.INSECURE_WARNING), "security.tls_insecure")
 
     # ---- session state on flash
     def _save(self):

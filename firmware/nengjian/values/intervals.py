@@ -314,11 +314,16 @@ class Intervals:
         measured = t2 - s2 <= self.tolerance
         last_unknown = s2 if not measured else s2 - P
         if st.estimate and t1 is not None and t2 - t1 <= self.max_gap and b <= last_unknown:
-            self._note("estimate", "%s: no reading within %d s of %s%s: estimated between readings %s and %s%s" % (
-                st.code, self.tolerance, timeutil.cst_text(b),
-                "" if b == last_unknown else " .. %s" % timeutil.cst_text(last_unknown),
-                timeutil.cst_text(t1), timeutil.cst_text(t2),
-                "" if self.estimated_valid else " (values sent as invalid)"))
+            slots = timeutil.cst_text(b)
+            if b != last_unknown:
+                slots = "%s .. %s" % (slots, timeutil.cst_text(last_unknown))
+            said = (st.code, self.tolerance, slots, timeutil.cst_text(t1), timeutil.cst_text(t2))
+            if self.estimated_valid:
+                self._note("estimate", "%s: no reading within %d s of %s: estimated between readings %s and %s"
+                           % said, "interval.estimated")
+            else:
+                self._note("estimate", "%s: no reading within %d s of %s: estimated between readings %s and %s "
+                           "(values sent as invalid)" % said, "interval.estimated_invalid")
             span = t2 - t1
             while b <= last_unknown:
                 num = (a2 - a1) * (b - t1)

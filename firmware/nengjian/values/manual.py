@@ -140,8 +140,10 @@ def enter(store, code, stat_type, stat_start, value_text, scope, now=None, obser
     start, value = check(code, stat_type, stat_start, value_text, scope, now)
     rec = [records.VALUE, now, code, stat_type, start, value, True, records.MANUAL, scope]
     seq = store.append(rec)
-    store.append([records.EVENT, now, "manual", "entered %s %s %s = %s (scope %d)%s" % (
-        code, _STAT[stat_type], timeutil.cst_text(start), value.text(), scope, " by " + who if who else "")])
+    text = "entered %s %s %s = %s (scope %d)" % (code, _STAT[stat_type], timeutil.cst_text(start), value.text(), scope)
+    if who:
+        text += " by " + who
+    store.append([records.EVENT, now, "manual", text, "manual"])
     if observe is not None:
         observe(rec)
     return seq, rec

@@ -172,7 +172,7 @@ class Tce:
         self.platform[energy] = coef
         base = DEFAULTS.get(energy, (None, "base unit"))[1]
         self._note("tce", "platform coefficient for energy %s: %s kgce/%s (was %s)" % (
-            energy, coef.text(), base, "%s, %s" % (old.text(), src) if old is not None else "none"))
+            energy, coef.text(), base, "%s, %s" % (old.text(), src) if old is not None else "none"), "tce.coefficient")
         self._expect()
         self._save()
 
@@ -220,7 +220,7 @@ class Tce:
             keep = KEEP_DAYS_S if stat == records.DAY else KEEP_MONTHS_S
             if ts - start > keep:
                 self._note("tce", "%s for %s arrived after the site total was closed: total not revised" % (
-                    code, timeutil.cst_text(start)))
+                    code, timeutil.cst_text(start)), "tce.late")
                 return
             self.sums[k] = {}
         v = rec[records.V_VALUE]
@@ -317,18 +317,19 @@ class Tce:
             return
         if prev is not None:
             self._note("tce", "site total for %s %s revised from %s to %s tce" % (
-                what, timeutil.cst_text(start), prev, value.text()))
+                what, timeutil.cst_text(start), prev, value.text()), "tce.revised")
         elif not t["complete"] or t["unpriced"]:
-            self._note("tce", "site total for %s %s sent as invalid: %s%s" % (
-                what, timeutil.cst_text(start),
-                ("no value from " + ", ".join(t["missing"])) if t["missing"] else "",
-                ("; no coefficient for " + ", ".join(t["unpriced"])) if t["unpriced"] else ""))
+            why = ["no value from " + ", ".join(t["missing"])] if t["missing"] else []
+            if t["unpriced"]:
+                why.append("no coefficient for " + ", ".join(t["unpriced"]))
+            self._note("tce", "site total for %s %s sent as invalid: %s" % (
+                what, timeutil.cst_text(start), "; ".join(why)), "tce.invalid")
         self.sent[k] = value.text()
         self._emit([records.VALUE, ts, self.item, stat, start, value, t["valid"], records.FIELD_INSTRUMENT, 1])
 
-    def _note(self, kind, text):
+    def _note(self, kind, text, code):
         if self._event is not None:
-            self._event(kind, text)
+            self._event(kind, text, code)
 
     # ---- state
     def _save(self):
@@ -338,7 +339,7 @@ class Tce:
         for energy, coef in self.platform.items():
             platform[energy] = coef.text()
         statefile.save(self._path, {"sums": self.sums, "sent": self.sent, "platform": platform}, 1,
-                       lambda why: self._note("tce", "state not saved: %s" % why))
+                       lambda why: self._note("tce", "state not saved: %s" % why, "tce.not_saved"))
 
     def _load(self):
         if not self._path:
@@ -359,7 +360,8 @@ class Tce:
         self.sums, self.sent, self.platform = sums, sent, platform
 
     def _unreadable(self, why):
-        self._note("tce", "state unreadable (%s): open totals start again, platform coefficients are forgotten" % why)
+        self._note("tce", "state unreadable (%s): open totals start again, platform coefficients are forgotten" % why,
+                   "tce.unreadable")
 
 
 def _split(k):

@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from nengjian_host.common.messages import msg
+
 
 class DeviceUnreachable(OSError):
     """The device went away or never answered; the text says what to check."""
@@ -44,7 +46,7 @@ class DeviceFiles(Protocol):
 def _clean(path: str) -> str:
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts) or not parts:
-        raise ValueError("bad device path %r" % path)
+        raise ValueError(msg("devfiles.bad_path", path=repr(path)))
     return "/".join(parts)
 
 
@@ -135,7 +137,7 @@ class LfsImageDevice:
 
     def save(self) -> None:
         if self.path is None:
-            raise ValueError("in-memory image: use image()")
+            raise ValueError(msg("devfiles.in_memory"))
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_bytes(self.image())
         tmp.replace(self.path)
@@ -182,12 +184,11 @@ class MpremoteDevice:
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            raise DeviceUnreachable("%s: no answer within %d s (is the gateway blocking Ctrl-C?)"
-                                    % (self.port, self.timeout)) from None
+            raise DeviceUnreachable(msg("devfiles.no_answer", port=self.port, s=int(self.timeout))) from None
         if proc.returncode:
             err = (proc.stderr or proc.stdout).strip().splitlines()
-            raise DeviceUnreachable("%s: mpremote %s failed: %s" % (self.port, cmd[0] if cmd else "",
-                                                                    err[-1] if err else "no output"))
+            raise DeviceUnreachable(msg("devfiles.mpremote_failed", port=self.port, cmd=cmd[0] if cmd else "",
+                                        err=err[-1] if err else msg("devfiles.no_output")))
         return proc.stdout
 
     def hashes(self, paths: list[str]) -> dict[str, str | None]:
@@ -197,7 +198,7 @@ class MpremoteDevice:
             if line.startswith("NJHASH"):
                 got = json.loads(line[6:])
                 return {p: got.get("/" + _clean(p)) for p in paths}
-        raise DeviceUnreachable("%s: unexpected answer from the board" % self.port)
+        raise DeviceUnreachable(msg("devfiles.odd_answer", port=self.port))
 
     def sha256(self, path: str) -> str | None:
         return self.hashes([path])[path]

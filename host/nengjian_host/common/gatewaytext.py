@@ -48,6 +48,11 @@ def keys(code: str | None) -> list[str]:
     return found + [k for k in messages.MESSAGES if k.startswith(key + ".")]
 
 
+# The last errors whose wording says what failed (a reply that never came, the platform's answer):
+# said in Chinese where an event or an alarm carries one as its {error} or {reason}.
+_ERROR_FAMILIES = ("meter_error.timeout", "dest_error")
+
+
 def _arg(name: str, value: str):
     """An argument as a Text: a word or duration the gateway writes in English, said in Chinese."""
     word = "gw.word." + value
@@ -57,6 +62,11 @@ def _arg(name: str, value: str):
         m = pat.fullmatch(value)
         if m:
             return messages.msg(key, **m.groupdict())
+    if name in ("error", "reason"):  # a meter's or a platform's failure, as its last error says it
+        for family in _ERROR_FAMILIES:
+            for key in keys(family):
+                if messages.MESSAGES[key][0] != "{error}" and _pattern(key).fullmatch(value):
+                    return render(key[3:], value)
     if name == "detail":  # a text the gateway nests in an event (CALIBRATION ...: meter ... calibration ...)
         for key in messages.MESSAGES:
             if key.startswith("gw.") and key.endswith("_text") and _pattern(key).fullmatch(value):
@@ -81,8 +91,13 @@ def render(code: str | None, text) -> messages.Text:
 # matches a template exactly, is said in Chinese too.
 KIND_FAMILIES = {"alarm": ("gap", "cal", "quality", "check"), "meter": ("meter", "interval"), "point": ("point",),
                  "link": ("link",), "uplink": ("uplink",), "rejected": ("uplink",), "loss": ("loss",), "ota": ("ota",),
+                 "security": ("uplink", "security"),
                  "meterclock": ("meterclock",), "refill": ("refill",), "check": ("check",),
-                 "range": ("interval",), "clock": ("interval",), "rollover": ("interval",), "gap": ("interval",)}
+                 "range": ("interval",), "clock": ("interval", "clock"), "rollover": ("interval",), "gap": ("interval",),
+                 "estimate": ("interval",), "health": ("health",), "boot": ("boot",), "heartbeat": ("heartbeat",),
+                 "modem": ("modem",), "signal": ("modem",), "tce": ("tce",), "manual": ("manual",),
+                 "calibration": ("calibration",), "photo": ("visit.photo",),
+                 "visit": ("visit",), "commission": ("commission",)}
 
 
 def event(kind: str | None, code: str | None, text) -> messages.Text:
@@ -94,6 +109,18 @@ def event(kind: str | None, code: str | None, text) -> messages.Text:
         if said.key:
             return said
     return render(None, text)
+
+
+def last_error(unit: dict) -> str:
+    """A console status meter's or destination's last error in the chosen language (by its
+    "last_error_code", where the gateway gives one: an older one gives none)."""
+    t = last_error_text(unit)
+    return t.zh if messages.get_lang() == "zh" else str(t)
+
+
+def last_error_text(unit: dict) -> messages.Text:
+    """last_error() in both languages (the ledger's report chooses its own)."""
+    return render(unit.get("last_error_code") or None, unit.get("last_error") or "")
 
 
 def say(code: str | None, text) -> str:

@@ -37,6 +37,8 @@ from typing import IO, Iterable, Iterator
 
 import cbor2
 
+from nengjian_host.common.messages import msg, t
+
 MAGIC = 0xA5
 HEAD = struct.Struct("<BHI")  # magic, payload length, seq
 CRC = struct.Struct("<I")
@@ -84,14 +86,14 @@ class ImageSource:
         if not block_count:
             block_count = superblock_block_count(data, block_size) or len(data) // block_size
         if block_count * block_size > len(data):
-            raise StoreFormatError(f"image holds {len(data)} bytes, littlefs says {block_count} blocks of {block_size}")
+            raise StoreFormatError(msg("storedump.image_short", n=len(data), blocks=block_count, size=block_size))
         buf = bytearray(data[:block_count * block_size])
         self.fs = LittleFS(context=UserContext(buffer=buf), block_size=block_size, block_count=block_count,
                            mount=False)
         try:
             self.fs.mount()
         except Exception as e:  # littlefs-python raises its own LittleFSError
-            raise StoreFormatError(f"{name}: not a littlefs volume with {block_size}-byte blocks ({e})") from e
+            raise StoreFormatError(msg("storedump.not_littlefs", name=name, size=block_size, reason=e)) from e
         self.root = root if root is not None else _find_root(self.fs)
         self.name = name
 
@@ -124,7 +126,7 @@ def _find_root(fs) -> str:
             continue
         if _looks_like_store(names):
             return cand.rstrip("/")
-    raise StoreFormatError("no store directory (segment files) in the image")
+    raise StoreFormatError(msg("storedump.no_store"))
 
 
 def superblock_block_count(data: bytes, block_size: int) -> int:
@@ -379,21 +381,21 @@ def write_json(records: Iterable[dict], f: IO[str], cursors_: dict | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nengjian_host.common.storedump", description=__doc__.split("\n")[0])
-    ap.add_argument("source", help="pulled store directory, or littlefs image / flash dump")
-    ap.add_argument("--offset", type=lambda s: int(s, 0), default=0, help="data partition offset in a flash dump")
-    ap.add_argument("--size", type=lambda s: int(s, 0), default=None, help="data partition size")
-    ap.add_argument("--block-size", type=lambda s: int(s, 0), default=4096)
-    ap.add_argument("--csv", help="write records as CSV to this file (- for stdout)")
-    ap.add_argument("--json", help="write records and cursors as JSON to this file (- for stdout)")
-    ap.add_argument("--cursors", action="store_true", help="print the destinations' cursors")
-    ap.add_argument("--report", action="store_true", help="print segments and damage found")
-    ap.add_argument("--no-history", action="store_true", help="leave out folded history")
+    ap = argparse.ArgumentParser(prog="python -m nengjian_host.common.storedump", description=t("help.storedump.desc"))
+    ap.add_argument("source", help=t("help.storedump.source"))
+    ap.add_argument("--offset", type=lambda s: int(s, 0), default=0, help=t("help.storedump.offset"))
+    ap.add_argument("--size", type=lambda s: int(s, 0), default=None, help=t("help.storedump.size"))
+    ap.add_argument("--block-size", type=lambda s: int(s, 0), default=4096, help=t("help.storedump.block_size"))
+    ap.add_argument("--csv", help=t("help.storedump.csv"))
+    ap.add_argument("--json", help=t("help.storedump.json"))
+    ap.add_argument("--cursors", action="store_true", help=t("help.storedump.cursors"))
+    ap.add_argument("--report", action="store_true", help=t("help.storedump.report"))
+    ap.add_argument("--no-history", action="store_true", help=t("help.storedump.no_history"))
     a = ap.parse_args(argv)
     try:
         src = open_source(a.source, a.offset, a.size, a.block_size)
     except (OSError, StoreFormatError) as e:
-        print(f"storedump: {e}", file=sys.stderr)
+        print(t("storedump.failed", reason=e), file=sys.stderr)
         return 2
     recs = list(iter_records(src, history=not a.no_history))
     for target, writer in ((a.csv, write_csv), (a.json, write_json)):
@@ -409,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.report:
         print(json.dumps(scan_report(src), indent=1, default=str))
     if not (a.csv or a.json or a.cursors or a.report):
-        print(f"{len(recs)} records; cursors {json.dumps(cursors(src))}")
+        print(t("storedump.summary", n=len(recs), cursors=json.dumps(cursors(src))))
     return 0
 
 

@@ -39,7 +39,8 @@ def cmd_ledger(args) -> int:
     try:
         with output.progress(args) if (html or args.png_dir) else contextlib.nullcontext(None) as prog:
             led = ledger.report(args.source, args.since, args.until, args.period, args.gateway, html,
-                                args.png_dir, args.title, progress=prog, pdf_path=pdf_path)
+                                args.png_dir, args.title, progress=prog, pdf_path=pdf_path,
+                                lang=getattr(args, "lang_given", None))
     except ledger.LedgerError as e:
         return fail(args, EXIT_USAGE, Text(t_in("en", "err.ledger.input", reason=e), t_in("zh", "err.ledger.input",
                                                                                        reason=e.zh), "err.ledger.input"))
@@ -260,7 +261,7 @@ def register(sub) -> None:
     lg.add_argument("--to", dest="until", help=t("help.ledger.to"))
     lg.add_argument("--period", type=int, help=t("help.ledger.period"))
     lg.add_argument("--gateway", help=t("help.ledger.gateway"))
-    lg.add_argument("--title", default=t_in("en", "report.commission.ledger"), help=t("help.ledger.title"))
+    lg.add_argument("--title", help=t("help.ledger.title"))
     lg.add_argument("--html", help=t("help.ledger.html"))
     lg.add_argument("--pdf", help=t("help.ledger.pdf"))
     lg.add_argument("--no-pdf", action="store_true", help=t("help.ledger.no_pdf"))

@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from nengjian_host.common import cjkfont, gatewaytext
-from nengjian_host.common.messages import both
+from nengjian_host.common.messages import MESSAGES, both, t_in
 
 DAY = 86400
 GAP_FAULT_S = DAY          # a fault must be answered within 24 h
@@ -36,6 +36,12 @@ GAP_REPORT_S = 3 * DAY     # missing data for 3 days or more is reported with ca
 INSPECTION_DAYS = 30
 COMPLETENESS_MIN = 0.90
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
+# The report's language: "zh" or "en" says one (`nengjian ledger --lang`), None both, Chinese beside the
+# English (the hand-over document as it always was).
+BOTH = None
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_DUR = re.compile(r"^(?P<least>at least )?(?:(?P<d>\d+)d )?(?P<h>\d+)h (?P<m>\d+)m(?P<open> \(still open\))?$")
+
 
 # (event kind, category, start pattern, end pattern, whether an end with no start in the data is a
 # fault that began before it); group "s" is the subject (meter id, destination, link). The patterns
@@ -65,6 +71,8 @@ CLOCK_STEP_FLAG_S = 300  # the firmware's default clock.max_step_s: beyond it, c
 # nengjian.app's boot event names the board's reset cause (nengjian.system.health.RESET_CAUSES):
 # "started firmware V (reset cause: C, quick crashes: N of L)" (older firmware wrote no cause).
 BOOT_CAUSE = re.compile(r"reset cause: (?P<cause>[a-z-]+)(?:, quick crashes: (?P<quick>\d+) of (?P<limit>\d+))?")
+BOOT_TEXT = re.compile(r"^started firmware (?P<version>\S+)(?: \(reset cause: (?P<cause>[a-z-]+), quick crashes: "
+                       r"(?P<quick>\d+) of (?P<limit>\d+)\))?$")
 # cause -> English, Chinese. The boot guard counts reset, watchdog, crash and unknown toward a crash loop
 # ("reset" is also an update or safe mode left: the events just before it say so), never a power cut.
 RESET_CAUSES = {
@@ -260,7 +268,8 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
     checks = _checks(events)
     metrology = _metrology_alarms(events)
     cal_records = _calibration_records(events)
-    commissions = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "commission"]
+    commissions = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "text_zh": e.get("text_zh")}
+                   for e in events if e["event"] == "commission"]
     last_visit = max((v["ts"] for v in visits), default=None)
     since = (w_end - last_visit) if last_visit is not None else (w_end - w_start)
     overdue = since > INSPECTION_DAYS * DAY
@@ -271,7 +280,8 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
     meter_changes = _meter_changes(events)
     refused = _refused_points(events)
     clock = _clock_steps(events)
-    security = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"]} for e in events if e["event"] == "security"]
+    security = [{"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "text_zh": e.get("text_zh")}
+                for e in events if e["event"] == "security"]
     quality = _quality_alarms(events)
     reportable = [g for g in gaps if g["duration_s"] >= GAP_REPORT_S]
     outages = [f for f in faults if f["category"] in LINK_CATEGORIES]
@@ -321,7 +331,9 @@ def build(records, start: int | None = None, end: int | None = None, period_s: i
         "security": security,
         "quality": quality,
         "events": [{"at": _iso(e["ts"]), "ts": e["ts"], "seq": e["seq"], "kind": e["event"], "text": e["text"],
-                    "text_zh": e.get("text_zh")} for e in events],
+                    "text_zh": (r["text_zh"] if r else e.get("text_zh"))}
+                   for e in events for r in [next((x for x in restarts if x["ts"] == e["ts"] and x["text"] == e["text"]),
+                                                  None) if e["event"] == "boot" else None]],
         "gateway_score": None,
         "_stored": _stored(values),
         "_series": {"values": {c: [(v["stat_start"], v["value"], v["valid"]) for v in values if v["code"] == c
@@ -483,7 +495,7 @@ def _meter_changes(events: list[dict]) -> list[dict]:
             continue
         code = e["text"].split(":", 1)[0]
         if METER_CHANGE in e["text"]:
-            out.append({"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "code": code})
+            out.append({"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "text_zh": e.get("text_zh"), "code": code})
         elif GLITCH in e["text"]:
             for i in range(len(out) - 1, -1, -1):
                 if out[i]["code"] == code:
@@ -548,7 +560,8 @@ def _quality_alarms(events: list[dict]) -> list[dict]:
         m = _QUALITY.match(e["text"] or "")
         if m:
             out.append({"at": _iso(e["ts"]), "ts": e["ts"], "destination": m["dest"], "code": m["code"],
-                        "what": m["what"], "when": m["when"], "why": m["why"], "flag": True})
+                        "what": m["what"], "when": m["when"], "why": m["why"], "flag": True,
+                        "why_zh": e.get("text_zh") if e.get("text_zh") != e["text"] else None})
     return out
 
 
@@ -658,6 +671,53 @@ def gateway_score(doc: dict | None, ledger: dict) -> dict | None:
             "gateway_time_ts": doc.get("gateway_time"), "destinations": out}
 
 
+STATUS_FILE = "status.json"  # crew.pull.STATUS_FILE: each meter's and destination's state, saved by a pull
+
+
+def read_pull_status(source: str | Path) -> dict | None:
+    """The meters' and destinations' state as `nengjian pull` saved it (DIR/status.json), or None when
+    the pull has none (a flash dump, a pull by an older version, a JSON export without it beside)."""
+    try:
+        doc = json.loads((_pull_dir(source) / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def at_pull(doc: dict | None) -> dict | None:
+    """The table of the meters and destinations as the gateway's status gave them at the pull: when each
+    last succeeded (a reading, an acceptance by the platform) and its last error, said in Chinese by its
+    code (common.gatewaytext); flagged where the meter is offline or the delivery failing."""
+    if not doc:
+        return None
+    rows = []
+    for what, units, bad, name in (("meter", doc.get("meters"), "offline", "id"),
+                                   ("destination", doc.get("destinations"), "failing", "name")):
+        for u in units if isinstance(units, list) else ():
+            if not isinstance(u, dict):
+                continue
+            failing = bool(u.get(bad))
+            state = "ledger.at_pull.%s" % (bad if failing else "ok")
+            last_ok = u.get("last_ok")
+            error = gatewaytext.last_error_text(u)
+            rows.append({"what": t_in("en", "ledger.at_pull." + what), "what_zh": t_in("zh", "ledger.at_pull." + what),
+                         "name": str(u.get(name)), "state": t_in("en", state), "state_zh": t_in("zh", state),
+                         "last_ok": _iso(last_ok) if isinstance(last_ok, int) and last_ok > 0 else "-",
+                         "last_error": str(error), "last_error_zh": error.zh, "flag": failing})
+    at = doc.get("gateway_time")
+    return {"file": STATUS_FILE, "gateway_time": _iso(at) if isinstance(at, int) else None, "units": rows}
+
+
+def _at_pull_html(units: dict | None, lang: str | None = None) -> str:
+    if not units:
+        return "<p class=none>%s</p>" % html.escape(_say("ledger.none.at_pull", lang, " "))
+    note = _say("ledger.note.at_pull", lang, " ", zh_first=True, at=units["gateway_time"] or "-")
+    return "<p class=meta>%s</p>%s" % (html.escape(note), _table(units["units"], [
+        ("what", _h("ledger.col.unit_kind", lang)), ("name", _h("ledger.col.unit", lang)),
+        ("state", _h("ledger.col.status", lang)), ("last_ok", _h("ledger.col.last_ok", lang)),
+        ("last_error", _h("ledger.col.last_error", lang))], _say("ledger.none.at_pull", lang, " "), lang))
+
+
 def _score_low(score: dict | None) -> int:
     """Destinations whose newest month, by the gateway's own figures, is below 90 % (listed in score["low"])."""
     if not score:
@@ -668,32 +728,26 @@ def _score_low(score: dict | None) -> int:
     return len(score["low"])
 
 
-def _h(key: str) -> str:
-    """A column heading in both languages, as the ledger's tables give them."""
-    en, zh = both(key)
-    return "%s / %s" % (en, zh)
-
-
-def _gateway_html(score: dict | None) -> str:
+def _gateway_html(score: dict | None, lang: str | None = None) -> str:
     if not score:
-        return "<p class=none>%s</p>" % html.escape(_h("report.ledger.gw.none"))
-    cols = [("period", _h("report.ledger.gw.col.period")), ("gateway", _h("report.ledger.gw.col.gateway")),
-            ("completeness", _h("report.ledger.gw.col.completeness")),
-            ("stored", _h("report.ledger.gw.col.stored")), ("stored_completeness", _h("report.ledger.gw.col.stored_pct")),
-            ("not_accepted", _h("report.ledger.gw.col.not_accepted"))]
+        return "<p class=none>%s</p>" % html.escape(_h("report.ledger.gw.none", lang))
+    cols = [("period", _h("report.ledger.gw.col.period", lang)), ("gateway", _h("report.ledger.gw.col.gateway", lang)),
+            ("completeness", _h("report.ledger.gw.col.completeness", lang)),
+            ("stored", _h("report.ledger.gw.col.stored", lang)), ("stored_completeness", _h("report.ledger.gw.col.stored_pct", lang)),
+            ("not_accepted", _h("report.ledger.gw.col.not_accepted", lang))]
     parts = []
     for d in score["destinations"]:
         en, zh = both("report.ledger.gw.meta", since=d["since"] or "-", invalid="-" if d["invalid"] is None
                       else d["invalid"], at=score["gateway_time"] or "-")
-        parts.append("<h3>%s</h3><p>%s<br>%s</p>" % (html.escape(d["destination"]), html.escape(zh),
-                                                               html.escape(en)))
-        parts.append(_table(d["periods"], cols[:3] + [("timeliness", _h("report.ledger.gw.col.timeliness")),
-                                                      ("apart", _h("report.ledger.gw.col.apart")),
-                                                      ("misaligned", _h("report.ledger.gw.col.misaligned"))] + cols[3:],
-                            _h("report.ledger.gw.empty")))
+        said = zh if lang == "zh" else en if lang == "en" else "%s<br>%s" % (html.escape(zh), html.escape(en))
+        parts.append("<h3>%s</h3><p>%s</p>" % (html.escape(d["destination"]), said if lang is None else html.escape(said)))
+        parts.append(_table(d["periods"], cols[:3] + [("timeliness", _h("report.ledger.gw.col.timeliness", lang)),
+                                                      ("apart", _h("report.ledger.gw.col.apart", lang)),
+                                                      ("misaligned", _h("report.ledger.gw.col.misaligned", lang))] + cols[3:],
+                            _h("report.ledger.gw.empty", lang), lang))
         if d["items"]:
-            parts.append(_table(d["items"], [("code", _h("report.ledger.gw.col.item"))] + cols[:3]
-                                + [("apart", _h("report.ledger.gw.col.apart"))] + cols[3:], _h("report.ledger.gw.empty")))
+            parts.append(_table(d["items"], [("code", _h("report.ledger.gw.col.item", lang))] + cols[:3]
+                                + [("apart", _h("report.ledger.gw.col.apart", lang))] + cols[3:], _h("report.ledger.gw.empty", lang), lang))
     return "".join(parts)
 
 
@@ -710,7 +764,9 @@ def _restarts(events: list[dict]) -> list[dict]:
         m = BOOT_CAUSE.search(e["text"])
         cause = m.group("cause") if m else None
         en, zh = RESET_CAUSES.get(cause, (cause, cause)) if cause else ("not recorded", "未记录")
+        said = e.get("text_zh")
         out.append({"at": _iso(e["ts"]), "ts": e["ts"], "text": e["text"], "cause": cause, "why": "%s / %s" % (en, zh),
+                    "text_zh": said if said and said != e["text"] else _restart_zh(e["text"], zh if cause else None),
                     "quick_crashes": int(m.group("quick")) if m and m.group("quick") else None,
                     "flag": cause in FAULT_CAUSES})
     return out
@@ -761,7 +817,8 @@ def _pair_faults(events: list[dict], w_start: int, w_end: int) -> list[dict]:
             if m:
                 key = (cat, m.group("s"))
                 if key not in open_:  # a repeated "failing" while already failing is the same fault
-                    open_[key] = {"category": cat, "subject": m.group("s"), "start_ts": e["ts"], "start_text": e["text"]}
+                    open_[key] = {"category": cat, "subject": m.group("s"), "start_ts": e["ts"], "start_text": e["text"],
+                                  "start_text_zh": e.get("text_zh")}
                 break
             m = end_re.search(e["text"])
             if m:
@@ -840,8 +897,10 @@ def _value_gaps(values: list[dict], w_start: int, w_end: int, lead: bool, period
 
 
 # ---- plots
-def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
-    """PNG images: one per data item (values, gaps shaded), one per meter point (readings), one timeline."""
+def plots(ledger: dict, max_items: int = 24, lang: str | None = BOTH) -> dict[str, bytes]:
+    """PNG images: one per data item (values, gaps shaded), one per meter point (readings), one timeline.
+    In a Chinese report ("zh") the timeline's rows and the dates say no English, where a CJK font
+    draws them; otherwise they are English beside the titles' Chinese."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -852,8 +911,21 @@ def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
         return dt.datetime.fromtimestamp(ts, CST)
 
     out: dict[str, bytes] = {}
-    # Chinese titles need a CJK font: matplotlib's own (DejaVu) draws them as boxes.
-    font = cjkfont.plot_font("— " + "".join(PLOT_ZH.values()))
+    in_zh = lang == "zh" and cjkfont.find() is not None
+    rows = []  # the timeline's: (label, from, to, colour)
+    for f in ledger["faults"] + ledger["link_outages"]:
+        a = f["start_ts"] or ledger["period"]["from_ts"]
+        b = f["end_ts"] or ledger["period"]["to_ts"]
+        category = (in_zh and _word(f["category"], "zh")) or f["category"]
+        rows.append(("%s %s" % (category, f["subject"]), a, b, "#9467bd" if f in ledger["link_outages"] else "#8c564b"))
+    for g in ledger["gaps"]:
+        rows.append((t_in("zh" if in_zh else "en", "ledger.plot.gap", code=g["code"]), g["from_ts"], g["to_ts"],
+                     "#d62728" if g["duration_s"] >= GAP_REPORT_S else "#ff7f0e" if g["duration_s"] >= GAP_FAULT_S
+                     else "#999999"))
+    labels = sorted({r[0] for r in rows})
+    # Chinese titles need a CJK font: matplotlib's own (DejaVu) draws them as boxes. The font is a subset
+    # of the characters drawn, the timeline's Chinese labels among them.
+    font = cjkfont.plot_font("— " + "".join(PLOT_ZH.values()) + "".join(labels))
 
     def title(ax, en, zh):
         ax.set_title("%s — %s" % (zh, en) if font is not None else en, fontsize=9, fontproperties=font)
@@ -891,7 +963,7 @@ def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
             ax.axvspan(t(g["from_ts"]), t(g["to_ts"]), color=color, alpha=0.3, lw=0)
         title(ax, "%s: values (gaps shaded: grey < 24 h, orange >= 24 h, red >= 3 days)" % code, PLOT_ZH["item"])
         _axis(ax, mdates, [s for s, _v, _ok in series] + [x for g in gaps_by_code.get(code, ())
-                                                           for x in (g["from_ts"], g["to_ts"])])
+                                                           for x in (g["from_ts"], g["to_ts"])], in_zh)
         save(fig, "item-%s.png" % code)
     for i, (point, series) in enumerate(sorted(ledger["_series"]["readings"].items())):
         if i >= max_items:
@@ -899,17 +971,8 @@ def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
         fig, ax = plt.subplots(figsize=(9, 2.2))
         ax.plot([t(s) for s, _ in series], [v for _, v in series], "-", lw=0.8, color="#2a7a2a")
         title(ax, "%s: meter readings" % point, PLOT_ZH["readings"])
-        _axis(ax, mdates, [s for s, _ in series])
+        _axis(ax, mdates, [s for s, _ in series], in_zh)
         save(fig, "readings-%s.png" % point.replace("/", "_"))
-    rows = []
-    for f in ledger["faults"] + ledger["link_outages"]:
-        a = f["start_ts"] or ledger["period"]["from_ts"]
-        b = f["end_ts"] or ledger["period"]["to_ts"]
-        rows.append(("%s %s" % (f["category"], f["subject"]), a, b, "#9467bd" if f in ledger["link_outages"] else "#8c564b"))
-    for g in ledger["gaps"]:
-        rows.append(("gap %s" % g["code"], g["from_ts"], g["to_ts"], "#d62728" if g["duration_s"] >= GAP_REPORT_S
-                     else "#ff7f0e" if g["duration_s"] >= GAP_FAULT_S else "#999999"))
-    labels = sorted({r[0] for r in rows})
     fig, ax = plt.subplots(figsize=(9, 0.6 + 0.35 * max(1, len(labels))))
     for label, a, b, color in rows:
         y = labels.index(label)
@@ -917,7 +980,7 @@ def plots(ledger: dict, max_items: int = 24) -> dict[str, bytes]:
                 height=0.6, color=color)
     for v in ledger["visits"]:
         ax.axvline(mdates.date2num(t(v["ts"])), color="#2ca02c", lw=1.5)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7, fontproperties=font if in_zh else None)
     ax.set_xlim(mdates.date2num(t(ledger["period"]["from_ts"])), mdates.date2num(t(ledger["period"]["to_ts"])))
     ax.xaxis_date(tz=CST)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d", tz=CST))
@@ -933,7 +996,12 @@ PLOT_SINGLE_S = 86400  # one point alone: a day either side
 PLOT_MARGIN = 0.03  # of the span, either side
 
 
-def _axis(ax, mdates, times: list[int]) -> None:
+# ConciseDateFormatter's formats with the month as a number: its default names it in English ("May").
+NUMERIC_DATES = {"formats": ["%Y", "%m", "%d", "%H:%M", "%H:%M", "%S.%f"],
+                 "offset_formats": ["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"]}
+
+
+def _axis(ax, mdates, times: list[int], numeric_dates: bool = False) -> None:
     """A series plot's axes: dates over the data's own span (`times`, UTC seconds) with a small margin,
     and values as plain numbers. matplotlib's defaults read wrongly at a glance: an energy register
     near 12 345 kWh got a "+1.234e4" offset and ticks of 0.2, and one value alone was drawn on an axis
@@ -950,7 +1018,7 @@ def _axis(ax, mdates, times: list[int]) -> None:
     # largest step always fits 8 ticks.
     loc = mdates.AutoDateLocator(tz=CST, minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(loc)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=CST))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=CST, **(NUMERIC_DATES if numeric_dates else {})))
     plain = ScalarFormatter(useOffset=False)
     plain.set_scientific(False)
     ax.yaxis.set_major_formatter(plain)
@@ -967,30 +1035,92 @@ def public(ledger: dict) -> dict:
     return out
 
 
-def _table(rows: list[dict], cols: list[tuple[str, str]], empty: str) -> str:
+def _say(key: str, lang: str | None, sep: str = " / ", zh_first: bool = False, **kw) -> str:
+    """A catalogue text in the report's language; both (English, `sep`, Chinese) when it has none."""
+    en, zh = both(key, **kw)
+    if lang == "zh":
+        return zh
+    if lang == "en":
+        return en
+    return sep.join((zh, en) if zh_first else (en, zh))
+
+
+def _h(key: str, lang: str | None = BOTH) -> str:
+    """A column heading, as the ledger's tables give them."""
+    return _say(key, lang)
+
+
+def _word(value: str, lang: str) -> str | None:
+    """A cell's word the ledger writes itself (a fault's category, a gap's flag, a duration, an event's
+    kind, "English / 中文" of a status), in `lang`; None when it is none of those."""
+    for prefix in ("ledger.word.", "ledger.kind."):
+        if prefix + value in MESSAGES:
+            return t_in(lang, prefix + value)
+    m = _DUR.match(value)
+    if m:
+        dur = t_in(lang, "ledger.dur" if m["d"] else "ledger.dur.h", d=int(m["d"] or 0), h=int(m["h"]), m=int(m["m"]))
+        dur = t_in(lang, "ledger.dur.at_least", dur=dur) if m["least"] else dur
+        return t_in(lang, "ledger.dur.open", dur=dur) if m["open"] else dur
+    en, sep, zh = value.rpartition(" / ")
+    if sep and _CJK.search(zh) and not _CJK.search(en):
+        return zh if lang == "zh" else en
+    return None
+
+
+def _table(rows: list[dict], cols: list[tuple[str, str]], empty: str, lang: str | None = BOTH) -> str:
     if not rows:
         return "<p class=none>%s</p>" % html.escape(empty)
     head = "".join("<th>%s</th>" % html.escape(t) for _k, t in cols)
     body = []
     for r in rows:
         cls = ' class="flag"' if r.get("flag") or r.get("over_24h") or r.get("open") else ""
-        body.append("<tr%s>%s</tr>" % (cls, "".join("<td>%s</td>" % _cell(r, k) for k, _t in cols)))
+        body.append("<tr%s>%s</tr>" % (cls, "".join("<td>%s</td>" % _cell(r, k, lang) for k, _t in cols)))
     return "<table><tr>%s</tr>%s</table>" % (head, "".join(body))
 
 
-def _cell(r: dict, k: str) -> str:
-    """A cell; a gateway text with its Chinese (k_zh, where the catalogue says it) under its English."""
-    text = html.escape("" if r.get(k) is None else str(r.get(k)))
+def _cell(r: dict, k: str, lang: str | None = BOTH) -> str:
+    """A cell in the report's language: a gateway text by its Chinese (k_zh, where the catalogue says
+    it), a word of the ledger's own by the catalogue; with both, the Chinese under the English."""
+    value = "" if r.get(k) is None else str(r.get(k))
     zh = r.get(k + "_zh")
-    if zh and zh != r.get(k):
-        text += '<br><span lang="zh-CN">%s</span>' % html.escape(str(zh))
+    zh = str(zh) if zh and zh != value else _word(value, "zh")
+    if lang == "zh":
+        return html.escape(zh or value)
+    if lang == "en":
+        return html.escape(_word(value, "en") or value)
+    text = html.escape(value)
+    if zh and zh != value and not value.endswith(" / " + zh):
+        text += '<br><span lang="zh-CN">%s</span>' % html.escape(zh)
     return text
 
 
-def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance ledger") -> str:
+def _restart_zh(text: str, cause_zh: str | None) -> str | None:
+    """A boot event's Chinese, from its parts (nengjian.appboot's text: version, cause, quick crashes)."""
+    m = BOOT_TEXT.match(text)
+    if not m:
+        return None
+    if m["cause"]:
+        return both("ledger.boot.cause", version=m["version"], cause=cause_zh or m["cause"], quick=m["quick"],
+                    limit=m["limit"])[1]
+    return both("ledger.boot", version=m["version"])[1]
+
+
+def to_html(ledger: dict, images: dict[str, bytes], title: str | None = None, lang: str | None = BOTH) -> str:
+    """The report: in `lang` ("zh", "en"), or with both (None) as the hand-over document always was;
+    `title` (--title) is the report's own name in place of the catalogue's."""
+    def h(key: str, **kw) -> str:  # a heading: the English first, its Chinese after a dash
+        return html.escape(_say(key, lang, " — ", **kw))
+
+    def para(key: str, zh_first: bool = False, **kw) -> str:  # a sentence or two, in both: one after the other
+        return html.escape(_say(key, lang, " ", zh_first=zh_first, **kw))
+
+    def col(key: str) -> str:
+        return _h(key, lang)
+
     s = ledger["summary"]
     gw = ledger.get("gateway") or {}
-    gw_line = " · ".join(html.escape("%s: %s" % (k, v)) for k, v in gw.items() if v)
+    gw_line = " · ".join(html.escape("%s: %s" % (_say("ledger.gw." + k, lang) if "ledger.gw." + k in MESSAGES else k, v))
+                         for k, v in gw.items() if v)
     items = [dict(code=c, **v) for c, v in ledger["items"].items()]
     score = ledger.get("gateway_score")
     newest = {}  # data item -> the gateway's figure of its newest month, per destination
@@ -1008,9 +1138,9 @@ def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance le
     insp = ledger["inspection"]
     findings = []
 
-    def find(key: str, **kw) -> None:  # a finding in both languages: Chinese, then the English
+    def find(key: str, **kw) -> None:  # a finding: Chinese, then the English, where the report has both
         en, zh = both(key, **kw)
-        findings.append("%s（%s）" % (zh, en))
+        findings.append(zh if lang == "zh" else en if lang == "en" else "%s（%s）" % (zh, en))
 
     if s["gaps_to_report"]:
         find("report.ledger.find.gaps", n=s["gaps_to_report"])
@@ -1041,7 +1171,7 @@ def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance le
     cal_bad = [c for c in ledger.get("calibrations", ()) if c["flag"]]
     if cal_bad:
         find("report.ledger.find.calibration", n=len(cal_bad), days=CALIBRATION_DUE_DAYS,
-             meters=", ".join("%s %s" % (c["meter"], c["status"]) for c in cal_bad))
+             meters=", ".join("%s %s" % (c["meter"], (lang and _word(c["status"], lang)) or c["status"]) for c in cal_bad))
     if s.get("checks_beyond_class"):
         find("report.ledger.find.checks", n=s["checks_beyond_class"])
     if s.get("photos_flagged"):
@@ -1052,10 +1182,110 @@ def to_html(ledger: dict, images: dict[str, bytes], title: str = "Maintenance le
     if s.get("gateway_score_low"):
         find("report.ledger.find.gateway_low", figures=", ".join(
             "%s %s %s" % (p["destination"], p["period"], p["completeness"]) for p in score["low"]))
-    find_html = ("<ul class=findings>%s</ul>" % "".join("<li>%s</li>" % html.escape(f) for f in findings)
-                 if findings else "<p>%s</p>" % html.escape("%s（%s）" % tuple(reversed(both("report.ledger.find.none")))))
+    if not findings:
+        find("report.ledger.find.none")
+        find_html = "<p>%s</p>" % html.escape(findings[0])
+    else:
+        find_html = "<ul class=findings>%s</ul>" % "".join("<li>%s</li>" % html.escape(f) for f in findings)
+    name = title or t_in("zh" if lang == "zh" else "en", "ledger.title")
+    h1 = (title or t_in(lang, "ledger.h1")) if lang else "%s — %s" % (name, both("ledger.h1")[1])
+    none = para("ledger.none")
+    sections = [
+        ("ledger.h.findings", find_html),
+        ("ledger.h.summary", "<table><tr>%s</tr><tr>%s</tr></table>" % (
+            "".join("<th>%s</th>" % html.escape(col("ledger.sum." + k)) for k in (
+                "faults", "outages", "gaps", "visits", "loss", "restarts", "values", "readings")),
+            "".join("<td>%s</td>" % html.escape(str(v)) for v in (
+                "%s (%s)" % (s["faults"], _say("ledger.sum.open", lang, n=s["faults_open"])), s["link_outages"],
+                "%s (%s / %s)" % (s["gaps"], s["gaps_over_24h"], s["gaps_to_report"]),
+                "%s (%s)" % (s["visits"], _say("ledger.sum.last", lang, at=insp["last_visit"] or "-")),
+                s["data_loss_events"], s["restarts"], s["values"], s["readings"])))),
+        ("ledger.h.faults", _table(ledger["faults"], [
+            ("category", col("ledger.col.fault")), ("subject", col("ledger.col.subject")),
+            ("started", col("ledger.col.started")), ("ended", col("ledger.col.ended")),
+            ("duration", col("ledger.col.duration")), ("start_text", col("ledger.col.event"))],
+            para("ledger.none.faults"), lang)),
+        ("ledger.h.outages", _table(ledger["link_outages"], [
+            ("category", col("ledger.col.outage")), ("subject", col("ledger.col.dest_link")),
+            ("started", col("ledger.col.started")), ("ended", col("ledger.col.ended")),
+            ("duration", col("ledger.col.duration")), ("start_text", col("ledger.col.reason"))],
+            para("ledger.none.outages"), lang)),
+        ("ledger.h.gaps", _table(ledger["gaps"], [
+            ("code", col("ledger.col.item")), ("from", col("ledger.col.from")), ("to", col("ledger.col.to")),
+            ("duration", col("ledger.col.duration")), ("missing_values", col("ledger.col.missing")),
+            ("flag", col("ledger.col.flag")), ("why", col("ledger.col.note"))], para("ledger.none.gaps"), lang)),
+        ("ledger.h.items", _table(items, [
+            ("code", col("ledger.col.item")), ("values", col("ledger.col.values")), ("due", col("ledger.col.due")),
+            ("completeness_pct", col("ledger.col.completeness")), ("invalid", col("ledger.col.invalid")),
+            ("gaps", col("ledger.col.gaps")), ("first", col("ledger.col.first")), ("last", col("ledger.col.last")),
+            ("gateway", col("report.ledger.gw.col.month")), ("flag", col("ledger.col.flag"))],
+            para("ledger.none.items"), lang)),
+        ("report.ledger.gw.title", "<p>%s</p>%s" % (para("report.ledger.gw.intro", zh_first=True), _gateway_html(score, lang))),
+        ("ledger.h.at_pull", _at_pull_html(ledger.get("at_pull"), lang)),
+        ("ledger.h.quality", _table(ledger.get("quality", []), [
+            ("at", col("ledger.col.at")), ("destination", col("ledger.col.platform")),
+            ("code", col("ledger.col.item")), ("what", col("ledger.col.day_or_month")),
+            ("when", col("ledger.col.which")), ("why", col("ledger.col.finding"))], none, lang)),
+        ("ledger.h.visits", _table(ledger["visits"], [
+            ("at", col("ledger.col.at")), ("text", col("ledger.col.visit_text")),
+            ("visit_id", col("ledger.col.visit")), ("photos_recorded", col("ledger.col.photos"))],
+            para("ledger.none.visits"), lang)),
+        ("ledger.h.photos", "<p class=meta>%s</p>%s" % (para("ledger.note.photos"),
+                                                       _photo_table(ledger.get("photos", []), lang))),
+        ("ledger.h.calibrations", _table(ledger.get("calibrations", []), [
+            ("meter", col("ledger.col.meter")), ("class", col("ledger.col.class")),
+            ("certificate", col("ledger.col.certificate")), ("date", col("ledger.col.calibrated")),
+            ("due", col("ledger.col.cal_due")), ("days_left", col("ledger.col.days_left")),
+            ("status", col("ledger.col.status"))], para("ledger.none.calibrations"), lang)),
+        ("ledger.h.cal_records", _table(ledger.get("calibration_records", []), [
+            ("at", col("ledger.col.at")), ("meter", col("ledger.col.meter")),
+            ("certificate", col("ledger.col.certificate")), ("date", col("ledger.col.calibrated")),
+            ("due", col("ledger.col.cal_due")), ("visit_id", col("ledger.col.visit_id")), ("who", col("ledger.col.by"))],
+            para("ledger.none.cal_records"), lang)),
+        ("ledger.h.checks", "<p class=meta>%s</p>%s" % (para("ledger.note.checks"), _table(ledger.get("checks", []), [
+            ("at", col("ledger.col.at")), ("meter", col("ledger.col.meter")), ("point", col("ledger.col.point")),
+            ("displayed", col("ledger.col.display")), ("gateway", col("ledger.col.gateway_reading")),
+            ("gateway_at", col("ledger.col.read_at")), ("difference", col("ledger.col.difference")),
+            ("allowed", col("ledger.col.allowed")), ("class", col("ledger.col.check_class")),
+            ("result", col("ledger.col.result")), ("who", col("ledger.col.by"))], para("ledger.none.checks"), lang))),
+        ("ledger.h.metrology", _table(ledger.get("metrology_alarms", []), [
+            ("at", col("ledger.col.at")), ("text", col("ledger.col.alarm"))], none, lang)),
+        ("ledger.h.commissioning", _table(ledger.get("commissioning", []), [
+            ("at", col("ledger.col.at")), ("text", col("ledger.col.record"))], para("ledger.none.commissioning"), lang)),
+        ("ledger.h.losses", _table(ledger["losses"], [
+            ("at", col("ledger.col.at")), ("kind", col("ledger.col.kind")), ("text", col("ledger.col.event"))],
+            none, lang)),
+        ("ledger.h.changes", _table(ledger["meter_changes"], [
+            ("at", col("ledger.col.at")), ("text", col("ledger.col.event"))], none, lang)),
+        ("ledger.h.refused", _table(ledger.get("unsupported_points", []), [
+            ("meter", col("ledger.col.meter")), ("point", col("ledger.col.point")),
+            ("since", col("ledger.col.refused_since")), ("until", col("ledger.col.answers_again")),
+            ("why", col("ledger.col.meter_reply"))], none, lang)),
+        ("ledger.h.clock", _table(ledger.get("clock_steps", []), [
+            ("at", col("ledger.col.at")), ("step", col("ledger.col.step")),
+            ("source", col("ledger.col.time_source")), ("what", col("ledger.col.outcome"))],
+            para("ledger.none.clock"), lang)),
+        ("ledger.h.security", _table(ledger.get("security", []), [
+            ("at", col("ledger.col.at")), ("text", col("ledger.col.event"))], none, lang)),
+        ("ledger.h.restarts", _table(ledger["restarts"], [
+            ("at", col("ledger.col.at")), ("why", col("ledger.col.cause")), ("text", col("ledger.col.event"))],
+            none, lang)),
+        ("ledger.h.safe", _table(ledger.get("safe_modes", []), [
+            ("started", col("ledger.col.entered")), ("ended", col("ledger.col.left")),
+            ("duration", col("ledger.col.duration")), ("what", col("ledger.col.level"))], none, lang)),
+        ("ledger.h.plots", img_html or "<p class=none>%s</p>" % para("ledger.none.plots")),
+        ("ledger.h.events", _table(ledger["events"], [
+            ("at", col("ledger.col.at")), ("seq", col("ledger.col.record")), ("kind", col("ledger.col.kind")),
+            ("text", col("ledger.col.event"))], para("ledger.none.events"), lang)),
+        ("ledger.h.signoff", "<table><tr>%s</tr><tr><td>&nbsp;</td><td></td><td></td><td>%s</td></tr></table>" % (
+            "".join("<th>%s</th>" % html.escape(col("ledger.col." + k))
+                    for k in ("crew", "signature", "date", "photos_verified")),
+            html.escape(_say("ledger.signoff.photos", lang, ok=sum(
+                1 for ph in ledger.get("photos", ()) if ph["status"].startswith("verified")),
+                n=len(ledger.get("photos", ())))))),
+    ]
     page = """<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="{html_lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 /*CJK-FONT*/
 body{{font-family:{cjk},sans-serif;max-width:1000px;margin:1em auto;color:#222}} h1{{font-size:1.4em}}
@@ -1065,135 +1295,35 @@ tr.flag td{{background:#fde8e8}} .none{{color:#666}} figure{{margin:.5em 0}} img
 .findings li{{color:#a00}} .meta{{color:#555;font-size:.9em}}
 @page{{size:A4;margin:12mm}} @media print{{figure,tr{{page-break-inside:avoid}}}}
 </style></head><body>
-<h1>{title} — 能耗在线监测端设备运维台账</h1>
-<p class=meta>{gw}<br>统计期间（北京时间）Period (CST): {frm} — {to}. 生成于 Generated {gen}.</p>
-<h2>Findings — 需处理的问题</h2>{findings}
-<h2>Summary — 概况</h2>
-<table><tr><th>Faults / 故障</th><th>Link outages / 链路中断</th><th>Data gaps (≥24 h / ≥3 d) / 数据缺失（≥24 小时 / ≥3 天）</th><th>Inspections / 巡检</th>
-<th>Data loss / 数据丢失</th><th>Restarts / 重启</th><th>Values / 数据值</th><th>Readings / 读数</th></tr>
-<tr><td>{nf} ({nfo} open / 未结束)</td><td>{nlo}</td><td>{ng} ({ng24} / {ng3})</td><td>{nv} (last / 最近 {lv})</td><td>{nloss}</td>
-<td>{nr}</td><td>{nval}</td><td>{nread}</td></tr></table>
-<h2>Faults and durations — 故障及持续时间</h2>{faults}
-<h2>Link outages — 链路中断</h2>{outages}
-<h2>Data gaps per item — 各数据采集项的数据缺失</h2>{gaps}
-<h2>Data items: completeness — 数据采集项完整率</h2>{items}
-<h2>{gw_title}</h2><p>{gw_intro}</p>{gateway}
-<h2>The gateway's score alarms — 网关数据质量告警</h2>{quality}
-<h2>Inspection visits — 巡检记录</h2>{visits}
-<h2>Site photos — 现场图片</h2>
-<p class=meta>Each photo's SHA-256 is recorded in the gateway's own ledger at the visit; the file kept with the
-pulled data is checked against it. 每张照片的 SHA-256 在巡检时已写入网关运维台账，此处与随数据保存的照片文件逐一核验。</p>{photos}
-<h2>Calibration of the meters — 计量器具检定</h2>{calibrations}
-<h2>Calibrations recorded at visits — 巡检时录入的检定</h2>{cal_records}
-<h2>Performance checks — 性能检验（表计显示值与网关读数比对）</h2>
-<p class=meta>Allowed difference: the meter's accuracy class in % of the gateway's reading, plus one digit of the
-display as read. 允许偏差：准确度等级（%）乘以网关读数，再加显示值末位一个字。</p>{checks}
-<h2>Metrology alarms — 检定与性能检验告警</h2>{metrology}
-<h2>Commissioning — 调试投运</h2>{commissioning}
-<h2>Data loss and store repairs — 数据丢失与存储修复</h2>{losses}
-<h2>Meter replacements and resets — 更换仪表与表计清零</h2>{changes}
-<h2>Points a meter refuses — 表计不支持的数据点</h2>{refused}
-<h2>Clock steps — 时钟校正</h2>{clock}
-<h2>Security events — 安全事件</h2>{security}
-<h2>Restarts — 重启</h2>{restarts}
-<h2>Crash-loop safe mode — 崩溃循环安全模式</h2>{safe}
-<h2>Plots — 曲线图</h2>{images}
-<h2>All events — 全部事件</h2>{events}
-<h2>Sign-off — 签字确认</h2>
-<table><tr><th>Crew member / 运维人员</th><th>Signature / 签字</th><th>Date / 日期</th>
-<th>Site photos verified / 照片核验</th></tr>
-<tr><td>&nbsp;</td><td></td><td></td><td>{photos_ok} of {photos_n}</td></tr></table>
+<h1>{h1}</h1>
+<p class=meta>{gw}<br>{period}</p>
+{sections}
 </body></html>
 """.format(
-        title=html.escape(title), gw=gw_line, frm=ledger["period"]["from"], to=ledger["period"]["to"],
-        gen=html.escape(dt.datetime.now(CST).strftime("%Y-%m-%d %H:%M CST")), findings=find_html,
-        nf=s["faults"], nfo=s["faults_open"], nlo=s["link_outages"], ng=s["gaps"], ng24=s["gaps_over_24h"],
-        ng3=s["gaps_to_report"], nv=s["visits"], lv=insp["last_visit"] or "-", nloss=s["data_loss_events"],
-        nr=s["restarts"], nval=s["values"], nread=s["readings"],
-        faults=_table(ledger["faults"], [("category", "Fault / 故障"), ("subject", "Subject / 对象"),
-                                         ("started", "Started / 开始"), ("ended", "Ended / 结束"),
-                                         ("duration", "Duration / 时长"), ("start_text", "Event / 事件")],
-                      "No faults recorded. 无故障记录。"),
-        outages=_table(ledger["link_outages"], [("category", "Outage / 中断"), ("subject", "Destination/link / 平台或链路"),
-                                                ("started", "Started / 开始"), ("ended", "Ended / 结束"),
-                                                ("duration", "Duration / 时长"), ("start_text", "Reason / 原因")],
-                       "No link outages recorded. 无链路中断记录。"),
-        gaps=_table(ledger["gaps"], [("code", "Data item / 数据采集项"), ("from", "From / 从"), ("to", "To / 到"),
-                                     ("duration", "Duration / 时长"), ("missing_values", "Values missing / 缺失数"),
-                                     ("flag", "Flag / 标记"), ("why", "Note / 说明")],
-                    "No data gaps. 无数据缺失。"),
-        items=_table(items, [("code", "Data item / 数据采集项"), ("values", "Values / 数据值"), ("due", "Due / 应有"),
-                             ("completeness_pct", "Completeness / 完整率"), ("invalid", "Invalid / 无效"),
-                             ("gaps", "Gaps / 缺失"), ("first", "First / 最早"), ("last", "Last / 最晚"),
-                             ("gateway", _h("report.ledger.gw.col.month")),
-                             ("flag", "Flag / 标记")], "No values recorded. 无数据值。"),
-        gw_title=html.escape(" — ".join(both("report.ledger.gw.title"))),
-        gw_intro=html.escape("%s %s" % tuple(reversed(both("report.ledger.gw.intro")))),
-        gateway=_gateway_html(score),
-        visits=_table(ledger["visits"], [("at", "At / 时间"), ("text", "Who, checked, done / 人员、检查、处理"),
-                                         ("visit_id", "Visit / 编号"), ("photos_recorded", "Photos / 照片")],
-                      "No inspection visit recorded. 无巡检记录。"),
-        photos=_photo_table(ledger.get("photos", [])),
-        calibrations=_table(ledger.get("calibrations", []), [
-            ("meter", "Meter / 表计"), ("class", "Class / 准确度等级"), ("certificate", "Certificate / 检定证书"),
-            ("date", "Calibrated / 检定日期"), ("due", "Due / 有效期至"), ("days_left", "Days left / 剩余天数"),
-            ("status", "Status / 状态")], "No site config in the data: calibration records unknown. 无站点配置，检定记录未知。"),
-        cal_records=_table(ledger.get("calibration_records", []), [
-            ("at", "At / 时间"), ("meter", "Meter / 表计"), ("certificate", "Certificate / 检定证书"),
-            ("date", "Calibrated / 检定日期"), ("due", "Due / 有效期至"), ("visit_id", "Visit / 巡检编号"),
-            ("who", "By / 人员")], "No calibration recorded at a visit in this period. 本期间巡检未录入检定。"),
-        checks=_table(ledger.get("checks", []), [
-            ("at", "At / 时间"), ("meter", "Meter / 表计"), ("point", "Point / 数据点"),
-            ("displayed", "Display / 显示值"), ("gateway", "Gateway / 网关读数"), ("gateway_at", "Read at / 读数时间"),
-            ("difference", "Difference / 偏差"), ("allowed", "Allowed / 允许"), ("class", "Class / 等级"),
-            ("result", "Result / 结论"), ("who", "By / 人员")], "No performance check recorded. 无性能检验记录。"),
-        metrology=_table(ledger.get("metrology_alarms", []), [("at", "At / 时间"), ("text", "Alarm / 告警")],
-                         "None. 无。"),
-        commissioning=_table(ledger.get("commissioning", []), [("at", "At / 时间"), ("text", "Record / 记录")],
-                             "No commissioning record in this period. 本期间无调试投运记录。"),
-        photos_ok=sum(1 for p in ledger.get("photos", ()) if p["status"].startswith("verified")),
-        photos_n=len(ledger.get("photos", ())), cjk=cjkfont.FAMILY,
-        losses=_table(ledger["losses"], [("at", "At / 时间"), ("kind", "Kind / 类别"), ("text", "Event / 事件")],
-                      "None. 无。"),
-        changes=_table(ledger["meter_changes"], [("at", "At / 时间"), ("text", "Event / 事件")], "None. 无。"),
-        refused=_table(ledger.get("unsupported_points", []),
-                       [("meter", "Meter / 表计"), ("point", "Point / 数据点"), ("since", "Refused since / 起"),
-                        ("until", "Answers again / 恢复"), ("why", "Meter's reply / 表计应答")], "None. 无。"),
-        clock=_table(ledger.get("clock_steps", []), [("at", "At / 时间"), ("step", "Step / 校正量"),
-                                                     ("source", "Source / 时间源"), ("what", "Outcome / 结果")],
-                     "The clock was not set in this period. 本期间未校时。"),
-        security=_table(ledger.get("security", []), [("at", "At / 时间"), ("text", "Event / 事件")],
-                        "None. 无。"),
-        quality=_table(ledger.get("quality", []), [("at", "At / 时间"), ("destination", "Platform / 平台"),
-                                                   ("code", "Data item / 数据采集项"), ("what", "Day or month / 日或月"),
-                                                   ("when", "Which / 日期"), ("why", "Finding / 情况")],
-                       "None. 无。"),
-        restarts=_table(ledger["restarts"], [("at", "At / 时间"), ("why", "Cause / 原因"), ("text", "Event / 事件")],
-                        "None. 无。"),
-        safe=_table(ledger.get("safe_modes", []), [("started", "Entered / 进入"), ("ended", "Left / 退出"),
-                                                   ("duration", "Duration / 时长"), ("what", "Level / 级别")],
-                    "None. 无。"),
-        images=img_html or "<p class=none>No data to plot. 无可绘制的数据。</p>",
-        events=_table(ledger["events"], [("at", "At / 时间"), ("seq", "Record / 记录"), ("kind", "Kind / 类别"),
-                                         ("text", "Event / 事件")], "No events. 无事件。"),
-    )
+        html_lang="en" if lang == "en" else "zh-CN", title=html.escape(name), h1=html.escape(h1), gw=gw_line,
+        period=para("ledger.period", zh_first=True, frm=ledger["period"]["from"], to=ledger["period"]["to"],
+                 gen=dt.datetime.now(CST).strftime("%Y-%m-%d %H:%M CST")),
+        cjk=cjkfont.FAMILY, sections="\n".join("<h2>%s</h2>%s" % (h(key), body) for key, body in sections))
     # The font last: a subset of exactly the characters the page shows.
     return page.replace("/*CJK-FONT*/", cjkfont.css(page), 1)
 
 
-def _photo_table(photos: list[dict]) -> str:
+def _photo_table(photos: list[dict], lang: str | None = BOTH) -> str:
     if not photos:
-        return "<p class=none>No site photo recorded. 无现场图片。</p>"
+        return "<p class=none>%s</p>" % html.escape(_say("ledger.none.photos", lang, " ", zh_first=False))
     rows = []
     for p in photos:
         thumb = p.get("_thumb")
         img = ('<img class=thumb alt="%s" src="data:image/jpeg;base64,%s">' % (
             html.escape(p["name"]), base64.b64encode(thumb).decode())) if thumb else ""
+        flagged = ' class="flag"' if p["flag"] else ""  # markup: a row the crew must look at
         rows.append("<tr%s><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td></tr>" % (
-            ' class="flag"' if p["flag"] else "", html.escape(p["at"] or ""), html.escape(p["visit_id"]),
-            html.escape(p["name"]), p["sha256"], html.escape(p["status"]), img))
-    return ("<table><tr><th>At / 时间</th><th>Visit / 编号</th><th>Photo / 照片</th><th>SHA-256</th>"
-            "<th>Check / 核验</th><th>Thumbnail / 缩略图</th></tr>%s</table>" % "".join(rows))
+            flagged, html.escape(p["at"] or ""), html.escape(p["visit_id"]),
+            html.escape(p["name"]), p["sha256"], _cell(p, "status", lang), img))
+    head = "".join("<th>%s</th>" % html.escape(c) for c in (
+        _h("ledger.col.at", lang), _h("ledger.col.visit", lang), _h("ledger.col.photo", lang), "SHA-256",
+        _h("ledger.col.photo_check", lang), _h("ledger.col.thumbnail", lang)))
+    return "<table><tr>%s</tr>%s</table>" % (head, "".join(rows))
 
 
 def parse_when(text: str | None) -> int | None:
@@ -1213,11 +1343,11 @@ def parse_when(text: str | None) -> int | None:
 
 def report(source: str | Path, since: str | None = None, until: str | None = None, period_s: int | None = None,
            gateway: str | None = None, html_path: str | Path | None = None, png_dir: str | Path | None = None,
-           title: str = "Maintenance ledger", progress=None, pdf_path: str | Path | None = None) -> dict:
+           title: str | None = None, progress=None, pdf_path: str | Path | None = None, lang: str | None = BOTH) -> dict:
     """`nengjian ledger`'s work: load the records of `source`, build the ledger for --from/--to
     (`since`/`until` as parse_when reads them), write the HTML report, its PDF (printed from the HTML
     by common.pdf: the document a crew hands to the DRC; needs `html_path`) and the PNG plots where
-    asked. Returns the ledger (public() of it is the --json output). LedgerError for bad input,
+    asked; the report in `lang` ("zh", "en"), or both (None). Returns the ledger (public() of it is the --json output). LedgerError for bad input,
     OSError when a file cannot be read or written, common.pdf.PdfError (NoChromium: Chromium is
     missing) when the PDF cannot be printed, after the HTML is written. `progress`: a rich Progress
     (output.progress) or None."""
@@ -1227,13 +1357,14 @@ def report(source: str | Path, since: str | None = None, until: str | None = Non
                 gateway={"source": str(source), "gateway": gateway})
     led["gateway_score"] = gateway_score(read_gateway_score(source), led)
     led["summary"]["gateway_score_low"] = _score_low(led["gateway_score"])
+    led["at_pull"] = at_pull(read_pull_status(source))
     led["calibrations"] = calibrations(site_meters(source), led["period"]["to_ts"])
     led["summary"]["calibrations_flagged"] = sum(1 for c in led["calibrations"] if c["flag"])
     verify_photos(led, photo_roots(source), thumbs=bool(html_path))
     images = {}
     if html_path or png_dir:
         task = progress.add_task("plots", total=None) if progress else None
-        images = plots(led)
+        images = plots(led, lang=lang)
         if progress:
             progress.update(task, completed=1, total=1)
     if png_dir:
@@ -1242,7 +1373,7 @@ def report(source: str | Path, since: str | None = None, until: str | None = Non
         for name, png in images.items():
             (d / name).write_bytes(png)
     if html_path:
-        Path(html_path).write_text(to_html(led, images, title), encoding="utf-8")
+        Path(html_path).write_text(to_html(led, images, title, lang), encoding="utf-8")
     if pdf_path:
         from nengjian_host.common import pdf
 

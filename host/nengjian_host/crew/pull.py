@@ -37,6 +37,8 @@ A pull directory (0700, every file in it 0600: the records and the config descri
     quality.json     the gateway's own data-quality score per destination, as its console `status`
                      answered when the pull began (a console pull of firmware that keeps one): what
                      `nengjian ledger` shows beside the figures it computes from the records
+    status.json      each meter's and destination's last success and last error (with its code) as the
+                     console `status` answered when the pull began: the ledger's table of them at the pull
 
 `nengjian ledger DIR` and `python -m nengjian_host.common.storedump DIR/store` read a pull directory.
 
@@ -266,6 +268,9 @@ def pull_console(con: Console, out: Path, progress: bool = True, decode: bool = 
     score = save_quality(st, part)
     if score:
         manifest["quality"] = score
+    units = save_status(st, part)
+    if units:
+        manifest["status"] = units
     return _finish(part, out, gid, manifest, decode)
 
 
@@ -286,6 +291,34 @@ def save_quality(st: dict, pull_dir: Path) -> dict | None:
     data = (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode()
     private.write_file(Path(pull_dir) / QUALITY_FILE, data)
     return {"file": QUALITY_FILE, "gateway_time": st.get("time"), "destinations": [d["name"] for d in dests],
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+STATUS_FILE = "status.json"
+# What a pull keeps of each meter and destination the console status lists: when it last succeeded and
+# why it last failed. Named field by field, so that nothing a newer gateway adds to its status lands on
+# the laptop unseen.
+STATUS_METER_FIELDS = ("id", "bus", "offline", "failures", "last_ok", "last_error", "last_error_code")
+STATUS_DEST_FIELDS = ("name", "failing", "backlog", "last_ok", "last_error", "last_error_code")
+
+
+def save_status(st: dict, pull_dir: Path) -> dict | None:
+    """Write each meter's and destination's state from a console status answer (last success, last
+    error and its code) to pull_dir/status.json, with the gateway time it is as of: the gateway keeps
+    its last errors in memory only, so the store cannot give them. Any secret field is blanked
+    (private.redact) though the status carries none. The manifest's entry for it, or None when the
+    status lists neither meters nor destinations (a gateway still starting, or in safe mode)."""
+    def keep(units, fields):
+        return [{k: u[k] for k in fields if k in u} for u in units or () if isinstance(u, dict)]
+
+    meters, dests = keep(st.get("meters"), STATUS_METER_FIELDS), keep(st.get("destinations"), STATUS_DEST_FIELDS)
+    if not meters and not dests:
+        return None
+    doc, _blanked = private.redact({"gateway_id": st.get("gateway_id"), "firmware": st.get("firmware"),
+                                    "gateway_time": st.get("time"), "meters": meters, "destinations": dests})
+    data = (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode()
+    private.write_file(Path(pull_dir) / STATUS_FILE, data)
+    return {"file": STATUS_FILE, "gateway_time": st.get("time"), "meters": len(meters), "destinations": len(dests),
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -600,6 +633,9 @@ def summary(final: Path) -> tuple[dict, list[str]]:
     if manifest.get("quality"):
         lines.append(t("out.pull.quality", file=manifest["quality"]["file"],
                        destinations=", ".join(str(d) for d in manifest["quality"]["destinations"])))
+    if manifest.get("status"):
+        lines.append(t("out.pull.status", file=manifest["status"]["file"], meters=manifest["status"]["meters"],
+                       destinations=manifest["status"]["destinations"]))
     for f in manifest["files"]:
         if f.get("redacted"):
             lines.append(t("out.pull.redacted", file=f["file"], fields=", ".join(f["redacted"])))

@@ -99,7 +99,7 @@ def render(st: dict, port: str = "", console=None) -> None:
                 vals += (" " if vals else "") + "[yellow]%s[/yellow]" % tr("out.status.unsupported",
                                                                            points=", ".join(sorted(refused)))
             t.add_row(m["id"], m.get("bus", ""), state, when(m.get("last_ok"), now), vals,
-                      "%s/%s" % (stats.get("ok", "?"), stats.get("failed", "?")), m.get("last_error") or "")
+                      "%s/%s" % (stats.get("ok", "?"), stats.get("failed", "?")), gatewaytext.last_error(m))
         c.print(t)
     kept = [m for m in st.get("meters") or () if m.get("memory")]
     if kept:
@@ -112,7 +112,7 @@ def render(st: dict, port: str = "", console=None) -> None:
             state = "[red]%s[/red]" % tr("out.status.failing") if d.get("failing") else \
                 "[green]%s[/green]" % tr("out.status.ok")
             t.add_row(d["name"], state, str(d.get("backlog", "?")), when(d.get("last_ok"), now),
-                      str((d.get("stats") or {}).get("sent", "?")), d.get("last_error") or "")
+                      str((d.get("stats") or {}).get("sent", "?")), gatewaytext.last_error(d))
         c.print(t)
     scored = [d for d in st.get("destinations") or () if d.get("quality")]
     if scored:

@@ -18,6 +18,7 @@ import hashlib
 import time
 
 from nengjian_host.common.device import DeviceError
+from nengjian_host.common.messages import msg
 
 PUSH_CHUNK = 720  # bytes per `+BASE64` line: 960 characters, inside the console's 1024-byte lines
 
@@ -87,7 +88,7 @@ def push(con, data: bytes, progress=None, install_timeout: float = 120.0) -> dic
         if progress is not None:
             progress(off + len(chunk), len(data))
     if not end.get("installed") and not end.get("deferred"):
-        raise DeviceError("the gateway did not confirm the install (answer %s)" % end)
+        raise DeviceError(msg("update.not_confirmed", answer=end))
     return end
 
 

@@ -20,7 +20,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
-from nengjian_host.common import paths
+from nengjian_host.common import messages, paths
 
 # Profiles to suggest per protocol; Modbus meters cannot say what they are: the installer chooses.
 PROFILE_HINT = {
@@ -106,7 +106,7 @@ def run_on(transport, options: dict, on_event=None, timeout: float = 3600) -> Sc
         if on_event:
             on_event(kind, payload)
     if res.done is None and not res.errors:
-        res.errors.append("the scan did not finish")
+        res.errors.append(messages.msg("scan.unfinished"))
     return res
 
 

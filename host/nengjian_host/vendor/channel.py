@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from nengjian_host.common.messages import msg
 from nengjian_host.vendor import updates
 
 MAGIC = b"NJCHAN1\n"
@@ -60,10 +61,10 @@ def pack(manifest: bytes, sig: bytes) -> bytes:
 def read(data: bytes) -> tuple[bytes, bytes]:
     """(manifest bytes, signature) of a channel file; ValueError if it is not one."""
     if data[:8] != MAGIC or len(data) < 16:
-        raise ValueError("not a Nengjian update channel file")
+        raise ValueError(msg("channel.not_channel"))
     slen, mlen = struct.unpack_from("<II", data, 8)
     if 16 + slen + mlen != len(data):
-        raise ValueError("channel file length does not match its header")
+        raise ValueError(msg("channel.bad_length"))
     return data[16 + slen:], data[16:16 + slen]
 
 
@@ -228,18 +229,17 @@ def verify(path: Path, public: list[dict]) -> list[str]:
     man = json.loads(man_bytes)
     named = [k for k in public if k.get("id") == man.get("key")]
     if not named or not signature_ok(man_bytes, sig, named[0]):
-        return ["signature does not verify with key %r (trusted: %s)" % (man.get("key"),
-                                                                         ", ".join(k.get("id", "?") for k in public))]
+        return [msg("channel.bad_signature", key_id=repr(man.get("key")), trusted=", ".join(k.get("id", "?") for k in public))]
     trusted = public + man.get("keys", [])
     problems = []
     for board, e in sorted(man["boards"].items()):
         f = path.parent / e["bundle"]
         if not f.exists():
-            problems.append("%s: %s is missing" % (board, e["bundle"]))
+            problems.append(msg("channel.missing", board=board, bundle=e["bundle"]))
             continue
         data = f.read_bytes()
         if len(data) != e["size"] or hashlib.sha256(data).hexdigest() != e["sha256"]:
-            problems.append("%s: %s does not match its size and sha256 in the channel" % (board, e["bundle"]))
+            problems.append(msg("channel.mismatch", board=board, bundle=e["bundle"]))
         elif all(updates.verify(data, k) for k in trusted):
-            problems.append("%s: %s is not signed by a trusted key" % (board, e["bundle"]))
+            problems.append(msg("channel.unsigned", board=board, bundle=e["bundle"]))
     return problems

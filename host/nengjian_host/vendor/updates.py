@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from nengjian_host.common import paths, private
+from nengjian_host.common.messages import msg
 
 MAGIC = b"NJOTA1\n\x00"
 ALG = "rsa-pkcs1v15-sha256"
@@ -100,10 +101,10 @@ def version_key(version) -> tuple[int, ...] | None:
 def stamp_version(text: bytes, version: str) -> bytes:
     """app.py with VERSION set to the bundle's version (ValueError if app.py has no such line)."""
     if not re.fullmatch(r"[0-9A-Za-z.+_-]{1,32}", version):
-        raise ValueError("version %r: use letters, digits and . + _ - (at most 32)" % version)
+        raise ValueError(msg("bundle.version_chars", version=repr(version)))
     new, n = VERSION_LINE.subn(b'VERSION = "' + version.encode() + b'"', text, count=1)
     if n != 1:
-        raise ValueError("%s has no VERSION = \"...\" line to stamp the bundle's version into" % APP_MODULE)
+        raise ValueError(msg("bundle.no_version_line", module=APP_MODULE))
     return new
 
 
@@ -150,13 +151,13 @@ def manifest(files: list[tuple[str, bytes]], version: str, boards: list[str], mp
     """The manifest to sign. ValueError if the gateway could not order the version, or
     `replaces_down_to` (a deliberate downgrade: see the module doc) is above it."""
     if version_key(version) is None:
-        raise ValueError("version %r must start with a number: gateways order versions by it" % version)
+        raise ValueError(msg("bundle.version_number", version=repr(version)))
     doc = {"format": 1, "version": version, "boards": list(boards), "mpy": mpy, "created": int(time.time()),
            "files": [[p, len(b), hashlib.sha256(b).hexdigest()] for p, b in files]}
     if replaces_down_to is not None:
         low = version_key(replaces_down_to)
         if low is None or low > version_key(version):
-            raise ValueError("--replaces-down-to %r must be a version at or below %s" % (replaces_down_to, version))
+            raise ValueError(msg("bundle.replaces_down_to", low=repr(replaces_down_to), version=version))
         doc["replaces_down_to"] = replaces_down_to
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -195,8 +196,8 @@ def romfs_files(files: list[tuple[str, bytes]], boards: list[str],
         except bundle.BundleError:
             continue
         if spec and len(image) > int(spec["size"], 0):
-            raise ValueError("the ROMFS image (%d KiB) does not fit the %d KiB stores of board %s"
-                             % (len(image) // 1024, int(spec["size"], 0) // 1024, name))
+            raise ValueError(msg("bundle.romfs_too_big", kib=len(image) // 1024, store=int(spec["size"], 0) // 1024,
+                                 board=name))
     return [(ROMFS_FILE, image)]
 
 
@@ -219,7 +220,7 @@ def build(out: Path, private_key_path: Path, version: str, boards: list[str],
     romfs: whether the bundle carries the package as a ROMFS image (romfs_files); None: as the boards'
     board.json says (the sim board runs either way, so a test of its ROMFS mode says True)."""
     if version_key(version) is None:
-        raise ValueError("version %r must start with a number: gateways order versions by it" % version)
+        raise ValueError(msg("bundle.version_number", version=repr(version)))
     if romfs is None:
         romfs = board_romfs(boards)
     if files is None:
@@ -229,7 +230,7 @@ def build(out: Path, private_key_path: Path, version: str, boards: list[str],
 
             marches = {bundle.load_board(b).mpy_march for b in boards}
             if len(marches) > 1:
-                raise ValueError("boards %s differ in native architecture: build one bundle each" % boards)
+                raise ValueError(msg("bundle.march_differs", boards=boards))
             march = marches.pop()
         files = collect(mpy=mpy, march=march, version=version)
     if romfs and [p for p, _b in files] != [ROMFS_FILE]:
@@ -244,7 +245,7 @@ def build(out: Path, private_key_path: Path, version: str, boards: list[str],
 def read(data: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(manifest bytes, signature, files) of a bundle; ValueError if it is malformed."""
     if data[:8] != MAGIC:
-        raise ValueError("not a Nengjian update bundle")
+        raise ValueError(msg("bundle.not_bundle"))
     mlen, slen = struct.unpack_from("<II", data, 8)
     man = data[16:16 + mlen]
     sig = data[16 + mlen:16 + mlen + slen]
@@ -254,7 +255,7 @@ def read(data: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         files.append((path, data[pos:pos + size]))
         pos += size
     if pos != len(data):
-        raise ValueError("bundle length does not match its manifest")
+        raise ValueError(msg("bundle.bad_length"))
     return man, sig, files
 
 
@@ -263,10 +264,10 @@ def describe(data: bytes) -> dict:
     try:
         man, _sig, _files = read(data)
     except (KeyError, TypeError, struct.error) as e:
-        raise ValueError("not a Nengjian update bundle (%s)" % e) from None
+        raise ValueError(msg("bundle.not_bundle_why", reason=e)) from None
     doc = json.loads(man)
     if not isinstance(doc, dict) or "version" not in doc:
-        raise ValueError("not a Nengjian update bundle (its manifest names no version)")
+        raise ValueError(msg("bundle.no_version"))
     return doc
 
 
@@ -291,9 +292,9 @@ def verify(data: bytes, public: dict) -> list[str]:
     try:
         key.verify(sig, man, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
-        problems.append("signature does not verify with key %s" % public.get("id"))
+        problems.append(msg("bundle.bad_signature", key_id=public.get("id")))
     digests = {p: d for p, _s, d in json.loads(man)["files"]}
     for path, content in files:
         if hashlib.sha256(content).hexdigest() != digests[path]:
-            problems.append("%s does not match its hash" % path)
+            problems.append(msg("bundle.bad_hash", path=path))
     return problems

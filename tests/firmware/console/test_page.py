@@ -25,7 +25,8 @@ ST = {"t": "status", "site": "东莞 <plant>", "gateway_id": "sim-1", "mode": "r
       "destinations": [{"name": "city", "backlog": 4, "last_ok": 1700000000, "failing": False,
                         "last_error": "", "stats": {"token": "TOKEN-SECRET-1", "sent": 9},
                         "quality": {"month": {"complete_pct": 97}}}],
-      "alarms": ["meter m2 offline: timeout"], "alarm_codes": ["meter_offline"],
+      "alarms": ["meter m2 offline: no reply", "warning: E1 without valid data for 25 h", "store x: today"],
+      "alarm_codes": ["meter_offline", "gap", "store"],
       "links": [{"link": "4g", "kind": "cellular", "state": "up", "up": True, "rssi": -71,
                  "pin": "4711", "apn": "cmnet"}],
       "network": {"active": "4g", "up": True}, "quality": {"complete_pct": 99, "password": "PW-SECRET-2"}}
@@ -100,7 +101,9 @@ asyncio.run(main())
     assert "东莞 &lt;plant&gt;" in html and "<script>" not in html  # every value escaped
     assert '<h3 data-quality="city">' in html and "<th>complete_pct</th><td>97</td>" in html  # as it comes
     assert "complete_pct" in html and "meter m2 offline" in html and 'http-equiv="refresh"' in html
-    assert '<li class="bad" data-code="meter_offline"><b>电表离线</b> meter m2 offline: timeout</li>' in html
+    assert '<li class="bad" data-code="meter_offline"><b>电表离线（无应答）</b> meter m2 offline: no reply</li>' in html
+    assert '<b>数据采集项无有效数据（预警）</b> warning: E1 without valid data for 25 h</li>' in html
+    assert '<b>存储故障</b> store x: today</li>' in html  # a word inside another is none
     body = json.loads(js.split("\r\n\r\n", 1)[1])
     assert body["meters"][0]["values"] == {"energy_kwh": "5000.12"} and body["destinations"][0]["backlog"] == 4
     assert body["items"] == [{"code": "00-00-0000-023300-11", "meter": "m1", "point": "energy_kwh",

@@ -35,7 +35,8 @@ class Meter:
         self.id, self.offline = mid, offline
         self.failures = 4 if offline else 0
         self.last_ok = 1700000000
-        self.last_error = "no answer" if offline else ""
+        self.last_error = "no reply" if offline else ""
+        self.last_error_code = "meter_error.timeout" if offline else ""
         self.values = {"energy": Value("12.5")}
         self.stats = {"ok": 9, "failed": 4 if offline else 0}
         self.unsupported = {} if offline else {"tariff4": "meter error 0x02 no_such_data"}
@@ -54,7 +55,8 @@ class Poller:
 class Destination:
     def __init__(self, name, failing=False, last_ok=0):
         self.name, self.failing = name, failing
-        self.last_error = "HTTP 503" if failing else ""
+        self.last_error = "HTTP 503, unreadable answer: busy" if failing else ""
+        self.last_error_code = "dest_error" if failing else ""
         self.stats = {"last_ok": last_ok, "sent": 7}
         self.info = None
 
@@ -179,17 +181,19 @@ def test_the_console_answer_of_a_running_gateway(tmp_path):
              "unsupported": {"tariff4": "meter error 0x02 no_such_data"},
              "values": {"energy": "12.5"}, "stats": {"ok": 9, "failed": 0}},
             {"id": "m2", "bus": "bus0", "offline": True, "failures": 4, "last_ok": 1700000000,
-             "last_error": "no answer", "unsupported": {}, "values": {"energy": "12.5"},
+             "last_error": "no reply", "last_error_code": "meter_error.timeout", "unsupported": {},
+             "values": {"energy": "12.5"},
              "stats": {"ok": 9, "failed": 4}}],
         "store": {"last_seq": 120, "durable_seq": 118, "backlog": {"city": 3, "prov": 40},
                   "stats": {"dropped": 0}},
         "destinations": [
             {"name": "city", "failing": False, "last_ok": 1700000100, "last_error": "", "backlog": 3,
              "stats": {"last_ok": 1700000100, "sent": 7}},
-            {"name": "prov", "failing": True, "last_ok": 1700000050, "last_error": "HTTP 503", "backlog": 40,
+            {"name": "prov", "failing": True, "last_ok": 1700000050, "last_error": "HTTP 503, unreadable answer: busy",
+             "last_error_code": "dest_error", "backlog": 40,
              "stats": {"last_ok": 1700000050, "sent": 7}}],
         "last_upload": 1700000100,
-        "alarms": ["meter m2 offline: no answer", "prov: delivery failing: HTTP 503",
+        "alarms": ["meter m2 offline: no reply", "prov: delivery failing: HTTP 503, unreadable answer: busy",
                    "alarm: E1 without valid data for 2 h"],
         "alarm_codes": ["meter_offline", "dest_failing", "gap"],
     }
@@ -255,7 +259,7 @@ def test_the_heartbeat_picks_its_fields_from_one_snapshot_per_beat(tmp_path):
         return status.beat(gw)
 
     events = []
-    hb = health.Heartbeat(900, lambda k, t: events.append(t), health.standard_sources(Sup(), take))
+    hb = health.Heartbeat(900, lambda k, t, c=None: events.append(t), health.standard_sources(Sup(), take))
     d = hb.beat()
     assert len(taken) == 1
     assert events[0].split()[0] == "uptime_s=3723" and events[0].split()[1].startswith("heap_free=")
@@ -268,7 +272,7 @@ def test_the_heartbeat_picks_its_fields_from_one_snapshot_per_beat(tmp_path):
 
 def test_a_snapshot_that_fails_costs_the_beat_its_fields_not_the_beat():
     events = []
-    hb = health.Heartbeat(60, lambda k, t: events.append(t), health.standard_sources(
+    hb = health.Heartbeat(60, lambda k, t, c=None: events.append(t), health.standard_sources(
         type("Sup", (), {"uptime_ms": 5000})(), lambda: 1 // 0))
     hb.beat()
     assert events == ["uptime_s=5 status=error:ZeroDivisionError"]

@@ -67,7 +67,9 @@ def fragment():
 RUNNING = COMMON + r"""
 import asyncio
 from nengjian.net import http
-from nengjian.ota import channel, fetch, resident, updater  # loaded before the heap fills, as the check's are
+from nengjian.ota import resident
+if not P["cold"]:
+    from nengjian.ota import channel, fetch, updater  # loaded before the heap fills, as the check's are
 
 BUF = bytearray(256)
 
@@ -94,6 +96,7 @@ r.schedule(P["url"], 86400, None, lambda: restarts.append(1), insecure=True, gat
 if P["keys"]:
     r.load(False)  # an earlier job of this boot loaded the vendor keys, in a heap with room for them
 channel = fetch = updater = None
+gc.collect()
 keep = fragment() if P["fragment"] else None
 try:
     got = asyncio.run(r.check())
@@ -131,6 +134,14 @@ r = resident.Resident(P["root"], P["key"], "sim", "0.1.0", lambda k, t, c=None: 
 print("CONFIRM " + json.dumps([r.trial, r.confirm(), events]))
 """
 
+# A crew's push over USB (the console's `ota`), in a heap with room for its check.
+PUSH = COMMON + r"""
+from nengjian.ota import resident
+r = resident.Resident(P["root"], P["key"], "sim", "0.1.0", lambda k, t, c=None: None)
+man = r.load().install_file(P["bundle"])
+print("PUSH " + json.dumps(man["version"]))
+"""
+
 
 class Gateway:
     """The update files of one gateway (its APP_DIR and key) and a static server's directory."""
@@ -161,7 +172,7 @@ class Gateway:
 
     def _run(self, script, tag, **params):
         p = dict(root=str(self.root), key=str(self.key), www=str(self.www), url=URL, hole=HOLE, fragment=False,
-                 preload=False, keys=True)
+                 preload=False, keys=True, cold=False)
         p.update(params)
         out = run_mpy(script % {"board": str(self.board), "params": json.dumps(p)}, heap=HEAP).stdout
         lines = out.splitlines()
@@ -173,10 +184,11 @@ class Gateway:
         found = [json.loads(line[len(tag) + 1:]) for line in lines if line.startswith(tag + " ")]
         return found[0] if found else None
 
-    def check(self, fragment=True, keys=True):
+    def check(self, fragment=True, keys=True, cold=False):
         """One update check of the running application; {"got", "restarts", "events", "loaded"}. keys:
-        an earlier check of this boot loaded the vendor keys (False: this is the boot's first)."""
-        got = self._run(RUNNING, "RUN", fragment=fragment, keys=keys)
+        an earlier check of this boot loaded the vendor keys (False: this is the boot's first). cold:
+        the check's code is not loaded when the heap fragments (it must import it into the holes)."""
+        got = self._run(RUNNING, "RUN", fragment=fragment, keys=keys and not cold, cold=cold)
         assert got["loaded"] == [], "the check's modules stay loaded: %s" % got["loaded"]
         return got
 
@@ -258,7 +270,45 @@ def test_a_check_with_no_room_even_at_the_restart_gives_up_and_never_resets_for_
     # Once the running heap has room, the check runs there and the update goes through.
     got = gw.check(fragment=False)
     assert got["got"] is True and got["events"][-1] == "bundle 0.2.1 received: verified and installed at the restart"
+    # ... and it no longer gives up: these bytes verified, recorded as a check at boot would have.
+    assert gw.seen() == {"sha256": hashlib.sha256((gw.www / "channel.njch").read_bytes()).hexdigest(), "ok": True,
+                         "key": "test-vendor-1"}
     assert gw.boot() == [str(gw.root / "a"), "0.2.1"]
+
+
+def test_a_check_with_no_room_to_load_its_code_restarts_once_for_a_whole_heap_and_never_loops(gw):
+    """The check's modules were dropped after the last check and the heap fragmented since: it cannot
+    even import them. It restarts for the check at the start of the next run, once: a run after that
+    restart with no room either gives up (no restart, a check later still tried), until one loads."""
+    got = gw.check(cold=True)
+    assert got["got"] is True and got["restarts"] == 1, got
+    assert got["events"][-1] == "update check: no room in the heap to load its code now: checked after a restart"
+    assert gw.seen()["gave_up"] is True and gw.seen()["code"] is True and gw.pending() is None
+    assert gw.boot() == [None, None] and gw.resets == 0  # an ordinary boot: nothing to check there
+    for _ in range(2):  # that run fragmented too: no room again, and no second restart
+        got = gw.check(cold=True)
+        assert got["restarts"] == 0 and got["got"].startswith("MemoryError: no room in the heap to load"), got
+        assert "nor after the last restart: not checked, no restart for it" in got["events"][-1], got
+    # A run whose heap has room: the code loads, the record goes, the update comes.
+    got = gw.check(fragment=False, keys=False)
+    assert got["got"] is True and got["events"][-1] == "bundle 0.2.0 received: verified and installed at the restart"
+    assert not (gw.root / "channel.seen").exists()
+    assert gw.boot() == [str(gw.root / "a"), "0.2.0"]
+
+
+def test_a_version_installed_over_usb_clears_a_check_that_gave_up(gw):
+    """Given up (no room for the channel's check even at the restart) is about the heap of the firmware
+    that gave up: a crew's push installs another, whose checks may restart for a check at boot again."""
+    assert gw.check()["restarts"] == 1
+    assert gw.boot(fragment=True, preload=True) is None
+    assert gw.seen()["gave_up"] is True
+    gw._run(PUSH, "PUSH", bundle=str(gw.vendor.bundle("0.2.0")))
+    assert not (gw.root / "channel.seen").exists()
+    assert gw.boot() == [str(gw.root / "a"), "0.2.0"]
+    assert gw._run(CONFIRM, "CONFIRM")[1] is True
+    gw.publish("0.2.1")
+    got = gw.check()  # the pushed version's check, short of room: deferred to the restart again
+    assert got["restarts"] == 1 and gw.pending()["channel"] == str(gw.root / "channel.njch"), got
 
 
 @pytest.mark.parametrize("why", ["key-file-gone", "pending-note-torn"])

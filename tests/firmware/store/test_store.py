@@ -1031,3 +1031,83 @@ print("REOPENED", s.cursor("city") > 0, "nengjian.store.cold" in sys.modules)
 '''
     out = run_mpy(code, heap="512k").stdout
     assert "AFTER OPEN False" in out and "AFTER HISTORY False" in out and "REOPENED True False" in out, out
+
+
+BATCH_READS = r'''
+import json
+from nengjian.core import records as R
+from nengjian.core.decimal import Decimal
+from nengjian.store.batch import Batch
+from nengjian.store.store import Store
+
+s = Store(%r, ["city"], segment_bytes=65536, segments=8)
+s.open()
+for i in range(30):
+    code = "x" * 600 if i in (3, 4, 20) else "%%02d-00-0000-023300-11" %% i  # 3 too large for a chunk
+    s.append([R.VALUE, 1760000700 + i, code, R.REALTIME, 1760000700 + i, Decimal(i, -2), True, R.FIELD_INSTRUMENT, 2])
+s.flush()
+b = Batch(10)
+b.unwanted = lambda seq: seq in (8, 9)
+got = []
+while True:
+    recs, last = s.read("city", 10, (R.VALUE,), 0, b)
+    if not len(recs):
+        break
+    plain, _ = s.read("city", 12, (R.VALUE,))
+    got.append({"seqs": [seq for seq, _r in recs], "same": [list(x) for x in recs] == [list(x) for x in plain
+                                                                                      if x[0] not in (8, 9)][:len(recs)],
+                "last": last, "by_index": recs[len(recs) - 1][0]})
+    s.ack("city", last)
+print(json.dumps(got))
+'''
+
+
+def test_a_batch_read_keeps_records_as_stored_in_order(tmp_path):
+    """Store.read into a Batch (nengjian.store.batch): records decoded equal to a plain read's, in seq
+    order, those its reader passes over not counted against the limit, and one too large for a chunk
+    sent alone, decoded, never out of order."""
+    got = json.loads(run_mpy(BATCH_READS % str(tmp_path)).stdout.strip().splitlines()[-1])
+    assert [g["seqs"] for g in got] == [[1, 2, 3], [4], [5], [6, 7, 10, 11, 12, 13, 14, 15, 16, 17],
+                                        [18, 19, 20], [21], [22, 23, 24, 25, 26, 27, 28, 29, 30]]
+    assert all(g["same"] and g["last"] == g["seqs"][-1] == g["by_index"] for g in got), got
+
+
+BATCH_ROUNDS = r'''
+import gc, json
+from nengjian.core import records as R
+from nengjian.core.decimal import Decimal
+from nengjian.store import batch
+from nengjian.store.store import Store
+
+s = Store(%r, ["city"], segment_bytes=65536, segments=8)
+s.open()
+for i in range(400):
+    s.append([R.VALUE, 1760000700 + i, "%%02d-00-0000-023300-11" %% (i %% 100), R.REALTIME, 1760000700 + i,
+              Decimal(i, -2), True, R.FIELD_INSTRUMENT, 2])
+s.flush()
+_, last = s.read("city", 1, (R.VALUE,))  # the reader's own state (its walk hint, its cursor) exists
+s.ack("city", last)
+got = {"kept": [], "delta": 0, "chunk": batch.CHUNK}  # no growth inside the figure
+b = batch.Batch(50)
+recs = last = None
+gc.collect()
+base = gc.mem_alloc()
+for limit in (1, 11, 50, 2, 50, 50, 50):  # a gateway keeping up, then a back-fill filling every chunk
+    recs, last = s.read("city", limit, (R.VALUE,), 0, b)
+    got["kept"].append(len(recs))
+    s.ack("city", last)
+    recs = last = None
+gc.collect()
+got["delta"] = gc.mem_alloc() - base
+print(json.dumps(got))
+'''
+
+
+def test_a_batch_takes_no_storage_after_it_is_made(tmp_path):
+    """A Batch holds its chunks from construction (a destination's boot) and takes no heap after: rounds
+    small and full leave the heap where the made batch left it. Storage taken later and kept (a chunk
+    at the first record, another as a back-fill grew the batch) is what fragmented a day-long heap;
+    the smallest such growth is one chunk, so anything under that is the rounds' own noise."""
+    got = json.loads(run_mpy(BATCH_ROUNDS % str(tmp_path)).stdout.strip().splitlines()[-1])
+    assert got["kept"][:2] == [1, 11] and max(got["kept"]) > 11, got  # the rounds did fill chunks
+    assert abs(got["delta"]) < got["chunk"], got

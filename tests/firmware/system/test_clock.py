@@ -58,7 +58,7 @@ def set_utc(t):
     sets.append(t)
     fake[0] = t
 events = []
-c = clocksync.ClockSync(set_utc, False, lambda k, t: events.append(k + ": " + t), servers=P["servers"], timeout_ms=500)
+c = clocksync.ClockSync(set_utc, False, lambda k, t, c=None: events.append(k + ": " + t), servers=P["servers"], timeout_ms=500)
 out = {"trusted_before": c.trusted()}
 async def main():
     out["platform_first"] = c.from_platform(P["platform"], "platform city")
@@ -191,7 +191,7 @@ clocksync.socket = fs
 kw = {"timeout_ms": 300}
 if "max_step_s" in P:
     kw["max_step_s"] = P["max_step_s"]
-c = clocksync.ClockSync(set_utc, P["trusted"], lambda k, t: events.append(k + ": " + t), **kw)
+c = clocksync.ClockSync(set_utc, P["trusted"], lambda k, t, c=None: events.append(k + ": " + t), **kw)
 steps = []
 async def main():
     for op in P["ops"]:
@@ -326,7 +326,7 @@ board.set_utc = lambda t: None  # a board that can set its clock (the ESP32s); t
 class Gw:
     cfg = {"clock": {"max_step_s": 60, "agree_s": 3}}
     clock = None
-    def event(self, kind, text):
+    def event(self, kind, text, code=None):
         pass
 gw = Gw()
 app._start_clock(gw)

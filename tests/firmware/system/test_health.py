@@ -35,7 +35,7 @@ def rig(healthy_s=600):
     wdt = Wdt()
     events = []
     flushed = []
-    sup = health.Supervisor(wdt, lambda k, t: events.append((k, t)), healthy_s=healthy_s, ticks=clock,
+    sup = health.Supervisor(wdt, lambda k, t, c=None: events.append((k, t)), healthy_s=healthy_s, ticks=clock,
                             before_reset=lambda: flushed.append(clock.ms))
     return sup, wdt, clock, events, flushed
 
@@ -118,7 +118,7 @@ def test_heartbeat_carries_uptime_heap_flash_backlog_link_rssi():
             "destinations": [Named("city"), Named("prov")], "backlog": [3, 120],
             "links": [{"link": "cat1", "up": True, "rssi": -71}, {"link": "eth", "up": False}]}
     events = []
-    hb = health.Heartbeat(900, lambda k, t: events.append((k, t)), health.standard_sources(sup, lambda: snap))
+    hb = health.Heartbeat(900, lambda k, t, c=None: events.append((k, t)), health.standard_sources(sup, lambda: snap))
     got = []
     hb.subscribe(got.append)
     d = hb.beat()
@@ -129,14 +129,14 @@ def test_heartbeat_carries_uptime_heap_flash_backlog_link_rssi():
 
 def test_a_heartbeat_without_a_data_volume_leaves_flash_free_out():
     sup, *_ = rig()
-    hb = health.Heartbeat(900, lambda k, t: None, health.standard_sources(
+    hb = health.Heartbeat(900, lambda k, t, c=None: None, health.standard_sources(
         sup, lambda: {"heap_free": 1, "flash": None, "destinations": [], "backlog": [], "links": []}))
     assert sorted(hb.beat()) == ["heap_free", "uptime_s"]
 
 
 def test_a_broken_probe_does_not_silence_the_heartbeat():
     events = []
-    hb = health.Heartbeat(60, lambda k, t: events.append(t), [("a", lambda: 1), ("b", lambda: 1 // 0)])
+    hb = health.Heartbeat(60, lambda k, t, c=None: events.append(t), [("a", lambda: 1), ("b", lambda: 1 // 0)])
     hb.beat()
     assert events == ["a=1 b=error:ZeroDivisionError"]
 
@@ -234,7 +234,7 @@ class T:
     progress = 0
 a, b = T(), T()
 ev = []
-sup = health.Supervisor(Wdt(), lambda k, t: ev.append(t), healthy_s=0.3)
+sup = health.Supervisor(Wdt(), lambda k, t, c=None: ev.append(t), healthy_s=0.3)
 sup.register("a", a, 0.2)
 sup.register("b", b, 0.2)
 g = health.BootGuard(%r, limit=3)
@@ -331,7 +331,7 @@ def progress():  # a task's progress function with a bug for three steps
         raise ValueError("progress probe broke")
     return calls[0]
 ev = []
-sup = health.Supervisor(Wdt(), lambda k, t: ev.append(t), healthy_s=1000)
+sup = health.Supervisor(Wdt(), lambda k, t, c=None: ev.append(t), healthy_s=1000)
 sup.register("a", progress, 10)
 async def main():
     t = asyncio.create_task(sup.run(5))

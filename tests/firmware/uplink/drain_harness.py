@@ -105,7 +105,10 @@ class Measured(ndrc.NdrcJson):
         if r.kind == ndrc.OK:
             t = time.ticks_ms()
             lag = lags.setdefault(self.name, [0, 0])
-            for seq, _rec in batch:
+            # The seqs alone: a cursor-lane batch (nengjian.store.batch) would decode each record to
+            # give the pair, work of this measurement's and not the gateway's.
+            for i in range(len(batch)):
+                seq = batch.seq(i) if hasattr(batch, "seq") else batch[i][0]
                 a = appended.get(seq)
                 if a is not None:
                     lag[0] = max(lag[0], time.ticks_diff(t, a))

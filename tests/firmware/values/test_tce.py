@@ -80,7 +80,7 @@ def test_what_counts_towards_the_site_total():
 
 def test_comprehensive_day_value_when_every_item_is_in():
     out = []
-    t = tce.Tce(site(), out.append, lambda k, x: None)
+    t = tce.Tce(site(), out.append, lambda k, x, c=None: None)
     t.observe(day_value(ELEC, Decimal(1000000, -2)))  # 10000.00 kWh -> 1229 kgce
     t.observe(day_value(PROC, Decimal(500000, -2), scope=2))
     t.observe(day_value(GAS, Decimal(2000, 0)))  # 2000 m3 -> 2428.6 kgce
@@ -96,7 +96,7 @@ def test_comprehensive_day_value_when_every_item_is_in():
 
 def test_incomplete_day_goes_up_invalid_after_the_grace_and_late_values_revise_it():
     out, events = [], []
-    t = tce.Tce(site(), out.append, lambda k, x: events.append(x))
+    t = tce.Tce(site(), out.append, lambda k, x, c=None: events.append(x))
     t.observe(day_value(ELEC, Decimal(1000000, -2)))
     t.tick(DAY1 + 86400 + tce.DAY_GRACE_S - 1)
     assert out == []
@@ -111,7 +111,7 @@ def test_incomplete_day_goes_up_invalid_after_the_grace_and_late_values_revise_i
 
 def test_manual_coal_counts_in_its_unit():
     out = []
-    t = tce.Tce(site({"item": COMP, "units": {"0100": "t"}}), out.append, lambda k, x: None)
+    t = tce.Tce(site({"item": COMP, "units": {"0100": "t"}}), out.append, lambda k, x, c=None: None)
     for code, v in ((ELEC, Decimal(0, 0)), (GAS, Decimal(0, 0)), (HEAT, Decimal(0, 0))):
         t.observe(day_value(code, v))
     t.observe(day_value(COAL, Decimal(352, -1), inp=records.MANUAL))  # 35.2 t raw coal
@@ -121,10 +121,10 @@ def test_manual_coal_counts_in_its_unit():
 def test_state_survives_a_reboot(tmp_path):
     path = str(tmp_path / "tce.json")
     out = []
-    t = tce.Tce(site(), out.append, lambda k, x: None, path)
+    t = tce.Tce(site(), out.append, lambda k, x, c=None: None, path)
     t.observe(day_value(ELEC, Decimal(1000000, -2)))
     t.observe(day_value(GAS, Decimal(2000, 0)))
-    t = tce.Tce(site(), out.append, lambda k, x: None, path)
+    t = tce.Tce(site(), out.append, lambda k, x, c=None: None, path)
     t.observe(day_value(HEAT, Decimal(10, 0)))
     assert [r[5].text() for r in out] == ["3.9988"]
 
@@ -132,12 +132,12 @@ def test_state_survives_a_reboot(tmp_path):
 def test_torn_state_file_starts_the_open_totals_again_with_an_event(tmp_path):
     path = tmp_path / "tce.json"
     out, events = [], []
-    t = tce.Tce(site(), out.append, lambda k, x: events.append((k, x)), str(path))
+    t = tce.Tce(site(), out.append, lambda k, x, c=None: events.append((k, x)), str(path))
     t.observe(day_value(ELEC, Decimal(1000000, -2)))
     whole = path.read_text()
     assert whole.startswith('{"v": 1, ')
     path.write_text(whole[:-3])
-    t = tce.Tce(site(), out.append, lambda k, x: events.append((k, x)), str(path))
+    t = tce.Tce(site(), out.append, lambda k, x, c=None: events.append((k, x)), str(path))
     assert [k for k, _x in events] == ["tce"] and events[0][1].startswith("state unreadable (")
     assert "open totals start again" in events[0][1]
     assert t.sums == {} and t.sent == {}
@@ -152,7 +152,7 @@ def test_state_files_of_older_firmware_still_load(tmp_path):
     path.write_text(json.dumps({"v": 1, "sums": {k: {ELEC: [1000000, -2, True], GAS: [2000, 0, True]}},
                                 "sent": {}}))
     out, events = [], []
-    t = tce.Tce(site(), out.append, lambda k, x: events.append(x), str(path))
+    t = tce.Tce(site(), out.append, lambda k, x, c=None: events.append(x), str(path))
     t.observe(day_value(HEAT, Decimal(10, 0)))
     assert [r[5].text() for r in out] == ["3.9988"] and events == []
 
@@ -161,14 +161,14 @@ def test_platform_coefficient_survives_a_restart_and_wins(tmp_path):
     path = str(tmp_path / "tce.json")
     cfg = site({"item": COMP, "coefficients": {"3300": "0.404"}})
     events = []
-    t = tce.Tce(cfg, None, lambda k, x: events.append((k, x)), path)
+    t = tce.Tce(cfg, None, lambda k, x, c=None: events.append((k, x)), path)
     t.set_platform("3300", "0.1230")
     t.set_platform("3300", "0.123")  # the same value again: no event, no write
     t.set_platform("1500", 1.33)
     assert [k for k, _x in events] == ["tce", "tce"]
     assert events[0][1] == "platform coefficient for energy 3300: 0.1230 kgce/kWh (was 0.404, site)"
     assert events[1][1] == "platform coefficient for energy 1500: 1.33 kgce/m3 (was 1.2143, GB/T 2589)"
-    t2 = tce.Tce(cfg, None, lambda k, x: events.append((k, x)), path)  # a restart
+    t2 = tce.Tce(cfg, None, lambda k, x, c=None: events.append((k, x)), path)  # a restart
     assert t2.coefficient("3300") == (Decimal(1230, -4), "platform")
     assert t2.coefficient("1500") == (Decimal(133, -2), "platform")
     assert len(events) == 2
@@ -215,7 +215,7 @@ from nengjian.values import tce
 from nengjian.core.decimal import Decimal
 cfg = json.loads(%r)
 out = []
-t = tce.Tce(cfg, out.append, lambda k, x: None)
+t = tce.Tce(cfg, out.append, lambda k, x, c=None: None)
 t.set_platform("1500", 1.3300)
 for code, m, e in (("%s", 1234567, -2), ("%s", 2000, 0), ("%s", 105, -1)):
     t.observe([records.VALUE, %d, code, records.DAY, %d, Decimal(m, e), True, 4, 1])

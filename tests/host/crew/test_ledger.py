@@ -323,3 +323,135 @@ def test_the_gateways_own_score_is_in_the_pdf(tmp_path):
     led = ledger.report(_pulled_with_score(tmp_path), html_path=html_path, pdf_path=tmp_path / "ledger.pdf")
     flat = Pdf(open(led["pdf"], "rb").read()).text().replace("\n", "")
     assert "网关自身的数据质量评分" in flat and "待补传" in flat and "172/194" in flat
+
+
+# The restart, security and meter-change tables as the firmware writes their events (nengjian.appboot,
+# nengjian.uplink.session with its code, nengjian.values.intervals).
+LANG_EVENTS = [
+    ev(T0 + 60, "boot", "started firmware 0.1.0"),
+    ev(T0 + 120, "boot", "started firmware 0.2.0 (reset cause: watchdog, quick crashes: 1 of 2)"),
+    [3, T0 + 180, "security", "city: the platform's centerDataURL (http://data.example) refused: not https; no uploads "
+                              "until it names an allowed one, the data stay on the gateway", "uplink.field_refused"],
+]
+LANG_TABLES = {"restarts": ("重启", "Restarts", ["时间", "原因", "事件"], ["At", "Cause", "Event"]),
+               "security": ("安全事件", "Security events", ["时间", "事件"], ["At", "Event"]),
+               "changes": ("更换仪表与表计清零", "Meter replacements and resets", ["时间", "事件"], ["At", "Event"])}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+WORDS = re.compile(r"[A-Za-z]{3,}")
+
+
+def _sections(page: str) -> dict[str, str]:
+    """heading -> the HTML up to the next heading."""
+    return {re.sub(r"<[^>]+>", "", m.group(1)): m.group(2)
+            for m in re.finditer(r"<h2>(.*?)</h2>(.*?)(?=<h2>|</body>)", page, re.S)}
+
+
+def _cells(section: str, tag: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", " ", c).strip() for c in re.findall(r"<%s>(.*?)</%s>" % (tag, tag), section, re.S)]
+
+
+def _report(records, tmp_path, lang: str) -> str:
+    src = tmp_path / "pulled.jsonl"
+    src.write_text("\n".join(json.dumps({"seq": i, "kind": r[0], "fields": r[1:]})
+                             for i, r in enumerate(records + LANG_EVENTS)))
+    out = tmp_path / ("ledger-%s.html" % lang)
+    assert cli.main(["--lang", lang, "ledger", str(src), "--to", "2026-05-11 08:00", "--html", str(out),
+                     "--no-pdf"]) == 0
+    return out.read_text(encoding="utf-8")
+
+
+def test_a_chinese_report_says_every_heading_and_the_event_tables_in_chinese(records, tmp_path, capsys):
+    page = _report(records, tmp_path, "zh")
+    sections = _sections(page)
+    english_only = [h for s in sections.values() for h in _cells(s, "th") if not CJK.search(h) and h != "SHA-256"]
+    english_only += [h for h in sections if not CJK.search(h)]
+    assert not english_only, english_only
+    for zh, _en, heads, _en_heads in LANG_TABLES.values():
+        table = sections[zh]
+        assert _cells(table, "th") == heads
+        texts = [c for c in _cells(table, "td") if not re.fullmatch(r"[0-9: -]+", c)]
+        assert texts and all(CJK.search(c) for c in texts), texts
+    restarts = _cells(sections["重启"], "td")
+    assert "看门狗复位" in restarts and "固件 0.1.0 启动" in restarts
+    assert not [c for c in restarts if "started firmware" in c or "watchdog" in c]
+    assert "被拒绝：不是 https" in sections["安全事件"] and "refused" not in sections["安全事件"]
+    assert "换表或仪表复位" in sections["更换仪表与表计清零"] and "reading fell" not in sections["更换仪表与表计清零"]
+    assert "运维台账" in page.split("</h1>")[0] and "Maintenance ledger" not in page
+
+
+def test_an_english_report_says_them_in_english(records, tmp_path, capsys):
+    page = _report(records, tmp_path, "en")
+    body = re.sub(r"<style>.*?</style>", "", page, flags=re.S)
+    assert not CJK.search(body), CJK.findall(body)[:20]
+    sections = _sections(page)
+    for _zh, en, _heads, heads in LANG_TABLES.values():
+        assert _cells(sections[en], "th") == heads
+        assert all(WORDS.search(c) for c in _cells(sections[en], "td") if not re.fullmatch(r"[0-9: -]+", c))
+    assert "watchdog reset" in sections["Restarts"] and "started firmware 0.1.0" in sections["Restarts"]
+
+
+def test_without_lang_the_report_carries_both(records, tmp_path, capsys):
+    src = tmp_path / "pulled.jsonl"
+    src.write_text("\n".join(json.dumps({"seq": i, "kind": r[0], "fields": r[1:]})
+                             for i, r in enumerate(records + LANG_EVENTS)))
+    out = tmp_path / "ledger.html"
+    assert cli.main(["ledger", str(src), "--html", str(out), "--no-pdf"]) == 0
+    sections = _sections(out.read_text(encoding="utf-8"))
+    restarts = sections["Restarts — 重启"]
+    assert _cells(restarts, "th") == ["At / 时间", "Cause / 原因", "Event / 事件"]
+    assert "started firmware 0.1.0" in restarts and "固件 0.1.0 启动" in restarts
+
+
+# A console status as a gateway gives it when m1 stopped answering and the city platform answered 503.
+STATUS = {"gateway_id": "NJ-1", "firmware": "0.3.0", "time": T0 + 10 * 86400, "meters": [
+    {"id": "m1", "bus": "bus0", "offline": True, "failures": 3, "last_ok": T0 + 2 * 86400, "last_error": "no reply",
+     "last_error_code": "meter_error.timeout", "values": {}},
+    {"id": "m2", "bus": "bus0", "offline": False, "failures": 0, "last_ok": T0 + 10 * 86400 - 60, "last_error": ""}],
+    "destinations": [{"name": "city", "failing": True, "backlog": 12, "last_ok": T0 + 9 * 86400,
+                      "last_error": "HTTP 503, responseCode 5001: busy", "last_error_code": "dest_error.answer"}]}
+AT_PULL = {"zh": ("拉取时的仪表与上传平台", ["仪表或上传平台", "名称", "状态", "最近读数或平台接收时间", "最近一次错误"],
+                  [["仪表", "m1", "离线", "2026-05-03 08:00", "无应答"], ["仪表", "m2", "正常", "2026-05-11 07:59", ""],
+                   ["上传平台", "city", "上传失败", "2026-05-10 08:00", "HTTP 503，平台返回码 5001：busy"]]),
+           "en": ("Meters and destinations at the pull",
+                  ["Meter or destination", "Name", "Status", "Last reading or acceptance", "Last error"],
+                  [["meter", "m1", "offline", "2026-05-03 08:00", "no reply"], ["meter", "m2", "ok", "2026-05-11 07:59", ""],
+                   ["destination", "city", "delivery failing", "2026-05-10 08:00", "HTTP 503, responseCode 5001: busy"]])}
+
+
+def _rows(section: str) -> list[list[str]]:
+    return [_cells(r, "td") for r in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S) if "<td>" in r]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_meters_and_destinations_at_the_pull_are_shown_with_their_last_errors(records, tmp_path, capsys, lang):
+    """`nengjian pull` saves the status beside the records (crew.pull.save_status); the report lists each
+    meter and destination with its last success and its last error, said in the report's language."""
+    from nengjian_host.crew import pull
+
+    pull.save_status(STATUS, tmp_path)
+    heading, heads, rows = AT_PULL[lang]
+    section = _sections(_report(records, tmp_path, lang))[heading]
+    assert _cells(section, "th") == heads
+    assert _rows(section) == rows
+    assert section.count('class="flag"') == 2  # m1 offline, city failing
+
+
+def test_a_pull_without_the_status_says_so(records, tmp_path, capsys):
+    section = _sections(_report(records, tmp_path, "zh"))["拉取时的仪表与上传平台"]
+    assert "本次拉取的数据中没有网关状态" in section and "<table>" not in section
+
+
+def test_an_older_gateways_uncoded_events_read_in_chinese(records, tmp_path, capsys):
+    """Texts firmware wrote before its events carried codes: a store that dropped records, a delivery
+    back after failures, a crash-loop safe mode of the first kind. The crew's own visit text stays as typed."""
+    old = [ev(T0 + 7200, "health", "SAFE MODE: 5 quick restarts in a row; meters not polled, console and uploads kept")]
+    sections = _sections(_report(records + old, tmp_path, "zh"))
+    events = _cells(sections["全部事件"], "td")
+    assert "安全模式：连续 5 次快速重启；暂停采集，控制台和上传保留" in events
+    assert "city：多次失败后恢复上传（无应答）" not in events  # the old text's error is its own word
+    assert "city：多次失败后恢复上传（timeout）" in events
+    assert "存储已满：已丢弃尚未被所有平台确认的记录 10..20" in events
+    assert "存储已满：已丢弃尚未被所有平台确认的记录 10..20" in _cells(sections["数据丢失与存储修复"], "td")
+    english = [c for c in events if WORDS.search(c) and not CJK.search(c)]
+    assert english == [], english
+    assert "crew Li: monthly inspection, photos taken" in _cells(sections["巡检记录"], "td")

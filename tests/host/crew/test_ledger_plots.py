@@ -91,3 +91,34 @@ def test_any_span_gets_date_ticks_matplotlib_can_place(figures, span_s):
         fig.canvas.draw()
         ticks = [t for t in fig.axes[0].get_xticks() if fig.axes[0].get_xlim()[0] <= t <= fig.axes[0].get_xlim()[1]]
         assert 2 <= len(ticks) <= 8, ticks
+
+
+def test_a_chinese_report_plots_the_timeline_rows_and_dates_without_english(figures):
+    """--lang zh: the timeline's rows (a meter offline, a delivery failing, a data gap) say their kind in
+    Chinese with the font that draws it, and no date names a month in English ("May")."""
+    import warnings
+
+    from nengjian_host.common import cjkfont
+
+    if cjkfont.find() is None:
+        pytest.skip("no CJK font installed (make browser)")
+    led = _ledger([(T0 + i * 86400, 12345.0 + i) for i in range(20)])
+    led["faults"] = [{"category": "meter offline", "subject": "m1", "start_ts": T0, "end_ts": T0 + 86400}]
+    led["link_outages"] = [{"category": "delivery failing", "subject": "city", "start_ts": T0, "end_ts": None}]
+    led["gaps"] = [{"code": CODE, "from_ts": T0 + 86400, "to_ts": T0 + 5 * 86400, "duration_s": 4 * 86400}]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        ledger.plots(led, lang="zh")
+    assert [str(w.message) for w in said if "missing from font" in str(w.message)] == []
+    timeline = figures[-1].axes[0]
+    figures[-1].canvas.draw()
+    assert [t.get_text() for t in timeline.get_yticklabels()] == sorted(
+        ["仪表离线 m1", "上传失败 city", "数据缺失 %s" % CODE])
+    for fig in figures[:-1]:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        dates = [t.get_text() for t in ax.get_xticklabels()] + [ax.xaxis.get_offset_text().get_text()]
+        assert dates and not any(c.isalpha() for d in dates for c in d), dates
+    ledger.plots(led, lang="en")
+    figures[-1].canvas.draw()
+    assert "meter offline m1" in [t.get_text() for t in figures[-1].axes[0].get_yticklabels()]

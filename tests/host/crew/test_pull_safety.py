@@ -225,3 +225,45 @@ def test_a_dump_with_a_name_that_leaves_the_folder_is_refused(tmp_path, name):
     code, _text, err = _cli("pull", "--dump", img, "--out", tmp_path / "pulls", "--no-decode")
     assert code == 1 and "拉取目录之外" in err
     assert not (tmp_path / "pulls").exists()
+
+
+class StatusGateway(FakeGateway):
+    """A gateway whose status lists its meters and destinations, and more than a pull keeps of them:
+    a newer firmware's fields, here holding the platform's PIN and key."""
+
+    def status(self):
+        return dict(super().status(), time=1_777_600_000, meters=[
+            {"id": "m1", "bus": "bus0", "offline": True, "failures": 3, "last_ok": 1_777_599_000,
+             "last_error": "no reply", "last_error_code": "meter_error.timeout", "values": {"e": "1.5"},
+             "pin": PIN},
+        ], destinations=[
+            {"name": "city", "failing": False, "backlog": 4, "last_ok": 1_777_599_900, "last_error": "",
+             "stats": {"sent": 9}, "session": {"deviceId": "d1", "secretKey": KEY}, "pin": PIN}])
+
+
+def test_the_status_a_pull_saves_holds_each_units_last_error_and_no_secret(tmp_path, monkeypatch, open_umask):
+    gw = StatusGateway(_honest())
+    monkeypatch.setattr(device, "resolve_port", lambda spec, probe=None: spec)
+    monkeypatch.setattr(pull, "Console", lambda port, baud=115200, timeout=20.0: gw)
+    code, text, err = _cli("pull", "--port", "fake", "--out", tmp_path / "pulls", "--json", "--no-decode")
+    assert code == 0, err or text
+    res = json.loads(text)
+    final = Path(res["dir"])
+    blob = (final / "status.json").read_bytes()
+    assert res["status"] == {"file": "status.json", "gateway_time": 1_777_600_000, "meters": 1, "destinations": 1,
+                             "sha256": hashlib.sha256(blob).hexdigest()}
+    doc = json.loads(blob)
+    assert doc["meters"] == [{"id": "m1", "bus": "bus0", "offline": True, "failures": 3, "last_ok": 1_777_599_000,
+                              "last_error": "no reply", "last_error_code": "meter_error.timeout"}]
+    assert doc["destinations"] == [{"name": "city", "failing": False, "backlog": 4, "last_ok": 1_777_599_900,
+                                    "last_error": ""}]
+    assert PIN.encode() not in blob and KEY.encode() not in blob and b"secretKey" not in blob and b"pin" not in blob
+    assert _modes(final) == []
+
+
+def test_a_status_with_no_meters_nor_destinations_saves_none(tmp_path, gateway):
+    gateway(_honest())  # a gateway starting or in safe mode: its status lists neither
+    code, text, err = _cli("pull", "--port", "fake", "--out", tmp_path / "pulls", "--json", "--no-decode")
+    assert code == 0, err or text
+    res = json.loads(text)
+    assert "status" not in res and not (Path(res["dir"]) / "status.json").exists()

@@ -183,3 +183,28 @@ def test_a_missing_config_and_a_dead_volume_are_said_in_chinese_too():
     assert safe_texts(volume)[0].zh.startswith("安全模式：数据分区无法挂载（[Errno 19]）")
     old = {"mode": "safe", "safe_reason": "config: something"}  # a gateway that gives no codes
     assert safe_texts(old)[0].zh == messages.MESSAGES["out.status.safe.other"][1].format(reason="config: something")
+
+
+def test_the_last_errors_of_meters_and_destinations_are_said_in_chinese_by_their_codes():
+    from nengjian_host.common.messages import set_lang
+
+    st = {"gateway_id": "NJ-1", "mode": "run", "time": 1700000000,
+          "meters": [{"id": "m2", "bus": "bus0", "offline": True, "failures": 4, "last_ok": 1700000000,
+                      "last_error": "no reply", "last_error_code": "meter_error.timeout", "values": {},
+                      "stats": {"ok": 3, "failed": 4}},
+                     {"id": "m3", "bus": "bus0", "offline": False, "failures": 1, "last_ok": 1700000000,
+                      "last_error": "incomplete reply (3 bytes)", "values": {}, "stats": {}}],  # an older gateway
+          "destinations": [{"name": "prov", "failing": True, "last_ok": 0, "backlog": 4, "stats": {},
+                            "last_error": "HTTP 503, unreadable answer: busy", "last_error_code": "dest_error"}]}
+    try:
+        set_lang("zh")
+        zh = _text(st)
+        set_lang("en")
+        en = _text(st)
+    finally:
+        set_lang("en")
+    rows = {line.split()[1]: line for line in zh.splitlines() if line.startswith("│ ")}
+    assert "无应答" in rows["m2"] and "no reply" not in rows["m2"]
+    assert "incomplete reply (3 bytes)" in rows["m3"]  # no code: as the gateway wrote it
+    assert "HTTP 503，平台应答无法解读：busy" in rows["prov"]
+    assert "no reply" in en and "HTTP 503, unreadable answer: busy" in en and "无应答" not in en
